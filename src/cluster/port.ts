@@ -1,0 +1,90 @@
+/**
+ * ClusterPort: everything patchpilot needs from a cluster, and nothing more. Implementations: MemoryCluster (tests),
+ * the simulator (src/sim) and the Kubernetes adapter. Every method is idempotent, because after a crash the engine
+ * repeats the step it was in: a second cordon, drain, job start or reboot with the same key must change nothing.
+ */
+import type { AgentReport } from '../engine/report.ts';
+
+export interface ClusterNode {
+  name: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  unschedulable: boolean;
+  ready: boolean;
+  bootId: string;
+  kubeletVersion: string;
+  osImage: string;
+}
+
+export interface DrainOptions {
+  gracePeriodSeconds: number;
+  podSelector: string;
+  signal: AbortSignal;
+}
+
+export interface DrainResult {
+  evicted: number;
+}
+
+export interface PatchJobSpec {
+  runId: string;
+  node: string;
+  hash: string;
+  jobName: string;
+  mode: 'native' | 'palette';
+  agent: 'modern' | 'legacy';
+  securityOnly: boolean;
+  holdPackages: string[];
+  lockTimeoutSeconds: number;
+  rebootIfRequired: boolean;
+  /** Download only (prefetch): change nothing on the node. */
+  downloadOnly: boolean;
+}
+
+export interface LeaseRequest {
+  name: string;
+  holder: string;
+  durationSeconds: number;
+}
+
+export type LeaseResult = { acquired: true } | { acquired: false; holder: string; expiresAt: number };
+
+export type UncordonResult = 'uncordoned' | 'not-cordoned' | 'not-ours';
+export type CordonResult = 'cordoned' | 'already-ours' | 'foreign';
+
+export interface MetadataPatch {
+  labels?: Record<string, string | null>;
+  annotations?: Record<string, string | null>;
+}
+
+export interface ClusterPort {
+  readonly name: string;
+  listNodes(signal?: AbortSignal): Promise<ClusterNode[]>;
+  /** null when the node does not exist. */
+  getNode(name: string, signal?: AbortSignal): Promise<ClusterNode | null>;
+  /** Marks the node unschedulable and records `owner` in the cordoned-by annotation, in one patch. */
+  cordon(name: string, owner: string, signal?: AbortSignal): Promise<CordonResult>;
+  /** Lifts a cordon only if `owner` made it: someone else's cordon is never touched. */
+  uncordon(name: string, owner: string, signal?: AbortSignal): Promise<UncordonResult>;
+  /** Evicts every pod but DaemonSet and mirror pods, honouring PDBs; retries blocked evictions until aborted. */
+  drain(name: string, options: DrainOptions): Promise<DrainResult>;
+  /** Creates the patch Job unless one with this name exists. */
+  startPatchJob(spec: PatchJobSpec, signal?: AbortSignal): Promise<{ jobName: string; created: boolean }>;
+  /** Waits for the Job's agent report (its last log line). */
+  awaitAgentReport(jobName: string, signal: AbortSignal): Promise<AgentReport>;
+  /** Reboots the node once per key. */
+  reboot(name: string, key: string, signal?: AbortSignal): Promise<void>;
+  /** Waits until the node is Ready with a boot id other than `notBootId`. */
+  awaitReady(name: string, notBootId: string, signal: AbortSignal): Promise<ClusterNode>;
+  patchNodeMetadata(name: string, patch: MetadataPatch, signal?: AbortSignal): Promise<void>;
+  acquireLease(request: LeaseRequest): Promise<LeaseResult>;
+  renewLease(request: LeaseRequest): Promise<boolean>;
+  releaseLease(name: string, holder: string): Promise<void>;
+}
+
+export class NodeNotFoundError extends Error {
+  override readonly name = 'NodeNotFoundError';
+  constructor(node: string, cluster: string) {
+    super(`node "${node}" does not exist in cluster ${cluster}`);
+  }
+}

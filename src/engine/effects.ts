@@ -1,0 +1,123 @@
+/**
+ * What the engine needs from the world, as data. The machines invoke named actors whose inputs and outputs are typed
+ * here; real implementations (a Kubernetes cluster, the simulator, the in-memory cluster) are provided at the edge with
+ * `machine.provide({ actors })`. Every effect output carries `at`, the clock time it finished, because the engine has
+ * no clock of its own: deadlines are computed from the times events carry.
+ *
+ * Effects never reject: a failure is a value (`ok: false`) so that it is persisted like any other outcome.
+ */
+import type { AgentReport, ErrorCode } from './report.ts';
+import type { NodeView } from './selection.ts';
+
+export interface StepError {
+  code: ErrorCode;
+  message: string;
+  /** Transient failures (API 429/5xx, conflicts) are retried with backoff; everything else fails the step at once. */
+  retryable: boolean;
+}
+
+export type StepResult<T> = ({ ok: true; value: T } | { ok: false; error: StepError }) & { at: number };
+
+/** What preflight and rejoin observe of a node. */
+export interface NodeState extends NodeView {
+  exists: boolean;
+  ready: boolean;
+  unschedulable: boolean;
+  /** Value of the cordoned-by annotation: which run cordoned it, if patchpilot did. */
+  cordonedBy: string | null;
+  bootId: string;
+  kubeletVersion: string;
+}
+
+/** Identifies one side effect; implementations use it as an idempotency key. */
+export interface EffectKey {
+  runId: string;
+  node: string;
+}
+
+export interface DrainInput extends EffectKey {
+  gracePeriodSeconds: number;
+  podSelector: string;
+}
+
+export interface PatchJobInput extends EffectKey {
+  hash: string;
+  mode: 'native' | 'palette';
+  agent: 'modern' | 'legacy';
+  securityOnly: boolean;
+  holdPackages: string[];
+  lockTimeoutSeconds: number;
+  rebootIfRequired: boolean;
+}
+
+export interface RebootInput extends EffectKey {
+  bootIdBefore: string;
+}
+
+export interface RejoinInput extends EffectKey {
+  bootIdBefore: string;
+}
+
+export interface MarkInput extends EffectKey {
+  labels: Record<string, string>;
+  annotations: Record<string, string | null>;
+}
+
+export interface ListNodesInput {
+  runId: string;
+}
+
+/** Download-only run of the agent on every node, with the same package policy as the patch itself. */
+export interface PrefetchInput extends Omit<PatchJobInput, 'node'> {
+  nodes: string[];
+}
+
+/** Input of the durable timer actor: the absolute time it fires and the event it sends back. */
+export interface TimerInput {
+  at: number;
+  event: 'STEP_TIMEOUT' | 'RETRY' | 'NOT_BEFORE_REACHED';
+}
+
+export type PreflightOutput = StepResult<NodeState>;
+export type CordonOutput = StepResult<null>;
+export type DrainOutput = StepResult<{ evicted: number }>;
+export type PatchOutput = StepResult<AgentReport>;
+export type RebootOutput = StepResult<null>;
+export type RejoinOutput = StepResult<NodeState>;
+export type UncordonOutput = StepResult<null>;
+export type MarkOutput = StepResult<null>;
+export type ListNodesOutput = StepResult<NodeView[]>;
+export type PrefetchOutput = StepResult<{ prefetched: string[]; failed: string[] }>;
+
+/** The async functions an adapter implements; `src/service` turns them into the named actors. */
+export interface EngineEffects {
+  inspectNode(input: EffectKey, signal: AbortSignal): Promise<NodeState>;
+  cordonNode(input: EffectKey, signal: AbortSignal): Promise<null>;
+  drainNode(input: DrainInput, signal: AbortSignal): Promise<{ evicted: number }>;
+  runPatchJob(input: PatchJobInput, signal: AbortSignal): Promise<AgentReport>;
+  rebootNode(input: RebootInput, signal: AbortSignal): Promise<null>;
+  awaitRejoin(input: RejoinInput, signal: AbortSignal): Promise<NodeState>;
+  uncordonNode(input: EffectKey, signal: AbortSignal): Promise<null>;
+  markNode(input: MarkInput, signal: AbortSignal): Promise<null>;
+  listNodes(input: ListNodesInput, signal: AbortSignal): Promise<NodeView[]>;
+  prefetch(input: PrefetchInput, signal: AbortSignal): Promise<{ prefetched: string[]; failed: string[] }>;
+}
+
+/** An error an effect throws to say how the engine should classify it. Anything else is a retryable API_ERROR. */
+export class EffectError extends Error {
+  override readonly name = 'EffectError';
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, retryable = false) {
+    super(message);
+    this.code = code;
+    this.retryable = retryable;
+  }
+}
+
+export function toStepError(err: unknown): StepError {
+  if (err instanceof EffectError) return { code: err.code, message: err.message, retryable: err.retryable };
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: 'API_ERROR', message, retryable: true };
+}

@@ -1,0 +1,706 @@
+/**
+ * The node machine: one node, one run. preflight -> cordon -> drain -> patch -> [reboot -> rejoin] -> uncordon -> mark.
+ *
+ * Every step invokes a named effect and a durable deadline timer (XState drops pending `after` timers when a snapshot
+ * is restored, so deadlines live in context and a timer actor re-arms itself from them). Transient errors are retried
+ * with exponential backoff inside the step's deadline. Any failure goes to `recovering`, which applies the failure
+ * policy: give the node back if it is healthy and we cordoned it, otherwise leave it cordoned and say so.
+ */
+import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import type {
+  CordonOutput,
+  DrainInput,
+  DrainOutput,
+  EffectKey,
+  MarkInput,
+  MarkOutput,
+  NodeState,
+  PatchJobInput,
+  PatchOutput,
+  PreflightOutput,
+  RebootInput,
+  RebootOutput,
+  RejoinInput,
+  RejoinOutput,
+  StepResult,
+  TimerInput,
+  UncordonOutput,
+} from './effects.ts';
+import { markMetadata } from './metadata.ts';
+import type { Plan } from './plan.ts';
+import type { AgentReport, ErrorCode } from './report.ts';
+
+export const NODE_STEPS = ['preflight', 'cordon', 'drain', 'patch', 'reboot', 'rejoin', 'uncordon', 'mark', 'recover'] as const;
+export type NodeStep = (typeof NODE_STEPS)[number];
+
+export interface NodePolicy {
+  labelKey: string;
+  mode: Plan['mode'];
+  agent: Plan['agent'];
+  securityOnly: boolean;
+  holdPackages: string[];
+  lockTimeoutSeconds: number;
+  rebootIfRequired: boolean;
+  gracePeriodSeconds: number;
+  podSelector: string;
+  drainOnTimeout: Plan['drain']['onTimeout'];
+  timeoutsMs: Record<NodeStep, number>;
+  retryAttempts: number;
+  retryBackoffMs: number;
+}
+
+/** API-only steps get two minutes including retries; the long ones come from the plan. */
+const API_STEP_TIMEOUT_MS = 120_000;
+
+export function nodePolicy(plan: Plan): NodePolicy {
+  return {
+    labelKey: plan.labelKey,
+    mode: plan.mode,
+    agent: plan.agent,
+    securityOnly: plan.securityOnly,
+    holdPackages: [...plan.holdPackages],
+    lockTimeoutSeconds: plan.lockTimeoutSeconds,
+    rebootIfRequired: plan.rebootIfRequired,
+    gracePeriodSeconds: plan.drain.gracePeriodSeconds,
+    podSelector: plan.drain.podSelector,
+    drainOnTimeout: plan.drain.onTimeout,
+    timeoutsMs: {
+      preflight: API_STEP_TIMEOUT_MS,
+      cordon: API_STEP_TIMEOUT_MS,
+      drain: plan.drainTimeoutSeconds * 1000,
+      patch: plan.patchTimeoutSeconds * 1000,
+      reboot: API_STEP_TIMEOUT_MS,
+      rejoin: plan.readyTimeoutSeconds * 1000,
+      uncordon: API_STEP_TIMEOUT_MS,
+      mark: API_STEP_TIMEOUT_MS,
+      recover: API_STEP_TIMEOUT_MS * 3,
+    },
+    retryAttempts: plan.retry.attempts,
+    retryBackoffMs: plan.retry.backoffSeconds * 1000,
+  };
+}
+
+/** The error a step reports when its deadline passes. */
+const TIMEOUT_CODES: Record<NodeStep, ErrorCode> = {
+  preflight: 'API_ERROR',
+  cordon: 'API_ERROR',
+  drain: 'DRAIN_TIMEOUT',
+  patch: 'JOB_FAILED',
+  reboot: 'API_ERROR',
+  rejoin: 'REJOIN_TIMEOUT',
+  uncordon: 'API_ERROR',
+  mark: 'API_ERROR',
+  recover: 'API_ERROR',
+};
+
+/** Failures after which the node must wait for a human even if it looks healthy. */
+const KEEP_CORDONED: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['KUBELET_CHANGED', 'DPKG_INTERRUPTED']);
+
+export interface NodeRunInput {
+  runId: string;
+  node: string;
+  hash: string;
+  startedAt: number;
+  policy: NodePolicy;
+}
+
+export type NodeResult = 'patched' | 'no-updates' | 'failed' | 'cancelled' | 'skipped';
+
+export interface NodeFailure {
+  step: NodeStep;
+  code: ErrorCode;
+  message: string;
+}
+
+export interface NodeOutcome {
+  node: string;
+  result: NodeResult;
+  error: NodeFailure | null;
+  /** Why a skipped node was skipped. */
+  note: string | null;
+  report: AgentReport | null;
+  rebooted: boolean;
+  rebootPending: boolean;
+  /** Still cordoned by us when the machine finished (only when the failure policy kept it so). */
+  cordonedAtEnd: boolean;
+  /** Milliseconds spent per step. */
+  phases: Partial<Record<NodeStep, number>>;
+  startedAt: number;
+  finishedAt: number;
+}
+
+export interface NodeContext {
+  runId: string;
+  node: string;
+  hash: string;
+  policy: NodePolicy;
+  startedAt: number;
+  step: NodeStep;
+  stepStartedAt: number;
+  attempt: number;
+  deadline: number;
+  retryAt: number;
+  before: NodeState | null;
+  cordonedByOthers: boolean;
+  cordonedByUs: boolean;
+  report: AgentReport | null;
+  rebooted: boolean;
+  failure: NodeFailure | null;
+  cancelRequested: boolean;
+  healthyAtFailure: boolean;
+  result: NodeResult | null;
+  note: string | null;
+  phases: Partial<Record<NodeStep, number>>;
+  finishedAt: number;
+}
+
+export type NodeEvent =
+  | { type: 'STEP_TIMEOUT'; at: number }
+  | { type: 'RETRY'; at: number }
+  | { type: 'CANCEL'; at: number; by: string };
+
+/** The time an event happened: effect outputs, timer events and commands all carry it. */
+export function timeOf(event: unknown, fallback: number): number {
+  if (event && typeof event === 'object') {
+    const e = event as { at?: unknown; output?: { at?: unknown; finishedAt?: unknown }; input?: { startedAt?: unknown } };
+    if (typeof e.at === 'number') return e.at;
+    if (typeof e.output?.at === 'number') return e.output.at;
+    // A node machine's output (the fleet hears it when a node finishes).
+    if (typeof e.output?.finishedAt === 'number') return e.output.finishedAt;
+    if (typeof e.input?.startedAt === 'number') return e.input.startedAt;
+  }
+  return fallback;
+}
+
+function outputOf(event: unknown): StepResult<unknown> | undefined {
+  return (event as { output?: StepResult<unknown> }).output;
+}
+
+function valueOf<T>(output: StepResult<T>): T {
+  if (!output.ok) throw new Error(`engine bug: read the value of a failed step (${output.error.code})`);
+  return output.value;
+}
+
+const unprovided = (name: string) =>
+  fromPromise<never, unknown>(async () => {
+    throw new Error(`effect "${name}" was not provided: use machine.provide({ actors }) at the edge`);
+  });
+
+const effect = <I, O>(name: string) => unprovided(name) as unknown as ReturnType<typeof fromPromise<O, I>>;
+
+/** Placeholder so the machine can be analysed alone (xstate/graph); the runner provides a clock-backed timer. */
+export const idleTimer = fromCallback<{ type: string }, TimerInput>(() => () => {});
+
+const key = (c: NodeContext): EffectKey => ({ runId: c.runId, node: c.node });
+
+export const nodeMachine = setup({
+  types: {
+    context: {} as NodeContext,
+    events: {} as NodeEvent,
+    input: {} as NodeRunInput,
+    output: {} as NodeOutcome,
+  },
+  actors: {
+    inspectNode: effect<EffectKey, PreflightOutput>('inspectNode'),
+    cordonNode: effect<EffectKey, CordonOutput>('cordonNode'),
+    drainNode: effect<DrainInput, DrainOutput>('drainNode'),
+    runPatchJob: effect<PatchJobInput, PatchOutput>('runPatchJob'),
+    rebootNode: effect<RebootInput, RebootOutput>('rebootNode'),
+    awaitRejoin: effect<RejoinInput, RejoinOutput>('awaitRejoin'),
+    uncordonNode: effect<EffectKey, UncordonOutput>('uncordonNode'),
+    markNode: effect<MarkInput, MarkOutput>('markNode'),
+    timer: idleTimer,
+  },
+  guards: {
+    stepOk: ({ event }) => outputOf(event)?.ok === true,
+    canRetry: ({ context, event }) => {
+      const out = outputOf(event);
+      return out !== undefined && !out.ok && out.error.retryable && context.attempt < context.policy.retryAttempts;
+    },
+    nodeGone: ({ event }) => {
+      const out = outputOf(event) as PreflightOutput;
+      return out.ok && !out.value.exists;
+    },
+    alreadyPatched: ({ context, event }) => {
+      const out = outputOf(event) as PreflightOutput;
+      return out.ok && out.value.labels[context.policy.labelKey] === context.hash;
+    },
+    notReady: ({ event }) => {
+      const out = outputOf(event) as PreflightOutput;
+      return out.ok && !out.value.ready;
+    },
+    cordonedByOthers: ({ context, event }) => {
+      const out = outputOf(event) as PreflightOutput;
+      return out.ok && out.value.unschedulable && out.value.cordonedBy !== context.runId;
+    },
+    agentFailed: ({ event }) => {
+      const out = outputOf(event) as PatchOutput;
+      return out.ok && out.value.result === 'failed';
+    },
+    mustReboot: ({ context, event }) => {
+      const out = outputOf(event) as PatchOutput;
+      return out.ok && out.value.rebootRequired && context.policy.rebootIfRequired;
+    },
+    kubeletChanged: ({ context, event }) => {
+      const out = outputOf(event) as RejoinOutput;
+      return out.ok && context.before !== null && out.value.kubeletVersion !== context.before.kubeletVersion;
+    },
+    weCordoned: ({ context }) => context.cordonedByUs,
+    /** The failure policy: hand the node back only if it is healthy, the cordon is ours, and the failure allows it. */
+    mayUncordon: ({ context, event }) => {
+      const out = outputOf(event) as PreflightOutput;
+      const code = context.failure?.code;
+      if (!context.cordonedByUs || !out.ok || !out.value.ready || code === undefined) return false;
+      if (KEEP_CORDONED.has(code)) return false;
+      return !(code === 'DRAIN_TIMEOUT' && context.policy.drainOnTimeout === 'keep-cordoned');
+    },
+  },
+  actions: {
+    beginStep: assign(({ context, event }, params: { step: NodeStep }) => {
+      const at = timeOf(event, context.startedAt);
+      return {
+        step: params.step,
+        stepStartedAt: at,
+        attempt: 1,
+        deadline: at + context.policy.timeoutsMs[params.step],
+        retryAt: at,
+      };
+    }),
+    endStep: assign(({ context, event }) => {
+      const spent = timeOf(event, context.stepStartedAt) - context.stepStartedAt;
+      return { phases: { ...context.phases, [context.step]: (context.phases[context.step] ?? 0) + spent } };
+    }),
+    scheduleRetry: assign(({ context, event }) => {
+      const at = timeOf(event, context.stepStartedAt);
+      return { attempt: context.attempt + 1, retryAt: at + context.policy.retryBackoffMs * 2 ** (context.attempt - 1) };
+    }),
+    failFromOutput: assign(({ context, event }) => {
+      const out = outputOf(event);
+      const error = out && !out.ok ? out.error : { code: 'API_ERROR' as const, message: 'step failed without an error' };
+      return { failure: { step: context.step, code: error.code, message: error.message } };
+    }),
+    failFromReport: assign(({ context, event }) => {
+      const report = valueOf(outputOf(event) as PatchOutput);
+      return {
+        report,
+        failure: {
+          step: context.step,
+          code: (report.error?.code ?? 'JOB_FAILED') as ErrorCode,
+          message: report.error?.message ?? 'the agent reported a failure without details',
+        },
+      };
+    }),
+    failOnTimeout: assign(({ context }) => ({
+      failure: {
+        step: context.step,
+        code: TIMEOUT_CODES[context.step],
+        message: `${context.step} did not finish within ${Math.round(context.policy.timeoutsMs[context.step] / 1000)}s`,
+      },
+    })),
+    failWith: assign(({ context }, params: { code: ErrorCode; message: string }) => ({
+      failure: { step: context.step, code: params.code, message: params.message },
+    })),
+    cancel: assign(({ context, event }) => ({
+      failure: {
+        step: context.step,
+        code: 'CANCELLED' as const,
+        message: `cancelled by ${(event as { by?: string }).by ?? 'operator'} during ${context.step}`,
+      },
+    })),
+    requestCancel: assign({ cancelRequested: true }),
+    finish: assign(({ context, event }, params: { result: NodeResult }) => ({
+      result: params.result === 'failed' && context.failure?.code === 'CANCELLED' ? 'cancelled' : params.result,
+      finishedAt: timeOf(event, context.stepStartedAt),
+    })),
+  },
+}).createMachine({
+  id: 'node',
+  context: ({ input }) => ({
+    runId: input.runId,
+    node: input.node,
+    hash: input.hash,
+    policy: input.policy,
+    startedAt: input.startedAt,
+    step: 'preflight',
+    stepStartedAt: input.startedAt,
+    attempt: 1,
+    deadline: input.startedAt,
+    retryAt: input.startedAt,
+    before: null,
+    cordonedByOthers: false,
+    cordonedByUs: false,
+    report: null,
+    rebooted: false,
+    failure: null,
+    cancelRequested: false,
+    healthyAtFailure: false,
+    result: null,
+    note: null,
+    phases: {},
+    finishedAt: input.startedAt,
+  }),
+  initial: 'preflight',
+  output: ({ context }) => ({
+    node: context.node,
+    result: context.result ?? 'failed',
+    error: context.failure,
+    note: context.note,
+    report: context.report,
+    rebooted: context.rebooted,
+    rebootPending: context.report?.rebootRequired === true && !context.rebooted,
+    cordonedAtEnd: context.cordonedByUs,
+    phases: context.phases,
+    startedAt: context.startedAt,
+    finishedAt: context.finishedAt,
+  }),
+  states: {
+    preflight: {
+      entry: { type: 'beginStep', params: { step: 'preflight' } },
+      exit: 'endStep',
+      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
+      on: {
+        STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' },
+        CANCEL: { target: 'recovering', actions: 'cancel' },
+      },
+      initial: 'running',
+      states: {
+        running: {
+          invoke: {
+            src: 'inspectNode',
+            input: ({ context }) => key(context),
+            onDone: [
+              { guard: 'nodeGone', target: '#node.skipped', actions: assign({ note: 'the node no longer exists' }) },
+              {
+                guard: 'alreadyPatched',
+                target: '#node.skipped',
+                actions: assign({ note: 'already carries the current hash (patched by an earlier attempt)' }),
+              },
+              {
+                guard: 'notReady',
+                target: '#node.recovering',
+                actions: [
+                  assign({ before: ({ event }) => valueOf(event.output) }),
+                  { type: 'failWith', params: { code: 'NODE_NOT_READY', message: 'node is not Ready; patching it could make things worse' } },
+                ],
+              },
+              {
+                guard: 'cordonedByOthers',
+                target: '#node.drain',
+                actions: assign({ before: ({ event }) => valueOf(event.output), cordonedByOthers: true }),
+              },
+              {
+                guard: 'stepOk',
+                target: '#node.cordon',
+                actions: assign({
+                  before: ({ event }) => valueOf(event.output),
+                  // A cordon carrying our run id survives a crash between cordon and persist: it is still ours.
+                  cordonedByUs: ({ context, event }) => {
+                    const s = valueOf(event.output);
+                    return s.unschedulable && s.cordonedBy === context.runId;
+                  },
+                }),
+              },
+              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+              { target: '#node.recovering', actions: 'failFromOutput' },
+            ],
+          },
+        },
+        backoff: {
+          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
+          on: { RETRY: 'running' },
+        },
+      },
+    },
+    cordon: {
+      entry: { type: 'beginStep', params: { step: 'cordon' } },
+      exit: 'endStep',
+      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
+      on: {
+        STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' },
+        CANCEL: { target: 'recovering', actions: 'cancel' },
+      },
+      initial: 'running',
+      states: {
+        running: {
+          invoke: {
+            src: 'cordonNode',
+            input: ({ context }) => key(context),
+            onDone: [
+              { guard: 'stepOk', target: '#node.drain', actions: assign({ cordonedByUs: true }) },
+              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+              { target: '#node.recovering', actions: 'failFromOutput' },
+            ],
+          },
+        },
+        backoff: {
+          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
+          on: { RETRY: 'running' },
+        },
+      },
+    },
+    drain: {
+      entry: { type: 'beginStep', params: { step: 'drain' } },
+      exit: 'endStep',
+      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
+      on: {
+        STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' },
+        CANCEL: { target: 'recovering', actions: 'cancel' },
+      },
+      initial: 'running',
+      states: {
+        running: {
+          invoke: {
+            src: 'drainNode',
+            input: ({ context }) => ({
+              ...key(context),
+              gracePeriodSeconds: context.policy.gracePeriodSeconds,
+              podSelector: context.policy.podSelector,
+            }),
+            onDone: [
+              { guard: 'stepOk', target: '#node.patch' },
+              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+              { target: '#node.recovering', actions: 'failFromOutput' },
+            ],
+          },
+        },
+        backoff: {
+          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
+          on: { RETRY: 'running' },
+        },
+      },
+    },
+    patch: {
+      entry: { type: 'beginStep', params: { step: 'patch' } },
+      exit: 'endStep',
+      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
+      on: {
+        STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' },
+        // Stopping dpkg half-way is worse than finishing: the node completes, the fleet starts nothing new.
+        CANCEL: { actions: 'requestCancel' },
+      },
+      initial: 'running',
+      states: {
+        running: {
+          invoke: {
+            src: 'runPatchJob',
+            input: ({ context }) => ({
+              ...key(context),
+              hash: context.hash,
+              mode: context.policy.mode,
+              agent: context.policy.agent,
+              securityOnly: context.policy.securityOnly,
+              holdPackages: context.policy.holdPackages,
+              lockTimeoutSeconds: context.policy.lockTimeoutSeconds,
+              rebootIfRequired: context.policy.rebootIfRequired,
+            }),
+            onDone: [
+              { guard: 'agentFailed', target: '#node.recovering', actions: 'failFromReport' },
+              {
+                guard: 'mustReboot',
+                target: '#node.reboot',
+                actions: assign({ report: ({ event }) => valueOf(event.output) }),
+              },
+              {
+                guard: 'stepOk',
+                target: '#node.afterPatch',
+                actions: assign({ report: ({ event }) => valueOf(event.output) }),
+              },
+              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+              { target: '#node.recovering', actions: 'failFromOutput' },
+            ],
+          },
+        },
+        backoff: {
+          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
+          on: { RETRY: 'running' },
+        },
+      },
+    },
+    reboot: {
+      entry: { type: 'beginStep', params: { step: 'reboot' } },
+      exit: 'endStep',
+      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
+      on: {
+        STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' },
+        CANCEL: { actions: 'requestCancel' },
+      },
+      initial: 'running',
+      states: {
+        running: {
+          invoke: {
+            src: 'rebootNode',
+            input: ({ context }) => ({ ...key(context), bootIdBefore: context.before?.bootId ?? '' }),
+            onDone: [
+              { guard: 'stepOk', target: '#node.rejoin', actions: assign({ rebooted: true }) },
+              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+              { target: '#node.recovering', actions: 'failFromOutput' },
+            ],
+          },
+        },
+        backoff: {
+          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
+          on: { RETRY: 'running' },
+        },
+      },
+    },
+    rejoin: {
+      entry: { type: 'beginStep', params: { step: 'rejoin' } },
+      exit: 'endStep',
+      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
+      on: {
+        STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' },
+        CANCEL: { actions: 'requestCancel' },
+      },
+      initial: 'running',
+      states: {
+        running: {
+          invoke: {
+            src: 'awaitRejoin',
+            input: ({ context }) => ({ ...key(context), bootIdBefore: context.before?.bootId ?? '' }),
+            onDone: [
+              {
+                guard: 'kubeletChanged',
+                target: '#node.recovering',
+                actions: {
+                  type: 'failWith',
+                  params: {
+                    code: 'KUBELET_CHANGED',
+                    message: 'the kubelet version changed across the reboot: Kubernetes was upgraded by the OS patch',
+                  },
+                },
+              },
+              { guard: 'stepOk', target: '#node.afterPatch' },
+              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+              { target: '#node.recovering', actions: 'failFromOutput' },
+            ],
+          },
+        },
+        backoff: {
+          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
+          on: { RETRY: 'running' },
+        },
+      },
+    },
+    /** Only a cordon we made is ours to lift. */
+    afterPatch: {
+      always: [{ guard: 'weCordoned', target: 'uncordon' }, { target: 'mark' }],
+    },
+    uncordon: {
+      entry: { type: 'beginStep', params: { step: 'uncordon' } },
+      exit: 'endStep',
+      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
+      on: { STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' } },
+      initial: 'running',
+      states: {
+        running: {
+          invoke: {
+            src: 'uncordonNode',
+            input: ({ context }) => key(context),
+            onDone: [
+              { guard: 'stepOk', target: '#node.mark', actions: assign({ cordonedByUs: false }) },
+              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+              { target: '#node.recovering', actions: 'failFromOutput' },
+            ],
+          },
+        },
+        backoff: {
+          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
+          on: { RETRY: 'running' },
+        },
+      },
+    },
+    mark: {
+      entry: { type: 'beginStep', params: { step: 'mark' } },
+      exit: 'endStep',
+      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
+      on: { STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' } },
+      initial: 'running',
+      states: {
+        running: {
+          invoke: {
+            src: 'markNode',
+            input: ({ context }) => ({
+              ...key(context),
+              ...markMetadata({
+                labelKey: context.policy.labelKey,
+                hash: context.hash,
+                runId: context.runId,
+                status: context.report?.result === 'no-updates' ? 'no-updates' : 'patched',
+                at: context.stepStartedAt,
+                error: null,
+                rebootPending: context.report?.rebootRequired === true && !context.rebooted,
+              }),
+            }),
+            onDone: [
+              {
+                guard: 'stepOk',
+                target: '#node.done',
+                actions: {
+                  type: 'finish',
+                  params: ({ context }) => ({ result: context.report?.result === 'no-updates' ? 'no-updates' : 'patched' }),
+                },
+              },
+              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+              { target: '#node.recovering', actions: 'failFromOutput' },
+            ],
+          },
+        },
+        backoff: {
+          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
+          on: { RETRY: 'running' },
+        },
+      },
+    },
+    /**
+     * The failure policy. Re-read the node (never trust what we saw before the failure), lift our own cordon only if
+     * the node is healthy, then record the failure on the node so a human sees it with kubectl.
+     */
+    recovering: {
+      entry: { type: 'beginStep', params: { step: 'recover' } },
+      exit: 'endStep',
+      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
+      on: { STEP_TIMEOUT: { target: 'failed', actions: { type: 'finish', params: { result: 'failed' } } } },
+      initial: 'inspecting',
+      states: {
+        inspecting: {
+          invoke: {
+            src: 'inspectNode',
+            input: ({ context }) => key(context),
+            onDone: [
+              { guard: 'mayUncordon', target: 'uncordoning', actions: assign({ healthyAtFailure: true }) },
+              { target: 'reporting' },
+            ],
+          },
+        },
+        uncordoning: {
+          invoke: {
+            src: 'uncordonNode',
+            input: ({ context }) => key(context),
+            onDone: [{ guard: 'stepOk', target: 'reporting', actions: assign({ cordonedByUs: false }) }, { target: 'reporting' }],
+          },
+        },
+        reporting: {
+          invoke: {
+            src: 'markNode',
+            input: ({ context }) => ({
+              ...key(context),
+              ...markMetadata({
+                labelKey: context.policy.labelKey,
+                hash: context.hash,
+                runId: context.runId,
+                status: 'failed',
+                at: context.stepStartedAt,
+                error: context.failure ? `${context.failure.code}: ${context.failure.message}` : 'unknown failure',
+                rebootPending: context.report?.rebootRequired === true && !context.rebooted,
+              }),
+            }),
+            onDone: { target: '#node.failed', actions: { type: 'finish', params: { result: 'failed' } } },
+          },
+        },
+      },
+    },
+    done: { type: 'final' },
+    skipped: { type: 'final', entry: { type: 'finish', params: { result: 'skipped' } } },
+    failed: { type: 'final' },
+  },
+});

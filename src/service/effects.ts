@@ -1,0 +1,91 @@
+/**
+ * The engine's effects on top of a ClusterPort. Each is idempotent and re-reads the cluster before acting, so that a
+ * step repeated after a crash finds its own earlier work and does not do it twice.
+ */
+import type { ClusterNode, ClusterPort } from '../cluster/port.ts';
+import { patchJobName } from '../cluster/jobs.ts';
+import { EffectError, type EngineEffects, type NodeState } from '../engine/effects.ts';
+import { ANNOTATIONS } from '../engine/metadata.ts';
+
+export function nodeState(node: ClusterNode | null, name: string): NodeState {
+  if (!node) {
+    return { name, labels: {}, exists: false, ready: false, unschedulable: false, cordonedBy: null, bootId: '', kubeletVersion: '' };
+  }
+  return {
+    name: node.name,
+    labels: node.labels,
+    exists: true,
+    ready: node.ready,
+    unschedulable: node.unschedulable,
+    cordonedBy: node.annotations[ANNOTATIONS.cordonedBy] ?? null,
+    bootId: node.bootId,
+    kubeletVersion: node.kubeletVersion,
+  };
+}
+
+export function clusterEffects(cluster: ClusterPort): EngineEffects {
+  return {
+    async inspectNode({ node }, signal) {
+      return nodeState(await cluster.getNode(node, signal), node);
+    },
+
+    async cordonNode({ runId, node }, signal) {
+      const result = await cluster.cordon(node, runId, signal);
+      // Preflight saw it schedulable; someone cordoned it since. Their cordon wins and we must not claim it.
+      if (result === 'foreign') throw new EffectError('API_ERROR', `node ${node} was cordoned by someone else during preflight`);
+      return null;
+    },
+
+    async drainNode({ node, gracePeriodSeconds, podSelector }, signal) {
+      return cluster.drain(node, { gracePeriodSeconds, podSelector, signal });
+    },
+
+    async runPatchJob(input, signal) {
+      const jobName = patchJobName(input.mode, input.node, input.hash);
+      await cluster.startPatchJob({ ...input, jobName, downloadOnly: false }, signal);
+      return cluster.awaitAgentReport(jobName, signal);
+    },
+
+    async rebootNode({ runId, node, bootIdBefore }, signal) {
+      const current = await cluster.getNode(node, signal);
+      if (!current) throw new EffectError('NODE_GONE', `node ${node} disappeared before its reboot`);
+      // Already rebooted (we crashed after asking): asking again would reboot it a second time.
+      if (current.bootId !== bootIdBefore) return null;
+      await cluster.reboot(node, `${runId}/${node}`, signal);
+      return null;
+    },
+
+    async awaitRejoin({ node, bootIdBefore }, signal) {
+      return nodeState(await cluster.awaitReady(node, bootIdBefore, signal), node);
+    },
+
+    async uncordonNode({ runId, node }, signal) {
+      await cluster.uncordon(node, runId, signal);
+      return null;
+    },
+
+    async markNode({ node, labels, annotations }, signal) {
+      await cluster.patchNodeMetadata(node, { labels, annotations }, signal);
+      return null;
+    },
+
+    async listNodes(_input, signal) {
+      return (await cluster.listNodes(signal)).map((n) => ({ name: n.name, labels: n.labels }));
+    },
+
+    async prefetch({ nodes, ...spec }, signal) {
+      const outcomes = await Promise.allSettled(
+        nodes.map(async (node) => {
+          const jobName = patchJobName(spec.mode, node, spec.hash, true);
+          await cluster.startPatchJob({ ...spec, node, jobName, downloadOnly: true }, signal);
+          await cluster.awaitAgentReport(jobName, signal);
+          return node;
+        }),
+      );
+      return {
+        prefetched: nodes.filter((_, i) => outcomes[i]?.status === 'fulfilled'),
+        failed: nodes.filter((_, i) => outcomes[i]?.status === 'rejected'),
+      };
+    },
+  };
+}

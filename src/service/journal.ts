@@ -1,0 +1,307 @@
+/**
+ * The durable journal: turns what the running machines do into store commits, so a run survives the orchestrator
+ * dying at any instant.
+ *
+ * - Every machine transition (fleet or node) is recorded before the effect it starts touches the cluster: effects
+ *   call `flush()` first (runtime.ts), and a microtask flushes whatever else happened.
+ * - Each machine's snapshot is its own row (`fleet`, `node-<position>`), so a node step writes ~1 KB, not the fleet.
+ *   The fleet's queue is immutable once selected and is stored once on the run, not in every fleet snapshot.
+ * - The audit log gets one entry per step a node enters and per state the run enters, in the same transaction as the
+ *   snapshot that reflects it: after a crash, the restored state and the audit log agree.
+ */
+import type { AnyActorRef, InspectionEvent } from 'xstate';
+import type { FleetContext, FleetOutput } from '../engine/fleet.machine.ts';
+import type { NodeContext, NodeOutcome } from '../engine/node.machine.ts';
+import type { AuditEntry, CommitBatch, NodeRunRecord, RunPatch, RunStatus } from '../store/types.ts';
+import type { Store } from '../store/store.ts';
+
+export const FLEET_ACTOR_ID = 'fleet';
+/** Bumped when the machines change shape incompatibly; a snapshot from another version is refused, not misread. */
+export const SNAPSHOT_FORMAT = 1;
+
+type StateValue = string | { [key: string]: StateValue };
+
+interface MachineSnapshot {
+  status: 'active' | 'done' | 'error' | 'stopped';
+  output?: unknown;
+  value: StateValue;
+  context: unknown;
+}
+
+export interface PersistedChild {
+  snapshot: unknown;
+  src: unknown;
+  systemId?: string;
+  syncSnapshot?: boolean;
+}
+
+export interface PersistedFleet {
+  format: number;
+  snapshot: {
+    status: string;
+    value: StateValue;
+    context: FleetContext;
+    children: Record<string, PersistedChild>;
+    [key: string]: unknown;
+  };
+}
+
+/** `rolling.active`, `drain.running`, `done`. */
+export function stateString(value: StateValue): string {
+  if (typeof value === 'string') return value;
+  const [key, child] = Object.entries(value)[0] ?? ['?', '?'];
+  return `${key}.${stateString(child)}`;
+}
+
+export function topState(value: StateValue): string {
+  return typeof value === 'string' ? value : (Object.keys(value)[0] ?? '?');
+}
+
+export function runStatusOf(value: StateValue): RunStatus {
+  const state = stateString(value);
+  if (state === 'scheduled' || state === 'gate') return 'scheduled';
+  if (state === 'awaitingApproval') return 'awaiting-approval';
+  if (state.startsWith('selecting') || state === 'selected' || state === 'prefetching') return 'selecting';
+  if (state === 'rolling.paused' || state === 'rolling.waitingForWindow') return 'paused';
+  if (state.startsWith('rolling')) return 'rolling';
+  if (state === 'cancelling') return 'cancelling';
+  return 'done';
+}
+
+interface NodeProgress {
+  step: string;
+  persisted: boolean;
+}
+
+export class Journal {
+  readonly #store: Store;
+  readonly #runId: string;
+  #root: AnyActorRef | null = null;
+  #fleetState: string | null = null;
+  #queueStored: boolean;
+  #fleetDirty = false;
+  #dirtyNodes = new Map<string, AnyActorRef>();
+  #nodes = new Map<string, NodeProgress>();
+  #batch: Required<Pick<CommitBatch, 'nodeRuns' | 'deleteSnapshots' | 'audit'>> & { run: RunPatch } = Journal.#emptyBatch();
+  #flushQueued = false;
+  #lastAt = 0;
+  #commits = 0;
+
+  constructor(store: Store, runId: string, options: { queueStored: boolean; lastAt: number; fleetState?: string | null }) {
+    this.#store = store;
+    this.#runId = runId;
+    this.#queueStored = options.queueStored;
+    this.#lastAt = options.lastAt;
+    this.#fleetState = options.fleetState ?? null;
+  }
+
+  static #emptyBatch() {
+    return { run: {} as RunPatch, nodeRuns: [] as Omit<NodeRunRecord, 'runId' | 'updatedAt'>[], deleteSnapshots: [] as string[], audit: [] as AuditEntry[] };
+  }
+
+  /** Number of store transactions written; the benchmark reports it. */
+  get commits(): number {
+    return this.#commits;
+  }
+
+  attach(root: AnyActorRef): void {
+    this.#root = root;
+  }
+
+  /** Nodes restored from a snapshot are already persisted: their next transition only updates their row. */
+  markRestored(nodeActorIds: Iterable<string>, stepOf: (id: string) => string): void {
+    for (const id of nodeActorIds) this.#nodes.set(id, { step: stepOf(id), persisted: true });
+  }
+
+  /** Records a command or decision a person made, in the next commit. */
+  audit(entry: Omit<AuditEntry, 'runId'>): void {
+    this.#batch.audit.push({ ...entry, runId: this.#runId });
+    this.#lastAt = Math.max(this.#lastAt, entry.at);
+    this.#scheduleFlush();
+  }
+
+  readonly inspect = (event: InspectionEvent): void => {
+    if (event.type !== '@xstate.snapshot') return;
+    const ref = event.actorRef as AnyActorRef;
+    const snapshot = event.snapshot as unknown as MachineSnapshot;
+    // Stopping an actor (detach, shutdown) is not a transition: persisting it would restore a dead run.
+    if (snapshot.status === 'stopped') return;
+    if (ref === this.#root) this.#onFleet(snapshot);
+    else if (ref.src === 'nodeRun') this.#onNode(ref, snapshot);
+  };
+
+  #onFleet(snapshot: MachineSnapshot): void {
+    const context = snapshot.context as FleetContext;
+    const at = this.#time(context.finishedAt ?? context.startedAt ?? context.createdAt);
+    const state = stateString(snapshot.value);
+    if (state !== this.#fleetState) {
+      this.#batch.audit.push({ at, actor: 'engine', action: 'run.state', runId: this.#runId, details: { from: this.#fleetState, to: state } });
+      this.#batch.run.status = runStatusOf(snapshot.value);
+      this.#fleetState = state;
+    }
+    if (!this.#queueStored && context.queue.length > 0) {
+      this.#queueStored = true;
+      this.#batch.run.queue = context.queue as unknown as string[];
+      context.queue.forEach((target, position) =>
+        this.#batch.nodeRuns.push({ ...emptyNodeRun(target.name, position), phase: 'queued' }),
+      );
+    }
+    if (snapshot.status === 'done') {
+      const output = snapshot.output as FleetOutput;
+      this.#batch.run = { ...this.#batch.run, status: 'done', outcome: output.outcome, reason: output.reason, finishedAt: at };
+      output.notStarted.forEach((name) => {
+        const position = context.queue.findIndex((t) => t.name === name);
+        this.#batch.nodeRuns.push({ ...emptyNodeRun(name, position), phase: 'not-started', result: 'not-started' });
+      });
+      this.#batch.audit.push({
+        at,
+        actor: 'engine',
+        action: 'run.finished',
+        runId: this.#runId,
+        details: { outcome: output.outcome, reason: output.reason, tally: output.tally, notStarted: output.notStarted },
+      });
+      this.#batch.deleteSnapshots.push(FLEET_ACTOR_ID);
+      this.#fleetDirty = false;
+    } else {
+      this.#fleetDirty = true;
+    }
+    this.#scheduleFlush();
+  }
+
+  #onNode(ref: AnyActorRef, snapshot: MachineSnapshot): void {
+    const context = snapshot.context as NodeContext;
+    const position = Number(ref.id.slice('node-'.length));
+    const progress = this.#nodes.get(ref.id) ?? { step: '', persisted: false };
+    this.#nodes.set(ref.id, progress);
+    const step = topState(snapshot.value);
+    const at = this.#time(context.stepStartedAt);
+    if (snapshot.status === 'done') {
+      const outcome = snapshot.output as NodeOutcome;
+      this.#batch.nodeRuns.push({
+        node: outcome.node,
+        position,
+        phase: step,
+        result: outcome.result === 'skipped' ? 'patched' : outcome.result,
+        errorCode: outcome.error?.code ?? null,
+        errorMessage: outcome.error?.message ?? outcome.note,
+        report: outcome.report,
+        startedAt: outcome.startedAt,
+        finishedAt: outcome.finishedAt,
+      });
+      this.#batch.audit.push({
+        at: this.#time(outcome.finishedAt),
+        actor: 'engine',
+        action: 'node.finished',
+        runId: this.#runId,
+        node: outcome.node,
+        details: {
+          result: outcome.result,
+          error: outcome.error,
+          note: outcome.note,
+          rebooted: outcome.rebooted,
+          rebootPending: outcome.rebootPending,
+          cordonedAtEnd: outcome.cordonedAtEnd,
+          upgraded: outcome.report?.upgraded.map((p) => `${p.name} ${p.from} -> ${p.to}`) ?? [],
+        },
+      });
+      this.#dirtyNodes.delete(ref.id);
+      if (progress.persisted) this.#batch.deleteSnapshots.push(ref.id);
+      this.#nodes.delete(ref.id);
+    } else {
+      if (step !== progress.step) {
+        progress.step = step;
+        this.#batch.audit.push({ at, actor: 'engine', action: 'node.step', runId: this.#runId, node: context.node, details: { step } });
+        this.#batch.nodeRuns.push({
+          ...emptyNodeRun(context.node, position),
+          phase: step,
+          result: 'in-progress',
+          startedAt: context.startedAt,
+          errorCode: context.failure?.code ?? null,
+          errorMessage: context.failure?.message ?? null,
+        });
+      }
+      this.#dirtyNodes.set(ref.id, ref);
+    }
+    this.#scheduleFlush();
+  }
+
+  #time(candidate: number): number {
+    this.#lastAt = Math.max(this.#lastAt, candidate);
+    return this.#lastAt;
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => this.flush());
+  }
+
+  /** Writes everything observed since the last flush in one transaction. Cheap when nothing changed. */
+  flush(): void {
+    this.#flushQueued = false;
+    const batch = this.#batch;
+    const snapshots: { actorId: string; snapshot: unknown }[] = [];
+    if (this.#fleetDirty && this.#root) {
+      snapshots.push({ actorId: FLEET_ACTOR_ID, snapshot: this.#persistFleet(this.#root) });
+      this.#fleetDirty = false;
+    }
+    for (const [id, ref] of this.#dirtyNodes) {
+      snapshots.push({ actorId: id, snapshot: ref.getPersistedSnapshot() });
+      const progress = this.#nodes.get(id);
+      if (progress) progress.persisted = true;
+    }
+    this.#dirtyNodes.clear();
+    const empty =
+      snapshots.length === 0 &&
+      batch.audit.length === 0 &&
+      batch.nodeRuns.length === 0 &&
+      batch.deleteSnapshots.length === 0 &&
+      Object.keys(batch.run).length === 0;
+    if (empty) return;
+    this.#batch = Journal.#emptyBatch();
+    this.#store.commit({
+      runId: this.#runId,
+      at: this.#lastAt,
+      run: batch.run,
+      nodeRuns: batch.nodeRuns,
+      snapshots,
+      deleteSnapshots: batch.deleteSnapshots,
+      audit: batch.audit,
+    });
+    this.#commits += 1;
+  }
+
+  /**
+   * The fleet's own snapshot without what is stored elsewhere: its queue (on the run) and its node children's
+   * snapshots (their own rows). Any child never written on its own is added to this same commit.
+   */
+  #persistFleet(root: AnyActorRef): PersistedFleet {
+    const persisted = root.getPersistedSnapshot() as unknown as PersistedFleet['snapshot'];
+    const children: Record<string, PersistedChild> = {};
+    for (const [id, child] of Object.entries(persisted.children)) {
+      if (child.src !== 'nodeRun') {
+        children[id] = child;
+        continue;
+      }
+      children[id] = { ...child, snapshot: null };
+      const progress = this.#nodes.get(id);
+      const ref = (root.getSnapshot() as { children: Record<string, AnyActorRef> }).children[id];
+      if (ref && !progress?.persisted) this.#dirtyNodes.set(id, ref);
+    }
+    return { format: SNAPSHOT_FORMAT, snapshot: { ...persisted, context: { ...persisted.context, queue: [] }, children } };
+  }
+}
+
+function emptyNodeRun(node: string, position: number): Omit<NodeRunRecord, 'runId' | 'updatedAt'> {
+  return {
+    node,
+    position,
+    phase: 'queued',
+    result: 'pending',
+    errorCode: null,
+    errorMessage: null,
+    report: null,
+    startedAt: null,
+    finishedAt: null,
+  };
+}

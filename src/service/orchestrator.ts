@@ -1,0 +1,427 @@
+/**
+ * The orchestrator: the one service module the CLI and the bot use. It starts runs, resumes them from the store after
+ * a crash, takes operators' commands (approve, pause, resume, cancel), holds the cluster's lease, and reports progress.
+ */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { createActor, type Actor, type AnyActorRef, type InspectionEvent } from 'xstate';
+import type { ClusterPort } from '../cluster/port.ts';
+import type { Clock } from '../engine/clock.ts';
+import { approvalVerdict, type FleetEvent, type FleetInput, type FleetOutput } from '../engine/fleet.machine.ts';
+import { versionHash } from '../engine/hash.ts';
+import type { NodeOutcome } from '../engine/node.machine.ts';
+import { parsePlan, type Plan } from '../engine/plan.ts';
+import type { Store } from '../store/store.ts';
+import { clusterEffects } from './effects.ts';
+import { FLEET_ACTOR_ID, Journal, SNAPSHOT_FORMAT, stateString, topState, type PersistedFleet } from './journal.ts';
+import { provideFleetMachine, type ProvidedFleetMachine } from './runtime.ts';
+
+export type RunEvent =
+  | { type: 'run.state'; runId: string; state: string; at: number }
+  | { type: 'node.step'; runId: string; node: string; step: string; at: number }
+  | { type: 'node.finished'; runId: string; outcome: NodeOutcome; at: number }
+  | { type: 'run.finished'; runId: string; output: FleetOutput; at: number };
+
+export type CommandType = 'APPROVE' | 'REJECT' | 'PAUSE' | 'RESUME' | 'CANCEL';
+
+export interface Command {
+  type: CommandType;
+  by: string;
+  reason?: string;
+}
+
+export type CommandResult = { ok: true; message: string } | { ok: false; message: string };
+
+export type OrchestratorErrorCode = 'LEASE_HELD' | 'RUN_FINISHED' | 'SNAPSHOT_INCOMPATIBLE' | 'RUN_NOT_ACTIVE' | 'NO_STORE';
+
+export class OrchestratorError extends Error {
+  override readonly name = 'OrchestratorError';
+  readonly code: OrchestratorErrorCode;
+  readonly hint: string;
+
+  constructor(code: OrchestratorErrorCode, message: string, hint: string) {
+    super(message);
+    this.code = code;
+    this.hint = hint;
+  }
+}
+
+export interface OrchestratorOptions {
+  cluster: ClusterPort;
+  clock: Clock;
+  /** Without a store a run lives in memory only: nothing to resume after a crash, no audit log. */
+  store?: Store | null;
+  /** Lease holder identity; stable across restarts of the same orchestrator so it can resume its own runs at once. */
+  holder?: string;
+  leaseSeconds?: number;
+  newRunId?: (at: number) => string;
+  onEvent?: (event: RunEvent) => void;
+}
+
+export interface StartRequest {
+  plan: Plan;
+  requestedBy: string;
+  /** Identifies the trigger (each on-demand click or scheduled fire is new); it is hashed into the version hash. */
+  triggerId?: string;
+  notBefore?: number | null;
+}
+
+type FleetActor = Actor<ProvidedFleetMachine>;
+
+export class RunHandle {
+  readonly runId: string;
+  readonly actor: FleetActor;
+  /** Resolves with the run's output when it finishes; rejects if the handle is detached first. */
+  readonly result: Promise<FleetOutput>;
+  readonly #detach: () => void;
+  readonly #command: (command: Command) => CommandResult;
+
+  constructor(runId: string, actor: FleetActor, result: Promise<FleetOutput>, detach: () => void, command: (c: Command) => CommandResult) {
+    this.runId = runId;
+    this.actor = actor;
+    this.result = result;
+    this.#detach = detach;
+    this.#command = command;
+  }
+
+  get state(): string {
+    return stateString(this.actor.getSnapshot().value as never);
+  }
+
+  get done(): boolean {
+    return this.actor.getSnapshot().status === 'done';
+  }
+
+  send(command: Command): CommandResult {
+    return this.#command(command);
+  }
+
+  /** Stops driving the run without finishing it (shutdown); its state stays in the store for `resume`. */
+  detach(): void {
+    this.#detach();
+  }
+}
+
+export class RunDetachedError extends Error {
+  override readonly name = 'RunDetachedError';
+}
+
+const ACCEPTS: Record<CommandType, readonly string[]> = {
+  APPROVE: ['scheduled', 'awaitingApproval'],
+  REJECT: ['scheduled', 'awaitingApproval'],
+  PAUSE: ['rolling.active', 'rolling.waitingForWindow'],
+  RESUME: ['rolling.paused'],
+  CANCEL: ['scheduled', 'awaitingApproval', 'selecting', 'prefetching', 'rolling'],
+};
+
+export class Orchestrator {
+  readonly #cluster: ClusterPort;
+  readonly #clock: Clock;
+  readonly #store: Store | null;
+  readonly #holder: string;
+  readonly #leaseSeconds: number;
+  readonly #newRunId: (at: number) => string;
+  readonly #onEvent: ((event: RunEvent) => void) | undefined;
+  readonly #active = new Map<string, RunHandle>();
+
+  constructor(options: OrchestratorOptions) {
+    this.#cluster = options.cluster;
+    this.#clock = options.clock;
+    this.#store = options.store ?? null;
+    this.#holder = options.holder ?? `patchpilot@${hostname()}`;
+    this.#leaseSeconds = options.leaseSeconds ?? 60;
+    this.#newRunId = options.newRunId ?? defaultRunId;
+    this.#onEvent = options.onEvent;
+  }
+
+  get(runId: string): RunHandle | undefined {
+    return this.#active.get(runId);
+  }
+
+  async start(request: StartRequest): Promise<RunHandle> {
+    const now = this.#clock.now();
+    const plan = request.plan;
+    const runId = this.#newRunId(now);
+    const triggerId = request.triggerId ?? `on-demand@${new Date(now).toISOString()}`;
+    const input: FleetInput = {
+      runId,
+      plan,
+      hash: versionHash(plan, triggerId),
+      requestedBy: request.requestedBy,
+      createdAt: now,
+      notBefore: request.notBefore ?? null,
+    };
+    await this.#acquireLease(plan.cluster);
+    this.#store?.createRun({
+      id: runId,
+      cluster: plan.cluster,
+      hash: input.hash,
+      plan,
+      trigger: { id: triggerId, notBefore: input.notBefore },
+      requestedBy: request.requestedBy,
+      createdAt: now,
+    });
+    const journal = this.#store ? new Journal(this.#store, runId, { queueStored: false, lastAt: now }) : null;
+    return this.#launch(input, journal, undefined);
+  }
+
+  /** Picks a run up where the store left it; the engine re-reads the cluster before every step it repeats. */
+  async resume(runId: string): Promise<RunHandle> {
+    const store = this.#requireStore('resume a run');
+    const run = store.requireRun(runId);
+    if (run.status === 'done') {
+      throw new OrchestratorError('RUN_FINISHED', `run ${runId} already finished (${run.outcome})`, 'start a new run instead');
+    }
+    const plan = parsePlan(run.plan, `plan stored with run ${runId}`);
+    const trigger = run.trigger as { notBefore?: number | null };
+    const input: FleetInput = {
+      runId,
+      plan,
+      hash: run.hash,
+      requestedBy: run.requestedBy,
+      createdAt: run.createdAt,
+      notBefore: trigger.notBefore ?? null,
+    };
+    const snapshots = store.loadSnapshots(runId);
+    const persisted = snapshots.get(FLEET_ACTOR_ID) as PersistedFleet | undefined;
+    await this.#acquireLease(plan.cluster);
+    const now = this.#clock.now();
+    if (!persisted) {
+      // Crashed after the run was created but before its first transition was written: start it afresh.
+      const journal = new Journal(store, runId, { queueStored: false, lastAt: now });
+      journal.audit({ at: now, actor: this.#holder, action: 'run.resumed', details: { from: 'created' } });
+      return this.#launch(input, journal, undefined);
+    }
+    const snapshot = restoreFleetSnapshot(runId, persisted, run.queue, snapshots);
+    const journal = new Journal(store, runId, {
+      queueStored: run.queue !== null,
+      lastAt: Math.max(now, run.updatedAt),
+      fleetState: stateString(snapshot.value),
+    });
+    const nodeIds = Object.keys(snapshot.children).filter((id) => snapshot.children[id]?.src === 'nodeRun');
+    journal.markRestored(nodeIds, (id) => topState((snapshot.children[id]?.snapshot as { value: never }).value));
+    journal.audit({ at: now, actor: this.#holder, action: 'run.resumed', details: { state: stateString(snapshot.value) } });
+    return this.#launch(input, journal, snapshot);
+  }
+
+  /** Sends an operator's command to a run this orchestrator is driving, after checking it makes sense now. */
+  command(runId: string, command: Command): CommandResult {
+    const handle = this.#active.get(runId);
+    if (!handle) return { ok: false, message: `run ${runId} is not active here` };
+    return handle.send(command);
+  }
+
+  #launch(input: FleetInput, journal: Journal | null, snapshot: PersistedFleet['snapshot'] | undefined): RunHandle {
+    const { runId } = input;
+    const machine = provideFleetMachine({
+      effects: clusterEffects(this.#cluster),
+      clock: this.#clock,
+      beforeEffect: () => journal?.flush(),
+    });
+    const progress = new ProgressReporter(runId, this.#onEvent);
+    let detached = false;
+    const inspect = (event: InspectionEvent) => {
+      if (detached) return;
+      journal?.inspect(event);
+      progress.inspect(event);
+    };
+    let actor: FleetActor;
+    try {
+      actor = createActor(machine, { input, clock: this.#clock, inspect, ...(snapshot ? { snapshot: snapshot as never } : {}) });
+      journal?.attach(actor);
+      progress.attach(actor);
+    } catch (err) {
+      throw incompatible(runId, err);
+    }
+    const renewal = this.#keepLease(input.plan.cluster);
+    const result = new Promise<FleetOutput>((resolve, reject) => {
+      actor.subscribe({
+        complete: () => {
+          renewal.stop();
+          this.#active.delete(runId);
+          const snap = actor.getSnapshot();
+          if (snap.status === 'done') {
+            journal?.flush();
+            void this.#cluster.releaseLease(leaseName(input.plan.cluster), this.#holder);
+            resolve(snap.output as FleetOutput);
+          } else {
+            reject(new RunDetachedError(`run ${runId} was detached in state ${stateString(snap.value as never)}`));
+          }
+        },
+        error: (err) => {
+          renewal.stop();
+          this.#active.delete(runId);
+          reject(err);
+        },
+      });
+    });
+    result.catch(() => {});
+    const detach = () => {
+      journal?.flush();
+      detached = true;
+      renewal.stop();
+      actor.stop();
+    };
+    const handle = new RunHandle(runId, actor, result, detach, (command) => this.#apply(handle, input, journal, command));
+    this.#active.set(runId, handle);
+    try {
+      actor.start();
+    } catch (err) {
+      this.#active.delete(runId);
+      throw incompatible(runId, err);
+    }
+    if (actor.getSnapshot().status === 'error') throw incompatible(runId, actor.getSnapshot().error);
+    return handle;
+  }
+
+  #apply(handle: RunHandle, input: FleetInput, journal: Journal | null, command: Command): CommandResult {
+    const state = handle.state;
+    const accepted = ACCEPTS[command.type].some((s) => state === s || state.startsWith(`${s}.`));
+    if (!accepted) {
+      return { ok: false, message: `run ${handle.runId} cannot take ${command.type.toLowerCase()} now: it is ${state}` };
+    }
+    const at = this.#clock.now();
+    if (command.type === 'APPROVE' || command.type === 'REJECT') {
+      if (command.type === 'APPROVE') {
+        const verdict = approvalVerdict(input.plan, input.requestedBy, command.by);
+        if (!verdict.ok) return { ok: false, message: verdict.reason };
+      }
+      const decision = this.#store?.decide(handle.runId, command.by, command.type === 'APPROVE' ? 'approved' : 'rejected', at, command.reason);
+      if (decision && !decision.ok) return { ok: false, message: decision.reason };
+    } else {
+      journal?.audit({ at, actor: command.by, action: `run.${command.type.toLowerCase()}`, details: command.reason ? { reason: command.reason } : {} });
+    }
+    handle.actor.send({ type: command.type, by: command.by, at, ...(command.reason ? { reason: command.reason } : {}) } as FleetEvent);
+    return { ok: true, message: `${command.type.toLowerCase()} accepted for run ${handle.runId} by ${command.by}` };
+  }
+
+  async #acquireLease(cluster: string): Promise<void> {
+    const lease = await this.#cluster.acquireLease({ name: leaseName(cluster), holder: this.#holder, durationSeconds: this.#leaseSeconds });
+    if (!lease.acquired) {
+      throw new OrchestratorError(
+        'LEASE_HELD',
+        `another orchestrator (${lease.holder}) is active on cluster ${cluster}`,
+        `wait until its lease expires at ${new Date(lease.expiresAt).toISOString()}, or stop it`,
+      );
+    }
+  }
+
+  /** Renews the lease a third of the way through each term, on the same clock as everything else. */
+  #keepLease(cluster: string): { stop(): void } {
+    let timer: number | undefined;
+    let stopped = false;
+    const period = (this.#leaseSeconds * 1000) / 3;
+    const arm = () => {
+      timer = this.#clock.setTimeout(() => {
+        void this.#cluster
+          .renewLease({ name: leaseName(cluster), holder: this.#holder, durationSeconds: this.#leaseSeconds })
+          .then((held) => {
+            if (!stopped && held) arm();
+          });
+      }, period);
+    };
+    arm();
+    return {
+      stop: () => {
+        stopped = true;
+        if (timer !== undefined) this.#clock.clearTimeout(timer);
+      },
+    };
+  }
+
+  #requireStore(what: string): Store {
+    if (!this.#store) throw new OrchestratorError('NO_STORE', `cannot ${what} without a store`, 'pass --db PATH');
+    return this.#store;
+  }
+}
+
+export function leaseName(cluster: string): string {
+  return `patchpilot-${cluster}`;
+}
+
+function defaultRunId(at: number): string {
+  const stamp = new Date(at).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `run-${stamp}-${randomUUID().slice(0, 6)}`;
+}
+
+function incompatible(runId: string, err: unknown): OrchestratorError {
+  const why = err instanceof Error ? err.message : String(err);
+  return new OrchestratorError(
+    'SNAPSHOT_INCOMPATIBLE',
+    `the saved state of run ${runId} cannot be restored (${why})`,
+    'the nodes keep their labels and annotations in the cluster; start a new run, which skips nodes already patched',
+  );
+}
+
+/** Puts back what the journal stores apart from the fleet snapshot: the queue and each node machine's own snapshot. */
+export function restoreFleetSnapshot(
+  runId: string,
+  persisted: PersistedFleet,
+  queue: unknown,
+  snapshots: Map<string, unknown>,
+): PersistedFleet['snapshot'] {
+  if (persisted.format !== SNAPSHOT_FORMAT || typeof persisted.snapshot !== 'object' || persisted.snapshot === null) {
+    throw incompatible(runId, new Error(`snapshot format ${String(persisted.format)}, expected ${SNAPSHOT_FORMAT}`));
+  }
+  const children: PersistedFleet['snapshot']['children'] = {};
+  for (const [id, child] of Object.entries(persisted.snapshot.children ?? {})) {
+    if (child.src !== 'nodeRun') {
+      children[id] = child;
+      continue;
+    }
+    const own = snapshots.get(id);
+    if (own === undefined) throw incompatible(runId, new Error(`the snapshot of ${id} is missing`));
+    children[id] = { ...child, snapshot: own };
+  }
+  const context = { ...persisted.snapshot.context, queue: Array.isArray(queue) ? queue : [] } as PersistedFleet['snapshot']['context'];
+  return { ...persisted.snapshot, context, children };
+}
+
+/** Turns machine snapshots into progress events for live views and the bot. */
+class ProgressReporter {
+  readonly #runId: string;
+  readonly #onEvent: ((event: RunEvent) => void) | undefined;
+  #root: AnyActorRef | null = null;
+  #fleetState = '';
+  readonly #steps = new Map<string, string>();
+
+  constructor(runId: string, onEvent: ((event: RunEvent) => void) | undefined) {
+    this.#runId = runId;
+    this.#onEvent = onEvent;
+  }
+
+  attach(root: AnyActorRef): void {
+    this.#root = root;
+  }
+
+  inspect(event: InspectionEvent): void {
+    if (!this.#onEvent || event.type !== '@xstate.snapshot') return;
+    const ref = event.actorRef as AnyActorRef;
+    const snapshot = event.snapshot as unknown as { status: string; value: never; context: unknown; output?: unknown };
+    if (snapshot.status === 'stopped') return;
+    if (ref === this.#root) {
+      const context = snapshot.context as { finishedAt: number | null; startedAt: number | null; createdAt: number };
+      const at = context.finishedAt ?? context.startedAt ?? context.createdAt;
+      const state = stateString(snapshot.value);
+      if (state !== this.#fleetState) {
+        this.#fleetState = state;
+        this.#onEvent({ type: 'run.state', runId: this.#runId, state, at });
+      }
+      if (snapshot.status === 'done') this.#onEvent({ type: 'run.finished', runId: this.#runId, output: snapshot.output as FleetOutput, at });
+      return;
+    }
+    if (ref.src !== 'nodeRun') return;
+    const context = snapshot.context as { node: string; stepStartedAt: number };
+    if (snapshot.status === 'done') {
+      const outcome = snapshot.output as NodeOutcome;
+      this.#steps.delete(ref.id);
+      this.#onEvent({ type: 'node.finished', runId: this.#runId, outcome, at: outcome.finishedAt });
+      return;
+    }
+    const step = topState(snapshot.value);
+    if (this.#steps.get(ref.id) !== step) {
+      this.#steps.set(ref.id, step);
+      this.#onEvent({ type: 'node.step', runId: this.#runId, node: context.node, step, at: context.stepStartedAt });
+    }
+  }
+}

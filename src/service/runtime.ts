@@ -1,0 +1,69 @@
+/**
+ * Wires the pure machines to the world: each named effect actor becomes a call into EngineEffects whose result (or
+ * error) is turned into a StepResult stamped with the clock, and the timers run on the injected clock.
+ */
+import { fromPromise } from 'xstate';
+import type { Clock } from '../engine/clock.ts';
+import { toStepError, type EngineEffects, type StepResult } from '../engine/effects.ts';
+import { fleetMachine } from '../engine/fleet.machine.ts';
+import { nodeMachine } from '../engine/node.machine.ts';
+import { createTimerActor, createWindowWatcher } from '../engine/timers.ts';
+
+export interface RuntimeOptions {
+  effects: EngineEffects;
+  clock: Clock;
+  /**
+   * Runs after the transition that started an effect has been observed and before the effect touches the world:
+   * the durable journal persists there, so a crash never leaves an effect without its recorded intent.
+   */
+  beforeEffect?: () => void;
+}
+
+type EffectName = keyof EngineEffects;
+
+function effectActor<K extends EffectName>(name: K, options: RuntimeOptions) {
+  type Input = Parameters<EngineEffects[K]>[0];
+  type Output = Awaited<ReturnType<EngineEffects[K]>>;
+  const call = options.effects[name] as (input: Input, signal: AbortSignal) => Promise<Output>;
+  return fromPromise<StepResult<Output>, Input>(async ({ input, signal }) => {
+    // XState starts an invoked actor before observers see the transition; yielding once lets the journal persist it.
+    await null;
+    options.beforeEffect?.();
+    try {
+      const value = await call(input, signal);
+      return { ok: true, value, at: options.clock.now() };
+    } catch (err) {
+      return { ok: false, error: toStepError(err), at: options.clock.now() };
+    }
+  });
+}
+
+export function provideNodeMachine(options: RuntimeOptions) {
+  return nodeMachine.provide({
+    actors: {
+      inspectNode: effectActor('inspectNode', options),
+      cordonNode: effectActor('cordonNode', options),
+      drainNode: effectActor('drainNode', options),
+      runPatchJob: effectActor('runPatchJob', options),
+      rebootNode: effectActor('rebootNode', options),
+      awaitRejoin: effectActor('awaitRejoin', options),
+      uncordonNode: effectActor('uncordonNode', options),
+      markNode: effectActor('markNode', options),
+      timer: createTimerActor(options.clock),
+    },
+  });
+}
+
+export function provideFleetMachine(options: RuntimeOptions) {
+  return fleetMachine.provide({
+    actors: {
+      nodeRun: provideNodeMachine(options),
+      listNodes: effectActor('listNodes', options),
+      prefetch: effectActor('prefetch', options),
+      timer: createTimerActor(options.clock),
+      windowWatcher: createWindowWatcher(options.clock),
+    },
+  });
+}
+
+export type ProvidedFleetMachine = ReturnType<typeof provideFleetMachine>;
