@@ -83,6 +83,11 @@ export class Journal {
   #dirtyNodes = new Map<string, AnyActorRef>();
   #nodes = new Map<string, NodeProgress>();
   #batch: Required<Pick<CommitBatch, 'nodeRuns' | 'deleteSnapshots' | 'audit'>> & { run: RunPatch } = Journal.#emptyBatch();
+  /**
+   * A node's first step is reported before the fleet transition that started it (XState starts children before it
+   * notifies about the parent); holding it until the fleet's entry keeps the audit log in causal order.
+   */
+  #startedNodes: AuditEntry[] = [];
   #flushQueued = false;
   #lastAt = 0;
   #commits = 0;
@@ -121,13 +126,20 @@ export class Journal {
   }
 
   readonly inspect = (event: InspectionEvent): void => {
+    // A node's end is taken from the done event its parent receives, not from the child's own last snapshot: the
+    // parent reacts (and may start the next node) before the child's snapshot is reported, and the audit log must
+    // show the end of one node before the start of the next.
+    if (event.type === '@xstate.event') {
+      if (event.actorRef === this.#root && isNodeDoneEvent(event.event)) this.#onNodeFinished(event.event.type.slice(DONE_PREFIX.length), event.event.output);
+      return;
+    }
     if (event.type !== '@xstate.snapshot') return;
     const ref = event.actorRef as AnyActorRef;
     const snapshot = event.snapshot as unknown as MachineSnapshot;
     // Stopping an actor (detach, shutdown) is not a transition: persisting it would restore a dead run.
     if (snapshot.status === 'stopped') return;
     if (ref === this.#root) this.#onFleet(snapshot);
-    else if (ref.src === 'nodeRun') this.#onNode(ref, snapshot);
+    else if (ref.src === 'nodeRun' && snapshot.status === 'active') this.#onNode(ref, snapshot);
   };
 
   #onFleet(snapshot: MachineSnapshot): void {
@@ -139,6 +151,7 @@ export class Journal {
       this.#batch.run.status = runStatusOf(snapshot.value);
       this.#fleetState = state;
     }
+    this.#releaseStartedNodes();
     if (!this.#queueStored && context.queue.length > 0) {
       this.#queueStored = true;
       this.#batch.run.queue = context.queue as unknown as string[];
@@ -170,58 +183,63 @@ export class Journal {
 
   #onNode(ref: AnyActorRef, snapshot: MachineSnapshot): void {
     const context = snapshot.context as NodeContext;
-    const position = Number(ref.id.slice('node-'.length));
     const progress = this.#nodes.get(ref.id) ?? { step: '', persisted: false };
     this.#nodes.set(ref.id, progress);
     const step = topState(snapshot.value);
-    const at = this.#time(context.stepStartedAt);
-    if (snapshot.status === 'done') {
-      const outcome = snapshot.output as NodeOutcome;
+    if (step !== progress.step) {
+      const entry: AuditEntry = { at: this.#time(context.stepStartedAt), actor: 'engine', action: 'node.step', runId: this.#runId, node: context.node, details: { step } };
+      if (progress.step === '') this.#startedNodes.push(entry);
+      else this.#batch.audit.push(entry);
+      progress.step = step;
       this.#batch.nodeRuns.push({
-        node: outcome.node,
-        position,
+        ...emptyNodeRun(context.node, positionOf(ref.id)),
         phase: step,
-        result: outcome.result === 'skipped' ? 'patched' : outcome.result,
-        errorCode: outcome.error?.code ?? null,
-        errorMessage: outcome.error?.message ?? outcome.note,
-        report: outcome.report,
-        startedAt: outcome.startedAt,
-        finishedAt: outcome.finishedAt,
+        result: 'in-progress',
+        startedAt: context.startedAt,
+        errorCode: context.failure?.code ?? null,
+        errorMessage: context.failure?.message ?? null,
       });
-      this.#batch.audit.push({
-        at: this.#time(outcome.finishedAt),
-        actor: 'engine',
-        action: 'node.finished',
-        runId: this.#runId,
-        node: outcome.node,
-        details: {
-          result: outcome.result,
-          error: outcome.error,
-          note: outcome.note,
-          rebooted: outcome.rebooted,
-          rebootPending: outcome.rebootPending,
-          cordonedAtEnd: outcome.cordonedAtEnd,
-          upgraded: outcome.report?.upgraded.map((p) => `${p.name} ${p.from} -> ${p.to}`) ?? [],
-        },
-      });
-      this.#dirtyNodes.delete(ref.id);
-      if (progress.persisted) this.#batch.deleteSnapshots.push(ref.id);
-      this.#nodes.delete(ref.id);
-    } else {
-      if (step !== progress.step) {
-        progress.step = step;
-        this.#batch.audit.push({ at, actor: 'engine', action: 'node.step', runId: this.#runId, node: context.node, details: { step } });
-        this.#batch.nodeRuns.push({
-          ...emptyNodeRun(context.node, position),
-          phase: step,
-          result: 'in-progress',
-          startedAt: context.startedAt,
-          errorCode: context.failure?.code ?? null,
-          errorMessage: context.failure?.message ?? null,
-        });
-      }
-      this.#dirtyNodes.set(ref.id, ref);
     }
+    this.#dirtyNodes.set(ref.id, ref);
+    this.#scheduleFlush();
+  }
+
+  #releaseStartedNodes(): void {
+    this.#batch.audit.push(...this.#startedNodes);
+    this.#startedNodes = [];
+  }
+
+  #onNodeFinished(actorId: string, outcome: NodeOutcome): void {
+    this.#batch.nodeRuns.push({
+      node: outcome.node,
+      position: positionOf(actorId),
+      phase: outcome.error?.step ?? 'done',
+      result: outcome.result,
+      errorCode: outcome.error?.code ?? null,
+      errorMessage: outcome.error?.message ?? outcome.note,
+      report: outcome.report,
+      startedAt: outcome.startedAt,
+      finishedAt: outcome.finishedAt,
+    });
+    this.#batch.audit.push({
+      at: this.#time(outcome.finishedAt),
+      actor: 'engine',
+      action: 'node.finished',
+      runId: this.#runId,
+      node: outcome.node,
+      details: {
+        result: outcome.result,
+        error: outcome.error,
+        note: outcome.note,
+        rebooted: outcome.rebooted,
+        rebootPending: outcome.rebootPending,
+        cordonedAtEnd: outcome.cordonedAtEnd,
+        upgraded: outcome.report?.upgraded.map((p) => `${p.name} ${p.from} -> ${p.to}`) ?? [],
+      },
+    });
+    this.#dirtyNodes.delete(actorId);
+    if (this.#nodes.get(actorId)?.persisted) this.#batch.deleteSnapshots.push(actorId);
+    this.#nodes.delete(actorId);
     this.#scheduleFlush();
   }
 
@@ -239,6 +257,7 @@ export class Journal {
   /** Writes everything observed since the last flush in one transaction. Cheap when nothing changed. */
   flush(): void {
     this.#flushQueued = false;
+    this.#releaseStartedNodes();
     const batch = this.#batch;
     const snapshots: { actorId: string; snapshot: unknown }[] = [];
     if (this.#fleetDirty && this.#root) {
@@ -290,6 +309,16 @@ export class Journal {
     }
     return { format: SNAPSHOT_FORMAT, snapshot: { ...persisted, context: { ...persisted.context, queue: [] }, children } };
   }
+}
+
+const DONE_PREFIX = 'xstate.done.actor.';
+
+export function isNodeDoneEvent(event: { type: string }): event is { type: string; output: NodeOutcome } {
+  return event.type.startsWith(`${DONE_PREFIX}node-`);
+}
+
+function positionOf(actorId: string): number {
+  return Number(actorId.slice('node-'.length));
 }
 
 function emptyNodeRun(node: string, position: number): Omit<NodeRunRecord, 'runId' | 'updatedAt'> {

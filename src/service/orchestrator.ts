@@ -13,7 +13,7 @@ import type { NodeOutcome } from '../engine/node.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import type { Store } from '../store/store.ts';
 import { clusterEffects } from './effects.ts';
-import { FLEET_ACTOR_ID, Journal, SNAPSHOT_FORMAT, stateString, topState, type PersistedFleet } from './journal.ts';
+import { FLEET_ACTOR_ID, Journal, SNAPSHOT_FORMAT, isNodeDoneEvent, stateString, topState, type PersistedFleet } from './journal.ts';
 import { provideFleetMachine, type ProvidedFleetMachine } from './runtime.ts';
 
 export type RunEvent =
@@ -384,6 +384,8 @@ class ProgressReporter {
   #root: AnyActorRef | null = null;
   #fleetState = '';
   readonly #steps = new Map<string, string>();
+  /** First steps of new nodes, held until the fleet transition that started them has been reported (see Journal). */
+  #started: RunEvent[] = [];
 
   constructor(runId: string, onEvent: ((event: RunEvent) => void) | undefined) {
     this.#runId = runId;
@@ -395,7 +397,16 @@ class ProgressReporter {
   }
 
   inspect(event: InspectionEvent): void {
-    if (!this.#onEvent || event.type !== '@xstate.snapshot') return;
+    if (!this.#onEvent) return;
+    if (event.type === '@xstate.event') {
+      if (event.actorRef === this.#root && isNodeDoneEvent(event.event)) {
+        const outcome = event.event.output;
+        this.#steps.delete(outcome.node);
+        this.#onEvent({ type: 'node.finished', runId: this.#runId, outcome, at: outcome.finishedAt });
+      }
+      return;
+    }
+    if (event.type !== '@xstate.snapshot') return;
     const ref = event.actorRef as AnyActorRef;
     const snapshot = event.snapshot as unknown as { status: string; value: never; context: unknown; output?: unknown };
     if (snapshot.status === 'stopped') return;
@@ -407,21 +418,20 @@ class ProgressReporter {
         this.#fleetState = state;
         this.#onEvent({ type: 'run.state', runId: this.#runId, state, at });
       }
+      for (const started of this.#started) this.#onEvent(started);
+      this.#started = [];
       if (snapshot.status === 'done') this.#onEvent({ type: 'run.finished', runId: this.#runId, output: snapshot.output as FleetOutput, at });
       return;
     }
-    if (ref.src !== 'nodeRun') return;
+    if (ref.src !== 'nodeRun' || snapshot.status !== 'active') return;
     const context = snapshot.context as { node: string; stepStartedAt: number };
-    if (snapshot.status === 'done') {
-      const outcome = snapshot.output as NodeOutcome;
-      this.#steps.delete(ref.id);
-      this.#onEvent({ type: 'node.finished', runId: this.#runId, outcome, at: outcome.finishedAt });
-      return;
-    }
     const step = topState(snapshot.value);
-    if (this.#steps.get(ref.id) !== step) {
-      this.#steps.set(ref.id, step);
-      this.#onEvent({ type: 'node.step', runId: this.#runId, node: context.node, step, at: context.stepStartedAt });
+    const previous = this.#steps.get(context.node);
+    if (previous !== step) {
+      this.#steps.set(context.node, step);
+      const event: RunEvent = { type: 'node.step', runId: this.#runId, node: context.node, step, at: context.stepStartedAt };
+      if (previous === undefined) this.#started.push(event);
+      else this.#onEvent(event);
     }
   }
 }

@@ -1,0 +1,104 @@
+/**
+ * `npm run bench`: figures, never assertions.
+ *  1. Persisted transitions per second: raw store commits of a typical engine batch, and what a real run sustains.
+ *  2. A 1,000-node run on the in-memory cluster in virtual time, with the durable store on vs off (target: ≤ 1.5x).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryCluster, type MemoryNodeSpec } from '../src/cluster/memory.ts';
+import { VirtualClock } from '../src/engine/clock.ts';
+import { parsePlan } from '../src/engine/plan.ts';
+import { driveInVirtualTime } from '../src/service/drive.ts';
+import { Orchestrator } from '../src/service/orchestrator.ts';
+import { openStore } from '../src/store/index.ts';
+import type { Store } from '../src/store/store.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'patchpilot-bench-'));
+process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+function fleet(count: number): MemoryNodeSpec[] {
+  return Array.from({ length: count }, (_, i) => ({
+    name: `node-${String(i + 1).padStart(4, '0')}`,
+    zone: `zone-${(i % 3) + 1}`,
+    ...(i % 10 === 0 ? { behaviour: { report: { rebootRequired: true, rebootPackages: ['linux-image'] } } } : {}),
+  }));
+}
+
+function rawCommits(): { perSecond: number; commits: number } {
+  const store = openStore(join(scratch, 'raw.db'));
+  store.createRun({ id: 'bench', cluster: 'bench', hash: 'h', plan: {}, trigger: {}, requestedBy: 'bench', createdAt: 0 });
+  const snapshot = { status: 'active', value: { drain: 'running' }, context: { node: 'node-0001', policy: { holdPackages: ['kubeadm', 'kubelet', 'kubectl'] }, padding: 'x'.repeat(900) } };
+  const commits = 20_000;
+  const started = performance.now();
+  for (let i = 0; i < commits; i++) {
+    store.commit({
+      runId: 'bench',
+      at: i,
+      run: { status: 'rolling' },
+      nodeRuns: [{ node: 'node-0001', position: 0, phase: 'drain', result: 'in-progress', errorCode: null, errorMessage: null, report: null, startedAt: 0, finishedAt: null }],
+      snapshots: [{ actorId: 'node-0', snapshot }, { actorId: 'fleet', snapshot }],
+      audit: [{ at: i, actor: 'engine', action: 'node.step', runId: 'bench', node: 'node-0001', details: { step: 'drain' } }],
+    });
+  }
+  const seconds = (performance.now() - started) / 1000;
+  store.close();
+  return { perSecond: commits / seconds, commits };
+}
+
+async function oneRun(nodes: number, concurrency: number, store: Store | null) {
+  const clock = new VirtualClock(Date.parse('2026-11-22T02:00:00Z'));
+  const cluster = MemoryCluster.create('bench', fleet(nodes), { clock });
+  let commits = 0;
+  if (store) {
+    const commit = store.commit.bind(store);
+    store.commit = (batch) => {
+      commits += 1;
+      commit(batch);
+    };
+  }
+  const orchestrator = new Orchestrator({ cluster, clock, store, holder: 'bench' });
+  const started = performance.now();
+  const handle = await orchestrator.start({ plan: parsePlan({ cluster: 'bench', concurrency }), requestedBy: 'bench' });
+  const output = await driveInVirtualTime(handle, clock);
+  const ms = performance.now() - started;
+  if (output?.tally.patched !== nodes) throw new Error(`bench run did not patch every node: ${JSON.stringify(output?.tally)}`);
+  return { ms, commits };
+}
+
+async function storeOnOff(nodes: number, concurrency: number, repeats: number) {
+  const off: number[] = [];
+  const on: number[] = [];
+  let commits = 0;
+  for (let i = 0; i < repeats; i++) {
+    off.push((await oneRun(nodes, concurrency, null)).ms);
+    const store = openStore(join(scratch, `run-${nodes}-${concurrency}-${i}.db`));
+    const result = await oneRun(nodes, concurrency, store);
+    store.close();
+    on.push(result.ms);
+    commits = result.commits;
+  }
+  return { off: median(off), on: median(on), commits };
+}
+
+const line = (label: string, value: string) => console.log(`${label.padEnd(52)} ${value}`);
+
+console.log(`patchpilot bench · node ${process.version} · ${new Date().toISOString()}\n`);
+const raw = rawCommits();
+line('store: commits/s (1 run patch, 1 node row, 2 x 1 KB snapshots, 1 audit)', `${Math.round(raw.perSecond).toLocaleString('en')} /s`);
+
+await oneRun(200, 10, null); // warm-up: module compilation and JIT
+for (const concurrency of [1, 10]) {
+  const result = await storeOnOff(1000, concurrency, 3);
+  const transitionsPerSecond = result.commits / (result.on / 1000);
+  console.log('');
+  line(`1,000 nodes, concurrency ${concurrency}: store off`, `${result.off.toFixed(0)} ms`);
+  line(`1,000 nodes, concurrency ${concurrency}: store on (WAL file)`, `${result.on.toFixed(0)} ms  (${result.commits.toLocaleString('en')} commits)`);
+  line(`  persisted transitions per second during the run`, `${Math.round(transitionsPerSecond).toLocaleString('en')} /s`);
+  line(`  ratio store on / off (target <= 1.5)`, `${(result.on / result.off).toFixed(2)}x ${result.on / result.off <= 1.5 ? 'ok' : 'ABOVE TARGET'}`);
+}

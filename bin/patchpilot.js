@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// Entry point for `npx patchpilot` and `npm start`. patchpilot is written in TypeScript and run by Node's own type
+// stripping (Node >= 22.18), so there is no build step; npm scripts and npx use the Node 24 the project pins.
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 18)) {
+  process.stderr.write(
+    `patchpilot needs Node.js 22.18 or newer (this is ${process.version}).\n` +
+      'Run it through npm so the pinned Node 24 is used: `npm start`, or `npx patchpilot ...` after `npm install`.\n',
+  );
+  process.exit(2);
+}
+const { main } = await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv);

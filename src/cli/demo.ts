@@ -1,0 +1,145 @@
+/**
+ * `patchpilot demo` (what `npm start` runs): the real engine patching a small in-memory cluster in virtual time, with
+ * the faults operators meet (a kernel update that needs a reboot, an API server hiccup, a PodDisruptionBudget that
+ * blocks a drain, a node someone else cordoned). The run is durable: interrupt it with Ctrl-C and resume it.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleepReal } from 'node:timers/promises';
+import { MemoryCluster, type MemoryClusterState, type MemoryNodeSpec } from '../cluster/memory.ts';
+import { VirtualClock } from '../engine/clock.ts';
+import type { NodeOutcome } from '../engine/node.machine.ts';
+import { parsePlan } from '../engine/plan.ts';
+import { driveInVirtualTime } from '../service/drive.ts';
+import { Orchestrator, type RunEvent, type RunHandle } from '../service/orchestrator.ts';
+import { LiveView, outcomeLine, summaryTable } from './live.ts';
+import { DEFAULT_DB, openCliStore } from './paths.ts';
+
+const ubuntu = 'Ubuntu 22.04.4 LTS';
+const rocky = 'Rocky Linux 9.4 (Blue Onyx)';
+
+export const DEMO_NODES: MemoryNodeSpec[] = [
+  { name: 'cp-1', role: 'control-plane', zone: 'zone-a', osImage: ubuntu },
+  {
+    name: 'worker-1',
+    zone: 'zone-a',
+    osImage: ubuntu,
+    behaviour: {
+      report: {
+        upgraded: [
+          { name: 'linux-image-5.15.0-126-generic', from: '5.15.0-125.135', to: '5.15.0-126.136' },
+          { name: 'openssl', from: '3.0.2-0ubuntu1.17', to: '3.0.2-0ubuntu1.18' },
+        ],
+        rebootRequired: true,
+        rebootPackages: ['linux-image-5.15.0-126-generic'],
+      },
+    },
+  },
+  { name: 'worker-2', zone: 'zone-b', osImage: rocky, behaviour: { apiErrors: 2 } },
+  { name: 'worker-3', zone: 'zone-b', osImage: ubuntu, unschedulable: true, annotations: { 'ops.example.com/reason': 'disk check' } },
+  { name: 'worker-4', zone: 'zone-a', osImage: ubuntu, behaviour: { drainBlocked: true } },
+  { name: 'worker-5', zone: 'zone-b', osImage: rocky },
+  { name: 'win-1', os: 'windows', zone: 'zone-a' },
+];
+
+export const DEMO_PLAN = {
+  cluster: 'demo',
+  concurrency: 2,
+  maxFailures: 1,
+  drainTimeoutSeconds: 300,
+  retry: { attempts: 3, backoffSeconds: 10 },
+};
+
+interface ClusterFile {
+  now: number;
+  state: MemoryClusterState;
+}
+
+export interface DemoOptions {
+  db?: string;
+  resume?: string;
+  speed?: number;
+  json?: boolean;
+}
+
+export interface DemoIo {
+  out: NodeJS.WriteStream | (NodeJS.WritableStream & { isTTY?: boolean });
+  now: () => number;
+}
+
+export async function demo(options: DemoOptions, io: DemoIo): Promise<number> {
+  const store = openCliStore(options.db);
+  const clusterFile = `${store.path}.demo-cluster.json`;
+  const tty = !options.json && io.out.isTTY === true;
+  const speed = options.speed ?? (tty ? 120 : 0);
+
+  let saved: ClusterFile | null = null;
+  if (options.resume) {
+    if (!existsSync(clusterFile)) throw new DemoError(`no demo cluster to resume at ${clusterFile}`, 'start a new demo with: npx patchpilot demo');
+    saved = JSON.parse(readFileSync(clusterFile, 'utf8')) as ClusterFile;
+  }
+  const clock = new VirtualClock(saved?.now ?? io.now());
+  const persist = (state: MemoryClusterState) => {
+    writeFileSync(`${clusterFile}.tmp`, JSON.stringify({ now: clock.now(), state } satisfies ClusterFile));
+    renameSync(`${clusterFile}.tmp`, clusterFile);
+  };
+  const cluster = saved
+    ? new MemoryCluster(saved.state, { clock, onChange: persist })
+    : MemoryCluster.create('demo', DEMO_NODES, { clock, onChange: persist });
+  persist(cluster.state as MemoryClusterState);
+
+  const view = new LiveView({ out: io.out as NodeJS.WritableStream & NodeJS.WriteStream, tty, title: 'patchpilot demo · cluster demo', now: () => clock.now() });
+  const outcomes: NodeOutcome[] = [];
+  const onEvent = (event: RunEvent) => {
+    if (event.type === 'node.finished') outcomes.push(event.outcome);
+    if (!options.json) view.handle(event);
+  };
+  const orchestrator = new Orchestrator({ cluster, clock, store, onEvent });
+  const handle: RunHandle = options.resume
+    ? await orchestrator.resume(options.resume)
+    : await orchestrator.start({ plan: parsePlan(DEMO_PLAN), requestedBy: 'demo' });
+  if (!options.json && !options.resume) {
+    io.out.write(`${tty ? '' : '# '}run ${handle.runId}: patching ${DEMO_NODES.length - 1} Linux nodes of cluster "demo", 2 at a time (Ctrl-C to interrupt, then resume)\n`);
+  }
+  if (!options.json) view.expect(DEMO_NODES.filter((n) => n.os !== 'windows').map((n) => n.name));
+
+  const interrupt = () => {
+    handle.detach();
+    persist(cluster.state as MemoryClusterState);
+    const db = options.db ? ` --db ${options.db}` : '';
+    io.out.write(`\ninterrupted: run ${handle.runId} is saved in ${store.path}.\nresume it with: npx patchpilot demo --resume ${handle.runId}${db}\n`);
+    store.close();
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupt);
+
+  let last = clock.now();
+  const output = await driveInVirtualTime(handle, clock, {
+    onTick: async (now) => {
+      persist(cluster.state as MemoryClusterState);
+      view.draw();
+      if (speed > 0) await sleepReal(Math.min(1000, (now - last) / speed));
+      last = now;
+    },
+  });
+  process.removeListener('SIGINT', interrupt);
+  view.draw();
+  store.close();
+  if (!output) return 1;
+  if (options.json) {
+    io.out.write(`${JSON.stringify({ ...output, nodes: outcomes }, null, 2)}\n`);
+    return 0;
+  }
+  io.out.write(`\n${summaryTable(outcomes)}\n\n${outcomeLine(output)}\n`);
+  const db = options.db ? ` --db ${options.db}` : '';
+  io.out.write(`history: npx patchpilot runs${db}   audit trail: npx patchpilot audit show --run ${output.runId}${db}   (${options.db ?? DEFAULT_DB})\n`);
+  return 0;
+}
+
+export class DemoError extends Error {
+  override readonly name = 'DemoError';
+  readonly hint: string;
+  constructor(message: string, hint: string) {
+    super(message);
+    this.hint = hint;
+  }
+}

@@ -1,0 +1,62 @@
+/** `patchpilot runs` and `patchpilot audit`: what happened, from the store. */
+import type { Store } from '../store/store.ts';
+import type { AuditRow } from '../store/types.ts';
+import { duration, isoMinute, table } from './format.ts';
+
+export function listRuns(store: Store, options: { cluster?: string; active?: boolean; limit: number }): string {
+  const runs = store.listRuns(options);
+  if (runs.length === 0) return `no runs in ${store.path}${options.cluster ? ` for cluster ${options.cluster}` : ''}`;
+  return table(
+    ['run', 'cluster', 'status', 'outcome', 'requested by', 'created', 'took'],
+    runs.map((r) => [
+      r.id,
+      r.cluster,
+      r.status,
+      r.outcome ?? '',
+      r.requestedBy,
+      isoMinute(r.createdAt),
+      r.finishedAt ? duration(r.finishedAt - r.createdAt) : '',
+    ]),
+  );
+}
+
+export function showRun(store: Store, runId: string): string {
+  const run = store.requireRun(runId);
+  const nodes = store.getNodeRuns(runId);
+  const head = [
+    `run ${run.id} on cluster ${run.cluster}, requested by ${run.requestedBy} at ${isoMinute(run.createdAt)}`,
+    `status ${run.status}${run.outcome ? `, outcome ${run.outcome}` : ''}${run.reason ? ` - ${run.reason}` : ''}`,
+    `version hash ${run.hash}`,
+  ];
+  if (nodes.length === 0) return head.join('\n');
+  const rows = nodes.map((n) => [
+    String(n.position + 1),
+    n.node,
+    n.result,
+    n.phase,
+    n.errorCode ? `${n.errorCode}: ${n.errorMessage ?? ''}` : (n.errorMessage ?? ''),
+    n.startedAt && n.finishedAt ? duration(n.finishedAt - n.startedAt) : '',
+  ]);
+  return `${head.join('\n')}\n\n${table(['#', 'node', 'result', 'last step', 'error / note', 'took'], rows)}`;
+}
+
+function auditLine(row: AuditRow): string {
+  const details = Object.entries(row.details)
+    .filter(([, v]) => v !== null && v !== undefined && !(Array.isArray(v) && v.length === 0))
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  return `${String(row.seq).padStart(6)}  ${new Date(row.at).toISOString()}  ${row.actor.padEnd(14)} ${row.action.padEnd(14)} ${row.node ?? ''} ${details}`.trimEnd();
+}
+
+export function showAudit(store: Store, options: { runId?: string; limit: number }): string {
+  const rows = store.auditRows({ ...(options.runId ? { runId: options.runId } : {}), limit: options.limit });
+  if (rows.length === 0) return 'the audit log is empty';
+  return rows.map(auditLine).join('\n');
+}
+
+export function verifyAudit(store: Store): { ok: boolean; text: string } {
+  const result = store.verifyAudit();
+  if (result.ok) return { ok: true, text: `audit log intact: ${result.checked} records, chain verified up to #${result.headSeq ?? 0}` };
+  const problems = result.problems.map((p) => `  #${p.seq}: ${p.problem}`).join('\n');
+  return { ok: false, text: `audit log TAMPERED: ${result.problems.length} problem(s) in ${result.checked} records\n${problems}` };
+}

@@ -1,0 +1,41 @@
+/** `patchpilot plan check FILE`: validates a plan file and shows what it resolves to. */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, stringify as toYaml, YAMLParseError } from 'yaml';
+import { versionHash } from '../engine/hash.ts';
+import { PlanError, parsePlan } from '../engine/plan.ts';
+import { describeSchedule, fireTimes } from '../engine/schedule.ts';
+
+export function loadPlanFile(path: string) {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new PlanError([`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`], path);
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const pos = err.linePos?.[0];
+      throw new PlanError([`${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${err.message.split('\n')[0]}`], path);
+    }
+    throw err;
+  }
+  return parsePlan(data, path);
+}
+
+export function planCheck(path: string, options: { trigger: string; now: number }): string {
+  const plan = loadPlanFile(path);
+  const next = fireTimes(plan.trigger, options.now, 3);
+  const lines = [
+    `${path}: valid`,
+    `trigger: ${describeSchedule(plan.trigger)}`,
+    ...(next.length ? [`next: ${next.map((t) => new Date(t).toISOString()).join(', ')}`] : []),
+    `version hash for trigger "${options.trigger}": ${versionHash(plan, options.trigger)}  (label ${plan.labelKey})`,
+    '',
+    '# resolved plan (every default filled in)',
+    toYaml(plan).trimEnd(),
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { versionHash } from '../../src/engine/hash.ts';
+import { DEFAULT_HOLD_PACKAGES, NATIVE_LABEL_KEY, PlanError, parsePlan } from '../../src/engine/plan.ts';
+
+describe('parsePlan', () => {
+  it('fills every default', () => {
+    const plan = parsePlan({});
+    expect(plan).toMatchObject({
+      mode: 'native',
+      labelKey: NATIVE_LABEL_KEY,
+      concurrency: 1,
+      maxFailures: 0,
+      securityOnly: true,
+      rebootIfRequired: true,
+      holdPackages: [...DEFAULT_HOLD_PACKAGES],
+      trigger: { kind: 'on-demand' },
+      approval: { required: false, approvers: [], twoPersonRule: true },
+      drain: { gracePeriodSeconds: -1, onTimeout: 'uncordon' },
+    });
+  });
+
+  it.each([
+    { name: 'concurrency 0', input: { concurrency: 0 }, problem: 'concurrency: must be at least 1' },
+    { name: 'fractional concurrency', input: { concurrency: 1.5 }, problem: 'concurrency: must be a whole number' },
+    { name: 'negative error budget', input: { maxFailures: -1 }, problem: 'maxFailures: cannot be negative' },
+    { name: 'zero drain timeout', input: { drainTimeoutSeconds: 0 }, problem: 'drainTimeoutSeconds: must be > 0' },
+    { name: 'unknown top-level field', input: { concurrancy: 2 }, problem: '(root): unknown field(s) "concurrancy"' },
+    { name: 'unknown nested field', input: { drain: { timeout: 3 } }, problem: 'drain: unknown field(s) "timeout"' },
+    { name: 'bad drain policy', input: { drain: { onTimeout: 'panic' } }, problem: 'drain.onTimeout:' },
+    { name: 'bad hold package entry', input: { holdPackages: ['kubelet', ''] }, problem: 'holdPackages[1]:' },
+    { name: 'bad label key', input: { labelKey: 'not a key!' }, problem: 'labelKey: not a valid Kubernetes label key' },
+    { name: 'bad mode', input: { mode: 'rancher' }, problem: 'mode:' },
+    { name: 'bad window time', input: { window: { start: '25:00', end: '04:00' } }, problem: 'window.start' },
+    { name: 'bad window zone', input: { window: { start: '01:00', end: '04:00', timeZone: 'Mars/Olympus' } }, problem: 'window.timeZone' },
+    { name: 'bad cron', input: { trigger: { kind: 'cron', expression: '61 * * * *' } }, problem: 'trigger' },
+  ])('refuses $name, naming the field', ({ input, problem }) => {
+    let error: unknown;
+    try {
+      parsePlan(input);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(PlanError);
+    const problems = (error as PlanError).problems;
+    expect(problems.some((p) => p.startsWith(problem) || p.includes(problem)), problems.join('\n')).toBe(true);
+  });
+
+  it('lists every problem at once, in a message that names the source', () => {
+    const error = (() => {
+      try {
+        parsePlan({ concurrency: 0, maxFailures: -2 }, 'plan.yaml');
+      } catch (err) {
+        return err as PlanError;
+      }
+      throw new Error('expected a PlanError');
+    })();
+    expect(error.problems).toHaveLength(2);
+    expect(error.message).toMatch(/^invalid plan\.yaml:\n  - concurrency: .*\n  - maxFailures: /);
+  });
+});
+
+describe('versionHash', () => {
+  const base = parsePlan({});
+  it.each([
+    { name: 'a different trigger', other: base, trigger: 'trigger-2', same: false },
+    { name: 'the same plan and trigger', other: parsePlan({}), trigger: 'trigger-1', same: true },
+    { name: 'a rollout knob (concurrency)', other: parsePlan({ concurrency: 5 }), trigger: 'trigger-1', same: true },
+    { name: 'a rollout knob (window)', other: parsePlan({ window: { start: '01:00', end: '03:00' } }), trigger: 'trigger-1', same: true },
+    { name: 'hold packages in another order', other: parsePlan({ holdPackages: [...DEFAULT_HOLD_PACKAGES].reverse() }), trigger: 'trigger-1', same: true },
+    { name: 'a change of what is installed (securityOnly)', other: parsePlan({ securityOnly: false }), trigger: 'trigger-1', same: false },
+    { name: 'a change of what is held', other: parsePlan({ holdPackages: ['kubelet'] }), trigger: 'trigger-1', same: false },
+  ])('$name → hash same: $same', ({ other, trigger, same }) => {
+    expect(versionHash(other, trigger) === versionHash(base, 'trigger-1')).toBe(same);
+  });
+
+  it('fits a Kubernetes label value', () => {
+    expect(versionHash(base, 'x')).toMatch(/^[0-9a-f]{20}$/);
+  });
+});

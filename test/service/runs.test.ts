@@ -1,0 +1,334 @@
+/**
+ * Whole runs against the in-memory cluster in virtual time: the engine's promises as an operator would check them.
+ */
+import { describe, expect, it } from 'vitest';
+import type { MemoryNodeSpec } from '../../src/cluster/memory.ts';
+import { ANNOTATIONS } from '../../src/engine/metadata.ts';
+import { parsePlan } from '../../src/engine/plan.ts';
+import { driveInVirtualTime } from '../../src/service/drive.ts';
+import { OrchestratorError } from '../../src/service/orchestrator.ts';
+import { openStore } from '../../src/store/index.ts';
+import { T0, harness, runPlan, workers } from '../helpers/fixtures.ts';
+
+const KEY = 'patchpilot.io/os-patch';
+
+function nodeNamed(h: ReturnType<typeof harness>, name: string) {
+  const node = h.cluster.state.nodes.find((n) => n.name === name);
+  if (!node) throw new Error(`no node ${name}`);
+  return node;
+}
+
+const cordonedByUs = (h: ReturnType<typeof harness>) =>
+  h.cluster.state.nodes.filter((n) => n.unschedulable && n.annotations[ANNOTATIONS.cordonedBy] !== undefined).map((n) => n.name);
+
+describe('a run patches every eligible node once', () => {
+  it('patches, labels and uncordons each node, and leaves the Windows node alone', async () => {
+    const h = harness([...workers(3), { name: 'win-1', os: 'windows' }]);
+    const { output, handle } = await runPlan(h, {});
+    expect(output).toMatchObject({ outcome: 'succeeded', selected: ['worker-1', 'worker-2', 'worker-3'], failedNodes: [] });
+    expect(output.tally.patched).toBe(3);
+    for (const name of ['worker-1', 'worker-2', 'worker-3']) {
+      const node = nodeNamed(h, name);
+      expect(node.unschedulable).toBe(false);
+      expect(node.labels[KEY]).toMatch(/^[0-9a-f]{20}$/);
+      expect(node.annotations[ANNOTATIONS.status]).toBe('patched');
+      expect(node.annotations[ANNOTATIONS.run]).toBe(handle.runId);
+    }
+    expect(nodeNamed(h, 'win-1').labels[KEY]).toBeUndefined();
+    expect(h.cluster.state.maxCordonedByUs).toBe(1);
+  });
+
+  it('selects nothing when the same trigger runs again, and only a new node after one joins', async () => {
+    const h = harness(workers(2));
+    await runPlan(h, {}, 'alice', 'click-1');
+    const again = await runPlan(h, {}, 'alice', 'click-1');
+    expect(again.output).toMatchObject({ outcome: 'succeeded', selected: [] });
+    expect(Object.values(h.cluster.state.patchJobsCreated)).toEqual([1, 1]);
+
+    h.cluster.addNode({ name: 'new-1', zone: 'zone-9' });
+    const withNew = await runPlan(h, {}, 'alice', 'click-1');
+    expect(withNew.output.selected).toEqual(['new-1']);
+    const fresh = await runPlan(h, {}, 'alice', 'click-2');
+    expect([...fresh.output.selected].sort()).toEqual(['new-1', 'worker-1', 'worker-2']);
+  });
+
+  it('fails clearly when no node carries the Linux OS label', async () => {
+    const h = harness([{ name: 'win-1', os: 'windows' }, { name: 'bare', os: null }]);
+    const { output } = await runPlan(h, {});
+    expect(output.outcome).toBe('failed');
+    expect(output.reason).toMatch(/^no matching nodes: no node carries kubernetes\.io\/os=linux/);
+  });
+
+  it('fails clearly, touching nothing, when asked for a node that does not exist', async () => {
+    const h = harness(workers(2));
+    const { output } = await runPlan(h, { nodes: ['worker-1', 'wroker-2'] });
+    expect(output).toMatchObject({ outcome: 'failed', selected: [] });
+    expect(output.reason).toContain('unknown node(s): wroker-2');
+    expect(h.cluster.state.maxCordonedByUs).toBe(0);
+  });
+
+  it('excludes a node labelled disabled', async () => {
+    const h = harness([...workers(2), { name: 'pet', labels: { [KEY]: 'disabled' } }]);
+    const { output } = await runPlan(h, {});
+    expect(output.selected).toEqual(['worker-1', 'worker-2']);
+    expect(nodeNamed(h, 'pet').labels[KEY]).toBe('disabled');
+  });
+});
+
+describe('cordon ownership', () => {
+  it('patches a node someone else cordoned but never lifts their cordon', async () => {
+    const h = harness([{ name: 'theirs', unschedulable: true }, { name: 'ours' }]);
+    const { output } = await runPlan(h, {});
+    expect(output.outcome).toBe('succeeded');
+    expect(nodeNamed(h, 'theirs')).toMatchObject({ unschedulable: true });
+    expect(nodeNamed(h, 'theirs').annotations[ANNOTATIONS.cordonedBy]).toBeUndefined();
+    expect(nodeNamed(h, 'theirs').labels[KEY]).toBeDefined();
+    expect(nodeNamed(h, 'ours').unschedulable).toBe(false);
+  });
+});
+
+describe('the failure policy', () => {
+  it.each([
+    {
+      name: 'a drain blocked by a PDB times out and the node is given back',
+      node: { name: 'n', behaviour: { drainBlocked: true } } as MemoryNodeSpec,
+      plan: { drainTimeoutSeconds: 120 },
+      code: 'DRAIN_TIMEOUT',
+      cordoned: false,
+    },
+    {
+      name: 'with drain.onTimeout keep-cordoned the node waits for a human',
+      node: { name: 'n', behaviour: { drainBlocked: true } } as MemoryNodeSpec,
+      plan: { drainTimeoutSeconds: 120, drain: { onTimeout: 'keep-cordoned' as const } },
+      code: 'DRAIN_TIMEOUT',
+      cordoned: true,
+    },
+    {
+      name: 'a node that never rejoins stays cordoned (it is NotReady)',
+      node: { name: 'n', behaviour: { neverRejoins: true, report: { rebootRequired: true, rebootPackages: ['linux-image'] } } } as MemoryNodeSpec,
+      plan: { readyTimeoutSeconds: 300 },
+      code: 'REJOIN_TIMEOUT',
+      cordoned: true,
+    },
+    {
+      name: 'a kubelet that changed across the reboot keeps the node cordoned',
+      node: { name: 'n', behaviour: { kubeletAfterReboot: 'v1.31.0', report: { rebootRequired: true, rebootPackages: ['linux-image'] } } } as MemoryNodeSpec,
+      plan: {},
+      code: 'KUBELET_CHANGED',
+      cordoned: true,
+    },
+    {
+      name: 'a failed postinst on a healthy node gives the node back',
+      node: { name: 'n', behaviour: { report: { result: 'failed', error: { code: 'POSTINST_FAILED', message: 'openssl postinst exited 1' } } } } as MemoryNodeSpec,
+      plan: {},
+      code: 'POSTINST_FAILED',
+      cordoned: false,
+    },
+    {
+      name: 'a Job whose pod dies without a report fails the node and gives it back',
+      node: { name: 'n', behaviour: { jobDiesWithoutReport: true } } as MemoryNodeSpec,
+      plan: {},
+      code: 'JOB_FAILED',
+      cordoned: false,
+    },
+    {
+      name: 'a node that is NotReady before we start is never cordoned',
+      node: { name: 'n', ready: false } as MemoryNodeSpec,
+      plan: {},
+      code: 'NODE_NOT_READY',
+      cordoned: false,
+    },
+    {
+      name: 'API errors beyond the retry budget fail the step',
+      node: { name: 'n', behaviour: { apiErrors: 3 } } as MemoryNodeSpec,
+      plan: { retry: { attempts: 3, backoffSeconds: 5 } },
+      code: 'API_ERROR',
+      cordoned: false,
+    },
+  ])('$name', async ({ node, plan, code, cordoned }) => {
+    const h = harness([node]);
+    const { output } = await runPlan(h, plan);
+    expect(output.outcome).toBe('halted');
+    expect(output.failedNodes).toEqual(['n']);
+    const finished = h.events.find((e) => e.type === 'node.finished');
+    expect(finished?.type === 'node.finished' && finished.outcome.error?.code).toBe(code);
+    expect(nodeNamed(h, 'n').unschedulable).toBe(cordoned);
+    expect(finished?.type === 'node.finished' && finished.outcome.cordonedAtEnd).toBe(cordoned);
+    expect(nodeNamed(h, 'n').labels[KEY], 'a failed node stays eligible').toBeUndefined();
+    expect(nodeNamed(h, 'n').annotations[ANNOTATIONS.status]).toBe('failed');
+    expect(nodeNamed(h, 'n').annotations[ANNOTATIONS.error]).toMatch(new RegExp(`^${code}: `));
+  });
+
+  it('retries transient API errors with backoff and succeeds within the budget', async () => {
+    const h = harness([{ name: 'n', behaviour: { apiErrors: 2 } }]);
+    const { output } = await runPlan(h, { retry: { attempts: 3, backoffSeconds: 10 } });
+    expect(output.outcome).toBe('succeeded');
+    const finished = h.events.find((e) => e.type === 'node.finished');
+    // Two failed cordon attempts: 10 s then 20 s of backoff.
+    expect(finished?.type === 'node.finished' && finished.outcome.phases.cordon).toBe(30_000);
+  });
+});
+
+describe('reboots', () => {
+  const kernel: MemoryNodeSpec = { name: 'k', behaviour: { report: { rebootRequired: true, rebootPackages: ['linux-image-6.8.0-49'] } } };
+
+  it('reboots when the agent asks and the plan allows, and waits for a new boot id', async () => {
+    const h = harness([kernel]);
+    const { output } = await runPlan(h, { rebootIfRequired: true });
+    expect(output.outcome).toBe('succeeded');
+    expect(nodeNamed(h, 'k').bootCount).toBe(2);
+    const finished = h.events.find((e) => e.type === 'node.finished');
+    expect(finished?.type === 'node.finished' && finished.outcome).toMatchObject({ rebooted: true, rebootPending: false });
+  });
+
+  it('leaves the reboot pending, and says so on the node, when the plan forbids it', async () => {
+    const h = harness([kernel]);
+    const { output } = await runPlan(h, { rebootIfRequired: false });
+    expect(output.outcome).toBe('succeeded');
+    expect(nodeNamed(h, 'k').bootCount).toBe(1);
+    expect(nodeNamed(h, 'k').annotations[ANNOTATIONS.rebootPending]).toBe('true');
+    const finished = h.events.find((e) => e.type === 'node.finished');
+    expect(finished?.type === 'node.finished' && finished.outcome).toMatchObject({ rebooted: false, rebootPending: true });
+  });
+});
+
+describe('rollout control', () => {
+  it('halts on the first failure by default and starts nothing after it', async () => {
+    const h = harness([{ name: 'a', behaviour: { drainBlocked: true } }, { name: 'b' }, { name: 'c' }]);
+    const { output } = await runPlan(h, { drainTimeoutSeconds: 60 });
+    expect(output).toMatchObject({ outcome: 'halted', failedNodes: ['a'], notStarted: ['b', 'c'] });
+    expect(h.cluster.state.patchJobsCreated).toEqual({});
+  });
+
+  it('finishes as partial when failures stay within maxFailures', async () => {
+    const h = harness([{ name: 'a', behaviour: { drainBlocked: true } }, { name: 'b' }, { name: 'c' }]);
+    const { output } = await runPlan(h, { drainTimeoutSeconds: 60, maxFailures: 1 });
+    expect(output).toMatchObject({ outcome: 'partial', failedNodes: ['a'], notStarted: [] });
+    expect(output.tally.patched).toBe(2);
+  });
+
+  it('never has more than `concurrency` nodes cordoned, nor two control-plane nodes at once', async () => {
+    const nodes: MemoryNodeSpec[] = [
+      { name: 'cp-1', role: 'control-plane', zone: 'a' },
+      { name: 'cp-2', role: 'control-plane', zone: 'b' },
+      { name: 'cp-3', role: 'control-plane', zone: 'c' },
+      ...workers(9),
+    ];
+    const h = harness(nodes);
+    let maxControlPlane = 0;
+    const inFlight = new Set<string>();
+    const { output } = await runPlan(h, { concurrency: 3 });
+    for (const e of h.events) {
+      if (e.type === 'node.step' && e.step === 'preflight') inFlight.add(e.node);
+      if (e.type === 'node.finished') inFlight.delete(e.outcome.node);
+      maxControlPlane = Math.max(maxControlPlane, [...inFlight].filter((n) => n.startsWith('cp-')).length);
+    }
+    expect(output.outcome).toBe('succeeded');
+    expect(h.cluster.state.maxCordonedByUs).toBe(3);
+    expect(maxControlPlane).toBe(1);
+  });
+
+  it('lets the node in flight finish when the window closes, then continues when it opens again', async () => {
+    // Each node takes 30 min (5 min drain + 25 min patch); the window is 02:00-03:00 UTC, and the run starts at 02:00.
+    const slow = { timings: { drainMs: 5 * 60_000, patchMs: 25 * 60_000 } };
+    const h = harness(['a', 'b', 'c'].map((name) => ({ name, ...slow })));
+    const { output } = await runPlan(h, { window: { start: '02:00', end: '03:00', timeZone: 'UTC' } });
+    expect(output.outcome).toBe('succeeded');
+    const starts = h.events.filter((e) => e.type === 'node.step' && e.step === 'preflight').map((e) => new Date(e.at).toISOString());
+    expect(starts).toEqual(['2026-11-22T02:00:00.000Z', '2026-11-22T02:30:00.000Z', '2026-11-23T02:00:00.000Z']);
+    expect(h.events.some((e) => e.type === 'run.state' && e.state === 'rolling.waitingForWindow')).toBe(true);
+  });
+
+  it('waits for notBefore (an on-demand trigger defaults to now + 10 minutes)', async () => {
+    const h = harness(workers(1));
+    const handle = await h.orchestrator.start({ plan: parsePlan({}), requestedBy: 'alice', notBefore: T0 + 10 * 60_000 });
+    await driveInVirtualTime(handle, h.clock);
+    const first = h.events.find((e) => e.type === 'node.step');
+    expect(first?.at).toBe(T0 + 10 * 60_000);
+  });
+});
+
+describe('operator commands', () => {
+  it('pause stops new nodes from starting, resume continues, and the node in flight finishes', async () => {
+    const h = harness(workers(3));
+    const handle = await h.orchestrator.start({ plan: parsePlan({}), requestedBy: 'alice' });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 60_000 });
+    expect(handle.send({ type: 'PAUSE', by: 'bob' })).toMatchObject({ ok: true });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 6 * 3600_000 });
+    expect(handle.state).toBe('rolling.paused');
+    expect(h.events.filter((e) => e.type === 'node.finished')).toHaveLength(1);
+    expect(cordonedByUs(h)).toEqual([]);
+    expect(handle.send({ type: 'PAUSE', by: 'bob' })).toMatchObject({ ok: false, message: expect.stringContaining('rolling.paused') });
+    expect(handle.send({ type: 'RESUME', by: 'bob' })).toMatchObject({ ok: true });
+    const output = await driveInVirtualTime(handle, h.clock);
+    expect(output).toMatchObject({ outcome: 'succeeded' });
+  });
+
+  it('cancel during a drain gives the node back and starts nothing else', async () => {
+    const h = harness([{ name: 'a', timings: { drainMs: 10 * 60_000 } }, { name: 'b' }]);
+    const handle = await h.orchestrator.start({ plan: parsePlan({}), requestedBy: 'alice' });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 60_000 });
+    expect(cordonedByUs(h)).toEqual(['a']);
+    expect(handle.send({ type: 'CANCEL', by: 'carol' })).toMatchObject({ ok: true });
+    const output = await driveInVirtualTime(handle, h.clock);
+    expect(output).toMatchObject({ outcome: 'cancelled', notStarted: ['b'] });
+    expect(output?.tally.cancelled).toBe(1);
+    expect(cordonedByUs(h)).toEqual([]);
+    expect(h.cluster.state.patchJobsCreated).toEqual({});
+  });
+
+  it('cancel during the patch lets the package manager finish before stopping', async () => {
+    const h = harness([{ name: 'a' }, { name: 'b' }]);
+    const handle = await h.orchestrator.start({ plan: parsePlan({}), requestedBy: 'alice' });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 60_000 });
+    handle.send({ type: 'CANCEL', by: 'carol' });
+    const output = await driveInVirtualTime(handle, h.clock);
+    expect(output).toMatchObject({ outcome: 'cancelled', notStarted: ['b'] });
+    expect(output?.tally.patched).toBe(1);
+    expect(nodeNamed(h, 'a').unschedulable).toBe(false);
+  });
+});
+
+describe('approvals', () => {
+  const plan = { approval: { required: true, approvers: ['U_BOB', 'U_CAROL'] } };
+
+  it('waits for an allowed approver other than the requester; decisions are compare-and-set', async () => {
+    const store = openStore(':memory:');
+    const h = harness(workers(2), { store });
+    const handle = await h.orchestrator.start({ plan: parsePlan({ cluster: 'test', ...plan }), requestedBy: 'U_ALICE' });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 3600_000 });
+    expect(handle.state).toBe('awaitingApproval');
+    expect(handle.send({ type: 'APPROVE', by: 'U_ALICE' })).toEqual({ ok: false, message: 'U_ALICE requested this run and cannot approve it (two-person rule)' });
+    expect(handle.send({ type: 'APPROVE', by: 'U_MALLORY' })).toEqual({ ok: false, message: 'U_MALLORY is not an approver for cluster test' });
+    expect(handle.state).toBe('awaitingApproval');
+    expect(handle.send({ type: 'APPROVE', by: 'U_BOB' })).toMatchObject({ ok: true });
+    expect(handle.send({ type: 'APPROVE', by: 'U_CAROL' })).toMatchObject({ ok: false });
+    const output = await driveInVirtualTime(handle, h.clock);
+    expect(output?.outcome).toBe('succeeded');
+    const decisions = store.auditRows({ runId: handle.runId }).filter((r) => r.action.startsWith('approval.'));
+    expect(decisions.map((r) => [r.action, r.actor])).toEqual([['approval.approved', 'U_BOB']]);
+  });
+
+  it('a rejection ends the run as cancelled without touching a node', async () => {
+    const h = harness(workers(2), { store: openStore(':memory:') });
+    const handle = await h.orchestrator.start({ plan: parsePlan({ cluster: 'test', ...plan }), requestedBy: 'U_ALICE' });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 60_000 });
+    expect(handle.send({ type: 'REJECT', by: 'U_CAROL', reason: 'change freeze' })).toMatchObject({ ok: true });
+    const output = await driveInVirtualTime(handle, h.clock);
+    expect(output).toMatchObject({ outcome: 'cancelled', reason: 'rejected by U_CAROL: change freeze' });
+    expect(h.cluster.state.maxCordonedByUs).toBe(0);
+  });
+});
+
+describe('one orchestrator per cluster', () => {
+  it('refuses to start while another orchestrator holds the lease, changing nothing', async () => {
+    const store = openStore(':memory:');
+    const mine = harness(workers(1), { store });
+    await mine.cluster.acquireLease({ name: 'patchpilot-test', holder: 'other-replica', durationSeconds: 60 });
+    const error = await mine.orchestrator.start({ plan: parsePlan({ cluster: 'test' }), requestedBy: 'alice' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OrchestratorError);
+    expect((error as OrchestratorError).code).toBe('LEASE_HELD');
+    expect((error as OrchestratorError).message).toBe('another orchestrator (other-replica) is active on cluster test');
+    expect(store.listRuns()).toEqual([]);
+  });
+});
