@@ -1,0 +1,154 @@
+/** Records the store reads and writes. Timestamps are epoch milliseconds chosen by the caller. */
+
+export type RunStatus = 'scheduled' | 'awaiting-approval' | 'selecting' | 'rolling' | 'paused' | 'cancelling' | 'done';
+export type RunOutcome = 'succeeded' | 'partial' | 'halted' | 'failed' | 'cancelled';
+
+export interface NewRun {
+  id: string;
+  cluster: string;
+  hash: string;
+  plan: unknown;
+  trigger: unknown;
+  requestedBy: string;
+  createdAt: number;
+}
+
+export interface RunRecord extends NewRun {
+  status: RunStatus;
+  outcome: RunOutcome | null;
+  reason: string | null;
+  queue: string[] | null;
+  updatedAt: number;
+  finishedAt: number | null;
+}
+
+export type NodeRunResult =
+  | 'pending'
+  | 'in-progress'
+  | 'patched'
+  | 'no-updates'
+  | 'failed'
+  | 'cancelled'
+  | 'skipped'
+  | 'not-started';
+
+export interface NodeRunRecord {
+  runId: string;
+  node: string;
+  position: number;
+  phase: string;
+  result: NodeRunResult;
+  errorCode: string | null;
+  errorMessage: string | null;
+  report: unknown | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  updatedAt: number;
+}
+
+export interface AuditEntry {
+  at: number;
+  actor: string;
+  action: string;
+  runId?: string | null;
+  node?: string | null;
+  details?: Record<string, unknown>;
+}
+
+export interface AuditRow {
+  seq: number;
+  at: number;
+  actor: string;
+  action: string;
+  runId: string | null;
+  node: string | null;
+  details: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+/** Absent fields are left unchanged; `null` clears a nullable field. */
+export interface RunPatch {
+  status?: RunStatus;
+  outcome?: RunOutcome | null;
+  reason?: string | null;
+  queue?: string[];
+  finishedAt?: number | null;
+}
+
+/** Everything one engine transition produced; written in ONE transaction. */
+export interface CommitBatch {
+  runId: string;
+  at: number;
+  run?: RunPatch;
+  nodeRuns?: Omit<NodeRunRecord, 'runId' | 'updatedAt'>[];
+  snapshots?: { actorId: string; snapshot: unknown }[];
+  deleteSnapshots?: string[];
+  audit?: AuditEntry[];
+}
+
+export type Decision = 'approved' | 'rejected';
+export type DecisionResult = { ok: true } | { ok: false; reason: string; decidedBy?: string; decision?: Decision };
+
+/** The decision that won the compare-and-set for a run. */
+export interface ApprovalRecord {
+  runId: string;
+  approver: string;
+  decision: Decision;
+  at: number;
+  comment: string | null;
+}
+
+export interface SnapshotRecord {
+  actorId: string;
+  snapshot: unknown;
+  /** 1 on the first write, incremented by each later write of the same actor's snapshot. */
+  version: number;
+  updatedAt: number;
+}
+
+export interface ListRunsOptions {
+  cluster?: string;
+  /** Only runs whose status is not 'done'. */
+  active?: boolean;
+  limit?: number;
+}
+
+export interface AuditQuery {
+  runId?: string;
+  /** Rows with a seq strictly greater than this; for paging. */
+  afterSeq?: number;
+  limit?: number;
+}
+
+export interface AuditProblem {
+  seq: number;
+  problem: string;
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  /** Rows read from the audit table. */
+  checked: number;
+  /** The newest seq that audit_head records; null while the log is empty. */
+  headSeq: number | null;
+  problems: AuditProblem[];
+}
+
+export interface OpenStoreOptions {
+  /** Create the database file if it does not exist (default true). The directory must exist either way. */
+  create?: boolean;
+  /** Clock for bookkeeping the caller does not time itself (when a migration was applied). Default Date.now. */
+  now?: () => number;
+  /** How long to wait for another process's write lock before failing with DB_LOCKED (default 5000 ms). */
+  busyTimeoutMs?: number;
+}
+
+export interface ConnectionSettings {
+  journalMode: string;
+  pageSize: number;
+  walAutocheckpointPages: number;
+  synchronous: 'off' | 'normal' | 'full' | 'extra' | 'unknown';
+  foreignKeys: boolean;
+  busyTimeoutMs: number;
+}
