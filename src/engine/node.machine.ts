@@ -193,6 +193,17 @@ export const idleTimer = fromCallback<{ type: string }, TimerInput>(() => () => 
 
 const key = (c: NodeContext): EffectKey => ({ runId: c.runId, node: c.node });
 
+/**
+ * Whether the cordon on the node is ours, from what was just read when there is a reading. After a failure our
+ * belief can be wrong both ways: a cordon request may have reached the API server just as its step timed out or was
+ * cancelled, and a node may be gone. The cordoned-by annotation is the truth; the belief is only a fallback.
+ */
+function ownsCordon(context: NodeContext, reading: PreflightOutput): boolean {
+  if (!reading.ok) return context.cordonedByUs;
+  const node = reading.value;
+  return node.exists && node.unschedulable && node.cordonedBy === context.runId;
+}
+
 export const nodeMachine = setup({
   types: {
     context: {} as NodeContext,
@@ -250,7 +261,7 @@ export const nodeMachine = setup({
     mayUncordon: ({ context, event }) => {
       const out = outputOf(event) as PreflightOutput;
       const code = context.failure?.code;
-      if (!context.cordonedByUs || !out.ok || !out.value.ready || code === undefined) return false;
+      if (!ownsCordon(context, out) || !out.ok || !out.value.ready || code === undefined) return false;
       if (KEEP_CORDONED.has(code)) return false;
       return !(code === 'DRAIN_TIMEOUT' && context.policy.drainOnTimeout === 'keep-cordoned');
     },
@@ -379,7 +390,10 @@ export const nodeMachine = setup({
                 guard: 'notReady',
                 target: '#node.recovering',
                 actions: [
-                  assign({ before: ({ event }) => valueOf(event.output) }),
+                  assign({
+                    before: ({ event }) => valueOf(event.output),
+                    cordonedByUs: ({ context, event }) => ownsCordon(context, event.output),
+                  }),
                   { type: 'failWith', params: { code: 'NODE_NOT_READY', message: 'node is not Ready; patching it could make things worse' } },
                 ],
               },
@@ -667,8 +681,12 @@ export const nodeMachine = setup({
             src: 'inspectNode',
             input: ({ context }) => key(context),
             onDone: [
-              { guard: 'mayUncordon', target: 'uncordoning', actions: assign({ healthyAtFailure: true }) },
-              { target: 'reporting' },
+              {
+                guard: 'mayUncordon',
+                target: 'uncordoning',
+                actions: assign({ healthyAtFailure: true, cordonedByUs: ({ context, event }) => ownsCordon(context, event.output) }),
+              },
+              { target: 'reporting', actions: assign({ cordonedByUs: ({ context, event }) => ownsCordon(context, event.output) }) },
             ],
           },
         },

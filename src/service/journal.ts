@@ -2,8 +2,8 @@
  * The durable journal: turns what the running machines do into store commits, so a run survives the orchestrator
  * dying at any instant.
  *
- * - Every machine transition (fleet or node) is recorded before the effect it starts touches the cluster: effects
- *   call `flush()` first (runtime.ts), and a microtask flushes whatever else happened.
+ * - Every machine transition (fleet or node) is recorded before an effect that changes the cluster runs: those
+ *   effects call `flush()` first (runtime.ts); everything else is committed once the burst of transitions is over.
  * - Each machine's snapshot is its own row (`fleet`, `node-<position>`), so a node step writes ~1 KB, not the fleet.
  *   The fleet's queue is immutable once selected and is stored once on the run, not in every fleet snapshot.
  * - The audit log gets one entry per step a node enters and per state the run enters, in the same transaction as the
@@ -248,10 +248,17 @@ export class Journal {
     return this.#lastAt;
   }
 
+  /**
+   * Commits what piled up once the current burst of transitions is over (the next macrotask), so that a burst (a node
+   * finishing, the next one starting) is one transaction. Effects that change the cluster do not wait for this: they
+   * flush first.
+   */
   #scheduleFlush(): void {
     if (this.#flushQueued) return;
     this.#flushQueued = true;
-    queueMicrotask(() => this.flush());
+    setImmediate(() => {
+      if (this.#flushQueued) this.flush();
+    });
   }
 
   /** Writes everything observed since the last flush in one transaction. Cheap when nothing changed. */

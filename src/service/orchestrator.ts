@@ -241,9 +241,11 @@ export class Orchestrator {
           this.#active.delete(runId);
           const snap = actor.getSnapshot();
           if (snap.status === 'done') {
-            journal?.flush();
-            void this.#cluster.releaseLease(leaseName(input.plan.cluster), this.#holder);
-            resolve(snap.output as FleetOutput);
+            // Observers hear of the end before the inspector does; wait for it so the final commit holds the end.
+            queueMicrotask(() => {
+              journal?.flush();
+              void this.#cluster.releaseLease(leaseName(input.plan.cluster), this.#holder).finally(() => resolve(snap.output as FleetOutput));
+            });
           } else {
             reject(new RunDetachedError(`run ${runId} was detached in state ${stateString(snap.value as never)}`));
           }

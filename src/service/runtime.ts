@@ -21,14 +21,21 @@ export interface RuntimeOptions {
 
 type EffectName = keyof EngineEffects;
 
+/**
+ * Effects that only look (or wait) change nothing that a crash could leave half-recorded: repeating them after a
+ * restore is harmless, so they do not force a commit. Every other effect changes the cluster.
+ */
+const READ_ONLY: ReadonlySet<EffectName> = new Set<EffectName>(['inspectNode', 'listNodes', 'awaitRejoin']);
+
 function effectActor<K extends EffectName>(name: K, options: RuntimeOptions) {
   type Input = Parameters<EngineEffects[K]>[0];
   type Output = Awaited<ReturnType<EngineEffects[K]>>;
   const call = options.effects[name] as (input: Input, signal: AbortSignal) => Promise<Output>;
+  const mutates = !READ_ONLY.has(name);
   return fromPromise<StepResult<Output>, Input>(async ({ input, signal }) => {
-    // XState starts an invoked actor before observers see the transition; yielding once lets the journal persist it.
+    // XState starts an invoked actor before observers see the transition; yielding once lets the journal see it.
     await null;
-    options.beforeEffect?.();
+    if (mutates) options.beforeEffect?.();
     try {
       const value = await call(input, signal);
       return { ok: true, value, at: options.clock.now() };
