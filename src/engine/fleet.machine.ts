@@ -9,7 +9,7 @@ import { assign, enqueueActions, fromCallback, fromPromise, setup } from 'xstate
 import type { ListNodesInput, ListNodesOutput, PrefetchInput, PrefetchOutput, StepResult, TimerInput } from './effects.ts';
 import { idleTimer, nodeMachine, nodePolicy, timeOf, type NodeOutcome, type NodeResult } from './node.machine.ts';
 import type { Plan } from './plan.ts';
-import { noMatchingNodes, selectNodes, type NodeTarget } from './selection.ts';
+import { noMatchingNodes, selectNodes } from './selection.ts';
 import { isWithinWindow, type MaintenanceWindow } from './window.ts';
 
 export type RunOutcome = 'succeeded' | 'partial' | 'halted' | 'failed' | 'cancelled';
@@ -35,7 +35,10 @@ export interface FleetContext {
   notBefore: number | null;
   approval: { by: string; at: number } | null;
   rejection: { by: string; at: number; reason: string } | null;
-  queue: NodeTarget[];
+  /** Selected node names, in patching order. Names only: the fleet snapshot is persisted often. */
+  queue: string[];
+  /** Positions in `queue` of control-plane nodes (never two of them in flight). */
+  controlPlanes: number[];
   excludedCount: number;
   /** Index in `queue` of the next node to start. */
   next: number;
@@ -97,13 +100,13 @@ export function approvalVerdict(plan: Plan, requestedBy: string, approver: strin
 export const childId = (position: number) => `node-${position}`;
 
 /** Which queued nodes to start now: fill free slots in order, at most one control-plane node in flight. */
-export function nextBatch(context: Pick<FleetContext, 'queue' | 'next' | 'inFlight' | 'plan'>): number[] {
+export function nextBatch(context: Pick<FleetContext, 'queue' | 'controlPlanes' | 'next' | 'inFlight' | 'plan'>): number[] {
   const picks: number[] = [];
-  let controlPlaneBusy = context.inFlight.some((p) => context.queue[p]?.role === 'control-plane');
+  const isControlPlane = (p: number) => context.controlPlanes.includes(p);
+  let controlPlaneBusy = context.inFlight.some(isControlPlane);
   for (let p = context.next; p < context.queue.length; p++) {
     if (context.inFlight.length + picks.length >= context.plan.concurrency) break;
-    const target = context.queue[p]!;
-    if (target.role === 'control-plane') {
+    if (isControlPlane(p)) {
       if (controlPlaneBusy) break;
       controlPlaneBusy = true;
     }
@@ -195,7 +198,12 @@ export const fleetMachine = setup({
             (Object.keys(context.plan.nodeSelector).length > 0 ? ' and matches the node selector' : ''),
         };
       }
-      return { queue: selection.selected, excludedCount: selection.excluded.length, attempt: 1 };
+      return {
+        queue: selection.selected.map((t) => t.name),
+        controlPlanes: selection.selected.flatMap((t, p) => (t.role === 'control-plane' ? [p] : [])),
+        excludedCount: selection.excluded.length,
+        attempt: 1,
+      };
     }),
     failSelection: assign(({ event }) => {
       const out = outputOf(event);
@@ -222,13 +230,13 @@ export const fleetMachine = setup({
       for (const position of picks) {
         enqueue.spawnChild('nodeRun', {
           id: childId(position),
-          input: { runId: context.runId, node: context.queue[position]!.name, hash: context.hash, startedAt: at, policy },
+          input: { runId: context.runId, node: context.queue[position]!, hash: context.hash, startedAt: at, policy },
         });
       }
     }),
     recordNode: enqueueActions(({ context, event, enqueue }) => {
       const outcome = (event as unknown as { output: NodeOutcome }).output;
-      const position = context.inFlight.find((p) => context.queue[p]?.name === outcome.node);
+      const position = context.inFlight.find((p) => context.queue[p] === outcome.node);
       if (position === undefined) return;
       enqueue.stopChild(childId(position));
       enqueue.assign({
@@ -259,6 +267,7 @@ export const fleetMachine = setup({
     approval: null,
     rejection: null,
     queue: [],
+    controlPlanes: [],
     excludedCount: 0,
     next: 0,
     inFlight: [],
@@ -279,8 +288,8 @@ export const fleetMachine = setup({
     runId: context.runId,
     outcome: context.outcome ?? concludedOutcome(context),
     reason: context.reason ?? (context.rejection ? `rejected by ${context.rejection.by}: ${context.rejection.reason}` : null),
-    selected: context.queue.map((t) => t.name),
-    notStarted: context.queue.slice(context.next).map((t) => t.name),
+    selected: context.queue,
+    notStarted: context.queue.slice(context.next),
     failedNodes: context.failedNodes,
     tally: context.tally,
     startedAt: context.startedAt,
@@ -345,7 +354,7 @@ export const fleetMachine = setup({
         src: 'prefetch',
         input: ({ context }) => ({
           runId: context.runId,
-          nodes: context.queue.map((t) => t.name),
+          nodes: context.queue,
           hash: context.hash,
           mode: context.plan.mode,
           agent: context.plan.agent,

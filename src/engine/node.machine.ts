@@ -129,6 +129,13 @@ export interface NodeOutcome {
   finishedAt: number;
 }
 
+export interface BootIdentity {
+  bootId: string;
+  kubeletVersion: string;
+}
+
+const bootOf = (node: NodeState): BootIdentity => ({ bootId: node.bootId, kubeletVersion: node.kubeletVersion });
+
 export interface NodeContext {
   runId: string;
   node: string;
@@ -140,7 +147,8 @@ export interface NodeContext {
   attempt: number;
   deadline: number;
   retryAt: number;
-  before: NodeState | null;
+  /** What must not change across the patch (kubelet) or must change across the reboot (boot id). */
+  before: BootIdentity | null;
   cordonedByOthers: boolean;
   cordonedByUs: boolean;
   report: AgentReport | null;
@@ -391,7 +399,7 @@ export const nodeMachine = setup({
                 target: '#node.recovering',
                 actions: [
                   assign({
-                    before: ({ event }) => valueOf(event.output),
+                    before: ({ event }) => bootOf(valueOf(event.output)),
                     cordonedByUs: ({ context, event }) => ownsCordon(context, event.output),
                   }),
                   { type: 'failWith', params: { code: 'NODE_NOT_READY', message: 'node is not Ready; patching it could make things worse' } },
@@ -400,13 +408,13 @@ export const nodeMachine = setup({
               {
                 guard: 'cordonedByOthers',
                 target: '#node.drain',
-                actions: assign({ before: ({ event }) => valueOf(event.output), cordonedByOthers: true }),
+                actions: assign({ before: ({ event }) => bootOf(valueOf(event.output)), cordonedByOthers: true }),
               },
               {
                 guard: 'stepOk',
                 target: '#node.cordon',
                 actions: assign({
-                  before: ({ event }) => valueOf(event.output),
+                  before: ({ event }) => bootOf(valueOf(event.output)),
                   // A cordon carrying our run id survives a crash between cordon and persist: it is still ours.
                   cordonedByUs: ({ context, event }) => {
                     const s = valueOf(event.output);

@@ -231,8 +231,9 @@ function firstFireOnDay(rule: FireRule, epochDay: number, after: number): number
 }
 
 function nextRuleFire(rule: FireRule, after: number): number | null {
-  // Where a spring-forward gap ends at midnight (a zone that springs forward at 23:00), a fire at 23:30 moves forward
-  // to 00:30 the next date: so the walk starts a day early, and the day after the first fire found is checked too.
+  // A fire in a gap that ends at midnight moves onto the next date: Nuuk springs forward from 23:00 to 00:00, so 23:30
+  // fires at 00:30. So the walk starts a day early, and once a day has a fire the next day is checked too: Pyongyang's
+  // 23:30 -> 00:00 in 2018 moved a 23:40 fire to 00:10, after that date's own 00:00.
   const firstDay = epochDayOf(toZoned(after, rule.timeZone)) - 1;
   for (let day = firstDay; day < firstDay + SEARCH_DAYS; day++) {
     const fire = firstFireOnDay(rule, day, after);

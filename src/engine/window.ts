@@ -42,7 +42,7 @@ export const maintenanceWindowSchema = z
         }
       })
       .transform((days) => [...new Set(days.filter(isDay))])
-      .default([...DAYS]),
+      .default(() => [...DAYS]),
     start: clockTime(START_TIME, '00:00-23:59'),
     end: clockTime(END_TIME, '00:00-24:00'),
     timeZone: timeZoneSchema.default('UTC'),
@@ -151,8 +151,8 @@ const OPENING_SEARCH_DAYS = 15;
 export function nextWindowOpening(window: MaintenanceWindow, after: number): number {
   const rule = ruleOf(window);
   const from = windowContaining(window, after)?.closesAt ?? after;
-  // From the day before: where a spring-forward gap ends at midnight (a zone that springs forward at 23:00), an opening
-  // at 23:30 moves forward to 00:30 on the next date.
+  // From the day before: an opening in a gap that ends at midnight moves onto the next date (Nuuk springs forward from
+  // 23:00 to 00:00, so a 23:30 opening happens at 00:30).
   const firstDate = addLocalDays(toZoned(from, rule.timeZone), -1);
   for (let days = 0; days < OPENING_SEARCH_DAYS; days++) {
     const span = spanStartingOn(rule, addLocalDays(firstDate, days));

@@ -100,7 +100,7 @@ function offsetAt(ms: number, timeZone: string): number {
  */
 export function fromZoned(wall: WallTime, timeZone: string): number {
   const local = wallAsUtc(wall);
-  // Assumes at most one offset change within a day either side, which holds for every zone in the tz database.
+  // Assumes at most one offset change within a day either side of the wall time.
   const offsetBefore = offsetAt(local - DAY_MS, timeZone);
   const offsetAfter = offsetAt(local + DAY_MS, timeZone);
   if (offsetBefore === offsetAfter) return local - offsetBefore;

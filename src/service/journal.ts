@@ -4,14 +4,16 @@
  *
  * - Every machine transition (fleet or node) is recorded before an effect that changes the cluster runs: those
  *   effects call `flush()` first (runtime.ts); everything else is committed once the burst of transitions is over.
- * - Each machine's snapshot is its own row (`fleet`, `node-<position>`), so a node step writes ~1 KB, not the fleet.
- *   The fleet's queue is immutable once selected and is stored once on the run, not in every fleet snapshot.
+ * - Each machine's snapshot is its own row (`fleet`, `node-<position>`), so a node step writes well under 1 KB, not
+ *   the fleet. What never changes during a run (the plan, the queue once selected, each node's policy) is stored once
+ *   on the run and left out of every snapshot row; `restoreRunSnapshot` puts it back.
  * - The audit log gets one entry per step a node enters and per state the run enters, in the same transaction as the
  *   snapshot that reflects it: after a crash, the restored state and the audit log agree.
  */
 import type { AnyActorRef, InspectionEvent } from 'xstate';
 import type { FleetContext, FleetOutput } from '../engine/fleet.machine.ts';
-import type { NodeContext, NodeOutcome } from '../engine/node.machine.ts';
+import { nodePolicy, type NodeContext, type NodeOutcome } from '../engine/node.machine.ts';
+import type { Plan } from '../engine/plan.ts';
 import type { AuditEntry, CommitBatch, NodeRunRecord, RunPatch, RunStatus } from '../store/types.ts';
 import type { Store } from '../store/store.ts';
 
@@ -154,16 +156,14 @@ export class Journal {
     this.#releaseStartedNodes();
     if (!this.#queueStored && context.queue.length > 0) {
       this.#queueStored = true;
-      this.#batch.run.queue = context.queue as unknown as string[];
-      context.queue.forEach((target, position) =>
-        this.#batch.nodeRuns.push({ ...emptyNodeRun(target.name, position), phase: 'queued' }),
-      );
+      this.#batch.run.queue = context.queue;
+      context.queue.forEach((name, position) => this.#batch.nodeRuns.push({ ...emptyNodeRun(name, position), phase: 'queued' }));
     }
     if (snapshot.status === 'done') {
       const output = snapshot.output as FleetOutput;
       this.#batch.run = { ...this.#batch.run, status: 'done', outcome: output.outcome, reason: output.reason, finishedAt: at };
       output.notStarted.forEach((name) => {
-        const position = context.queue.findIndex((t) => t.name === name);
+        const position = context.queue.indexOf(name);
         this.#batch.nodeRuns.push({ ...emptyNodeRun(name, position), phase: 'not-started', result: 'not-started' });
       });
       this.#batch.audit.push({
@@ -272,7 +272,7 @@ export class Journal {
       this.#fleetDirty = false;
     }
     for (const [id, ref] of this.#dirtyNodes) {
-      snapshots.push({ actorId: id, snapshot: ref.getPersistedSnapshot() });
+      snapshots.push({ actorId: id, snapshot: dehydrateNode(ref.getPersistedSnapshot()) });
       const progress = this.#nodes.get(id);
       if (progress) progress.persisted = true;
     }
@@ -302,20 +302,69 @@ export class Journal {
    * snapshots (their own rows). Any child never written on its own is added to this same commit.
    */
   #persistFleet(root: AnyActorRef): PersistedFleet {
-    const persisted = root.getPersistedSnapshot() as unknown as PersistedFleet['snapshot'];
-    const children: Record<string, PersistedChild> = {};
-    for (const [id, child] of Object.entries(persisted.children)) {
-      if (child.src !== 'nodeRun') {
-        children[id] = child;
-        continue;
-      }
-      children[id] = { ...child, snapshot: null };
-      const progress = this.#nodes.get(id);
-      const ref = (root.getSnapshot() as { children: Record<string, AnyActorRef> }).children[id];
-      if (ref && !progress?.persisted) this.#dirtyNodes.set(id, ref);
+    // Persist the fleet without its node children: XState would otherwise serialise every in-flight node machine on
+    // each fleet transition only for us to drop them (they have rows of their own). The logic's own
+    // getPersistedSnapshot is used on a copy of the snapshot whose `children` leaves them out; they are put back as
+    // references that restore fills from their rows.
+    const live = root.getSnapshot() as { children: Record<string, AnyActorRef> } & Record<string, unknown>;
+    const others: Record<string, AnyActorRef> = {};
+    const nodeIds: string[] = [];
+    for (const [id, ref] of Object.entries(live.children)) {
+      if (ref.src === 'nodeRun') nodeIds.push(id);
+      else others[id] = ref;
     }
-    return { format: SNAPSHOT_FORMAT, snapshot: { ...persisted, context: { ...persisted.context, queue: [] }, children } };
+    const logic = (root as unknown as { logic: { getPersistedSnapshot(snapshot: unknown): unknown } }).logic;
+    const context = { ...(live.context as FleetContext), queue: [], plan: null };
+    const persisted = logic.getPersistedSnapshot({ ...live, children: others, context }) as PersistedFleet['snapshot'];
+    for (const id of nodeIds) {
+      persisted.children[id] = { snapshot: null, src: 'nodeRun' };
+      const ref = live.children[id];
+      if (ref && !this.#nodes.get(id)?.persisted) this.#dirtyNodes.set(id, ref);
+    }
+    return { format: SNAPSHOT_FORMAT, snapshot: persisted };
   }
+}
+
+/**
+ * What a node snapshot carries that is stored elsewhere: its policy is derived from the run's plan (nodePolicy), so
+ * it is left out of every node row (it is half of one) and put back on restore.
+ */
+function dehydrateNode(persisted: unknown): unknown {
+  const snapshot = persisted as { context: NodeContext };
+  return { ...snapshot, context: { ...snapshot.context, policy: null } };
+}
+
+export class SnapshotError extends Error {
+  override readonly name = 'SnapshotError';
+}
+
+/**
+ * Rebuilds the persisted fleet snapshot XState can restore: the fleet row plus what the journal keeps apart (the
+ * queue and plan on the run, each node machine in its own row, the node policy derived from the plan).
+ */
+export function restoreRunSnapshot(input: {
+  persisted: PersistedFleet;
+  plan: Plan;
+  queue: string[] | null;
+  snapshots: Map<string, unknown>;
+}): PersistedFleet['snapshot'] {
+  const { persisted, plan, snapshots } = input;
+  if (persisted.format !== SNAPSHOT_FORMAT || typeof persisted.snapshot !== 'object' || persisted.snapshot === null) {
+    throw new SnapshotError(`snapshot format ${String(persisted.format)}, this version reads format ${SNAPSHOT_FORMAT}`);
+  }
+  const policy = nodePolicy(plan);
+  const children: PersistedFleet['snapshot']['children'] = {};
+  for (const [id, child] of Object.entries(persisted.snapshot.children ?? {})) {
+    if (child.src !== 'nodeRun') {
+      children[id] = child;
+      continue;
+    }
+    const own = snapshots.get(id) as { context?: NodeContext } | undefined;
+    if (own?.context === undefined) throw new SnapshotError(`the snapshot of ${id} is missing`);
+    children[id] = { ...child, snapshot: { ...own, context: { ...own.context, policy } } };
+  }
+  const context = { ...persisted.snapshot.context, queue: input.queue ?? [], plan };
+  return { ...persisted.snapshot, context, children };
 }
 
 const DONE_PREFIX = 'xstate.done.actor.';

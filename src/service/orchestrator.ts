@@ -13,7 +13,7 @@ import type { NodeOutcome } from '../engine/node.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import type { Store } from '../store/store.ts';
 import { clusterEffects } from './effects.ts';
-import { FLEET_ACTOR_ID, Journal, SNAPSHOT_FORMAT, isNodeDoneEvent, stateString, topState, type PersistedFleet } from './journal.ts';
+import { FLEET_ACTOR_ID, Journal, isNodeDoneEvent, restoreRunSnapshot, stateString, topState, type PersistedFleet } from './journal.ts';
 import { provideFleetMachine, type ProvidedFleetMachine } from './runtime.ts';
 
 export type RunEvent =
@@ -192,7 +192,12 @@ export class Orchestrator {
       journal.audit({ at: now, actor: this.#holder, action: 'run.resumed', details: { from: 'created' } });
       return this.#launch(input, journal, undefined);
     }
-    const snapshot = restoreFleetSnapshot(runId, persisted, run.queue, snapshots);
+    let snapshot: PersistedFleet['snapshot'];
+    try {
+      snapshot = restoreRunSnapshot({ persisted, plan, queue: run.queue, snapshots });
+    } catch (err) {
+      throw incompatible(runId, err);
+    }
     const journal = new Journal(store, runId, {
       queueStored: run.queue !== null,
       lastAt: Math.max(now, run.updatedAt),
@@ -353,30 +358,6 @@ function incompatible(runId: string, err: unknown): OrchestratorError {
     `the saved state of run ${runId} cannot be restored (${why})`,
     'the nodes keep their labels and annotations in the cluster; start a new run, which skips nodes already patched',
   );
-}
-
-/** Puts back what the journal stores apart from the fleet snapshot: the queue and each node machine's own snapshot. */
-export function restoreFleetSnapshot(
-  runId: string,
-  persisted: PersistedFleet,
-  queue: unknown,
-  snapshots: Map<string, unknown>,
-): PersistedFleet['snapshot'] {
-  if (persisted.format !== SNAPSHOT_FORMAT || typeof persisted.snapshot !== 'object' || persisted.snapshot === null) {
-    throw incompatible(runId, new Error(`snapshot format ${String(persisted.format)}, expected ${SNAPSHOT_FORMAT}`));
-  }
-  const children: PersistedFleet['snapshot']['children'] = {};
-  for (const [id, child] of Object.entries(persisted.snapshot.children ?? {})) {
-    if (child.src !== 'nodeRun') {
-      children[id] = child;
-      continue;
-    }
-    const own = snapshots.get(id);
-    if (own === undefined) throw incompatible(runId, new Error(`the snapshot of ${id} is missing`));
-    children[id] = { ...child, snapshot: own };
-  }
-  const context = { ...persisted.snapshot.context, queue: Array.isArray(queue) ? queue : [] } as PersistedFleet['snapshot']['context'];
-  return { ...persisted.snapshot, context, children };
 }
 
 /** Turns machine snapshots into progress events for live views and the bot. */

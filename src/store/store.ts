@@ -492,6 +492,17 @@ export class Store {
   #commit(batch: CommitBatch): void {
     const { runId, at } = batch;
     const patch = batch.run ?? {};
+    // Most engine commits change nothing on the run itself; rewriting its row (and page) for updated_at alone would
+    // cost a page write per commit, so those only check that the run exists.
+    if (Object.keys(patch).length === 0) {
+      if (this.#sql.runExists.get(runId) === undefined) throw runNotFoundError(runId);
+    } else {
+      this.#updateRun(runId, at, patch);
+    }
+    this.#writeBatchRows(batch);
+  }
+
+  #updateRun(runId: string, at: number, patch: NonNullable<CommitBatch['run']>): void {
     const updated = this.#sql.updateRun.run({
       id: runId,
       at,
@@ -505,7 +516,10 @@ export class Store {
     });
     if (updated.changes === 0) throw runNotFoundError(runId);
     if (patch.status !== undefined) this.#sql.updateRunStatus.run(patch.status, runId, patch.status);
+  }
 
+  #writeBatchRows(batch: CommitBatch): void {
+    const { runId, at } = batch;
     for (const nodeRun of batch.nodeRuns ?? []) {
       this.#sql.upsertNodeRun.run({
         runId,

@@ -18,6 +18,7 @@ export interface RunRecord extends NewRun {
   outcome: RunOutcome | null;
   reason: string | null;
   queue: string[] | null;
+  /** When the run record itself last changed (status, outcome, queue...); node progress does not move it. */
   updatedAt: number;
   finishedAt: number | null;
 }

@@ -122,14 +122,14 @@ describe('opening a database', () => {
     const other = new Database(path);
     other.exec('BEGIN IMMEDIATE');
     try {
-      const error = expectStoreError(() => store.commit({ runId: 'run-1', at: 2_000 }), 'DB_LOCKED');
+      const error = expectStoreError(() => store.commit({ runId: 'run-1', at: 2_000, run: { status: 'rolling' } }), 'DB_LOCKED');
       expect(error.cause).toBeInstanceOf(Database.SqliteError);
     } finally {
       other.exec('ROLLBACK');
       other.close();
     }
-    store.commit({ runId: 'run-1', at: 2_000 });
-    expect(store.requireRun('run-1').updatedAt).toBe(2_000);
+    store.commit({ runId: 'run-1', at: 2_000, run: { status: 'rolling' } });
+    expect(store.requireRun('run-1')).toMatchObject({ status: 'rolling', updatedAt: 2_000 });
   });
 });
 

@@ -177,7 +177,7 @@ function listOutputs(k: FleetCase, c: FleetContext): Array<[string, Result]> {
 }
 
 function prefetchOutputs(c: FleetContext): Array<[string, Result]> {
-  const names = c.queue.map((t) => t.name);
+  const names = c.queue;
   return [
     ['ok', ok({ prefetched: names, failed: [] })],
     ['some nodes failed', ok({ prefetched: names.slice(0, 1), failed: names.slice(1) })],
@@ -211,7 +211,7 @@ function fleetEvents(k: FleetCase) {
     if (first) events.push({ type: first.event, at: first.at });
     const results: NodeResult[] = s.matches('cancelling') ? ['patched', 'failed', 'cancelled'] : ['patched', 'failed'];
     for (const p of c.inFlight) {
-      const name = c.queue[p]!.name;
+      const name = c.queue[p]!;
       for (const r of results) {
         events.push({ type: `xstate.done.actor.node-${p}`, output: outcomeOf(name, r, at), label: `node-${p} (${name}): ${r}` });
       }
@@ -234,7 +234,7 @@ function abstractFleet(s: AnyMachineSnapshot) {
     value: s.value,
     approval: c.approval?.by ?? null,
     rejection: c.rejection?.by ?? null,
-    queue: c.queue.map((t) => `${t.name}:${t.role}`),
+    queue: c.queue.map((name, p) => `${name}:${c.controlPlanes.includes(p) ? 'control-plane' : 'worker'}`),
     excludedCount: c.excludedCount,
     next: c.next,
     inFlight: c.inFlight,
@@ -284,7 +284,7 @@ function fleetInvariants(run: ModelRun<FleetModelEvent>, s: AnyMachineSnapshot, 
 
   if (children.length > c.plan.concurrency) v.push(`${children.length} nodes in flight, concurrency is ${c.plan.concurrency}`);
   if (JSON.stringify(children) !== JSON.stringify(inFlight)) v.push(`children ${children} differ from inFlight ${inFlight}`);
-  const controlPlanes = c.inFlight.filter((p) => c.queue[p]?.role === 'control-plane');
+  const controlPlanes = c.inFlight.filter((p) => c.controlPlanes.includes(p));
   if (controlPlanes.length > 1) v.push(`two control-plane nodes in flight: ${controlPlanes}`);
 
   const before = new Set(prev ? nodeChildren(prev) : []);
@@ -335,7 +335,7 @@ function fleetAfterStep(k: FleetCase, input: FleetInput) {
       const childInput = (child.getSnapshot() as AnyMachineSnapshot).context.input as NodeRunInput;
       expect(childInput, `input of ${id}`).toEqual({
         runId: RUN_ID,
-        node: c.queue[p]!.name,
+        node: c.queue[p]!,
         hash: HASH,
         startedAt: n.spawnedAt.get(id),
         policy: nodePolicy(input.plan),
@@ -351,7 +351,7 @@ function fleetAfterStep(k: FleetCase, input: FleetInput) {
     // Effect inputs.
     for (const call of effects.calls) {
       if (call.src === 'listNodes') expect(call.input).toEqual({ runId: RUN_ID });
-      if (call.src === 'prefetch') expect(call.input).toMatchObject({ runId: RUN_ID, hash: HASH, nodes: c.queue.map((t) => t.name) });
+      if (call.src === 'prefetch') expect(call.input).toMatchObject({ runId: RUN_ID, hash: HASH, nodes: c.queue });
     }
     // The window watcher runs exactly while rolling, watching the plan's window.
     const live = (watchers.get(run.world) ?? []).filter((w) => w.live);
