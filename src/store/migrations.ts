@@ -104,8 +104,11 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${GENESIS_HASH}');
       CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head
         BEGIN SELECT RAISE(ABORT, 'audit head cannot be deleted'); END;
-      CREATE TRIGGER audit_head_forward_only BEFORE UPDATE ON audit_head WHEN NEW.seq <> OLD.seq + 1
-        BEGIN SELECT RAISE(ABORT, 'audit head only moves forward one entry at a time'); END;
+      -- The head may move several entries at once (one commit appends several), but only forward and only onto an
+      -- entry that exists with exactly that hash.
+      CREATE TRIGGER audit_head_forward_only BEFORE UPDATE ON audit_head
+        WHEN NEW.seq <= OLD.seq OR NEW.hash IS NOT (SELECT hash FROM audit WHERE seq = NEW.seq)
+        BEGIN SELECT RAISE(ABORT, 'audit head only moves forward, onto an existing entry'); END;
     `,
   },
 ];

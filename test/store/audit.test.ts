@@ -243,8 +243,12 @@ describe('verifyAudit', () => {
 
     it.each([
       { statement: 'DELETE FROM audit_head', error: 'audit head cannot be deleted' },
-      { statement: 'UPDATE audit_head SET seq = 999', error: 'audit head only moves forward one entry at a time' },
-      { statement: 'UPDATE audit_head SET seq = 1005', error: 'audit head only moves forward one entry at a time' },
+      { statement: 'UPDATE audit_head SET seq = 999', error: 'audit head only moves forward, onto an existing entry' },
+      { statement: 'UPDATE audit_head SET seq = 1005', error: 'audit head only moves forward, onto an existing entry' },
+      {
+        statement: "UPDATE audit_head SET seq = seq + 1, hash = (SELECT hash FROM audit WHERE seq = 1)",
+        error: 'audit head only moves forward, onto an existing entry',
+      },
     ])('the triggers refuse `$statement`', ({ statement, error }) => {
       const raw = new Database(path);
       expect(() => raw.exec(statement)).toThrow(error);

@@ -65,7 +65,7 @@ describe('opening a database', () => {
     expect(store.connectionSettings()).toEqual({
       journalMode: 'wal',
       pageSize: 1024,
-      walAutocheckpointPages: 4000,
+      walAutocheckpointPages: 16_384,
       synchronous: 'normal',
       foreignKeys: true,
       busyTimeoutMs: 5000,
