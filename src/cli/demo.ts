@@ -11,6 +11,7 @@ import type { NodeOutcome } from '../engine/node.machine.ts';
 import { parsePlan } from '../engine/plan.ts';
 import { driveInVirtualTime } from '../service/drive.ts';
 import { Orchestrator, type RunEvent, type RunHandle } from '../service/orchestrator.ts';
+import { showRun } from './history.ts';
 import { LiveView, outcomeLine, summaryTable } from './live.ts';
 import { DEFAULT_DB, openCliStore } from './paths.ts';
 
@@ -123,13 +124,18 @@ export async function demo(options: DemoOptions, io: DemoIo): Promise<number> {
   });
   process.removeListener('SIGINT', interrupt);
   view.draw();
+  if (!output) {
+    store.close();
+    return 1;
+  }
+  // A resumed run's earlier nodes finished in another process: the store has all of them.
+  const summary = options.resume ? showRun(store, output.runId) : summaryTable(outcomes);
   store.close();
-  if (!output) return 1;
   if (options.json) {
     io.out.write(`${JSON.stringify({ ...output, nodes: outcomes }, null, 2)}\n`);
     return 0;
   }
-  io.out.write(`\n${summaryTable(outcomes)}\n\n${outcomeLine(output)}\n`);
+  io.out.write(`\n${summary}\n\n${outcomeLine(output)}\n`);
   const db = options.db ? ` --db ${options.db}` : '';
   io.out.write(`history: npx patchpilot runs${db}   audit trail: npx patchpilot audit show --run ${output.runId}${db}   (${options.db ?? DEFAULT_DB})\n`);
   return 0;

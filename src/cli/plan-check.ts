@@ -18,7 +18,8 @@ export function loadPlanFile(path: string) {
   } catch (err) {
     if (err instanceof YAMLParseError) {
       const pos = err.linePos?.[0];
-      throw new PlanError([`${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${err.message.split('\n')[0]}`], path);
+      const reason = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+      throw new PlanError([`${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${reason}`], path);
     }
     throw err;
   }

@@ -408,7 +408,11 @@ export const nodeMachine = setup({
               {
                 guard: 'cordonedByOthers',
                 target: '#node.drain',
-                actions: assign({ before: ({ event }) => bootOf(valueOf(event.output)), cordonedByOthers: true }),
+                actions: assign({
+                  before: ({ event }) => bootOf(valueOf(event.output)),
+                  cordonedByOthers: true,
+                  note: 'was already cordoned by someone else: patched, and their cordon left in place',
+                }),
               },
               {
                 guard: 'stepOk',

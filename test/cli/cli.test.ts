@@ -1,0 +1,150 @@
+/**
+ * The CLI as a user meets it: the real `bin/patchpilot.js` in a scratch directory, judged by exit codes and output.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const BIN = resolve(import.meta.dirname, '../../bin/patchpilot.js');
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function scratch(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'patchpilot-cli-'));
+  dirs.push(dir);
+  return dir;
+}
+
+function cli(cwd: string, ...args: string[]) {
+  const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+const noStackTrace = (text: string) => expect(text).not.toMatch(/\n\s+at .+\(.+:\d+:\d+\)/);
+
+describe('patchpilot demo (npm start)', () => {
+  it('patches the demo cluster, records it, and the audit log verifies', () => {
+    const cwd = scratch();
+    const run = cli(cwd, 'demo', '--json');
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as { outcome: string; runId: string; tally: Record<string, number>; nodes: { node: string; result: string; error: { code: string } | null; rebooted: boolean }[] };
+    expect(result.outcome).toBe('partial');
+    expect(result.tally).toMatchObject({ patched: 5, failed: 1 });
+    expect(result.nodes.find((n) => n.node === 'worker-4')?.error?.code).toBe('DRAIN_TIMEOUT');
+    expect(result.nodes.find((n) => n.node === 'worker-1')?.rebooted).toBe(true);
+    expect(result.nodes.map((n) => n.node)).not.toContain('win-1');
+
+    const runs = cli(cwd, 'runs');
+    expect(runs.code).toBe(0);
+    expect(runs.stdout).toContain(result.runId);
+    expect(runs.stdout).toMatch(/done\s+partial/);
+    const show = cli(cwd, 'runs', 'show', result.runId);
+    expect(show.stdout).toMatch(/worker-4\s+failed\s+drain\s+DRAIN_TIMEOUT: drain did not finish within 300s/);
+
+    const verify = cli(cwd, 'audit', 'verify');
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/^audit log intact: \d+ records/);
+  });
+
+  it('prints plain lines, one per event, when stdout is not a terminal', () => {
+    const run = cli(scratch(), 'demo');
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).not.toContain('\u001b[');
+    expect(run.stdout).toMatch(/^\d\d:\d\d:\d\d {2}worker-1 +reboot$/m);
+    expect(run.stdout).toMatch(/^run run-\S+: PARTIAL \(5 patched, 0 without updates, 1 failed\)$/m);
+  });
+
+  it('survives Ctrl-C: the interrupted run resumes where it stopped and finishes the same way', async () => {
+    const cwd = scratch();
+    // 60 virtual seconds per real second: the interrupt lands well before the ~10 virtual minutes of the run end.
+    const child = spawn(process.execPath, [BIN, 'demo', '--speed', '60'], { cwd, env: { ...process.env, NO_COLOR: '1' } });
+    let out = '';
+    await new Promise<void>((done) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (!child.killed && /worker-2 +drain$/m.test(out)) child.kill('SIGINT');
+      });
+      child.on('exit', () => done());
+    });
+    expect(child.exitCode).toBe(130);
+    const runId = /resume it with: npx patchpilot demo --resume (\S+)/.exec(out)?.[1];
+    expect(runId, out).toBeDefined();
+    expect(cli(cwd, 'runs').stdout).toMatch(/rolling|paused/);
+
+    const resumed = cli(cwd, 'demo', '--resume', runId!);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toContain(`run ${runId}: PARTIAL (5 patched, 0 without updates, 1 failed)`);
+    const verify = cli(cwd, 'audit', 'verify');
+    expect(verify.code).toBe(0);
+    const audit = cli(cwd, 'audit', 'show', '--run', runId!).stdout;
+    expect(audit).toContain('run.resumed');
+    for (const node of ['cp-1', 'worker-1', 'worker-2', 'worker-3', 'worker-4', 'worker-5']) {
+      expect(audit.match(new RegExp(`node.finished +${node} `, 'g')), node).toHaveLength(1);
+    }
+  });
+});
+
+describe('audit verify', () => {
+  it('exits 1 and names the record when someone edits the audit log', () => {
+    const cwd = scratch();
+    expect(cli(cwd, 'demo', '--json').code).toBe(0);
+    const db = new Database(join(cwd, '.patchpilot', 'patchpilot.db'));
+    db.exec('DROP TRIGGER audit_no_update');
+    db.prepare("UPDATE audit SET actor = 'mallory' WHERE seq = 5").run();
+    db.close();
+    const verify = cli(cwd, 'audit', 'verify');
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toMatch(/^audit log TAMPERED: 1 problem\(s\)/);
+    expect(verify.stdout).toContain('#5:');
+  });
+});
+
+describe('user mistakes get one clear message and exit 2', () => {
+  it.each([
+    { name: 'an unknown command', args: ['frobnicate'], message: "error: unknown command 'frobnicate'" },
+    { name: 'a bad option value', args: ['runs', '--limit', 'ten'], message: 'expected a whole number above 0' },
+    { name: 'a database in a missing directory', args: ['runs', '--db', '/nonexistent/dir/x.db'], message: 'directory /nonexistent/dir does not exist' },
+    { name: 'an unknown run', args: ['runs', 'show', 'run-nope'], message: 'Run run-nope not found' },
+    { name: 'resuming a demo that never ran', args: ['demo', '--resume', 'run-nope'], message: 'no demo cluster to resume' },
+  ])('$name', ({ args, message }) => {
+    const result = cli(scratch(), ...args);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+    noStackTrace(result.stderr);
+  });
+
+  it('a file that is not a patchpilot database is refused and left untouched', () => {
+    const cwd = scratch();
+    const path = join(cwd, 'notes.db');
+    writeFileSync(path, 'these are my notes\n');
+    const result = cli(cwd, 'runs', '--db', path);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/not a (SQLite|patchpilot) database/i);
+    noStackTrace(result.stderr);
+  });
+});
+
+describe('plan check', () => {
+  it.each([
+    {
+      name: 'a valid plan shows the resolved plan, its schedule and hash',
+      text: 'cluster: prod-east\nconcurrency: 2\ntrigger: { kind: preset, preset: monthly, timeZone: Europe/Berlin }\n',
+      code: 0,
+      out: [/valid/, /trigger: .*1st/i, /next: \d{4}-\d\d-\d\dT/, /version hash for trigger "on-demand": [0-9a-f]{20}/, /holdPackages:/],
+    },
+    { name: 'a field error names the field', text: 'concurrency: 0\n', code: 2, out: [/concurrency: must be at least 1/] },
+    { name: 'an unknown field is named', text: 'concurency: 2\n', code: 2, out: [/unknown field\(s\) "concurency"/] },
+    { name: 'a YAML syntax error names the line', text: 'cluster: a\nconcurrency: 2\n\tmode: native\n', code: 2, out: [/line 3, column 1: Tabs are not allowed as indentation$/m] },
+  ])('$name', ({ text, code, out }) => {
+    const cwd = scratch();
+    writeFileSync(join(cwd, 'plan.yaml'), text);
+    const result = cli(cwd, 'plan', 'check', 'plan.yaml');
+    expect(result.code, result.stderr).toBe(code);
+    const shown = code === 0 ? result.stdout : result.stderr;
+    for (const pattern of out) expect(shown).toMatch(pattern);
+    noStackTrace(result.stderr);
+  });
+});
