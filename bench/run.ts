@@ -70,7 +70,7 @@ async function oneRun(nodes: number, concurrency: number, store: Store | null) {
   }
   const orchestrator = new Orchestrator({ cluster, clock, store, holder: 'bench' });
   const started = performance.now();
-  const handle = await orchestrator.start({ plan: parsePlan({ cluster: 'bench', concurrency }), requestedBy: 'bench' });
+  const handle = await orchestrator.start({ plan: parsePlan({ cluster: 'bench', concurrency }), requestedBy: 'bench', notBefore: null });
   const output = await driveInVirtualTime(handle, clock);
   const ms = performance.now() - started;
   if (output?.tally.patched !== nodes) throw new Error(`bench run did not patch every node: ${JSON.stringify(output?.tally)}`);

@@ -97,7 +97,8 @@ export async function demo(options: DemoOptions, io: DemoIo): Promise<number> {
   const orchestrator = new Orchestrator({ cluster, clock, store, onEvent });
   const handle: RunHandle = options.resume
     ? await orchestrator.resume(options.resume)
-    : await orchestrator.start({ plan: parsePlan(DEMO_PLAN), requestedBy: 'demo' });
+    : // Palette would wait ten minutes after an on-demand click; the demo starts at once.
+      await orchestrator.start({ plan: parsePlan(DEMO_PLAN), requestedBy: 'demo', notBefore: null });
   if (!options.json && !options.resume) {
     io.out.write(`${tty ? '' : '# '}run ${handle.runId}: patching ${DEMO_NODES.length - 1} Linux nodes of cluster "demo", 2 at a time (Ctrl-C to interrupt, then resume)\n`);
   }

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { PlanError } from '../engine/plan.ts';
+import { ScheduleError } from '../engine/schedule.ts';
 import { OrchestratorError } from '../service/orchestrator.ts';
 import { StoreError } from '../store/errors.ts';
 import { demo, DemoError } from './demo.ts';
@@ -120,7 +121,7 @@ export function buildProgram(): Command {
 
 /** Every error a user can cause, as the text to show. Anything else is a bug and keeps its stack trace. */
 export function describeUserError(err: unknown): string | null {
-  if (err instanceof PlanError) return `error: ${err.message}`;
+  if (err instanceof PlanError || err instanceof ScheduleError) return `error: ${err.message}`;
   if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof DemoError) {
     return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`;
   }

@@ -11,6 +11,7 @@ import { approvalVerdict, type FleetEvent, type FleetInput, type FleetOutput } f
 import { versionHash } from '../engine/hash.ts';
 import type { NodeOutcome } from '../engine/node.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
+import { describeSchedule, nextFireTime, resolveOnDemandNotBefore, ScheduleError, type Schedule } from '../engine/schedule.ts';
 import type { Store } from '../store/store.ts';
 import { clusterEffects } from './effects.ts';
 import { FLEET_ACTOR_ID, Journal, isNodeDoneEvent, restoreRunSnapshot, stateString, topState, type PersistedFleet } from './journal.ts';
@@ -63,7 +64,29 @@ export interface StartRequest {
   requestedBy: string;
   /** Identifies the trigger (each on-demand click or scheduled fire is new); it is hashed into the version hash. */
   triggerId?: string;
+  /**
+   * Earliest start. Omitted: from the plan's trigger (on demand: its notBefore, or now + 10 minutes as Palette does;
+   * a schedule: its next fire time; on boot: now). `null`: start now.
+   */
   notBefore?: number | null;
+}
+
+/** When a run of this trigger may start, and the id that makes its version hash new. */
+export function resolveStart(trigger: Schedule, now: number): { notBefore: number | null; triggerId: string } {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  switch (trigger.kind) {
+    case 'on-demand': {
+      const notBefore = resolveOnDemandNotBefore(trigger.notBefore, now);
+      return { notBefore, triggerId: `on-demand@${iso(now)}` };
+    }
+    case 'on-boot':
+      return { notBefore: null, triggerId: `on-boot@${iso(now)}` };
+    default: {
+      const next = nextFireTime(trigger, now);
+      if (next === null) throw new ScheduleError(`${describeSchedule(trigger)} never fires after ${iso(now)}`);
+      return { notBefore: next, triggerId: `${trigger.kind}@${iso(next)}` };
+    }
+  }
 }
 
 type FleetActor = Actor<ProvidedFleetMachine>;
@@ -141,15 +164,17 @@ export class Orchestrator {
   async start(request: StartRequest): Promise<RunHandle> {
     const now = this.#clock.now();
     const plan = request.plan;
+    const derived = resolveStart(plan.trigger, now);
+    const notBefore = request.notBefore === undefined ? derived.notBefore : request.notBefore;
+    const triggerId = request.triggerId ?? derived.triggerId;
     const runId = this.#newRunId(now);
-    const triggerId = request.triggerId ?? `on-demand@${new Date(now).toISOString()}`;
     const input: FleetInput = {
       runId,
       plan,
       hash: versionHash(plan, triggerId),
       requestedBy: request.requestedBy,
       createdAt: now,
-      notBefore: request.notBefore ?? null,
+      notBefore,
     };
     await this.#acquireLease(plan.cluster);
     this.#store?.createRun({

@@ -36,7 +36,7 @@ export function harness(nodes: MemoryNodeSpec[], options: { store?: Store; holde
 
 /** Starts a run of `plan` and drives it to its end in virtual time. */
 export async function runPlan(h: Harness, plan: PlanInput, requestedBy = 'alice', triggerId = 'trigger-1') {
-  const handle = await h.orchestrator.start({ plan: parsePlan({ cluster: 'test', ...plan }), requestedBy, triggerId });
+  const handle = await h.orchestrator.start({ plan: parsePlan({ cluster: 'test', ...plan }), requestedBy, triggerId, notBefore: null });
   const output = await driveInVirtualTime(handle, h.clock);
   if (!output) throw new Error('run did not finish');
   return { handle, output };

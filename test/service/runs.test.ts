@@ -7,6 +7,7 @@ import { ANNOTATIONS } from '../../src/engine/metadata.ts';
 import { parsePlan } from '../../src/engine/plan.ts';
 import { driveInVirtualTime } from '../../src/service/drive.ts';
 import { OrchestratorError } from '../../src/service/orchestrator.ts';
+import { ScheduleError } from '../../src/engine/schedule.ts';
 import { openStore } from '../../src/store/index.ts';
 import { T0, harness, runPlan, workers } from '../helpers/fixtures.ts';
 
@@ -239,19 +240,45 @@ describe('rollout control', () => {
     expect(h.events.some((e) => e.type === 'run.state' && e.state === 'rolling.waitingForWindow')).toBe(true);
   });
 
-  it('waits for notBefore (an on-demand trigger defaults to now + 10 minutes)', async () => {
+  it.each([
+    { name: 'an on-demand trigger starts ten minutes after the click, as in Palette', trigger: { kind: 'on-demand' as const }, start: '2026-11-22T02:10:00.000Z' },
+    { name: 'an on-demand trigger with a future notBefore waits for it', trigger: { kind: 'on-demand' as const, notBefore: '2026-11-22T05:30:00Z' }, start: '2026-11-22T05:30:00.000Z' },
+    { name: 'a weekly schedule waits for next Sunday 00:00', trigger: { kind: 'preset' as const, preset: 'weekly' as const }, start: '2026-11-29T00:00:00.000Z' },
+    { name: 'a cron schedule waits for its next fire time', trigger: { kind: 'cron' as const, expression: '30 3 * * *', timeZone: 'Europe/Berlin' }, start: '2026-11-22T02:30:00.000Z' },
+    { name: 'patch on boot starts at once', trigger: { kind: 'on-boot' as const }, start: '2026-11-22T02:00:00.000Z' },
+  ])('$name', async ({ trigger, start }) => {
     const h = harness(workers(1));
-    const handle = await h.orchestrator.start({ plan: parsePlan({}), requestedBy: 'alice', notBefore: T0 + 10 * 60_000 });
+    const handle = await h.orchestrator.start({ plan: parsePlan({ trigger }), requestedBy: 'alice' });
     await driveInVirtualTime(handle, h.clock);
     const first = h.events.find((e) => e.type === 'node.step');
-    expect(first?.at).toBe(T0 + 10 * 60_000);
+    expect(new Date(first?.at ?? 0).toISOString()).toBe(start);
+  });
+
+  it('refuses an on-demand notBefore in the past, creating no run', async () => {
+    const store = openStore(':memory:');
+    const h = harness(workers(1), { store });
+    const plan = parsePlan({ trigger: { kind: 'on-demand', notBefore: '2026-11-22T01:00:00Z' } });
+    const error = await h.orchestrator.start({ plan, requestedBy: 'alice' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ScheduleError);
+    expect((error as Error).message).toContain('2026-11-22T01:00:00.000Z');
+    expect((error as Error).message).toMatch(/in the past/);
+    expect(store.listRuns()).toEqual([]);
+  });
+
+  it('a new trigger id patches nodes already at the previous hash again', async () => {
+    const h = harness(workers(2));
+    const first = await h.orchestrator.start({ plan: parsePlan({}), requestedBy: 'alice', notBefore: null });
+    await driveInVirtualTime(first, h.clock);
+    const second = await h.orchestrator.start({ plan: parsePlan({}), requestedBy: 'alice', notBefore: null });
+    const output = await driveInVirtualTime(second, h.clock);
+    expect(output?.selected).toEqual(['worker-1', 'worker-2']);
   });
 });
 
 describe('operator commands', () => {
   it('pause stops new nodes from starting, resume continues, and the node in flight finishes', async () => {
     const h = harness(workers(3));
-    const handle = await h.orchestrator.start({ plan: parsePlan({}), requestedBy: 'alice' });
+    const handle = await h.orchestrator.start({ plan: parsePlan({}), requestedBy: 'alice', notBefore: null });
     await driveInVirtualTime(handle, h.clock, { until: T0 + 60_000 });
     expect(handle.send({ type: 'PAUSE', by: 'bob' })).toMatchObject({ ok: true });
     await driveInVirtualTime(handle, h.clock, { until: T0 + 6 * 3600_000 });
@@ -266,7 +293,7 @@ describe('operator commands', () => {
 
   it('cancel during a drain gives the node back and starts nothing else', async () => {
     const h = harness([{ name: 'a', timings: { drainMs: 10 * 60_000 } }, { name: 'b' }]);
-    const handle = await h.orchestrator.start({ plan: parsePlan({}), requestedBy: 'alice' });
+    const handle = await h.orchestrator.start({ plan: parsePlan({}), requestedBy: 'alice', notBefore: null });
     await driveInVirtualTime(handle, h.clock, { until: T0 + 60_000 });
     expect(cordonedByUs(h)).toEqual(['a']);
     expect(handle.send({ type: 'CANCEL', by: 'carol' })).toMatchObject({ ok: true });
@@ -279,7 +306,7 @@ describe('operator commands', () => {
 
   it('cancel during the patch lets the package manager finish before stopping', async () => {
     const h = harness([{ name: 'a' }, { name: 'b' }]);
-    const handle = await h.orchestrator.start({ plan: parsePlan({}), requestedBy: 'alice' });
+    const handle = await h.orchestrator.start({ plan: parsePlan({}), requestedBy: 'alice', notBefore: null });
     await driveInVirtualTime(handle, h.clock, { until: T0 + 60_000 });
     handle.send({ type: 'CANCEL', by: 'carol' });
     const output = await driveInVirtualTime(handle, h.clock);

@@ -58,7 +58,7 @@ const plan = parsePlan({ cluster: 'crashy', concurrency: 2, maxFailures: 1, drai
 
 const handle = store.getRun(runId)
   ? await orchestrator.resume(runId)
-  : await orchestrator.start({ plan, requestedBy: 'crash-test', triggerId: 'trigger-1' });
+  : await orchestrator.start({ plan, requestedBy: 'crash-test', triggerId: 'trigger-1', notBefore: null });
 
 const output = await driveInVirtualTime(handle, clock, {
   // The cluster's clock is part of the world: it must not go back when the orchestrator restarts.
