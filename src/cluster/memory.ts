@@ -231,9 +231,16 @@ export class MemoryCluster implements ClusterPort {
 
   async drain(name: string, options: DrainOptions): Promise<DrainResult> {
     const node = this.#require(name);
-    if (node.behaviour.drainBlocked) return untilAborted(options.signal);
+    if (node.behaviour.drainBlocked) {
+      // Every other pod goes; the last one's PodDisruptionBudget never allows it.
+      await sleep(this.#clock, Math.max(0, options.giveUpAt - this.#clock.now()), options.signal);
+      return {
+        evicted: 3,
+        blocked: [{ pod: 'web-0', namespace: 'shop', reason: 'PodDisruptionBudget shop/web allows 0 disruptions (1 of 1 replicas required)' }],
+      };
+    }
     await sleep(this.#clock, node.timings.drainMs, options.signal);
-    return { evicted: 4 };
+    return { evicted: 4, blocked: [] };
   }
 
   async startPatchJob(spec: PatchJobSpec): Promise<{ jobName: string; created: boolean }> {

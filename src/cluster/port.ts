@@ -3,6 +3,7 @@
  * the simulator (src/sim) and the Kubernetes adapter. Every method is idempotent, because after a crash the engine
  * repeats the step it was in: a second cordon, drain, job start or reboot with the same key must change nothing.
  */
+import type { DrainOutcome } from '../engine/effects.ts';
 import type { AgentReport } from '../engine/report.ts';
 
 export interface ClusterNode {
@@ -19,12 +20,12 @@ export interface ClusterNode {
 export interface DrainOptions {
   gracePeriodSeconds: number;
   podSelector: string;
+  /** Clock time at which to stop retrying refused evictions and return what refused them. */
+  giveUpAt: number;
   signal: AbortSignal;
 }
 
-export interface DrainResult {
-  evicted: number;
-}
+export type DrainResult = DrainOutcome;
 
 export interface PatchJobSpec {
   runId: string;
@@ -66,7 +67,10 @@ export interface ClusterPort {
   cordon(name: string, owner: string, signal?: AbortSignal): Promise<CordonResult>;
   /** Lifts a cordon only if `owner` made it: someone else's cordon is never touched. */
   uncordon(name: string, owner: string, signal?: AbortSignal): Promise<UncordonResult>;
-  /** Evicts every pod but DaemonSet and mirror pods, honouring PDBs; retries blocked evictions until aborted. */
+  /**
+   * Evicts every pod but DaemonSet and mirror pods through the Eviction API, so PodDisruptionBudgets are honoured;
+   * refused evictions are retried until `giveUpAt`, and then returned in `blocked` (the PDB outcome).
+   */
   drain(name: string, options: DrainOptions): Promise<DrainResult>;
   /** Creates the patch Job unless one with this name exists. */
   startPatchJob(spec: PatchJobSpec, signal?: AbortSignal): Promise<{ jobName: string; created: boolean }>;

@@ -38,6 +38,21 @@ export interface EffectKey {
 export interface DrainInput extends EffectKey {
   gracePeriodSeconds: number;
   podSelector: string;
+  /** When to stop retrying blocked evictions and report what blocked them (just before the step's deadline). */
+  giveUpAt: number;
+}
+
+/** A pod whose eviction was still refused when the drain gave up, and why (usually a PodDisruptionBudget). */
+export interface BlockedEviction {
+  pod: string;
+  namespace: string;
+  reason: string;
+}
+
+/** A drain either empties the node (`blocked` empty) or gives up at `giveUpAt` and names what was in the way. */
+export interface DrainOutcome {
+  evicted: number;
+  blocked: BlockedEviction[];
 }
 
 export interface PatchJobInput extends EffectKey {
@@ -80,7 +95,7 @@ export interface TimerInput {
 
 export type PreflightOutput = StepResult<NodeState>;
 export type CordonOutput = StepResult<null>;
-export type DrainOutput = StepResult<{ evicted: number }>;
+export type DrainOutput = StepResult<DrainOutcome>;
 export type PatchOutput = StepResult<AgentReport>;
 export type RebootOutput = StepResult<null>;
 export type RejoinOutput = StepResult<NodeState>;
@@ -93,7 +108,7 @@ export type PrefetchOutput = StepResult<{ prefetched: string[]; failed: string[]
 export interface EngineEffects {
   inspectNode(input: EffectKey, signal: AbortSignal): Promise<NodeState>;
   cordonNode(input: EffectKey, signal: AbortSignal): Promise<null>;
-  drainNode(input: DrainInput, signal: AbortSignal): Promise<{ evicted: number }>;
+  drainNode(input: DrainInput, signal: AbortSignal): Promise<DrainOutcome>;
   runPatchJob(input: PatchJobInput, signal: AbortSignal): Promise<AgentReport>;
   rebootNode(input: RebootInput, signal: AbortSignal): Promise<null>;
   awaitRejoin(input: RejoinInput, signal: AbortSignal): Promise<NodeState>;

@@ -49,6 +49,12 @@ export interface NodePolicy {
   retryBackoffMs: number;
 }
 
+/**
+ * A drain gives up this long before its step's deadline, so that its report of what blocked it (a PDB) arrives
+ * before the step's own timer and the failure can name the pod and the budget.
+ */
+export const DRAIN_REPORT_MARGIN_MS = 1000;
+
 /** API-only steps get two minutes including retries; the long ones come from the plan. */
 const API_STEP_TIMEOUT_MS = 120_000;
 
@@ -252,6 +258,10 @@ export const nodeMachine = setup({
       const out = outputOf(event) as PreflightOutput;
       return out.ok && out.value.unschedulable && out.value.cordonedBy !== context.runId;
     },
+    drainBlocked: ({ event }) => {
+      const out = outputOf(event) as DrainOutput;
+      return out.ok && out.value.blocked.length > 0;
+    },
     agentFailed: ({ event }) => {
       const out = outputOf(event) as PatchOutput;
       return out.ok && out.value.result === 'failed';
@@ -306,6 +316,17 @@ export const nodeMachine = setup({
           step: context.step,
           code: (report.error?.code ?? 'JOB_FAILED') as ErrorCode,
           message: report.error?.message ?? 'the agent reported a failure without details',
+        },
+      };
+    }),
+    failDrainBlocked: assign(({ context, event }) => {
+      const { blocked } = valueOf(outputOf(event) as DrainOutput);
+      const what = blocked.map((b) => `${b.namespace}/${b.pod}: ${b.reason}`).join('; ');
+      return {
+        failure: {
+          step: context.step,
+          code: 'DRAIN_TIMEOUT' as const,
+          message: `drain did not finish within ${Math.round(context.policy.timeoutsMs.drain / 1000)}s; evictions still refused: ${what}`,
         },
       };
     }),
@@ -481,8 +502,10 @@ export const nodeMachine = setup({
               ...key(context),
               gracePeriodSeconds: context.policy.gracePeriodSeconds,
               podSelector: context.policy.podSelector,
+              giveUpAt: Math.max(context.stepStartedAt, context.deadline - DRAIN_REPORT_MARGIN_MS),
             }),
             onDone: [
+              { guard: 'drainBlocked', target: '#node.recovering', actions: 'failDrainBlocked' },
               { guard: 'stepOk', target: '#node.patch' },
               { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
               { target: '#node.recovering', actions: 'failFromOutput' },

@@ -36,8 +36,8 @@ export function clusterEffects(cluster: ClusterPort): EngineEffects {
       return null;
     },
 
-    async drainNode({ node, gracePeriodSeconds, podSelector }, signal) {
-      return cluster.drain(node, { gracePeriodSeconds, podSelector, signal });
+    async drainNode({ node, gracePeriodSeconds, podSelector, giveUpAt }, signal) {
+      return cluster.drain(node, { gracePeriodSeconds, podSelector, giveUpAt, signal });
     },
 
     async runPatchJob(input, signal) {

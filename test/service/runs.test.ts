@@ -160,6 +160,18 @@ describe('the failure policy', () => {
     expect(nodeNamed(h, 'n').annotations[ANNOTATIONS.error]).toMatch(new RegExp(`^${code}: `));
   });
 
+  it('names the pod and the PodDisruptionBudget that blocked a drain', async () => {
+    const h = harness([{ name: 'n', behaviour: { drainBlocked: true } }]);
+    await runPlan(h, { drainTimeoutSeconds: 120 });
+    const finished = h.events.find((e) => e.type === 'node.finished');
+    expect(finished?.type === 'node.finished' && finished.outcome.error).toEqual({
+      step: 'drain',
+      code: 'DRAIN_TIMEOUT',
+      message: 'drain did not finish within 120s; evictions still refused: shop/web-0: PodDisruptionBudget shop/web allows 0 disruptions (1 of 1 replicas required)',
+    });
+    expect(finished?.type === 'node.finished' && finished.outcome.phases.drain).toBe(119_000);
+  });
+
   it('retries transient API errors with backoff and succeeds within the budget', async () => {
     const h = harness([{ name: 'n', behaviour: { apiErrors: 2 } }]);
     const { output } = await runPlan(h, { retry: { attempts: 3, backoffSeconds: 10 } });

@@ -146,7 +146,8 @@ function outputsFor(stateId: string, c: NodeContext): Choice[] {
       ];
     case 'node.drain.running':
       return [
-        ['ok', ok({ evicted: 3 })],
+        ['ok', ok({ evicted: 3, blocked: [] })],
+        ['blocked by a PDB', ok({ evicted: 2, blocked: [{ pod: 'web-0', namespace: 'shop', reason: 'PodDisruptionBudget shop/web allows 0 disruptions' }] })],
         ['transient error', transient],
         ['fatal error', fatal],
       ];
