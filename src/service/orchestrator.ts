@@ -209,29 +209,29 @@ export class Orchestrator {
     };
     const snapshots = store.loadSnapshots(runId);
     const persisted = snapshots.get(FLEET_ACTOR_ID) as PersistedFleet | undefined;
-    await this.#acquireLease(plan.cluster);
-    const now = this.#clock.now();
-    if (!persisted) {
-      // Crashed after the run was created but before its first transition was written: start it afresh.
-      const journal = new Journal(store, runId, { queueStored: false, lastAt: now });
-      journal.audit({ at: now, actor: this.#holder, action: 'run.resumed', details: { from: 'created' } });
-      return this.#launch(input, journal, undefined);
-    }
-    let snapshot: PersistedFleet['snapshot'];
+    // Everything that can refuse the run is checked before the lease is taken and anything starts.
+    let snapshot: PersistedFleet['snapshot'] | undefined;
     try {
-      snapshot = restoreRunSnapshot({ persisted, plan, queue: run.queue, snapshots });
+      snapshot = persisted ? restoreRunSnapshot({ persisted, plan, queue: run.queue, snapshots }) : undefined;
     } catch (err) {
       throw incompatible(runId, err);
     }
+    await this.#acquireLease(plan.cluster);
+    const now = this.#clock.now();
+    // Without a fleet snapshot the run crashed between its creation and its first transition: it starts afresh.
     const journal = new Journal(store, runId, {
       queueStored: run.queue !== null,
       lastAt: Math.max(now, run.updatedAt),
-      fleetState: stateString(snapshot.value),
+      fleetState: snapshot ? stateString(snapshot.value) : null,
     });
-    const nodeIds = Object.keys(snapshot.children).filter((id) => snapshot.children[id]?.src === 'nodeRun');
-    journal.markRestored(nodeIds, (id) => topState((snapshot.children[id]?.snapshot as { value: never }).value));
-    journal.audit({ at: now, actor: this.#holder, action: 'run.resumed', details: { state: stateString(snapshot.value) } });
-    return this.#launch(input, journal, snapshot);
+    if (snapshot) {
+      const children = snapshot.children;
+      const nodeIds = Object.keys(children).filter((id) => children[id]?.src === 'nodeRun');
+      journal.markRestored(nodeIds, (id) => topState((children[id]?.snapshot as { value: never }).value));
+    }
+    const handle = this.#launch(input, journal, snapshot);
+    journal.audit({ at: now, actor: this.#holder, action: 'run.resumed', details: { state: snapshot ? stateString(snapshot.value) : 'created' } });
+    return handle;
   }
 
   /** Sends an operator's command to a run this orchestrator is driving, after checking it makes sense now. */
@@ -255,13 +255,18 @@ export class Orchestrator {
       journal?.inspect(event);
       progress.inspect(event);
     };
-    let actor: FleetActor;
+    const refuse = (err: unknown): never => {
+      detached = true;
+      void this.#cluster.releaseLease(leaseName(input.plan.cluster), this.#holder);
+      throw incompatible(runId, err);
+    };
+    let actor!: FleetActor;
     try {
       actor = createActor(machine, { input, clock: this.#clock, inspect, ...(snapshot ? { snapshot: snapshot as never } : {}) });
       journal?.attach(actor);
       progress.attach(actor);
     } catch (err) {
-      throw incompatible(runId, err);
+      refuse(err);
     }
     const renewal = this.#keepLease(input.plan.cluster);
     const result = new Promise<FleetOutput>((resolve, reject) => {
@@ -300,9 +305,14 @@ export class Orchestrator {
       actor.start();
     } catch (err) {
       this.#active.delete(runId);
-      throw incompatible(runId, err);
+      renewal.stop();
+      refuse(err);
     }
-    if (actor.getSnapshot().status === 'error') throw incompatible(runId, actor.getSnapshot().error);
+    if (actor.getSnapshot().status === 'error') {
+      this.#active.delete(runId);
+      renewal.stop();
+      refuse(actor.getSnapshot().error);
+    }
     return handle;
   }
 

@@ -1,0 +1,135 @@
+/**
+ * Resuming a run in the same process after a clean detach, and refusing to resume what cannot be resumed, clearly and
+ * without touching the cluster.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MemoryCluster, type MemoryNodeSpec } from '../../src/cluster/memory.ts';
+import { VirtualClock } from '../../src/engine/clock.ts';
+import { parsePlan } from '../../src/engine/plan.ts';
+import { driveInVirtualTime, settle } from '../../src/service/drive.ts';
+import { Orchestrator, OrchestratorError } from '../../src/service/orchestrator.ts';
+import { openStore } from '../../src/store/index.ts';
+import { StoreError } from '../../src/store/errors.ts';
+import { T0 } from '../helpers/fixtures.ts';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+const NODES: MemoryNodeSpec[] = [
+  { name: 'cp-1', role: 'control-plane' },
+  { name: 'kernel', behaviour: { report: { rebootRequired: true, rebootPackages: ['linux-image'] } } },
+  { name: 'w-1' },
+  { name: 'w-2' },
+];
+
+/** Starts a run and detaches it after `minutes` of virtual time, as a process shutdown would. */
+async function interruptedRun(minutes: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'patchpilot-resume-'));
+  dirs.push(dir);
+  const db = join(dir, 'pp.db');
+  const clock = new VirtualClock(T0);
+  const cluster = MemoryCluster.create('test', NODES, { clock });
+  const store = openStore(db);
+  const first = new Orchestrator({ cluster, clock, store, holder: 'orchestrator-a', newRunId: () => 'run-1' });
+  const handle = await first.start({ plan: parsePlan({ cluster: 'test', concurrency: 2 }), requestedBy: 'alice', notBefore: null });
+  await driveInVirtualTime(handle, clock, { until: T0 + minutes * 60_000 });
+  handle.detach();
+  await expect(handle.result).rejects.toThrow(/detached/);
+  return { db, clock, cluster, store };
+}
+
+function tamper(db: string, sql: string) {
+  const raw = new Database(db);
+  raw.prepare(sql).run();
+  raw.close();
+}
+
+describe('resume', () => {
+  it('picks a detached run up where it stopped and finishes it as an uninterrupted run would', async () => {
+    const { clock, cluster, store } = await interruptedRun(3);
+    expect(store.requireRun('run-1').status).toBe('rolling');
+    const cordonedMidRun = cluster.state.nodes.filter((n) => n.unschedulable).map((n) => n.name);
+    expect(cordonedMidRun.length).toBeGreaterThan(0);
+
+    const second = new Orchestrator({ cluster, clock, store, holder: 'orchestrator-a' });
+    const output = await driveInVirtualTime(await second.resume('run-1'), clock);
+    expect(output).toMatchObject({ outcome: 'succeeded', failedNodes: [], notStarted: [] });
+    expect(output?.tally.patched).toBe(4);
+    expect(Object.values(cluster.state.patchJobsCreated)).toEqual([1, 1, 1, 1]);
+    expect(cluster.state.nodes.filter((n) => n.unschedulable)).toEqual([]);
+    expect(store.verifyAudit().ok).toBe(true);
+    const actions = store.auditRows({ runId: 'run-1' }).map((r) => r.action);
+    expect(actions.filter((a) => a === 'run.resumed')).toHaveLength(1);
+    expect(actions.filter((a) => a === 'node.finished')).toHaveLength(4);
+    expect(store.requireRun('run-1')).toMatchObject({ status: 'done', outcome: 'succeeded' });
+  });
+
+  it('refuses to resume a finished run', async () => {
+    const { clock, cluster, store } = await interruptedRun(3);
+    const second = new Orchestrator({ cluster, clock, store, holder: 'orchestrator-a' });
+    await driveInVirtualTime(await second.resume('run-1'), clock);
+    const error = await second.resume('run-1').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OrchestratorError);
+    expect(error).toMatchObject({ code: 'RUN_FINISHED', message: 'run run-1 already finished (succeeded)' });
+  });
+
+  it('waits for another orchestrator\'s lease rather than act beside it', async () => {
+    const { clock, cluster, store } = await interruptedRun(3);
+    const other = new Orchestrator({ cluster, clock, store, holder: 'orchestrator-b' });
+    const error = await other.resume('run-1').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'LEASE_HELD', message: 'another orchestrator (orchestrator-a) is active on cluster test' });
+    clock.increment(61_000); // the detached orchestrator no longer renews its lease
+    const output = await driveInVirtualTime(await other.resume('run-1'), clock);
+    expect(output?.outcome).toBe('succeeded');
+  });
+
+  it.each([
+    {
+      name: 'a snapshot row that is not JSON',
+      sql: "UPDATE snapshots SET snapshot_json = '{\"format\": 1, \"snap' WHERE actor_id = 'fleet'",
+      error: StoreError,
+      code: 'SNAPSHOT_CORRUPT',
+      hint: /cannot be resumed/,
+    },
+    {
+      name: 'a snapshot written by an incompatible version',
+      sql: "UPDATE snapshots SET snapshot_json = json_set(snapshot_json, '$.format', 99) WHERE actor_id = 'fleet'",
+      error: OrchestratorError,
+      code: 'SNAPSHOT_INCOMPATIBLE',
+      hint: /start a new run/,
+    },
+    {
+      name: 'a state this version of the machine does not have',
+      sql: "UPDATE snapshots SET snapshot_json = json_set(snapshot_json, '$.snapshot.value', 'frobnicating') WHERE actor_id = 'fleet'",
+      error: OrchestratorError,
+      code: 'SNAPSHOT_INCOMPATIBLE',
+      hint: /start a new run/,
+    },
+    {
+      name: 'a node machine whose row is missing',
+      sql: "DELETE FROM snapshots WHERE actor_id LIKE 'node-%'",
+      error: OrchestratorError,
+      code: 'SNAPSHOT_INCOMPATIBLE',
+      hint: /start a new run/,
+    },
+  ])('refuses $name with a clear error and touches nothing', async ({ sql, error, code, hint }) => {
+    const { db, clock, cluster, store } = await interruptedRun(3);
+    tamper(db, sql);
+    const before = JSON.stringify(cluster.state.nodes);
+    const auditBefore = store.auditRows({ limit: 10_000 }).length;
+    const second = new Orchestrator({ cluster, clock, store, holder: 'orchestrator-a' });
+    const thrown = await second.resume('run-1').catch((e: unknown) => e);
+    await settle();
+    expect(thrown).toBeInstanceOf(error);
+    expect(thrown).toMatchObject({ code });
+    expect((thrown as { hint: string }).hint).toMatch(hint);
+    expect(clock.nextDueAt(), 'nothing was started: no timer, no lease renewal').toBeUndefined();
+    expect(JSON.stringify(cluster.state.nodes)).toBe(before);
+    expect(store.auditRows({ limit: 10_000 }).length, 'nothing written to the store').toBe(auditBefore);
+    expect(store.requireRun('run-1').status).toBe('rolling');
+  });
+});
