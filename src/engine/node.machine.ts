@@ -218,7 +218,7 @@ function ownsCordon(context: NodeContext, reading: PreflightOutput): boolean {
   return node.exists && node.unschedulable && node.cordonedBy === context.runId;
 }
 
-export const nodeMachine = setup({
+const nodeSetup = setup({
   types: {
     context: {} as NodeContext,
     events: {} as NodeEvent,
@@ -353,7 +353,45 @@ export const nodeMachine = setup({
       finishedAt: timeOf(event, context.stepStartedAt),
     })),
   },
-}).createMachine({
+});
+
+type NodeStateConfig = Parameters<typeof nodeSetup.createStateConfig>[0];
+
+/**
+ * What a CANCEL does in a step: `abort` gives the node back (recovering), `finish` lets the step and the rest of the
+ * node run to the end (a package manager is never stopped half-way), `ignore` for the last steps.
+ */
+type CancelPolicy = 'abort' | 'finish' | 'ignore';
+
+const CANCEL_HANDLERS = {
+  abort: { CANCEL: { target: '#node.recovering', actions: 'cancel' } },
+  finish: { CANCEL: { actions: 'requestCancel' } },
+  ignore: {},
+} as const;
+
+/**
+ * One step of a node: its bookkeeping (beginStep/endStep), its durable deadline (a timer actor armed from
+ * context.deadline), and a `backoff` substate that waits for context.retryAt before `running` is tried again.
+ * `running` invokes the step's effect and decides, from its result, where the node goes next.
+ */
+function step(name: NodeStep, cancel: CancelPolicy, running: NodeStateConfig): NodeStateConfig {
+  return nodeSetup.createStateConfig({
+    entry: { type: 'beginStep', params: { step: name } },
+    exit: 'endStep',
+    invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
+    on: { STEP_TIMEOUT: { target: '#node.recovering', actions: 'failOnTimeout' }, ...CANCEL_HANDLERS[cancel] },
+    initial: 'running',
+    states: {
+      running,
+      backoff: {
+        invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
+        on: { RETRY: 'running' },
+      },
+    },
+  });
+}
+
+export const nodeMachine = nodeSetup.createMachine({
   id: 'node',
   context: ({ input }) => ({
     runId: input.runId,
@@ -394,312 +432,189 @@ export const nodeMachine = setup({
     finishedAt: context.finishedAt,
   }),
   states: {
-    preflight: {
-      entry: { type: 'beginStep', params: { step: 'preflight' } },
-      exit: 'endStep',
-      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
-      on: {
-        STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' },
-        CANCEL: { target: 'recovering', actions: 'cancel' },
-      },
-      initial: 'running',
-      states: {
-        running: {
-          invoke: {
-            src: 'inspectNode',
-            input: ({ context }) => key(context),
-            onDone: [
-              { guard: 'nodeGone', target: '#node.skipped', actions: assign({ note: 'the node no longer exists' }) },
-              {
-                guard: 'alreadyPatched',
-                target: '#node.skipped',
-                actions: assign({ note: 'already carries the current hash (patched by an earlier attempt)' }),
-              },
-              {
-                guard: 'notReady',
-                target: '#node.recovering',
-                actions: [
-                  assign({
-                    before: ({ event }) => bootOf(valueOf(event.output)),
-                    cordonedByUs: ({ context, event }) => ownsCordon(context, event.output),
-                  }),
-                  { type: 'failWith', params: { code: 'NODE_NOT_READY', message: 'node is not Ready; patching it could make things worse' } },
-                ],
-              },
-              {
-                guard: 'cordonedByOthers',
-                target: '#node.drain',
-                actions: assign({
-                  before: ({ event }) => bootOf(valueOf(event.output)),
-                  cordonedByOthers: true,
-                  note: 'was already cordoned by someone else: patched, and their cordon left in place',
-                }),
-              },
-              {
-                guard: 'stepOk',
-                target: '#node.cordon',
-                actions: assign({
-                  before: ({ event }) => bootOf(valueOf(event.output)),
-                  // A cordon carrying our run id survives a crash between cordon and persist: it is still ours.
-                  cordonedByUs: ({ context, event }) => {
-                    const s = valueOf(event.output);
-                    return s.unschedulable && s.cordonedBy === context.runId;
-                  },
-                }),
-              },
-              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-              { target: '#node.recovering', actions: 'failFromOutput' },
+    preflight: step('preflight', 'abort', {
+      invoke: {
+        src: 'inspectNode',
+        input: ({ context }) => key(context),
+        onDone: [
+          { guard: 'nodeGone', target: '#node.skipped', actions: assign({ note: 'the node no longer exists' }) },
+          {
+            guard: 'alreadyPatched',
+            target: '#node.skipped',
+            actions: assign({ note: 'already carries the current hash (patched by an earlier attempt)' }),
+          },
+          {
+            guard: 'notReady',
+            target: '#node.recovering',
+            actions: [
+              assign({
+                before: ({ event }) => bootOf(valueOf(event.output)),
+                cordonedByUs: ({ context, event }) => ownsCordon(context, event.output),
+              }),
+              { type: 'failWith', params: { code: 'NODE_NOT_READY', message: 'node is not Ready; patching it could make things worse' } },
             ],
           },
-        },
-        backoff: {
-          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
-          on: { RETRY: 'running' },
-        },
-      },
-    },
-    cordon: {
-      entry: { type: 'beginStep', params: { step: 'cordon' } },
-      exit: 'endStep',
-      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
-      on: {
-        STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' },
-        CANCEL: { target: 'recovering', actions: 'cancel' },
-      },
-      initial: 'running',
-      states: {
-        running: {
-          invoke: {
-            src: 'cordonNode',
-            input: ({ context }) => key(context),
-            onDone: [
-              { guard: 'stepOk', target: '#node.drain', actions: assign({ cordonedByUs: true }) },
-              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-              { target: '#node.recovering', actions: 'failFromOutput' },
-            ],
-          },
-        },
-        backoff: {
-          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
-          on: { RETRY: 'running' },
-        },
-      },
-    },
-    drain: {
-      entry: { type: 'beginStep', params: { step: 'drain' } },
-      exit: 'endStep',
-      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
-      on: {
-        STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' },
-        CANCEL: { target: 'recovering', actions: 'cancel' },
-      },
-      initial: 'running',
-      states: {
-        running: {
-          invoke: {
-            src: 'drainNode',
-            input: ({ context }) => ({
-              ...key(context),
-              gracePeriodSeconds: context.policy.gracePeriodSeconds,
-              podSelector: context.policy.podSelector,
-              giveUpAt: Math.max(context.stepStartedAt, context.deadline - DRAIN_REPORT_MARGIN_MS),
+          {
+            guard: 'cordonedByOthers',
+            target: '#node.drain',
+            actions: assign({
+              before: ({ event }) => bootOf(valueOf(event.output)),
+              cordonedByOthers: true,
+              note: 'was already cordoned by someone else: patched, and their cordon left in place',
             }),
-            onDone: [
-              { guard: 'drainBlocked', target: '#node.recovering', actions: 'failDrainBlocked' },
-              { guard: 'stepOk', target: '#node.patch' },
-              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-              { target: '#node.recovering', actions: 'failFromOutput' },
-            ],
           },
-        },
-        backoff: {
-          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
-          on: { RETRY: 'running' },
-        },
-      },
-    },
-    patch: {
-      entry: { type: 'beginStep', params: { step: 'patch' } },
-      exit: 'endStep',
-      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
-      on: {
-        STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' },
-        // Stopping dpkg half-way is worse than finishing: the node completes, the fleet starts nothing new.
-        CANCEL: { actions: 'requestCancel' },
-      },
-      initial: 'running',
-      states: {
-        running: {
-          invoke: {
-            src: 'runPatchJob',
-            input: ({ context }) => ({
-              ...key(context),
-              hash: context.hash,
-              mode: context.policy.mode,
-              agent: context.policy.agent,
-              securityOnly: context.policy.securityOnly,
-              holdPackages: context.policy.holdPackages,
-              lockTimeoutSeconds: context.policy.lockTimeoutSeconds,
-              rebootIfRequired: context.policy.rebootIfRequired,
+          {
+            guard: 'stepOk',
+            target: '#node.cordon',
+            actions: assign({
+              before: ({ event }) => bootOf(valueOf(event.output)),
+              // A cordon carrying our run id survives a crash between cordon and persist: it is still ours.
+              cordonedByUs: ({ context, event }) => {
+                const s = valueOf(event.output);
+                return s.unschedulable && s.cordonedBy === context.runId;
+              },
             }),
-            onDone: [
-              { guard: 'agentFailed', target: '#node.recovering', actions: 'failFromReport' },
-              {
-                guard: 'mustReboot',
-                target: '#node.reboot',
-                actions: assign({ report: ({ event }) => valueOf(event.output) }),
-              },
-              {
-                guard: 'stepOk',
-                target: '#node.afterPatch',
-                actions: assign({ report: ({ event }) => valueOf(event.output) }),
-              },
-              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-              { target: '#node.recovering', actions: 'failFromOutput' },
-            ],
           },
-        },
-        backoff: {
-          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
-          on: { RETRY: 'running' },
-        },
+          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+          { target: '#node.recovering', actions: 'failFromOutput' },
+        ],
       },
-    },
-    reboot: {
-      entry: { type: 'beginStep', params: { step: 'reboot' } },
-      exit: 'endStep',
-      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
-      on: {
-        STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' },
-        CANCEL: { actions: 'requestCancel' },
+    }),
+    cordon: step('cordon', 'abort', {
+      invoke: {
+        src: 'cordonNode',
+        input: ({ context }) => key(context),
+        onDone: [
+          { guard: 'stepOk', target: '#node.drain', actions: assign({ cordonedByUs: true }) },
+          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+          { target: '#node.recovering', actions: 'failFromOutput' },
+        ],
       },
-      initial: 'running',
-      states: {
-        running: {
-          invoke: {
-            src: 'rebootNode',
-            input: ({ context }) => ({ ...key(context), bootIdBefore: context.before?.bootId ?? '' }),
-            onDone: [
-              { guard: 'stepOk', target: '#node.rejoin', actions: assign({ rebooted: true }) },
-              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-              { target: '#node.recovering', actions: 'failFromOutput' },
-            ],
+    }),
+    drain: step('drain', 'abort', {
+      invoke: {
+        src: 'drainNode',
+        input: ({ context }) => ({
+          ...key(context),
+          gracePeriodSeconds: context.policy.gracePeriodSeconds,
+          podSelector: context.policy.podSelector,
+          giveUpAt: Math.max(context.stepStartedAt, context.deadline - DRAIN_REPORT_MARGIN_MS),
+        }),
+        onDone: [
+          { guard: 'drainBlocked', target: '#node.recovering', actions: 'failDrainBlocked' },
+          { guard: 'stepOk', target: '#node.patch' },
+          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+          { target: '#node.recovering', actions: 'failFromOutput' },
+        ],
+      },
+    }),
+    patch: step('patch', 'finish', {
+      invoke: {
+        src: 'runPatchJob',
+        input: ({ context }) => ({
+          ...key(context),
+          hash: context.hash,
+          mode: context.policy.mode,
+          agent: context.policy.agent,
+          securityOnly: context.policy.securityOnly,
+          holdPackages: context.policy.holdPackages,
+          lockTimeoutSeconds: context.policy.lockTimeoutSeconds,
+          rebootIfRequired: context.policy.rebootIfRequired,
+        }),
+        onDone: [
+          { guard: 'agentFailed', target: '#node.recovering', actions: 'failFromReport' },
+          {
+            guard: 'mustReboot',
+            target: '#node.reboot',
+            actions: assign({ report: ({ event }) => valueOf(event.output) }),
           },
-        },
-        backoff: {
-          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
-          on: { RETRY: 'running' },
-        },
+          {
+            guard: 'stepOk',
+            target: '#node.afterPatch',
+            actions: assign({ report: ({ event }) => valueOf(event.output) }),
+          },
+          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+          { target: '#node.recovering', actions: 'failFromOutput' },
+        ],
       },
-    },
-    rejoin: {
-      entry: { type: 'beginStep', params: { step: 'rejoin' } },
-      exit: 'endStep',
-      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
-      on: {
-        STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' },
-        CANCEL: { actions: 'requestCancel' },
+    }),
+    reboot: step('reboot', 'finish', {
+      invoke: {
+        src: 'rebootNode',
+        input: ({ context }) => ({ ...key(context), bootIdBefore: context.before?.bootId ?? '' }),
+        onDone: [
+          { guard: 'stepOk', target: '#node.rejoin', actions: assign({ rebooted: true }) },
+          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+          { target: '#node.recovering', actions: 'failFromOutput' },
+        ],
       },
-      initial: 'running',
-      states: {
-        running: {
-          invoke: {
-            src: 'awaitRejoin',
-            input: ({ context }) => ({ ...key(context), bootIdBefore: context.before?.bootId ?? '' }),
-            onDone: [
-              {
-                guard: 'kubeletChanged',
-                target: '#node.recovering',
-                actions: {
-                  type: 'failWith',
-                  params: {
-                    code: 'KUBELET_CHANGED',
-                    message: 'the kubelet version changed across the reboot: Kubernetes was upgraded by the OS patch',
-                  },
-                },
+    }),
+    rejoin: step('rejoin', 'finish', {
+      invoke: {
+        src: 'awaitRejoin',
+        input: ({ context }) => ({ ...key(context), bootIdBefore: context.before?.bootId ?? '' }),
+        onDone: [
+          {
+            guard: 'kubeletChanged',
+            target: '#node.recovering',
+            actions: {
+              type: 'failWith',
+              params: {
+                code: 'KUBELET_CHANGED',
+                message: 'the kubelet version changed across the reboot: Kubernetes was upgraded by the OS patch',
               },
-              { guard: 'stepOk', target: '#node.afterPatch' },
-              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-              { target: '#node.recovering', actions: 'failFromOutput' },
-            ],
+            },
           },
-        },
-        backoff: {
-          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
-          on: { RETRY: 'running' },
-        },
+          { guard: 'stepOk', target: '#node.afterPatch' },
+          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+          { target: '#node.recovering', actions: 'failFromOutput' },
+        ],
       },
-    },
+    }),
     /** Only a cordon we made is ours to lift. */
     afterPatch: {
       always: [{ guard: 'weCordoned', target: 'uncordon' }, { target: 'mark' }],
     },
-    uncordon: {
-      entry: { type: 'beginStep', params: { step: 'uncordon' } },
-      exit: 'endStep',
-      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
-      on: { STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' } },
-      initial: 'running',
-      states: {
-        running: {
-          invoke: {
-            src: 'uncordonNode',
-            input: ({ context }) => key(context),
-            onDone: [
-              { guard: 'stepOk', target: '#node.mark', actions: assign({ cordonedByUs: false }) },
-              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-              { target: '#node.recovering', actions: 'failFromOutput' },
-            ],
-          },
-        },
-        backoff: {
-          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
-          on: { RETRY: 'running' },
-        },
+    uncordon: step('uncordon', 'ignore', {
+      invoke: {
+        src: 'uncordonNode',
+        input: ({ context }) => key(context),
+        onDone: [
+          { guard: 'stepOk', target: '#node.mark', actions: assign({ cordonedByUs: false }) },
+          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+          { target: '#node.recovering', actions: 'failFromOutput' },
+        ],
       },
-    },
-    mark: {
-      entry: { type: 'beginStep', params: { step: 'mark' } },
-      exit: 'endStep',
-      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
-      on: { STEP_TIMEOUT: { target: 'recovering', actions: 'failOnTimeout' } },
-      initial: 'running',
-      states: {
-        running: {
-          invoke: {
-            src: 'markNode',
-            input: ({ context }) => ({
-              ...key(context),
-              ...markMetadata({
-                labelKey: context.policy.labelKey,
-                hash: context.hash,
-                runId: context.runId,
-                status: context.report?.result === 'no-updates' ? 'no-updates' : 'patched',
-                at: context.stepStartedAt,
-                error: null,
-                rebootPending: context.report?.rebootRequired === true && !context.rebooted,
-              }),
-            }),
-            onDone: [
-              {
-                guard: 'stepOk',
-                target: '#node.done',
-                actions: {
-                  type: 'finish',
-                  params: ({ context }) => ({ result: context.report?.result === 'no-updates' ? 'no-updates' : 'patched' }),
-                },
-              },
-              { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-              { target: '#node.recovering', actions: 'failFromOutput' },
-            ],
+    }),
+    mark: step('mark', 'ignore', {
+      invoke: {
+        src: 'markNode',
+        input: ({ context }) => ({
+          ...key(context),
+          ...markMetadata({
+            labelKey: context.policy.labelKey,
+            hash: context.hash,
+            runId: context.runId,
+            status: context.report?.result === 'no-updates' ? 'no-updates' : 'patched',
+            at: context.stepStartedAt,
+            error: null,
+            rebootPending: context.report?.rebootRequired === true && !context.rebooted,
+          }),
+        }),
+        onDone: [
+          {
+            guard: 'stepOk',
+            target: '#node.done',
+            actions: {
+              type: 'finish',
+              params: ({ context }) => ({ result: context.report?.result === 'no-updates' ? 'no-updates' : 'patched' }),
+            },
           },
-        },
-        backoff: {
-          invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
-          on: { RETRY: 'running' },
-        },
+          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+          { target: '#node.recovering', actions: 'failFromOutput' },
+        ],
       },
-    },
+    }),
     /**
      * The failure policy. Re-read the node (never trust what we saw before the failure), lift our own cordon only if
      * the node is healthy, then record the failure on the node so a human sees it with kubectl.
