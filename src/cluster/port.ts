@@ -3,7 +3,7 @@
  * the simulator (src/sim) and the Kubernetes adapter. Every method is idempotent, because after a crash the engine
  * repeats the step it was in: a second cordon, drain, job start or reboot with the same key must change nothing.
  */
-import type { DrainOutcome } from '../engine/effects.ts';
+import type { DrainOutcome, PatchJobInput } from '../engine/effects.ts';
 import type { AgentReport } from '../engine/report.ts';
 
 export interface ClusterNode {
@@ -27,17 +27,9 @@ export interface DrainOptions {
 
 export type DrainResult = DrainOutcome;
 
-export interface PatchJobSpec {
-  runId: string;
-  node: string;
-  hash: string;
+/** What the engine asks of the patch (PatchJobInput), plus the Job's name and whether it only downloads. */
+export interface PatchJobSpec extends PatchJobInput {
   jobName: string;
-  mode: 'native' | 'palette';
-  agent: 'modern' | 'legacy';
-  securityOnly: boolean;
-  holdPackages: string[];
-  lockTimeoutSeconds: number;
-  rebootIfRequired: boolean;
   /** Download only (prefetch): change nothing on the node. */
   downloadOnly: boolean;
 }

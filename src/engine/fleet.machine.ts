@@ -26,13 +26,7 @@ export interface FleetInput {
 
 export type Tally = Record<NodeResult, number>;
 
-export interface FleetContext {
-  runId: string;
-  plan: Plan;
-  hash: string;
-  requestedBy: string;
-  createdAt: number;
-  notBefore: number | null;
+export interface FleetContext extends FleetInput {
   approval: { by: string; at: number } | null;
   rejection: { by: string; at: number; reason: string } | null;
   /** Selected node names, in patching order. Names only: the fleet snapshot is persisted often. */

@@ -88,14 +88,7 @@ export function auditPayload(row: AuditHashInput): string {
 }
 
 /** An audit row as stored, details still in their JSON text. */
-export interface StoredAuditRow {
-  seq: number;
-  at: number;
-  actor: string;
-  action: string;
-  runId: string | null;
-  node: string | null;
-  detailsJson: string;
+export interface StoredAuditRow extends AuditHashInput {
   prevHash: string;
   hash: string;
 }
