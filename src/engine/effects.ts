@@ -136,3 +136,16 @@ export function toStepError(err: unknown): StepError {
   const message = err instanceof Error ? err.message : String(err);
   return { code: 'API_ERROR', message, retryable: true };
 }
+
+/** The time an event happened: effect outputs, timer events and commands all carry it. */
+export function timeOf(event: unknown, fallback: number): number {
+  if (event && typeof event === 'object') {
+    const e = event as { at?: unknown; output?: { at?: unknown; finishedAt?: unknown }; input?: { startedAt?: unknown } };
+    if (typeof e.at === 'number') return e.at;
+    if (typeof e.output?.at === 'number') return e.output.at;
+    // A node machine's output (the fleet hears it when a node finishes).
+    if (typeof e.output?.finishedAt === 'number') return e.output.finishedAt;
+    if (typeof e.input?.startedAt === 'number') return e.input.startedAt;
+  }
+  return fallback;
+}

@@ -6,8 +6,8 @@
  * Nodes already in flight always finish: stopping a node half-patched is the one thing worse than waiting.
  */
 import { assign, enqueueActions, fromCallback, fromPromise, setup } from 'xstate';
-import type { ListNodesInput, ListNodesOutput, PrefetchInput, PrefetchOutput, StepResult, TimerInput } from './effects.ts';
-import { idleTimer, nodeMachine, nodePolicy, timeOf, type NodeOutcome, type NodeResult } from './node.machine.ts';
+import { timeOf, type ListNodesInput, type ListNodesOutput, type PrefetchInput, type PrefetchOutput, type StepResult, type TimerInput } from './effects.ts';
+import { idleTimer, nodeMachine, nodePolicy, type NodeOutcome, type NodeResult } from './node.machine.ts';
 import type { Plan } from './plan.ts';
 import { noMatchingNodes, selectNodes } from './selection.ts';
 import { isWithinWindow, type MaintenanceWindow } from './window.ts';
@@ -60,7 +60,6 @@ export type FleetEvent =
   | { type: 'WINDOW_OPENED'; at: number }
   | { type: 'WINDOW_CLOSED'; at: number }
   | { type: 'NOT_BEFORE_REACHED'; at: number }
-  | { type: 'STEP_TIMEOUT'; at: number }
   | { type: 'RETRY'; at: number }
   /** A node machine (spawned child `node-<position>`) finished. */
   | { type: `xstate.done.actor.node-${number}`; output: NodeOutcome };
@@ -70,6 +69,8 @@ export interface FleetOutput {
   outcome: RunOutcome;
   reason: string | null;
   selected: string[];
+  /** Nodes left out by selection (not Linux, already patched, disabled, not matching the selector or the list). */
+  excludedCount: number;
   notStarted: string[];
   failedNodes: string[];
   tally: Tally;
@@ -283,6 +284,7 @@ export const fleetMachine = setup({
     outcome: context.outcome ?? concludedOutcome(context),
     reason: context.reason ?? (context.rejection ? `rejected by ${context.rejection.by}: ${context.rejection.reason}` : null),
     selected: context.queue,
+    excludedCount: context.excludedCount,
     notStarted: context.queue.slice(context.next),
     failedNodes: context.failedNodes,
     tally: context.tally,

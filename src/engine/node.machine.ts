@@ -7,6 +7,7 @@
  * policy: give the node back if it is healthy and we cordoned it, otherwise leave it cordoned and say so.
  */
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import { timeOf } from './effects.ts';
 import type {
   CordonOutput,
   DrainInput,
@@ -161,7 +162,6 @@ export interface NodeContext {
   rebooted: boolean;
   failure: NodeFailure | null;
   cancelRequested: boolean;
-  healthyAtFailure: boolean;
   result: NodeResult | null;
   note: string | null;
   phases: Partial<Record<NodeStep, number>>;
@@ -172,19 +172,6 @@ export type NodeEvent =
   | { type: 'STEP_TIMEOUT'; at: number }
   | { type: 'RETRY'; at: number }
   | { type: 'CANCEL'; at: number; by: string };
-
-/** The time an event happened: effect outputs, timer events and commands all carry it. */
-export function timeOf(event: unknown, fallback: number): number {
-  if (event && typeof event === 'object') {
-    const e = event as { at?: unknown; output?: { at?: unknown; finishedAt?: unknown }; input?: { startedAt?: unknown } };
-    if (typeof e.at === 'number') return e.at;
-    if (typeof e.output?.at === 'number') return e.output.at;
-    // A node machine's output (the fleet hears it when a node finishes).
-    if (typeof e.output?.finishedAt === 'number') return e.output.finishedAt;
-    if (typeof e.input?.startedAt === 'number') return e.input.startedAt;
-  }
-  return fallback;
-}
 
 function outputOf(event: unknown): StepResult<unknown> | undefined {
   return (event as { output?: StepResult<unknown> }).output;
@@ -411,7 +398,6 @@ export const nodeMachine = nodeSetup.createMachine({
     rebooted: false,
     failure: null,
     cancelRequested: false,
-    healthyAtFailure: false,
     result: null,
     note: null,
     phases: {},
@@ -422,7 +408,7 @@ export const nodeMachine = nodeSetup.createMachine({
     node: context.node,
     result: context.result ?? 'failed',
     error: context.failure,
-    note: context.note,
+    note: context.note ?? (context.cancelRequested ? 'the cancel arrived during the patch: the node was finished first' : null),
     report: context.report,
     rebooted: context.rebooted,
     rebootPending: context.report?.rebootRequired === true && !context.rebooted,
@@ -634,7 +620,7 @@ export const nodeMachine = nodeSetup.createMachine({
               {
                 guard: 'mayUncordon',
                 target: 'uncordoning',
-                actions: assign({ healthyAtFailure: true, cordonedByUs: ({ context, event }) => ownsCordon(context, event.output) }),
+                actions: assign({ cordonedByUs: ({ context, event }) => ownsCordon(context, event.output) }),
               },
               { target: 'reporting', actions: assign({ cordonedByUs: ({ context, event }) => ownsCordon(context, event.output) }) },
             ],

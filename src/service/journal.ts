@@ -92,7 +92,6 @@ export class Journal {
   #startedNodes: AuditEntry[] = [];
   #flushQueued = false;
   #lastAt = 0;
-  #commits = 0;
 
   constructor(store: Store, runId: string, options: { queueStored: boolean; lastAt: number; fleetState?: string | null }) {
     this.#store = store;
@@ -104,11 +103,6 @@ export class Journal {
 
   static #emptyBatch() {
     return { run: {} as RunPatch, nodeRuns: [] as Omit<NodeRunRecord, 'runId' | 'updatedAt'>[], deleteSnapshots: [] as string[], audit: [] as AuditEntry[] };
-  }
-
-  /** Number of store transactions written; the benchmark reports it. */
-  get commits(): number {
-    return this.#commits;
   }
 
   attach(root: AnyActorRef): void {
@@ -294,7 +288,6 @@ export class Journal {
       deleteSnapshots: batch.deleteSnapshots,
       audit: batch.audit,
     });
-    this.#commits += 1;
   }
 
   /**
