@@ -6,6 +6,7 @@
  *
  * Effects never reject: a failure is a value (`ok: false`) so that it is persisted like any other outcome.
  */
+import { fromPromise } from 'xstate';
 import type { AgentReport, ErrorCode } from './report.ts';
 import type { NodeView } from './selection.ts';
 
@@ -148,4 +149,14 @@ export function timeOf(event: unknown, fallback: number): number {
     if (typeof e.input?.startedAt === 'number') return e.input.startedAt;
   }
   return fallback;
+}
+
+/**
+ * The engine's stand-in for an effect: typed as the real one will be, and failing loudly if a machine is run without
+ * `provide({ actors })`. The machines can thus be built and analysed (xstate/graph) with no world attached.
+ */
+export function unprovidedEffect<I, O>(name: string) {
+  return fromPromise<never, I>(async () => {
+    throw new Error(`effect "${name}" was not provided: use machine.provide({ actors }) at the edge`);
+  }) as unknown as ReturnType<typeof fromPromise<O, I>>;
 }

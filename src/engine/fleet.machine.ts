@@ -5,8 +5,8 @@
  * starting new ones when the error budget is spent (halting), an operator pauses, or the maintenance window closes.
  * Nodes already in flight always finish: stopping a node half-patched is the one thing worse than waiting.
  */
-import { assign, enqueueActions, fromCallback, fromPromise, setup } from 'xstate';
-import { timeOf, type ListNodesInput, type ListNodesOutput, type PrefetchInput, type PrefetchOutput, type StepResult, type TimerInput } from './effects.ts';
+import { assign, enqueueActions, fromCallback, setup } from 'xstate';
+import { timeOf, unprovidedEffect, type ListNodesInput, type ListNodesOutput, type PrefetchInput, type PrefetchOutput, type StepResult, type TimerInput } from './effects.ts';
 import { idleTimer, nodeMachine, nodePolicy, type NodeOutcome, type NodeResult } from './node.machine.ts';
 import type { Plan } from './plan.ts';
 import { noMatchingNodes, selectNodes } from './selection.ts';
@@ -123,12 +123,6 @@ function concludedOutcome(context: FleetContext): RunOutcome {
 
 const emptyTally = (): Tally => ({ patched: 0, 'no-updates': 0, failed: 0, cancelled: 0, skipped: 0 });
 
-const listNodesEffect = fromPromise<never, ListNodesInput>(async () => {
-  throw new Error('effect "listNodes" was not provided');
-}) as unknown as ReturnType<typeof fromPromise<ListNodesOutput, ListNodesInput>>;
-const prefetchEffect = fromPromise<never, PrefetchInput>(async () => {
-  throw new Error('effect "prefetch" was not provided');
-}) as unknown as ReturnType<typeof fromPromise<PrefetchOutput, PrefetchInput>>;
 
 /** Placeholder; the runner provides one that watches the window on the clock and reports each change. */
 export const idleWindowWatcher = fromCallback<{ type: string }, { window: MaintenanceWindow | null }>(() => () => {});
@@ -146,8 +140,8 @@ export const fleetMachine = setup({
   },
   actors: {
     nodeRun: nodeMachine,
-    listNodes: listNodesEffect,
-    prefetch: prefetchEffect,
+    listNodes: unprovidedEffect<ListNodesInput, ListNodesOutput>('listNodes'),
+    prefetch: unprovidedEffect<PrefetchInput, PrefetchOutput>('prefetch'),
     timer: idleTimer as unknown as ReturnType<typeof fromCallback<{ type: string }, TimerInput>>,
     windowWatcher: idleWindowWatcher,
   },

@@ -6,26 +6,27 @@
  * with exponential backoff inside the step's deadline. Any failure goes to `recovering`, which applies the failure
  * policy: give the node back if it is healthy and we cordoned it, otherwise leave it cordoned and say so.
  */
-import { assign, fromCallback, fromPromise, setup } from 'xstate';
-import { timeOf } from './effects.ts';
-import type {
-  CordonOutput,
-  DrainInput,
-  DrainOutput,
-  EffectKey,
-  MarkInput,
-  MarkOutput,
-  NodeState,
-  PatchJobInput,
-  PatchOutput,
-  PreflightOutput,
-  RebootInput,
-  RebootOutput,
-  RejoinInput,
-  RejoinOutput,
-  StepResult,
-  TimerInput,
-  UncordonOutput,
+import { assign, fromCallback, setup } from 'xstate';
+import {
+  timeOf,
+  unprovidedEffect as effect,
+  type CordonOutput,
+  type DrainInput,
+  type DrainOutput,
+  type EffectKey,
+  type MarkInput,
+  type MarkOutput,
+  type NodeState,
+  type PatchJobInput,
+  type PatchOutput,
+  type PreflightOutput,
+  type RebootInput,
+  type RebootOutput,
+  type RejoinInput,
+  type RejoinOutput,
+  type StepResult,
+  type TimerInput,
+  type UncordonOutput,
 } from './effects.ts';
 import { markMetadata } from './metadata.ts';
 import type { Plan } from './plan.ts';
@@ -181,13 +182,6 @@ function valueOf<T>(output: StepResult<T>): T {
   if (!output.ok) throw new Error(`engine bug: read the value of a failed step (${output.error.code})`);
   return output.value;
 }
-
-const unprovided = (name: string) =>
-  fromPromise<never, unknown>(async () => {
-    throw new Error(`effect "${name}" was not provided: use machine.provide({ actors }) at the edge`);
-  });
-
-const effect = <I, O>(name: string) => unprovided(name) as unknown as ReturnType<typeof fromPromise<O, I>>;
 
 /** Placeholder so the machine can be analysed alone (xstate/graph); the runner provides a clock-backed timer. */
 export const idleTimer = fromCallback<{ type: string }, TimerInput>(() => () => {});
