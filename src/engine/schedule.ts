@@ -362,3 +362,23 @@ export function classifyStoredOnDemand(stored: string | null | undefined, now: n
       '(PATCH /v1/spectroclusters/{uid}/clusterConfig/osPatch with {"onDemandPatchAfter":""}), then trigger again.',
   };
 }
+
+/**
+ * When a run of this trigger may start, and the trigger id that makes its version hash new: on demand, its
+ * notBefore or now + 10 minutes (a past notBefore is refused); a schedule, its next fire time; on boot, now.
+ */
+export function resolveTriggerStart(trigger: Schedule, now: number): { notBefore: number | null; triggerId: string } {
+  switch (trigger.kind) {
+    case 'on-demand': {
+      const notBefore = resolveOnDemandNotBefore(trigger.notBefore, now);
+      return { notBefore, triggerId: `on-demand@${iso(now)}` };
+    }
+    case 'on-boot':
+      return { notBefore: null, triggerId: `on-boot@${iso(now)}` };
+    default: {
+      const next = nextFireTime(trigger, now);
+      if (next === null) throw new ScheduleError(`${describeSchedule(trigger)} never fires after ${iso(now)}`);
+      return { notBefore: next, triggerId: `${trigger.kind}@${iso(next)}` };
+    }
+  }
+}

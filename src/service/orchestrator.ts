@@ -4,24 +4,20 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { createActor, type Actor, type AnyActorRef, type InspectionEvent } from 'xstate';
+import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { ClusterPort } from '../cluster/port.ts';
 import type { Clock } from '../engine/clock.ts';
 import { approvalVerdict, type FleetEvent, type FleetInput, type FleetOutput } from '../engine/fleet.machine.ts';
 import { versionHash } from '../engine/hash.ts';
-import type { NodeOutcome } from '../engine/node.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
-import { describeSchedule, nextFireTime, resolveOnDemandNotBefore, ScheduleError, type Schedule } from '../engine/schedule.ts';
+import { resolveTriggerStart } from '../engine/schedule.ts';
 import type { Store } from '../store/store.ts';
 import { clusterEffects } from './effects.ts';
-import { FLEET_ACTOR_ID, Journal, isNodeDoneEvent, restoreRunSnapshot, stateString, topState, type PersistedFleet } from './journal.ts';
+import { FLEET_ACTOR_ID, Journal, restoreRunSnapshot, stateString, topState, type PersistedFleet } from './journal.ts';
+import { ProgressReporter, type RunEvent } from './progress.ts';
 import { provideFleetMachine, type ProvidedFleetMachine } from './runtime.ts';
 
-export type RunEvent =
-  | { type: 'run.state'; runId: string; state: string; at: number }
-  | { type: 'node.step'; runId: string; node: string; step: string; at: number }
-  | { type: 'node.finished'; runId: string; outcome: NodeOutcome; at: number }
-  | { type: 'run.finished'; runId: string; output: FleetOutput; at: number };
+export type { RunEvent } from './progress.ts';
 
 export type CommandType = 'APPROVE' | 'REJECT' | 'PAUSE' | 'RESUME' | 'CANCEL';
 
@@ -33,7 +29,7 @@ export interface Command {
 
 export type CommandResult = { ok: true; message: string } | { ok: false; message: string };
 
-export type OrchestratorErrorCode = 'LEASE_HELD' | 'RUN_FINISHED' | 'SNAPSHOT_INCOMPATIBLE' | 'RUN_NOT_ACTIVE' | 'NO_STORE';
+export type OrchestratorErrorCode = 'LEASE_HELD' | 'RUN_FINISHED' | 'SNAPSHOT_INCOMPATIBLE' | 'NO_STORE';
 
 export class OrchestratorError extends Error {
   override readonly name = 'OrchestratorError';
@@ -69,24 +65,6 @@ export interface StartRequest {
    * a schedule: its next fire time; on boot: now). `null`: start now.
    */
   notBefore?: number | null;
-}
-
-/** When a run of this trigger may start, and the id that makes its version hash new. */
-export function resolveStart(trigger: Schedule, now: number): { notBefore: number | null; triggerId: string } {
-  const iso = (ms: number) => new Date(ms).toISOString();
-  switch (trigger.kind) {
-    case 'on-demand': {
-      const notBefore = resolveOnDemandNotBefore(trigger.notBefore, now);
-      return { notBefore, triggerId: `on-demand@${iso(now)}` };
-    }
-    case 'on-boot':
-      return { notBefore: null, triggerId: `on-boot@${iso(now)}` };
-    default: {
-      const next = nextFireTime(trigger, now);
-      if (next === null) throw new ScheduleError(`${describeSchedule(trigger)} never fires after ${iso(now)}`);
-      return { notBefore: next, triggerId: `${trigger.kind}@${iso(next)}` };
-    }
-  }
 }
 
 type FleetActor = Actor<ProvidedFleetMachine>;
@@ -164,7 +142,7 @@ export class Orchestrator {
   async start(request: StartRequest): Promise<RunHandle> {
     const now = this.#clock.now();
     const plan = request.plan;
-    const derived = resolveStart(plan.trigger, now);
+    const derived = resolveTriggerStart(plan.trigger, now);
     const notBefore = request.notBefore === undefined ? derived.notBefore : request.notBefore;
     const triggerId = request.triggerId ?? derived.triggerId;
     const runId = this.#newRunId(now);
@@ -393,63 +371,4 @@ function incompatible(runId: string, err: unknown): OrchestratorError {
     `the saved state of run ${runId} cannot be restored (${why})`,
     'the nodes keep their labels and annotations in the cluster; start a new run, which skips nodes already patched',
   );
-}
-
-/** Turns machine snapshots into progress events for live views and the bot. */
-class ProgressReporter {
-  readonly #runId: string;
-  readonly #onEvent: ((event: RunEvent) => void) | undefined;
-  #root: AnyActorRef | null = null;
-  #fleetState = '';
-  readonly #steps = new Map<string, string>();
-  /** First steps of new nodes, held until the fleet transition that started them has been reported (see Journal). */
-  #started: RunEvent[] = [];
-
-  constructor(runId: string, onEvent: ((event: RunEvent) => void) | undefined) {
-    this.#runId = runId;
-    this.#onEvent = onEvent;
-  }
-
-  attach(root: AnyActorRef): void {
-    this.#root = root;
-  }
-
-  inspect(event: InspectionEvent): void {
-    if (!this.#onEvent) return;
-    if (event.type === '@xstate.event') {
-      if (event.actorRef === this.#root && isNodeDoneEvent(event.event)) {
-        const outcome = event.event.output;
-        this.#steps.delete(outcome.node);
-        this.#onEvent({ type: 'node.finished', runId: this.#runId, outcome, at: outcome.finishedAt });
-      }
-      return;
-    }
-    if (event.type !== '@xstate.snapshot') return;
-    const ref = event.actorRef as AnyActorRef;
-    const snapshot = event.snapshot as unknown as { status: string; value: never; context: unknown; output?: unknown };
-    if (snapshot.status === 'stopped') return;
-    if (ref === this.#root) {
-      const context = snapshot.context as { finishedAt: number | null; startedAt: number | null; createdAt: number };
-      const at = context.finishedAt ?? context.startedAt ?? context.createdAt;
-      const state = stateString(snapshot.value);
-      if (state !== this.#fleetState) {
-        this.#fleetState = state;
-        this.#onEvent({ type: 'run.state', runId: this.#runId, state, at });
-      }
-      for (const started of this.#started) this.#onEvent(started);
-      this.#started = [];
-      if (snapshot.status === 'done') this.#onEvent({ type: 'run.finished', runId: this.#runId, output: snapshot.output as FleetOutput, at });
-      return;
-    }
-    if (ref.src !== 'nodeRun' || snapshot.status !== 'active') return;
-    const context = snapshot.context as { node: string; stepStartedAt: number };
-    const step = topState(snapshot.value);
-    const previous = this.#steps.get(context.node);
-    if (previous !== step) {
-      this.#steps.set(context.node, step);
-      const event: RunEvent = { type: 'node.step', runId: this.#runId, node: context.node, step, at: context.stepStartedAt };
-      if (previous === undefined) this.#started.push(event);
-      else this.#onEvent(event);
-    }
-  }
 }
