@@ -93,9 +93,16 @@ export class Journal {
   #flushQueued = false;
   #lastAt = 0;
 
-  constructor(store: Store, runId: string, options: { queueStored: boolean; lastAt: number; fleetState?: string | null }) {
+  readonly #now: () => number;
+
+  constructor(
+    store: Store,
+    runId: string,
+    options: { now: () => number; queueStored: boolean; lastAt: number; fleetState?: string | null },
+  ) {
     this.#store = store;
     this.#runId = runId;
+    this.#now = options.now;
     this.#queueStored = options.queueStored;
     this.#lastAt = options.lastAt;
     this.#fleetState = options.fleetState ?? null;
@@ -140,7 +147,7 @@ export class Journal {
 
   #onFleet(snapshot: MachineSnapshot): void {
     const context = snapshot.context as FleetContext;
-    const at = this.#time(context.finishedAt ?? context.startedAt ?? context.createdAt);
+    const at = this.#time(this.#now());
     const state = stateString(snapshot.value);
     if (state !== this.#fleetState) {
       this.#batch.audit.push({ at, actor: 'engine', action: 'run.state', runId: this.#runId, details: { from: this.#fleetState, to: state } });

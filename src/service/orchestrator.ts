@@ -164,7 +164,7 @@ export class Orchestrator {
       requestedBy: request.requestedBy,
       createdAt: now,
     });
-    const journal = this.#store ? new Journal(this.#store, runId, { queueStored: false, lastAt: now }) : null;
+    const journal = this.#store ? new Journal(this.#store, runId, { now: () => this.#clock.now(), queueStored: false, lastAt: now }) : null;
     return this.#launch(input, journal, undefined);
   }
 
@@ -198,6 +198,7 @@ export class Orchestrator {
     const now = this.#clock.now();
     // Without a fleet snapshot the run crashed between its creation and its first transition: it starts afresh.
     const journal = new Journal(store, runId, {
+      now: () => this.#clock.now(),
       queueStored: run.queue !== null,
       lastAt: Math.max(now, run.updatedAt),
       fleetState: snapshot ? stateString(snapshot.value) : null,
@@ -226,7 +227,7 @@ export class Orchestrator {
       clock: this.#clock,
       beforeEffect: () => journal?.flush(),
     });
-    const progress = new ProgressReporter(runId, this.#onEvent);
+    const progress = new ProgressReporter(runId, this.#onEvent, () => this.#clock.now());
     let detached = false;
     const inspect = (event: InspectionEvent) => {
       if (detached) return;

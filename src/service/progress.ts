@@ -22,9 +22,12 @@ export class ProgressReporter {
   /** First steps of new nodes, held until the fleet transition that started them has been reported (see Journal). */
   #started: RunEvent[] = [];
 
-  constructor(runId: string, onEvent: ((event: RunEvent) => void) | undefined) {
+  readonly #now: () => number;
+
+  constructor(runId: string, onEvent: ((event: RunEvent) => void) | undefined, now: () => number) {
     this.#runId = runId;
     this.#onEvent = onEvent;
+    this.#now = now;
   }
 
   attach(root: AnyActorRef): void {
@@ -46,8 +49,7 @@ export class ProgressReporter {
     const snapshot = event.snapshot as unknown as { status: string; value: never; context: unknown; output?: unknown };
     if (snapshot.status === 'stopped') return;
     if (ref === this.#root) {
-      const context = snapshot.context as { finishedAt: number | null; startedAt: number | null; createdAt: number };
-      const at = context.finishedAt ?? context.startedAt ?? context.createdAt;
+      const at = this.#now();
       const state = stateString(snapshot.value);
       if (state !== this.#fleetState) {
         this.#fleetState = state;
