@@ -29,15 +29,25 @@ export function showRun(store: Store, runId: string): string {
     `version hash ${run.hash}`,
   ];
   if (nodes.length === 0) return head.join('\n');
+  const current = run.status === 'done' ? new Map<string, string>() : currentSteps(store, runId);
   const rows = nodes.map((n) => [
     String(n.position + 1),
     n.node,
     n.result,
-    n.phase,
+    n.result === 'in-progress' ? (current.get(n.node) ?? n.phase) : n.phase,
     n.errorCode ? `${n.errorCode}: ${n.errorMessage ?? ''}` : (n.errorMessage ?? ''),
     n.startedAt && n.finishedAt ? duration(n.finishedAt - n.startedAt) : '',
   ]);
   return `${head.join('\n')}\n\n${table(['#', 'node', 'result', 'last step', 'error / note', 'took'], rows)}`;
+}
+
+/** The step each node of an active run is in: its latest node.step audit entry. */
+function currentSteps(store: Store, runId: string): Map<string, string> {
+  const steps = new Map<string, string>();
+  for (const row of store.auditRows({ runId })) {
+    if (row.action === 'node.step' && row.node) steps.set(row.node, String(row.details.step));
+  }
+  return steps;
 }
 
 function auditLine(row: AuditRow): string {

@@ -172,11 +172,17 @@ export class MemoryCluster implements ClusterPort {
   readonly #clock: Clock;
   readonly #state: MemoryClusterState;
   readonly #onChange: ((state: MemoryClusterState) => void) | undefined;
+  /** The same records as state.nodes, by name (the state stays a plain array so that it serialises as it is). */
+  readonly #byName: Map<string, NodeRecord>;
+  /** Nodes cordoned by patchpilot right now (derived from the state, kept as a count so a cordon stays O(1)). */
+  #cordonedByUs: number;
 
   constructor(state: MemoryClusterState, options: MemoryClusterOptions) {
     this.#state = state;
     this.#clock = options.clock;
     this.#onChange = options.onChange;
+    this.#byName = new Map(state.nodes.map((n) => [n.name, n]));
+    this.#cordonedByUs = state.nodes.filter((n) => n.unschedulable && n.annotations[ANNOTATIONS.cordonedBy] !== undefined).length;
   }
 
   static create(name: string, nodes: readonly MemoryNodeSpec[], options: MemoryClusterOptions): MemoryCluster {
@@ -193,7 +199,10 @@ export class MemoryCluster implements ClusterPort {
   }
 
   addNode(spec: MemoryNodeSpec): void {
-    this.#state.nodes.push(nodeRecord(spec));
+    if (this.#byName.has(spec.name)) throw new Error(`node ${spec.name} already exists in cluster ${this.name}`);
+    const record = nodeRecord(spec);
+    this.#state.nodes.push(record);
+    this.#byName.set(record.name, record);
     this.#changed();
   }
 
@@ -212,8 +221,8 @@ export class MemoryCluster implements ClusterPort {
     if (node.unschedulable) return node.annotations[ANNOTATIONS.cordonedBy] === owner ? 'already-ours' : 'foreign';
     node.unschedulable = true;
     node.annotations[ANNOTATIONS.cordonedBy] = owner;
-    const ours = this.#state.nodes.filter((n) => n.unschedulable && n.annotations[ANNOTATIONS.cordonedBy] !== undefined).length;
-    this.#state.maxCordonedByUs = Math.max(this.#state.maxCordonedByUs, ours);
+    this.#cordonedByUs += 1;
+    this.#state.maxCordonedByUs = Math.max(this.#state.maxCordonedByUs, this.#cordonedByUs);
     this.#changed();
     return 'cordoned';
   }
@@ -225,6 +234,7 @@ export class MemoryCluster implements ClusterPort {
     if (node.annotations[ANNOTATIONS.cordonedBy] !== owner) return 'not-ours';
     node.unschedulable = false;
     delete node.annotations[ANNOTATIONS.cordonedBy];
+    this.#cordonedByUs -= 1;
     this.#changed();
     return 'uncordoned';
   }
@@ -326,7 +336,7 @@ export class MemoryCluster implements ClusterPort {
   }
 
   #find(name: string): NodeRecord | undefined {
-    return this.#state.nodes.find((n) => n.name === name);
+    return this.#byName.get(name);
   }
 
   #require(name: string): NodeRecord {

@@ -189,17 +189,15 @@ export class Journal {
     const step = topState(snapshot.value);
     if (step !== progress.step) {
       const entry: AuditEntry = { at: this.#time(context.stepStartedAt), actor: 'engine', action: 'node.step', runId: this.#runId, node: context.node, details: { step } };
-      if (progress.step === '') this.#startedNodes.push(entry);
-      else this.#batch.audit.push(entry);
+      // The node's row says when it started and how it ended; the step it is in lives in the audit log (node.step),
+      // which is written anyway: updating the row at every step too would cost a write per step for nothing.
+      if (progress.step === '') {
+        this.#startedNodes.push(entry);
+        this.#batch.nodeRuns.push({ ...emptyNodeRun(context.node, positionOf(ref.id)), phase: 'started', result: 'in-progress', startedAt: context.startedAt });
+      } else {
+        this.#batch.audit.push(entry);
+      }
       progress.step = step;
-      this.#batch.nodeRuns.push({
-        ...emptyNodeRun(context.node, positionOf(ref.id)),
-        phase: step,
-        result: 'in-progress',
-        startedAt: context.startedAt,
-        errorCode: context.failure?.code ?? null,
-        errorMessage: context.failure?.message ?? null,
-      });
     }
     this.#dirtyNodes.set(ref.id, ref);
     this.#scheduleFlush();

@@ -73,6 +73,11 @@ describe('patchpilot demo (npm start)', () => {
     const runId = /resume it with: npx patchpilot demo --resume (\S+)/.exec(out)?.[1];
     expect(runId, out).toBeDefined();
     expect(cli(cwd, 'runs').stdout).toMatch(/rolling|paused/);
+    // An interrupted run shows each node where it stopped.
+    const show = cli(cwd, 'runs', 'show', runId!).stdout;
+    expect(show).toMatch(/cp-1\s+patched\s+done/);
+    expect(show).toMatch(/worker-2\s+in-progress\s+drain/);
+    expect(show).toMatch(/worker-5\s+pending\s+queued/);
 
     const resumed = cli(cwd, 'demo', '--resume', runId!);
     expect(resumed.code, resumed.stderr).toBe(0);
