@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml, stringify as toYaml, YAMLParseError } from 'yaml';
 import { versionHash } from '../engine/hash.ts';
 import { PlanError, parsePlan } from '../engine/plan.ts';
-import { describeSchedule, fireTimes } from '../engine/schedule.ts';
+import { describeSchedule, fireTimes, resolveTriggerStart } from '../engine/schedule.ts';
 
 export function loadPlanFile(path: string) {
   let text: string;
@@ -28,11 +28,14 @@ export function loadPlanFile(path: string) {
 
 export function planCheck(path: string, options: { trigger: string; now: number }): string {
   const plan = loadPlanFile(path);
-  const next = fireTimes(plan.trigger, options.now, 3);
+  // A run started now would wait until this (and an on-demand time already past is refused here, as Palette does).
+  const start = resolveTriggerStart(plan.trigger, options.now);
+  const next = plan.trigger.kind === 'on-demand' || plan.trigger.kind === 'on-boot' ? [] : fireTimes(plan.trigger, options.now, 3);
   const lines = [
     `${path}: valid`,
     `trigger: ${describeSchedule(plan.trigger)}`,
-    ...(next.length ? [`next: ${next.map((t) => new Date(t).toISOString()).join(', ')}`] : []),
+    `a run started now begins: ${start.notBefore === null ? 'at once' : new Date(start.notBefore).toISOString()}`,
+    ...(next.length > 1 ? [`next fire times: ${next.map((t) => new Date(t).toISOString()).join(', ')}`] : []),
     `version hash for trigger "${options.trigger}": ${versionHash(plan, options.trigger)}  (label ${plan.labelKey})`,
     '',
     '# resolved plan (every default filled in)',

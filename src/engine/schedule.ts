@@ -330,7 +330,7 @@ export function resolveOnDemandNotBefore(requested: string | undefined, now: num
   if (at < now) {
     throw new ScheduleError(
       `on-demand notBefore ${iso(at)} is in the past (now is ${iso(now)}); ` +
-        'omit it to patch in 10 minutes (now + 10 minutes), or pick a future time',
+        'omit it to start 10 minutes from now, or pick a future time',
     );
   }
   return at;
