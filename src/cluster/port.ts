@@ -77,10 +77,3 @@ export interface ClusterPort {
   renewLease(request: LeaseRequest): Promise<boolean>;
   releaseLease(name: string, holder: string): Promise<void>;
 }
-
-export class NodeNotFoundError extends Error {
-  override readonly name = 'NodeNotFoundError';
-  constructor(node: string, cluster: string) {
-    super(`node "${node}" does not exist in cluster ${cluster}`);
-  }
-}

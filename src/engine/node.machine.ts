@@ -188,6 +188,17 @@ export const idleTimer = fromCallback<{ type: string }, TimerInput>(() => () => 
 
 const key = (c: NodeContext): EffectKey => ({ runId: c.runId, node: c.node });
 
+/** An update needs a reboot that did not happen (the plan forbade it, or the node has not got there). */
+const rebootPending = (c: NodeContext): boolean => c.report?.rebootRequired === true && !c.rebooted;
+
+/** The final mark on the node: its hash label on success, and the status annotations either way. */
+function markInput(c: NodeContext, status: 'patched' | 'no-updates' | 'failed', error: string | null): MarkInput {
+  return {
+    ...key(c),
+    ...markMetadata({ labelKey: c.policy.labelKey, hash: c.hash, runId: c.runId, status, at: c.stepStartedAt, error, rebootPending: rebootPending(c) }),
+  };
+}
+
 /**
  * Whether the cordon on the node is ours, from what was just read when there is a reading. After a failure our
  * belief can be wrong both ways: a cordon request may have reached the API server just as its step timed out or was
@@ -350,12 +361,21 @@ const CANCEL_HANDLERS = {
   ignore: {},
 } as const;
 
+/** What every step does with a failed result, after its own branches: retry after a backoff if allowed, else fail. */
+const RETRY_OR_FAIL = [
+  { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
+  { target: '#node.recovering', actions: 'failFromOutput' },
+] as const;
+
 /**
  * One step of a node: its bookkeeping (beginStep/endStep), its durable deadline (a timer actor armed from
  * context.deadline), and a `backoff` substate that waits for context.retryAt before `running` is tried again.
- * `running` invokes the step's effect and decides, from its result, where the node goes next.
+ * `running` invokes the step's effect; its onDone branches say where a result takes the node, and RETRY_OR_FAIL is
+ * appended for the results none of them takes.
  */
 function step(name: NodeStep, cancel: CancelPolicy, running: NodeStateConfig): NodeStateConfig {
+  const invoke = running.invoke as { onDone: readonly unknown[] };
+  const runningWithRetries = { ...running, invoke: { ...invoke, onDone: [...invoke.onDone, ...RETRY_OR_FAIL] } } as unknown as NodeStateConfig;
   return nodeSetup.createStateConfig({
     entry: { type: 'beginStep', params: { step: name } },
     exit: 'endStep',
@@ -363,7 +383,7 @@ function step(name: NodeStep, cancel: CancelPolicy, running: NodeStateConfig): N
     on: { STEP_TIMEOUT: { target: '#node.recovering', actions: 'failOnTimeout' }, ...CANCEL_HANDLERS[cancel] },
     initial: 'running',
     states: {
-      running,
+      running: runningWithRetries,
       backoff: {
         invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
         on: { RETRY: 'running' },
@@ -405,7 +425,7 @@ export const nodeMachine = nodeSetup.createMachine({
     note: context.note ?? (context.cancelRequested ? 'the cancel arrived during the patch: the node was finished first' : null),
     report: context.report,
     rebooted: context.rebooted,
-    rebootPending: context.report?.rebootRequired === true && !context.rebooted,
+    rebootPending: rebootPending(context),
     cordonedAtEnd: context.cordonedByUs,
     phases: context.phases,
     startedAt: context.startedAt,
@@ -455,8 +475,6 @@ export const nodeMachine = nodeSetup.createMachine({
               },
             }),
           },
-          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-          { target: '#node.recovering', actions: 'failFromOutput' },
         ],
       },
     }),
@@ -466,8 +484,6 @@ export const nodeMachine = nodeSetup.createMachine({
         input: ({ context }) => key(context),
         onDone: [
           { guard: 'stepOk', target: '#node.drain', actions: assign({ cordonedByUs: true }) },
-          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-          { target: '#node.recovering', actions: 'failFromOutput' },
         ],
       },
     }),
@@ -483,8 +499,6 @@ export const nodeMachine = nodeSetup.createMachine({
         onDone: [
           { guard: 'drainBlocked', target: '#node.recovering', actions: 'failDrainBlocked' },
           { guard: 'stepOk', target: '#node.patch' },
-          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-          { target: '#node.recovering', actions: 'failFromOutput' },
         ],
       },
     }),
@@ -513,8 +527,6 @@ export const nodeMachine = nodeSetup.createMachine({
             target: '#node.afterPatch',
             actions: assign({ report: ({ event }) => valueOf(event.output) }),
           },
-          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-          { target: '#node.recovering', actions: 'failFromOutput' },
         ],
       },
     }),
@@ -524,8 +536,6 @@ export const nodeMachine = nodeSetup.createMachine({
         input: ({ context }) => ({ ...key(context), bootIdBefore: context.before?.bootId ?? '' }),
         onDone: [
           { guard: 'stepOk', target: '#node.rejoin', actions: assign({ rebooted: true }) },
-          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-          { target: '#node.recovering', actions: 'failFromOutput' },
         ],
       },
     }),
@@ -546,8 +556,6 @@ export const nodeMachine = nodeSetup.createMachine({
             },
           },
           { guard: 'stepOk', target: '#node.afterPatch' },
-          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-          { target: '#node.recovering', actions: 'failFromOutput' },
         ],
       },
     }),
@@ -561,26 +569,13 @@ export const nodeMachine = nodeSetup.createMachine({
         input: ({ context }) => key(context),
         onDone: [
           { guard: 'stepOk', target: '#node.mark', actions: assign({ cordonedByUs: false }) },
-          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-          { target: '#node.recovering', actions: 'failFromOutput' },
         ],
       },
     }),
     mark: step('mark', 'ignore', {
       invoke: {
         src: 'markNode',
-        input: ({ context }) => ({
-          ...key(context),
-          ...markMetadata({
-            labelKey: context.policy.labelKey,
-            hash: context.hash,
-            runId: context.runId,
-            status: context.report?.result === 'no-updates' ? 'no-updates' : 'patched',
-            at: context.stepStartedAt,
-            error: null,
-            rebootPending: context.report?.rebootRequired === true && !context.rebooted,
-          }),
-        }),
+        input: ({ context }) => markInput(context, context.report?.result === 'no-updates' ? 'no-updates' : 'patched', null),
         onDone: [
           {
             guard: 'stepOk',
@@ -590,8 +585,6 @@ export const nodeMachine = nodeSetup.createMachine({
               params: ({ context }) => ({ result: context.report?.result === 'no-updates' ? 'no-updates' : 'patched' }),
             },
           },
-          { guard: 'canRetry', target: 'backoff', actions: 'scheduleRetry' },
-          { target: '#node.recovering', actions: 'failFromOutput' },
         ],
       },
     }),
@@ -630,18 +623,8 @@ export const nodeMachine = nodeSetup.createMachine({
         reporting: {
           invoke: {
             src: 'markNode',
-            input: ({ context }) => ({
-              ...key(context),
-              ...markMetadata({
-                labelKey: context.policy.labelKey,
-                hash: context.hash,
-                runId: context.runId,
-                status: 'failed',
-                at: context.stepStartedAt,
-                error: context.failure ? `${context.failure.code}: ${context.failure.message}` : 'unknown failure',
-                rebootPending: context.report?.rebootRequired === true && !context.rebooted,
-              }),
-            }),
+            input: ({ context }) =>
+              markInput(context, 'failed', context.failure ? `${context.failure.code}: ${context.failure.message}` : 'unknown failure'),
             onDone: { target: '#node.failed', actions: { type: 'finish', params: { result: 'failed' } } },
           },
         },

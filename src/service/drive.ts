@@ -31,7 +31,8 @@ export async function driveInVirtualTime(handle: RunHandle, clock: VirtualClock,
     () => (finished = true),
     () => (finished = true),
   );
-  const horizon = clock.now() + (options.horizonMs ?? 30 * 24 * 3600_000);
+  const horizonMs = options.horizonMs ?? 30 * 24 * 3600_000;
+  const horizon = clock.now() + horizonMs;
   for (;;) {
     await settle();
     if (finished) return handle.result;
@@ -40,7 +41,7 @@ export async function driveInVirtualTime(handle: RunHandle, clock: VirtualClock,
       throw new StalledRunError(`run ${handle.runId} is stuck in ${handle.state}: it has not finished and waits for nothing`);
     }
     if (next > horizon) {
-      throw new StalledRunError(`run ${handle.runId} is still ${handle.state} after ${Math.round((options.horizonMs ?? 30 * 24 * 3600_000) / 86_400_000)} virtual days`);
+      throw new StalledRunError(`run ${handle.runId} is still ${handle.state} after ${Math.round(horizonMs / 86_400_000)} virtual days`);
     }
     if (options.until !== undefined && next > options.until) {
       clock.set(options.until);

@@ -7,28 +7,23 @@
  * - Each machine's snapshot is its own row (`fleet`, `node-<position>`), so a node step writes well under 1 KB, not
  *   the fleet. What never changes during a run (the plan, the queue once selected, each node's policy) is stored once
  *   on the run and left out of every snapshot row; `restoreRunSnapshot` puts it back.
- * - The audit log gets one entry per step a node enters and per state the run enters, in the same transaction as the
- *   snapshot that reflects it: after a crash, the restored state and the audit log agree.
+ * - The audit log gets one entry per step a node enters and per state the run enters (RunObserver's events, in causal
+ *   order), in the same transaction as the snapshot that reflects it: after a crash, the restored state and the audit
+ *   log agree.
  */
-import type { AnyActorRef, InspectionEvent } from 'xstate';
-import type { FleetContext, FleetOutput } from '../engine/fleet.machine.ts';
+import type { AnyActorRef } from 'xstate';
+import { childId, type FleetContext, type FleetOutput } from '../engine/fleet.machine.ts';
 import { nodePolicy, type NodeContext, type NodeOutcome } from '../engine/node.machine.ts';
 import type { Plan } from '../engine/plan.ts';
 import type { AuditEntry, CommitBatch, NodeRunRecord, RunPatch, RunStatus } from '../store/types.ts';
 import type { Store } from '../store/store.ts';
+import type { RunEvent, RunListener } from './progress.ts';
 
 export const FLEET_ACTOR_ID = 'fleet';
 /** Bumped when the machines change shape incompatibly; a snapshot from another version is refused, not misread. */
 export const SNAPSHOT_FORMAT = 1;
 
 type StateValue = string | { [key: string]: StateValue };
-
-interface MachineSnapshot {
-  status: 'active' | 'done' | 'error' | 'stopped';
-  output?: unknown;
-  value: StateValue;
-  context: unknown;
-}
 
 export interface PersistedChild {
   snapshot: unknown;
@@ -48,19 +43,7 @@ export interface PersistedFleet {
   };
 }
 
-/** `rolling.active`, `drain.running`, `done`. */
-export function stateString(value: StateValue): string {
-  if (typeof value === 'string') return value;
-  const [key, child] = Object.entries(value)[0] ?? ['?', '?'];
-  return `${key}.${stateString(child)}`;
-}
-
-export function topState(value: StateValue): string {
-  return typeof value === 'string' ? value : (Object.keys(value)[0] ?? '?');
-}
-
-export function runStatusOf(value: StateValue): RunStatus {
-  const state = stateString(value);
+export function runStatusOf(state: string): RunStatus {
   if (state === 'scheduled' || state === 'gate') return 'scheduled';
   if (state === 'awaitingApproval') return 'awaiting-approval';
   if (state.startsWith('selecting') || state === 'selected' || state === 'prefetching') return 'selecting';
@@ -70,148 +53,93 @@ export function runStatusOf(value: StateValue): RunStatus {
   return 'done';
 }
 
-interface NodeProgress {
-  step: string;
-  persisted: boolean;
-}
+type PendingBatch = Required<Pick<CommitBatch, 'nodeRuns' | 'deleteSnapshots' | 'audit'>> & { run: RunPatch };
 
-export class Journal {
+const emptyBatch = (): PendingBatch => ({ run: {}, nodeRuns: [], deleteSnapshots: [], audit: [] });
+
+export class Journal implements RunListener {
   readonly #store: Store;
   readonly #runId: string;
   #root: AnyActorRef | null = null;
-  #fleetState: string | null = null;
   #queueStored: boolean;
+  /** The fleet's queue, for the positions of nodes that never started. */
+  #queue: readonly string[] = [];
   #fleetDirty = false;
-  #dirtyNodes = new Map<string, AnyActorRef>();
-  #nodes = new Map<string, NodeProgress>();
-  #batch: Required<Pick<CommitBatch, 'nodeRuns' | 'deleteSnapshots' | 'audit'>> & { run: RunPatch } = Journal.#emptyBatch();
-  /**
-   * A node's first step is reported before the fleet transition that started it (XState starts children before it
-   * notifies about the parent); holding it until the fleet's entry keeps the audit log in causal order.
-   */
-  #startedNodes: AuditEntry[] = [];
+  readonly #dirtyNodes = new Map<string, AnyActorRef>();
+  /** Node machines whose snapshot has a row (which must be deleted when they finish). */
+  readonly #persistedNodes = new Set<string>();
+  #batch: PendingBatch = emptyBatch();
   #flushQueued = false;
-  #lastAt = 0;
+  #lastAt: number;
 
-  readonly #now: () => number;
-
-  constructor(
-    store: Store,
-    runId: string,
-    options: { now: () => number; queueStored: boolean; lastAt: number; fleetState?: string | null },
-  ) {
+  constructor(store: Store, runId: string, options: { queueStored: boolean; lastAt: number; restoredNodes?: Iterable<string> }) {
     this.#store = store;
     this.#runId = runId;
-    this.#now = options.now;
     this.#queueStored = options.queueStored;
     this.#lastAt = options.lastAt;
-    this.#fleetState = options.fleetState ?? null;
-  }
-
-  static #emptyBatch() {
-    return { run: {} as RunPatch, nodeRuns: [] as Omit<NodeRunRecord, 'runId' | 'updatedAt'>[], deleteSnapshots: [] as string[], audit: [] as AuditEntry[] };
+    for (const id of options.restoredNodes ?? []) this.#persistedNodes.add(id);
   }
 
   attach(root: AnyActorRef): void {
     this.#root = root;
   }
 
-  /** Nodes restored from a snapshot are already persisted: their next transition only updates their row. */
-  markRestored(nodeActorIds: Iterable<string>, stepOf: (id: string) => string): void {
-    for (const id of nodeActorIds) this.#nodes.set(id, { step: stepOf(id), persisted: true });
-  }
-
   /** Records a command or decision a person made, in the next commit. */
   audit(entry: Omit<AuditEntry, 'runId'>): void {
     this.#batch.audit.push({ ...entry, runId: this.#runId });
-    this.#lastAt = Math.max(this.#lastAt, entry.at);
+    this.#time(entry.at);
     this.#scheduleFlush();
   }
 
-  readonly inspect = (event: InspectionEvent): void => {
-    // A node's end is taken from the done event its parent receives, not from the child's own last snapshot: the
-    // parent reacts (and may start the next node) before the child's snapshot is reported, and the audit log must
-    // show the end of one node before the start of the next.
-    if (event.type === '@xstate.event') {
-      if (event.actorRef === this.#root && isNodeDoneEvent(event.event)) this.#onNodeFinished(event.event.type.slice(DONE_PREFIX.length), event.event.output);
-      return;
+  event(event: RunEvent): void {
+    const batch = this.#batch;
+    switch (event.type) {
+      case 'run.state':
+        // A resumed run reporting the state it was saved in is not a new state.
+        if (event.restored) return;
+        batch.audit.push({ at: this.#time(event.at), actor: 'engine', action: 'run.state', details: { from: event.from, to: event.state } });
+        batch.run.status = runStatusOf(event.state);
+        break;
+      case 'node.step':
+        if (event.restored) return;
+        batch.audit.push({ at: this.#time(event.at), actor: 'engine', action: 'node.step', node: event.node, details: { step: event.step } });
+        // The node's row says when it started and how it ended; the step it is in lives in the audit log (node.step),
+        // which is written anyway: updating the row at every step too would cost a write per step for nothing.
+        if (event.step === 'preflight') {
+          batch.nodeRuns.push({ ...emptyNodeRun(event.node, event.position), phase: 'started', result: 'in-progress', startedAt: event.startedAt });
+        }
+        break;
+      case 'node.finished':
+        this.#nodeFinished(event.position, event.outcome);
+        break;
+      case 'run.finished':
+        this.#runFinished(event.output, this.#time(event.at));
+        break;
     }
-    if (event.type !== '@xstate.snapshot') return;
-    const ref = event.actorRef as AnyActorRef;
-    const snapshot = event.snapshot as unknown as MachineSnapshot;
-    // Stopping an actor (detach, shutdown) is not a transition: persisting it would restore a dead run.
-    if (snapshot.status === 'stopped') return;
-    if (ref === this.#root) this.#onFleet(snapshot);
-    else if (ref.src === 'nodeRun' && snapshot.status === 'active') this.#onNode(ref, snapshot);
-  };
+    this.#scheduleFlush();
+  }
 
-  #onFleet(snapshot: MachineSnapshot): void {
-    const context = snapshot.context as FleetContext;
-    const at = this.#time(this.#now());
-    const state = stateString(snapshot.value);
-    if (state !== this.#fleetState) {
-      this.#batch.audit.push({ at, actor: 'engine', action: 'run.state', runId: this.#runId, details: { from: this.#fleetState, to: state } });
-      this.#batch.run.status = runStatusOf(snapshot.value);
-      this.#fleetState = state;
-    }
-    this.#releaseStartedNodes();
+  fleetChanged(context: FleetContext): void {
+    this.#queue = context.queue;
     if (!this.#queueStored && context.queue.length > 0) {
       this.#queueStored = true;
       this.#batch.run.queue = context.queue;
       context.queue.forEach((name, position) => this.#batch.nodeRuns.push({ ...emptyNodeRun(name, position), phase: 'queued' }));
     }
-    if (snapshot.status === 'done') {
-      const output = snapshot.output as FleetOutput;
-      this.#batch.run = { ...this.#batch.run, status: 'done', outcome: output.outcome, reason: output.reason, finishedAt: at };
-      output.notStarted.forEach((name) => {
-        const position = context.queue.indexOf(name);
-        this.#batch.nodeRuns.push({ ...emptyNodeRun(name, position), phase: 'not-started', result: 'not-started' });
-      });
-      this.#batch.audit.push({
-        at,
-        actor: 'engine',
-        action: 'run.finished',
-        runId: this.#runId,
-        details: { outcome: output.outcome, reason: output.reason, tally: output.tally, notStarted: output.notStarted },
-      });
-      this.#batch.deleteSnapshots.push(FLEET_ACTOR_ID);
-      this.#fleetDirty = false;
-    } else {
-      this.#fleetDirty = true;
-    }
+    this.#fleetDirty = true;
     this.#scheduleFlush();
   }
 
-  #onNode(ref: AnyActorRef, snapshot: MachineSnapshot): void {
-    const context = snapshot.context as NodeContext;
-    const progress = this.#nodes.get(ref.id) ?? { step: '', persisted: false };
-    this.#nodes.set(ref.id, progress);
-    const step = topState(snapshot.value);
-    if (step !== progress.step) {
-      const entry: AuditEntry = { at: this.#time(context.stepStartedAt), actor: 'engine', action: 'node.step', runId: this.#runId, node: context.node, details: { step } };
-      // The node's row says when it started and how it ended; the step it is in lives in the audit log (node.step),
-      // which is written anyway: updating the row at every step too would cost a write per step for nothing.
-      if (progress.step === '') {
-        this.#startedNodes.push(entry);
-        this.#batch.nodeRuns.push({ ...emptyNodeRun(context.node, positionOf(ref.id)), phase: 'started', result: 'in-progress', startedAt: context.startedAt });
-      } else {
-        this.#batch.audit.push(entry);
-      }
-      progress.step = step;
-    }
+  nodeChanged(ref: AnyActorRef): void {
     this.#dirtyNodes.set(ref.id, ref);
     this.#scheduleFlush();
   }
 
-  #releaseStartedNodes(): void {
-    this.#batch.audit.push(...this.#startedNodes);
-    this.#startedNodes = [];
-  }
-
-  #onNodeFinished(actorId: string, outcome: NodeOutcome): void {
+  #nodeFinished(position: number, outcome: NodeOutcome): void {
+    const actorId = childId(position);
     this.#batch.nodeRuns.push({
       node: outcome.node,
-      position: positionOf(actorId),
+      position,
       phase: outcome.error?.step ?? 'done',
       result: outcome.result,
       errorCode: outcome.error?.code ?? null,
@@ -224,7 +152,6 @@ export class Journal {
       at: this.#time(outcome.finishedAt),
       actor: 'engine',
       action: 'node.finished',
-      runId: this.#runId,
       node: outcome.node,
       details: {
         result: outcome.result,
@@ -237,9 +164,22 @@ export class Journal {
       },
     });
     this.#dirtyNodes.delete(actorId);
-    if (this.#nodes.get(actorId)?.persisted) this.#batch.deleteSnapshots.push(actorId);
-    this.#nodes.delete(actorId);
-    this.#scheduleFlush();
+    if (this.#persistedNodes.delete(actorId)) this.#batch.deleteSnapshots.push(actorId);
+  }
+
+  #runFinished(output: FleetOutput, at: number): void {
+    this.#batch.run = { ...this.#batch.run, status: 'done', outcome: output.outcome, reason: output.reason, finishedAt: at };
+    for (const name of output.notStarted) {
+      this.#batch.nodeRuns.push({ ...emptyNodeRun(name, this.#queue.indexOf(name)), phase: 'not-started', result: 'not-started' });
+    }
+    this.#batch.audit.push({
+      at,
+      actor: 'engine',
+      action: 'run.finished',
+      details: { outcome: output.outcome, reason: output.reason, tally: output.tally, notStarted: output.notStarted },
+    });
+    this.#batch.deleteSnapshots.push(FLEET_ACTOR_ID);
+    this.#fleetDirty = false;
   }
 
   #time(candidate: number): number {
@@ -263,7 +203,6 @@ export class Journal {
   /** Writes everything observed since the last flush in one transaction. Cheap when nothing changed. */
   flush(): void {
     this.#flushQueued = false;
-    this.#releaseStartedNodes();
     const batch = this.#batch;
     const snapshots: { actorId: string; snapshot: unknown }[] = [];
     if (this.#fleetDirty && this.#root) {
@@ -272,8 +211,7 @@ export class Journal {
     }
     for (const [id, ref] of this.#dirtyNodes) {
       snapshots.push({ actorId: id, snapshot: dehydrateNode(ref.getPersistedSnapshot()) });
-      const progress = this.#nodes.get(id);
-      if (progress) progress.persisted = true;
+      this.#persistedNodes.add(id);
     }
     this.#dirtyNodes.clear();
     const empty =
@@ -283,7 +221,7 @@ export class Journal {
       batch.deleteSnapshots.length === 0 &&
       Object.keys(batch.run).length === 0;
     if (empty) return;
-    this.#batch = Journal.#emptyBatch();
+    this.#batch = emptyBatch();
     this.#store.commit({
       runId: this.#runId,
       at: this.#lastAt,
@@ -317,7 +255,7 @@ export class Journal {
     for (const id of nodeIds) {
       persisted.children[id] = { snapshot: null, src: 'nodeRun' };
       const ref = live.children[id];
-      if (ref && !this.#nodes.get(id)?.persisted) this.#dirtyNodes.set(id, ref);
+      if (ref && !this.#persistedNodes.has(id)) this.#dirtyNodes.set(id, ref);
     }
     return { format: SNAPSHOT_FORMAT, snapshot: persisted };
   }
@@ -363,16 +301,6 @@ export function restoreRunSnapshot(input: {
   }
   const context = { ...persisted.snapshot.context, queue: input.queue ?? [], plan };
   return { ...persisted.snapshot, context, children };
-}
-
-const DONE_PREFIX = 'xstate.done.actor.';
-
-export function isNodeDoneEvent(event: { type: string }): event is { type: string; output: NodeOutcome } {
-  return event.type.startsWith(`${DONE_PREFIX}node-`);
-}
-
-function positionOf(actorId: string): number {
-  return Number(actorId.slice('node-'.length));
 }
 
 function emptyNodeRun(node: string, position: number): Omit<NodeRunRecord, 'runId' | 'updatedAt'> {

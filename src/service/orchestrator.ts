@@ -13,8 +13,8 @@ import { parsePlan, type Plan } from '../engine/plan.ts';
 import { resolveTriggerStart } from '../engine/schedule.ts';
 import type { Store } from '../store/store.ts';
 import { clusterEffects } from './effects.ts';
-import { FLEET_ACTOR_ID, Journal, restoreRunSnapshot, stateString, topState, type PersistedFleet } from './journal.ts';
-import { ProgressReporter, type RunEvent } from './progress.ts';
+import { FLEET_ACTOR_ID, Journal, restoreRunSnapshot, type PersistedFleet } from './journal.ts';
+import { RunObserver, stateString, topState, type RestoredState, type RunEvent, type RunListener } from './progress.ts';
 import { provideFleetMachine, type ProvidedFleetMachine } from './runtime.ts';
 
 export type { RunEvent } from './progress.ts';
@@ -89,10 +89,6 @@ export class RunHandle {
     return stateString(this.actor.getSnapshot().value as never);
   }
 
-  get done(): boolean {
-    return this.actor.getSnapshot().status === 'done';
-  }
-
   send(command: Command): CommandResult {
     return this.#command(command);
   }
@@ -164,8 +160,8 @@ export class Orchestrator {
       requestedBy: request.requestedBy,
       createdAt: now,
     });
-    const journal = this.#store ? new Journal(this.#store, runId, { now: () => this.#clock.now(), queueStored: false, lastAt: now }) : null;
-    return this.#launch(input, journal, undefined);
+    const journal = this.#store ? new Journal(this.#store, runId, { queueStored: false, lastAt: now }) : null;
+    return this.#launch(input, journal, undefined, undefined);
   }
 
   /** Picks a run up where the store left it; the engine re-reads the cluster before every step it repeats. */
@@ -197,18 +193,13 @@ export class Orchestrator {
     await this.#acquireLease(plan.cluster);
     const now = this.#clock.now();
     // Without a fleet snapshot the run crashed between its creation and its first transition: it starts afresh.
+    const restored = snapshot ? restoredState(snapshot) : undefined;
     const journal = new Journal(store, runId, {
-      now: () => this.#clock.now(),
       queueStored: run.queue !== null,
       lastAt: Math.max(now, run.updatedAt),
-      fleetState: snapshot ? stateString(snapshot.value) : null,
+      restoredNodes: restored?.nodeSteps.keys(),
     });
-    if (snapshot) {
-      const children = snapshot.children;
-      const nodeIds = Object.keys(children).filter((id) => children[id]?.src === 'nodeRun');
-      journal.markRestored(nodeIds, (id) => topState((children[id]?.snapshot as { value: never }).value));
-    }
-    const handle = this.#launch(input, journal, snapshot);
+    const handle = this.#launch(input, journal, snapshot, restored);
     journal.audit({ at: now, actor: this.#holder, action: 'run.resumed', details: { state: snapshot ? stateString(snapshot.value) : 'created' } });
     return handle;
   }
@@ -220,19 +211,23 @@ export class Orchestrator {
     return handle.send(command);
   }
 
-  #launch(input: FleetInput, journal: Journal | null, snapshot: PersistedFleet['snapshot'] | undefined): RunHandle {
+  #launch(
+    input: FleetInput,
+    journal: Journal | null,
+    snapshot: PersistedFleet['snapshot'] | undefined,
+    restored: RestoredState | undefined,
+  ): RunHandle {
     const { runId } = input;
     const machine = provideFleetMachine({
       effects: clusterEffects(this.#cluster),
       clock: this.#clock,
       beforeEffect: () => journal?.flush(),
     });
-    const progress = new ProgressReporter(runId, this.#onEvent, () => this.#clock.now());
+    const listeners: RunListener[] = [...(journal ? [journal] : []), ...(this.#onEvent ? [{ event: this.#onEvent }] : [])];
+    const observer = new RunObserver(runId, () => this.#clock.now(), listeners, restored);
     let detached = false;
     const inspect = (event: InspectionEvent) => {
-      if (detached) return;
-      journal?.inspect(event);
-      progress.inspect(event);
+      if (!detached) observer.inspect(event);
     };
     const refuse = (err: unknown): never => {
       detached = true;
@@ -243,7 +238,7 @@ export class Orchestrator {
     try {
       actor = createActor(machine, { input, clock: this.#clock, inspect, ...(snapshot ? { snapshot: snapshot as never } : {}) });
       journal?.attach(actor);
-      progress.attach(actor);
+      observer.attach(actor);
     } catch (err) {
       refuse(err);
     }
@@ -363,6 +358,15 @@ export function leaseName(cluster: string): string {
 function defaultRunId(at: number): string {
   const stamp = new Date(at).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `run-${stamp}-${randomUUID().slice(0, 6)}`;
+}
+
+/** The states a restored run was saved in, so that picking it up is not reported as new transitions. */
+function restoredState(snapshot: PersistedFleet['snapshot']): RestoredState {
+  const nodeSteps = new Map<string, string>();
+  for (const [id, child] of Object.entries(snapshot.children)) {
+    if (child.src === 'nodeRun') nodeSteps.set(id, topState((child.snapshot as { value: never }).value));
+  }
+  return { fleetState: stateString(snapshot.value), nodeSteps };
 }
 
 function incompatible(runId: string, err: unknown): OrchestratorError {

@@ -2,21 +2,14 @@
  * The CLI as a user meets it: the real `bin/patchpilot.js` in a scratch directory, judged by exit codes and output.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { scratchDirs } from '../helpers/scratch.ts';
 
 const BIN = resolve(import.meta.dirname, '../../bin/patchpilot.js');
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-function scratch(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'patchpilot-cli-'));
-  dirs.push(dir);
-  return dir;
-}
+const scratch = scratchDirs('cli');
 
 function cli(cwd: string, ...args: string[]) {
   const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 });

@@ -5,14 +5,14 @@
  * node accounted for and none left cordoned by us.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { initialState, type MemoryNodeSpec } from '../../src/cluster/memory.ts';
 import { ANNOTATIONS } from '../../src/engine/metadata.ts';
 import { openStore } from '../../src/store/index.ts';
 import { randomInt, seededRandom } from '../helpers/random.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
 import type { ClusterFile } from './crash/child.ts';
 
 const CHILD = join(import.meta.dirname, 'crash', 'child.ts');
@@ -30,12 +30,10 @@ const NODES: MemoryNodeSpec[] = [
   { name: 'worker-8', zone: 'a' },
 ];
 
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const scratch = scratchDirs('crash');
 
 function workspace() {
-  const dir = mkdtempSync(join(tmpdir(), 'patchpilot-crash-'));
-  dirs.push(dir);
+  const dir = scratch();
   const clusterFile = join(dir, 'cluster.json');
   const initial: ClusterFile = { now: Date.parse('2026-11-22T02:00:00Z'), state: initialState('crashy', NODES) };
   writeFileSync(clusterFile, JSON.stringify(initial));

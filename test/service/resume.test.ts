@@ -2,11 +2,9 @@
  * Resuming a run in the same process after a clean detach, and refusing to resume what cannot be resumed, clearly and
  * without touching the cluster.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryCluster, type MemoryNodeSpec } from '../../src/cluster/memory.ts';
 import { VirtualClock } from '../../src/engine/clock.ts';
 import { parsePlan } from '../../src/engine/plan.ts';
@@ -15,9 +13,9 @@ import { Orchestrator, OrchestratorError } from '../../src/service/orchestrator.
 import { openStore } from '../../src/store/index.ts';
 import { StoreError } from '../../src/store/errors.ts';
 import { T0 } from '../helpers/fixtures.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
 
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const scratch = scratchDirs('resume');
 
 const NODES: MemoryNodeSpec[] = [
   { name: 'cp-1', role: 'control-plane' },
@@ -28,9 +26,7 @@ const NODES: MemoryNodeSpec[] = [
 
 /** Starts a run and detaches it after `minutes` of virtual time, as a process shutdown would. */
 async function interruptedRun(minutes: number) {
-  const dir = mkdtempSync(join(tmpdir(), 'patchpilot-resume-'));
-  dirs.push(dir);
-  const db = join(dir, 'pp.db');
+  const db = join(scratch(), 'pp.db');
   const clock = new VirtualClock(T0);
   const cluster = MemoryCluster.create('test', NODES, { clock });
   const store = openStore(db);

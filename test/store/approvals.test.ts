@@ -1,23 +1,16 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, StoreError } from '../../src/store/index.ts';
+import { tempStore } from '../helpers/scratch.ts';
 import type { Decision, DecisionResult, Store } from '../../src/store/index.ts';
 
-let dir: string;
 let dbPath: string;
 let store: Store;
+let cleanup: () => void;
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'patchpilot-store-'));
-  dbPath = join(dir, 'pp.db');
-  store = openStore(dbPath);
+  ({ dbPath, store, cleanup } = tempStore());
 });
-afterEach(() => {
-  store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => cleanup());
 
 function createRun(target: Store, id: string): void {
   target.createRun({ id, cluster: 'prod', hash: 'h', plan: {}, trigger: {}, requestedBy: 'scheduler', createdAt: 1 });

@@ -1,21 +1,19 @@
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditHash, auditPayload, canonicalJson, GENESIS_HASH } from '../../src/store/audit.ts';
 import type { AuditHashInput } from '../../src/store/audit.ts';
 import { openStore } from '../../src/store/index.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
 import type { AuditEntry, Store } from '../../src/store/index.ts';
 
 let dir: string;
+const scratch = scratchDirs('audit');
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'patchpilot-audit-'));
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
+  dir = scratch();
 });
 
 /** A varied entry: some with a run and node, some without, details of several shapes. */

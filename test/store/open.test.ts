@@ -2,17 +2,14 @@ import {
   closeSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
-  rmSync,
   statSync,
   truncateSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -20,15 +17,16 @@ import { LATEST_SCHEMA_VERSION, openStore, StoreError } from '../../src/store/in
 import type { Store, StoreErrorCode } from '../../src/store/index.ts';
 import { applyMigrations, MIGRATIONS } from '../../src/store/migrations.ts';
 import type { Migration } from '../../src/store/migrations.ts';
+import { makeScratchDir, removeScratchDir } from '../helpers/scratch.ts';
 
 let dir: string;
 const open: Store[] = [];
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'patchpilot-store-'));
+  dir = makeScratchDir('store');
 });
 afterEach(() => {
   for (const store of open.splice(0)) store.close();
-  rmSync(dir, { recursive: true, force: true });
+  removeScratchDir(dir);
 });
 
 function openTracked(path: string, opts?: Parameters<typeof openStore>[1]): Store {

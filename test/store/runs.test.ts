@@ -1,23 +1,16 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openStore, StoreError } from '../../src/store/index.ts';
+import { StoreError } from '../../src/store/index.ts';
+import { tempStore } from '../helpers/scratch.ts';
 import type { CommitBatch, NewRun, NodeRunRecord, Store, StoreErrorCode } from '../../src/store/index.ts';
 
-let dir: string;
 let dbPath: string;
 let store: Store;
+let cleanup: () => void;
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'patchpilot-store-'));
-  dbPath = join(dir, 'pp.db');
-  store = openStore(dbPath);
+  ({ dbPath, store, cleanup } = tempStore());
 });
-afterEach(() => {
-  store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => cleanup());
 
 function newRun(overrides: Partial<NewRun> = {}): NewRun {
   return {

@@ -13,7 +13,7 @@
  * Node machines are replaced by a scripted child (`scriptedNode`) that records the CANCELs it receives and finishes
  * with the outcome the path chose. Several plans are explored and their coverage is united.
  */
-import { describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { assign, fromCallback, setup, type AnyMachineSnapshot } from 'xstate';
 import type { ListNodesInput, ListNodesOutput, PrefetchInput, PrefetchOutput, StepError } from '../../../src/engine/effects.ts';
 import { fleetMachine, type FleetContext, type FleetInput, type FleetOutput, type RunOutcome } from '../../../src/engine/fleet.machine.ts';
@@ -24,12 +24,8 @@ import { createTimerActor } from '../../../src/engine/timers.ts';
 import type { MaintenanceWindow } from '../../../src/engine/window.ts';
 import {
   childOf,
-  Coverage,
+  describeModel,
   expectedTimers,
-  inventory,
-  planPaths,
-  runPath,
-  newWorld,
   type ModelEvent,
   type ModelRun,
   type ModelSpec,
@@ -440,30 +436,4 @@ function fleetSpec(k: FleetCase): ModelSpec<FleetModelEvent> {
 }
 
 const SPECS = CASES.map(fleetSpec);
-const coverage = new Coverage(inventory(fleetMachine));
-const unreachable = new Map<string, number>();
-const stuck: string[] = [];
-
-for (const spec of SPECS) {
-  const plan = planPaths(spec, newWorld(spec.startAt));
-  for (const k of plan.unreachable) unreachable.set(k, (unreachable.get(k) ?? 0) + 1);
-  stuck.push(...plan.stuck.map((k) => `[${spec.name}] ${k}`));
-  describe(`fleet model [${spec.name}] (${plan.modelStates} model states, ${plan.modelEdges} edges, ${plan.paths.length} paths)`, () => {
-    for (const path of plan.paths) {
-      it(path.title, async () => {
-        await runPath(spec, path, coverage);
-      });
-    }
-  });
-}
-
-describe('fleet model coverage', () => {
-  it('every state and every transition branch of the fleet machine was taken by a running actor', () => {
-    console.log(coverage.summary('fleet machine'));
-    const neverModelled = [...unreachable].filter(([, n]) => n === SPECS.length).map(([k]) => k);
-    expect(neverModelled.join('\n'), 'branches no model edge takes (dead, or the model misses an event)').toBe('');
-    expect(stuck.join('\n'), 'model states from which the machine can never finish').toBe('');
-    expect(coverage.missingStates().join('\n'), 'states never entered').toBe('');
-    expect(coverage.missingTransitions().join('\n'), 'transition branches never taken').toBe('');
-  });
-});
+describeModel('fleet', fleetMachine, SPECS);

@@ -37,15 +37,13 @@ import type { AgentReport } from '../../../src/engine/report.ts';
 import { createTimerActor } from '../../../src/engine/timers.ts';
 import {
   Coverage,
+  describeModel,
   expectedTimers,
   inventory,
-  ModelRun,
-  planPaths,
-  runPath,
-  newWorld,
-  settle,
   type ModelEvent,
+  ModelRun,
   type ModelSpec,
+  settle,
   type World,
 } from './support.ts';
 
@@ -400,33 +398,7 @@ const SPECS = [
   nodeSpec('drain deadline 15 s shorter than the backoff, 3 attempts', { drainTimeoutSeconds: 15, retry: { attempts: 3, backoffSeconds: 10 } }),
 ];
 
-const coverage = new Coverage(inventory(nodeMachine));
-const unreachable = new Map<string, number>();
-const stuck: string[] = [];
-
-for (const spec of SPECS) {
-  const plan = planPaths(spec, newWorld(spec.startAt));
-  for (const k of plan.unreachable) unreachable.set(k, (unreachable.get(k) ?? 0) + 1);
-  stuck.push(...plan.stuck.map((k) => `[${spec.name}] ${k}`));
-  describe(`node model [${spec.name}] (${plan.modelStates} model states, ${plan.modelEdges} edges, ${plan.paths.length} paths)`, () => {
-    for (const path of plan.paths) {
-      it(path.title, async () => {
-        await runPath(spec, path, coverage);
-      });
-    }
-  });
-}
-
-describe('node model coverage', () => {
-  it('every state and every transition branch of the node machine was taken by a running actor', () => {
-    console.log(coverage.summary('node machine'));
-    const neverModelled = [...unreachable].filter(([, n]) => n === SPECS.length).map(([k]) => k);
-    expect(neverModelled.join('\n'), 'branches no model edge takes (dead, or the model misses an event)').toBe('');
-    expect(stuck.join('\n'), 'model states from which the machine can never finish').toBe('');
-    expect(coverage.missingStates().join('\n'), 'states never entered').toBe('');
-    expect(coverage.missingTransitions().join('\n'), 'transition branches never taken').toBe('');
-  });
-});
+describeModel('node', nodeMachine, SPECS);
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Regression, found by the model: cordon ownership must be re-derived from the node that `recovering` re-reads.

@@ -45,7 +45,7 @@ import {
   type InspectionEvent,
 } from 'xstate';
 import { getAdjacencyMap, getShortestPaths, type AdjacencyMap, type TraversalOptions } from 'xstate/graph';
-import { expect } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { VirtualClock, type TimerId } from '../../../src/engine/clock.ts';
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -594,4 +594,36 @@ export async function runPath<TEvent extends ModelEvent>(
 /** The spawned child with this id, for machines that spawn. */
 export function childOf(snapshot: AnyMachineSnapshot, id: string): AnyActorRef | undefined {
   return (snapshot.children as Record<string, AnyActorRef | undefined>)[id];
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The suite a machine's model test file registers
+// ---------------------------------------------------------------------------------------------------------------------
+
+/**
+ * Plans the paths of every spec, registers one test per path, and a last test that fails unless the running actors
+ * together entered every state and took every transition branch of `machine` (and no model state is stuck).
+ */
+export function describeModel<TEvent extends ModelEvent>(label: string, machine: AnyStateMachine, specs: readonly ModelSpec<TEvent>[]): void {
+  const coverage = new Coverage(inventory(machine));
+  const unreachable = new Map<string, number>();
+  const stuck: string[] = [];
+  for (const spec of specs) {
+    const plan = planPaths(spec, newWorld(spec.startAt));
+    for (const k of plan.unreachable) unreachable.set(k, (unreachable.get(k) ?? 0) + 1);
+    stuck.push(...plan.stuck.map((k) => `[${spec.name}] ${k}`));
+    describe(`${label} model [${spec.name}] (${plan.modelStates} model states, ${plan.modelEdges} edges, ${plan.paths.length} paths)`, () => {
+      for (const path of plan.paths) it(path.title, () => runPath(spec, path, coverage));
+    });
+  }
+  describe(`${label} model coverage`, () => {
+    it(`every state and every transition branch of the ${label} machine was taken by a running actor`, () => {
+      console.log(coverage.summary(`${label} machine`));
+      const neverModelled = [...unreachable].filter(([, n]) => n === specs.length).map(([k]) => k);
+      expect(neverModelled.join('\n'), 'branches no model edge takes (dead, or the model misses an event)').toBe('');
+      expect(stuck.join('\n'), 'model states from which the machine can never finish').toBe('');
+      expect(coverage.missingStates().join('\n'), 'states never entered').toBe('');
+      expect(coverage.missingTransitions().join('\n'), 'transition branches never taken').toBe('');
+    });
+  });
 }
