@@ -1,0 +1,601 @@
+/**
+ * SimCluster: a simulated Kubernetes cluster behind the ClusterPort, in virtual time. Nodes have an OS, pods with
+ * owners, installed packages and the updates their repositories offer, a boot id, a Ready condition and a kubelet
+ * version. Faults are data (src/sim/scenario.ts) applied when the engine reaches the step they concern, or at a time.
+ *
+ * Everything it decides is drawn from seeded per-node streams, and everything a node did is reported as an
+ * Observation, so a run can be recorded and replayed with nodes behaving exactly as they did (src/sim/replay.ts).
+ */
+import type { Clock } from '../engine/clock.ts';
+import { EffectError, type BlockedEviction } from '../engine/effects.ts';
+import { ANNOTATIONS } from '../engine/metadata.ts';
+import type { AgentReport } from '../engine/report.ts';
+import { CONTROL_PLANE_LABELS, OS_LABEL, ZONE_LABEL } from '../engine/selection.ts';
+import { sleep } from '../cluster/memory.ts';
+import type {
+  ClusterNode,
+  ClusterPort,
+  CordonResult,
+  DrainOptions,
+  DrainResult,
+  LeaseRequest,
+  LeaseResult,
+  MetadataPatch,
+  PatchJobSpec,
+  UncordonResult,
+} from '../cluster/port.ts';
+import { NO_AGENT_FAULTS, runAgent, type AgentFaults, type AgentRun } from './agent-model.ts';
+import { installedPackages, KUBERNETES_PACKAGES, OS_PROFILES, packageNameOn, versionsOf, type OsProfile } from './os.ts';
+import { RandomStreams } from './random.ts';
+import type { Fault, SimNodeSpec, Updates } from './scenario.ts';
+
+export type PodOwner = 'Deployment' | 'DaemonSet' | 'static';
+
+export interface SimPod {
+  name: string;
+  namespace: string;
+  owner: PodOwner;
+}
+
+/** What a node did, as observed from outside: the material of recordings and replays. */
+export type Observation =
+  | { type: 'drain'; at: number; node: string; ms: number; blocked: BlockedEviction[]; blockedForMs: number | null }
+  | { type: 'patch'; at: number; node: string; job: string; ms: number; report: AgentReport; diesWithoutReport: boolean; downloadOnly: boolean }
+  | { type: 'reboot'; at: number; node: string; shutdownMs: number; bootMs: number | null }
+  | { type: 'api-error'; at: number; node: string; call: string; ordinal: number; status: number }
+  | { type: 'node-state'; at: number; node: string; ready: boolean };
+
+/** Behaviour a replay imposes instead of the model's (what the recording says the node did). */
+export interface RecordedBehaviour {
+  drain?: { ms: number; blocked: BlockedEviction[]; blockedForMs: number | null };
+  patch?: AgentRun;
+  reboot?: { shutdownMs: number; bootMs: number | null };
+  /** `call#ordinal` of calls that failed, with the status. */
+  apiErrors?: Map<string, number>;
+}
+
+interface SimNode {
+  spec: SimNodeSpec;
+  os: OsProfile;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  unschedulable: boolean;
+  ready: boolean;
+  bootCount: number;
+  kubeletVersion: string;
+  installed: Map<string, string>;
+  offered: { security: string[]; other: string[] };
+  pods: SimPod[];
+  rebootKeys: Set<string>;
+  /** When the boot in progress completes; null: it never will. Undefined: not rebooting. */
+  backAt: number | null | undefined;
+  rebootRequired: boolean;
+  calls: Map<string, number>;
+  faults: Fault[];
+  /** Faults used up (an apt lock released, an agent crash that happened). */
+  spent: Set<Fault>;
+}
+
+interface SimJob {
+  name: string;
+  node: string;
+  createdAt: number;
+  run: AgentRun;
+}
+
+export interface SimClusterOptions {
+  name: string;
+  clock: Clock;
+  seed: number;
+  /** Virtual time 0 (faults' and events' `at` count from here). */
+  epoch: number;
+  updates: Updates;
+  faults?: readonly Fault[];
+  observe?: (observation: Observation) => void;
+  recorded?: ReadonlyMap<string, RecordedBehaviour>;
+}
+
+export class SimCluster implements ClusterPort {
+  readonly name: string;
+  readonly #clock: Clock;
+  readonly #epoch: number;
+  readonly #random: RandomStreams;
+  readonly #updates: Updates;
+  readonly #nodes = new Map<string, SimNode>();
+  readonly #jobs = new Map<string, SimJob>();
+  readonly #clusterFaults: Fault[];
+  readonly #faultsByNode = new Map<string, Fault[]>();
+  readonly #observe: (observation: Observation) => void;
+  readonly #recorded: ReadonlyMap<string, RecordedBehaviour>;
+  /** Replaying a recording: nodes do what they were recorded doing, and nothing the model would draw. */
+  readonly #replaying: boolean;
+  #lease: { holder: string; expiresAt: number } | null = null;
+  /** Nodes cordoned by patchpilot whose node run has not finished (a failed node left cordoned on purpose is done). */
+  readonly #cordonedInFlight = new Set<string>();
+  /** Invariant material, kept as the run goes. */
+  readonly stats = {
+    maxCordonedByUs: 0,
+    maxControlPlanesCordoned: 0,
+    /** Patch Jobs per `node@hash`: more than one means a node was patched twice for one hash. */
+    patchJobs: new Map<string, number>(),
+    /** Held packages that an agent upgraded anyway, as `node:package`. */
+    heldUpgraded: [] as string[],
+    /** Kubernetes or runtime packages that an agent upgraded, as `node:package`. */
+    kubernetesUpgraded: [] as string[],
+  };
+
+  constructor(nodes: readonly SimNodeSpec[], options: SimClusterOptions) {
+    this.name = options.name;
+    this.#clock = options.clock;
+    this.#epoch = options.epoch;
+    this.#random = new RandomStreams(options.seed);
+    this.#updates = options.updates;
+    this.#observe = options.observe ?? (() => {});
+    this.#recorded = options.recorded ?? new Map();
+    this.#replaying = options.recorded !== undefined;
+    this.#clusterFaults = (options.faults ?? []).filter((f) => f.node === undefined);
+    for (const fault of options.faults ?? []) {
+      if (fault.node === undefined) continue;
+      const list = this.#faultsByNode.get(fault.node) ?? [];
+      list.push(fault);
+      this.#faultsByNode.set(fault.node, list);
+    }
+    for (const spec of nodes) this.addNode(spec);
+    this.#scheduleTimedFaults(options.faults ?? []);
+  }
+
+  /** A node joins (scenario event `node-added`). */
+  addNode(spec: SimNodeSpec): void {
+    if (this.#nodes.has(spec.name)) throw new Error(`node ${spec.name} already exists in cluster ${this.name}`);
+    const os = OS_PROFILES[spec.os];
+    const labels: Record<string, string> = {
+      'kubernetes.io/hostname': spec.name,
+      [OS_LABEL]: os.kubernetesOs,
+      [ZONE_LABEL]: spec.zone,
+      'node.kubernetes.io/os-image': spec.os,
+    };
+    if (spec.role === 'control-plane') labels[CONTROL_PLANE_LABELS[0]] = '';
+    const faults = this.#faultsByNode.get(spec.name) ?? [];
+    const installed = new Map(installedPackages(os, spec.packages).map((p) => [p, versionsOf(os, p).from]));
+    const updates = spec.updates ?? this.#updates;
+    const security = updates.security.map((p) => packageNameOn(os, p));
+    for (const fault of faults) if (fault.kind === 'reboot-required') security.push(packageNameOn(os, fault.package));
+    const node: SimNode = {
+      spec,
+      os,
+      labels: { ...labels, ...spec.labels },
+      annotations: {},
+      unschedulable: spec.unschedulable,
+      ready: true,
+      bootCount: 1,
+      kubeletVersion: spec.kubeletVersion,
+      installed,
+      offered: { security: [...new Set(security)], other: updates.other.map((p) => packageNameOn(os, p)) },
+      pods: podsOf(spec),
+      rebootKeys: new Set(),
+      backAt: undefined,
+      rebootRequired: false,
+      calls: new Map(),
+      faults,
+      spent: new Set(),
+    };
+    const notReady = faults.find((f) => f.kind === 'node-not-ready' && f.at === undefined);
+    if (notReady) this.#setReady(node, false, notReady.kind === 'node-not-ready' ? notReady.forSeconds : undefined);
+    this.#nodes.set(spec.name, node);
+  }
+
+  /** Scenario event `exclude`: the task label set to "disabled". */
+  setLabel(name: string, key: string, value: string): void {
+    this.#require(name).labels[key] = value;
+  }
+
+  /** Scenario event `cordon`: someone else cordons the node. */
+  cordonByOthers(name: string): void {
+    const node = this.#require(name);
+    if (!node.unschedulable) node.unschedulable = true;
+  }
+
+  /** The engine finished with this node: a cordon it keeps no longer counts as in flight. */
+  nodeRunFinished(name: string): void {
+    this.#cordonedInFlight.delete(name);
+  }
+
+  /** Starts the invariant figures afresh for a new run. */
+  resetRunStats(): void {
+    this.stats.maxCordonedByUs = this.#cordonedInFlight.size;
+    this.stats.maxControlPlanesCordoned = this.#controlPlanesInFlight();
+    this.stats.patchJobs.clear();
+    this.stats.heldUpgraded.length = 0;
+    this.stats.kubernetesUpgraded.length = 0;
+  }
+
+  #controlPlanesInFlight(): number {
+    let count = 0;
+    for (const name of this.#cordonedInFlight) if (this.#nodes.get(name)?.spec.role === 'control-plane') count += 1;
+    return count;
+  }
+
+  /** Read-only facts for reports and invariants. */
+  nodeFacts(name: string) {
+    const node = this.#nodes.get(name);
+    if (!node) return null;
+    this.#settleBoot(node);
+    return {
+      os: node.spec.os,
+      role: node.spec.role,
+      zone: node.spec.zone,
+      ready: node.ready,
+      unschedulable: node.unschedulable,
+      cordonedBy: node.annotations[ANNOTATIONS.cordonedBy] ?? null,
+      bootCount: node.bootCount,
+      rebootRequired: node.rebootRequired,
+      kubeletVersion: node.kubeletVersion,
+      labels: { ...node.labels },
+      annotations: { ...node.annotations },
+    };
+  }
+
+  nodeNames(): string[] {
+    return [...this.#nodes.keys()];
+  }
+
+  async listNodes(): Promise<ClusterNode[]> {
+    this.#apiCall(null, 'list');
+    return [...this.#nodes.values()].map((n) => this.#view(n));
+  }
+
+  async getNode(name: string): Promise<ClusterNode | null> {
+    const node = this.#nodes.get(name);
+    if (!node) return null;
+    this.#apiCall(node, 'get');
+    return this.#view(node);
+  }
+
+  async cordon(name: string, owner: string): Promise<CordonResult> {
+    const node = this.#require(name);
+    this.#apiCall(node, 'cordon');
+    if (node.unschedulable) return node.annotations[ANNOTATIONS.cordonedBy] === owner ? 'already-ours' : 'foreign';
+    node.unschedulable = true;
+    node.annotations[ANNOTATIONS.cordonedBy] = owner;
+    this.#cordonedInFlight.add(name);
+    this.stats.maxCordonedByUs = Math.max(this.stats.maxCordonedByUs, this.#cordonedInFlight.size);
+    if (node.spec.role === 'control-plane') {
+      this.stats.maxControlPlanesCordoned = Math.max(this.stats.maxControlPlanesCordoned, this.#controlPlanesInFlight());
+    }
+    return 'cordoned';
+  }
+
+  async uncordon(name: string, owner: string): Promise<UncordonResult> {
+    const node = this.#require(name);
+    this.#apiCall(node, 'uncordon');
+    if (!node.unschedulable) return 'not-cordoned';
+    if (node.annotations[ANNOTATIONS.cordonedBy] !== owner) return 'not-ours';
+    node.unschedulable = false;
+    delete node.annotations[ANNOTATIONS.cordonedBy];
+    this.#cordonedInFlight.delete(name);
+    return 'uncordoned';
+  }
+
+  /**
+   * `kubectl drain` semantics: DaemonSet and static (mirror) pods stay; the others are evicted together and the drain
+   * ends when the last one has terminated. A PodDisruptionBudget that allows no disruption refuses its pod's eviction
+   * (HTTP 429) until it relaxes; a pod stuck terminating (a finalizer) keeps the drain waiting. At `giveUpAt` the
+   * drain reports what is still in the way.
+   */
+  async drain(name: string, options: DrainOptions): Promise<DrainResult> {
+    const node = this.#require(name);
+    const started = this.#clock.now();
+    const evictable = node.pods.filter((p) => p.owner === 'Deployment');
+    const plan = this.#recorded.get(name)?.drain ?? this.#drainPlan(node, evictable.length);
+    this.#observe({ type: 'drain', at: this.#virtual(started), node: name, ...plan });
+    const blockedUntil = plan.blocked.length === 0 ? started : plan.blockedForMs === null ? Infinity : started + plan.blockedForMs;
+    const doneAt = Math.max(started + plan.ms, blockedUntil);
+    if (doneAt > options.giveUpAt) {
+      await sleep(this.#clock, Math.max(0, options.giveUpAt - started), options.signal);
+      return { evicted: evictable.length - plan.blocked.length, blocked: plan.blocked };
+    }
+    await sleep(this.#clock, doneAt - started, options.signal);
+    node.pods = node.pods.filter((p) => p.owner !== 'Deployment');
+    return { evicted: evictable.length, blocked: [] };
+  }
+
+  async startPatchJob(spec: PatchJobSpec): Promise<{ jobName: string; created: boolean }> {
+    const node = this.#require(spec.node);
+    if (this.#jobs.has(spec.jobName)) return { jobName: spec.jobName, created: false };
+    this.#apiCall(node, 'create-job');
+    const now = this.#clock.now();
+    const run = (!spec.downloadOnly ? this.#recorded.get(spec.node)?.patch : undefined) ?? this.#agentRun(node, spec, now);
+    this.#jobs.set(spec.jobName, { name: spec.jobName, node: spec.node, createdAt: now, run });
+    this.#observe({
+      type: 'patch',
+      at: this.#virtual(now),
+      node: spec.node,
+      job: spec.jobName,
+      ms: run.durationMs,
+      report: run.report,
+      diesWithoutReport: run.diesWithoutReport,
+      downloadOnly: spec.downloadOnly,
+    });
+    if (!spec.downloadOnly) {
+      const key = `${spec.node}@${spec.hash}`;
+      this.stats.patchJobs.set(key, (this.stats.patchJobs.get(key) ?? 0) + 1);
+      this.#apply(node, run, spec.holdPackages);
+    }
+    return { jobName: spec.jobName, created: true };
+  }
+
+  async awaitAgentReport(jobName: string, signal: AbortSignal): Promise<AgentReport> {
+    const job = this.#jobs.get(jobName);
+    if (!job) throw new EffectError('JOB_FAILED', `job ${jobName} does not exist`);
+    const remaining = job.createdAt + job.run.durationMs - this.#clock.now();
+    if (remaining > 0) await sleep(this.#clock, remaining, signal);
+    if (job.run.diesWithoutReport) {
+      throw new EffectError('JOB_FAILED', `job ${jobName}: the agent pod was OOMKilled before it printed a report`);
+    }
+    return job.run.report;
+  }
+
+  /** The node shuts down (the reboot phase), then boots (the rejoin phase) unless a fault keeps it down. */
+  async reboot(name: string, key: string, signal?: AbortSignal): Promise<void> {
+    const node = this.#require(name);
+    if (node.rebootKeys.has(key)) return;
+    node.rebootKeys.add(key);
+    const now = this.#clock.now();
+    const plan = this.#recorded.get(name)?.reboot ?? this.#rebootPlan(node, now);
+    this.#observe({ type: 'reboot', at: this.#virtual(now), node: name, ...plan });
+    await sleep(this.#clock, plan.shutdownMs, signal);
+    node.ready = false;
+    node.backAt = plan.bootMs === null ? null : this.#clock.now() + plan.bootMs;
+  }
+
+  async awaitReady(name: string, notBootId: string, signal: AbortSignal): Promise<ClusterNode> {
+    for (;;) {
+      const node = this.#require(name);
+      const view = this.#view(node);
+      if (view.ready && view.bootId !== notBootId) return view;
+      if (node.backAt === null) return untilAborted(signal);
+      // Not yet down (shutdown still running) or a NotReady spell: look again in a while, as a watch would.
+      const wait = node.backAt === undefined ? 5_000 : Math.max(0, node.backAt - this.#clock.now());
+      await sleep(this.#clock, wait, signal);
+    }
+  }
+
+  async patchNodeMetadata(name: string, patch: MetadataPatch): Promise<void> {
+    const node = this.#require(name);
+    this.#apiCall(node, 'patch');
+    applyPatch(node.labels, patch.labels);
+    applyPatch(node.annotations, patch.annotations);
+  }
+
+  async acquireLease(request: LeaseRequest): Promise<LeaseResult> {
+    const now = this.#clock.now();
+    const lease = this.#lease;
+    if (lease && lease.holder !== request.holder && lease.expiresAt > now) {
+      return { acquired: false, holder: lease.holder, expiresAt: lease.expiresAt };
+    }
+    this.#lease = { holder: request.holder, expiresAt: now + request.durationSeconds * 1000 };
+    return { acquired: true };
+  }
+
+  async renewLease(request: LeaseRequest): Promise<boolean> {
+    return (await this.acquireLease(request)).acquired;
+  }
+
+  async releaseLease(_name: string, holder: string): Promise<void> {
+    if (this.#lease?.holder === holder) this.#lease = null;
+  }
+
+  /** A crashed orchestrator never releases its lease; its successor (same holder identity) takes it over. */
+  get leaseHolder(): string | null {
+    return this.#lease?.holder ?? null;
+  }
+
+  #virtual(at: number): number {
+    return at - this.#epoch;
+  }
+
+  #active(fault: Fault, now = this.#clock.now()): boolean {
+    return fault.at === undefined || this.#virtual(now) >= fault.at;
+  }
+
+  #fault<K extends Fault['kind']>(node: SimNode, kind: K): Extract<Fault, { kind: K }> | undefined {
+    return node.faults.find((f) => f.kind === kind && !node.spent.has(f) && this.#active(f)) as Extract<Fault, { kind: K }> | undefined;
+  }
+
+  #drainPlan(node: SimNode, evictable: number): { ms: number; blocked: BlockedEviction[]; blockedForMs: number | null } {
+    const random = this.#random.of(`${node.spec.name}/drain`);
+    let ms = 1_000;
+    for (let i = 0; i < evictable; i++) ms = Math.max(ms, random.int(3_000, 25_000));
+    ms += 1_000;
+    const blocked: BlockedEviction[] = [];
+    let blockedForMs: number | null = 0;
+    const pdb = this.#fault(node, 'pdb-blocks-drain');
+    if (pdb) {
+      blocked.push({
+        pod: `web-${node.spec.name}`,
+        namespace: 'shop',
+        reason: 'Cannot evict pod as it would violate the pod\'s disruption budget: PodDisruptionBudget shop/web needs 2 healthy pods and has 2 currently',
+      });
+      blockedForMs = pdb.forSeconds === undefined ? null : pdb.forSeconds * 1000;
+    }
+    const stuck = this.#fault(node, 'pod-stuck-terminating');
+    if (stuck) {
+      blocked.push({ pod: `worker-queue-${node.spec.name}`, namespace: 'jobs', reason: 'pod stuck Terminating: finalizer example.com/drain-protection has not been removed' });
+      const forMs = stuck.forSeconds === undefined ? null : stuck.forSeconds * 1000;
+      blockedForMs = blockedForMs === null || forMs === null ? null : Math.max(blockedForMs, forMs);
+    }
+    return { ms, blocked, blockedForMs: blocked.length === 0 ? 0 : blockedForMs };
+  }
+
+  #agentRun(node: SimNode, spec: PatchJobSpec, now: number): AgentRun {
+    const faults: AgentFaults = { ...NO_AGENT_FAULTS };
+    const lock = this.#lockHeldMs(node, now, spec.downloadOnly);
+    faults.lockHeldMs = lock;
+    faults.keyserverUnreachable = this.#fault(node, 'keyserver-unreachable') !== undefined;
+    faults.repoUnreachable = this.#fault(node, 'repo-unreachable') !== undefined;
+    faults.diskFull = this.#fault(node, 'disk-full') !== undefined;
+    faults.dpkgInterrupted = this.#fault(node, 'dpkg-interrupted') !== undefined;
+    const postinst = this.#fault(node, 'postinst-fails');
+    if (postinst) faults.postinstFails = postinst.package ? packageNameOn(node.os, postinst.package) : (node.offered.security.find((p) => p !== node.os.kernelPackage && node.installed.has(p)) ?? null);
+    const crash = spec.downloadOnly ? undefined : this.#fault(node, 'agent-crash');
+    if (crash) {
+      faults.agentCrash = true;
+      node.spent.add(crash);
+    }
+    return runAgent({
+      os: node.os,
+      installed: node.installed,
+      offered: node.offered,
+      agent: spec.agent,
+      securityOnly: spec.securityOnly,
+      holdPackages: spec.holdPackages,
+      lockTimeoutSeconds: spec.lockTimeoutSeconds,
+      downloadOnly: spec.downloadOnly,
+      faults,
+      random: this.#random.of(`${node.spec.name}/${spec.downloadOnly ? 'prefetch' : 'patch'}`),
+    });
+  }
+
+  /** How long the package manager's lock is still held when an agent starts on the node. */
+  #lockHeldMs(node: SimNode, now: number, downloadOnly: boolean): number {
+    const lock = node.faults.find((f) => f.kind === 'apt-lock' && !node.spent.has(f)) as Extract<Fault, { kind: 'apt-lock' }> | undefined;
+    if (!lock || downloadOnly) return 0;
+    if (lock.at === undefined) {
+      // Held by unattended-upgrades at the moment the agent starts, once.
+      node.spent.add(lock);
+      return lock.holdSeconds * 1000;
+    }
+    const from = this.#epoch + lock.at;
+    const until = from + lock.holdSeconds * 1000;
+    return now >= from && now < until ? until - now : 0;
+  }
+
+  #rebootPlan(node: SimNode, now: number): { shutdownMs: number; bootMs: number | null } {
+    const random = this.#random.of(`${node.spec.name}/reboot`);
+    const shutdownMs = random.int(8_000, 20_000);
+    let bootMs: number | null = random.int(45_000, 90_000);
+    const fails = node.faults.find((f) => f.kind === 'rejoin-fails' && !node.spent.has(f) && this.#active(f, now));
+    const slow = node.faults.find((f) => f.kind === 'rejoin-slow' && !node.spent.has(f) && this.#active(f, now)) as Extract<Fault, { kind: 'rejoin-slow' }> | undefined;
+    if (fails) {
+      node.spent.add(fails);
+      bootMs = null;
+    } else if (slow) {
+      node.spent.add(slow);
+      bootMs = slow.delaySeconds * 1000;
+    }
+    return { shutdownMs, bootMs };
+  }
+
+  /** What a finished agent changed on the node. */
+  #apply(node: SimNode, run: AgentRun, holds: readonly string[]): void {
+    for (const change of run.report.upgraded) {
+      node.installed.set(change.name, change.to);
+      if (holds.includes(change.name)) this.stats.heldUpgraded.push(`${node.spec.name}:${change.name}`);
+      if ((KUBERNETES_PACKAGES as readonly string[]).includes(change.name)) this.stats.kubernetesUpgraded.push(`${node.spec.name}:${change.name}`);
+      node.offered.security = node.offered.security.filter((p) => p !== change.name);
+      node.offered.other = node.offered.other.filter((p) => p !== change.name);
+    }
+    if (run.report.rebootRequired) node.rebootRequired = true;
+  }
+
+  /** Counts the call; an api-errors fault may fail it with a retryable 429/500/409. */
+  #apiCall(node: SimNode | null, call: string): void {
+    const name = node?.spec.name ?? '(cluster)';
+    const calls = node?.calls ?? this.#clusterCalls;
+    const ordinal = (calls.get(call) ?? 0) + 1;
+    calls.set(call, ordinal);
+    let status: number | undefined;
+    if (this.#replaying) status = this.#recorded.get(name)?.apiErrors?.get(`${call}#${ordinal}`);
+    else {
+      const fault = [...(node?.faults ?? []), ...this.#clusterFaults].find(
+        (f): f is Extract<Fault, { kind: 'api-errors' }> => f.kind === 'api-errors' && this.#activeFor(f),
+      );
+      if (fault && this.#random.of(`${name}/api`).chance(fault.rate)) status = fault.status;
+    }
+    if (status === undefined) return;
+    this.#observe({ type: 'api-error', at: this.#virtual(this.#clock.now()), node: name, call, ordinal, status });
+    const text = status === 429 ? 'Too Many Requests' : status === 409 ? 'Conflict: the object has been modified' : 'Internal Server Error';
+    throw new EffectError('API_ERROR', `HTTP ${status} ${text} from the API server (${call} ${name})`, true);
+  }
+
+  readonly #clusterCalls = new Map<string, number>();
+
+  #activeFor(fault: Extract<Fault, { kind: 'api-errors' }>): boolean {
+    const now = this.#virtual(this.#clock.now());
+    const from = fault.at ?? 0;
+    return now >= from && (fault.forSeconds === undefined || now < from + fault.forSeconds * 1000);
+  }
+
+  #scheduleTimedFaults(faults: readonly Fault[]): void {
+    for (const fault of faults) {
+      if (fault.kind !== 'node-not-ready' || fault.at === undefined || fault.node === undefined) continue;
+      const name = fault.node;
+      const forSeconds = fault.forSeconds;
+      this.#clock.setTimeout(() => {
+        const node = this.#nodes.get(name);
+        if (node) this.#setReady(node, false, forSeconds);
+      }, Math.max(0, this.#epoch + fault.at - this.#clock.now()));
+    }
+  }
+
+  #setReady(node: SimNode, ready: boolean, forSeconds?: number): void {
+    node.ready = ready;
+    this.#observe({ type: 'node-state', at: this.#virtual(this.#clock.now()), node: node.spec.name, ready });
+    if (!ready && forSeconds !== undefined) {
+      this.#clock.setTimeout(() => this.#setReady(node, true), forSeconds * 1000);
+    }
+  }
+
+  #require(name: string): SimNode {
+    const node = this.#nodes.get(name);
+    if (!node) throw new EffectError('NODE_GONE', `node "${name}" does not exist in cluster ${this.name}`);
+    this.#settleBoot(node);
+    return node;
+  }
+
+  /** A boot completes by itself once its time has come. */
+  #settleBoot(node: SimNode): void {
+    if (node.backAt === undefined || node.backAt === null || this.#clock.now() < node.backAt) return;
+    node.backAt = undefined;
+    node.ready = true;
+    node.bootCount += 1;
+    node.rebootRequired = false;
+  }
+
+  #view(node: SimNode): ClusterNode {
+    this.#settleBoot(node);
+    return {
+      name: node.spec.name,
+      labels: { ...node.labels },
+      annotations: { ...node.annotations },
+      unschedulable: node.unschedulable,
+      ready: node.ready,
+      bootId: `${node.spec.name}-boot-${node.bootCount}`,
+      kubeletVersion: node.kubeletVersion,
+      osImage: node.os.osImage,
+    };
+  }
+}
+
+function podsOf(spec: SimNodeSpec): SimPod[] {
+  const pods: SimPod[] = [];
+  for (let i = 0; i < spec.pods.deployment; i++) pods.push({ name: `app-${spec.name}-${i + 1}`, namespace: 'apps', owner: 'Deployment' });
+  for (let i = 0; i < spec.pods.daemonset; i++) pods.push({ name: `ds-${i + 1}-${spec.name}`, namespace: 'kube-system', owner: 'DaemonSet' });
+  const statics = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'etcd'];
+  for (let i = 0; i < spec.pods.static; i++) pods.push({ name: `${statics[i % statics.length]}-${spec.name}`, namespace: 'kube-system', owner: 'static' });
+  return pods;
+}
+
+function untilAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
+function applyPatch(target: Record<string, string>, patch: Record<string, string | null> | undefined): void {
+  for (const [key, value] of Object.entries(patch ?? {})) {
+    if (value === null) delete target[key];
+    else target[key] = value;
+  }
+}

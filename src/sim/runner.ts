@@ -1,0 +1,446 @@
+/**
+ * Runs a scenario: the real orchestrator (engine, journal, store) against the simulated cluster, in virtual time.
+ * Triggers, cluster events and timed faults are timers on the same clock, an orchestrator crash drops the running
+ * orchestrator and resumes the run from the store, and every engine event and node observation is written to the
+ * recording as it happens. The result is the `--json` document of DESIGN.md.
+ */
+import type { VirtualClock } from '../engine/clock.ts';
+import { VirtualClock as Clock } from '../engine/clock.ts';
+import type { FleetOutput } from '../engine/fleet.machine.ts';
+import type { NodeOutcome } from '../engine/node.machine.ts';
+import { classifyStoredOnDemand, ON_DEMAND_DELAY_MS } from '../engine/schedule.ts';
+import { DISABLED } from '../engine/selection.ts';
+import { settle, StalledRunError } from '../service/drive.ts';
+import { Orchestrator, type RunEvent, type RunHandle } from '../service/orchestrator.ts';
+import { openStore } from '../store/index.ts';
+import { SimCluster, type Observation, type RecordedBehaviour } from './cluster.ts';
+import { checkExpectations, checkInvariants, type InvariantResult } from './expect.ts';
+import { lowerBoundMs } from './lower-bound.ts';
+import type { Fault, Scenario, ScenarioEvent, Trigger } from './scenario.ts';
+
+export const SIM_HOLDER = 'patchpilot-sim';
+const RECORDING_FORMAT = 'patchpilot-recording/1';
+
+export type SimNodeResultKind = 'patched' | 'no-updates' | 'failed' | 'skipped' | 'cancelled' | 'excluded' | 'not-selected' | 'not-started';
+
+export interface TimelineEntry {
+  step: string;
+  /** Seconds since the scenario's virtual 0. */
+  start: number;
+  end: number;
+}
+
+export interface SimNodeResult {
+  name: string;
+  os: string;
+  role: 'control-plane' | 'worker';
+  zone: string;
+  result: SimNodeResultKind;
+  error: string | null;
+  errorMessage: string | null;
+  failedStep: string | null;
+  upgraded: string[];
+  held: string[];
+  rebooted: boolean;
+  rebootPending: boolean;
+  cordonedAtEnd: boolean;
+  /** Seconds per phase. */
+  phases: { drain: number; patch: number; reboot: number; rejoin: number };
+  timeline: TimelineEntry[];
+}
+
+export interface FaultMarker {
+  kind: string;
+  node: string | null;
+  /** Seconds since virtual 0. */
+  at: number;
+}
+
+export interface SimRunResult {
+  trigger: string;
+  runId: string | null;
+  outcome: FleetOutput['outcome'] | 'not-triggered';
+  reason: string | null;
+  /** Seconds since virtual 0: when the trigger fired, when the first node started, when the run ended. */
+  triggeredAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  makespanSeconds: number;
+  lowerBoundSeconds: number;
+  concurrency: number;
+  nodes: SimNodeResult[];
+  invariants: InvariantResult[];
+  faults: FaultMarker[];
+}
+
+export interface SimResult {
+  scenario: string;
+  seed: number;
+  ok: boolean;
+  failedExpectations: string[];
+  runs: SimRunResult[];
+}
+
+export interface RunScenarioOptions {
+  /** Each line of the recording (JSON text, no newline), in order. */
+  record?: (line: string) => void;
+  /** Engine events as they happen (live views). */
+  onEvent?: (event: RunEvent, scenarioTime: number) => void;
+  /** Called after each jump of the virtual clock. */
+  onTick?: (now: number) => void | Promise<void>;
+  /** Nodes behave as recorded instead of as the fault model says (replay). */
+  recorded?: ReadonlyMap<string, RecordedBehaviour>;
+  /** Virtual time after which an unfinished scenario counts as stuck (default 60 days). */
+  horizonMs?: number;
+}
+
+interface ActiveRun {
+  trigger: Trigger & { kind: 'on-demand' };
+  triggeredAt: number;
+  handle: RunHandle;
+  outcomes: Map<string, NodeOutcome>;
+  positions: Map<string, number>;
+  timelines: Map<string, TimelineEntry[]>;
+  output: FleetOutput | null;
+  /** Faults of kind orchestrator-crash still to strike during this run. */
+}
+
+export async function runScenario(scenario: Scenario, options: RunScenarioOptions = {}): Promise<SimResult> {
+  const clock = new Clock(scenario.startAt);
+  const epoch = scenario.startAt;
+  const seconds = (at: number) => Math.round((at - epoch) / 10) / 100;
+  const record = options.record ?? null;
+  const write = (line: object) => record?.(JSON.stringify(line));
+  write({ line: 'header', format: RECORDING_FORMAT, scenario: recordingHeader(scenario) });
+
+  const cluster = new SimCluster(scenario.nodes, {
+    name: scenario.clusterName,
+    clock,
+    seed: scenario.seed,
+    epoch,
+    updates: scenario.updates,
+    faults: scenario.faults,
+    observe: record ? (o: Observation) => write({ line: 'observe', ...o }) : undefined,
+    ...(options.recorded ? { recorded: options.recorded } : {}),
+  });
+  const store = openStore(':memory:');
+  const runs: SimRunResult[] = [];
+  let active: ActiveRun | null = null;
+  let runCounter = 0;
+  const crashFaults = scenario.faults.filter((f): f is Extract<Fault, { kind: 'orchestrator-crash' }> => f.kind === 'orchestrator-crash');
+  const spentCrashes = new Set<Fault>();
+  const crashes: FaultMarker[] = [];
+  // Palette's stored onDemandPatchAfter (palette mode only).
+  let onDemandPatchAfter: string | null = null;
+  const staleFault = scenario.faults.find((f) => f.kind === 'palette-stale-timestamp');
+
+  const onEvent = (event: RunEvent) => {
+    write({ line: 'engine', ...event });
+    options.onEvent?.(event, event.at - epoch);
+    const run = active;
+    if (!run || event.runId !== run.handle.runId) return;
+    if (event.type === 'node.step') {
+      run.positions.set(event.node, event.position);
+      const timeline = run.timelines.get(event.node) ?? [];
+      const last = timeline.at(-1);
+      if (last && last.end < 0) last.end = seconds(event.startedAt);
+      if (!last || last.step !== event.step || last.end >= 0) timeline.push({ step: event.step, start: seconds(event.startedAt), end: -1 });
+      run.timelines.set(event.node, timeline);
+      maybeCrash(event);
+    } else if (event.type === 'node.finished') {
+      run.outcomes.set(event.outcome.node, event.outcome);
+      const timeline = run.timelines.get(event.outcome.node);
+      const last = timeline?.at(-1);
+      if (last && last.end < 0) last.end = seconds(event.at);
+      cluster.nodeRunFinished(event.outcome.node);
+    }
+  };
+
+  let orchestrator = newOrchestrator();
+  function newOrchestrator(): Orchestrator {
+    return new Orchestrator({
+      cluster,
+      clock,
+      store,
+      holder: SIM_HOLDER,
+      newRunId: () => `${scenario.name}-${++runCounter}`,
+      onEvent,
+    });
+  }
+
+  function maybeCrash(event: Extract<RunEvent, { type: 'node.step' }>): void {
+    if (event.restored) return;
+    const fault = crashFaults.find((f) => !spentCrashes.has(f) && f.node === event.node && f.step === event.step && f.at === undefined);
+    if (!fault) return;
+    spentCrashes.add(fault);
+    // In the middle of the step: its effect has started, and the cluster carries on without the orchestrator.
+    clock.setTimeout(() => void crash(), 0);
+  }
+
+  async function crash(): Promise<void> {
+    const run = active;
+    if (!run) return;
+    write({ line: 'crash', at: clock.now(), runId: run.handle.runId });
+    crashes.push({ kind: 'orchestrator-crash', node: null, at: seconds(clock.now()) });
+    run.handle.detach();
+    orchestrator = newOrchestrator();
+    run.handle = await orchestrator.resume(run.handle.runId);
+    watch(run);
+  }
+
+  function watch(run: ActiveRun): void {
+    const handle = run.handle;
+    handle.result.then(
+      (output) => {
+        if (run.handle === handle) run.output = output;
+      },
+      () => {
+        // Detached by a crash: the resumed handle reports instead.
+      },
+    );
+  }
+
+  async function fire(trigger: Trigger): Promise<void> {
+    const now = clock.now();
+    write({ line: 'trigger', ...trigger, at: now });
+    if (trigger.kind === 'unstick') {
+      onDemandPatchAfter = null;
+      return;
+    }
+    const notTriggered = (reason: string) => {
+      runs.push(emptyRun(trigger.id ?? '?', seconds(now), 'not-triggered', reason, scenario.plan.concurrency));
+    };
+    if (active) return notTriggered(`run ${active.handle.runId} is still in progress; the trigger was ignored`);
+    let notBefore: number | null = null;
+    if (scenario.plan.mode === 'palette') {
+      if (staleFault && staleFault.at !== undefined && now - epoch >= staleFault.at && onDemandPatchAfter === null) {
+        // An earlier patch left its timestamp behind (the fault's time is when it became stale).
+        onDemandPatchAfter = new Date(epoch + staleFault.at - ON_DEMAND_DELAY_MS).toISOString();
+      }
+      const stored = classifyStoredOnDemand(onDemandPatchAfter, now);
+      if (stored.state === 'stuck') {
+        return notTriggered(
+          `On-Demand Update did nothing: onDemandPatchAfter is stuck at ${onDemandPatchAfter} (in the past), and Palette rejects a new past-relative timer; run "patchpilot unstick" to clear it`,
+        );
+      }
+      if (stored.state === 'pending') return notTriggered(`a patch is already scheduled for ${onDemandPatchAfter}`);
+      notBefore = now + ON_DEMAND_DELAY_MS;
+      onDemandPatchAfter = new Date(notBefore).toISOString();
+    }
+    cluster.resetRunStats();
+    const handle = await orchestrator.start({ plan: scenario.plan, requestedBy: trigger.by, triggerId: trigger.id ?? 't', notBefore });
+    const run: ActiveRun = {
+      trigger: trigger as ActiveRun['trigger'],
+      triggeredAt: now,
+      handle,
+      outcomes: new Map(),
+      positions: new Map(),
+      timelines: new Map(),
+      output: null,
+    };
+    active = run;
+    watch(run);
+  }
+
+  function apply(event: ScenarioEvent): void {
+    write({ line: 'event', ...event, at: clock.now() });
+    switch (event.kind) {
+      case 'node-added':
+        cluster.addNode(event.node);
+        return;
+      case 'exclude':
+        cluster.setLabel(event.node, scenario.plan.labelKey, DISABLED);
+        return;
+      case 'cordon':
+        cluster.cordonByOthers(event.node);
+        return;
+      default: {
+        if (!active) return;
+        const type = event.kind.toUpperCase() as 'PAUSE' | 'RESUME' | 'CANCEL' | 'APPROVE' | 'REJECT';
+        const answer = active.handle.send({ type, by: event.by });
+        write({ line: 'command', at: clock.now(), command: type, by: event.by, ...answer });
+      }
+    }
+  }
+
+  function finish(run: ActiveRun, output: FleetOutput): void {
+    runs.push(runResult(run, output));
+    // Palette clears the timestamp once the patch is done, unless the stale-timestamp fault keeps it.
+    if (scenario.plan.mode === 'palette' && !(staleFault && staleFault.at === undefined)) onDemandPatchAfter = null;
+    active = null;
+  }
+
+  function runResult(run: ActiveRun, output: FleetOutput): SimRunResult {
+    const selected = new Set(output.selected);
+    const notStarted = new Set(output.notStarted);
+    const nodes: SimNodeResult[] = [];
+    for (const name of cluster.nodeNames()) {
+      const facts = cluster.nodeFacts(name)!;
+      const outcome = run.outcomes.get(name);
+      const timeline = run.timelines.get(name) ?? [];
+      let result: SimNodeResultKind;
+      if (outcome) result = outcome.result;
+      else if (selected.has(name) || notStarted.has(name)) result = 'not-started';
+      else result = facts.labels[scenario.plan.labelKey] === DISABLED ? 'excluded' : 'not-selected';
+      const phase = (step: string) => Math.round((outcome?.phases[step as keyof NodeOutcome['phases']] ?? 0) / 1000);
+      nodes.push({
+        name,
+        os: facts.os,
+        role: facts.role,
+        zone: facts.zone,
+        result,
+        error: outcome?.error?.code ?? null,
+        errorMessage: outcome?.error?.message ?? null,
+        failedStep: outcome?.error?.step ?? null,
+        upgraded: outcome?.report?.upgraded.map((u) => u.name) ?? [],
+        held: outcome?.report?.held ?? [],
+        rebooted: outcome?.rebooted ?? false,
+        rebootPending: outcome?.rebootPending ?? false,
+        cordonedAtEnd: facts.unschedulable && facts.cordonedBy === run.handle.runId,
+        phases: { drain: phase('drain'), patch: phase('patch'), reboot: phase('reboot'), rejoin: phase('rejoin') },
+        timeline,
+      });
+    }
+    const started = [...run.outcomes.values()].map((o) => ({
+      position: run.positions.get(o.node) ?? 0,
+      durationMs: o.finishedAt - o.startedAt,
+      controlPlane: cluster.nodeFacts(o.node)?.role === 'control-plane',
+    }));
+    const firstStart = Math.min(...[...run.outcomes.values()].map((o) => o.startedAt));
+    const lastEnd = Math.max(...[...run.outcomes.values()].map((o) => o.finishedAt));
+    const makespanMs = started.length > 0 ? lastEnd - firstStart : 0;
+    return {
+      trigger: run.trigger.id ?? '?',
+      runId: run.handle.runId,
+      outcome: output.outcome,
+      reason: output.reason,
+      triggeredAt: seconds(run.triggeredAt),
+      startedAt: started.length > 0 ? seconds(firstStart) : null,
+      finishedAt: output.finishedAt === null ? null : seconds(output.finishedAt),
+      makespanSeconds: Math.round(makespanMs / 1000),
+      lowerBoundSeconds: Math.round(lowerBoundMs(started, scenario.plan.concurrency) / 1000),
+      concurrency: scenario.plan.concurrency,
+      nodes,
+      invariants: checkInvariants(scenario.plan, nodes, cluster.stats),
+      faults: faultMarkers(scenario.faults, nodes, crashes.splice(0)),
+    };
+  }
+
+  const triggers = [...scenario.triggers].sort((a, b) => a.at - b.at);
+  let pendingTriggers = triggers.length;
+  for (const trigger of triggers) {
+    clock.setTimeout(() => {
+      void fire(trigger).finally(() => (pendingTriggers -= 1));
+    }, trigger.at);
+  }
+  for (const event of scenario.events) clock.setTimeout(() => apply(event), event.at);
+  for (const fault of crashFaults) {
+    if (fault.at === undefined) continue;
+    clock.setTimeout(() => {
+      spentCrashes.add(fault);
+      void crash();
+    }, fault.at);
+  }
+
+  const horizon = epoch + (options.horizonMs ?? 60 * 86_400_000);
+  try {
+    await drive(clock, horizon, options.onTick, () => {
+      const run = active;
+      if (run?.output) finish(run, run.output);
+      return pendingTriggers === 0 && active === null;
+    }, () => (active ? `run ${active.handle.runId} is ${active.handle.state}` : 'waiting for a trigger'));
+  } finally {
+    store.close();
+  }
+  const failedExpectations = checkExpectations(scenario, runs);
+  const result: SimResult = { scenario: scenario.name, seed: scenario.seed, ok: failedExpectations.length === 0, failedExpectations, runs };
+  write({ line: 'result', result });
+  return result;
+}
+
+async function drive(
+  clock: VirtualClock,
+  horizon: number,
+  onTick: ((now: number) => void | Promise<void>) | undefined,
+  finished: () => boolean,
+  describe: () => string,
+): Promise<void> {
+  for (;;) {
+    await settle();
+    if (finished()) return;
+    const next = clock.nextDueAt();
+    if (next === undefined) throw new StalledRunError(`the scenario is stuck: ${describe()}, and nothing is scheduled`);
+    if (next > horizon) throw new StalledRunError(`the scenario has not finished after ${Math.round((horizon - clock.now()) / 86_400_000)} more virtual days: ${describe()}`);
+    clock.set(next);
+    await onTick?.(next);
+  }
+}
+
+function emptyRun(trigger: string, at: number, outcome: 'not-triggered', reason: string, concurrency: number): SimRunResult {
+  return {
+    trigger,
+    runId: null,
+    outcome,
+    reason,
+    triggeredAt: at,
+    startedAt: null,
+    finishedAt: at,
+    makespanSeconds: 0,
+    lowerBoundSeconds: 0,
+    concurrency,
+    nodes: [],
+    invariants: [],
+    faults: [],
+  };
+}
+
+/** Which step a fault shows up in, for the timeline's markers. */
+const FAULT_STEP: Partial<Record<Fault['kind'], string>> = {
+  'apt-lock': 'patch',
+  'keyserver-unreachable': 'patch',
+  'reboot-required': 'patch',
+  'disk-full': 'patch',
+  'repo-unreachable': 'patch',
+  'postinst-fails': 'patch',
+  'dpkg-interrupted': 'patch',
+  'agent-crash': 'patch',
+  'rejoin-fails': 'rejoin',
+  'rejoin-slow': 'rejoin',
+  'pdb-blocks-drain': 'drain',
+  'pod-stuck-terminating': 'drain',
+  'node-not-ready': 'preflight',
+};
+
+function faultMarkers(faults: readonly Fault[], nodes: readonly SimNodeResult[], crashes: FaultMarker[]): FaultMarker[] {
+  const markers: FaultMarker[] = [...crashes];
+  for (const fault of faults) {
+    if (fault.kind === 'orchestrator-crash' || fault.kind === 'palette-stale-timestamp') continue;
+    const node = fault.node ? nodes.find((n) => n.name === fault.node) : undefined;
+    if (fault.at !== undefined) {
+      markers.push({ kind: fault.kind, node: fault.node ?? null, at: fault.at / 1000 });
+      continue;
+    }
+    const step = FAULT_STEP[fault.kind];
+    const entry = node?.timeline.find((t) => t.step === step);
+    if (entry) markers.push({ kind: fault.kind, node: fault.node ?? null, at: entry.start });
+  }
+  return markers.sort((a, b) => a.at - b.at);
+}
+
+/** The scenario as a recording keeps it: enough to rebuild the cluster, the plan, triggers and events. */
+export function recordingHeader(scenario: Scenario) {
+  return {
+    name: scenario.name,
+    description: scenario.description,
+    seed: scenario.seed,
+    startAt: new Date(scenario.startAt).toISOString(),
+    clusterName: scenario.clusterName,
+    nodes: scenario.nodes,
+    updates: scenario.updates,
+    plan: scenario.planInput,
+    faults: scenario.faults,
+    triggers: scenario.triggers,
+    events: scenario.events,
+    expect: scenario.expect,
+  };
+}
