@@ -11,6 +11,8 @@ import { demo, DemoError } from './demo.ts';
 import { listRuns, showAudit, showRun, verifyAudit } from './history.ts';
 import { openCliStore, DEFAULT_DB } from './paths.ts';
 import { planCheck } from './plan-check.ts';
+import { ScenarioError } from '../sim/scenario.ts';
+import { replayCommand, simCommand, type SimOptions } from './sim.ts';
 
 const positiveInt = (value: string): number => {
   const n = Number(value);
@@ -37,9 +39,39 @@ export function buildProgram(): Command {
     .exitOverride();
   const dbOption = `SQLite database with the run history and audit log (default ${DEFAULT_DB})`;
 
+  const collect = (value: string, previous: string[]) => [...previous, value];
+  const seed = (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number, 0 or more');
+    return n;
+  };
+  program
+    .command('sim <scenario>')
+    .description('run a failure scenario (fixtures/scenarios/*.yaml) against the simulated cluster; exit 0 when its expectations hold, 1 when not, 2 on invalid input')
+    .option('--json', 'print the result as one JSON document')
+    .option('--seed <n>', "override the scenario's seed", seed)
+    .option('--report <file.html>', 'write a self-contained HTML report (timeline, summary, expectations)')
+    .option('--record <file.jsonl>', 'where to write the recording ("-" for none)')
+    .option('--speed <n>', 'virtual seconds per real second in a terminal (default 0: as fast as possible)', nonNegative)
+    .action(async (file: string, opts: SimOptions) => {
+      process.exitCode = await simCommand(file, opts, { out: process.stdout });
+    });
+
+  program
+    .command('replay <recording>')
+    .description('re-run a recorded run in the simulator, nodes behaving as recorded, optionally with another policy')
+    .option('--set <key=value>', 'change a plan setting (repeatable): concurrency=2, maxFailures=1, drain.onTimeout=keep-cordoned', collect, [])
+    .option('--json', 'print the result as one JSON document')
+    .option('--report <file.html>', 'write a self-contained HTML report')
+    .option('--record <file.jsonl>', 'where to write the replay\'s own recording ("-" for none)')
+    .option('--speed <n>', 'virtual seconds per real second in a terminal', nonNegative)
+    .action(async (file: string, opts: SimOptions & { set: string[] }) => {
+      process.exitCode = await replayCommand(file, opts.set, opts, { out: process.stdout });
+    });
+
   program
     .command('demo')
-    .description('patch a small in-memory cluster with the real engine, in virtual time, with live progress')
+    .description('a durable run on a small in-memory cluster: interrupt it with Ctrl-C and resume it with --resume')
     .option('--db <path>', dbOption)
     .option('--resume <run>', 'resume an interrupted demo run')
     .option('--speed <n>', 'virtual seconds per real second (default 120 in a terminal, 0 = no pause)', nonNegative)
@@ -121,7 +153,7 @@ export function buildProgram(): Command {
 
 /** Every error a user can cause, as the text to show. Anything else is a bug and keeps its stack trace. */
 export function describeUserError(err: unknown): string | null {
-  if (err instanceof PlanError || err instanceof ScheduleError) return `error: ${err.message}`;
+  if (err instanceof PlanError || err instanceof ScheduleError || err instanceof ScenarioError) return `error: ${err.message}`;
   if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof DemoError) {
     return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`;
   }

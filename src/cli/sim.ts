@@ -1,0 +1,199 @@
+/**
+ * `patchpilot sim FILE` and `patchpilot replay FILE`: run a scenario (or a recording) against the simulated cluster
+ * with the real engine, show it live, check the expectations, write the recording and, on request, the HTML report.
+ * Exit codes (DESIGN.md): 0 expectations hold, 1 they do not, 2 invalid input.
+ */
+import { mkdirSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleepReal } from 'node:timers/promises';
+import type { Writable } from 'node:stream';
+import { formatSeconds } from '../sim/duration.ts';
+import { OS_PROFILES } from '../sim/os.ts';
+import { readRecording, recordedBehaviours, scenarioFromRecording } from '../sim/replay.ts';
+import { runScenario, type SimResult, type SimRunResult } from '../sim/runner.ts';
+import { loadScenario, type Scenario } from '../sim/scenario.ts';
+import type { RecordedBehaviour } from '../sim/cluster.ts';
+import { StalledRunError } from '../service/drive.ts';
+import { paint, table } from './format.ts';
+import { LiveView } from './live.ts';
+
+export interface SimOptions {
+  json?: boolean;
+  seed?: number;
+  report?: string;
+  /** Where the JSONL recording goes (default .patchpilot/recordings/<scenario>.jsonl); "-" for none. */
+  record?: string;
+  /** Virtual seconds per real second in a terminal (0: as fast as possible). */
+  speed?: number;
+}
+
+export interface SimIo {
+  out: Writable & { isTTY?: boolean };
+}
+
+export const RECORDINGS_DIR = join('.patchpilot', 'recordings');
+
+export async function simCommand(file: string, options: SimOptions, io: SimIo): Promise<number> {
+  const scenario = loadScenario(file, options.seed === undefined ? {} : { seed: options.seed });
+  return execute(scenario, options, io, undefined, null);
+}
+
+export async function replayCommand(file: string, settings: readonly string[], options: SimOptions, io: SimIo): Promise<number> {
+  const recording = readRecording(file);
+  const scenario = scenarioFromRecording(recording, settings, file);
+  return execute(scenario, options, io, recordedBehaviours(recording.observations), recording.result);
+}
+
+async function execute(
+  scenario: Scenario,
+  options: SimOptions,
+  io: SimIo,
+  recorded: Map<string, RecordedBehaviour> | undefined,
+  before: SimResult | null,
+): Promise<number> {
+  const tty = !options.json && io.out.isTTY === true;
+  const p = paint(tty);
+  const say = (text: string) => {
+    if (!options.json) io.out.write(`${text}\n`);
+  };
+  const recordPath = options.record === '-' ? null : (options.record ?? join(RECORDINGS_DIR, `${scenario.name}${recorded ? '.replay' : ''}.jsonl`));
+  const recorder = recordPath ? openRecorder(recordPath) : null;
+
+  say(`${p('bold', `${recorded ? 'replaying' : 'scenario'} ${scenario.name}`)} (seed ${scenario.seed}, ${scenario.nodes.length} nodes)${scenario.description ? `: ${oneLine(scenario.description)}` : ''}`);
+  const speed = options.speed ?? 0;
+  const linux = scenario.nodes.filter((n) => OS_PROFILES[n.os].kubernetesOs === 'linux').map((n) => n.name);
+  let view: LiveView | null = null;
+  let viewRun: string | null = null;
+  let clockNow = scenario.startAt;
+  let last = scenario.startAt;
+  let result: SimResult;
+  try {
+    result = await runScenario(scenario, {
+      ...(recorder ? { record: recorder.write } : {}),
+      ...(recorded ? { recorded } : {}),
+      onEvent: (event) => {
+        if (options.json) return;
+        if (event.runId !== viewRun) {
+          view?.draw();
+          viewRun = event.runId;
+          view = new LiveView({ out: io.out, tty, title: `run ${event.runId}`, now: () => clockNow });
+          // Only nodes that can be selected are shown waiting; a run's selection then fills in the rest.
+          if (tty && linux.length <= 60) view.expect(linux);
+        }
+        view?.handle(event);
+      },
+      onTick: async (now) => {
+        clockNow = now;
+        if (!tty || !view) return;
+        if (linux.length <= 60) view.draw();
+        if (speed > 0) await sleepReal(Math.min(250, (now - last) / speed));
+        last = now;
+      },
+    });
+  } catch (err) {
+    recorder?.close();
+    if (err instanceof StalledRunError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  (view as LiveView | null)?.draw();
+  recorder?.close();
+
+  if (options.report) {
+    // Loaded only when asked for: most runs (CI, tests) never render HTML.
+    const { renderReport } = await import('../sim/report.ts');
+    mkdirSync(dirname(options.report), { recursive: true });
+    writeFileSync(options.report, renderReport(result, scenario));
+  }
+  if (options.json) {
+    io.out.write(`${JSON.stringify(result, null, 2)}\n`);
+    return result.ok ? 0 : 1;
+  }
+  for (const run of result.runs) say(`\n${runSummary(run, p)}`);
+  if (before) say(`\n${comparison(before, result)}`);
+  say('');
+  if (scenario.expect.length === 0) say(p('dim', recorded ? 'no expectations checked (the plan was changed)' : 'the scenario states no expectations'));
+  else if (result.ok) say(p('green', `✓ all expectations hold (${scenario.expect.length} run${scenario.expect.length > 1 ? 's' : ''})`));
+  else {
+    say(p('red', `✗ ${result.failedExpectations.length} expectation(s) failed:`));
+    for (const failure of result.failedExpectations) say(`  - ${failure}`);
+  }
+  if (recordPath) say(p('dim', `recording: ${recordPath}   replay it with another policy: npx patchpilot replay ${recordPath} --set concurrency=2`));
+  if (options.report) say(p('dim', `report: ${options.report}`));
+  return result.ok ? 0 : 1;
+}
+
+function runSummary(run: SimRunResult, p: ReturnType<typeof paint>): string {
+  const head = `run ${run.runId ?? '-'} (trigger ${run.trigger}): ${p(run.outcome === 'succeeded' ? 'green' : 'red', run.outcome.toUpperCase())}${run.reason ? ` - ${run.reason}` : ''}`;
+  if (run.nodes.length === 0) return head;
+  const shown = run.nodes.slice(0, 60);
+  const rows = shown.map((n) => [
+    n.name,
+    n.os,
+    n.result,
+    n.error ?? '',
+    n.upgraded.join(' ') || '-',
+    n.rebooted ? 'yes' : n.rebootPending ? 'pending' : 'no',
+    n.phases.drain ? formatSeconds(n.phases.drain) : '-',
+    n.phases.patch ? formatSeconds(n.phases.patch) : '-',
+    n.phases.rejoin ? formatSeconds(n.phases.rejoin) : '-',
+  ]);
+  const more = run.nodes.length > shown.length ? `\n  … and ${run.nodes.length - shown.length} more nodes (see --json or --report)` : '';
+  const ratio = run.lowerBoundSeconds > 0 ? (run.makespanSeconds / run.lowerBoundSeconds).toFixed(3) : '-';
+  // "one node at a time" is a requirement only where the plan asks for it (concurrency 1).
+  const broken = run.invariants.filter((i) => !i.ok && !(i.name === 'one-node-at-a-time' && run.concurrency > 1));
+  return [
+    head,
+    table(['node', 'os', 'result', 'error', 'upgraded', 'reboot', 'drain', 'patch', 'rejoin'], rows) + more,
+    `makespan ${formatSeconds(run.makespanSeconds)} (lower bound ${formatSeconds(run.lowerBoundSeconds)}, ratio ${ratio}); invariants: ${broken.length === 0 ? 'all hold' : broken.map((i) => `${i.name} BROKEN (${i.detail})`).join('; ')}`,
+  ].join('\n');
+}
+
+/** What changed between the recorded run and the replay. */
+function comparison(before: SimResult, after: SimResult): string {
+  const lines = ['recorded vs replayed:'];
+  after.runs.forEach((run, i) => {
+    const old = before.runs[i];
+    if (!old) return;
+    lines.push(`  ${run.trigger}: outcome ${old.outcome} -> ${run.outcome}; makespan ${formatSeconds(old.makespanSeconds)} -> ${formatSeconds(run.makespanSeconds)}`);
+    for (const node of run.nodes) {
+      const was = old.nodes.find((n) => n.name === node.name);
+      if (was && (was.result !== node.result || was.error !== node.error)) {
+        lines.push(`    ${node.name}: ${was.result}${was.error ? ` ${was.error}` : ''} -> ${node.result}${node.error ? ` ${node.error}` : ''}`);
+      }
+    }
+  });
+  return lines.join('\n');
+}
+
+function oneLine(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 140 ? `${flat.slice(0, 137)}...` : flat;
+}
+
+/** Appends lines to the recording as they come, so a long run's recording survives an interrupted command. */
+function openRecorder(path: string): { write: (line: string) => void; close: () => void } {
+  mkdirSync(dirname(path), { recursive: true });
+  const fd = openSync(path, 'w');
+  let buffer: string[] = [];
+  let size = 0;
+  const flush = () => {
+    if (buffer.length === 0) return;
+    writeSync(fd, buffer.join(''));
+    buffer = [];
+    size = 0;
+  };
+  return {
+    write: (line) => {
+      buffer.push(`${line}\n`);
+      size += line.length;
+      if (size > 1 << 20) flush();
+    },
+    close: () => {
+      flush();
+      closeSync(fd);
+    },
+  };
+}

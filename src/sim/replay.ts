@@ -1,0 +1,136 @@
+/**
+ * Recordings and replay. A recording is JSONL: a header with the scenario (cluster, plan, faults, triggers, events),
+ * then every engine event and every observation of a node (how long its drain took and what blocked it, the agent
+ * report and how long the Job ran, how long its reboot took and whether it came back, which API calls failed), then
+ * the result. A replay rebuilds the scenario from the header, applies `--set` changes to the plan, and makes every node
+ * do what it was recorded doing: the engine's decisions are the only thing that can differ.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYamlScalar } from 'yaml';
+import { parsePlan, PlanError } from '../engine/plan.ts';
+import type { Observation, RecordedBehaviour } from './cluster.ts';
+import type { SimResult } from './runner.ts';
+import { recordingHeader } from './runner.ts';
+import { ScenarioError, type Scenario } from './scenario.ts';
+
+type Header = ReturnType<typeof recordingHeader>;
+
+export interface Recording {
+  header: Header;
+  observations: Observation[];
+  result: SimResult | null;
+}
+
+export function readRecording(file: string): Recording {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ScenarioError(file, [`${file}: ${code === 'ENOENT' ? 'no such file' : `cannot read it (${code ?? String(err)})`}`]);
+  }
+  return parseRecording(text, file);
+}
+
+export function parseRecording(text: string, source = 'recording'): Recording {
+  let header: Header | null = null;
+  const observations: Observation[] = [];
+  let result: SimResult | null = null;
+  const lines = text.split('\n');
+  for (const [i, raw] of lines.entries()) {
+    if (raw.trim() === '') continue;
+    let line: { line?: string } & Record<string, unknown>;
+    try {
+      line = JSON.parse(raw) as typeof line;
+    } catch {
+      throw new ScenarioError(source, [`${source}:${i + 1}: not a JSON line`]);
+    }
+    if (line.line === 'header') {
+      if (line.format !== 'patchpilot-recording/1') {
+        throw new ScenarioError(source, [`${source}:${i + 1}: format: "${String(line.format)}" is not a recording this version can replay (patchpilot-recording/1)`]);
+      }
+      header = line.scenario as Header;
+    } else if (line.line === 'observe') {
+      const { line: _kind, ...observation } = line;
+      observations.push(observation as unknown as Observation);
+    } else if (line.line === 'result') {
+      result = line.result as SimResult;
+    }
+  }
+  if (!header) throw new ScenarioError(source, [`${source}:1: no header line: this is not a patchpilot recording`]);
+  return { header, observations, result };
+}
+
+/** Each node's first recorded drain, patch, reboot, and every API error it met. */
+export function recordedBehaviours(observations: readonly Observation[]): Map<string, RecordedBehaviour> {
+  const byNode = new Map<string, RecordedBehaviour>();
+  const of = (node: string) => {
+    let b = byNode.get(node);
+    if (!b) byNode.set(node, (b = {}));
+    return b;
+  };
+  for (const o of observations) {
+    switch (o.type) {
+      case 'drain':
+        of(o.node).drain ??= { ms: o.ms, blocked: o.blocked, blockedForMs: o.blockedForMs };
+        break;
+      case 'patch':
+        if (!o.downloadOnly) of(o.node).patch ??= { report: o.report, durationMs: o.ms, diesWithoutReport: o.diesWithoutReport };
+        break;
+      case 'reboot':
+        of(o.node).reboot ??= { shutdownMs: o.shutdownMs, bootMs: o.bootMs };
+        break;
+      case 'api-error': {
+        const b = of(o.node);
+        b.apiErrors ??= new Map();
+        b.apiErrors.set(`${o.call}#${o.ordinal}`, o.status);
+        break;
+      }
+      case 'node-state':
+        break;
+    }
+  }
+  return byNode;
+}
+
+/** `concurrency=2`, `drain.onTimeout=keep-cordoned`: values are YAML scalars (numbers, booleans, strings). */
+export function applySettings(plan: Record<string, unknown>, settings: readonly string[]): Record<string, unknown> {
+  const next = structuredClone(plan);
+  for (const setting of settings) {
+    const eq = setting.indexOf('=');
+    if (eq <= 0) throw new PlanError([`--set ${setting}: expected key=value (for example concurrency=2)`], '--set');
+    const path = setting.slice(0, eq).split('.');
+    const value: unknown = parseYamlScalar(setting.slice(eq + 1));
+    let target = next;
+    for (const key of path.slice(0, -1)) {
+      const child = target[key];
+      target = (target[key] = child && typeof child === 'object' && !Array.isArray(child) ? child : {}) as Record<string, unknown>;
+    }
+    target[path.at(-1)!] = value;
+  }
+  return next;
+}
+
+/** The scenario a recording was made from, with the plan changed by `--set`. */
+export function scenarioFromRecording(recording: Recording, settings: readonly string[] = [], source = 'recording'): Scenario {
+  const h = recording.header;
+  const planInput = applySettings(h.plan, settings);
+  const plan = parsePlan(planInput, settings.length > 0 ? `plan after --set ${settings.join(' ')}` : `plan in ${source}`);
+  return {
+    name: h.name,
+    description: h.description,
+    seed: h.seed,
+    startAt: Date.parse(h.startAt),
+    clusterName: h.clusterName,
+    nodes: h.nodes,
+    updates: h.updates,
+    plan,
+    planInput,
+    faults: h.faults,
+    triggers: h.triggers,
+    events: h.events,
+    // A replay with another policy answers "what would have happened"; the original expectations need not hold.
+    expect: settings.length === 0 ? h.expect : [],
+    source,
+  };
+}
