@@ -234,6 +234,11 @@ const nodeSetup = setup({
       const out = outputOf(event);
       return out !== undefined && !out.ok && out.error.retryable && context.attempt < context.policy.retryAttempts;
     },
+    /** Recovery retries transient errors for as long as its deadline allows, however many attempts that takes. */
+    transientFailure: ({ event }) => {
+      const out = outputOf(event);
+      return out !== undefined && !out.ok && out.error.retryable;
+    },
     nodeGone: ({ event }) => {
       const out = outputOf(event) as PreflightOutput;
       return out.ok && !out.value.exists;
@@ -373,6 +378,14 @@ const RETRY_OR_FAIL = [
  * `running` invokes the step's effect; its onDone branches say where a result takes the node, and RETRY_OR_FAIL is
  * appended for the results none of them takes.
  */
+/** A recovery substate's wait before `target` is tried again (the recovery deadline still applies). */
+function retryLater(target: 'inspecting' | 'uncordoning' | 'reporting'): NodeStateConfig {
+  return nodeSetup.createStateConfig({
+    invoke: { src: 'timer', input: ({ context }) => ({ at: context.retryAt, event: 'RETRY' as const }) },
+    on: { RETRY: target },
+  });
+}
+
 function step(name: NodeStep, cancel: CancelPolicy, running: NodeStateConfig): NodeStateConfig {
   const invoke = running.invoke as { onDone: readonly unknown[] };
   const runningWithRetries = { ...running, invoke: { ...invoke, onDone: [...invoke.onDone, ...RETRY_OR_FAIL] } } as unknown as NodeStateConfig;
@@ -604,6 +617,8 @@ export const nodeMachine = nodeSetup.createMachine({
             src: 'inspectNode',
             input: ({ context }) => key(context),
             onDone: [
+              // A transient API error must not decide the node's fate: look again until the recovery deadline.
+              { guard: 'transientFailure', target: 'inspectingLater', actions: 'scheduleRetry' },
               {
                 guard: 'mayUncordon',
                 target: 'uncordoning',
@@ -613,21 +628,31 @@ export const nodeMachine = nodeSetup.createMachine({
             ],
           },
         },
+        inspectingLater: retryLater('inspecting'),
         uncordoning: {
           invoke: {
             src: 'uncordonNode',
             input: ({ context }) => key(context),
-            onDone: [{ guard: 'stepOk', target: 'reporting', actions: assign({ cordonedByUs: false }) }, { target: 'reporting' }],
+            onDone: [
+              { guard: 'stepOk', target: 'reporting', actions: assign({ cordonedByUs: false }) },
+              { guard: 'transientFailure', target: 'uncordoningLater', actions: 'scheduleRetry' },
+              { target: 'reporting' },
+            ],
           },
         },
+        uncordoningLater: retryLater('uncordoning'),
         reporting: {
           invoke: {
             src: 'markNode',
             input: ({ context }) =>
               markInput(context, 'failed', context.failure ? `${context.failure.code}: ${context.failure.message}` : 'unknown failure'),
-            onDone: { target: '#node.failed', actions: { type: 'finish', params: { result: 'failed' } } },
+            onDone: [
+              { guard: 'transientFailure', target: 'reportingLater', actions: 'scheduleRetry' },
+              { target: '#node.failed', actions: { type: 'finish', params: { result: 'failed' } } },
+            ],
           },
         },
+        reportingLater: retryLater('reporting'),
       },
     },
     done: { type: 'final' },

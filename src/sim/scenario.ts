@@ -258,26 +258,34 @@ export function parseScenario(text: string, source = 'scenario', overrides: { se
     throw new ScenarioError(source, [`${source}:1: the file must be a YAML mapping (name, cluster, plan, faults, expect)`]);
   }
   const parsed = scenarioFileSchema.safeParse(raw);
+  // The plan is checked even when the rest is wrong, so that one pass reports every problem.
+  const rawPlan = (raw as { plan?: unknown }).plan;
+  const rawCluster = (raw as { cluster?: { name?: unknown } }).cluster;
+  const planInput = {
+    ...(rawPlan && typeof rawPlan === 'object' ? (rawPlan as Record<string, unknown>) : {}),
+    cluster: typeof rawCluster?.name === 'string' ? rawCluster.name : String((raw as { name?: unknown }).name ?? 'sim'),
+  };
+  const planResult = planSchema.safeParse(planInput);
+  const planProblems = planResult.success
+    ? []
+    : planResult.error.issues.map(
+        (issue) =>
+          `${locate(['plan', ...issue.path])}: ${issue.code === 'unrecognized_keys' ? `unknown plan key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message}`,
+      );
   if (!parsed.success) {
-    throw new ScenarioError(
-      source,
-      parsed.error.issues.map((issue) => {
+    throw new ScenarioError(source, [
+      ...parsed.error.issues.map((issue) => {
         if (issue.code === 'unrecognized_keys') {
           return `${locate(issue.path, issue.keys[0])}: unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
         }
         return `${locate(issue.path)}: ${issue.message}`;
       }),
-    );
+      ...planProblems,
+    ]);
   }
   const file = parsed.data;
-  const problems: string[] = [];
-
-  let plan: Plan | null = null;
-  const planInput = { ...file.plan, cluster: file.cluster.name ?? file.name };
-  const planResult = planSchema.safeParse(planInput);
-  if (!planResult.success) {
-    for (const issue of planResult.error.issues) problems.push(`${locate(['plan', ...issue.path])}: ${issue.code === 'unrecognized_keys' ? `unknown plan key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message}`);
-  } else plan = planResult.data;
+  const problems: string[] = [...planProblems];
+  const plan: Plan | null = planResult.success ? planResult.data : null;
 
   const nodes: SimNodeSpec[] = [];
   const seen = new Map<string, string>();

@@ -171,12 +171,14 @@ function outputsFor(stateId: string, c: NodeContext): Choice[] {
         ['healthy', ok(observed(c, {}))],
         ['not ready', ok(observed(c, { ready: false }))],
         ['gone', ok(observed(c, { exists: false, ready: false, unschedulable: false, cordonedBy: null }))],
+        ['transient error', transient],
         ['error', fatal],
       ];
     case 'node.recovering.uncordoning':
     case 'node.recovering.reporting':
       return [
         ['ok', ok(null)],
+        ['transient error', transient],
         ['error', fatal],
       ];
     default:
