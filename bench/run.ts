@@ -120,3 +120,26 @@ for (const concurrency of [1, 10, 50]) {
   line(`  persisted transitions per second during the run`, `${Math.round(transitionsPerSecond).toLocaleString('en')} /s`);
   line(`  ratio store on / off (target <= 1.5)`, `${(result.on / result.off).toFixed(2)}x ${result.on / result.off <= 1.5 ? 'ok' : 'ABOVE TARGET'}`);
 }
+
+// The simulator at scale, each size in a fresh process (its peak RSS is its own).
+console.log('');
+const { execFileSync } = await import('node:child_process');
+const SIM_TARGETS: Record<number, { ms: number; mb: number }> = { 1000: { ms: 1000, mb: 512 }, 10000: { ms: 5000, mb: 512 } };
+for (const nodes of [1000, 10000]) {
+  const out = execFileSync(process.execPath, [join(import.meta.dirname, 'sim.ts'), String(nodes), '50', '0.02'], { encoding: 'utf8' });
+  const r = JSON.parse(out.trim().split('\n').at(-1)!) as {
+    wallMs: number;
+    peakRssMb: number;
+    makespanSeconds: number;
+    lowerBoundSeconds: number;
+    faults: number;
+    outcome: string;
+    invariantsHold: boolean;
+  };
+  const target = SIM_TARGETS[nodes]!;
+  const ratio = r.makespanSeconds / r.lowerBoundSeconds;
+  line(`sim: ${nodes.toLocaleString('en')} nodes, concurrency 50, ${r.faults} faults`, `${r.outcome}, invariants ${r.invariantsHold ? 'hold' : 'BROKEN'}`);
+  line(`  wall time (target <= ${target.ms} ms)`, `${r.wallMs} ms ${r.wallMs <= target.ms ? 'ok' : `ABOVE TARGET (${(r.wallMs / target.ms).toFixed(2)}x)`}`);
+  line(`  peak RSS (target <= ${target.mb} MB)`, `${r.peakRssMb} MB ${r.peakRssMb <= target.mb ? 'ok' : 'ABOVE TARGET'}`);
+  line(`  makespan / lower bound (target <= 1.02)`, `${r.makespanSeconds} s / ${r.lowerBoundSeconds} s = ${ratio.toFixed(4)} ${ratio <= 1.02 ? 'ok' : 'ABOVE TARGET'}`);
+}

@@ -92,6 +92,11 @@ export interface RunScenarioOptions {
   recorded?: ReadonlyMap<string, RecordedBehaviour>;
   /** Virtual time after which an unfinished scenario counts as stuck (default 60 days). */
   horizonMs?: number;
+  /**
+   * Keep the runs in a (in-memory) SQLite store, as a real orchestrator does. Default: only when the scenario crashes
+   * the orchestrator, which must resume from the store; otherwise the journal's commits are pure overhead here.
+   */
+  durable?: boolean;
 }
 
 interface ActiveRun {
@@ -123,7 +128,8 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     observe: record ? (o: Observation) => write({ line: 'observe', ...o }) : undefined,
     ...(options.recorded ? { recorded: options.recorded } : {}),
   });
-  const store = openStore(':memory:');
+  const durable = options.durable ?? scenario.faults.some((f) => f.kind === 'orchestrator-crash');
+  const store = durable ? openStore(':memory:') : null;
   const runs: SimRunResult[] = [];
   let active: ActiveRun | null = null;
   let runCounter = 0;
@@ -350,7 +356,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       return pendingTriggers === 0 && active === null;
     }, () => (active ? `run ${active.handle.runId} is ${active.handle.state}` : 'waiting for a trigger'));
   } finally {
-    store.close();
+    store?.close();
   }
   const failedExpectations = checkExpectations(scenario, runs);
   const result: SimResult = { scenario: scenario.name, seed: scenario.seed, ok: failedExpectations.length === 0, failedExpectations, runs };
