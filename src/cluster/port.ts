@@ -64,7 +64,10 @@ export interface ClusterPort {
    * refused evictions are retried until `giveUpAt`, and then returned in `blocked` (the PDB outcome).
    */
   drain(name: string, options: DrainOptions): Promise<DrainResult>;
-  /** Creates the patch Job unless one with this name exists. */
+  /**
+   * Creates the patch Job unless this run's Job (same name, same hash) exists. A finished Job of an earlier run that
+   * bears the same name (Palette's names carry no hash) is replaced.
+   */
   startPatchJob(spec: PatchJobSpec, signal?: AbortSignal): Promise<{ jobName: string; created: boolean }>;
   /** Waits for the Job's agent report (its last log line). */
   awaitAgentReport(jobName: string, signal: AbortSignal): Promise<AgentReport>;

@@ -31,6 +31,7 @@ import {
 import { markMetadata } from './metadata.ts';
 import type { Plan } from './plan.ts';
 import type { AgentReport, ErrorCode } from './report.ts';
+import { DISABLED } from './selection.ts';
 
 export const NODE_STEPS = ['preflight', 'cordon', 'drain', 'patch', 'reboot', 'rejoin', 'uncordon', 'mark', 'recover'] as const;
 export type NodeStep = (typeof NODE_STEPS)[number];
@@ -243,6 +244,11 @@ const nodeSetup = setup({
       const out = outputOf(event) as PreflightOutput;
       return out.ok && !out.value.exists;
     },
+    /** An operator set the task label to "disabled" after the run selected the node: their opt-out wins. */
+    optedOut: ({ context, event }) => {
+      const out = outputOf(event) as PreflightOutput;
+      return out.ok && out.value.labels[context.policy.labelKey] === DISABLED;
+    },
     alreadyPatched: ({ context, event }) => {
       const out = outputOf(event) as PreflightOutput;
       return out.ok && out.value.labels[context.policy.labelKey] === context.hash;
@@ -451,6 +457,7 @@ export const nodeMachine = nodeSetup.createMachine({
         input: ({ context }) => key(context),
         onDone: [
           { guard: 'nodeGone', target: '#node.skipped', actions: assign({ note: 'the node no longer exists' }) },
+          { guard: 'optedOut', target: '#node.skipped', actions: assign({ note: 'its task label is "disabled": excluded by an operator' }) },
           {
             guard: 'alreadyPatched',
             target: '#node.skipped',

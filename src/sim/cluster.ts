@@ -79,6 +79,7 @@ interface SimNode {
 interface SimJob {
   name: string;
   node: string;
+  hash: string;
   createdAt: number;
   run: AgentRun;
 }
@@ -273,6 +274,8 @@ export class SimCluster implements ClusterPort {
     node.unschedulable = false;
     delete node.annotations[ANNOTATIONS.cordonedBy];
     this.#cordonedInFlight.delete(name);
+    // The scheduler puts workloads back on a schedulable node.
+    node.pods = podsOf(node.spec);
     return 'uncordoned';
   }
 
@@ -301,11 +304,13 @@ export class SimCluster implements ClusterPort {
 
   async startPatchJob(spec: PatchJobSpec): Promise<{ jobName: string; created: boolean }> {
     const node = this.#require(spec.node);
-    if (this.#jobs.has(spec.jobName)) return { jobName: spec.jobName, created: false };
+    // The same Job for the same hash is this run's (a repeated start after a crash). Palette's Job names carry no
+    // hash, so a Job of an earlier run can bear the name: it is finished, and replaced, as Palette does.
+    if (this.#jobs.get(spec.jobName)?.hash === spec.hash) return { jobName: spec.jobName, created: false };
     this.#apiCall(node, 'create-job');
     const now = this.#clock.now();
     const run = (!spec.downloadOnly ? this.#recorded.get(spec.node)?.patch : undefined) ?? this.#agentRun(node, spec, now);
-    this.#jobs.set(spec.jobName, { name: spec.jobName, node: spec.node, createdAt: now, run });
+    this.#jobs.set(spec.jobName, { name: spec.jobName, node: spec.node, hash: spec.hash, createdAt: now, run });
     this.#observe({
       type: 'patch',
       at: this.#virtual(now),

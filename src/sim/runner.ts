@@ -66,7 +66,9 @@ export interface SimRunResult {
   startedAt: number | null;
   finishedAt: number | null;
   makespanSeconds: number;
+  /** The zero-overhead makespan (lower-bound.ts) plus the time spent waiting for a window or in a pause. */
   lowerBoundSeconds: number;
+  waitedSeconds: number;
   concurrency: number;
   nodes: SimNodeResult[];
   invariants: InvariantResult[];
@@ -107,7 +109,11 @@ interface ActiveRun {
   positions: Map<string, number>;
   timelines: Map<string, TimelineEntry[]>;
   output: FleetOutput | null;
-  /** Faults of kind orchestrator-crash still to strike during this run. */
+  /** Time the run spent waiting by rule (a closed window, an operator's pause), and since when it waits now. */
+  waitedMs: number;
+  waitingSince: number | null;
+  waiting: boolean;
+  inFlight: Set<string>;
 }
 
 export async function runScenario(scenario: Scenario, options: RunScenarioOptions = {}): Promise<SimResult> {
@@ -139,18 +145,24 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
   // Palette's stored onDemandPatchAfter (palette mode only).
   let onDemandPatchAfter: string | null = null;
   const staleFault = scenario.faults.find((f) => f.kind === 'palette-stale-timestamp');
+  let staleStruck = false;
 
   const onEvent = (event: RunEvent) => {
     write({ line: 'engine', ...event });
     options.onEvent?.(event, event.at - epoch);
     const run = active;
     if (!run || event.runId !== run.handle.runId) return;
-    if (event.type === 'node.step') {
+    if (event.type === 'run.state') {
+      run.waiting = event.state === 'rolling.waitingForWindow' || event.state === 'rolling.paused';
+    } else if (event.type === 'node.step') {
+      run.inFlight.add(event.node);
       run.positions.set(event.node, event.position);
       const timeline = run.timelines.get(event.node) ?? [];
       const last = timeline.at(-1);
-      if (last && last.end < 0) last.end = seconds(event.startedAt);
-      if (!last || last.step !== event.step || last.end >= 0) timeline.push({ step: event.step, start: seconds(event.startedAt), end: -1 });
+      // A resumed run reports the step it was saved in again: the bar already there goes on.
+      if (event.restored && last?.step === event.step) return;
+      if (last && last.end < 0) last.end = seconds(event.at);
+      timeline.push({ step: event.step, start: seconds(event.at), end: -1 });
       run.timelines.set(event.node, timeline);
       maybeCrash(event);
     } else if (event.type === 'node.finished') {
@@ -159,6 +171,14 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       const last = timeline?.at(-1);
       if (last && last.end < 0) last.end = seconds(event.at);
       cluster.nodeRunFinished(event.outcome.node);
+      run.inFlight.delete(event.outcome.node);
+    }
+    // Only a wait with nothing in flight lengthens the run beyond what its nodes need.
+    const idleByRule = run.waiting && run.inFlight.size === 0;
+    if (idleByRule && run.waitingSince === null) run.waitingSince = event.at;
+    if (!idleByRule && run.waitingSince !== null) {
+      run.waitedMs += event.at - run.waitingSince;
+      run.waitingSince = null;
     }
   };
 
@@ -219,8 +239,10 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     if (active) return notTriggered(`run ${active.handle.runId} is still in progress; the trigger was ignored`);
     let notBefore: number | null = null;
     if (scenario.plan.mode === 'palette') {
-      if (staleFault && staleFault.at !== undefined && now - epoch >= staleFault.at && onDemandPatchAfter === null) {
-        // An earlier patch left its timestamp behind (the fault's time is when it became stale).
+      if (staleFault && staleFault.at !== undefined && now - epoch >= staleFault.at && !staleStruck) {
+        // An earlier patch left its timestamp behind (the fault's time is when it became stale); once cleared, it
+        // stays cleared.
+        staleStruck = true;
         onDemandPatchAfter = new Date(epoch + staleFault.at - ON_DEMAND_DELAY_MS).toISOString();
       }
       const stored = classifyStoredOnDemand(onDemandPatchAfter, now);
@@ -243,6 +265,10 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       positions: new Map(),
       timelines: new Map(),
       output: null,
+      waitedMs: 0,
+      waitingSince: null,
+      waiting: false,
+      inFlight: new Set(),
     };
     active = run;
     watch(run);
@@ -285,7 +311,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       const outcome = run.outcomes.get(name);
       const timeline = run.timelines.get(name) ?? [];
       let result: SimNodeResultKind;
-      if (outcome) result = outcome.result;
+      if (outcome) result = outcome.result === 'skipped' && facts.labels[scenario.plan.labelKey] === DISABLED ? 'excluded' : outcome.result;
       else if (selected.has(name) || notStarted.has(name)) result = 'not-started';
       else result = facts.labels[scenario.plan.labelKey] === DISABLED ? 'excluded' : 'not-selected';
       const phase = (step: string) => Math.round((outcome?.phases[step as keyof NodeOutcome['phases']] ?? 0) / 1000);
@@ -324,7 +350,9 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       startedAt: started.length > 0 ? seconds(firstStart) : null,
       finishedAt: output.finishedAt === null ? null : seconds(output.finishedAt),
       makespanSeconds: Math.round(makespanMs / 1000),
-      lowerBoundSeconds: Math.round(lowerBoundMs(started, scenario.plan.concurrency) / 1000),
+      // Waiting for a window or through a pause is the plan's or an operator's doing, not idle time of the engine.
+      lowerBoundSeconds: Math.round((lowerBoundMs(started, scenario.plan.concurrency) + run.waitedMs) / 1000),
+      waitedSeconds: Math.round(run.waitedMs / 1000),
       concurrency: scenario.plan.concurrency,
       nodes,
       invariants: checkInvariants(scenario.plan, nodes, cluster.stats),
@@ -393,6 +421,7 @@ function emptyRun(trigger: string, at: number, outcome: 'not-triggered', reason:
     finishedAt: at,
     makespanSeconds: 0,
     lowerBoundSeconds: 0,
+    waitedSeconds: 0,
     concurrency,
     nodes: [],
     invariants: [],

@@ -126,6 +126,7 @@ function outputsFor(stateId: string, c: NodeContext): Choice[] {
       return [
         ['node gone', ok(nodeState(c, { exists: false, ready: false }))],
         ['already carries the hash', ok(nodeState(c, { labels: { 'kubernetes.io/os': 'linux', [c.policy.labelKey]: c.hash } }))],
+        ['disabled by an operator since selection', ok(nodeState(c, { labels: { 'kubernetes.io/os': 'linux', [c.policy.labelKey]: 'disabled' } }))],
         ['not ready', ok(nodeState(c, { ready: false }))],
         ['cordoned by someone else', ok(nodeState(c, { unschedulable: true, cordonedBy: null }))],
         ['still cordoned by this run (resume)', ok(nodeState(c, { unschedulable: true, cordonedBy: c.runId }))],
