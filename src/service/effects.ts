@@ -6,6 +6,7 @@ import type { ClusterNode, ClusterPort } from '../cluster/port.ts';
 import { patchJobName } from '../cluster/jobs.ts';
 import { EffectError, type EngineEffects, type NodeState } from '../engine/effects.ts';
 import { ANNOTATIONS } from '../engine/metadata.ts';
+import { DISABLED } from '../engine/selection.ts';
 
 export function nodeState(node: ClusterNode | null, name: string): NodeState {
   if (!node) {
@@ -65,7 +66,11 @@ export function clusterEffects(cluster: ClusterPort): EngineEffects {
     },
 
     async markNode({ node, labels, annotations }, signal) {
-      await cluster.patchNodeMetadata(node, { labels, annotations }, signal);
+      // An operator who set a task label to "disabled" while the node was in maintenance keeps their opt-out: the
+      // annotations still say what happened, the label is left alone.
+      const current = await cluster.getNode(node, signal);
+      const kept = Object.fromEntries(Object.entries(labels).filter(([key]) => current?.labels[key] !== DISABLED));
+      await cluster.patchNodeMetadata(node, { labels: kept, annotations }, signal);
       return null;
     },
 
