@@ -311,7 +311,7 @@ export class MemoryCluster implements ClusterPort {
   async patchNodeMetadata(name: string, patch: MetadataPatch): Promise<void> {
     const node = this.#require(name);
     this.#maybeApiError(node);
-    applyPatch(node.labels, patch.labels);
+    applyPatch(node.labels, patch.labels, patch.keepLabelValues);
     applyPatch(node.annotations, patch.annotations);
     this.#changed();
   }
@@ -386,8 +386,9 @@ export class MemoryCluster implements ClusterPort {
   }
 }
 
-function applyPatch(target: Record<string, string>, patch: Record<string, string | null> | undefined): void {
+function applyPatch(target: Record<string, string>, patch: Record<string, string | null> | undefined, keep: Record<string, string> = {}): void {
   for (const [key, value] of Object.entries(patch ?? {})) {
+    if (keep[key] !== undefined && target[key] === keep[key]) continue;
     if (value === null) delete target[key];
     else target[key] = value;
   }

@@ -48,6 +48,12 @@ export type CordonResult = 'cordoned' | 'already-ours' | 'foreign';
 export interface MetadataPatch {
   labels?: Record<string, string | null>;
   annotations?: Record<string, string | null>;
+  /**
+   * Label values the patch must not overwrite: a label in `labels` whose current value equals `keepLabelValues[key]`
+   * is left as it is (an operator's "disabled" set while the node was in maintenance). One request: the Kubernetes
+   * adapter sends a JSON Patch whose `test` operations fail with 422 in that case, and then drops those labels.
+   */
+  keepLabelValues?: Record<string, string>;
 }
 
 export interface ClusterPort {

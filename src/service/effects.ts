@@ -68,9 +68,8 @@ export function clusterEffects(cluster: ClusterPort): EngineEffects {
     async markNode({ node, labels, annotations }, signal) {
       // An operator who set a task label to "disabled" while the node was in maintenance keeps their opt-out: the
       // annotations still say what happened, the label is left alone.
-      const current = await cluster.getNode(node, signal);
-      const kept = Object.fromEntries(Object.entries(labels).filter(([key]) => current?.labels[key] !== DISABLED));
-      await cluster.patchNodeMetadata(node, { labels: kept, annotations }, signal);
+      const keepLabelValues = Object.fromEntries(Object.keys(labels).map((key) => [key, DISABLED]));
+      await cluster.patchNodeMetadata(node, { labels, annotations, keepLabelValues }, signal);
       return null;
     },
 

@@ -21,7 +21,7 @@ import type { RunEvent, RunListener } from './progress.ts';
 
 export const FLEET_ACTOR_ID = 'fleet';
 /** Bumped when the machines change shape incompatibly; a snapshot from another version is refused, not misread. */
-export const SNAPSHOT_FORMAT = 1;
+export const SNAPSHOT_FORMAT = 2;
 
 type StateValue = string | { [key: string]: StateValue };
 
@@ -267,7 +267,7 @@ export class Journal implements RunListener {
  */
 function dehydrateNode(persisted: unknown): unknown {
   const snapshot = persisted as { context: NodeContext };
-  return { ...snapshot, context: { ...snapshot.context, policy: null } };
+  return { ...snapshot, context: { ...snapshot.context, input: { ...snapshot.context.input, policy: null } } };
 }
 
 export class SnapshotError extends Error {
@@ -297,7 +297,7 @@ export function restoreRunSnapshot(input: {
     }
     const own = snapshots.get(id) as { context?: NodeContext } | undefined;
     if (own?.context === undefined) throw new SnapshotError(`the snapshot of ${id} is missing`);
-    children[id] = { ...child, snapshot: { ...own, context: { ...own.context, policy } } };
+    children[id] = { ...child, snapshot: { ...own, context: { ...own.context, input: { ...own.context.input, policy } } } };
   }
   const context = { ...persisted.snapshot.context, queue: input.queue ?? [], plan };
   return { ...persisted.snapshot, context, children };

@@ -129,10 +129,10 @@ export class RunObserver {
       const event: RunEvent = {
         type: 'node.step',
         runId: this.#runId,
-        node: context.node,
+        node: context.input.node,
         position: positionOf(ref.id),
         step,
-        startedAt: context.startedAt,
+        startedAt: context.input.startedAt,
         at: context.stepStartedAt,
         restored,
       };

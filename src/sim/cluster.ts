@@ -368,7 +368,7 @@ export class SimCluster implements ClusterPort {
   async patchNodeMetadata(name: string, patch: MetadataPatch): Promise<void> {
     const node = this.#require(name);
     this.#apiCall(node, 'patch');
-    applyPatch(node.labels, patch.labels);
+    applyPatch(node.labels, patch.labels, patch.keepLabelValues);
     applyPatch(node.annotations, patch.annotations);
   }
 
@@ -598,8 +598,9 @@ function untilAborted(signal: AbortSignal): Promise<never> {
   });
 }
 
-function applyPatch(target: Record<string, string>, patch: Record<string, string | null> | undefined): void {
+function applyPatch(target: Record<string, string>, patch: Record<string, string | null> | undefined, keep: Record<string, string> = {}): void {
   for (const [key, value] of Object.entries(patch ?? {})) {
+    if (keep[key] !== undefined && target[key] === keep[key]) continue;
     if (value === null) delete target[key];
     else target[key] = value;
   }

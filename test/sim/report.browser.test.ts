@@ -80,11 +80,13 @@ describe(hasChromium ? 'sim report in a browser' : `sim report in a browser (ski
     expect(inked, 'share of non-background pixels').toBeGreaterThan(0.03);
     expect(histogram.size, 'distinct colours').toBeGreaterThan(50);
 
-    // Solid areas only the SVG chart paints: the red fault marker, and the bars (the phase colours, or the neutral
-    // grey of the bookkeeping steps).
-    expect(countNear(histogram, 0xd7191c), 'fault marker pixels').toBeGreaterThan(20);
+    // Fault red (the marker, the legend, the fault list) must have rendered at all.
+    expect(countNear(histogram, 0xd7191c), 'fault red pixels').toBeGreaterThan(20);
+    // The bars: phase colours, or the neutral grey of the bookkeeping steps. The legend's swatches alone make about
+    // 1,100 such pixels and the chart several thousand more, so this fails when the SVG chart does not render.
     const barPixels = [0xe69f00, 0x0072b2, 0xcc79a7, 0x009e73, 0xc4c4c4].reduce((sum, c) => sum + countNear(histogram, c), 0);
     expect(barPixels, 'bar pixels').toBeGreaterThan(2_000);
+    expect(countNear(histogram, 0x0072b2), 'patch-blue pixels').toBeGreaterThan(1_000);
   });
 });
 

@@ -81,6 +81,12 @@ describe('renderReport', () => {
       expect(row, name).toMatch(/<rect class="bar s-drain" data-step="drain" x="[\d.]+" y="[\d.]+" width="[\d.]+"/);
       expect(row, name).toMatch(/<rect class="bar s-patch" data-step="patch"/);
     }
+    // Drain and patch take tens of seconds of a run of minutes: visible bars, not slivers.
+    const width = (row: string, step: string) => Number(row.match(new RegExp(`data-step="${step}" x="[\\d.]+" y="[\\d.]+" width="([\\d.]+)"`))?.[1]);
+    for (const name of ['cp-1', 'worker-1', 'worker-3']) {
+      expect(width(chartRow(html, name)!, 'drain'), `${name} drain`).toBeGreaterThan(5);
+      expect(width(chartRow(html, name)!, 'patch'), `${name} patch`).toBeGreaterThan(5);
+    }
     expect(chartRow(html, 'cp-1')).toContain('data-step="reboot"');
     // The tiny bookkeeping steps share the neutral colour.
     expect(chartRow(html, 'cp-1')).toMatch(/<rect class="bar s-other" data-step="preflight"/);

@@ -85,7 +85,7 @@ const fatal: Result = { ok: false, error: { code: 'API_ERROR', message: '403 for
 
 function nodeState(c: NodeContext, over: Partial<NodeState>): NodeState {
   return {
-    name: c.node,
+    name: c.input.node,
     labels: { 'kubernetes.io/os': 'linux' },
     exists: true,
     ready: true,
@@ -116,7 +116,7 @@ const agentFailure = (code: string): AgentReport =>
 /** What the node looks like to a re-read: our cordon is visible exactly when the machine holds one. */
 function observed(c: NodeContext, over: Partial<NodeState>): NodeState {
   const cordoned = c.cordonedByUs || c.cordonedByOthers;
-  return nodeState(c, { unschedulable: cordoned, cordonedBy: c.cordonedByUs ? c.runId : null, ...over });
+  return nodeState(c, { unschedulable: cordoned, cordonedBy: c.cordonedByUs ? c.input.runId : null, ...over });
 }
 
 /** Every output the effect invoked by `stateId` may return. A state missing here fails planning (the model is stale). */
@@ -125,11 +125,11 @@ function outputsFor(stateId: string, c: NodeContext): Choice[] {
     case 'node.preflight.running':
       return [
         ['node gone', ok(nodeState(c, { exists: false, ready: false }))],
-        ['already carries the hash', ok(nodeState(c, { labels: { 'kubernetes.io/os': 'linux', [c.policy.labelKey]: c.hash } }))],
-        ['disabled by an operator since selection', ok(nodeState(c, { labels: { 'kubernetes.io/os': 'linux', [c.policy.labelKey]: 'disabled' } }))],
+        ['already carries the hash', ok(nodeState(c, { labels: { 'kubernetes.io/os': 'linux', [c.input.policy.labelKey]: c.input.hash } }))],
+        ['disabled by an operator since selection', ok(nodeState(c, { labels: { 'kubernetes.io/os': 'linux', [c.input.policy.labelKey]: 'disabled' } }))],
         ['not ready', ok(nodeState(c, { ready: false }))],
         ['cordoned by someone else', ok(nodeState(c, { unschedulable: true, cordonedBy: null }))],
-        ['still cordoned by this run (resume)', ok(nodeState(c, { unschedulable: true, cordonedBy: c.runId }))],
+        ['still cordoned by this run (resume)', ok(nodeState(c, { unschedulable: true, cordonedBy: c.input.runId }))],
         ['ready', ok(nodeState(c, {}))],
         ['transient error', transient],
         ['fatal error', fatal],
@@ -314,15 +314,15 @@ function nodeAfterStep(run: ModelRun<NodeModelEvent>): void {
   // must match the cluster. A node deleted during recovery is the exception: see the regression tests below.
   if (cordon !== 'node gone') expect(c.cordonedByUs, `cordonedByUs while the cluster says: ${cordon}`).toBe(cordon === 'ours');
   for (const call of run.world.effects.calls) {
-    expect(call.input, `${call.src} input`).toMatchObject({ runId: RUN_ID, node: c.node });
+    expect(call.input, `${call.src} input`).toMatchObject({ runId: RUN_ID, node: c.input.node });
   }
   if (s.status === 'active') {
     const top = topState(s);
     expect(c.step, 'context.step names the active step').toBe(STEP_OF[top] ?? top);
     expect(c.stepStartedAt, 'the step started when its state was entered').toBe(n.enteredAt);
-    expect(c.deadline, 'deadline = step start + the policy timeout').toBe(c.stepStartedAt + c.policy.timeoutsMs[c.step]);
+    expect(c.deadline, 'deadline = step start + the policy timeout').toBe(c.stepStartedAt + c.input.policy.timeoutsMs[c.step]);
     if (inBackoff(s)) {
-      expect(c.retryAt, 'retryAt = failure time + exponential backoff').toBe(n.failedAt + c.policy.retryBackoffMs * 2 ** (c.attempt - 2));
+      expect(c.retryAt, 'retryAt = failure time + exponential backoff').toBe(n.failedAt + c.input.policy.retryBackoffMs * 2 ** (c.attempt - 2));
     }
     return;
   }
@@ -349,7 +349,7 @@ function nodeAfterStep(run: ModelRun<NodeModelEvent>): void {
       expect(out.error).toBeNull();
       expect(out.result).toBe(out.report?.result);
       const mark = okFrom('markNode').at(-1)?.input as MarkInput | undefined;
-      expect(mark?.labels, 'success moves the task label').toEqual({ [c.policy.labelKey]: c.hash });
+      expect(mark?.labels, 'success moves the task label').toEqual({ [c.input.policy.labelKey]: c.input.hash });
       expect(mark?.annotations[ANNOTATIONS.status]).toBe(out.result);
       break;
     }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs the Debian packages some tests need, only those missing; safe to run again and again.
+# Tests that need a package it could not install skip and say why, so a machine without root still runs the rest.
+set -euo pipefail
+
+# Debian packages the tests need, with the command that shows each is present ("-" to check with dpkg only).
+# Add a line per package; keep the reason next to it.
+PACKAGES=(
+  "chromium chromium"   # test/sim/report.browser.test.ts: screenshots of the `sim --report` page
+)
+
+missing=()
+for entry in "${PACKAGES[@]}"; do
+  read -r package command <<<"$entry"
+  if [[ "$command" != "-" ]] && command -v "$command" >/dev/null 2>&1; then continue; fi
+  if dpkg -s "$package" >/dev/null 2>&1; then continue; fi
+  missing+=("$package")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "setup-test-deps: all present (${PACKAGES[*]%% *})"
+  exit 0
+fi
+
+if [[ $(id -u) -eq 0 ]]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  as_root=(sudo -n)
+else
+  echo "setup-test-deps: not root and no passwordless sudo; these packages are missing: ${missing[*]}"
+  echo "  install them with: sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}"
+  echo "  (tests that need them will be skipped)"
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup-test-deps: apt-get not found (not Debian/Ubuntu?); install these yourself: ${missing[*]}"
+  exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+install() { "${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; }
+echo "setup-test-deps: installing ${missing[*]}"
+# The package lists are usually fresh enough; refresh them only when the first attempt fails.
+if ! install; then
+  "${as_root[@]}" apt-get update
+  install
+fi
+echo "setup-test-deps: installed ${missing[*]}"
