@@ -43,7 +43,9 @@ export type Observation =
   | { type: 'patch'; at: number; node: string; job: string; ms: number; report: AgentReport; diesWithoutReport: boolean; downloadOnly: boolean }
   | { type: 'reboot'; at: number; node: string; shutdownMs: number; bootMs: number | null }
   | { type: 'api-error'; at: number; node: string; call: string; ordinal: number; status: number }
-  | { type: 'node-state'; at: number; node: string; ready: boolean };
+  | { type: 'node-state'; at: number; node: string; ready: boolean }
+  /** A fault took effect (for the timeline's markers; replays rely on the observations above, not on these). */
+  | { type: 'fault'; at: number; node: string | null; kind: Fault['kind'] };
 
 /** Behaviour a replay imposes instead of the model's (what the recording says the node did). */
 export interface RecordedBehaviour {
@@ -291,6 +293,9 @@ export class SimCluster implements ClusterPort {
     const evictable = node.pods.filter((p) => p.owner === 'Deployment');
     const plan = this.#recorded.get(name)?.drain ?? this.#drainPlan(node, evictable.length);
     this.#observe({ type: 'drain', at: this.#virtual(started), node: name, ...plan });
+    if (!this.#replaying) {
+      for (const kind of ['pdb-blocks-drain', 'pod-stuck-terminating'] as const) if (this.#fault(node, kind)) this.#struck(node, kind);
+    }
     const blockedUntil = plan.blocked.length === 0 ? started : plan.blockedForMs === null ? Infinity : started + plan.blockedForMs;
     const doneAt = Math.max(started + plan.ms, blockedUntil);
     if (doneAt > options.giveUpAt) {
@@ -436,6 +441,7 @@ export class SimCluster implements ClusterPort {
     const faults: AgentFaults = { ...NO_AGENT_FAULTS };
     const lock = this.#lockHeldMs(node, now, spec.downloadOnly);
     faults.lockHeldMs = lock;
+    if (lock > 0) this.#struck(node, 'apt-lock');
     faults.keyserverUnreachable = this.#fault(node, 'keyserver-unreachable') !== undefined;
     faults.repoUnreachable = this.#fault(node, 'repo-unreachable') !== undefined;
     faults.diskFull = this.#fault(node, 'disk-full') !== undefined;
@@ -446,6 +452,18 @@ export class SimCluster implements ClusterPort {
     if (crash) {
       faults.agentCrash = true;
       node.spent.add(crash);
+    }
+    if (!spec.downloadOnly) {
+      const flags: Array<[boolean, Fault['kind']]> = [
+        [faults.keyserverUnreachable && spec.agent === 'legacy' && node.os.family === 'apt', 'keyserver-unreachable'],
+        [faults.repoUnreachable, 'repo-unreachable'],
+        [faults.diskFull, 'disk-full'],
+        [faults.dpkgInterrupted && node.os.family === 'apt', 'dpkg-interrupted'],
+        [faults.postinstFails !== null, 'postinst-fails'],
+        [faults.agentCrash, 'agent-crash'],
+        [node.faults.some((f) => f.kind === 'reboot-required') && node.offered.security.includes(node.os.kernelPackage), 'reboot-required'],
+      ];
+      for (const [hit, kind] of flags) if (hit) this.#struck(node, kind);
     }
     return runAgent({
       os: node.os,
@@ -484,9 +502,11 @@ export class SimCluster implements ClusterPort {
     if (fails) {
       node.spent.add(fails);
       bootMs = null;
+      this.#struck(node, 'rejoin-fails');
     } else if (slow) {
       node.spent.add(slow);
       bootMs = slow.delaySeconds * 1000;
+      this.#struck(node, 'rejoin-slow');
     }
     return { shutdownMs, bootMs };
   }
@@ -518,12 +538,22 @@ export class SimCluster implements ClusterPort {
       if (fault && this.#random.of(`${name}/api`).chance(fault.rate)) status = fault.status;
     }
     if (status === undefined) return;
+    if (!this.#apiErrorsMarked.has(name)) {
+      // One marker per node (and one for the cluster's own calls) says where the errors began.
+      this.#apiErrorsMarked.add(name);
+      this.#observe({ type: 'fault', at: this.#virtual(this.#clock.now()), node: node ? name : null, kind: 'api-errors' });
+    }
     this.#observe({ type: 'api-error', at: this.#virtual(this.#clock.now()), node: name, call, ordinal, status });
     const text = status === 429 ? 'Too Many Requests' : status === 409 ? 'Conflict: the object has been modified' : 'Internal Server Error';
     throw new EffectError('API_ERROR', `HTTP ${status} ${text} from the API server (${call} ${name})`, true);
   }
 
   readonly #clusterCalls = new Map<string, number>();
+  readonly #apiErrorsMarked = new Set<string>();
+
+  #struck(node: SimNode, kind: Fault['kind']): void {
+    this.#observe({ type: 'fault', at: this.#virtual(this.#clock.now()), node: node.spec.name, kind });
+  }
 
   #activeFor(fault: Extract<Fault, { kind: 'api-errors' }>): boolean {
     const now = this.#virtual(this.#clock.now());
@@ -545,6 +575,7 @@ export class SimCluster implements ClusterPort {
 
   #setReady(node: SimNode, ready: boolean, forSeconds?: number): void {
     node.ready = ready;
+    if (!ready) this.#struck(node, 'node-not-ready');
     this.#observe({ type: 'node-state', at: this.#virtual(this.#clock.now()), node: node.spec.name, ready });
     if (!ready && forSeconds !== undefined) {
       this.#clock.setTimeout(() => this.#setReady(node, true), forSeconds * 1000);

@@ -87,6 +87,7 @@ export function recordedBehaviours(observations: readonly Observation[]): Map<st
         break;
       }
       case 'node-state':
+      case 'fault':
         break;
     }
   }

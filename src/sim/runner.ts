@@ -131,7 +131,10 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     epoch,
     updates: scenario.updates,
     faults: scenario.faults,
-    observe: record ? (o: Observation) => write({ line: 'observe', ...o }) : undefined,
+    observe: (o: Observation) => {
+      if (o.type === 'fault') markers.push({ kind: o.kind, node: o.node, at: o.at / 1000 });
+      if (record) write({ line: 'observe', ...o });
+    },
     ...(options.recorded ? { recorded: options.recorded } : {}),
   });
   const durable = options.durable ?? scenario.faults.some((f) => f.kind === 'orchestrator-crash');
@@ -141,7 +144,8 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
   let runCounter = 0;
   const crashFaults = scenario.faults.filter((f): f is Extract<Fault, { kind: 'orchestrator-crash' }> => f.kind === 'orchestrator-crash');
   const spentCrashes = new Set<Fault>();
-  const crashes: FaultMarker[] = [];
+  /** Faults that struck since the last run ended (the simulator reports them; crashes are the runner's own). */
+  const markers: FaultMarker[] = [];
   // Palette's stored onDemandPatchAfter (palette mode only).
   let onDemandPatchAfter: string | null = null;
   const staleFault = scenario.faults.find((f) => f.kind === 'palette-stale-timestamp');
@@ -207,7 +211,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     const run = active;
     if (!run) return;
     write({ line: 'crash', at: clock.now(), runId: run.handle.runId });
-    crashes.push({ kind: 'orchestrator-crash', node: null, at: seconds(clock.now()) });
+    markers.push({ kind: 'orchestrator-crash', node: null, at: seconds(clock.now()) });
     run.handle.detach();
     orchestrator = newOrchestrator();
     run.handle = await orchestrator.resume(run.handle.runId);
@@ -356,7 +360,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       concurrency: scenario.plan.concurrency,
       nodes,
       invariants: checkInvariants(scenario.plan, nodes, cluster.stats),
-      faults: faultMarkers(scenario.faults, nodes, crashes.splice(0)),
+      faults: markers.splice(0).sort((a, b) => a.at - b.at),
     };
   }
 
@@ -427,39 +431,6 @@ function emptyRun(trigger: string, at: number, outcome: 'not-triggered', reason:
     invariants: [],
     faults: [],
   };
-}
-
-/** Which step a fault shows up in, for the timeline's markers. */
-const FAULT_STEP: Partial<Record<Fault['kind'], string>> = {
-  'apt-lock': 'patch',
-  'keyserver-unreachable': 'patch',
-  'reboot-required': 'patch',
-  'disk-full': 'patch',
-  'repo-unreachable': 'patch',
-  'postinst-fails': 'patch',
-  'dpkg-interrupted': 'patch',
-  'agent-crash': 'patch',
-  'rejoin-fails': 'rejoin',
-  'rejoin-slow': 'rejoin',
-  'pdb-blocks-drain': 'drain',
-  'pod-stuck-terminating': 'drain',
-  'node-not-ready': 'preflight',
-};
-
-function faultMarkers(faults: readonly Fault[], nodes: readonly SimNodeResult[], crashes: FaultMarker[]): FaultMarker[] {
-  const markers: FaultMarker[] = [...crashes];
-  for (const fault of faults) {
-    if (fault.kind === 'orchestrator-crash' || fault.kind === 'palette-stale-timestamp') continue;
-    const node = fault.node ? nodes.find((n) => n.name === fault.node) : undefined;
-    if (fault.at !== undefined) {
-      markers.push({ kind: fault.kind, node: fault.node ?? null, at: fault.at / 1000 });
-      continue;
-    }
-    const step = FAULT_STEP[fault.kind];
-    const entry = node?.timeline.find((t) => t.step === step);
-    if (entry) markers.push({ kind: fault.kind, node: fault.node ?? null, at: entry.start });
-  }
-  return markers.sort((a, b) => a.at - b.at);
 }
 
 /** The scenario as a recording keeps it: enough to rebuild the cluster, the plan, triggers and events. */
