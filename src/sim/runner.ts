@@ -124,6 +124,8 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
   const write = (line: object) => record?.(JSON.stringify(line));
   write({ line: 'header', format: RECORDING_FORMAT, scenario: recordingHeader(scenario) });
 
+  /** Faults that struck since the last run ended (the simulator reports them; crashes are the runner's own). */
+  const markers: FaultMarker[] = [];
   const cluster = new SimCluster(scenario.nodes, {
     name: scenario.clusterName,
     clock,
@@ -144,8 +146,6 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
   let runCounter = 0;
   const crashFaults = scenario.faults.filter((f): f is Extract<Fault, { kind: 'orchestrator-crash' }> => f.kind === 'orchestrator-crash');
   const spentCrashes = new Set<Fault>();
-  /** Faults that struck since the last run ended (the simulator reports them; crashes are the runner's own). */
-  const markers: FaultMarker[] = [];
   // Palette's stored onDemandPatchAfter (palette mode only).
   let onDemandPatchAfter: string | null = null;
   const staleFault = scenario.faults.find((f) => f.kind === 'palette-stale-timestamp');
