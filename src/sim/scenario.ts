@@ -274,6 +274,7 @@ export function parseScenario(text: string, source = 'scenario', overrides: { se
       );
   if (!parsed.success) {
     throw new ScenarioError(source, [
+      ...duplicateNamesInRaw(raw, locate),
       ...parsed.error.issues.map((issue) => {
         if (issue.code === 'unrecognized_keys') {
           return `${locate(issue.path, issue.keys[0])}: unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
@@ -361,6 +362,25 @@ export function parseScenario(text: string, source = 'scenario', overrides: { se
     expect,
     source,
   };
+}
+
+/** Duplicate node names, read from the raw file: reported with the schema's problems, so one pass shows them all. */
+function duplicateNamesInRaw(raw: unknown, locate: (path: readonly PropertyKey[]) => string): string[] {
+  const nodes = (raw as { cluster?: { nodes?: unknown } }).cluster?.nodes;
+  if (!Array.isArray(nodes)) return [];
+  const seen = new Map<string, number>();
+  const problems: string[] = [];
+  nodes.forEach((node, i) => {
+    const { name, count } = (node ?? {}) as { name?: unknown; count?: unknown };
+    if (typeof name !== 'string') return;
+    const names = typeof count === 'number' && Number.isInteger(count) && count > 0 && count <= 100_000 ? Array.from({ length: count }, (_, k) => `${name}-${k + 1}`) : [name];
+    for (const n of names) {
+      const earlier = seen.get(n);
+      if (earlier !== undefined) problems.push(`${locate(['cluster', 'nodes', i, 'name'])}: duplicate node name "${n}" (also cluster.nodes[${earlier}].name)`);
+      else seen.set(n, i);
+    }
+  });
+  return problems;
 }
 
 const ZONES = ['zone-a', 'zone-b', 'zone-c'];
