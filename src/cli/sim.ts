@@ -142,8 +142,7 @@ function runSummary(run: SimRunResult, p: ReturnType<typeof paint>): string {
   ]);
   const more = run.nodes.length > shown.length ? `\n  … and ${run.nodes.length - shown.length} more nodes (see --json or --report)` : '';
   const ratio = run.lowerBoundSeconds > 0 ? (run.makespanSeconds / run.lowerBoundSeconds).toFixed(3) : '-';
-  // "one node at a time" is a requirement only where the plan asks for it (concurrency 1).
-  const broken = run.invariants.filter((i) => !i.ok && !(i.name === 'one-node-at-a-time' && run.concurrency > 1));
+  const broken = run.invariants.filter((i) => !i.ok);
   return [
     head,
     table(['node', 'os', 'result', 'error', 'upgraded', 'reboot', 'drain', 'patch', 'rejoin'], rows) + more,

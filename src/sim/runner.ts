@@ -359,7 +359,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       waitedSeconds: Math.round(run.waitedMs / 1000),
       concurrency: scenario.plan.concurrency,
       nodes,
-      invariants: checkInvariants(scenario.plan, nodes, cluster.stats),
+      invariants: checkInvariants(scenario.plan, nodes, cluster.stats, scenario.expect[runs.length]?.invariants ?? []),
       faults: markers.splice(0).sort((a, b) => a.at - b.at),
     };
   }
