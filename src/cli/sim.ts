@@ -120,7 +120,8 @@ async function execute(
     say(p('red', `✗ ${result.failedExpectations.length} expectation(s) failed:`));
     for (const failure of result.failedExpectations) say(`  - ${failure}`);
   }
-  if (recordPath) say(p('dim', `recording: ${recordPath}   replay it with another policy: npx patchpilot replay ${recordPath} --set concurrency=2`));
+  const other = scenario.plan.concurrency === 1 ? 2 : 1;
+  if (recordPath) say(p('dim', `recording: ${recordPath}   replay it with another policy: npx patchpilot replay ${recordPath} --set concurrency=${other}`));
   if (options.report) say(p('dim', `report: ${options.report}`));
   return result.ok ? 0 : 1;
 }
