@@ -15,7 +15,10 @@ interface Timer {
   id: TimerId;
   dueAt: number;
   fn: () => void;
+  cancelled: boolean;
 }
+
+const NOTHING = () => {};
 
 /**
  * Virtual time, API-compatible with XState's SimulatedClock (`now`, `setTimeout`, `clearTimeout`, `increment`, `set`).
@@ -28,8 +31,9 @@ export class VirtualClock implements Clock {
   #now: number;
   #nextId = 1;
   #heap: Timer[] = [];
-  #live = new Set<TimerId>();
-  #cancelled = new Set<TimerId>();
+  /** Timers not yet fired nor cancelled. A cancelled timer stays in the heap until it surfaces, but as an empty shell. */
+  #live = new Map<TimerId, Timer>();
+  #cancelledInHeap = 0;
 
   constructor(startMs = 0) {
     this.#now = startMs;
@@ -41,13 +45,22 @@ export class VirtualClock implements Clock {
 
   setTimeout(fn: () => void, delayMs: number): TimerId {
     const id = this.#nextId++;
-    this.#live.add(id);
-    this.#push({ id, dueAt: this.#now + Math.max(0, delayMs), fn });
+    const timer: Timer = { id, dueAt: this.#now + Math.max(0, delayMs), fn, cancelled: false };
+    this.#live.set(id, timer);
+    this.#push(timer);
     return id;
   }
 
   clearTimeout(id: TimerId): void {
-    if (this.#live.delete(id)) this.#cancelled.add(id);
+    const timer = this.#live.get(id);
+    if (!timer) return;
+    this.#live.delete(id);
+    // Most timers are step deadlines cancelled long before they are due: release what the callback holds (a whole
+    // actor, in practice) now, not when the deadline would have passed.
+    timer.cancelled = true;
+    timer.fn = NOTHING;
+    this.#cancelledInHeap += 1;
+    if (this.#cancelledInHeap > 1024 && this.#cancelledInHeap * 2 > this.#heap.length) this.#compact();
   }
 
   /** Number of timers still waiting to fire. */
@@ -89,9 +102,18 @@ export class VirtualClock implements Clock {
   }
 
   #dropCancelledTop(): void {
-    while (this.#heap.length > 0 && this.#cancelled.has(this.#heap[0]!.id)) {
-      this.#cancelled.delete(this.#pop().id);
+    while (this.#heap.length > 0 && this.#heap[0]!.cancelled) {
+      this.#pop();
+      this.#cancelledInHeap -= 1;
     }
+  }
+
+  /** Rebuilds the heap without cancelled timers once they are the majority. */
+  #compact(): void {
+    const live = this.#heap.filter((t) => !t.cancelled);
+    this.#heap = [];
+    this.#cancelledInHeap = 0;
+    for (const timer of live) this.#push(timer);
   }
 
   #before(a: Timer, b: Timer): boolean {
