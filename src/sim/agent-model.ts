@@ -54,7 +54,7 @@ export const NO_AGENT_FAULTS: AgentFaults = {
 export interface AgentRunInput {
   os: OsProfile;
   /** Installed packages and their versions. */
-  installed: ReadonlyMap<string, string>;
+  installed: Pick<ReadonlyMap<string, string>, 'has' | 'get'>;
   /** Updates the node's repositories offer, by distribution package name. */
   offered: { security: readonly string[]; other: readonly string[] };
   agent: 'modern' | 'legacy';

@@ -25,7 +25,7 @@ import type {
   UncordonResult,
 } from '../cluster/port.ts';
 import { NO_AGENT_FAULTS, runAgent, type AgentFaults, type AgentRun } from './agent-model.ts';
-import { installedPackages, KUBERNETES_PACKAGES, OS_PROFILES, packageNameOn, versionsOf, type OsProfile } from './os.ts';
+import { InstalledPackages, KUBERNETES_PACKAGES, OS_PROFILES, packageNameOn, type OsProfile } from './os.ts';
 import { RandomStreams } from './random.ts';
 import type { Fault, SimNodeSpec, Updates } from './scenario.ts';
 
@@ -65,7 +65,7 @@ interface SimNode {
   ready: boolean;
   bootCount: number;
   kubeletVersion: string;
-  installed: Map<string, string>;
+  installed: InstalledPackages;
   offered: { security: string[]; other: string[] };
   pods: SimPod[];
   rebootKeys: Set<string>;
@@ -159,7 +159,7 @@ export class SimCluster implements ClusterPort {
     };
     if (spec.role === 'control-plane') labels[CONTROL_PLANE_LABELS[0]] = '';
     const faults = this.#faultsByNode.get(spec.name) ?? [];
-    const installed = new Map(installedPackages(os, spec.packages).map((p) => [p, versionsOf(os, p).from]));
+    const installed = new InstalledPackages(os, spec.packages);
     const updates = spec.updates ?? this.#updates;
     const security = updates.security.map((p) => packageNameOn(os, p));
     for (const fault of faults) if (fault.kind === 'reboot-required') security.push(packageNameOn(os, fault.package));

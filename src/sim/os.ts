@@ -43,6 +43,38 @@ const BASE_PACKAGES: Record<Exclude<PackageFamily, 'none'>, readonly string[]> =
   dnf: ['openssl', 'openssl-libs', 'openssh-server', 'curl', 'libcurl', 'bash', 'systemd', 'tzdata', 'vim-enhanced', 'sudo', 'git', 'python3'],
 };
 
+/**
+ * A node's installed packages and versions: the image's, shared by every node of the same OS and extra packages,
+ * plus what patching changed on this node.
+ */
+export class InstalledPackages {
+  static readonly #images = new Map<string, ReadonlyMap<string, string>>();
+  readonly #image: ReadonlyMap<string, string>;
+  #changed: Map<string, string> | null = null;
+
+  constructor(os: OsProfile, extra: readonly string[] = []) {
+    const key = `${os.id}|${extra.join(',')}`;
+    let image = InstalledPackages.#images.get(key);
+    if (!image) {
+      image = new Map(installedPackages(os, extra).map((p) => [p, versionsOf(os, p).from]));
+      InstalledPackages.#images.set(key, image);
+    }
+    this.#image = image;
+  }
+
+  has(name: string): boolean {
+    return this.#changed?.has(name) === true || this.#image.has(name);
+  }
+
+  get(name: string): string | undefined {
+    return this.#changed?.get(name) ?? this.#image.get(name);
+  }
+
+  set(name: string, version: string): void {
+    (this.#changed ??= new Map()).set(name, version);
+  }
+}
+
 /** The packages a node of this OS has installed; `extra` adds more (scenario `packages:`). */
 export function installedPackages(os: OsProfile, extra: readonly string[] = []): string[] {
   if (os.family === 'none') return [];
@@ -57,8 +89,18 @@ export function packageNameOn(os: OsProfile, name: string): string {
   return name;
 }
 
+const versionCache = new Map<string, { from: string; to: string }>();
+
 /** A plausible installed version and the one the update brings, in the distribution's style. Deterministic. */
 export function versionsOf(os: OsProfile, name: string): { from: string; to: string } {
+  // Shared: 10,000 nodes of one OS would otherwise hold 10,000 copies of each version string.
+  const key = `${os.id} ${name}`;
+  let versions = versionCache.get(key);
+  if (!versions) versionCache.set(key, (versions = computeVersions(os, name)));
+  return versions;
+}
+
+function computeVersions(os: OsProfile, name: string): { from: string; to: string } {
   let h = 0;
   for (const c of name) h = (h * 31 + c.charCodeAt(0)) >>> 0;
   const major = 1 + (h % 5);
