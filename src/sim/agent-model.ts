@@ -4,7 +4,8 @@
  * report the real agent would print, so the engine cannot tell the simulator from a real node.
  *
  * Faithful to the real tools (notes/os-harness.md):
- * - modern apt: `DPkg::Lock::Timeout` waits on lock-frontend up to lockTimeoutSeconds, then LOCK_TIMEOUT;
+ * - modern apt: `DPkg::Lock::Timeout` waits on lock-frontend up to lockTimeoutSeconds, then LOCK_TIMEOUT; an
+ *   interrupted dpkg is repaired with `dpkg --configure -a` before anything else;
  *   `apt-get update --error-on=any` turns an unreachable repository into REPO_UNREACHABLE; no keyserver access.
  * - legacy apt (the seed's script): fetches a GPG key first (KEYSERVER_UNREACHABLE where keyservers are blocked);
  *   polls only /var/lib/dpkg/lock, which apt releases while hooks run, so it runs apt-get into a held lock-frontend
@@ -36,7 +37,8 @@ export interface AgentFaults {
   diskFull: boolean;
   /** The package whose maintainer script fails, or null. */
   postinstFails: string | null;
-  dpkgInterrupted: boolean;
+  /** A dpkg run was interrupted earlier; `recoverable`: `dpkg --configure -a` repairs it. */
+  dpkgInterrupted: { recoverable: boolean } | null;
   /** The agent's pod is killed (OOMKilled) before it prints a report. */
   agentCrash: boolean;
 }
@@ -47,7 +49,7 @@ export const NO_AGENT_FAULTS: AgentFaults = {
   repoUnreachable: false,
   diskFull: false,
   postinstFails: null,
-  dpkgInterrupted: false,
+  dpkgInterrupted: null,
   agentCrash: false,
 };
 
@@ -135,8 +137,16 @@ export function runAgent(input: AgentRunInput): AgentRun {
   }
 
   if (faults.dpkgInterrupted && apt && !input.downloadOnly) {
-    t += legacy ? LEGACY_RETRIES * LEGACY_RETRY_DELAY_MS : random.int(1_000, 2_000);
-    return fail('DPKG_INTERRUPTED', "E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem.", [], held);
+    const message = "E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem.";
+    if (legacy) {
+      t += LEGACY_RETRIES * LEGACY_RETRY_DELAY_MS;
+      return fail('DPKG_INTERRUPTED', message, [], held);
+    }
+    // The modern agent finishes the interrupted configuration first, as the message asks.
+    t += random.int(5_000, 15_000);
+    if (!faults.dpkgInterrupted.recoverable) {
+      return fail('DPKG_INTERRUPTED', `dpkg --configure -a could not repair the interrupted dpkg run: ${message}`, [], held);
+    }
   }
 
   // Refreshing package lists.

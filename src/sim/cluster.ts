@@ -445,7 +445,8 @@ export class SimCluster implements ClusterPort {
     faults.keyserverUnreachable = this.#fault(node, 'keyserver-unreachable') !== undefined;
     faults.repoUnreachable = this.#fault(node, 'repo-unreachable') !== undefined;
     faults.diskFull = this.#fault(node, 'disk-full') !== undefined;
-    faults.dpkgInterrupted = this.#fault(node, 'dpkg-interrupted') !== undefined;
+    const interrupted = this.#fault(node, 'dpkg-interrupted');
+    faults.dpkgInterrupted = interrupted ? { recoverable: interrupted.recoverable } : null;
     const postinst = this.#fault(node, 'postinst-fails');
     if (postinst) faults.postinstFails = postinst.package ? packageNameOn(node.os, postinst.package) : (node.offered.security.find((p) => p !== node.os.kernelPackage && node.installed.has(p)) ?? null);
     const crash = spec.downloadOnly ? undefined : this.#fault(node, 'agent-crash');
@@ -458,7 +459,7 @@ export class SimCluster implements ClusterPort {
         [faults.keyserverUnreachable && spec.agent === 'legacy' && node.os.family === 'apt', 'keyserver-unreachable'],
         [faults.repoUnreachable, 'repo-unreachable'],
         [faults.diskFull, 'disk-full'],
-        [faults.dpkgInterrupted && node.os.family === 'apt', 'dpkg-interrupted'],
+        [faults.dpkgInterrupted !== null && node.os.family === 'apt', 'dpkg-interrupted'],
         [faults.postinstFails !== null, 'postinst-fails'],
         [faults.agentCrash, 'agent-crash'],
         [node.faults.some((f) => f.kind === 'reboot-required') && node.offered.security.includes(node.os.kernelPackage), 'reboot-required'],

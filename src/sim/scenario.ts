@@ -97,7 +97,8 @@ export const faultSchema = z.discriminatedUnion(
     z.strictObject({ ...common, kind: z.literal('disk-full') }),
     z.strictObject({ ...common, kind: z.literal('repo-unreachable') }),
     z.strictObject({ ...common, kind: z.literal('postinst-fails'), package: z.string().min(1).optional() }),
-    z.strictObject({ ...common, kind: z.literal('dpkg-interrupted') }),
+    /** recoverable: `dpkg --configure -a` repairs it (the modern agent runs it first); false: that repair fails too. */
+    z.strictObject({ ...common, kind: z.literal('dpkg-interrupted'), recoverable: z.boolean().default(true) }),
     z.strictObject({ ...common, kind: z.literal('pdb-blocks-drain'), forSeconds: secondsParam.optional() }),
     z.strictObject({ ...common, kind: z.literal('pod-stuck-terminating'), forSeconds: secondsParam.optional() }),
     z.strictObject({ ...common, kind: z.literal('node-not-ready'), forSeconds: secondsParam.optional() }),

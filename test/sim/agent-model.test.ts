@@ -78,7 +78,7 @@ describe('the simulated agent', () => {
 
   it('reports disk, dpkg and maintainer-script failures with the real tools\' words', () => {
     expect(runAgent(input('ubuntu-22.04', { faults: { ...NO_AGENT_FAULTS, diskFull: true } })).report.error?.message).toContain('enough free space');
-    expect(runAgent(input('ubuntu-22.04', { faults: { ...NO_AGENT_FAULTS, dpkgInterrupted: true } })).report.error?.code).toBe('DPKG_INTERRUPTED');
+    expect(runAgent(input('ubuntu-22.04', { faults: { ...NO_AGENT_FAULTS, dpkgInterrupted: { recoverable: false } } })).report.error?.code).toBe('DPKG_INTERRUPTED');
     const postinst = runAgent(input('ubuntu-22.04', { faults: { ...NO_AGENT_FAULTS, postinstFails: 'openssl' } }));
     expect(postinst.report.error?.code).toBe('POSTINST_FAILED');
     expect(postinst.report.error?.message).toContain('post-installation script');
@@ -87,6 +87,15 @@ describe('the simulated agent', () => {
   it('dies without a report when the agent crashes, and refuses non-Linux nodes', () => {
     expect(runAgent(input('ubuntu-22.04', { offered: { security: ['openssl', 'curl'], other: [] }, faults: { ...NO_AGENT_FAULTS, agentCrash: true } })).diesWithoutReport).toBe(true);
     expect(runAgent(input('windows-2022')).report.error?.code).toBe('UNSUPPORTED_OS');
+  });
+
+  it('repairs an interrupted dpkg with dpkg --configure -a first; the legacy script cannot', () => {
+    const faults = { ...NO_AGENT_FAULTS, dpkgInterrupted: { recoverable: true } };
+    const clean = runAgent(input('ubuntu-22.04'));
+    const repaired = runAgent(input('ubuntu-22.04', { faults }));
+    expect(repaired.report.result).toBe('patched');
+    expect(repaired.durationMs).toBeGreaterThan(clean.durationMs);
+    expect(runAgent(input('ubuntu-22.04', { agent: 'legacy', faults })).report.error?.code).toBe('DPKG_INTERRUPTED');
   });
 
   it('is a pure function of its inputs and seed', () => {
