@@ -20,6 +20,8 @@ export interface LiveViewOptions {
   tty: boolean;
   title: string;
   now: () => number;
+  /** Most node lines to draw in a terminal (default 40). */
+  maxRows?: number;
 }
 
 export class LiveView {
@@ -76,11 +78,25 @@ export class LiveView {
     const out = [
       `${p('bold', this.#options.title)}  ${p('dim', `virtual time ${clockTime(now)}`)}  ${this.#fleetState}`,
       `${bar(finished, total)} ${finished}/${total} nodes${failed ? p('red', `  ${failed} failed`) : ''}`,
-      ...lines.map((l) => this.#nodeLine(l, now)),
+      ...this.#visible(lines).map((l) => (typeof l === 'string' ? p('dim', l) : this.#nodeLine(l, now))),
     ];
     const up = this.#drawnLines > 0 ? `\u001b[${this.#drawnLines}F` : '';
     this.#options.out.write(`${up}${out.map((l) => `\u001b[2K${l}`).join('\n')}\n`);
     this.#drawnLines = out.length;
+  }
+
+  /**
+   * Every node while they fit on a screen; beyond that the nodes in flight and the failures, and a count of the rest,
+   * so that a 10,000-node run stays a dozen lines.
+   */
+  #visible(lines: NodeLine[]): Array<NodeLine | string> {
+    const limit = this.#options.maxRows ?? 40;
+    if (lines.length <= limit) return lines;
+    const active = lines.filter((l) => l.outcome === null && l.step !== 'queued');
+    const failed = lines.filter((l) => l.outcome?.result === 'failed');
+    const shownFailed = failed.slice(-Math.max(0, limit - active.length));
+    const rest = lines.length - active.length - shownFailed.length;
+    return [...active, ...shownFailed, `  … ${rest} more (${lines.filter((l) => l.outcome !== null && l.outcome.result !== 'failed').length} finished)`];
   }
 
   #nodeLine(line: NodeLine, now: number): string {

@@ -78,14 +78,14 @@ async function execute(
           viewRun = event.runId;
           view = new LiveView({ out: io.out, tty, title: `run ${event.runId}`, now: () => clockNow });
           // Only nodes that can be selected are shown waiting; a run's selection then fills in the rest.
-          if (tty && linux.length <= 60) view.expect(linux);
+          if (tty && linux.length <= 40) view.expect(linux);
         }
         view?.handle(event);
       },
       onTick: async (now) => {
         clockNow = now;
         if (!tty || !view) return;
-        if (linux.length <= 60) view.draw();
+        view.draw();
         if (speed > 0) await sleepReal(Math.min(250, (now - last) / speed));
         last = now;
       },
