@@ -7,6 +7,20 @@ set -euo pipefail
 # Add a line per package; keep the reason next to it.
 PACKAGES=(
   "chromium chromium"   # test/sim/report.browser.test.ts: screenshots of the `sim --report` page
+  # test/harness (src/harness): the real-OS harness for the node agent, apt/dpkg and dnf/rpm side by side.
+  "debootstrap debootstrap"          # builds the Debian bookworm node image
+  "apt-utils apt-ftparchive"         # publishes the local apt repository (Packages, Release)
+  "dpkg-dev dpkg-scanpackages"       # dpkg-deb options and helpers for the synthetic .debs
+  "socat socat"                      # unix-socket bridge from a node's loopback to the host's repository server
+  "dnf dnf"                          # the RPM node's package manager
+  "rpm rpmbuild"                     # rpmbuild for the synthetic RPMs
+  "createrepo-c createrepo_c"        # RPM repository metadata (+ modifyrepo_c for updateinfo.xml)
+  "dnf-plugins-core -"               # needs-restarting, versionlock
+  "zstd zstd"                        # the cached node image is a .tar.zst
+  "gnupg gpg"                        # signs the local apt repository
+  "iproute2 ip"                      # brings a node namespace's loopback up
+  "util-linux unshare"               # unshare --mount --pid --net
+  "python3 python3"                  # the loopback repository server (http.server)
 )
 
 missing=()

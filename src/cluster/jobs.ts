@@ -1,11 +1,16 @@
 /**
- * Patch Job names. Palette names one Job per node `apply-on-demand-os-patch-on-<node>`; ours carry the hash as
- * system-upgrade-controller does, so a new trigger never collides with an old Job. Both must be valid DNS-1123 labels
- * of at most 63 characters (the job-name label on the Pod has that limit) whatever the node is called.
+ * Patch Job names, and the label values that point at a node or a run. Palette names one Job per node
+ * `apply-on-demand-os-patch-on-<node>`; ours carry the plan and the hash as system-upgrade-controller does
+ * (`apply-<plan>-on-<node>-with-<hash>`), so a new trigger never collides with an old Job. Both must be valid DNS-1123
+ * labels of at most 63 characters (the job-name label on the Pod has that limit) whatever the node is called: node names
+ * are DNS-1123 subdomains of up to 253 characters (`ip-10-0-1-2.eu-central-1.compute.internal`).
  */
 import { createHash } from 'node:crypto';
 
 const MAX = 63;
+
+/** The plan name in our Job names when none is given. */
+export const DEFAULT_PLAN_NAME = 'os-patch';
 
 function dnsLabel(raw: string): string {
   return raw
@@ -21,13 +26,36 @@ function dnsLabel(raw: string): string {
  */
 export function boundedName(raw: string): string {
   const clean = dnsLabel(raw);
-  if (clean === raw && clean.length <= MAX) return clean;
+  if (clean && clean === raw && clean.length <= MAX) return clean;
   const digest = createHash('sha256').update(raw).digest('hex').slice(0, 8);
   const head = clean.slice(0, MAX - digest.length - 1).replace(/-+$/g, '');
   return head ? `${head}-${digest}` : digest;
 }
 
-export function patchJobName(mode: 'native' | 'palette', node: string, hash: string, downloadOnly = false): string {
-  if (downloadOnly) return boundedName(`prefetch-os-patch-on-${node}-with-${hash}`);
-  return mode === 'palette' ? boundedName(`apply-on-demand-os-patch-on-${node}`) : boundedName(`apply-os-patch-on-${node}-with-${hash}`);
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+/**
+ * A Kubernetes label value naming `raw` (a node, a run): kept as it is when valid (dots and upper case are allowed in
+ * values), otherwise bounded as a name is. Put the full text in an annotation beside it when it must be read back.
+ */
+export function labelValue(raw: string): string {
+  return raw.length <= MAX && LABEL_VALUE.test(raw) ? raw : boundedName(raw);
+}
+
+export interface JobNameOptions {
+  /** Prefetch: the download-only Job, which runs before the node is cordoned. */
+  downloadOnly?: boolean;
+  /** The plan's name in our own names (`apply-<plan>-on-…`); Palette's names have none. */
+  plan?: string;
+}
+
+/**
+ * The name of the patch (or prefetch) Job for one node. The fourth argument is either the options or, as older callers
+ * pass it, the downloadOnly flag.
+ */
+export function patchJobName(mode: 'native' | 'palette', node: string, hash: string, options: boolean | JobNameOptions = {}): string {
+  const { downloadOnly = false, plan = DEFAULT_PLAN_NAME } = typeof options === 'boolean' ? { downloadOnly: options } : options;
+  // Palette has no prefetch, so a download-only Job always has our name (with the hash, so it never meets a patch Job).
+  if (downloadOnly) return boundedName(`prefetch-${plan}-on-${node}-with-${hash}`);
+  return mode === 'palette' ? boundedName(`apply-on-demand-os-patch-on-${node}`) : boundedName(`apply-${plan}-on-${node}-with-${hash}`);
 }

@@ -160,7 +160,8 @@ export function runAgent(input: AgentRunInput): AgentRun {
         diesWithoutReport: false,
       };
     }
-    t += 60_000;
+    // Measured on real apt (connection refused, with apt's own retries) about 7 s; dnf gives up at once.
+    t += apt ? random.int(6_000, 9_000) : random.int(500, 2_000);
     return fail(
       'REPO_UNREACHABLE',
       apt ? 'E: Failed to fetch http://security.ubuntu.com/ubuntu/dists/jammy-security/InRelease  Could not connect' : "Error: Failed to download metadata for repo 'baseos': Cannot download repomd.xml",
@@ -177,11 +178,10 @@ export function runAgent(input: AgentRunInput): AgentRun {
     };
   }
 
-  // Downloads.
+  // apt checks the free space against the download size before fetching anything; dnf finds out while downloading.
+  if (faults.diskFull && apt) return fail('DISK_FULL', "E: You don't have enough free space in /var/cache/apt/archives/.", [], held);
   for (const name of upgrades) t += name === os.kernelPackage ? random.int(8_000, 15_000) : random.int(1_000, 4_000);
-  if (faults.diskFull) {
-    return fail('DISK_FULL', apt ? "E: You don't have enough free space in /var/cache/apt/archives/." : 'Error: Transaction test error: installing package needs 212MB more space on the / filesystem', [], held);
-  }
+  if (faults.diskFull) return fail('DISK_FULL', 'Curl error (23): Failed writing received data to disk', [], held);
   if (input.downloadOnly) {
     return {
       report: { result: 'no-updates', upgraded: [], held, rebootRequired: false, rebootPackages: [], error: null, durationSeconds: secondsOf(t) },
@@ -190,24 +190,28 @@ export function runAgent(input: AgentRunInput): AgentRun {
     };
   }
 
-  // Installation, in order; a crash or a failing maintainer script stops it part-way.
+  // Installation. A crash stops it part-way. A failing maintainer script does not stop the others (real dpkg goes on
+  // configuring them, leaving that one half-configured; rpm installs it and only warns): the run still fails.
   const upgraded: PackageChange[] = [];
   const crashAfter = faults.agentCrash ? Math.floor(upgrades.length / 2) : -1;
   for (const [i, name] of upgrades.entries()) {
     if (i === crashAfter) return { report: fail('AGENT_CRASHED', 'killed').report, durationMs: t, diesWithoutReport: true };
     t += name === os.kernelPackage ? random.int(20_000, 40_000) : random.int(2_000, 6_000);
     const versions = versionsOf(os, name);
-    if (faults.postinstFails === name) {
-      return fail(
-        'POSTINST_FAILED',
-        apt
-          ? `dpkg: error processing package ${name} (--configure): installed ${name} package post-installation script subprocess returned error exit status 1`
-          : `Error in POSTIN scriptlet in rpm package ${name}`,
-        upgraded,
-        held,
-      );
-    }
+    // dpkg leaves the failing package half-configured (not upgraded); rpm has installed it all the same.
+    if (faults.postinstFails === name && apt) continue;
     upgraded.push({ name, from: installed.get(name) ?? versions.from, to: versions.to });
+  }
+  if (faults.postinstFails !== null && upgrades.includes(faults.postinstFails)) {
+    const name = faults.postinstFails;
+    return fail(
+      'POSTINST_FAILED',
+      apt
+        ? `dpkg: error processing package ${name} (--configure): installed ${name} package post-installation script subprocess returned error exit status 1`
+        : `Error in POSTIN scriptlet in rpm package ${name}`,
+      upgraded,
+      held,
+    );
   }
   const rebootPackages = upgraded.map((u) => u.name).filter((name) => (apt ? name === os.kernelPackage : DNF_REBOOT_PACKAGES.has(name)));
   t += random.int(1_000, 3_000); // holds released, kubernetes.list restored, reboot check
