@@ -5,6 +5,7 @@
  * Asserts on exit codes, the parsed report and the final dpkg/rpm state, never on message text.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatRow, runFidelity } from '../../src/harness/fidelity.ts';
 import { harnessAvailable, prepareHarness, type Harness, type RunOptions, type RunResult } from '../../src/harness/index.ts';
 
 const available = harnessAvailable();
@@ -265,6 +266,14 @@ describe.skipIf(!available.ok)('node agent on real apt/dpkg and dnf/rpm', () => 
       const r = await run('dnf unsupported-os', { family: 'dnf', fault: null, setup: ['unsupported-os'] });
       expect(r.exitCode).toBe(1);
       expect(r.report.error?.code).toBe('UNSUPPORTED_OS');
+    });
+  });
+  describe('fidelity: the simulator agrees with real apt and dnf (npm run fidelity)', () => {
+    it('every fault the harness supports gives the same result, error, reboot, upgraded and held packages in both', { timeout: 180_000 }, async () => {
+      const rows = await runFidelity(h);
+      console.log(`[harness] fidelity\n${rows.map((r) => `  ${formatRow(r)}`).join('\n')}`);
+      expect(rows.length).toBeGreaterThanOrEqual(14);
+      expect(rows.filter((r) => r.differences.length > 0).map(formatRow)).toEqual([]);
     });
   });
 });
