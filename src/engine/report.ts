@@ -15,6 +15,12 @@ export const AGENT_ERROR_CODES = [
   'UNSUPPORTED_OS',
   'NOT_ROOT',
   'AGENT_CRASHED',
+  /** apt: no -security suite in any source: the agent refuses to fall back to every source, as the seed's script does. */
+  'NO_SECURITY_SOURCES',
+  /** The package manager failed in a way none of the codes above describes (the message says how). */
+  'PACKAGE_MANAGER_FAILED',
+  /** The agent was called with options it does not know. */
+  'USAGE',
 ] as const;
 
 /** Error codes the engine raises around the agent. */
