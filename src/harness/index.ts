@@ -48,6 +48,8 @@ export interface RunOptions {
   agentArgs?: string[];
   /** Keep the node's upper layer for inspection (default: removed). */
   keep?: boolean;
+  /** Send this signal to the agent after `afterMs` (the agent must still report, and clean up). */
+  signal?: { name: 'TERM' | 'INT' | 'HUP'; afterMs: number };
 }
 
 export interface NodeState {
@@ -330,8 +332,19 @@ class HarnessImpl implements Harness {
       ${pre.join('\n')}
       t0=$(date +%s%N)
       set +e
-      ${agentCmd} <${q(agentFile)} >"$OUT/stdout" 2>"$OUT/stderr"
+      ${
+        opts.signal
+          ? `${agentCmd} <${q(agentFile)} >"$OUT/stdout" 2>"$OUT/stderr" &
+      agent=$!
+      sleep ${(opts.signal.afterMs / 1000).toFixed(3)}
+      # The node's own PID namespace (its /proc is the chroot's) holds only its processes: the agent is the bash
+      # reading its script from stdin.
+      inroot pkill -${opts.signal.name} -f '^bash -s --' || echo "no agent process to signal" >&2
+      wait $agent`
+          : `${agentCmd} <${q(agentFile)} >"$OUT/stdout" 2>"$OUT/stderr"`
+      }
       echo $? >"$OUT/rc"
+      ${opts.signal ? `ls -d "$M"/tmp/patchpilot-agent.* 2>/dev/null | wc -l | sed 's/^/leftoverTempDirs=/' >>"$OUT/obs"` : ''}
       set -e
       echo $(( ($(date +%s%N) - t0) / 1000000 )) >"$OUT/ms"
       ${state}

@@ -143,6 +143,23 @@ describe.skipIf(!available.ok)('node agent on real apt/dpkg and dnf/rpm', () => 
       expect(r.state.held).toEqual([]);
     });
 
+    it('SIGTERM while waiting for the lock: one AGENT_CRASHED report, exit 143, temporary files gone, nothing changed', { timeout: 60_000 }, async () => {
+      const r = await run('apt SIGTERM mid-run', {
+        family: 'apt',
+        fault: 'apt-lock',
+        params: { holdSeconds: 6 },
+        agentArgs: ['--lock-timeout', '30'],
+        signal: { name: 'TERM', afterMs: 1500 },
+      });
+      expect(r.exitCode).toBe(143);
+      expect(r.report.result).toBe('failed');
+      expect(r.report.error?.code).toBe('AGENT_CRASHED');
+      expect(r.stdout.trim().split('\n')).toHaveLength(1);
+      expect(r.observations.leftoverTempDirs).toBe('0');
+      expect(r.state.held).toEqual([]);
+      expect(r.state.packages).toMatchObject({ libfoo: '1.0', kubelet: '1.30.0' });
+    });
+
     it('keyserver-unreachable: patched, and the agent never connects to a keyserver', { timeout: 60_000 }, async () => {
       const r = await run('apt keyserver-unreachable', { family: 'apt', fault: 'keyserver-unreachable' });
       expect(r.exitCode).toBe(0);
