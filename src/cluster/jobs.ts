@@ -49,12 +49,9 @@ export interface JobNameOptions {
   plan?: string;
 }
 
-/**
- * The name of the patch (or prefetch) Job for one node. The fourth argument is either the options or, as older callers
- * pass it, the downloadOnly flag.
- */
-export function patchJobName(mode: 'native' | 'palette', node: string, hash: string, options: boolean | JobNameOptions = {}): string {
-  const { downloadOnly = false, plan = DEFAULT_PLAN_NAME } = typeof options === 'boolean' ? { downloadOnly: options } : options;
+/** The name of the patch (or prefetch) Job for one node. */
+export function patchJobName(mode: 'native' | 'palette', node: string, hash: string, options: JobNameOptions = {}): string {
+  const { downloadOnly = false, plan = DEFAULT_PLAN_NAME } = options;
   // Palette has no prefetch, so a download-only Job always has our name (with the hash, so it never meets a patch Job).
   if (downloadOnly) return boundedName(`prefetch-${plan}-on-${node}-with-${hash}`);
   return mode === 'palette' ? boundedName(`apply-on-demand-os-patch-on-${node}`) : boundedName(`apply-${plan}-on-${node}-with-${hash}`);

@@ -80,7 +80,7 @@ export function clusterEffects(cluster: ClusterPort): EngineEffects {
     async prefetch({ nodes, ...spec }, signal) {
       const outcomes = await Promise.allSettled(
         nodes.map(async (node) => {
-          const jobName = patchJobName(spec.mode, node, spec.hash, true);
+          const jobName = patchJobName(spec.mode, node, spec.hash, { downloadOnly: true });
           await cluster.startPatchJob({ ...spec, node, jobName, downloadOnly: true }, signal);
           await cluster.awaitAgentReport(jobName, signal);
           return node;

@@ -120,9 +120,8 @@ describe('patchJobName: a valid, bounded, deterministic and distinct Job name fo
   });
 
   it('keeps the older boolean downloadOnly argument', () => {
-    expect(patchJobName('native', 'n', HASH, true)).toBe(patchJobName('native', 'n', HASH, { downloadOnly: true }));
-    expect(patchJobName('native', 'n', HASH, true)).toBe(`prefetch-os-patch-on-n-with-${HASH}`);
-    expect(patchJobName('palette', 'n', HASH, false)).toBe('apply-on-demand-os-patch-on-n');
+    expect(patchJobName('native', 'n', HASH, { downloadOnly: true })).toBe(`prefetch-os-patch-on-n-with-${HASH}`);
+    expect(patchJobName('palette', 'n', HASH, { downloadOnly: false })).toBe('apply-on-demand-os-patch-on-n');
   });
 });
 
@@ -265,7 +264,7 @@ describe('buildPatchJob', () => {
   it('is named by patchJobName (with the plan) unless the caller passes the name it computed', () => {
     expect(buildPatchJob(spec()).metadata.name).toBe(`apply-os-patch-on-worker-1-with-${HASH}`);
     expect(buildPatchJob(spec({ plan: 'nightly' })).metadata.name).toBe(`apply-nightly-on-worker-1-with-${HASH}`);
-    expect(buildPatchJob(spec({ downloadOnly: true })).metadata.name).toBe(patchJobName('native', 'worker-1', HASH, true));
+    expect(buildPatchJob(spec({ downloadOnly: true })).metadata.name).toBe(patchJobName('native', 'worker-1', HASH, { downloadOnly: true }));
     expect(buildPatchJob(spec({ jobName: 'given-name' })).metadata.name).toBe('given-name');
     expect(() => buildPatchJob(spec({ jobName: 'Not.A.Label' }))).toThrow('DNS-1123');
   });

@@ -56,6 +56,6 @@ describe('patchJobName: one valid DNS-1123 label per node and hash', () => {
   it('gives names that clean up to the same text different Jobs', () => {
     expect(patchJobName('palette', 'node.a', hash)).not.toBe(patchJobName('palette', 'node-a', hash));
     expect(patchJobName('native', 'node-a', hash)).not.toBe(patchJobName('native', 'node-a', 'ffffffffffffffffffff'));
-    expect(patchJobName('native', 'n', hash, true)).toMatch(/^prefetch-os-patch-on-n-with-/);
+    expect(patchJobName('native', 'n', hash, { downloadOnly: true })).toMatch(/^prefetch-os-patch-on-n-with-/);
   });
 });
