@@ -35,6 +35,8 @@ export const FIDELITY_CASES: readonly FidelityCase[] = [
   { family: 'apt', fault: 'dpkg-interrupted', label: '', lockTimeoutSeconds: LOCK },
   { family: 'apt', fault: 'postinst-fails', label: '', lockTimeoutSeconds: LOCK },
   { family: 'dnf', fault: null, label: 'no fault', lockTimeoutSeconds: LOCK },
+  { family: 'dnf', fault: 'apt-lock', label: 'rpm lock held 3 s < timeout 6 s', holdSeconds: 3, lockTimeoutSeconds: 6 },
+  { family: 'dnf', fault: 'apt-lock', label: 'rpm lock held 8 s > timeout 3 s', holdSeconds: 8, lockTimeoutSeconds: 3 },
   { family: 'dnf', fault: 'reboot-required', label: '', lockTimeoutSeconds: LOCK },
   { family: 'dnf', fault: 'repo-unreachable', label: '', lockTimeoutSeconds: LOCK },
   { family: 'dnf', fault: 'disk-full', label: '', lockTimeoutSeconds: LOCK },

@@ -26,7 +26,7 @@ export type Family = 'apt' | 'dnf';
 /** Simulator fault kinds the harness can inject, per family. */
 export const HARNESS_FAULTS = {
   apt: ['apt-lock', 'keyserver-unreachable', 'reboot-required', 'repo-unreachable', 'disk-full', 'dpkg-interrupted', 'postinst-fails'],
-  dnf: ['reboot-required', 'repo-unreachable', 'postinst-fails', 'disk-full'],
+  dnf: ['apt-lock', 'reboot-required', 'repo-unreachable', 'postinst-fails', 'disk-full'],
 } as const;
 export type HarnessFault = (typeof HARNESS_FAULTS)[Family][number];
 
@@ -202,7 +202,7 @@ async function buildDnfBase(work: string, rootfs: string, repos: Repos): Promise
     body: `
       mkdir -p "$M/opt/harness/base" "$M/etc/rpm" "$M/etc/dnf/plugins" "$M/etc/dnf/vars" "$M/etc/yum.repos.d"
       cp ${base.map(q).join(' ')} "$M/opt/harness/base/"
-      cp ${q(join(rpms, 'failpkg-1.0-1.noarch.rpm'))} "$M/opt/harness/"
+      cp ${q(join(rpms, 'failpkg-1.0-1.noarch.rpm'))} ${q(join(rpms, 'slowpkg-1.0-1.noarch.rpm'))} "$M/opt/harness/"
       # Debian's rpm keeps its database in ~/.rpmdb; a RHEL node has it in /var/lib/rpm.
       echo '%_dbpath /var/lib/rpm' >"$M/etc/rpm/macros.dbpath"
       rm -f "$M/etc/os-release"; printf %s ${q(ROCKY_OS_RELEASE)} >"$M/etc/os-release"
@@ -272,12 +272,17 @@ class HarnessImpl implements Harness {
     switch (fault) {
       case 'apt-lock': {
         const hold = opts.params?.holdSeconds ?? 3;
-        // A real apt run holding lock-frontend (and dpkg's lock while its postinst sleeps): not flock(1).
+        // A real apt run holding lock-frontend (and dpkg's lock while its postinst sleeps): not flock(1). On dnf nodes
+        // a real rpm transaction holding the rpm database lock while its %post sleeps.
+        const holder =
+          family === 'apt'
+            ? `inroot PATCHPILOT_SLOW_SECONDS=${hold} DEBIAN_FRONTEND=noninteractive apt-get install -y /opt/harness/slowpkg_1.0_all.deb`
+            : `inroot PATCHPILOT_SLOW_SECONDS=${hold} rpm -i --nodeps /opt/harness/slowpkg-1.0-1.noarch.rpm`;
         pre.push(`
-          inroot PATCHPILOT_SLOW_SECONDS=${hold} DEBIAN_FRONTEND=noninteractive apt-get install -y /opt/harness/slowpkg_1.0_all.deb >"$OUT/holder.log" 2>&1 &
+          ${holder} >"$OUT/holder.log" 2>&1 &
           for _ in $(seq 500); do [[ -e "$M/run/slowpkg.started" ]] && break; sleep 0.02; done
           [[ -e "$M/run/slowpkg.started" ]] || { echo "lock holder did not start" >&2; cat "$OUT/holder.log" >&2; exit 1; }
-          ${obs('lockHolder', 'inroot fuser /var/lib/dpkg/lock-frontend 2>/dev/null | xargs')}`);
+          ${obs('lockHolder', 'inroot fuser /var/lib/dpkg/lock-frontend /var/lib/rpm/.rpm.lock 2>/dev/null | xargs')}`);
         post.push(obs('holderLog', 'tail -n 2 "$OUT/holder.log" | tr "\\n" " "'));
         break;
       }

@@ -100,6 +100,8 @@ function rpms(variant: RepoVariant): { all: Rpm[]; security: Rpm[]; bugfix: Rpm[
     { name: 'rocky-release', version: '9.4', provides: ['system-release', 'system-release(releasever) = 9', '/bin/sh', '/usr/bin/sh'] },
     ...Object.entries(RPM_BASE).map(([name, evr]) => ({ name, version: evr.replace(/-1$/, ''), ...(name === 'kernel' ? { files: kernelFiles } : {}) })),
     { name: 'failpkg', version: '1.0' },
+    // The apt-lock fault's holder on dnf nodes: a real rpm transaction, holding the rpm database lock while it sleeps.
+    { name: 'slowpkg', version: '1.0', post: 'touch /run/slowpkg.started\nsleep "${PATCHPILOT_SLOW_SECONDS:-0}"' },
   ];
   const security: Rpm[] = [
     { name: 'libfoo', version: '1.1', blobKiB: 256 },

@@ -232,6 +232,21 @@ describe.skipIf(!available.ok)('node agent on real apt/dpkg and dnf/rpm', () => 
       expect(r.report.rebootRequired).toBe(false);
     });
 
+    it('apt-lock (a real rpm transaction holding the rpm lock) 3 s, timeout 6 s: waits, then patches', { timeout: 60_000 }, async () => {
+      const r = await run('dnf lock 3s < timeout 6s', { family: 'dnf', fault: 'apt-lock', params: { holdSeconds: 3 }, agentArgs: ['--lock-timeout', '6'] });
+      expect(r.exitCode).toBe(0);
+      expect(names(r)).toEqual(['libfoo']);
+      expect(r.durationMs).toBeGreaterThan(2_000);
+      expect(r.observations.lockHolder).not.toBe('');
+    });
+
+    it('apt-lock (rpm lock) 8 s, timeout 3 s: LOCK_TIMEOUT, nothing changed', { timeout: 60_000 }, async () => {
+      const r = await run('dnf lock 8s > timeout 3s', { family: 'dnf', fault: 'apt-lock', params: { holdSeconds: 8 }, agentArgs: ['--lock-timeout', '3'] });
+      expect(r.exitCode).toBe(1);
+      expect(r.report.error?.code).toBe('LOCK_TIMEOUT');
+      expect(r.state.packages).toMatchObject({ libfoo: '1.0-1' });
+    });
+
     it('reboot-required: install-only kernel 5.14.1 installed beside 5.14.0; needs-restarting -r says reboot', { timeout: 60_000 }, async () => {
       const r = await run('dnf reboot-required', { family: 'dnf', fault: 'reboot-required' });
       expect(r.exitCode).toBe(0);
