@@ -30,6 +30,13 @@ export const HARNESS_FAULTS = {
 } as const;
 export type HarnessFault = (typeof HARNESS_FAULTS)[Family][number];
 
+/** The HKP keyserver stub's three ways to fail, as keyservers fail for nodes in restricted networks (notes: D). */
+const HKP_STUB = {
+  close: 'echo connection >>$LOG', // gpg: keyserver receive failed: End of file
+  '404': "echo connection >>$LOG; printf 'HTTP/1.0 404 Not Found\\r\\nContent-Length: 0\\r\\n\\r\\n'", // No data
+  hang: 'echo connection >>$LOG; sleep 3600', // gpg waits forever
+} as const;
+
 /** Node set-ups that are not faults. */
 export type NodeSetup =
   | 'deb822-sources' // apt: no sources.list, one deb822 .sources file listing all three suites in one stanza
@@ -41,8 +48,11 @@ export type NodeSetup =
 export interface RunOptions {
   family: Family;
   fault: HarnessFault | null;
-  /** apt-lock: holdSeconds (how long the holder keeps the lock after the agent starts, default 3). */
-  params?: { holdSeconds?: number };
+  /**
+   * apt-lock: holdSeconds (how long the holder keeps the lock after the agent starts, default 3).
+   * keyserver-unreachable: how the HKP stub fails (close the connection, answer 404, or never answer; default close).
+   */
+  params?: { holdSeconds?: number; keyserver?: 'close' | '404' | 'hang' };
   setup?: NodeSetup[];
   /** Arguments for the agent (default: --lock-timeout 30). */
   agentArgs?: string[];
@@ -291,13 +301,13 @@ class HarnessImpl implements Harness {
         // keyserver on the node goes there (dirmngr.conf), and every connection is counted.
         pre.push(`
           : >"$OUT/hkp.log"
-          socat TCP-LISTEN:11371,bind=127.0.0.1,fork,reuseaddr SYSTEM:"echo connection >>$OUT/hkp.log" &
+          socat TCP-LISTEN:11371,bind=127.0.0.1,fork,reuseaddr SYSTEM:${q(HKP_STUB[opts.params?.keyserver ?? 'close'].replace('$LOG', '$OUT/hkp.log'))} &
           for _ in $(seq 200); do [[ -n "$(ss -Hltn 'sport = :11371' 2>/dev/null)" ]] && break; sleep 0.02; done
           mkdir -p "$M/root/.gnupg" "$M/etc/gnupg"; chmod 700 "$M/root/.gnupg"
           echo 'keyserver hkp://127.0.0.1:11371' | tee "$M/root/.gnupg/dirmngr.conf" >"$M/etc/gnupg/dirmngr.conf"`);
         post.push(obs('hkpConnections', 'wc -l <"$OUT/hkp.log"'));
         // Proves the fault is live: a keyserver fetch on this node fails the way it does in the field.
-        post.push(obs('keyserverProbe', 'timeout 20 chroot "$M" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root gpg --batch --keyserver hkp://127.0.0.1:11371 --recv-keys 0x0123456789ABCDEF0123456789ABCDEF01234567 2>&1 | grep -m1 "keyserver receive failed" || true'));
+        post.push(obs('keyserverProbe', 'timeout 3 chroot "$M" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root gpg --batch --keyserver hkp://127.0.0.1:11371 --recv-keys 0x0123456789ABCDEF0123456789ABCDEF01234567 2>&1 | grep -m1 "keyserver receive failed" || true'));
         break;
       case 'reboot-required':
         // needs-restarting compares whole seconds: install the kernel at least a second after the node's "boot".

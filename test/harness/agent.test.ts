@@ -44,7 +44,7 @@ describe.skipIf(!available.ok)('node agent on real apt/dpkg and dnf/rpm', () => 
     }
   }, 60_000);
 
-  describe('apt (Debian 12 node)', () => {
+  describe.concurrent('apt (Debian 12 node)', () => {
     it('clean security patch: libfoo 1.0 -> 1.1 from -security, bar stays 1.0 (2.0 is only in -updates)', { timeout: 60_000 }, async () => {
       const r = await run('apt clean', { family: 'apt', fault: null });
       expect(r.exitCode).toBe(0);
@@ -160,6 +160,16 @@ describe.skipIf(!available.ok)('node agent on real apt/dpkg and dnf/rpm', () => 
       expect(r.state.packages).toMatchObject({ libfoo: '1.0', kubelet: '1.30.0' });
     });
 
+    it.each(['404', 'hang'] as const)('keyserver-unreachable (the stub answers %s): patched, no connection', { timeout: 60_000 }, async (mode) => {
+      const r = await run(`apt keyserver ${mode}`, { family: 'apt', fault: 'keyserver-unreachable', params: { keyserver: mode } });
+      expect(r.exitCode).toBe(0);
+      expect(names(r)).toEqual(['libfoo']);
+      expect(r.observations.hkpConnections).toBe('0');
+      // gpg itself fails there: "No data" on a 404; on a stub that never answers it is still waiting when killed.
+      if (mode === '404') expect(r.observations.keyserverProbe).toMatch(/keyserver receive failed/);
+      else expect(r.observations.keyserverProbe).toBe('');
+    });
+
     it('keyserver-unreachable: patched, and the agent never connects to a keyserver', { timeout: 60_000 }, async () => {
       const r = await run('apt keyserver-unreachable', { family: 'apt', fault: 'keyserver-unreachable' });
       expect(r.exitCode).toBe(0);
@@ -221,7 +231,7 @@ describe.skipIf(!available.ok)('node agent on real apt/dpkg and dnf/rpm', () => 
     });
   });
 
-  describe('dnf (Rocky 9 style node: dnf/rpm in the Debian image, /etc/os-release faked)', () => {
+  describe.concurrent('dnf (Rocky 9 style node: dnf/rpm in the Debian image, /etc/os-release faked)', () => {
     it('clean security patch from updateinfo: libfoo 1.1, bar stays 1.0 (bugfix only), kube packages excluded', { timeout: 60_000 }, async () => {
       const r = await run('dnf clean', { family: 'dnf', fault: null });
       expect(r.exitCode).toBe(0);
