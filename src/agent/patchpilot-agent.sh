@@ -56,6 +56,12 @@ REBOOT=false
 declare -a HELD=() WE_HELD=() REBOOT_PKGS=() UP_NAMES=() UP_FROM=() UP_TO=()
 declare -A BEFORE=() AFTER=() AFTER_OK=()
 
+# Milliseconds since the epoch. Deadlines use it rather than bash's SECONDS, which counts whole seconds from the
+# shell's start and can expire a lock timeout almost a second early (and EPOCHREALTIME needs bash 5; RHEL 8 has 4.4).
+now_ms() { date +%s%3N; }
+deadline_after() { printf '%s' $(($(now_ms) + LOCK_TIMEOUT * 1000)); }
+past() { (($(now_ms) >= $1)); }
+
 log() { printf '[%s] patchpilot-agent: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 json_str() {
@@ -90,14 +96,15 @@ emit_report() { # emit_report result code message
 # Retries "$@" (a command that fails at once when the dpkg lock is taken, e.g. apt-mark) until LOCK_TIMEOUT.
 # Returns 0 on success, 1 on a non-lock failure, 3 when the lock stayed taken. Output in $RETRY_OUT.
 retry_on_lock() {
-  local deadline=$((SECONDS + LOCK_TIMEOUT)) rc
+  local deadline rc
+  deadline=$(deadline_after)
   while :; do
     RETRY_OUT=$("$@" 2>&1)
     rc=$?
     [[ -n $RETRY_OUT ]] && printf '%s\n' "$RETRY_OUT" >&2
     [[ $rc -eq 0 ]] && return 0
     if ! grep -qiE 'lock|locked by another process' <<<"$RETRY_OUT"; then return 1; fi
-    if ((SECONDS >= deadline)); then return 3; fi
+    if past "$deadline"; then return 3; fi
     sleep 1
   done
 }
@@ -325,7 +332,8 @@ deb822_security_stanzas() {
 }
 
 apt_recover_dpkg() {
-  local audit deadline=$((SECONDS + LOCK_TIMEOUT)) out rc
+  local audit deadline out rc
+  deadline=$(deadline_after)
   while :; do
     audit=$(dpkg --audit 2>&1)
     [[ -z $audit ]] && return 0
@@ -340,7 +348,7 @@ apt_recover_dpkg() {
       fail DPKG_INTERRUPTED "dpkg --configure -a left unfinished packages: $(head -n3 <<<"$audit")"
     fi
     if grep -qE "$RE_LOCK" <<<"$out"; then
-      ((SECONDS >= deadline)) && fail LOCK_TIMEOUT "dpkg lock still taken after ${LOCK_TIMEOUT}s: $(grep -m1 -E "$RE_LOCK" <<<"$out")"
+      past "$deadline" && fail LOCK_TIMEOUT "dpkg lock still taken after ${LOCK_TIMEOUT}s: $(grep -m1 -E "$RE_LOCK" <<<"$out")"
       sleep 1
       continue
     fi
@@ -475,9 +483,10 @@ dnf_main() {
   done
   [[ $DRY_RUN -eq 0 ]] && check_min_free / /var/cache/dnf
 
-  local deadline=$((SECONDS + LOCK_TIMEOUT)) holder
+  local deadline holder
+  deadline=$(deadline_after)
   while holder=$(dnf_lock_holder); do
-    ((SECONDS >= deadline)) && fail LOCK_TIMEOUT "another package manager is still running after ${LOCK_TIMEOUT}s: process $holder"
+    past "$deadline" && fail LOCK_TIMEOUT "another package manager is still running after ${LOCK_TIMEOUT}s: process $holder"
     log "waiting for process $holder to finish"
     sleep 1
   done
