@@ -79,7 +79,7 @@ interface NodeRecord {
 interface JobRecord {
   name: string;
   node: string;
-  hash: string;
+  runId: string;
   createdAt: number;
   durationMs: number;
   downloadOnly: boolean;
@@ -256,16 +256,15 @@ export class MemoryCluster implements ClusterPort {
 
   async startPatchJob(spec: PatchJobSpec): Promise<{ jobName: string; created: boolean }> {
     const node = this.#require(spec.node);
-    // Same name and hash: this run's Job, started again after a crash. Palette's names carry no hash, so an earlier
-    // run's finished Job may bear the name: it is replaced.
-    if (this.#state.jobs[spec.jobName]?.hash === spec.hash) return { jobName: spec.jobName, created: false };
+    // This run's Job, started again after a crash, is reused; an earlier run's finished Job bearing the name is replaced.
+    if (this.#state.jobs[spec.jobName]?.runId === spec.runId) return { jobName: spec.jobName, created: false };
     this.#maybeApiError(node);
     const report = defaultReport(node.behaviour);
     const durationMs = spec.downloadOnly ? node.timings.prefetchMs : node.timings.patchMs;
     this.#state.jobs[spec.jobName] = {
       name: spec.jobName,
       node: spec.node,
-      hash: spec.hash,
+      runId: spec.runId,
       createdAt: this.#clock.now(),
       durationMs,
       downloadOnly: spec.downloadOnly,

@@ -71,8 +71,9 @@ export interface ClusterPort {
    */
   drain(name: string, options: DrainOptions): Promise<DrainResult>;
   /**
-   * Creates the patch Job unless this run's Job (same name, same hash) exists. A finished Job of an earlier run that
-   * bears the same name (Palette's names carry no hash) is replaced.
+   * Creates the patch Job unless this run's Job (same name, same run) exists, which is then reused (a step repeated
+   * after a crash). A finished Job of an earlier run that bears the same name is replaced: Palette's names carry no
+   * hash, and a node that failed is retried by the next run of the same trigger, with the same hash.
    */
   startPatchJob(spec: PatchJobSpec, signal?: AbortSignal): Promise<{ jobName: string; created: boolean }>;
   /** Waits for the Job's agent report (its last log line). */

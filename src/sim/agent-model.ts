@@ -195,7 +195,10 @@ export function runAgent(input: AgentRunInput): AgentRun {
   const upgraded: PackageChange[] = [];
   const crashAfter = faults.agentCrash ? Math.floor(upgrades.length / 2) : -1;
   for (const [i, name] of upgrades.entries()) {
-    if (i === crashAfter) return { report: fail('AGENT_CRASHED', 'killed').report, durationMs: t, diesWithoutReport: true };
+    if (i === crashAfter) {
+      // Killed mid-transaction: what was installed stays installed, and on apt dpkg is left interrupted for the next run.
+      return { report: fail('AGENT_CRASHED', 'killed', upgraded, held).report, durationMs: t, diesWithoutReport: true };
+    }
     t += name === os.kernelPackage ? random.int(20_000, 40_000) : random.int(2_000, 6_000);
     const versions = versionsOf(os, name);
     // dpkg leaves the failing package half-configured (not upgraded); rpm has installed it all the same.

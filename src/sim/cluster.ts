@@ -81,7 +81,7 @@ interface SimNode {
 interface SimJob {
   name: string;
   node: string;
-  hash: string;
+  runId: string;
   createdAt: number;
   run: AgentRun;
 }
@@ -309,13 +309,14 @@ export class SimCluster implements ClusterPort {
 
   async startPatchJob(spec: PatchJobSpec): Promise<{ jobName: string; created: boolean }> {
     const node = this.#require(spec.node);
-    // The same Job for the same hash is this run's (a repeated start after a crash). Palette's Job names carry no
-    // hash, so a Job of an earlier run can bear the name: it is finished, and replaced, as Palette does.
-    if (this.#jobs.get(spec.jobName)?.hash === spec.hash) return { jobName: spec.jobName, created: false };
+    // This run's Job is found again after a crash and reused. An earlier run's Job can bear the same name (Palette's
+    // names carry no hash; and a node that failed is retried with the same hash by the next run): it has finished,
+    // and is replaced.
+    if (this.#jobs.get(spec.jobName)?.runId === spec.runId) return { jobName: spec.jobName, created: false };
     this.#apiCall(node, 'create-job');
     const now = this.#clock.now();
     const run = (!spec.downloadOnly ? this.#recorded.get(spec.node)?.patch : undefined) ?? this.#agentRun(node, spec, now);
-    this.#jobs.set(spec.jobName, { name: spec.jobName, node: spec.node, hash: spec.hash, createdAt: now, run });
+    this.#jobs.set(spec.jobName, { name: spec.jobName, node: spec.node, runId: spec.runId, createdAt: now, run });
     this.#observe({
       type: 'patch',
       at: this.#virtual(now),
@@ -514,6 +515,10 @@ export class SimCluster implements ClusterPort {
 
   /** What a finished agent changed on the node. */
   #apply(node: SimNode, run: AgentRun, holds: readonly string[]): void {
+    if (run.diesWithoutReport && node.os.family === 'apt' && !node.faults.some((f) => f.kind === 'dpkg-interrupted' && !node.spent.has(f))) {
+      // The killed agent's dpkg run never finished: the next agent on this node finds it interrupted and repairs it.
+      node.faults.push({ kind: 'dpkg-interrupted', recoverable: true });
+    }
     for (const change of run.report.upgraded) {
       node.installed.set(change.name, change.to);
       if (holds.includes(change.name)) this.stats.heldUpgraded.push(`${node.spec.name}:${change.name}`);
