@@ -252,7 +252,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       const stored = classifyStoredOnDemand(onDemandPatchAfter, now);
       if (stored.state === 'stuck') {
         return notTriggered(
-          `On-Demand Update did nothing: onDemandPatchAfter is stuck at ${onDemandPatchAfter} (in the past), and Palette rejects a new past-relative timer; run "patchpilot unstick" to clear it`,
+          `On-Demand Update did nothing: onDemandPatchAfter is stuck at ${onDemandPatchAfter} (in the past), and Palette rejects a new past-relative timer; clear the stored timestamp first (in a scenario: a trigger of kind unstick)`,
         );
       }
       if (stored.state === 'pending') return notTriggered(`a patch is already scheduled for ${onDemandPatchAfter}`);
