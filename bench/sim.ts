@@ -44,7 +44,7 @@ const text = JSON.stringify({
   },
   updates: { security: ['openssl', 'curl', 'systemd'], other: ['vim'] },
   plan: { concurrency, maxFailures: nodes, retry: { attempts: 5, backoffSeconds: 5 } },
-  faults: faults.filter((f) => (f as { node: string }).node !== undefined),
+  faults,
 });
 const scenario = parseScenario(text, 'bench');
 const started = performance.now();

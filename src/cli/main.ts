@@ -12,7 +12,7 @@ import { listRuns, showAudit, showRun, verifyAudit } from './history.ts';
 import { openCliStore, DEFAULT_DB } from './paths.ts';
 import { planCheck } from './plan-check.ts';
 import { ScenarioError } from '../sim/scenario.ts';
-import { replayCommand, simCommand, type SimOptions } from './sim.ts';
+import type { SimOptions } from './sim.ts';
 
 const positiveInt = (value: string): number => {
   const n = Number(value);
@@ -54,6 +54,8 @@ export function buildProgram(): Command {
     .option('--record <file.jsonl>', 'where to write the recording ("-" for none)')
     .option('--speed <n>', 'virtual seconds per real second in a terminal (default 0: as fast as possible)', nonNegative)
     .action(async (file: string, opts: SimOptions) => {
+      // Loaded when used: the simulator is most of what the CLI could load, and `runs` or `audit` need none of it.
+      const { simCommand } = await import('./sim.ts');
       process.exitCode = await simCommand(file, opts, { out: process.stdout });
     });
 
@@ -66,6 +68,7 @@ export function buildProgram(): Command {
     .option('--record <file.jsonl>', 'where to write the replay\'s own recording ("-" for none)')
     .option('--speed <n>', 'virtual seconds per real second in a terminal', nonNegative)
     .action(async (file: string, opts: SimOptions & { set: string[] }) => {
+      const { replayCommand } = await import('./sim.ts');
       process.exitCode = await replayCommand(file, opts.set, opts, { out: process.stdout });
     });
 

@@ -7,6 +7,7 @@
  */
 import type { Clock } from '../engine/clock.ts';
 import { EffectError } from '../engine/effects.ts';
+import { applyMetadataPatch, claimLease, sleep, untilAborted } from './in-process.ts';
 import { ANNOTATIONS } from '../engine/metadata.ts';
 import type { AgentReport } from '../engine/report.ts';
 import { CONTROL_PLANE_LABELS, OS_LABEL, ZONE_LABEL } from '../engine/selection.ts';
@@ -137,30 +138,6 @@ export function nodeRecord(spec: MemoryNodeSpec): NodeRecord {
 
 export function initialState(name: string, nodes: readonly MemoryNodeSpec[]): MemoryClusterState {
   return { name, nodes: nodes.map(nodeRecord), jobs: {}, lease: null, patchJobsCreated: {}, maxCordonedByUs: 0 };
-}
-
-/** Resolves after `ms` on the clock; rejects with the signal's reason when aborted first. */
-export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clock.clearTimeout(id);
-      reject(signal?.reason);
-    };
-    const id = clock.setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/** Never resolves; rejects when aborted. What a blocked drain or a node that never returns looks like. */
-function untilAborted(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
 }
 
 export interface MemoryClusterOptions {
@@ -310,25 +287,21 @@ export class MemoryCluster implements ClusterPort {
   async patchNodeMetadata(name: string, patch: MetadataPatch): Promise<void> {
     const node = this.#require(name);
     this.#maybeApiError(node);
-    applyPatch(node.labels, patch.labels, patch.keepLabelValues);
-    applyPatch(node.annotations, patch.annotations);
+    applyMetadataPatch(node, patch);
     this.#changed();
   }
 
   async acquireLease(request: LeaseRequest): Promise<LeaseResult> {
-    const now = this.#clock.now();
-    const lease = this.#state.lease;
-    if (lease && lease.holder !== request.holder && lease.expiresAt > now) {
-      return { acquired: false, holder: lease.holder, expiresAt: lease.expiresAt };
+    const { result, lease } = claimLease(this.#state.lease, request, this.#clock.now());
+    if (result.acquired) {
+      this.#state.lease = lease;
+      this.#changed();
     }
-    this.#state.lease = { holder: request.holder, expiresAt: now + request.durationSeconds * 1000 };
-    this.#changed();
-    return { acquired: true };
+    return result;
   }
 
   async renewLease(request: LeaseRequest): Promise<boolean> {
-    const result = await this.acquireLease(request);
-    return result.acquired;
+    return (await this.acquireLease(request)).acquired;
   }
 
   async releaseLease(_name: string, holder: string): Promise<void> {
@@ -382,13 +355,5 @@ export class MemoryCluster implements ClusterPort {
 
   #changed(): void {
     this.#onChange?.(this.#state);
-  }
-}
-
-function applyPatch(target: Record<string, string>, patch: Record<string, string | null> | undefined, keep: Record<string, string> = {}): void {
-  for (const [key, value] of Object.entries(patch ?? {})) {
-    if (keep[key] !== undefined && target[key] === keep[key]) continue;
-    if (value === null) delete target[key];
-    else target[key] = value;
   }
 }

@@ -11,7 +11,7 @@ import { EffectError, type BlockedEviction } from '../engine/effects.ts';
 import { ANNOTATIONS } from '../engine/metadata.ts';
 import type { AgentReport } from '../engine/report.ts';
 import { CONTROL_PLANE_LABELS, OS_LABEL, ZONE_LABEL } from '../engine/selection.ts';
-import { sleep } from '../cluster/memory.ts';
+import { applyMetadataPatch, claimLease, sleep, untilAborted, type HeldLease } from '../cluster/in-process.ts';
 import type {
   ClusterNode,
   ClusterPort,
@@ -112,7 +112,7 @@ export class SimCluster implements ClusterPort {
   readonly #recorded: ReadonlyMap<string, RecordedBehaviour>;
   /** Replaying a recording: nodes do what they were recorded doing, and nothing the model would draw. */
   readonly #replaying: boolean;
-  #lease: { holder: string; expiresAt: number } | null = null;
+  #lease: HeldLease | null = null;
   /** Nodes cordoned by patchpilot whose node run has not finished (a failed node left cordoned on purpose is done). */
   readonly #cordonedInFlight = new Set<string>();
   /** Invariant material, kept as the run goes. */
@@ -374,18 +374,13 @@ export class SimCluster implements ClusterPort {
   async patchNodeMetadata(name: string, patch: MetadataPatch): Promise<void> {
     const node = this.#require(name);
     this.#apiCall(node, 'patch');
-    applyPatch(node.labels, patch.labels, patch.keepLabelValues);
-    applyPatch(node.annotations, patch.annotations);
+    applyMetadataPatch(node, patch);
   }
 
   async acquireLease(request: LeaseRequest): Promise<LeaseResult> {
-    const now = this.#clock.now();
-    const lease = this.#lease;
-    if (lease && lease.holder !== request.holder && lease.expiresAt > now) {
-      return { acquired: false, holder: lease.holder, expiresAt: lease.expiresAt };
-    }
-    this.#lease = { holder: request.holder, expiresAt: now + request.durationSeconds * 1000 };
-    return { acquired: true };
+    const { result, lease } = claimLease(this.#lease, request, this.#clock.now());
+    this.#lease = lease;
+    return result;
   }
 
   async renewLease(request: LeaseRequest): Promise<boolean> {
@@ -394,11 +389,6 @@ export class SimCluster implements ClusterPort {
 
   async releaseLease(_name: string, holder: string): Promise<void> {
     if (this.#lease?.holder === holder) this.#lease = null;
-  }
-
-  /** A crashed orchestrator never releases its lease; its successor (same holder identity) takes it over. */
-  get leaseHolder(): string | null {
-    return this.#lease?.holder ?? null;
   }
 
   #virtual(at: number): number {
@@ -538,9 +528,9 @@ export class SimCluster implements ClusterPort {
     let status: number | undefined;
     if (this.#replaying) status = this.#recorded.get(name)?.apiErrors?.get(`${call}#${ordinal}`);
     else {
-      const fault = [...(node?.faults ?? []), ...this.#clusterFaults].find(
-        (f): f is Extract<Fault, { kind: 'api-errors' }> => f.kind === 'api-errors' && this.#activeFor(f),
-      );
+      // Every API call passes here: look through the two lists without building a third.
+      const isActive = (f: Fault): f is Extract<Fault, { kind: 'api-errors' }> => f.kind === 'api-errors' && this.#activeFor(f);
+      const fault = node?.faults.find(isActive) ?? this.#clusterFaults.find(isActive);
       if (fault && this.#random.of(`${name}/api`).chance(fault.rate)) status = fault.status;
     }
     if (status === undefined) return;
@@ -626,19 +616,4 @@ function podsOf(spec: SimNodeSpec): SimPod[] {
   const statics = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'etcd'];
   for (let i = 0; i < spec.pods.static; i++) pods.push({ name: `${statics[i % statics.length]}-${spec.name}`, namespace: 'kube-system', owner: 'static' });
   return pods;
-}
-
-function untilAborted(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
-}
-
-function applyPatch(target: Record<string, string>, patch: Record<string, string | null> | undefined, keep: Record<string, string> = {}): void {
-  for (const [key, value] of Object.entries(patch ?? {})) {
-    if (keep[key] !== undefined && target[key] === keep[key]) continue;
-    if (value === null) delete target[key];
-    else target[key] = value;
-  }
 }

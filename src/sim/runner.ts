@@ -87,7 +87,7 @@ export interface RunScenarioOptions {
   /** Each line of the recording (JSON text, no newline), in order. */
   record?: (line: string) => void;
   /** Engine events as they happen (live views). */
-  onEvent?: (event: RunEvent, scenarioTime: number) => void;
+  onEvent?: (event: RunEvent) => void;
   /** Called after each jump of the virtual clock. */
   onTick?: (now: number) => void | Promise<void>;
   /** Nodes behave as recorded instead of as the fault model says (replay). */
@@ -153,7 +153,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
 
   const onEvent = (event: RunEvent) => {
     write({ line: 'engine', ...event });
-    options.onEvent?.(event, event.at - epoch);
+    options.onEvent?.(event);
     const run = active;
     if (!run || event.runId !== run.handle.runId) return;
     if (event.type === 'run.state') {
@@ -237,10 +237,10 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       onDemandPatchAfter = null;
       return;
     }
-    const notTriggered = (reason: string) => {
-      runs.push(emptyRun(trigger.id ?? '?', seconds(now), 'not-triggered', reason, scenario.plan.concurrency));
+    const ignored = (reason: string) => {
+      runs.push(notTriggered(trigger.id ?? '?', seconds(now), reason, scenario.plan.concurrency));
     };
-    if (active) return notTriggered(`run ${active.handle.runId} is still in progress; the trigger was ignored`);
+    if (active) return ignored(`run ${active.handle.runId} is still in progress; the trigger was ignored`);
     let notBefore: number | null = null;
     if (scenario.plan.mode === 'palette') {
       if (staleFault && staleFault.at !== undefined && now - epoch >= staleFault.at && !staleStruck) {
@@ -251,11 +251,11 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       }
       const stored = classifyStoredOnDemand(onDemandPatchAfter, now);
       if (stored.state === 'stuck') {
-        return notTriggered(
+        return ignored(
           `On-Demand Update did nothing: onDemandPatchAfter is stuck at ${onDemandPatchAfter} (in the past), and Palette rejects a new past-relative timer; clear the stored timestamp first (in a scenario: a trigger of kind unstick)`,
         );
       }
-      if (stored.state === 'pending') return notTriggered(`a patch is already scheduled for ${onDemandPatchAfter}`);
+      if (stored.state === 'pending') return ignored(`a patch is already scheduled for ${onDemandPatchAfter}`);
       notBefore = now + ON_DEMAND_DELAY_MS;
       onDemandPatchAfter = new Date(notBefore).toISOString();
     }
@@ -337,13 +337,18 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
         timeline,
       });
     }
+    const roles = new Map(nodes.map((n) => [n.name, n.role]));
     const started = [...run.outcomes.values()].map((o) => ({
       position: run.positions.get(o.node) ?? 0,
       durationMs: o.finishedAt - o.startedAt,
-      controlPlane: cluster.nodeFacts(o.node)?.role === 'control-plane',
+      controlPlane: roles.get(o.node) === 'control-plane',
     }));
-    const firstStart = Math.min(...[...run.outcomes.values()].map((o) => o.startedAt));
-    const lastEnd = Math.max(...[...run.outcomes.values()].map((o) => o.finishedAt));
+    let firstStart = Infinity;
+    let lastEnd = -Infinity;
+    for (const o of run.outcomes.values()) {
+      firstStart = Math.min(firstStart, o.startedAt);
+      lastEnd = Math.max(lastEnd, o.finishedAt);
+    }
     const makespanMs = started.length > 0 ? lastEnd - firstStart : 0;
     return {
       trigger: run.trigger.id ?? '?',
@@ -414,11 +419,12 @@ async function drive(
   }
 }
 
-function emptyRun(trigger: string, at: number, outcome: 'not-triggered', reason: string, concurrency: number): SimRunResult {
+/** A trigger that started no run (Palette's stuck timestamp, a run already in progress). */
+function notTriggered(trigger: string, at: number, reason: string, concurrency: number): SimRunResult {
   return {
     trigger,
     runId: null,
-    outcome,
+    outcome: 'not-triggered',
     reason,
     triggeredAt: at,
     startedAt: null,

@@ -374,8 +374,8 @@ function duplicateNamesInRaw(raw: unknown, locate: (path: readonly PropertyKey[]
   nodes.forEach((node, i) => {
     const { name, count } = (node ?? {}) as { name?: unknown; count?: unknown };
     if (typeof name !== 'string') return;
-    const names = typeof count === 'number' && Number.isInteger(count) && count > 0 && count <= 100_000 ? Array.from({ length: count }, (_, k) => `${name}-${k + 1}`) : [name];
-    for (const n of names) {
+    const valid = typeof count === 'number' && Number.isInteger(count) && count > 0 && count <= 100_000;
+    for (const n of expandedNames(name, valid ? count : undefined)) {
       const earlier = seen.get(n);
       if (earlier !== undefined) problems.push(`${locate(['cluster', 'nodes', i, 'name'])}: duplicate node name "${n}" (also cluster.nodes[${earlier}].name)`);
       else seen.set(n, i);
@@ -402,9 +402,13 @@ function toSimNode(spec: Omit<NodeSpecOutput, 'count'>, name: string, index: num
   };
 }
 
+/** `worker` with count 3: worker-1, worker-2, worker-3. */
+function expandedNames(name: string, count: number | undefined): string[] {
+  return count === undefined ? [name] : Array.from({ length: count }, (_, i) => `${name}-${i + 1}`);
+}
+
 function expandNode(spec: NodeSpecOutput, offset: number): SimNodeSpec[] {
-  if (spec.count === undefined) return [toSimNode(spec, spec.name, offset)];
-  return Array.from({ length: spec.count }, (_, i) => toSimNode(spec, `${spec.name}-${i + 1}`, offset + i));
+  return expandedNames(spec.name, spec.count).map((name, i) => toSimNode(spec, name, offset + i));
 }
 
 /** `cp-1, worker-1 … worker-9 (10 nodes)` rather than a wall of names. */

@@ -7,7 +7,7 @@
  * which is why the store has its own canonical JSON rather than sharing one that might change for other reasons.
  */
 import { createHash } from 'node:crypto';
-import type { AuditProblem, AuditVerification } from './types.ts';
+import type { AuditProblem, AuditRow, AuditVerification } from './types.ts';
 
 /** prev_hash of the first row. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -60,15 +60,7 @@ function hasToJson(value: unknown): value is { toJSON(key: string): unknown } {
 }
 
 /** The fields an audit row's hash covers, details already in canonical JSON. */
-export interface AuditHashInput {
-  seq: number;
-  at: number;
-  actor: string;
-  action: string;
-  runId: string | null;
-  node: string | null;
-  detailsJson: string;
-}
+export type AuditHashInput = Omit<AuditRow, 'details' | 'prevHash' | 'hash'> & { detailsJson: string };
 
 /** sha256(prevHash + '\n' + canonicalJson({ seq, at, actor, action, runId, node, details })), hex. */
 export function auditHash(prevHash: string, row: AuditHashInput): string {

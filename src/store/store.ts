@@ -24,7 +24,6 @@ import type {
   ListRunsOptions,
   NewRun,
   NodeRunRecord,
-  NodeRunResult,
   OpenStoreOptions,
   RunOutcome,
   RunRecord,
@@ -161,35 +160,10 @@ function refuseForeignDatabase(db: Database.Database, path: string): void {
   }
 }
 
-interface RunRow {
-  id: string;
-  cluster: string;
-  hash: string;
-  planJson: string;
-  triggerJson: string;
-  requestedBy: string;
-  status: RunStatus;
-  outcome: RunOutcome | null;
-  reason: string | null;
-  queueJson: string | null;
-  createdAt: number;
-  updatedAt: number;
-  finishedAt: number | null;
-}
+/** The rows as SQLite returns them: the records, with their JSON columns still text. */
+type RunRow = Omit<RunRecord, 'plan' | 'trigger' | 'queue'> & { planJson: string; triggerJson: string; queueJson: string | null };
 
-interface NodeRunRow {
-  runId: string;
-  node: string;
-  position: number;
-  phase: string;
-  result: NodeRunResult;
-  errorCode: string | null;
-  errorMessage: string | null;
-  reportJson: string | null;
-  startedAt: number | null;
-  finishedAt: number | null;
-  updatedAt: number;
-}
+type NodeRunRow = Omit<NodeRunRecord, 'report'> & { reportJson: string | null };
 
 interface SnapshotRow {
   actorId: string;
