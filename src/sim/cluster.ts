@@ -76,6 +76,8 @@ interface SimNode {
   faults: Fault[];
   /** Faults used up (an apt lock released, an agent crash that happened). */
   spent: Set<Fault>;
+  /** Fault-protected pods (sandbox) that have terminated; the scheduler brings them back with the others. */
+  gone: Set<string>;
 }
 
 interface SimJob {
@@ -96,6 +98,16 @@ export interface SimClusterOptions {
   faults?: readonly Fault[];
   observe?: (observation: Observation) => void;
   recorded?: ReadonlyMap<string, RecordedBehaviour>;
+  /**
+   * Called after anything about a node changed that a Kubernetes API would show (metadata, cordon, Ready, boot, pods).
+   * The sandbox turns these into watch events.
+   */
+  onNodeChange?: (name: string) => void;
+  /**
+   * Where api-errors faults strike. `port` (default): the ClusterPort calls fail, as the engine sees them through the
+   * simulator. `external`: the caller asks `apiFault` per HTTP request (the sandbox), and port calls never fail.
+   */
+  apiErrorsAt?: 'port' | 'external';
 }
 
 export class SimCluster implements ClusterPort {
@@ -112,6 +124,10 @@ export class SimCluster implements ClusterPort {
   readonly #recorded: ReadonlyMap<string, RecordedBehaviour>;
   /** Replaying a recording: nodes do what they were recorded doing, and nothing the model would draw. */
   readonly #replaying: boolean;
+  readonly #onNodeChange: (name: string) => void;
+  /** Someone watches node changes: a boot must complete at its time, not when the node is next read. */
+  readonly #watched: boolean;
+  readonly #apiErrorsAtPort: boolean;
   #lease: HeldLease | null = null;
   /** Nodes cordoned by patchpilot whose node run has not finished (a failed node left cordoned on purpose is done). */
   readonly #cordonedInFlight = new Set<string>();
@@ -136,6 +152,9 @@ export class SimCluster implements ClusterPort {
     this.#observe = options.observe ?? (() => {});
     this.#recorded = options.recorded ?? new Map();
     this.#replaying = options.recorded !== undefined;
+    this.#onNodeChange = options.onNodeChange ?? (() => {});
+    this.#watched = options.onNodeChange !== undefined;
+    this.#apiErrorsAtPort = (options.apiErrorsAt ?? 'port') === 'port';
     this.#clusterFaults = (options.faults ?? []).filter((f) => f.node === undefined);
     for (const fault of options.faults ?? []) {
       if (fault.node === undefined) continue;
@@ -181,21 +200,25 @@ export class SimCluster implements ClusterPort {
       calls: new Map(),
       faults,
       spent: new Set(),
+      gone: new Set(),
     };
     const notReady = faults.find((f) => f.kind === 'node-not-ready' && f.at === undefined);
     if (notReady) this.#setReady(node, false, notReady.kind === 'node-not-ready' ? notReady.forSeconds : undefined);
     this.#nodes.set(spec.name, node);
+    this.#onNodeChange(spec.name);
   }
 
   /** Scenario event `exclude`: the task label set to "disabled". */
   setLabel(name: string, key: string, value: string): void {
     this.#require(name).labels[key] = value;
+    this.#onNodeChange(name);
   }
 
   /** Scenario event `cordon`: someone else cordons the node. */
   cordonByOthers(name: string): void {
     const node = this.#require(name);
     if (!node.unschedulable) node.unschedulable = true;
+    this.#onNodeChange(name);
   }
 
   /** The engine finished with this node: a cordon it keeps no longer counts as in flight. */
@@ -242,6 +265,95 @@ export class SimCluster implements ClusterPort {
     return [...this.#nodes.keys()];
   }
 
+  // --- The sandbox's view: what the Kubernetes API facade (src/sim/sandbox) reads and writes directly. ---
+
+  /** The node as a ClusterPort would report it, without counting an API call. */
+  nodeView(name: string): ClusterNode | null {
+    const node = this.#nodes.get(name);
+    return node ? this.#view(node) : null;
+  }
+
+  /**
+   * What a PATCH or PUT of the Node object set (kubectl, the Kubernetes adapter): metadata and the cordon, written as
+   * they are. A cordon carrying our cordoned-by annotation counts as ours for the invariants, as `cordon` does.
+   */
+  setNodeMetadata(name: string, next: { labels: Record<string, string>; annotations: Record<string, string>; unschedulable: boolean }): void {
+    const node = this.#require(name);
+    const wasCordoned = node.unschedulable;
+    node.labels = { ...next.labels };
+    node.annotations = { ...next.annotations };
+    node.unschedulable = next.unschedulable;
+    if (next.unschedulable && next.annotations[ANNOTATIONS.cordonedBy] !== undefined && !this.#cordonedInFlight.has(name)) {
+      this.#cordonedInFlight.add(name);
+      this.stats.maxCordonedByUs = Math.max(this.stats.maxCordonedByUs, this.#cordonedInFlight.size);
+      if (node.spec.role === 'control-plane') {
+        this.stats.maxControlPlanesCordoned = Math.max(this.stats.maxControlPlanesCordoned, this.#controlPlanesInFlight());
+      }
+    }
+    if (!next.unschedulable) this.#cordonedInFlight.delete(name);
+    // The scheduler puts workloads back on a node that became schedulable.
+    if (wasCordoned && !next.unschedulable) {
+      node.pods = podsOf(node.spec);
+      node.gone.clear();
+    }
+    this.#onNodeChange(name);
+  }
+
+  /** The pods on a node, with those a drain fault protects (a PodDisruptionBudget's pod, a pod with a finalizer). */
+  podsOn(name: string): SimPod[] {
+    const node = this.#require(name);
+    const pods = [...node.pods];
+    if (node.faults.some((f) => f.kind === 'pdb-blocks-drain') && !node.gone.has(PDB_POD(name))) {
+      pods.push({ name: PDB_POD(name), namespace: 'shop', owner: 'Deployment' });
+    }
+    if (node.faults.some((f) => f.kind === 'pod-stuck-terminating') && !node.gone.has(STUCK_POD(name))) {
+      pods.push({ name: STUCK_POD(name), namespace: 'jobs', owner: 'Deployment' });
+    }
+    return pods;
+  }
+
+  /** An evicted pod finished terminating. */
+  podGone(name: string, pod: string): void {
+    const node = this.#require(name);
+    node.pods = node.pods.filter((p) => p.name !== pod);
+    if (pod === PDB_POD(name) || pod === STUCK_POD(name)) node.gone.add(pod);
+    this.#onNodeChange(name);
+  }
+
+  /**
+   * A drain as the Eviction API sees it (the sandbox): how long each evictable pod takes to terminate, and which pods a
+   * fault protects and for how long from the first eviction (null: until the fault is gone, never here). Draws from
+   * the same stream and faults as `drain`, so a node drains alike through either.
+   */
+  evictionPlan(name: string): { terminationMs: Map<string, number>; protectedPods: Map<string, { kind: 'pdb' | 'finalizer'; forMs: number | null; reason: string }> } {
+    const node = this.#require(name);
+    const random = this.#random.of(`${name}/drain`);
+    const terminationMs = new Map<string, number>();
+    for (const pod of node.pods) if (pod.owner === 'Deployment') terminationMs.set(pod.name, random.int(3_000, 25_000));
+    const protectedPods = new Map<string, { kind: 'pdb' | 'finalizer'; forMs: number | null; reason: string }>();
+    const pdb = this.#fault(node, 'pdb-blocks-drain');
+    if (pdb) {
+      this.#struck(node, 'pdb-blocks-drain');
+      terminationMs.set(PDB_POD(name), random.int(3_000, 25_000));
+      protectedPods.set(PDB_POD(name), {
+        kind: 'pdb',
+        forMs: pdb.forSeconds === undefined ? null : pdb.forSeconds * 1000,
+        reason: "Cannot evict pod as it would violate the pod's disruption budget.",
+      });
+    }
+    const stuck = this.#fault(node, 'pod-stuck-terminating');
+    if (stuck) {
+      this.#struck(node, 'pod-stuck-terminating');
+      terminationMs.set(STUCK_POD(name), random.int(3_000, 25_000));
+      protectedPods.set(STUCK_POD(name), {
+        kind: 'finalizer',
+        forMs: stuck.forSeconds === undefined ? null : stuck.forSeconds * 1000,
+        reason: `pod stuck Terminating: finalizer ${STUCK_FINALIZER} has not been removed`,
+      });
+    }
+    return { terminationMs, protectedPods };
+  }
+
   async listNodes(): Promise<ClusterNode[]> {
     this.#apiCall(null, 'list');
     return [...this.#nodes.values()].map((n) => this.#view(n));
@@ -265,6 +377,7 @@ export class SimCluster implements ClusterPort {
     if (node.spec.role === 'control-plane') {
       this.stats.maxControlPlanesCordoned = Math.max(this.stats.maxControlPlanesCordoned, this.#controlPlanesInFlight());
     }
+    this.#onNodeChange(name);
     return 'cordoned';
   }
 
@@ -278,6 +391,8 @@ export class SimCluster implements ClusterPort {
     this.#cordonedInFlight.delete(name);
     // The scheduler puts workloads back on a schedulable node.
     node.pods = podsOf(node.spec);
+    node.gone.clear();
+    this.#onNodeChange(name);
     return 'uncordoned';
   }
 
@@ -304,6 +419,7 @@ export class SimCluster implements ClusterPort {
     }
     await sleep(this.#clock, doneAt - started, options.signal);
     node.pods = node.pods.filter((p) => p.owner !== 'Deployment');
+    this.#onNodeChange(name);
     return { evicted: evictable.length, blocked: [] };
   }
 
@@ -357,6 +473,8 @@ export class SimCluster implements ClusterPort {
     await sleep(this.#clock, plan.shutdownMs, signal);
     node.ready = false;
     node.backAt = plan.bootMs === null ? null : this.#clock.now() + plan.bootMs;
+    this.#onNodeChange(name);
+    if (plan.bootMs !== null && this.#watched) this.#clock.setTimeout(() => this.#settleBoot(node), plan.bootMs);
   }
 
   async awaitReady(name: string, notBootId: string, signal: AbortSignal): Promise<ClusterNode> {
@@ -375,6 +493,7 @@ export class SimCluster implements ClusterPort {
     const node = this.#require(name);
     this.#apiCall(node, 'patch');
     applyMetadataPatch(node, patch);
+    this.#onNodeChange(name);
   }
 
   async acquireLease(request: LeaseRequest): Promise<LeaseResult> {
@@ -413,7 +532,7 @@ export class SimCluster implements ClusterPort {
     const pdb = this.#fault(node, 'pdb-blocks-drain');
     if (pdb) {
       blocked.push({
-        pod: `web-${node.spec.name}`,
+        pod: PDB_POD(node.spec.name),
         namespace: 'shop',
         reason: 'Cannot evict pod as it would violate the pod\'s disruption budget: PodDisruptionBudget shop/web needs 2 healthy pods and has 2 currently',
       });
@@ -421,7 +540,7 @@ export class SimCluster implements ClusterPort {
     }
     const stuck = this.#fault(node, 'pod-stuck-terminating');
     if (stuck) {
-      blocked.push({ pod: `worker-queue-${node.spec.name}`, namespace: 'jobs', reason: 'pod stuck Terminating: finalizer example.com/drain-protection has not been removed' });
+      blocked.push({ pod: STUCK_POD(node.spec.name), namespace: 'jobs', reason: `pod stuck Terminating: finalizer ${STUCK_FINALIZER} has not been removed` });
       const forMs = stuck.forSeconds === undefined ? null : stuck.forSeconds * 1000;
       blockedForMs = blockedForMs === null || forMs === null ? null : Math.max(blockedForMs, forMs);
     }
@@ -521,6 +640,24 @@ export class SimCluster implements ClusterPort {
 
   /** Counts the call; an api-errors fault may fail it with a retryable 429/500/409. */
   #apiCall(node: SimNode | null, call: string): void {
+    if (!this.#apiErrorsAtPort) return;
+    const status = this.#apiStatus(node, call);
+    if (status === undefined) return;
+    const name = node?.spec.name ?? '(cluster)';
+    const text = status === 429 ? 'Too Many Requests' : status === 409 ? 'Conflict: the object has been modified' : 'Internal Server Error';
+    throw new EffectError('API_ERROR', `HTTP ${status} ${text} from the API server (${call} ${name})`, true);
+  }
+
+  /**
+   * The sandbox's question for each HTTP request: does an api-errors fault fail this call (`node` null for calls not
+   * about one node)? Returns the HTTP status to answer with, or undefined.
+   */
+  apiFault(nodeName: string | null, call: string): number | undefined {
+    const node = nodeName === null ? null : (this.#nodes.get(nodeName) ?? null);
+    return this.#apiStatus(node, call);
+  }
+
+  #apiStatus(node: SimNode | null, call: string): number | undefined {
     const name = node?.spec.name ?? '(cluster)';
     const calls = node?.calls ?? this.#clusterCalls;
     const ordinal = (calls.get(call) ?? 0) + 1;
@@ -533,15 +670,14 @@ export class SimCluster implements ClusterPort {
       const fault = node?.faults.find(isActive) ?? this.#clusterFaults.find(isActive);
       if (fault && this.#random.of(`${name}/api`).chance(fault.rate)) status = fault.status;
     }
-    if (status === undefined) return;
+    if (status === undefined) return undefined;
     if (!this.#apiErrorsMarked.has(name)) {
       // One marker per node (and one for the cluster's own calls) says where the errors began.
       this.#apiErrorsMarked.add(name);
       this.#observe({ type: 'fault', at: this.#virtual(this.#clock.now()), node: node ? name : null, kind: 'api-errors' });
     }
     this.#observe({ type: 'api-error', at: this.#virtual(this.#clock.now()), node: name, call, ordinal, status });
-    const text = status === 429 ? 'Too Many Requests' : status === 409 ? 'Conflict: the object has been modified' : 'Internal Server Error';
-    throw new EffectError('API_ERROR', `HTTP ${status} ${text} from the API server (${call} ${name})`, true);
+    return status;
   }
 
   readonly #clusterCalls = new Map<string, number>();
@@ -573,6 +709,7 @@ export class SimCluster implements ClusterPort {
     node.ready = ready;
     if (!ready) this.#struck(node, 'node-not-ready');
     this.#observe({ type: 'node-state', at: this.#virtual(this.#clock.now()), node: node.spec.name, ready });
+    this.#onNodeChange(node.spec.name);
     if (!ready && forSeconds !== undefined) {
       this.#clock.setTimeout(() => this.#setReady(node, true), forSeconds * 1000);
     }
@@ -592,6 +729,7 @@ export class SimCluster implements ClusterPort {
     node.ready = true;
     node.bootCount += 1;
     node.rebootRequired = false;
+    this.#onNodeChange(node.spec.name);
   }
 
   #view(node: SimNode): ClusterNode {
@@ -608,6 +746,11 @@ export class SimCluster implements ClusterPort {
     };
   }
 }
+
+/** The pod a pdb-blocks-drain fault's PodDisruptionBudget protects, and the one a finalizer keeps Terminating. */
+export const PDB_POD = (node: string) => `web-${node}`;
+export const STUCK_POD = (node: string) => `worker-queue-${node}`;
+export const STUCK_FINALIZER = 'example.com/drain-protection';
 
 function podsOf(spec: SimNodeSpec): SimPod[] {
   const pods: SimPod[] = [];
