@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { scratchDirs } from '../helpers/scratch.ts';
-import { probeContainerRuntime } from './container-runtime.ts';
+import { probeContainerRuntime } from '../../src/harness/container-runtime.ts';
 
 const scratch = scratchDirs('runtime-probe');
 const servers: Server[] = [];

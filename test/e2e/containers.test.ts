@@ -12,7 +12,7 @@ import type { GenericContainer, StartedTestContainer } from 'testcontainers';
 import { agentArgs, AGENT_MOUNT_PATH, AGENT_SCRIPT_KEY } from '../../src/agent/job.ts';
 import { DEFAULT_HOLD_PACKAGES } from '../../src/engine/plan.ts';
 import { parseAgentReport, type AgentReport } from '../../src/engine/report.ts';
-import { probeContainerRuntime } from './container-runtime.ts';
+import { probeContainerRuntime } from '../../src/harness/container-runtime.ts';
 
 const runtime = await probeContainerRuntime();
 if (!runtime.ok) console.warn(`[test/e2e/containers] skipped: ${runtime.reason}`);
