@@ -55,7 +55,14 @@ export const ANNOTATIONS = {
   node: 'patchpilot.io/node',
   run: 'patchpilot.io/run',
   scriptSha256: 'patchpilot.io/script-sha256',
+  /** The reboot's idempotency key (`<run>/<node>`): one reboot Job per key. */
+  rebootKey: 'patchpilot.io/reboot-key',
 } as const;
+
+/** The program the reboot Job runs in the host's namespaces: systemd's orderly reboot, as an operator would type it. */
+export const REBOOT_COMMAND = ['nsenter', '--target', '1', '--mount', '--uts', '--ipc', '--net', '--pid', '--', 'systemctl', 'reboot'];
+/** `systemctl reboot` returns at once; a reboot Job still running after this never got to ask. */
+export const REBOOT_ACTIVE_DEADLINE_SECONDS = 300;
 
 // --- the shapes we produce (structurally compatible with client-node's V1* models) ---
 
@@ -285,5 +292,73 @@ export function buildAgentConfigMap(script: string, namespace = DEFAULT_NAMESPAC
       annotations: { [ANNOTATIONS.scriptSha256]: sha256Hex(script) },
     },
     data: { [AGENT_SCRIPT_KEY]: script },
+  };
+}
+
+export interface RebootJobInput {
+  node: string;
+  /** Idempotency key (`<run>/<node>`): the same key always yields the same Job name, so asking twice reboots once. */
+  key: string;
+  namespace?: string;
+  image?: string;
+  ttlSecondsAfterFinished?: number;
+}
+
+/** `reboot-<node>-<digest of the key>`, bounded to a DNS-1123 label like every Job name. */
+export function rebootJobName(node: string, key: string): string {
+  return boundedName(`reboot-${node}-${sha256Hex(key).slice(0, 10)}`);
+}
+
+/**
+ * The Job that reboots `node` "through the agent": the same privileged, hostPID, nsenter pattern as the patch Job,
+ * running `systemctl reboot` on the host. It is never retried (backoffLimit 0, restartPolicy Never): the reboot kills
+ * the pod, and a retry would reboot the node a second time.
+ */
+export function buildRebootJob(input: RebootJobInput): Job {
+  const namespace = input.namespace ?? DEFAULT_NAMESPACE;
+  const ttl = checkWhole('ttlSecondsAfterFinished', input.ttlSecondsAfterFinished ?? DEFAULT_TTL_SECONDS_AFTER_FINISHED, 0);
+  const labels: Record<string, string> = {
+    [LABELS.name]: 'patchpilot',
+    [LABELS.component]: 'reboot',
+    [LABELS.managedBy]: 'patchpilot',
+    [LABELS.node]: labelValue(input.node),
+    [LABELS.action]: 'reboot',
+  };
+  const annotations = { [ANNOTATIONS.node]: input.node, [ANNOTATIONS.rebootKey]: input.key };
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name: rebootJobName(input.node, input.key), namespace, labels, annotations },
+    spec: {
+      backoffLimit: 0,
+      activeDeadlineSeconds: REBOOT_ACTIVE_DEADLINE_SECONDS,
+      ttlSecondsAfterFinished: ttl,
+      template: {
+        metadata: { labels: { ...labels }, annotations: { ...annotations } },
+        spec: {
+          nodeName: input.node,
+          hostPID: true,
+          hostNetwork: true,
+          restartPolicy: 'Never',
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: 30,
+          tolerations: tolerations(REBOOT_ACTIVE_DEADLINE_SECONDS),
+          containers: [
+            {
+              name: 'reboot',
+              image: input.image ?? DEFAULT_AGENT_IMAGE,
+              imagePullPolicy: 'IfNotPresent',
+              command: [...REBOOT_COMMAND],
+              args: [],
+              securityContext: { privileged: true, runAsUser: 0 },
+              resources: { requests: { cpu: '10m', memory: '16Mi' } },
+              volumeMounts: [],
+            },
+          ],
+          volumes: [],
+        },
+      },
+    },
   };
 }

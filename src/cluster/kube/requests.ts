@@ -1,0 +1,209 @@
+/**
+ * The one way the adapter talks to the API server. Every call goes through `send`, which
+ * - retries what is worth retrying (429 honouring Retry-After, 5xx, a reset or refused connection) with jittered
+ *   exponential backoff on the injected clock, and then gives up with a retryable API_ERROR;
+ * - turns 403 into a KubeForbiddenError naming the verb and resource RBAC refused, never retried;
+ * - passes the caller's AbortSignal to the HTTP request, and stops waiting the moment it fires;
+ * - tells an optional activity counter when a request is in flight, so that a virtual-time driver only advances the
+ *   clock while nothing is on the wire.
+ */
+import { ApiException, Observable, type ConfigurationOptions, type ObservableMiddleware } from '@kubernetes/client-node';
+import type { Clock } from '../../engine/clock.ts';
+import { sleep } from '../in-process.ts';
+import { KubeApiError, KubeForbiddenError, KubeNamespaceMissingError, KubeUnreachableError, type ApiRequest, type KubeStatus } from './errors.ts';
+
+export interface RetryPolicy {
+  attempts: number;
+  baseMs: number;
+  maxMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseMs: 250, maxMs: 10_000 };
+
+/** Counts HTTP requests in flight (see KubeClusterOptions.activity). */
+export interface Activity {
+  begin(): void;
+  end(): void;
+}
+
+export interface SendOptions {
+  signal?: AbortSignal | undefined;
+  /** HTTP statuses the caller decides about itself (a PDB's 429 on an eviction): thrown at once, never retried here. */
+  handles?: readonly number[];
+  /** Fewer attempts than the policy's (an Event is worth one try). */
+  attempts?: number;
+}
+
+/** A Retry-After longer than this is not waited for in one go: the next attempt asks again. */
+const MAX_RETRY_AFTER_MS = 60_000;
+
+/** Connection-level failures worth another attempt: the server restarting, a load balancer hiccup, a slow network. */
+const TRANSIENT_NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+]);
+
+type Failure =
+  | { transient: true; delayMs: number | null; final: (attempts: number) => Error }
+  | { transient: false; error: unknown };
+
+export interface KubeRequestsOptions {
+  server: string;
+  clock: Clock;
+  retry: RetryPolicy;
+  activity?: Activity | undefined;
+  random?: () => number;
+}
+
+export class KubeRequests {
+  readonly server: string;
+  readonly #clock: Clock;
+  readonly #retry: RetryPolicy;
+  readonly #activity: Activity | undefined;
+  readonly #random: () => number;
+
+  constructor(options: KubeRequestsOptions) {
+    this.server = options.server;
+    this.#clock = options.clock;
+    this.#retry = options.retry;
+    this.#activity = options.activity;
+    this.#random = options.random ?? Math.random;
+  }
+
+  async send<T>(request: ApiRequest, call: (options: ConfigurationOptions) => Promise<T>, options: SendOptions = {}): Promise<T> {
+    const { signal } = options;
+    const attempts = Math.max(1, options.attempts ?? this.#retry.attempts);
+    const configuration = withSignal(signal);
+    for (let attempt = 1; ; attempt++) {
+      signal?.throwIfAborted();
+      let failure: Failure;
+      this.#activity?.begin();
+      try {
+        return await call(configuration);
+      } catch (err) {
+        signal?.throwIfAborted();
+        failure = this.#classify(request, err, options.handles ?? []);
+      } finally {
+        this.#activity?.end();
+      }
+      if (!failure.transient) throw failure.error;
+      if (attempt >= attempts) throw failure.final(attempt);
+      await sleep(this.#clock, failure.delayMs ?? this.#backoff(attempt), signal);
+    }
+  }
+
+  /**
+   * Read-modify-write: runs `attempt` (which re-reads what it changes) again while it fails with a conflict (409) or a
+   * failed JSON Patch `test` (422), i.e. while someone else changed the object between our read and our write.
+   */
+  async untilNoConflict<T>(request: ApiRequest, attempt: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    for (let round = 1; ; round++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!(err instanceof KubeApiError) || !isConflict(err)) throw err;
+        if (round >= this.#retry.attempts) {
+          throw new KubeApiError(request, err.status, err.body, true, `still conflicting after ${round} attempts: `);
+        }
+      }
+      await sleep(this.#clock, this.#backoff(round), signal);
+    }
+  }
+
+  #backoff(attempt: number): number {
+    const ceiling = Math.min(this.#retry.maxMs, this.#retry.baseMs * 2 ** (attempt - 1));
+    // Full-range jitter would allow 0 ms; half of the ceiling plus a random half keeps retries spread and never instant.
+    return Math.round(ceiling / 2 + (this.#random() * ceiling) / 2);
+  }
+
+  #classify(request: ApiRequest, err: unknown, handles: readonly number[]): Failure {
+    if (err instanceof ApiException) {
+      const status = err.code;
+      const body = parseStatus(err.body);
+      if (status === 403) return { transient: false, error: new KubeForbiddenError(request, body) };
+      // A create only answers 404 when the namespace it creates in is missing (a subresource's 404 is its parent's).
+      if (status === 404 && request.verb === 'create' && request.namespace && !request.resource.includes('/')) {
+        return { transient: false, error: new KubeNamespaceMissingError(request, body) };
+      }
+      if (handles.includes(status)) return { transient: false, error: new KubeApiError(request, status, body, false) };
+      if (status === 429 || status >= 500) {
+        const retryAfter = retryAfterMs(err.headers);
+        return {
+          transient: true,
+          delayMs: retryAfter === null ? null : Math.min(retryAfter, MAX_RETRY_AFTER_MS),
+          final: (n) => new KubeApiError(request, status, body, true, `after ${n} attempt(s): `),
+        };
+      }
+      return { transient: false, error: new KubeApiError(request, status, body, false) };
+    }
+    const code = networkCode(err);
+    if (code !== null && TRANSIENT_NETWORK_CODES.has(code)) {
+      return { transient: true, delayMs: null, final: (n) => new KubeUnreachableError(this.server, request, code, n) };
+    }
+    return { transient: false, error: err };
+  }
+}
+
+export function isConflict(err: KubeApiError): boolean {
+  return err.status === 409 || err.status === 422;
+}
+
+export function isNotFound(err: unknown): err is KubeApiError {
+  return err instanceof KubeApiError && err.status === 404;
+}
+
+/** `ApiException.body` is the raw response text; a Status when the server sent one. */
+export function parseStatus(body: unknown): KubeStatus | null {
+  if (body && typeof body === 'object') return body as KubeStatus;
+  if (typeof body !== 'string' || body.length === 0) return null;
+  try {
+    const parsed: unknown = JSON.parse(body);
+    return parsed && typeof parsed === 'object' ? (parsed as KubeStatus) : { message: body };
+  } catch {
+    return { message: body.slice(0, 500) };
+  }
+}
+
+function retryAfterMs(headers: Record<string, string>): number | null {
+  const value = Object.entries(headers).find(([key]) => key.toLowerCase() === 'retry-after')?.[1];
+  if (value === undefined) return null;
+  const seconds = Number(value);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : null;
+}
+
+/** undici reports `fetch failed` with the socket error as its cause (an AggregateError when both IPv4 and IPv6 failed). */
+export function networkCode(err: unknown): string | null {
+  const seen = new Set<unknown>();
+  let current: unknown = err;
+  while (current && typeof current === 'object' && !seen.has(current)) {
+    seen.add(current);
+    const { code, cause, errors } = current as { code?: unknown; cause?: unknown; errors?: unknown };
+    if (typeof code === 'string' && code.length > 0) return code;
+    current = cause ?? (Array.isArray(errors) ? errors[0] : undefined);
+  }
+  return null;
+}
+
+/** Per-call options that hand the caller's AbortSignal to the HTTP request. */
+function withSignal(signal: AbortSignal | undefined): ConfigurationOptions {
+  if (!signal) return {};
+  const middleware: ObservableMiddleware = {
+    pre: (context) => {
+      context.setSignal(signal);
+      return new Observable(Promise.resolve(context));
+    },
+    post: (response) => new Observable(Promise.resolve(response)),
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+}
