@@ -1,7 +1,7 @@
 /**
- * The kind and agent-Job harnesses against stand-ins, so their plumbing is checked on every machine (the suites that use
- * them for real need Docker): a fake `kind` on PATH that records its arguments, a fake Docker socket, and a loopback
- * Kubernetes API that plays the Job controller and the kubelet for one pod.
+ * The harnesses of the container suites (kind, the agent Job, deploy manifests) against stand-ins, so their plumbing is
+ * checked on every machine (the suites that use them for real need Docker): a fake `kind` on PATH that records its
+ * arguments, a fake Docker socket, and loopback Kubernetes APIs that play the Job controller and the kubelet.
  */
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
@@ -13,9 +13,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AGENT_CONFIGMAP_NAME, AGENT_SCRIPT_KEY } from '../../src/agent/job.ts';
 import { runAgentJob } from '../../src/harness/agent-job.ts';
 import { createKindCluster, kindAvailable, loadImage, nodeNames } from '../../src/harness/kind.ts';
+import { applyManifests, readManifests } from '../../src/harness/manifests.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
 
-const scratch = scratchDirs('kind-harness');
+const scratch = scratchDirs('cluster-harness');
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   await Promise.all(closers.splice(0).map((close) => close()));
@@ -236,5 +237,79 @@ describe('runAgentJob', () => {
     await expect(runAgentJob(api.kubeConfig, { node: 'slow', pollMs: 20, timeoutMs: 100 })).rejects.toThrow(
       /did not finish within 0\.1 s: pod agent-pod-1 Pending; agent waiting \(ContainerCreating\)$/,
     );
+  });
+});
+
+describe('applyManifests', () => {
+  const MANIFESTS = {
+    '20-rbac.yaml': `apiVersion: v1
+kind: ServiceAccount
+metadata: { name: patchpilot, namespace: os-patch }
+---
+# a comment-only document is skipped
+`,
+    '10-namespace.yaml': `apiVersion: v1
+kind: ServiceAccount
+metadata: { name: early, namespace: os-patch }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: os-patch }
+`,
+  };
+
+  it('reads every document, Namespaces first, files in name order; nothing when the folder is missing', () => {
+    const dir = scratch();
+    for (const [file, text] of Object.entries(MANIFESTS)) writeFileSync(join(dir, file), text);
+    writeFileSync(join(dir, 'README.md'), '# not a manifest');
+    expect(readManifests(dir).map((m) => `${m.file}:${m.object.kind}/${m.object.metadata?.name}`)).toEqual([
+      '10-namespace.yaml:Namespace/os-patch',
+      '10-namespace.yaml:ServiceAccount/early',
+      '20-rbac.yaml:ServiceAccount/patchpilot',
+    ]);
+    expect(readManifests(join(dir, 'missing'))).toEqual([]);
+  });
+
+  it('creates each object through discovery, and keeps one that exists', async () => {
+    const dir = scratch();
+    for (const [file, text] of Object.entries(MANIFESTS)) writeFileSync(join(dir, file), text);
+    const posts: string[] = [];
+    const server: HttpServer = createHttpServer(async (req, res) => {
+      for await (const chunk of req) void chunk;
+      const json = (status: number, value: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(value));
+      };
+      const path = new URL(req.url ?? '/', 'http://fake').pathname;
+      if (req.method === 'GET' && path === '/api/v1') {
+        return json(200, {
+          kind: 'APIResourceList',
+          groupVersion: 'v1',
+          resources: [
+            { name: 'namespaces', singularName: 'namespace', kind: 'Namespace', namespaced: false, verbs: ['create'] },
+            { name: 'serviceaccounts', singularName: 'serviceaccount', kind: 'ServiceAccount', namespaced: true, verbs: ['create'] },
+          ],
+        });
+      }
+      posts.push(`${req.method} ${path}`);
+      if (path === '/api/v1/namespaces') return json(409, { kind: 'Status', code: 409, reason: 'AlreadyExists' });
+      return json(201, {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    closers.push(() => new Promise((resolve) => server.close(() => resolve())));
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromString(KUBECONFIG(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+
+    const applied = await applyManifests(kubeConfig, dir);
+    expect(applied).toEqual([
+      { file: '10-namespace.yaml', kind: 'Namespace', name: 'os-patch', created: false },
+      { file: '10-namespace.yaml', kind: 'ServiceAccount', name: 'early', namespace: 'os-patch', created: true },
+      { file: '20-rbac.yaml', kind: 'ServiceAccount', name: 'patchpilot', namespace: 'os-patch', created: true },
+    ]);
+    expect(posts).toEqual([
+      'POST /api/v1/namespaces',
+      'POST /api/v1/namespaces/os-patch/serviceaccounts',
+      'POST /api/v1/namespaces/os-patch/serviceaccounts',
+    ]);
   });
 });
