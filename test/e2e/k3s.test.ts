@@ -1,8 +1,8 @@
 /**
  * patchpilot's Kubernetes side against a real API server, kubelet and Job controller: k3s in one container
  * (testcontainers' K3sContainer). The deploy manifests are applied and their RBAC checked by the API server's own
- * authorizer, the agent's patch Job runs on the k3s node, and nodes are cordoned and uncordoned through client-node
- * (and through the Kubernetes adapter when it is present).
+ * authorizer, the agent's patch Job runs on the k3s node (by the harness and by the Kubernetes adapter), and the node
+ * is cordoned and uncordoned through client-node and through the adapter.
  *
  * The k3s node is no OS patchpilot supports: its image is built from scratch with busybox and no package manager, so
  * the agent must fail cleanly and change nothing.
@@ -15,17 +15,18 @@ import { AuthorizationV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOpti
 import type { StartedK3sContainer } from '@testcontainers/k3s';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_NAMESPACE } from '../../src/agent/job.ts';
+import { patchJobName } from '../../src/cluster/jobs.ts';
+import { KubeCluster, REQUIRED_PERMISSIONS, describePermission } from '../../src/cluster/kube/index.ts';
 import { ANNOTATIONS } from '../../src/engine/metadata.ts';
 import { AGENT_ERROR_CODES } from '../../src/engine/report.ts';
 import { probeContainerRuntime } from '../../src/harness/container-runtime.ts';
 import { ensureNamespace, runAgentJob } from '../../src/harness/agent-job.ts';
 import { applyManifests, readManifests, type AppliedObject } from '../../src/harness/manifests.ts';
-import { loadKubeCluster, wallClock } from './kube-adapter.ts';
+import { parsePlan } from '../../src/engine/plan.ts';
+import { wallClock } from './wall-clock.ts';
 
 const runtime = await probeContainerRuntime();
 if (!runtime.ok) console.warn(`[test/e2e/k3s] skipped: ${runtime.reason}`);
-const adapter = runtime.ok ? await loadKubeCluster() : null;
-if (adapter && !adapter.ok) console.warn(`[test/e2e/k3s] adapter cordon test skipped: ${adapter.reason}`);
 
 const K3S_IMAGE = 'rancher/k3s:v1.31.2-k3s1';
 const DEPLOY_DIR = fileURLToPath(new URL('../../deploy/', import.meta.url));
@@ -80,25 +81,31 @@ describe.skipIf(!runtime.ok)('on k3s (testcontainers)', () => {
     }
     const user = `system:serviceaccount:${account.namespace ?? 'default'}:${account.name}`;
     const authz = kubeConfig.makeApiClient(AuthorizationV1Api);
-    // What every ClusterPort implementation must be allowed, whatever else the adapter asks for.
-    const needs = [
-      { verb: 'list', resource: 'nodes' },
-      { verb: 'patch', resource: 'nodes' },
-      { verb: 'list', resource: 'pods' },
-      { verb: 'create', resource: 'pods', subresource: 'eviction', namespace: 'default' },
-      { verb: 'create', group: 'batch', resource: 'jobs', namespace: DEFAULT_NAMESPACE },
-      { verb: 'get', resource: 'pods', subresource: 'log', namespace: DEFAULT_NAMESPACE },
-    ];
+    // Everything the adapter sends, as it lists it itself (and checks up front with SelfSubjectAccessReviews).
     const denied: string[] = [];
-    for (const need of needs) {
-      const review = await authz.createSubjectAccessReview({
-        body: {
-          apiVersion: 'authorization.k8s.io/v1',
-          kind: 'SubjectAccessReview',
-          spec: { user, groups: ['system:serviceaccounts', `system:serviceaccounts:${account.namespace ?? 'default'}`], resourceAttributes: need },
-        },
-      });
-      if (!review.status?.allowed) denied.push(`${need.verb} ${need.resource}${need.subresource ? `/${need.subresource}` : ''}`);
+    for (const permission of REQUIRED_PERMISSIONS) {
+      const [resource = '', subresource] = permission.resource.split('/');
+      const namespace = permission.namespaced ? DEFAULT_NAMESPACE : null;
+      for (const verb of permission.verbs) {
+        const review = await authz.createSubjectAccessReview({
+          body: {
+            apiVersion: 'authorization.k8s.io/v1',
+            kind: 'SubjectAccessReview',
+            spec: {
+              user,
+              groups: ['system:serviceaccounts', `system:serviceaccounts:${account.namespace ?? 'default'}`, 'system:authenticated'],
+              resourceAttributes: {
+                verb,
+                group: permission.group,
+                resource,
+                ...(subresource ? { subresource } : {}),
+                ...(namespace ? { namespace } : {}),
+              },
+            },
+          },
+        });
+        if (!review.status?.allowed) denied.push(describePermission({ verb, group: permission.group, resource: permission.resource, namespace }));
+      }
     }
     expect(denied, `${user} is denied`).toEqual([]);
   });
@@ -165,9 +172,40 @@ describe.skipIf(!runtime.ok)('on k3s (testcontainers)', () => {
     expect(uncordoned.metadata?.annotations?.[ANNOTATIONS.cordonedBy]).toBeUndefined();
   });
 
-  it.skipIf(!adapter?.ok)('the Kubernetes adapter cordons only once and never lifts a cordon that is not its own', async () => {
-    if (!adapter?.ok) return;
-    const cluster = new adapter.KubeCluster({ kubeConfig, clock: wallClock() });
+  it(
+    'the Kubernetes adapter reports the same failure for its own patch Job',
+    async () => {
+      const cluster = new KubeCluster({ kubeConfig, clock: wallClock() });
+      await cluster.ensureAgentConfigMap();
+      const plan = parsePlan({});
+      const hash = 'k3sadapter1';
+      const jobName = patchJobName('native', nodeName, hash);
+      const started = await cluster.startPatchJob({
+        jobName,
+        runId: 'run-k3s-adapter',
+        node: nodeName,
+        hash,
+        mode: 'native',
+        agent: 'modern',
+        securityOnly: plan.securityOnly,
+        holdPackages: plan.holdPackages,
+        lockTimeoutSeconds: 60,
+        rebootIfRequired: false,
+        downloadOnly: false,
+      });
+      expect(started).toEqual({ jobName, created: true });
+      const outcome = await cluster.awaitAgentReport(jobName, AbortSignal.timeout(AGENT_TIMEOUT - 30_000)).then(
+        (report) => ({ report, error: null }),
+        (error: unknown) => ({ report: null, error: error as { code?: string; message: string } }),
+      );
+      if (outcome.report) expect(outcome.report).toMatchObject({ result: 'failed', error: { code: 'UNSUPPORTED_OS' } });
+      else expect(outcome.error, String(outcome.error?.message)).toMatchObject({ code: 'JOB_FAILED' });
+    },
+    AGENT_TIMEOUT,
+  );
+
+  it('the Kubernetes adapter cordons once and never lifts a cordon that is not its own', async () => {
+    const cluster = new KubeCluster({ kubeConfig, clock: wallClock() });
     expect(await cluster.cordon(nodeName, 'run-a')).toBe('cordoned');
     expect(await cluster.cordon(nodeName, 'run-a')).toBe('already-ours');
     expect(await cluster.cordon(nodeName, 'run-b')).toBe('foreign');

@@ -5,7 +5,7 @@
  * way is that kubelet, containerd and runc are never moved and that the node's holds are as they were.
  *
  * Needs the kind binary and a Docker engine (CI's `kind` job installs kind); without them the suite is skipped and says
- * why. With the Kubernetes adapter present, a whole Orchestrator run patches every node of the cluster.
+ * why. Then a whole Orchestrator run, through the Kubernetes adapter, patches every node of the cluster.
  */
 import { CoreV1Api } from '@kubernetes/client-node';
 import { execa } from 'execa';
@@ -14,15 +14,14 @@ import { DEFAULT_AGENT_IMAGE } from '../../src/agent/job.ts';
 import { ANNOTATIONS } from '../../src/engine/metadata.ts';
 import { versionHash } from '../../src/engine/hash.ts';
 import { DEFAULT_HOLD_PACKAGES, parsePlan } from '../../src/engine/plan.ts';
-import { installAgentConfigMap, ensureNamespace } from '../../src/harness/agent-job.ts';
+import { KubeCluster } from '../../src/cluster/kube/index.ts';
+import { ensureNamespace } from '../../src/harness/agent-job.ts';
 import { createKindCluster, kindAvailable, loadImage, nodeNames, runAgentJob, type KindCluster } from '../../src/harness/kind.ts';
 import { Orchestrator } from '../../src/service/orchestrator.ts';
-import { loadKubeCluster, wallClock } from './kube-adapter.ts';
+import { wallClock } from './wall-clock.ts';
 
 const kind = await kindAvailable();
 if (!kind.ok) console.warn(`[test/e2e/kind] skipped: ${kind.reason}`);
-const adapter = kind.ok ? await loadKubeCluster() : null;
-if (adapter && !adapter.ok) console.warn(`[test/e2e/kind] orchestrator run skipped: ${adapter.reason}`);
 
 /** Unique per process: two runs on one Docker engine (CI's jobs, a developer's second terminal) must not meet. */
 const CLUSTER_NAME = `patchpilot-e2e-${process.pid}`;
@@ -89,15 +88,16 @@ describe.skipIf(!kind.ok)('on a kind cluster', () => {
     AGENT_TIMEOUT,
   );
 
-  it.skipIf(!adapter?.ok)(
-    'with the Kubernetes adapter, an Orchestrator run patches every node, marks it with the hash and leaves none cordoned',
+  it(
+    'an Orchestrator run through the Kubernetes adapter patches every node, marks it with the hash and leaves none cordoned',
     async () => {
-      if (!cluster || !adapter?.ok) return;
+      if (!cluster) return;
       const clock = wallClock();
-      const kubeCluster = new adapter.KubeCluster({ kubeConfig: cluster.kubeConfig, clock });
-      // The script this build ships, as `patchpilot` installs it before a run.
+      const kubeCluster = new KubeCluster({ kubeConfig: cluster.kubeConfig, clock });
+      // What deploy/ and `patchpilot` set up before a first run: the namespace, then this build's agent script.
       await ensureNamespace(cluster.kubeConfig);
-      await installAgentConfigMap(cluster.kubeConfig);
+      await kubeCluster.ensureAgentConfigMap();
+      expect(await kubeCluster.missingPermissions()).toEqual([]);
 
       const events: string[] = [];
       const orchestrator = new Orchestrator({ cluster: kubeCluster, clock, holder: `e2e-${process.pid}`, onEvent: (e) => events.push(JSON.stringify(e)) });

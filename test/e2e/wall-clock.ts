@@ -1,28 +1,8 @@
 /**
- * What the container suites need from the rest of patchpilot at run time: the Kubernetes adapter (loaded by a computed
- * specifier, so these suites type-check and skip with a reason while it is absent or broken) and a wall clock for an
- * Orchestrator that drives a real cluster.
+ * Real time for an Orchestrator and a KubeCluster that drive a real cluster in the container suites (the engine's tests
+ * use virtual time).
  */
-import type { KubeConfig } from '@kubernetes/client-node';
-import type { ClusterPort } from '../../src/cluster/port.ts';
 import type { Clock, TimerId } from '../../src/engine/clock.ts';
-
-export type KubeClusterConstructor = new (options: { kubeConfig: KubeConfig; clock: Clock }) => ClusterPort;
-
-export type AdapterProbe = { ok: true; KubeCluster: KubeClusterConstructor } | { ok: false; reason: string };
-
-export async function loadKubeCluster(): Promise<AdapterProbe> {
-  const specifier = new URL('../../src/cluster/kube/index.ts', import.meta.url).href;
-  try {
-    const module = (await import(specifier)) as { KubeCluster?: unknown };
-    if (typeof module.KubeCluster !== 'function') {
-      return { ok: false, reason: 'KubeCluster adapter not available (src/cluster/kube/index.ts does not export KubeCluster)' };
-    }
-    return { ok: true, KubeCluster: module.KubeCluster as KubeClusterConstructor };
-  } catch (e) {
-    return { ok: false, reason: `KubeCluster adapter not available (${(e as Error).message.split('\n')[0]})` };
-  }
-}
 
 /** Node's timers overflow past 2^31 - 1 ms (about 24.8 days) and then fire at once; longer delays are re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
