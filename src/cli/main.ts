@@ -13,6 +13,9 @@ import { openCliStore, DEFAULT_DB } from './paths.ts';
 import { planCheck } from './plan-check.ts';
 import { ScenarioError } from '../sim/scenario.ts';
 import type { SimOptions } from './sim.ts';
+import type { RunOptions } from './run.ts';
+import { KubeConfigError } from '../cluster/kube/config-error.ts';
+import { RunError } from './run-error.ts';
 
 const positiveInt = (value: string): number => {
   const n = Number(value);
@@ -81,6 +84,20 @@ export function buildProgram(): Command {
     .option('--json', 'print the result as JSON instead of the live view')
     .action(async (opts: { db?: string; resume?: string; speed?: number; json?: boolean }) => {
       process.exitCode = await demo(opts, { out: process.stdout, now: () => Date.now() });
+    });
+
+  program
+    .command('run')
+    .description('patch a real cluster: its nodes one by one (or a few), cordoned, drained, patched by the agent Job, rebooted if needed')
+    .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod\'s service account)')
+    .option('--context <name>', 'kubeconfig context to use (default: its current context)')
+    .option('--plan <file>', 'plan file (YAML or JSON; default: every default, cluster named after the context\'s)')
+    .option('--trigger <id>', 'trigger id for the version hash (the same id again patches only nodes without its label)')
+    .option('--dry-run', 'list the nodes that would be patched, in order, and why the others would not; change nothing')
+    .option('--db <path>', dbOption)
+    .action(async (opts: RunOptions) => {
+      const { runCommand } = await import('./run.ts');
+      process.exitCode = await runCommand(opts, { out: process.stdout });
     });
 
   const runs = program
@@ -157,7 +174,7 @@ export function buildProgram(): Command {
 /** Every error a user can cause, as the text to show. Anything else is a bug and keeps its stack trace. */
 export function describeUserError(err: unknown): string | null {
   if (err instanceof PlanError || err instanceof ScheduleError || err instanceof ScenarioError) return `error: ${err.message}`;
-  if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof DemoError) {
+  if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof DemoError || err instanceof RunError || err instanceof KubeConfigError) {
     return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`;
   }
   return null;

@@ -27,9 +27,6 @@ export const REQUIRED_PERMISSIONS: readonly Permission[] = [
   { group: 'coordination.k8s.io', resource: 'leases', verbs: ['get', 'create', 'update'], namespaced: true },
 ];
 
-/** What a dry run needs: reading nodes. */
-export const READ_ONLY_PERMISSIONS: readonly Permission[] = [{ group: '', resource: 'nodes', verbs: ['list'], namespaced: false }];
-
 export interface MissingPermission {
   verb: string;
   group: string;

@@ -1,0 +1,237 @@
+/**
+ * `patchpilot run`: the engine against a real cluster. Everything that can refuse the run is checked before anything
+ * changes: the kubeconfig (client-node would otherwise fall back to localhost:8080 without a word), the API server
+ * being reachable, the credentials holding every permission the adapter uses, and the namespace (the Lease is the
+ * first thing written). `--dry-run` stops after the selection and says, for every node, why it would or would not be
+ * patched.
+ */
+import { hostname, userInfo } from 'node:os';
+import type { Writable } from 'node:stream';
+import {
+  KubeApiError,
+  KubeCluster,
+  KubeForbiddenError,
+  KubeNamespaceMissingError,
+  KubeUnreachableError,
+  describePermission,
+  type MissingPermission,
+} from '../cluster/kube/index.ts';
+import { loadKubeConfig } from '../cluster/kube/kubeconfig.ts';
+import type { ClusterNode } from '../cluster/port.ts';
+import { versionHash } from '../engine/hash.ts';
+import type { NodeOutcome } from '../engine/node.machine.ts';
+import { parsePlan, type Plan } from '../engine/plan.ts';
+import { resolveTriggerStart } from '../engine/schedule.ts';
+import { selectNodes, type Selection } from '../engine/selection.ts';
+import { Orchestrator, type RunEvent } from '../service/orchestrator.ts';
+import { SystemClock } from '../service/system-clock.ts';
+import { table } from './format.ts';
+import { LiveView, outcomeLine, summaryTable } from './live.ts';
+import { DEFAULT_DB, openCliStore } from './paths.ts';
+import { loadPlanFile } from './plan-check.ts';
+import { RunError } from './run-error.ts';
+
+export interface RunOptions {
+  kubeconfig?: string;
+  context?: string;
+  plan?: string;
+  dryRun?: boolean;
+  db?: string;
+  trigger?: string;
+}
+
+export interface RunIo {
+  out: Writable & { isTTY?: boolean };
+  env?: NodeJS.ProcessEnv;
+}
+
+const RBAC_HINT = 'grant it in deploy/clusterrole.yaml (kubectl apply -k deploy/), or use credentials that have it';
+
+export async function runCommand(options: RunOptions, io: RunIo): Promise<number> {
+  const { kubeConfig, source } = loadKubeConfig({ path: options.kubeconfig, context: options.context, ...(io.env ? { env: io.env } : {}) });
+  const contextCluster = kubeConfig.getCurrentCluster()?.name ?? 'default';
+  const plan = options.plan ? loadPlanFile(options.plan) : parsePlan({ cluster: contextCluster });
+  const clock = new SystemClock();
+  const cluster = new KubeCluster({ kubeConfig, clock, name: plan.cluster });
+  const write = (text: string) => io.out.write(`${text}\n`);
+
+  const nodes = await explain(() => cluster.listNodes(), cluster, source);
+  const now = clock.now();
+  const start = resolveTriggerStart(plan.trigger, now);
+  const triggerId = options.trigger ?? start.triggerId;
+  const hash = versionHash(plan, triggerId);
+  const selection = selectNodes(nodes, { labelKey: plan.labelKey, hash, nodeSelector: plan.nodeSelector, nodes: plan.nodes });
+
+  if (options.dryRun) {
+    const missing = await checkAccess(cluster, source);
+    write(dryRunReport({ plan, planSource: options.plan ?? null, server: cluster.server, nodes, selection, hash, triggerId, missing }));
+    return 0;
+  }
+
+  const missing = await checkAccess(cluster, source);
+  const first = missing?.[0];
+  if (first) {
+    const all = missing.map(describePermission).join(', ');
+    throw new RunError(`forbidden: the credentials from ${source} cannot ${describePermission(first)}${missing.length > 1 ? ` (missing: ${all})` : ''}`, RBAC_HINT);
+  }
+
+  const store = openCliStore(options.db);
+  const requestedBy = whoAmI();
+  const tty = io.out.isTTY === true;
+  const view = new LiveView({ out: io.out, tty, title: `patchpilot run · cluster ${plan.cluster}`, now: () => clock.now() });
+  const outcomes: NodeOutcome[] = [];
+  const orchestrator = new Orchestrator({
+    cluster,
+    clock,
+    store,
+    onEvent: (event: RunEvent) => {
+      if (event.type === 'node.finished') outcomes.push(event.outcome);
+      view.handle(event);
+      view.draw();
+    },
+  });
+  // A run of this cluster that a crash or a restart of the Deployment's pod interrupted is finished first: its
+  // cordons carry its run id, which a new run would take for someone else's.
+  const unfinished = store.listRuns({ cluster: plan.cluster, active: true, limit: 1 })[0];
+  if (unfinished) write(`resuming unfinished run ${unfinished.id} of cluster ${plan.cluster} (requested by ${unfinished.requestedBy}); its own plan applies`);
+  const handle = await explain(
+    () =>
+      unfinished ? orchestrator.resume(unfinished.id) : orchestrator.start({
+        plan,
+        requestedBy,
+        triggerId,
+        // An on-demand run asked for on the command line starts now; Palette's ten-minute grace is for its UI.
+        ...(plan.trigger.kind === 'on-demand' && plan.trigger.notBefore === undefined ? { notBefore: null } : {}),
+      }),
+    cluster,
+    source,
+  ).catch((err: unknown) => {
+    store.close();
+    throw err;
+  });
+  write(`${tty ? '' : '# '}run ${handle.runId}: ${selection.selected.length} node(s) of cluster ${plan.cluster} to patch, ${plan.concurrency} at a time (Ctrl-C cancels)`);
+  view.expect(selection.selected.map((t) => t.name));
+
+  let interrupts = 0;
+  const interrupt = () => {
+    interrupts += 1;
+    if (interrupts === 1) {
+      const answer = handle.send({ type: 'CANCEL', by: requestedBy, reason: 'interrupted from the terminal' });
+      write(`\n${answer.message}: nodes in flight finish their step and get their cordon back; Ctrl-C again to stop at once`);
+      return;
+    }
+    handle.detach();
+    store.close();
+    write(`\nstopped: run ${handle.runId} is saved in ${options.db ?? DEFAULT_DB}; nodes it had cordoned carry patchpilot.io/cordoned-by=${handle.runId}`);
+    process.exit(130);
+  };
+  process.on('SIGINT', interrupt);
+  const redraw = tty ? setInterval(() => view.draw(), 1000) : undefined;
+  try {
+    const output = await handle.result;
+    view.draw();
+    write(`\n${summaryTable(outcomes)}\n\n${outcomeLine(output)}`);
+    const db = options.db ? ` --db ${options.db}` : '';
+    write(`history: npx patchpilot runs show ${output.runId}${db}   audit trail: npx patchpilot audit show --run ${output.runId}${db}`);
+    return output.outcome === 'succeeded' ? 0 : 1;
+  } finally {
+    if (redraw) clearInterval(redraw);
+    process.removeListener('SIGINT', interrupt);
+    store.close();
+  }
+}
+
+/** The API errors a user can cause or fix, as RunErrors; anything else goes on unchanged. */
+async function explain<T>(call: () => Promise<T>, cluster: KubeCluster, source: string): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof KubeUnreachableError) {
+      throw new RunError(
+        `cannot reach the Kubernetes API server at ${err.server} (${err.networkCode})`,
+        `check that the cluster is running and that ${source} (context ${cluster.name}) points at it`,
+      );
+    }
+    if (err instanceof KubeForbiddenError) {
+      throw new RunError(`forbidden: the credentials from ${source} cannot ${err.verb} ${err.resource}${err.group ? ` (API group ${err.group})` : ''}`, RBAC_HINT);
+    }
+    if (err instanceof KubeNamespaceMissingError) {
+      throw new RunError(`namespace ${err.namespace} does not exist in cluster ${cluster.name}`, 'create it with: kubectl apply -k deploy/ (or kubectl apply -f deploy/namespace.yaml)');
+    }
+    if (err instanceof KubeApiError && err.status === 401) {
+      throw new RunError(`the API server at ${cluster.server} did not accept the credentials from ${source} (401 Unauthorized)`, 'refresh the token or certificate in the kubeconfig');
+    }
+    throw err;
+  }
+}
+
+/** Missing permissions, or null when the API server does not serve SelfSubjectAccessReviews. */
+function checkAccess(cluster: KubeCluster, source: string): Promise<MissingPermission[] | null> {
+  return explain(
+    () =>
+      cluster.missingPermissions().catch((err: unknown) => {
+        // Without the authorization API the run finds out on its first refused request, which names the permission.
+        if (err instanceof KubeApiError && err.status === 404) return null;
+        throw err;
+      }),
+    cluster,
+    source,
+  );
+}
+
+function whoAmI(): string {
+  let user = process.env.USER ?? 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // No passwd entry (a container running as an arbitrary uid): keep $USER.
+  }
+  return `${user}@${hostname()}`;
+}
+
+interface DryRunFacts {
+  plan: Plan;
+  planSource: string | null;
+  server: string;
+  nodes: ClusterNode[];
+  selection: Selection;
+  hash: string;
+  triggerId: string;
+  missing: MissingPermission[] | null;
+}
+
+export function dryRunReport(facts: DryRunFacts): string {
+  const { plan, selection } = facts;
+  const byName = new Map(facts.nodes.map((n) => [n.name, n]));
+  const lines = [
+    `cluster ${plan.cluster} at ${facts.server}: ${facts.nodes.length} node(s)`,
+    `plan: ${facts.planSource ?? 'defaults'}; trigger ${facts.triggerId}; version hash ${facts.hash} (label ${plan.labelKey})`,
+    '',
+  ];
+  if (selection.selected.length === 0) {
+    lines.push('would patch no node');
+  } else {
+    lines.push(`would patch ${selection.selected.length} node(s), in this order, ${plan.concurrency} at a time:`);
+    lines.push(
+      table(
+        ['#', 'node', 'role', 'zone', 'os image', 'now'],
+        selection.selected.map((t, i) => {
+          const node = byName.get(t.name);
+          const now = !node ? '' : !node.ready ? 'NotReady' : node.unschedulable ? 'cordoned' : 'Ready';
+          return [String(i + 1), t.name, t.role, t.zone || '-', node?.osImage ?? '', now];
+        }),
+      ),
+    );
+  }
+  if (selection.excluded.length > 0) {
+    lines.push('', `excluded ${selection.excluded.length} node(s):`);
+    lines.push(table(['node', 'reason', 'detail'], selection.excluded.map((e) => [e.name, e.reason, e.detail])));
+  }
+  if (selection.unknown.length > 0) lines.push('', `named in the plan but not in the cluster: ${selection.unknown.join(', ')}`);
+  lines.push('');
+  if (facts.missing === null) lines.push('permissions: not checked (the API server does not answer SelfSubjectAccessReviews)');
+  else if (facts.missing.length === 0) lines.push('permissions: everything a run needs is granted');
+  else lines.push(`permissions: a run would be refused; missing: ${facts.missing.map(describePermission).join(', ')} (see deploy/clusterrole.yaml)`);
+  lines.push('dry run: nothing was changed');
+  return lines.join('\n');
+}

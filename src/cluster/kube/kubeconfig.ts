@@ -1,0 +1,97 @@
+/**
+ * Finding the cluster's credentials the way kubectl does (--kubeconfig, then $KUBECONFIG, then ~/.kube/config, then
+ * the pod's service account), but refusing where client-node would guess: with none of them, its loadFromDefault()
+ * silently points at http://localhost:8080, and the first call then fails with an unrelated TLS message.
+ */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfigError } from './config-error.ts';
+
+export { KubeConfigError };
+
+export interface KubeConfigRequest {
+  /** --kubeconfig */
+  path?: string | undefined;
+  /** --context */
+  context?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  home?: string;
+}
+
+export interface LoadedKubeConfig {
+  kubeConfig: KubeConfig;
+  /** Where it came from, for messages: a file path, or "in-cluster service account". */
+  source: string;
+}
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+export function loadKubeConfig(request: KubeConfigRequest = {}): LoadedKubeConfig {
+  const env = request.env ?? process.env;
+  const kc = new KubeConfig();
+  let source: string;
+  if (request.path !== undefined) {
+    source = request.path;
+    loadFile(kc, request.path, '--kubeconfig');
+  } else if (env.KUBECONFIG) {
+    const files = env.KUBECONFIG.split(delimiter).filter(Boolean);
+    source = files.join(delimiter);
+    loadFile(kc, files[0]!, 'KUBECONFIG');
+    for (const file of files.slice(1)) {
+      if (!existsSync(file)) continue;
+      const more = new KubeConfig();
+      loadFile(more, file, 'KUBECONFIG');
+      kc.mergeConfig(more);
+    }
+  } else {
+    const home = request.home ?? homedir();
+    const defaultPath = join(home, '.kube', 'config');
+    if (existsSync(defaultPath)) {
+      source = defaultPath;
+      loadFile(kc, defaultPath, 'default kubeconfig');
+    } else if (env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) {
+      source = 'in-cluster service account';
+      kc.loadFromCluster();
+    } else {
+      throw new KubeConfigError(
+        `no kubeconfig: KUBECONFIG is not set, ${defaultPath} does not exist, and this is not running in a pod`,
+        'pass --kubeconfig PATH (for kind: kind get kubeconfig --name NAME > kubeconfig.yaml)',
+      );
+    }
+  }
+  selectContext(kc, request.context, source);
+  return { kubeConfig: kc, source };
+}
+
+function loadFile(kc: KubeConfig, path: string, from: string): void {
+  if (!existsSync(path)) throw new KubeConfigError(`kubeconfig ${path} (from ${from}) does not exist`, 'pass --kubeconfig PATH to an existing file');
+  try {
+    kc.loadFromFile(path);
+  } catch (err) {
+    throw new KubeConfigError(`kubeconfig ${path} cannot be read: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`, 'check the file with: kubectl --kubeconfig PATH config view');
+  }
+}
+
+function selectContext(kc: KubeConfig, context: string | undefined, source: string): void {
+  const names = kc.getContexts().map((c) => c.name);
+  const available = names.length > 0 ? `contexts in it: ${names.join(', ')}` : 'it defines no context';
+  if (context !== undefined) {
+    if (!names.includes(context)) throw new KubeConfigError(`context "${context}" is not in kubeconfig ${source}`, `pass --context with one of the ${available}`);
+    kc.setCurrentContext(context);
+  }
+  const current = kc.getCurrentContext();
+  if (!current || !kc.getContextObject(current)) {
+    throw new KubeConfigError(`kubeconfig ${source} has no current context`, `pass --context NAME (${available})`);
+  }
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new KubeConfigError(`context "${current}" in kubeconfig ${source} names no known cluster`, 'fix the context, or pass --context NAME');
+  if (cluster.server.startsWith('http://') && !cluster.skipTLSVerify) {
+    // client-node refuses plain HTTP unless the cluster entry opts in, and says so only on the first request.
+    throw new KubeConfigError(
+      `cluster "${cluster.name}" in kubeconfig ${source} uses plain HTTP (${cluster.server}) without insecure-skip-tls-verify`,
+      'use the https:// endpoint, or set insecure-skip-tls-verify: true on that cluster entry (test servers only)',
+    );
+  }
+}
