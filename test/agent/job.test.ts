@@ -11,7 +11,9 @@ import {
   agentArgs,
   buildAgentConfigMap,
   buildPatchJob,
+  buildRebootJob,
   DEFAULT_ACTIVE_DEADLINE_SECONDS,
+  rebootJobName,
   type PatchJobBuildInput,
 } from '../../src/agent/job.ts';
 import { labelValue, patchJobName } from '../../src/cluster/jobs.ts';
@@ -334,5 +336,49 @@ describe('buildAgentConfigMap', () => {
     const volume = buildPatchJob(spec()).spec.template.spec.volumes[0]!;
     expect(volume.configMap.name).toBe(cm.metadata.name);
     expect(Object.keys(cm.data)).toEqual(volume.configMap.items.map((i) => i.key));
+  });
+});
+
+describe('buildRebootJob', () => {
+  const key = 'run-20261122-abc123/worker-1';
+
+  it('reboots the host through nsenter on PID 1, privileged, pinned to the node, never retried', () => {
+    const job = buildRebootJob({ node: 'worker-1', key });
+    const pod = job.spec.template.spec;
+    expect(pod.nodeName).toBe('worker-1');
+    expect(pod.hostPID).toBe(true);
+    expect(pod.restartPolicy).toBe('Never');
+    expect(pod.automountServiceAccountToken).toBe(false);
+    // A retried reboot Job would reboot the node a second time.
+    expect(job.spec.backoffLimit).toBe(0);
+    const c = pod.containers[0]!;
+    expect([...c.command, ...c.args]).toEqual(['nsenter', '--target', '1', '--mount', '--uts', '--ipc', '--net', '--pid', '--', 'systemctl', 'reboot']);
+    expect(c.securityContext).toEqual({ privileged: true, runAsUser: 0 });
+    expect(pod.tolerations).toEqual(buildPatchJob(spec({ activeDeadlineSeconds: job.spec.activeDeadlineSeconds })).spec.template.spec.tolerations);
+  });
+
+  it('says what it is and which reboot it is, on the Job and its pod', () => {
+    const job = buildRebootJob({ node: 'worker-1', key, namespace: 'ops', image: 'registry.local/tools:1' });
+    expect(job.metadata.namespace).toBe('ops');
+    expect(job.metadata.labels['patchpilot.io/action']).toBe('reboot');
+    expect(job.metadata.annotations).toMatchObject({ 'patchpilot.io/reboot-key': key, 'patchpilot.io/node': 'worker-1' });
+    expect(job.spec.template.metadata.labels).toEqual(job.metadata.labels);
+    expect(job.spec.template.spec.containers[0]?.image).toBe('registry.local/tools:1');
+  });
+
+  it('is named from the node and the key: the same key names the same Job, another key another', () => {
+    expect(buildRebootJob({ node: 'worker-1', key }).metadata.name).toBe(rebootJobName('worker-1', key));
+    expect(rebootJobName('worker-1', key)).toBe(rebootJobName('worker-1', key));
+    expect(rebootJobName('worker-1', key)).not.toBe(rebootJobName('worker-1', 'run-2/worker-1'));
+    expect(rebootJobName('worker-1', key)).toMatch(/^reboot-worker-1-[0-9a-f]{10}$/);
+    fc.assert(
+      fc.property(nodeName, fc.string({ maxLength: 80 }), (node, k) => {
+        const name = rebootJobName(node, k);
+        expect(name.length).toBeLessThanOrEqual(63);
+        expect(name).toMatch(DNS1123_LABEL);
+        for (const value of Object.values(buildRebootJob({ node, key: k }).metadata.labels)) expect(value).toMatch(LABEL_VALUE);
+      }),
+      { numRuns: 200 },
+    );
   });
 });
