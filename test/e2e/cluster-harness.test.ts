@@ -8,6 +8,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AGENT_CONFIGMAP_NAME, AGENT_SCRIPT_KEY } from '../../src/agent/job.ts';
@@ -268,6 +269,30 @@ metadata: { name: os-patch }
       '20-rbac.yaml:ServiceAccount/patchpilot',
     ]);
     expect(readManifests(join(dir, 'missing'))).toEqual([]);
+  });
+
+  it("follows a kustomization's resources, and leaves out the kinds it is told to", () => {
+    const dir = scratch();
+    for (const [file, text] of Object.entries(MANIFESTS)) writeFileSync(join(dir, file), text);
+    writeFileSync(join(dir, 'unlisted.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: unlisted }\n');
+    writeFileSync(join(dir, 'kustomization.yaml'), 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [20-rbac.yaml, 10-namespace.yaml]\n');
+    expect(readManifests(dir).map((m) => `${m.file}:${m.object.kind}/${m.object.metadata?.name}`)).toEqual([
+      '10-namespace.yaml:Namespace/os-patch',
+      '20-rbac.yaml:ServiceAccount/patchpilot',
+      '10-namespace.yaml:ServiceAccount/early',
+    ]);
+    expect(readManifests(dir, { excludeKinds: ['ServiceAccount'] }).map((m) => m.object.kind)).toEqual(['Namespace']);
+    writeFileSync(join(dir, 'kustomization.yaml'), 'resources: [gone.yaml]\n');
+    expect(() => readManifests(dir)).toThrow('kustomization.yaml lists gone.yaml, which this harness cannot find as local files');
+  });
+
+  it('reads the project\'s own deploy/ (what the k3s suite applies)', () => {
+    const objects = readManifests(fileURLToPath(new URL('../../deploy/', import.meta.url)), { excludeKinds: ['Deployment'] });
+    const kinds = objects.map((m) => m.object.kind);
+    expect(kinds[0]).toBe('Namespace');
+    expect(kinds).toEqual(expect.arrayContaining(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding']));
+    expect(kinds).not.toContain('Deployment');
+    expect(kinds).not.toContain('Kustomization');
   });
 
   it('creates each object through discovery, and keeps one that exists', async () => {

@@ -23,13 +23,15 @@ import { probeContainerRuntime } from '../../src/harness/container-runtime.ts';
 import { ensureNamespace, runAgentJob } from '../../src/harness/agent-job.ts';
 import { applyManifests, readManifests, type AppliedObject } from '../../src/harness/manifests.ts';
 import { parsePlan } from '../../src/engine/plan.ts';
-import { wallClock } from './wall-clock.ts';
+import { SystemClock } from '../../src/service/system-clock.ts';
 
 const runtime = await probeContainerRuntime();
 if (!runtime.ok) console.warn(`[test/e2e/k3s] skipped: ${runtime.reason}`);
 
 const K3S_IMAGE = 'rancher/k3s:v1.31.2-k3s1';
 const DEPLOY_DIR = fileURLToPath(new URL('../../deploy/', import.meta.url));
+/** Not the orchestrator's own Deployment: it would compete with these tests for the node (and its image is not there). */
+const MANIFEST_OPTIONS = { excludeKinds: ['Deployment'] };
 const START_TIMEOUT = 5 * 60_000;
 const AGENT_TIMEOUT = 6 * 60_000;
 
@@ -62,7 +64,7 @@ describe.skipIf(!runtime.ok)('on k3s (testcontainers)', () => {
     core = kubeConfig.makeApiClient(CoreV1Api);
     const nodes = await waitFor('a Ready node', () => core.listNode(), (list) => list.items.some(isReady));
     nodeName = nodes.items.find(isReady)!.metadata!.name!;
-    applied = await applyManifests(kubeConfig, DEPLOY_DIR);
+    applied = await applyManifests(kubeConfig, DEPLOY_DIR, MANIFEST_OPTIONS);
     // Without deploy/ the agent's namespace is all the Jobs need.
     await ensureNamespace(kubeConfig, DEFAULT_NAMESPACE);
   }, START_TIMEOUT);
@@ -72,7 +74,7 @@ describe.skipIf(!runtime.ok)('on k3s (testcontainers)', () => {
   }, 60_000);
 
   it('the deploy manifests apply, and the API server grants their service account what patching needs', async () => {
-    expect(applied.map((a) => `${a.kind}/${a.name}`)).toEqual(readManifests(DEPLOY_DIR).map((m) => `${m.object.kind}/${m.object.metadata?.name}`));
+    expect(applied.map((a) => `${a.kind}/${a.name}`)).toEqual(readManifests(DEPLOY_DIR, MANIFEST_OPTIONS).map((m) => `${m.object.kind}/${m.object.metadata?.name}`));
     expect((await core.readNamespace({ name: DEFAULT_NAMESPACE })).metadata?.name).toBe(DEFAULT_NAMESPACE);
     const account = applied.find((a) => a.kind === 'ServiceAccount');
     if (!account) {
@@ -175,7 +177,7 @@ describe.skipIf(!runtime.ok)('on k3s (testcontainers)', () => {
   it(
     'the Kubernetes adapter reports the same failure for its own patch Job',
     async () => {
-      const cluster = new KubeCluster({ kubeConfig, clock: wallClock() });
+      const cluster = new KubeCluster({ kubeConfig, clock: new SystemClock() });
       await cluster.ensureAgentConfigMap();
       const plan = parsePlan({});
       const hash = 'k3sadapter1';
@@ -205,7 +207,7 @@ describe.skipIf(!runtime.ok)('on k3s (testcontainers)', () => {
   );
 
   it('the Kubernetes adapter cordons once and never lifts a cordon that is not its own', async () => {
-    const cluster = new KubeCluster({ kubeConfig, clock: wallClock() });
+    const cluster = new KubeCluster({ kubeConfig, clock: new SystemClock() });
     expect(await cluster.cordon(nodeName, 'run-a')).toBe('cordoned');
     expect(await cluster.cordon(nodeName, 'run-a')).toBe('already-ours');
     expect(await cluster.cordon(nodeName, 'run-b')).toBe('foreign');

@@ -18,7 +18,7 @@ import { KubeCluster } from '../../src/cluster/kube/index.ts';
 import { ensureNamespace } from '../../src/harness/agent-job.ts';
 import { createKindCluster, kindAvailable, loadImage, nodeNames, runAgentJob, type KindCluster } from '../../src/harness/kind.ts';
 import { Orchestrator } from '../../src/service/orchestrator.ts';
-import { wallClock } from './wall-clock.ts';
+import { SystemClock } from '../../src/service/system-clock.ts';
 
 // CI runs this suite in a job of its own; its other jobs may well have kind installed too.
 const kind = process.env.PATCHPILOT_SKIP_KIND
@@ -95,7 +95,7 @@ describe.skipIf(!kind.ok)('on a kind cluster', () => {
     'an Orchestrator run through the Kubernetes adapter patches every node, marks it with the hash and leaves none cordoned',
     async () => {
       if (!cluster) return;
-      const clock = wallClock();
+      const clock = new SystemClock();
       const kubeCluster = new KubeCluster({ kubeConfig: cluster.kubeConfig, clock });
       // What deploy/ and `patchpilot` set up before a first run: the namespace, then this build's agent script.
       await ensureNamespace(cluster.kubeConfig);
