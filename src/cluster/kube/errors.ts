@@ -105,5 +105,5 @@ export function parseForbidden(message: string): { verb: string; resource: strin
 export function statusText(body: KubeStatus | null): string {
   if (!body) return '';
   const causes = (body.details?.causes ?? []).map((c) => c.message).filter((m): m is string => Boolean(m));
-  return [body.message ?? '', ...causes].filter(Boolean).join(': ');
+  return [body.message ?? '', ...causes].filter(Boolean).join(' ');
 }

@@ -1,0 +1,66 @@
+/** Finding credentials as kubectl does, and refusing where client-node would silently fall back to localhost:8080. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { KubeConfigError } from '../../src/cluster/kube/config-error.ts';
+import { loadKubeConfig } from '../../src/cluster/kube/kubeconfig.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
+
+const scratch = scratchDirs('kubeconfig');
+
+function kubeconfig(server: string, extra = ''): string {
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    `- name: c1\n  cluster:\n    server: ${server}\n${extra}`,
+    '- name: c2\n  cluster:\n    server: https://127.0.0.1:6444',
+    'users:',
+    '- name: u\n  user:\n    token: t',
+    'contexts:',
+    '- name: one\n  context:\n    cluster: c1\n    user: u',
+    '- name: two\n  context:\n    cluster: c2\n    user: u',
+    'current-context: one',
+  ].join('\n');
+}
+
+function file(text: string): string {
+  const path = join(scratch(), 'kubeconfig.yaml');
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('loadKubeConfig', () => {
+  it('refuses to guess when there is no kubeconfig anywhere', () => {
+    const attempt = () => loadKubeConfig({ env: {}, home: scratch() });
+    expect(attempt).toThrow(KubeConfigError);
+    expect(attempt).toThrow(/no kubeconfig: KUBECONFIG is not set, .*\.kube\/config does not exist, and this is not running in a pod/);
+  });
+
+  it('takes --kubeconfig first, then KUBECONFIG, then ~/.kube/config', () => {
+    const path = file(kubeconfig('https://127.0.0.1:6443'));
+    expect(loadKubeConfig({ path, env: {} }).source).toBe(path);
+    expect(loadKubeConfig({ env: { KUBECONFIG: path }, home: scratch() }).kubeConfig.getCurrentCluster()?.name).toBe('c1');
+    const missing = join(scratch(), 'nope.yaml');
+    expect(() => loadKubeConfig({ path: missing, env: {} })).toThrow(`kubeconfig ${missing} (from --kubeconfig) does not exist`);
+  });
+
+  it('switches to the context asked for, and names the ones there are when it does not exist', () => {
+    const path = file(kubeconfig('https://127.0.0.1:6443'));
+    expect(loadKubeConfig({ path, context: 'two', env: {} }).kubeConfig.getCurrentCluster()?.name).toBe('c2');
+    try {
+      loadKubeConfig({ path, context: 'three', env: {} });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as KubeConfigError).message).toBe(`context "three" is not in kubeconfig ${path}`);
+      expect((err as KubeConfigError).hint).toContain('contexts in it: one, two');
+    }
+  });
+
+  it('refuses plain HTTP without insecure-skip-tls-verify, as client-node would on the first request', () => {
+    expect(() => loadKubeConfig({ path: file(kubeconfig('http://127.0.0.1:8080')), env: {} })).toThrow(/uses plain HTTP .* without insecure-skip-tls-verify/);
+    expect(loadKubeConfig({ path: file(kubeconfig('http://127.0.0.1:8080', '    insecure-skip-tls-verify: true')), env: {} }).kubeConfig.getCurrentCluster()?.server).toBe(
+      'http://127.0.0.1:8080',
+    );
+  });
+});
