@@ -84,9 +84,12 @@ describe.skipIf(!kind.ok)('on a kind cluster', () => {
       for (const held of report.held) expect(DEFAULT_HOLD_PACKAGES as readonly string[]).toContain(held);
 
       expect(await versions()).toEqual(before);
+      // An upgrade may restart a service the kubelet depends on (systemd, libc users): the node must come back Ready.
       const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
-      const after = await core.readNode({ name: node });
-      expect(after.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+      const ready = async () => (await core.readNode({ name: node })).status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+      const giveUpAt = Date.now() + 120_000;
+      while (!(await ready()) && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, 2000));
+      expect(await ready(), `${node} is Ready after the patch`).toBe(true);
     },
     AGENT_TIMEOUT,
   );
