@@ -79,18 +79,23 @@ export class KubeLease {
     return (await this.acquire(request)).acquired;
   }
 
-  /** Gives the lease up if we hold it (the holder is cleared, so the next orchestrator need not wait for it to expire). */
+  /**
+   * Gives the lease up if we hold it (the holder is cleared, so the next orchestrator need not wait for it to
+   * expire). Best effort, and never throws: a lease we fail to release simply expires.
+   */
   async release(leaseName: string, holder: string): Promise<void> {
     const { coordination, requests, namespace } = this.#ctx;
     const name = leaseObjectName(leaseName);
     const request: ApiRequest = { verb: 'update', resource: 'leases', group: 'coordination.k8s.io', namespace, name };
-    await requests.untilNoConflict(request, async () => {
-      const current = await this.#read(name);
-      if (current === null || current.spec?.holderIdentity !== holder) return;
-      const { holderIdentity: _released, ...spec } = current.spec ?? {};
-      const body: V1Lease = { ...current, spec };
-      await requests.send(request, (o) => coordination.replaceNamespacedLease({ name, namespace, body }, o));
-    });
+    await requests
+      .untilNoConflict(request, async () => {
+        const current = await this.#read(name);
+        if (current === null || current.spec?.holderIdentity !== holder) return;
+        const { holderIdentity: _released, ...spec } = current.spec ?? {};
+        const body: V1Lease = { ...current, spec };
+        await requests.send(request, (o) => coordination.replaceNamespacedLease({ name, namespace, body }, o));
+      })
+      .catch(() => undefined);
   }
 
   async #takeOver(current: V1Lease, request: LeaseRequest): Promise<LeaseResult> {
