@@ -1,0 +1,478 @@
+/**
+ * The store served over HTTP as a Kubernetes API server (node:http, 127.0.0.1 only): REST paths for every served
+ * resource and subresource, legacy discovery, Tables for `kubectl get`, chunked watches, bearer tokens with RBAC
+ * rules, and the request hook for fault injection. Real kubectl and @kubernetes/client-node work against it.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { authenticate, authorize, type Principal, type TokenGrant } from './auth.ts';
+import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, versionInfo } from './discovery.ts';
+import type { DeleteOptions, RequestInfo } from './hooks.ts';
+import { isPlainObject, type KubeObject } from './objects.ts';
+import { PATCH_TYPES, patchTypeOf } from './patch.ts';
+import { apiVersionOf, type PropagationPolicy, type ResourceType, type Verb } from './resources.ts';
+import {
+  asStatusError,
+  badRequest,
+  methodNotAllowed,
+  notAcceptable,
+  StatusError,
+  success,
+  unsupportedMediaType,
+} from './status.ts';
+import type { KubeStore } from './store.ts';
+import { toTable, type IncludeObject } from './tables.ts';
+import type { WatchEvent, WatchHandle } from './watch.ts';
+
+export interface KubeApiServerOptions {
+  store: KubeStore;
+  /** Bearer tokens and who they are; without it every request is anonymous with full access. */
+  tokens?: Record<string, TokenGrant>;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** What /version reports. */
+  gitVersion?: string;
+}
+
+export interface KubeApiServer {
+  /** http://127.0.0.1:PORT */
+  readonly url: string;
+  readonly port: number;
+  /** Ends open watches and log streams, then closes every connection. */
+  close(): Promise<void>;
+}
+
+const JSON_TYPE = 'application/json';
+const HEALTH_PATHS = new Set(['healthz', 'livez', 'readyz']);
+const NOT_FOUND_MESSAGE = 'the server could not find the requested resource';
+
+/** Serialised objects, computed once per stored version: lists of a thousand nodes are mostly string joins. */
+const jsonCache = new WeakMap<object, string>();
+
+function toJson(object: object): string {
+  if (!Object.isFrozen(object)) return JSON.stringify(object);
+  let json = jsonCache.get(object);
+  if (json === undefined) {
+    json = JSON.stringify(object);
+    jsonCache.set(object, json);
+  }
+  return json;
+}
+
+interface ResourceRoute {
+  type: ResourceType;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+}
+
+type Representation = { kind: 'json' } | { kind: 'table'; includeObject: IncludeObject };
+
+/** Chooses what to answer from Accept, in the client's order: a Table, JSON, or nothing acceptable (406). */
+function negotiate(accept: string | undefined, tableAllowed: boolean): Representation | undefined {
+  if (accept === undefined || accept.trim() === '') return { kind: 'json' };
+  for (const range of accept.split(',')) {
+    const [media = '', ...paramParts] = range.split(';').map((p) => p.trim());
+    const params = new Map(paramParts.map((p) => p.split('=').map((s) => s.trim()) as [string, string]));
+    const type = media.toLowerCase();
+    if (type !== JSON_TYPE && type !== 'application/*' && type !== '*/*') continue;
+    const as = params.get('as');
+    if (as === undefined) return { kind: 'json' };
+    if (as === 'Table' && params.get('g') === 'meta.k8s.io' && tableAllowed) return { kind: 'table', includeObject: 'Metadata' };
+  }
+  return undefined;
+}
+
+function send(res: ServerResponse, code: number, body: string, contentType = JSON_TYPE): void {
+  res.writeHead(code, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendStatus(res: ServerResponse, error: StatusError): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const retryAfter = error.status.details?.retryAfterSeconds;
+  if (retryAfter !== undefined && retryAfter > 0) res.setHeader('Retry-After', String(retryAfter));
+  send(res, error.code, JSON.stringify(error.status));
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw badRequest(`json parse error: ${(error as Error).message}`);
+  }
+}
+
+function queryBool(value: string | null): boolean {
+  return value === 'true' || value === '1';
+}
+
+function queryInt(query: URLSearchParams, key: string): number | undefined {
+  const value = query.get(key);
+  if (value === null || value === '') return undefined;
+  if (!/^-?\d+$/.test(value)) throw badRequest(`invalid value for ${key}: ${value}`);
+  return Number(value);
+}
+
+const PROPAGATION_POLICIES: readonly PropagationPolicy[] = ['Background', 'Foreground', 'Orphan'];
+
+function deleteOptionsFrom(query: URLSearchParams, body: unknown): DeleteOptions {
+  const options: DeleteOptions = {};
+  const fromBody = isPlainObject(body) ? body : {};
+  const policy = query.get('propagationPolicy') ?? fromBody.propagationPolicy;
+  const orphan = query.get('orphanDependents') ?? fromBody.orphanDependents;
+  if (policy !== undefined && policy !== null) {
+    if (!PROPAGATION_POLICIES.includes(policy as PropagationPolicy)) {
+      throw badRequest(`propagationPolicy: Unsupported value: ${JSON.stringify(policy)}: supported values: "Foreground", "Background", "Orphan"`);
+    }
+    options.propagationPolicy = policy as PropagationPolicy;
+  } else if (orphan === true || orphan === 'true') {
+    options.propagationPolicy = 'Orphan';
+  }
+  const grace = queryInt(query, 'gracePeriodSeconds') ?? fromBody.gracePeriodSeconds;
+  if (typeof grace === 'number') options.gracePeriodSeconds = grace;
+  if (isPlainObject(fromBody.preconditions)) {
+    const { uid, resourceVersion } = fromBody.preconditions;
+    options.preconditions = {};
+    if (typeof uid === 'string') options.preconditions.uid = uid;
+    if (typeof resourceVersion === 'string') options.preconditions.resourceVersion = resourceVersion;
+  }
+  return options;
+}
+
+export async function startKubeApiServer(options: KubeApiServerOptions): Promise<KubeApiServer> {
+  const { store } = options;
+  const gitVersion = options.gitVersion ?? 'v1.32.4';
+  const openStreams = new Set<() => void>();
+  let address = '127.0.0.1:0';
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => sendStatus(res, asStatusError(error)));
+  });
+  server.keepAliveTimeout = 30_000;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const principal = authenticate(options.tokens, req.headers.authorization);
+    if (principal instanceof StatusError) return sendStatus(res, principal);
+    const segments = url.pathname.split('/').filter((s) => s !== '');
+    if (segments.length === 1 && HEALTH_PATHS.has(segments[0]!)) return send(res, 200, 'ok', 'text/plain; charset=utf-8');
+    const discovery = answerDiscovery(segments);
+    if (discovery !== undefined) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return sendStatus(res, new StatusError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
+      return discovery === null ? sendStatus(res, new StatusError(404, 'NotFound', NOT_FOUND_MESSAGE, {})) : send(res, 200, JSON.stringify(discovery));
+    }
+    const route = parseResourcePath(segments);
+    if (!route) return sendStatus(res, new StatusError(404, 'NotFound', NOT_FOUND_MESSAGE, {}));
+    const verb = verbOf(req.method ?? 'GET', route, url.searchParams);
+    if (!verb) return sendStatus(res, methodNotAllowed({ group: route.type.group, resource: route.type.plural }, req.method ?? ''));
+    const info: RequestInfo = {
+      verb,
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      group: route.type.group,
+      version: route.type.version,
+      resource: route.type.plural,
+      user: principal.user,
+    };
+    if (route.subresource !== undefined) info.subresource = route.subresource;
+    if (route.namespace !== undefined) info.namespace = route.namespace;
+    if (route.name !== undefined) info.name = route.name;
+    const denied = authorize(principal, info);
+    if (denied) return sendStatus(res, denied);
+    const injected = store.hooks.checkRequest(info);
+    if (injected) return sendStatus(res, injected);
+    await serveResource(req, res, url.searchParams, route, verb, principal);
+  }
+
+  /** A discovery document for the path; null for a discovery path with nothing there; undefined for other paths. */
+  function answerDiscovery(segments: string[]): unknown | null | undefined {
+    const [first, second, third] = segments;
+    if (segments.length === 1 && first === 'version') return versionInfo(gitVersion);
+    if (first === 'openapi') return null;
+    if (first === 'api' && segments.length === 1) return apiVersions(address);
+    if (first === 'api' && segments.length === 2) return second === 'v1' ? (apiResourceList(store.resources, '', 'v1') ?? null) : null;
+    if (first === 'apis' && segments.length === 1) return apiGroupList(store.resources);
+    if (first === 'apis' && segments.length === 2) return apiGroupDocument(store.resources, second!) ?? null;
+    if (first === 'apis' && segments.length === 3) return apiResourceList(store.resources, second!, third!) ?? null;
+    return undefined;
+  }
+
+  function parseResourcePath(segments: string[]): ResourceRoute | undefined {
+    let group: string;
+    let version: string;
+    let rest: string[];
+    if (segments[0] === 'api') [group, version, rest] = ['', segments[1] ?? '', segments.slice(2)];
+    else if (segments[0] === 'apis') [group, version, rest] = [segments[1] ?? '', segments[2] ?? '', segments.slice(3)];
+    else return undefined;
+    if (rest.length === 0 || rest.length > 5) return undefined;
+    if (rest[0] === 'namespaces' && rest.length >= 3) {
+      const type = store.resources.find(group, version, rest[2]!);
+      if (type?.namespaced) return withParts({ type, namespace: rest[1]! }, rest.slice(3));
+      if (group !== '') return undefined;
+    }
+    const type = store.resources.find(group, version, rest[0]!);
+    if (!type || rest.length > 3) return undefined;
+    return withParts({ type }, rest.slice(1));
+  }
+
+  function withParts(route: ResourceRoute, parts: string[]): ResourceRoute | undefined {
+    const [name, subresource] = parts;
+    if (name !== undefined) route.name = name;
+    if (subresource !== undefined) {
+      if (!route.type.subresources.some((s) => s.name === subresource)) return undefined;
+      route.subresource = subresource;
+    }
+    if (route.namespace === undefined && route.type.namespaced && route.name !== undefined) return undefined;
+    return route;
+  }
+
+  function verbOf(method: string, route: ResourceRoute, query: URLSearchParams): Verb | undefined {
+    const { type, name, subresource } = route;
+    let verb: Verb | undefined;
+    if (subresource !== undefined) {
+      const allowed = type.subresources.find((s) => s.name === subresource)!.verbs;
+      verb = ({ GET: 'get', POST: 'create', PUT: 'update', PATCH: 'patch' } as Record<string, Verb>)[method];
+      return verb !== undefined && allowed.includes(verb) ? verb : undefined;
+    }
+    if (method === 'GET') verb = queryBool(query.get('watch')) ? 'watch' : name === undefined ? 'list' : 'get';
+    else if (method === 'POST') verb = name === undefined ? 'create' : undefined;
+    else if (method === 'PUT') verb = name === undefined ? undefined : 'update';
+    else if (method === 'PATCH') verb = name === undefined ? undefined : 'patch';
+    else if (method === 'DELETE') verb = name === undefined ? 'deletecollection' : 'delete';
+    if (verb === 'create' && type.namespaced && route.namespace === undefined) return undefined;
+    return verb !== undefined && type.verbs.includes(verb) ? verb : undefined;
+  }
+
+  async function serveResource(
+    req: IncomingMessage,
+    res: ServerResponse,
+    query: URLSearchParams,
+    route: ResourceRoute,
+    verb: Verb,
+    principal: Principal,
+  ): Promise<void> {
+    const { type, namespace, name, subresource } = route;
+    const ref = { name: name ?? '', ...(namespace === undefined ? {} : { namespace }) };
+    const user = principal.user;
+    if (query.has('dryRun')) throw badRequest('dryRun is not supported by the patchpilot sandbox API server');
+    if (subresource === 'log') return servePodLog(res, query, { namespace: namespace!, name: name! });
+    const representation = negotiate(req.headers.accept, verb === 'get' || verb === 'list' || verb === 'watch');
+    if (!representation) throw notAcceptable([JSON_TYPE, 'application/json;as=Table;v=v1;g=meta.k8s.io']);
+    const now = () => store.clock.now();
+    const includeObject = (query.get('includeObject') as IncludeObject | null) ?? 'Metadata';
+    const answerObject = (code: number, object: KubeObject) => {
+      if (representation.kind === 'table') {
+        send(res, code, JSON.stringify(toTable(type, [object], { now: now(), includeObject, withColumns: true, resourceVersion: object.metadata.resourceVersion ?? '' })));
+      } else {
+        send(res, code, toJson(object));
+      }
+    };
+    switch (verb) {
+      case 'get':
+        if (subresource === 'status' || subresource === undefined) return answerObject(200, store.get(resourceName(type), ref));
+        break;
+      case 'list': {
+        const result = store.list(resourceName(type), listOptions(query, namespace));
+        if (representation.kind === 'table') {
+          const table = toTable(type, result.items, { now: now(), includeObject, withColumns: true, resourceVersion: result.resourceVersion });
+          return send(res, 200, JSON.stringify(table));
+        }
+        const head = `{"kind":"${type.kind}List","apiVersion":"${apiVersionOf(type)}","metadata":{"resourceVersion":"${result.resourceVersion}"},"items":[`;
+        return send(res, 200, `${head}${result.items.map(toJson).join(',')}]}`);
+      }
+      case 'watch':
+        return serveWatch(req, res, query, route, representation, includeObject);
+      case 'create': {
+        const body = parseJson(await readBody(req));
+        if (!isPlainObject(body)) throw badRequest('the request body must be a JSON object');
+        if (subresource === 'eviction') {
+          await store.evict({ namespace: namespace!, name: name! }, body as KubeObject, user);
+          return send(res, 201, JSON.stringify(success(undefined, 201)));
+        }
+        const created = store.create(resourceName(type), body as KubeObject, { user, ...(namespace === undefined ? {} : { namespace }) });
+        return answerObject(201, created);
+      }
+      case 'update': {
+        const body = parseJson(await readBody(req));
+        if (!isPlainObject(body)) throw badRequest('the request body must be a JSON object');
+        const object = body as KubeObject;
+        if (!isPlainObject(object.metadata)) object.metadata = {};
+        if (object.metadata.name !== undefined && object.metadata.name !== name) {
+          throw badRequest(`the name of the object (${object.metadata.name}) does not match the name on the URL (${name})`);
+        }
+        object.metadata.name = name;
+        const updated = store.update(resourceName(type), object, { user, ...(namespace === undefined ? {} : { namespace }), ...(subresource === undefined ? {} : { subresource }) });
+        return answerObject(200, updated);
+      }
+      case 'patch': {
+        const contentType = req.headers['content-type'] ?? '';
+        const patchType = patchTypeOf(contentType);
+        if (!patchType) throw unsupportedMediaType(contentType, [PATCH_TYPES.json, PATCH_TYPES.merge, PATCH_TYPES.strategic]);
+        const patch = parseJson(await readBody(req));
+        const patched = store.patch(resourceName(type), ref, patchType, patch, { user, ...(subresource === undefined ? {} : { subresource }) });
+        return answerObject(200, patched);
+      }
+      case 'delete': {
+        const text = await readBody(req);
+        const deleteOptions = deleteOptionsFrom(query, text.trim() === '' ? {} : parseJson(text));
+        const result = store.delete(resourceName(type), ref, { ...deleteOptions, user });
+        if (!result.removed || type.returnsDeletedObject) return send(res, 200, toJson(result.object));
+        const details = { name: ref.name, ...(type.group === '' ? {} : { group: type.group }), kind: type.plural, uid: result.object.metadata.uid ?? '' };
+        return send(res, 200, JSON.stringify(success(details)));
+      }
+      case 'deletecollection': {
+        const text = await readBody(req);
+        const deleteOptions = deleteOptionsFrom(query, text.trim() === '' ? {} : parseJson(text));
+        const deleted = store.deleteCollection(resourceName(type), listOptions(query, namespace), { ...deleteOptions, user });
+        const head = `{"kind":"${type.kind}List","apiVersion":"${apiVersionOf(type)}","metadata":{"resourceVersion":"${store.resourceVersion}"},"items":[`;
+        return send(res, 200, `${head}${deleted.map(toJson).join(',')}]}`);
+      }
+    }
+    throw methodNotAllowed({ group: type.group, resource: type.plural }, verb);
+  }
+
+  function serveWatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    query: URLSearchParams,
+    route: ResourceRoute,
+    representation: Representation,
+    includeObject: IncludeObject,
+  ): void {
+    const { type, namespace, name } = route;
+    let fieldSelector = query.get('fieldSelector') ?? undefined;
+    if (name !== undefined) fieldSelector = [fieldSelector, `metadata.name=${name}`].filter(Boolean).join(',');
+    let columnsSent = false;
+    const begin = () => {
+      if (res.headersSent) return;
+      res.writeHead(200, { 'Content-Type': JSON_TYPE, 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache, private' });
+      res.flushHeaders();
+    };
+    const write = (event: WatchEvent) => {
+      begin();
+      let object: string;
+      if (event.type === 'ERROR' || event.type === 'BOOKMARK' || representation.kind === 'json') {
+        object = toJson(event.object as object);
+      } else {
+        object = JSON.stringify(toTable(type, [event.object], { now: store.clock.now(), includeObject, withColumns: !columnsSent }));
+        columnsSent = true;
+      }
+      res.write(`{"type":"${event.type}","object":${object}}\n`);
+    };
+    let handle: WatchHandle | undefined;
+    const finish = () => {
+      openStreams.delete(finish);
+      handle?.stop();
+      begin();
+      res.end();
+    };
+    const watchOptions = {
+      ...listOptions(query, namespace),
+      ...(fieldSelector === undefined ? {} : { fieldSelector }),
+      allowWatchBookmarks: queryBool(query.get('allowWatchBookmarks')),
+    };
+    const resourceVersion = query.get('resourceVersion');
+    const timeoutSeconds = queryInt(query, 'timeoutSeconds');
+    handle = store.watch(
+      resourceName(type),
+      {
+        ...watchOptions,
+        ...(resourceVersion === null ? {} : { resourceVersion }),
+        ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
+      },
+      write,
+      finish,
+    );
+    if (res.writableEnded) return;
+    begin();
+    openStreams.add(finish);
+    res.on('close', () => {
+      openStreams.delete(finish);
+      handle?.stop();
+    });
+    req.resume();
+  }
+
+  async function servePodLog(res: ServerResponse, query: URLSearchParams, ref: { namespace: string; name: string }): Promise<void> {
+    const abort = new AbortController();
+    const tailLines = queryInt(query, 'tailLines');
+    const sinceSeconds = queryInt(query, 'sinceSeconds');
+    const container = query.get('container');
+    const lines = await store.podLog(ref, {
+      follow: queryBool(query.get('follow')),
+      previous: queryBool(query.get('previous')),
+      timestamps: queryBool(query.get('timestamps')),
+      signal: abort.signal,
+      ...(container === null ? {} : { container }),
+      ...(tailLines === undefined ? {} : { tailLines }),
+      ...(sinceSeconds === undefined ? {} : { sinceSeconds }),
+    });
+    const stop = () => {
+      abort.abort();
+      res.end();
+    };
+    openStreams.add(stop);
+    res.on('close', () => {
+      openStreams.delete(stop);
+      abort.abort();
+    });
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Transfer-Encoding': 'chunked' });
+    try {
+      for await (const line of lines) {
+        if (abort.signal.aborted) break;
+        res.write(line);
+      }
+    } finally {
+      openStreams.delete(stop);
+      res.end();
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  address = `127.0.0.1:${port}`;
+
+  return {
+    url: `http://${address}`,
+    port,
+    close: async () => {
+      for (const stop of [...openStreams]) stop();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+/** The name the store resolves: `nodes`, `jobs.batch`. */
+function resourceName(type: ResourceType): string {
+  return type.group === '' ? type.plural : `${type.plural}.${type.group}`;
+}
+
+function listOptions(query: URLSearchParams, namespace: string | undefined): { namespace?: string; labelSelector?: string; fieldSelector?: string } {
+  const options: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {};
+  if (namespace !== undefined) options.namespace = namespace;
+  const labelSelector = query.get('labelSelector');
+  if (labelSelector !== null) options.labelSelector = labelSelector;
+  const fieldSelector = query.get('fieldSelector');
+  if (fieldSelector !== null) options.fieldSelector = fieldSelector;
+  return options;
+}
+
