@@ -493,6 +493,7 @@ export class KubeStore {
     }
     const errors = validate(type, draft, undefined);
     if (errors.length > 0) throw invalid(type.group, type.kind, meta.name ?? '', errors);
+    dropEmptyMetadata(draft);
     if (namespace !== undefined) this.#checkNamespaceAccepts(type, namespace, meta.name ?? '');
     if (this.#lookup(type, { namespace, name: meta.name ?? '' })) throw alreadyExists(groupResource(type), meta.name ?? '');
     return this.#commit(type, 'ADDED', draft, undefined);
@@ -554,7 +555,7 @@ export class KubeStore {
     if (errors.length > 0) throw invalid(type.group, type.kind, name, errors);
     if (type.tracksGeneration && specChanged(old, draft)) meta.generation = (old.metadata.generation ?? 0) + 1;
     meta.resourceVersion = old.metadata.resourceVersion;
-    if (meta.finalizers !== undefined && meta.finalizers.length === 0) delete meta.finalizers;
+    dropEmptyMetadata(draft);
     if (deepEqual(old, draft)) return old;
     if (old.metadata.deletionTimestamp !== undefined && (meta.finalizers ?? []).length === 0) return this.#remove(type, draft, old);
     return this.#commit(type, 'MODIFIED', draft, old);
@@ -703,6 +704,19 @@ export class KubeStore {
     }
     const draft = structuredClone(ns);
     this.#remove(this.resources.resolve('namespaces'), draft, ns);
+  }
+}
+
+/** Go's omitempty: an empty labels map or finalizers list is no labels or finalizers at all. */
+function dropEmptyMetadata(object: KubeObject): void {
+  const meta = object.metadata;
+  for (const key of ['labels', 'annotations'] as const) {
+    const value = meta[key];
+    if (value !== undefined && (value === null || Object.keys(value).length === 0)) delete meta[key];
+  }
+  for (const key of ['finalizers', 'ownerReferences'] as const) {
+    const value = meta[key];
+    if (value !== undefined && (value === null || value.length === 0)) delete meta[key];
   }
 }
 
