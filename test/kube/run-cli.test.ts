@@ -6,8 +6,14 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { afterEach, describe, expect, it } from 'vitest';
+import { versionHash } from '../../src/engine/hash.ts';
+import { parsePlan } from '../../src/engine/plan.ts';
+import type { PolicyRule } from '../../src/sim/kube-api/index.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
+import { NAMESPACE, seedNode, startBench, withAccessReviews, type Bench } from './support.ts';
 
 const BIN = resolve(import.meta.dirname, '../../bin/patchpilot.js');
 const scratch = scratchDirs('run-cli');
@@ -19,7 +25,7 @@ interface CliResult {
 }
 
 /** Asynchronous, so that an API server in this process can answer the child. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv, cwd = scratch()): Promise<CliResult> {
+function runCli(args: string[], env: NodeJS.ProcessEnv, cwd = scratch()): Promise<CliResult> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { PATH: process.env.PATH, NO_COLOR: '1', ...env } });
     let stdout = '';
@@ -31,7 +37,7 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, cwd = scratch()):
   });
 }
 
-export function writeKubeconfig(dir: string, server: string, token: string): string {
+function writeKubeconfig(dir: string, server: string, token: string): string {
   const path = join(dir, 'kubeconfig.yaml');
   writeFileSync(
     path,
@@ -81,3 +87,95 @@ async function closedPort(): Promise<number> {
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
 }
+
+const deployRules = (parse(readFileSync(resolve(import.meta.dirname, '../../deploy/clusterrole.yaml'), 'utf8')) as { rules: PolicyRule[] }).rules;
+/** The ClusterRole without `create pods/eviction`. */
+const noEvictionRules = deployRules.filter((rule) => !(rule.resources ?? []).includes('pods/eviction'));
+
+describe('patchpilot run against an API server', () => {
+  let bench: Bench;
+  let front: { url: string; close(): Promise<void> } | undefined;
+  afterEach(async () => {
+    await front?.close();
+    await bench.close();
+  });
+
+  async function serve() {
+    bench = await startBench({
+      tokens: {
+        patchpilot: { user: 'system:serviceaccount:os-patch:patchpilot', rules: deployRules },
+        'no-eviction': { user: 'system:serviceaccount:os-patch:limited', rules: noEvictionRules },
+      },
+    });
+    front = await withAccessReviews(bench.server, bench.tokens);
+    const zone = (z: string) => ({ 'topology.kubernetes.io/zone': z, pool: 'general' });
+    seedNode(bench.store, 'cp-1', { labels: { ...zone('a'), 'node-role.kubernetes.io/control-plane': '' } });
+    seedNode(bench.store, 'w-a1', { labels: zone('a') });
+    seedNode(bench.store, 'w-a2', { labels: zone('a') });
+    seedNode(bench.store, 'w-b1', { labels: zone('b'), unschedulable: true });
+    seedNode(bench.store, 'w-gpu', { labels: { ...zone('b'), pool: 'gpu' } });
+    seedNode(bench.store, 'w-off', { labels: { ...zone('b'), 'patchpilot.io/os-patch': 'disabled' } });
+    seedNode(bench.store, 'win-1', { labels: { ...zone('a'), 'kubernetes.io/os': 'windows' } });
+    return front.url;
+  }
+
+  const writes = () => bench.requests.filter((r) => !['get', 'list', 'watch'].includes(r.verb));
+
+  it('--dry-run lists the nodes it would patch, in order, and why each other one is left out; it changes nothing', async () => {
+    const url = await serve();
+    const dir = scratch();
+    const planFile = join(dir, 'plan.yaml');
+    writeFileSync(planFile, 'cluster: prod\nconcurrency: 2\nnodeSelector: { pool: general }\n');
+    const done = versionHash(parsePlan({ cluster: 'prod', concurrency: 2, nodeSelector: { pool: 'general' } }), 'change-42');
+    bench.store.modify('nodes', { name: 'w-a2' }, (n) => (n.metadata.labels = { ...n.metadata.labels, 'patchpilot.io/os-patch': done }), { internal: true });
+    const kubeconfig = writeKubeconfig(dir, url, 'patchpilot');
+    const result = await runCli(['run', '--kubeconfig', kubeconfig, '--plan', planFile, '--trigger', 'change-42', '--dry-run'], { HOME: dir });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const lines = result.stdout.split('\n');
+    expect(lines[0]).toBe(`cluster prod at ${url}: 7 node(s)`);
+    expect(lines[1]).toBe(`plan: ${planFile}; trigger change-42; version hash ${done} (label patchpilot.io/os-patch)`);
+    expect(result.stdout).toContain('would patch 3 node(s), in this order, 2 at a time:');
+    const order = lines.filter((l) => /^\d+\s/.test(l)).map((l) => l.split(/\s+/).slice(0, 3).join(' '));
+    expect(order).toEqual(['1 cp-1 control-plane', '2 w-a1 worker', '3 w-b1 worker']);
+    expect(lines.find((l) => l.startsWith('3 '))).toMatch(/cordoned$/);
+    const excluded = Object.fromEntries(lines.filter((l) => /^(w-|win-)/.test(l)).map((l) => l.split(/\s+/)).map(([name, reason]) => [name, reason]));
+    expect(excluded).toEqual({ 'w-a2': 'already-patched', 'w-gpu': 'selector-mismatch', 'w-off': 'disabled', 'win-1': 'not-linux' });
+    expect(result.stdout).toContain('permissions: everything a run needs is granted');
+    expect(result.stdout).toMatch(/dry run: nothing was changed$/m);
+    expect(writes()).toEqual([]);
+  });
+
+  it('--dry-run with credentials that lack a permission says what a run would be refused', async () => {
+    const url = await serve();
+    const dir = scratch();
+    const result = await runCli(['run', '--kubeconfig', writeKubeconfig(dir, url, 'no-eviction'), '--dry-run'], { HOME: dir });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('permissions: a run would be refused; missing: create pods/eviction (see deploy/clusterrole.yaml)');
+  });
+
+  it('refuses to start a run whose credentials lack a permission, naming it, before changing anything', async () => {
+    const url = await serve();
+    const dir = scratch();
+    const kubeconfig = writeKubeconfig(dir, url, 'no-eviction');
+    const result = await runCli(['run', '--kubeconfig', kubeconfig, '--db', join(dir, 'pp.db')], { HOME: dir });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`error: forbidden: the credentials from ${kubeconfig} cannot create pods/eviction`);
+    expect(result.stderr).toContain('hint: grant it in deploy/clusterrole.yaml');
+    noStackTrace(result.stderr);
+    expect(writes()).toEqual([]);
+    expect(bench.store.list('leases', { namespace: NAMESPACE }).items).toEqual([]);
+  });
+
+  it('refuses when the namespace is missing, and has taken nothing (the Lease is its first write)', async () => {
+    const url = await serve();
+    bench.store.delete('namespaces', { name: NAMESPACE });
+    const dir = scratch();
+    const result = await runCli(['run', '--kubeconfig', writeKubeconfig(dir, url, 'patchpilot'), '--db', join(dir, 'pp.db')], { HOME: dir });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('error: namespace os-patch does not exist in cluster test');
+    expect(result.stderr).toContain('hint: create it with: kubectl apply -k deploy/');
+    expect(writes().map((r) => `${r.verb} ${r.resource}`)).toEqual(['create leases']);
+    expect(bench.store.list('nodes').items.filter((n) => (n.spec as { unschedulable?: boolean }).unschedulable).map((n) => n.metadata.name)).toEqual(['w-b1']);
+  });
+});
