@@ -455,7 +455,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
       for (const stop of [...openStreams]) stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeAllConnections();
+        // Ended streams leave idle connections, which close() drops; whatever is still mid-request is cut after.
+        setImmediate(() => server.closeAllConnections());
       });
     },
   };
