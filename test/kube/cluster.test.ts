@@ -72,6 +72,33 @@ describe('nodes', () => {
   });
 });
 
+describe('watching nodes after the server forgot our version', () => {
+  it('lists again on 410 Gone and goes on watching', async () => {
+    await bench.close();
+    bench = await startBench({ watchHistory: 2 });
+    const watcher = bench.cluster();
+    seedNode(bench.store, 'w1');
+    const controller = new AbortController();
+    const seen: string[] = [];
+    let resolveDone!: () => void;
+    const done = new Promise<void>((resolve) => (resolveDone = resolve));
+    const watching = watcher.watchNodes((event) => {
+      if (event.type !== 'synced') return;
+      seen.push(event.nodes.map((n) => `${n.name}:${n.labels.round ?? '-'}`).join(','));
+      if (seen.length === 2) return resolveDone();
+      // The server ends the watch; more changes happen than it keeps, so resuming from our version is 410 Gone.
+      bench.store.closeWatches();
+      for (let round = 1; round <= 5; round++) {
+        bench.store.modify('nodes', { name: 'w1' }, (n) => (n.metadata.labels = { ...n.metadata.labels, round: String(round) }), { internal: true });
+      }
+    }, controller.signal);
+    await done;
+    controller.abort();
+    await watching;
+    expect(seen).toEqual(['w1:-', 'w1:5']);
+  });
+});
+
 describe('cordon and uncordon', () => {
   it('cordons with the cordoned-by annotation in one patch, and knows its own cordon again', async () => {
     seedNode(bench.store, 'w1');

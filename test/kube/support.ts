@@ -70,9 +70,9 @@ export interface Bench {
   close(): Promise<void>;
 }
 
-export async function startBench(options: { tokens?: Record<string, TokenGrant>; namespaces?: string[] } = {}): Promise<Bench> {
+export async function startBench(options: { tokens?: Record<string, TokenGrant>; namespaces?: string[]; watchHistory?: number } = {}): Promise<Bench> {
   const time = new VirtualTime();
-  const store = new KubeStore({ clock: time.clock, seed: 7 });
+  const store = new KubeStore({ clock: time.clock, seed: 7, ...(options.watchHistory ? { watchHistory: options.watchHistory } : {}) });
   for (const name of [NAMESPACE, 'default', 'kube-system', 'shop', ...(options.namespaces ?? [])]) {
     if (!store.find('namespaces', { name })) store.create('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, { internal: true });
   }

@@ -6,6 +6,7 @@ import type { BatchV1Api, CoreV1Api, V1Job, V1Pod } from '@kubernetes/client-nod
 import {
   AGENT_CONFIGMAP_NAME,
   ANNOTATIONS as JOB_ANNOTATIONS,
+  LABELS,
   buildAgentConfigMap,
   buildPatchJob,
   buildRebootJob,
@@ -29,10 +30,12 @@ const FAILURE_LOG_LINES = 5;
 /** The Job ended without an agent report; names the node so its Event can go there. */
 export class AgentJobFailedError extends EffectError {
   readonly node: string;
+  readonly downloadOnly: boolean;
 
-  constructor(node: string, message: string) {
+  constructor(node: string, downloadOnly: boolean, message: string) {
     super('JOB_FAILED', message);
     this.node = node;
+    this.downloadOnly = downloadOnly;
   }
 }
 
@@ -115,11 +118,12 @@ export class AgentJobs {
    * Waits for the Job's pod to finish and returns the agent report, the last log line that parses as JSON. A report
    * saying "failed" is a result (the pod then exits 1); no report at all is JOB_FAILED, with why the pod ended.
    */
-  async awaitAgentReport(jobName: string, signal: AbortSignal): Promise<{ node: string; report: AgentReport }> {
+  async awaitAgentReport(jobName: string, signal: AbortSignal): Promise<{ node: string; downloadOnly: boolean; report: AgentReport }> {
     for (;;) {
       const job = await this.#readJob(jobName, signal);
       if (job === null) throw new EffectError('JOB_FAILED', `job ${jobName} no longer exists in namespace ${this.#ctx.namespace}`);
       const node = job.metadata?.annotations?.[JOB_ANNOTATIONS.node] ?? job.spec?.template.spec?.nodeName ?? '';
+      const downloadOnly = job.metadata?.labels?.[LABELS.action] === 'prefetch';
       const pods = await this.#podsOf(job, signal);
       const ended = pods.find(podEnded);
       const failed = finishedCondition(job);
@@ -127,8 +131,8 @@ export class AgentJobs {
         const pod = ended ?? pods.at(-1);
         const log = pod ? await this.#readLog(pod, signal) : '';
         const parsed = lastReport(log);
-        if (parsed.report) return { node, report: parsed.report };
-        throw new AgentJobFailedError(node, describeFailure(jobName, node, job, pod, log, parsed.problem));
+        if (parsed.report) return { node, downloadOnly, report: parsed.report };
+        throw new AgentJobFailedError(node, downloadOnly, describeFailure(jobName, node, job, pod, log, parsed.problem));
       }
       await sleep(this.#ctx.clock, this.#ctx.pollMs, signal);
     }

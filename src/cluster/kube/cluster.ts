@@ -205,11 +205,12 @@ export class KubeCluster implements ClusterPort {
   }
 
   async awaitAgentReport(jobName: string, signal: AbortSignal): Promise<AgentReport> {
-    const { node, report } = await this.#jobs.awaitAgentReport(jobName, signal).catch(async (err: unknown) => {
-      if (err instanceof AgentJobFailedError && err.node && !signal.aborted) await this.#events.record(err.node, 'PatchpilotPatch', err.message, 'Warning');
+    const reason = (downloadOnly: boolean): EventReason => (downloadOnly ? 'PatchpilotPrefetch' : 'PatchpilotPatch');
+    const { node, downloadOnly, report } = await this.#jobs.awaitAgentReport(jobName, signal).catch(async (err: unknown) => {
+      if (err instanceof AgentJobFailedError && err.node && !signal.aborted) await this.#events.record(err.node, reason(err.downloadOnly), err.message, 'Warning');
       throw err;
     });
-    if (node) await this.#events.record(node, 'PatchpilotPatch', describeReport(jobName, report), report.result === 'failed' ? 'Warning' : 'Normal');
+    if (node) await this.#events.record(node, reason(downloadOnly), describeReport(jobName, report), report.result === 'failed' ? 'Warning' : 'Normal');
     return report;
   }
 
