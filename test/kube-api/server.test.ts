@@ -67,6 +67,8 @@ describe('the sandbox API server over HTTP', () => {
     const apply = await fetch(`${url}/api/v1/nodes/n1`, { method: 'PATCH', headers: { 'Content-Type': 'application/apply-patch+yaml' }, body: 'spec: {}' });
     expect(apply.status).toBe(415);
     expect(await apply.json()).toMatchObject({ reason: 'UnsupportedMediaType', code: 415 });
+    const protobuf = await fetch(`${url}/api/v1/namespaces`, { method: 'POST', headers: { 'Content-Type': 'application/vnd.kubernetes.protobuf' }, body: 'k8s\u0000' });
+    expect(protobuf.status).toBe(415);
     const bad = await fetch(`${url}/api/v1/namespaces/default/configmaps`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{nope' });
     expect(bad.status).toBe(400);
     const notFound = await fetch(`${url}/apis/batch/v1/namespaces/os-patch/jobs/nope`);

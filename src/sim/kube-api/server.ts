@@ -98,6 +98,19 @@ function sendStatus(res: ServerResponse, error: StatusError): void {
   send(res, error.code, JSON.stringify(error.status));
 }
 
+/** A create, update or eviction body; a protobuf or YAML one is a 415, on which client-go falls back to JSON. */
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const contentType = req.headers['content-type'] ?? JSON_TYPE;
+  const media = contentType.split(';')[0]!.trim().toLowerCase();
+  if (media !== JSON_TYPE && media !== '*/*' && media !== '') {
+    req.resume();
+    throw unsupportedMediaType(contentType, [JSON_TYPE]);
+  }
+  const body = parseJson(await readBody(req));
+  if (!isPlainObject(body)) throw badRequest('the request body must be a JSON object');
+  return body;
+}
+
 async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -293,8 +306,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
       case 'watch':
         return serveWatch(req, res, query, route, representation, includeObject);
       case 'create': {
-        const body = parseJson(await readBody(req));
-        if (!isPlainObject(body)) throw badRequest('the request body must be a JSON object');
+        const body = await readJsonBody(req);
         if (subresource === 'eviction') {
           await store.evict({ namespace: namespace!, name: name! }, body as KubeObject, user);
           return send(res, 201, JSON.stringify(success(undefined, 201)));
@@ -303,8 +315,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
         return answerObject(201, created);
       }
       case 'update': {
-        const body = parseJson(await readBody(req));
-        if (!isPlainObject(body)) throw badRequest('the request body must be a JSON object');
+        const body = await readJsonBody(req);
         const object = body as KubeObject;
         if (!isPlainObject(object.metadata)) object.metadata = {};
         if (object.metadata.name !== undefined && object.metadata.name !== name) {
