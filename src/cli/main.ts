@@ -13,6 +13,9 @@ import { openCliStore, DEFAULT_DB } from './paths.ts';
 import { planCheck } from './plan-check.ts';
 import { ScenarioError } from '../sim/scenario.ts';
 import type { SimOptions } from './sim.ts';
+import type { SandboxOptions } from './sandbox.ts';
+import { SandboxError } from './sandbox-error.ts';
+import { join } from 'node:path';
 import type { RunOptions } from './run.ts';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
 import { RunError } from './run-error.ts';
@@ -20,6 +23,12 @@ import { RunError } from './run-error.ts';
 const positiveInt = (value: string): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a whole number above 0');
+  return n;
+};
+
+const positiveNumber = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number above 0');
   return n;
 };
 
@@ -100,6 +109,19 @@ export function buildProgram(): Command {
       process.exitCode = await runCommand(opts, { out: process.stdout });
     });
 
+  program
+    .command('sandbox')
+    .description('serve a scenario\'s simulated cluster as a Kubernetes API on 127.0.0.1, for kubectl and `patchpilot run`, until stopped')
+    .option('--scenario <file>', 'the cluster to simulate: nodes, faults, updates, plan (default: the demo scenario)')
+    .option('--port <n>', 'port to listen on (default: a free one)', positiveInt)
+    .option('--kubeconfig <path>', `where to write its kubeconfig (default ${join('.patchpilot', 'sandbox.kubeconfig')})`)
+    .option('--speed <n>', 'virtual seconds per real second (default 10)', positiveNumber)
+    .option('--quiet', 'do not narrate node and Job changes')
+    .action(async (opts: SandboxOptions) => {
+      const { sandboxCommand } = await import('./sandbox.ts');
+      process.exitCode = await sandboxCommand(opts, { out: process.stdout });
+    });
+
   const runs = program
     .command('runs')
     .description('list runs, newest first')
@@ -174,7 +196,7 @@ export function buildProgram(): Command {
 /** Every error a user can cause, as the text to show. Anything else is a bug and keeps its stack trace. */
 export function describeUserError(err: unknown): string | null {
   if (err instanceof PlanError || err instanceof ScheduleError || err instanceof ScenarioError) return `error: ${err.message}`;
-  if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof DemoError || err instanceof RunError || err instanceof KubeConfigError) {
+  if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof DemoError || err instanceof RunError || err instanceof KubeConfigError || err instanceof SandboxError) {
     return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`;
   }
   return null;

@@ -208,6 +208,12 @@ export class SimCluster implements ClusterPort {
     this.#onNodeChange(spec.name);
   }
 
+  /** The node object was deleted (`kubectl delete node` in the sandbox): every later call about it finds it gone. */
+  removeNode(name: string): void {
+    if (!this.#nodes.delete(name)) return;
+    this.#cordonedInFlight.delete(name);
+  }
+
   /** Scenario event `exclude`: the task label set to "disabled". */
   setLabel(name: string, key: string, value: string): void {
     this.#require(name).labels[key] = value;

@@ -4,6 +4,7 @@
  * orchestrator and resumes the run from the store, and every engine event and node observation is written to the
  * recording as it happens. The result is the `--json` document of DESIGN.md.
  */
+import type { ClusterPort } from '../cluster/port.ts';
 import type { VirtualClock } from '../engine/clock.ts';
 import { VirtualClock as Clock } from '../engine/clock.ts';
 import type { FleetOutput } from '../engine/fleet.machine.ts';
@@ -99,6 +100,25 @@ export interface RunScenarioOptions {
    * the orchestrator, which must resume from the store; otherwise the journal's commits are pure overhead here.
    */
   durable?: boolean;
+  /**
+   * Drive the engine through another ClusterPort in front of the simulated cluster (the sandbox's Kubernetes API and
+   * the real Kubernetes adapter), instead of the simulator's own. Outcomes must not change: any difference is a bug.
+   */
+  through?: ClusterThrough;
+}
+
+/** A ClusterPort in front of the SimCluster, and how to know it has nothing in flight before virtual time moves. */
+export interface ClusterThrough {
+  /** Node changes, for the facade's watches (given to the SimCluster). */
+  onNodeChange(name: string): void;
+  attach(sim: SimCluster, clock: VirtualClock): Promise<AttachedPort>;
+}
+
+export interface AttachedPort {
+  port: ClusterPort;
+  /** Resolves when no request is in flight: only then may the virtual clock jump. */
+  idle(): Promise<void>;
+  close(): Promise<void>;
 }
 
 interface ActiveRun {
@@ -138,7 +158,10 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       if (record) write({ line: 'observe', ...o });
     },
     ...(options.recorded ? { recorded: options.recorded } : {}),
+    ...(options.through ? { onNodeChange: (name: string) => options.through?.onNodeChange(name), apiErrorsAt: 'external' as const } : {}),
   });
+  const attached = options.through ? await options.through.attach(cluster, clock) : null;
+  const port: ClusterPort = attached?.port ?? cluster;
   const durable = options.durable ?? scenario.faults.some((f) => f.kind === 'orchestrator-crash');
   const store = durable ? openStore(':memory:') : null;
   const runs: SimRunResult[] = [];
@@ -189,7 +212,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
   let orchestrator = newOrchestrator();
   function newOrchestrator(): Orchestrator {
     return new Orchestrator({
-      cluster,
+      cluster: port,
       clock,
       store,
       holder: SIM_HOLDER,
@@ -387,13 +410,14 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
 
   const horizon = epoch + (options.horizonMs ?? 60 * 86_400_000);
   try {
-    await drive(clock, horizon, options.onTick, () => {
+    await drive(clock, horizon, options.onTick, attached?.idle, () => {
       const run = active;
       if (run?.output) finish(run, run.output);
       return pendingTriggers === 0 && active === null;
     }, () => (active ? `run ${active.handle.runId} is ${active.handle.state}` : 'waiting for a trigger'));
   } finally {
     store?.close();
+    await attached?.close();
   }
   const failedExpectations = checkExpectations(scenario, runs);
   const result: SimResult = { scenario: scenario.name, seed: scenario.seed, ok: failedExpectations.length === 0, failedExpectations, runs };
@@ -405,11 +429,16 @@ async function drive(
   clock: VirtualClock,
   horizon: number,
   onTick: ((now: number) => void | Promise<void>) | undefined,
+  idle: (() => Promise<void>) | undefined,
   finished: () => boolean,
   describe: () => string,
 ): Promise<void> {
   for (;;) {
     await settle();
+    if (idle) {
+      await idle();
+      await settle();
+    }
     if (finished()) return;
     const next = clock.nextDueAt();
     if (next === undefined) throw new StalledRunError(`the scenario is stuck: ${describe()}, and nothing is scheduled`);

@@ -7,7 +7,7 @@
  * - tells an optional activity counter when a request is in flight, so that a virtual-time driver only advances the
  *   clock while nothing is on the wire.
  */
-import { ApiException, Observable, type ConfigurationOptions, type ObservableMiddleware } from '@kubernetes/client-node';
+import { ApiException, Observable, type ConfigurationOptions, type ObservableMiddleware, type RequestContext } from '@kubernetes/client-node';
 import type { Clock } from '../../engine/clock.ts';
 import { sleep } from '../in-process.ts';
 import { KubeApiError, KubeForbiddenError, KubeNamespaceMissingError, KubeUnreachableError, type ApiRequest, type KubeStatus } from './errors.ts';
@@ -72,6 +72,7 @@ export class KubeRequests {
   readonly #retry: RetryPolicy;
   readonly #activity: Activity | undefined;
   readonly #random: () => number;
+  readonly #shared: { dispatcher: Dispatcher | undefined } = { dispatcher: undefined };
 
   constructor(options: KubeRequestsOptions) {
     this.server = options.server;
@@ -84,7 +85,7 @@ export class KubeRequests {
   async send<T>(request: ApiRequest, call: (options: ConfigurationOptions) => Promise<T>, options: SendOptions = {}): Promise<T> {
     const { signal } = options;
     const attempts = Math.max(1, options.attempts ?? this.#retry.attempts);
-    const configuration = withSignal(signal);
+    const configuration = middlewareFor(signal, this.#shared);
     for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted();
       let failure: Failure;
@@ -196,11 +197,23 @@ export function networkCode(err: unknown): string | null {
 }
 
 /** Per-call options that hand the caller's AbortSignal to the HTTP request. */
-function withSignal(signal: AbortSignal | undefined): ConfigurationOptions {
-  if (!signal) return {};
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+
+/**
+ * client-node 2.0.1 builds a new undici Agent for every request whose cluster has TLS settings (a CA, client
+ * certificates, or insecure-skip-tls-verify), so no connection is ever reused: a TLS handshake per request, and
+ * sockets left open until their keep-alive ends (thousands of them, EMFILE, when the sandbox runs in virtual time).
+ * Every request of one KubeRequests has the same TLS settings, so the first Agent serves them all.
+ */
+function middlewareFor(signal: AbortSignal | undefined, shared: { dispatcher: Dispatcher | undefined }): ConfigurationOptions {
   const middleware: ObservableMiddleware = {
     pre: (context) => {
-      context.setSignal(signal);
+      if (signal) context.setSignal(signal);
+      const own = context.getDispatcher();
+      if (own !== undefined) {
+        shared.dispatcher ??= own;
+        context.setDispatcher(shared.dispatcher);
+      }
       return new Observable(Promise.resolve(context));
     },
     post: (response) => new Observable(Promise.resolve(response)),

@@ -1,0 +1,183 @@
+/**
+ * `patchpilot sandbox`: a scenario's simulated cluster served as a Kubernetes API on 127.0.0.1, in sped-up real time,
+ * for kubectl and for `patchpilot run --kubeconfig`. It writes a kubeconfig once the server answers, prints what to do
+ * with it, narrates what happens to the nodes and Jobs, and stops cleanly on SIGINT or SIGTERM.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Writable } from 'node:stream';
+import { stringify as stringifyYaml } from 'yaml';
+import { DISABLED } from '../engine/selection.ts';
+import { startKubeApiServer, kubeconfig, type KubeApiServer } from '../sim/kube-api/index.ts';
+import type { ChangeEvent } from '../sim/kube-api/hooks.ts';
+import { ScaledClock } from '../sim/scaled-clock.ts';
+import { createSandbox } from '../sim/sandbox/index.ts';
+import { loadScenario, type Scenario } from '../sim/scenario.ts';
+import { SandboxError } from './sandbox-error.ts';
+
+export const DEFAULT_SANDBOX_SCENARIO = fileURLToPath(new URL('../../fixtures/scenarios/demo.yaml', import.meta.url));
+export const DEFAULT_SANDBOX_KUBECONFIG = join('.patchpilot', 'sandbox.kubeconfig');
+/** Ten virtual seconds per real one: a node reboots in about ten seconds, an apt lock of five minutes lasts thirty. */
+export const DEFAULT_SANDBOX_SPEED = 10;
+
+export interface SandboxOptions {
+  scenario?: string;
+  port?: number;
+  kubeconfig?: string;
+  speed?: number;
+  /** Print nothing about nodes and Jobs (tests, scripts). */
+  quiet?: boolean;
+}
+
+export interface SandboxIo {
+  out: Writable;
+  /** Resolves when the sandbox should stop; default: SIGINT or SIGTERM. */
+  stopped?: Promise<string>;
+  /** Called once the kubeconfig is written (tests). */
+  onReady?: (info: { url: string; kubeconfig: string; plan: string }) => void;
+}
+
+export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Promise<number> {
+  const file = options.scenario ?? DEFAULT_SANDBOX_SCENARIO;
+  const scenario = loadScenario(file);
+  const speed = options.speed ?? DEFAULT_SANDBOX_SPEED;
+  const clock = new ScaledClock(speed);
+  const { binding, store } = createSandbox(scenario, clock);
+  let server: KubeApiServer;
+  try {
+    // No credentials: kubectl sends no bearer token over plain HTTP, and the sandbox listens on 127.0.0.1 only.
+    server = await startKubeApiServer({ store, port: options.port ?? 0 });
+  } catch (err) {
+    binding.close();
+    clock.clearAll();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new SandboxError(`port ${options.port} on 127.0.0.1 is already in use`, 'choose another with --port, or leave --port out for a free one');
+    throw err;
+  }
+  const path = resolve(options.kubeconfig ?? DEFAULT_SANDBOX_KUBECONFIG);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, kubeconfig(server.url, undefined, `sandbox-${scenario.clusterName}`));
+  // The scenario's plan, for `patchpilot run --plan`: the engine then patches the sandbox as the scenario would.
+  const planPath = path.replace(/(\.kubeconfig|\.ya?ml)?$/, '.plan.yaml');
+  writeFileSync(planPath, stringifyYaml({ ...scenario.planInput, cluster: scenario.clusterName }));
+  const write = (text: string) => io.out.write(`${text}\n`);
+  const shown = relative(process.cwd(), path) || path;
+  const shownPlan = relative(process.cwd(), planPath) || planPath;
+  write(banner(scenario, file, server.url, shown, shownPlan, speed));
+  io.onReady?.({ url: server.url, kubeconfig: path, plan: planPath });
+
+  const narrator = options.quiet ? null : narrate(store, clock, scenario, write);
+  const timers = scheduleEvents(scenario, clock, binding.sim, write);
+  const reason = await (io.stopped ?? untilSignal());
+  for (const id of timers) clock.clearTimeout(id);
+  narrator?.();
+  binding.close();
+  clock.clearAll();
+  await server.close();
+  rmSync(path, { force: true });
+  rmSync(planPath, { force: true });
+  write(`sandbox stopped (${reason}); ${shown} and ${shownPlan} removed`);
+  return 0;
+}
+
+function banner(scenario: Scenario, file: string, url: string, kubeconfigPath: string, planPath: string, speed: number): string {
+  const palette = scenario.plan.mode === 'palette';
+  const faults = scenario.faults.filter((f) => f.kind !== 'orchestrator-crash' && f.kind !== 'palette-stale-timestamp');
+  const lines = [
+    `patchpilot sandbox: cluster ${scenario.clusterName} (${scenario.nodes.length} simulated nodes, ${faults.length} fault(s) from ${relative(process.cwd(), file) || file})`,
+    `  API server   ${url}   (time runs ${speed}x)`,
+    `  kubeconfig   ${kubeconfigPath}`,
+    `  plan         ${planPath}   (the scenario's plan${palette ? ', Palette mode' : ''})`,
+    '',
+    'Try, in another terminal:',
+    `  export KUBECONFIG=${kubeconfigPath}`,
+    '  kubectl get nodes -w',
+    `  npx patchpilot run --kubeconfig ${kubeconfigPath} --plan ${planPath} --dry-run`,
+    `  npx patchpilot run --kubeconfig ${kubeconfigPath} --plan ${planPath}`,
+    '  kubectl get jobs -n os-patch',
+  ];
+  if (palette) lines.push(`  kubectl get nodes --show-labels | grep task.cluster.spectrocloud.com`);
+  lines.push('', 'Stop with Ctrl-C.', '');
+  return lines.join('\n');
+}
+
+function untilSignal(): Promise<string> {
+  return new Promise((resolvePromise) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.removeListener('SIGINT', stop);
+      process.removeListener('SIGTERM', stop);
+      resolvePromise(signal);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+/** Scenario events the cluster itself can play (a node joining, an operator's label or cordon); engine commands are not. */
+function scheduleEvents(scenario: Scenario, clock: ScaledClock, sim: ReturnType<typeof createSandbox>['sim'], write: (t: string) => void): number[] {
+  const ids: number[] = [];
+  for (const event of scenario.events) {
+    if (event.kind !== 'node-added' && event.kind !== 'exclude' && event.kind !== 'cordon') continue;
+    ids.push(
+      clock.setTimeout(() => {
+        if (event.kind === 'node-added') sim.addNode(event.node);
+        else if (event.kind === 'exclude') sim.setLabel(event.node, scenario.plan.labelKey, DISABLED);
+        else sim.cordonByOthers(event.node);
+        write(`${stamp(clock)} scenario event: ${event.kind} ${typeof event.node === 'string' ? event.node : event.node.name}`);
+      }, event.at),
+    );
+  }
+  return ids;
+}
+
+function stamp(clock: ScaledClock): string {
+  return new Date(clock.now()).toISOString().slice(11, 19);
+}
+
+/** One line per thing an operator would want to see happen: cordons, readiness, reboots, Jobs starting and ending. */
+function narrate(store: ReturnType<typeof createSandbox>['store'], clock: ScaledClock, scenario: Scenario, write: (t: string) => void): () => void {
+  const say = (text: string) => write(`${stamp(clock)} ${text}`);
+  const offNodes = store.hooks.onChange('nodes', (event: ChangeEvent) => {
+    if (event.type !== 'MODIFIED' || !event.oldObject) return;
+    const name = event.object.metadata.name!;
+    const before = nodeFacts(event.oldObject);
+    const after = nodeFacts(event.object);
+    if (before.unschedulable !== after.unschedulable) say(`node ${name} ${after.unschedulable ? 'cordoned' : 'uncordoned'}`);
+    if (before.ready !== after.ready) say(`node ${name} ${after.ready ? 'Ready' : 'NotReady'}${after.ready && before.bootId !== after.bootId ? ' (rebooted)' : ''}`);
+    const label = scenario.plan.labelKey;
+    if (before.labels[label] !== after.labels[label] && after.labels[label] !== undefined) say(`node ${name} labelled ${label}=${after.labels[label]}`);
+  });
+  const offJobs = store.hooks.onChange('jobs', (event: ChangeEvent) => {
+    const name = event.object.metadata.name!;
+    if (event.type === 'ADDED') say(`job ${name} created`);
+    else if (event.type === 'DELETED') say(`job ${name} deleted`);
+    else {
+      const before = jobState(event.oldObject);
+      const after = jobState(event.object);
+      if (before !== after && after !== 'running') say(`job ${name} ${after}`);
+    }
+  });
+  return () => {
+    offNodes();
+    offJobs();
+  };
+}
+
+function nodeFacts(node: ChangeEvent['object']) {
+  const status = (node.status ?? {}) as { conditions?: Array<{ type: string; status: string }>; nodeInfo?: { bootID?: string } };
+  return {
+    unschedulable: (node.spec as { unschedulable?: boolean } | undefined)?.unschedulable === true,
+    ready: status.conditions?.find((c) => c.type === 'Ready')?.status === 'True',
+    bootId: status.nodeInfo?.bootID ?? '',
+    labels: node.metadata.labels ?? {},
+  };
+}
+
+function jobState(job: ChangeEvent['object'] | undefined): string {
+  const conditions = ((job?.status as { conditions?: Array<{ type: string; status: string; reason?: string }> } | undefined)?.conditions ?? []).filter((c) => c.status === 'True');
+  const failed = conditions.find((c) => c.type === 'Failed');
+  if (failed) return `failed (${failed.reason ?? 'Failed'})`;
+  if (conditions.some((c) => c.type === 'Complete')) return 'completed';
+  return 'running';
+}

@@ -1,0 +1,281 @@
+/**
+ * The sandbox: a simulated cluster (SimCluster) bound to an in-memory Kubernetes API (src/sim/kube-api), so that real
+ * clients (kubectl, the Kubernetes adapter, client-node) see Nodes, Pods, Jobs, Events and Leases behave as in a
+ * cluster. SimCluster stays the one source of truth for what nodes do; this module keeps the API objects in step
+ * with it both ways:
+ * - the simulator → the API: every node change re-renders the Node object (Ready, bootID, labels, the cordon) and the
+ *   workload pods on it;
+ * - the API → the simulator: a client's patch of a Node (label, cordon) is written into the SimCluster; an eviction
+ *   or a pod delete terminates the pod after the time the simulator draws, refused while a PodDisruptionBudget fault
+ *   protects it, or stuck while a finalizer fault holds it; a Job runs the simulated agent (kubelet.ts).
+ * api-errors faults fail HTTP requests with the same rates as they fail the simulator's own calls.
+ */
+import type { Clock } from '../../engine/clock.ts';
+import { SimCluster, PDB_POD, type SimPod } from '../cluster.ts';
+import type { Scenario } from '../scenario.ts';
+import type { KubeObject } from '../kube-api/objects.ts';
+import { rfc3339 } from '../kube-api/objects.ts';
+import { deepEqual } from '../kube-api/patch.ts';
+import { StatusError, internalError, tooManyRequests } from '../kube-api/status.ts';
+import { KubeStore } from '../kube-api/store.ts';
+import { Kubelets } from './kubelet.ts';
+import { controllerObjects, nodeObject, ownerOf, pdbObject, podObject, type Json } from './objects.ts';
+
+/** Namespaces every sandbox has: the system ones, Palette's os-patch, and those of the simulated workloads. */
+export const SANDBOX_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease', 'os-patch', 'apps', 'shop', 'jobs'] as const;
+
+interface DrainSession {
+  startedAt: number;
+  plan: ReturnType<SimCluster['evictionPlan']>;
+}
+
+interface Terminating {
+  node: string;
+  timer: number | undefined;
+}
+
+export interface SandboxBindingOptions {
+  sim: SimCluster;
+  clock: Clock;
+  agent: 'modern' | 'legacy';
+  /** An existing store (with its server's hooks); a new one otherwise. */
+  store?: KubeStore;
+  seed?: number;
+}
+
+/**
+ * Binds a SimCluster to a KubeStore. Create the SimCluster with `onNodeChange` calling `nodeChanged` (and
+ * `apiErrorsAt: 'external'`), or use `createSandbox`, which does both.
+ */
+export class SandboxBinding {
+  readonly store: KubeStore;
+  readonly sim: SimCluster;
+  readonly #clock: Clock;
+  readonly #kubelets: Kubelets;
+  readonly #createdAt: string;
+  readonly #readySince = new Map<string, { ready: boolean; since: string }>();
+  readonly #index = new Map<string, number>();
+  readonly #sessions = new Map<string, DrainSession>();
+  readonly #terminating = new Map<string, Terminating>();
+  /** Set while this binding writes a Node, so that its own write is not taken for a client's. */
+  #rendering = false;
+
+  constructor(options: SandboxBindingOptions) {
+    this.sim = options.sim;
+    this.#clock = options.clock;
+    this.store = options.store ?? new KubeStore({ clock: options.clock, seed: options.seed ?? 1 });
+    this.#createdAt = rfc3339(options.clock.now() - 86_400_000);
+    for (const name of SANDBOX_NAMESPACES) {
+      if (!this.store.find('namespaces', { name })) this.store.create('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, { internal: true });
+    }
+    this.#kubelets = new Kubelets({ store: this.store, sim: this.sim, clock: this.#clock, agent: options.agent });
+    this.store.hooks.onChange('nodes', (event) => {
+      if (this.#rendering) return;
+      const name = event.object.metadata.name!;
+      if (event.type === 'DELETED') {
+        this.sim.removeNode(name);
+        return;
+      }
+      if (event.type === 'MODIFIED') this.#nodeWrittenByClient(event.object);
+    });
+    this.store.hooks.onEviction((request) => this.#evict(request.pod));
+    this.store.hooks.admit('pods', (request) => {
+      if (request.operation !== 'DELETE') return undefined;
+      const pod = request.oldObject;
+      // Job pods go with their Job at once; workload pods terminate gracefully, as the kubelet would take them down.
+      if (pod.metadata.ownerReferences?.some((o) => o.kind === 'Job')) return undefined;
+      const node = (pod.spec as Json | undefined)?.nodeName;
+      if (typeof node !== 'string') return undefined;
+      this.#terminate(pod, node, this.#sessions.get(node)?.plan.terminationMs.get(pod.metadata.name!) ?? 5_000, null);
+      return 'deferred';
+    });
+    this.store.hooks.onRequest((request) => {
+      let call: string | undefined;
+      let node: string | null = null;
+      if (request.resource === 'nodes' && request.subresource === undefined) {
+        if (request.verb === 'list') call = 'list';
+        else if (request.verb === 'get') [call, node] = ['get', request.name ?? null];
+        else if (request.verb === 'patch' || request.verb === 'update') [call, node] = ['patch', request.name ?? null];
+      } else if (request.resource === 'jobs' && request.verb === 'create') call = 'create-job';
+      if (call === undefined) return undefined;
+      const status = this.sim.apiFault(node, call);
+      if (status === undefined) return undefined;
+      if (status === 429) return tooManyRequests('the server has received too many requests and has asked us to try again later', 1);
+      if (status === 409) return new StatusError(409, 'Conflict', `Operation cannot be fulfilled on nodes "${node ?? ''}": the object has been modified; please apply your changes to the latest version and try again`, { name: node ?? '', kind: 'nodes' });
+      return internalError('etcdserver: request timed out');
+    });
+    const owners = new Map<string, ReturnType<typeof ownerOf>>();
+    for (const name of this.sim.nodeNames()) {
+      for (const pod of this.sim.podsOn(name)) {
+        const owner = ownerOf(pod, name);
+        owners.set(`${owner.kind}/${owner.namespace}/${owner.name}`, owner);
+      }
+    }
+    for (const { resource, object } of controllerObjects(owners.values(), this.#createdAt)) this.store.create(resource, object as KubeObject, { internal: true });
+    if (this.sim.nodeNames().some((name) => this.sim.podsOn(name).some((p) => p.name === PDB_POD(name)))) {
+      this.store.create('poddisruptionbudgets', pdbObject(this.#createdAt) as KubeObject, { internal: true });
+    }
+    for (const name of this.sim.nodeNames()) this.nodeChanged(name);
+  }
+
+  /** SimCluster's onNodeChange: bring the Node object and its pods in line with the simulator. */
+  nodeChanged(name: string): void {
+    const view = this.sim.nodeView(name);
+    const facts = this.sim.nodeFacts(name);
+    if (!view || !facts) return;
+    if (!this.#index.has(name)) this.#index.set(name, this.#index.size);
+    const now = rfc3339(this.#clock.now());
+    const previous = this.#readySince.get(name);
+    if (!previous || previous.ready !== view.ready) this.#readySince.set(name, { ready: view.ready, since: previous ? now : this.#createdAt });
+    if (!view.unschedulable) this.#sessions.delete(name);
+    const rendered = nodeObject(
+      {
+        name,
+        os: facts.os,
+        role: facts.role,
+        ready: view.ready,
+        unschedulable: view.unschedulable,
+        labels: view.labels,
+        annotations: view.annotations,
+        bootId: view.bootId,
+        kubeletVersion: view.kubeletVersion,
+        readySince: this.#readySince.get(name)!.since,
+        createdAt: this.#createdAt,
+        index: this.#index.get(name)!,
+      },
+      this.#createdAt,
+    ) as KubeObject;
+    this.#rendering = true;
+    try {
+      const stored = this.store.find('nodes', { name });
+      if (!stored) this.store.create('nodes', rendered, { internal: true });
+      else if (!sameNode(stored, rendered)) {
+        this.store.modify('nodes', { name }, (draft) => {
+          draft.metadata.labels = rendered.metadata.labels!;
+          draft.metadata.annotations = rendered.metadata.annotations!;
+          draft.spec = rendered.spec;
+          draft.status = rendered.status;
+        }, { internal: true });
+      }
+    } finally {
+      this.#rendering = false;
+    }
+    this.#syncPods(name);
+  }
+
+  /** Stops the simulated containers and pending terminations. */
+  close(): void {
+    this.#kubelets.stopAll();
+    for (const t of this.#terminating.values()) if (t.timer !== undefined) this.#clock.clearTimeout(t.timer);
+    this.#terminating.clear();
+  }
+
+  #nodeWrittenByClient(node: KubeObject): void {
+    const name = node.metadata.name!;
+    const view = this.sim.nodeView(name);
+    if (!view) return;
+    const labels = { ...(node.metadata.labels ?? {}) };
+    const annotations = { ...(node.metadata.annotations ?? {}) };
+    const unschedulable = (node.spec as Json | undefined)?.unschedulable === true;
+    if (deepEqual(labels, view.labels) && deepEqual(annotations, view.annotations) && unschedulable === view.unschedulable) return;
+    this.sim.setNodeMetadata(name, { labels, annotations, unschedulable });
+  }
+
+  /** The workload pods the simulator has on the node, created where missing (the scheduler's doing after a drain). */
+  #syncPods(name: string): void {
+    const want = this.sim.podsOn(name);
+    for (const pod of want) {
+      if (this.store.find('pods', { namespace: pod.namespace, name: pod.name })) continue;
+      this.store.create('pods', podObject(pod, name, rfc3339(this.#clock.now())) as KubeObject, { internal: true });
+    }
+    const wanted = new Set(want.map((p: SimPod) => `${p.namespace}/${p.name}`));
+    for (const pod of this.store.list('pods', { fieldSelector: `spec.nodeName=${name}` }).items) {
+      if (pod.metadata.ownerReferences?.some((o) => o.kind === 'Job')) continue;
+      if (pod.metadata.deletionTimestamp !== undefined) continue;
+      if (!wanted.has(`${pod.metadata.namespace}/${pod.metadata.name}`)) this.store.delete('pods', { namespace: pod.metadata.namespace!, name: pod.metadata.name! }, { internal: true });
+    }
+  }
+
+  /** The Eviction API: refused while a PodDisruptionBudget fault protects the pod, else a graceful termination. */
+  #evict(pod: KubeObject): void {
+    const node = (pod.spec as Json | undefined)?.nodeName;
+    const ref = { namespace: pod.metadata.namespace!, name: pod.metadata.name! };
+    if (typeof node !== 'string' || pod.metadata.ownerReferences?.some((o) => o.kind === 'Job') || this.sim.nodeView(node) === null) {
+      this.store.delete('pods', ref, { internal: true });
+      return;
+    }
+    if (pod.metadata.deletionTimestamp !== undefined) return;
+    let session = this.#sessions.get(node);
+    if (!session) {
+      session = { startedAt: this.#clock.now(), plan: this.sim.evictionPlan(node) };
+      this.#sessions.set(node, session);
+    }
+    const protection = session.plan.protectedPods.get(ref.name);
+    const now = this.#clock.now();
+    const protectedUntil = protection?.forMs === null ? Infinity : session.startedAt + (protection?.forMs ?? 0);
+    if (protection?.kind === 'pdb' && now < protectedUntil) {
+      throw tooManyRequests(protection.reason, 10, [{ reason: 'DisruptionBudget', message: 'The disruption budget web needs 2 healthy pods and has 2 currently' }]);
+    }
+    const terminationMs = session.plan.terminationMs.get(ref.name) ?? 5_000;
+    this.#terminate(pod, node, terminationMs, protection?.kind === 'finalizer' ? protectedUntil : null);
+  }
+
+  /**
+   * Marks the pod for deletion and removes it when it has terminated: after its termination time, or (a finalizer
+   * fault) not before the finalizer is released, never if it never is.
+   */
+  #terminate(pod: KubeObject, node: string, terminationMs: number, heldUntil: number | null): void {
+    const ref = { namespace: pod.metadata.namespace!, name: pod.metadata.name! };
+    const key = `${ref.namespace}/${ref.name}`;
+    if (this.#terminating.has(key)) return;
+    const now = this.#clock.now();
+    this.store.modify('pods', ref, (draft) => {
+      draft.metadata.deletionTimestamp = rfc3339(now + terminationMs);
+      draft.metadata.deletionGracePeriodSeconds = Math.ceil(terminationMs / 1000);
+    }, { internal: true });
+    const goneAt = Math.max(now + terminationMs, heldUntil ?? 0);
+    const entry: Terminating = { node, timer: undefined };
+    this.#terminating.set(key, entry);
+    if (goneAt === Infinity) return;
+    entry.timer = this.#clock.setTimeout(() => {
+      this.#terminating.delete(key);
+      const current = this.store.find('pods', ref);
+      if (!current || current.metadata.uid !== pod.metadata.uid) return;
+      if ((current.metadata.finalizers ?? []).length > 0) this.store.modify('pods', ref, (draft) => void (draft.metadata.finalizers = []), { internal: true });
+      if (this.store.find('pods', ref)) this.store.delete('pods', ref, { internal: true });
+      if (this.sim.nodeView(node)) this.sim.podGone(node, ref.name);
+    }, goneAt - now);
+  }
+}
+
+function sameNode(stored: KubeObject, rendered: KubeObject): boolean {
+  return (
+    deepEqual(stored.metadata.labels ?? {}, rendered.metadata.labels ?? {}) &&
+    deepEqual(stored.metadata.annotations ?? {}, rendered.metadata.annotations ?? {}) &&
+    deepEqual(stored.spec, rendered.spec) &&
+    deepEqual(stored.status, rendered.status)
+  );
+}
+
+export interface Sandbox {
+  binding: SandboxBinding;
+  sim: SimCluster;
+  store: KubeStore;
+}
+
+/** A sandbox for a scenario on a clock: its nodes, faults and updates, served through a KubeStore. */
+export function createSandbox(scenario: Scenario, clock: Clock): Sandbox {
+  let binding: SandboxBinding | null = null;
+  const sim = new SimCluster(scenario.nodes, {
+    name: scenario.clusterName,
+    clock,
+    seed: scenario.seed,
+    epoch: clock.now(),
+    updates: scenario.updates,
+    faults: scenario.faults,
+    apiErrorsAt: 'external',
+    onNodeChange: (name) => binding?.nodeChanged(name),
+  });
+  binding = new SandboxBinding({ sim, clock, agent: scenario.plan.agent, seed: scenario.seed });
+  return { binding, sim, store: binding.store };
+}
