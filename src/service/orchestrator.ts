@@ -231,7 +231,7 @@ export class Orchestrator {
     };
     const refuse = (err: unknown): never => {
       detached = true;
-      void this.#cluster.releaseLease(leaseName(input.plan.cluster), this.#holder);
+      this.#cluster.releaseLease(leaseName(input.plan.cluster), this.#holder).catch(() => {});
       throw incompatible(runId, err);
     };
     let actor!: FleetActor;
@@ -242,7 +242,19 @@ export class Orchestrator {
     } catch (err) {
       refuse(err);
     }
-    const renewal = this.#keepLease(input.plan.cluster);
+    // Without the lease another orchestrator may act on the cluster: start no more nodes until it is ours again.
+    let pausedForLease = false;
+    const renewal = this.#keepLease(input.plan.cluster, {
+      onLost: (why) => {
+        journal?.audit({ at: this.#clock.now(), actor: this.#holder, action: 'run.lease-lost', details: { reason: why } });
+        pausedForLease = this.#apply(handle, input, journal, { type: 'PAUSE', by: this.#holder, reason: `lease lost: ${why}` }).ok;
+      },
+      onRegained: () => {
+        journal?.audit({ at: this.#clock.now(), actor: this.#holder, action: 'run.lease-regained', details: {} });
+        if (pausedForLease) this.#apply(handle, input, journal, { type: 'RESUME', by: this.#holder, reason: 'lease regained' });
+        pausedForLease = false;
+      },
+    });
     const result = new Promise<FleetOutput>((resolve, reject) => {
       actor.subscribe({
         complete: () => {
@@ -253,7 +265,11 @@ export class Orchestrator {
             // Observers hear of the end before the inspector does; wait for it so the final commit holds the end.
             queueMicrotask(() => {
               journal?.flush();
-              void this.#cluster.releaseLease(leaseName(input.plan.cluster), this.#holder).finally(() => resolve(snap.output as FleetOutput));
+              // A lease that cannot be released runs out by itself; the run's result does not depend on it.
+              this.#cluster
+                .releaseLease(leaseName(input.plan.cluster), this.#holder)
+                .catch(() => {})
+                .finally(() => resolve(snap.output as FleetOutput));
             });
           } else {
             reject(new RunDetachedError(`run ${runId} was detached in state ${stateString(snap.value as never)}`));
@@ -322,21 +338,49 @@ export class Orchestrator {
     }
   }
 
-  /** Renews the lease a third of the way through each term, on the same clock as everything else. */
-  #keepLease(cluster: string): { stop(): void } {
+  /**
+   * Renews the lease a third of the way through each term, on the same clock as everything else. A renewal that
+   * fails (the API server unreachable) is retried sooner while the lease still runs; once it has run out, or another
+   * orchestrator holds it, the lease is lost: `onLost` is told (the run stops starting nodes), and the orchestrator
+   * keeps asking, so that `onRegained` can let the run go on. Nothing here can reject unhandled.
+   */
+  #keepLease(cluster: string, events: { onLost(why: string): void; onRegained(): void }): { stop(): void } {
     let timer: number | undefined;
     let stopped = false;
-    const period = (this.#leaseSeconds * 1000) / 3;
-    const arm = () => {
-      timer = this.#clock.setTimeout(() => {
-        void this.#cluster
-          .renewLease({ name: leaseName(cluster), holder: this.#holder, durationSeconds: this.#leaseSeconds })
-          .then((held) => {
-            if (!stopped && held) arm();
-          });
-      }, period);
+    let lost = false;
+    const durationMs = this.#leaseSeconds * 1000;
+    const period = durationMs / 3;
+    let expiresAt = this.#clock.now() + durationMs;
+    const arm = (delay: number) => {
+      timer = this.#clock.setTimeout(() => void renew(), delay);
     };
-    arm();
+    const renew = async () => {
+      let held: boolean;
+      try {
+        held = await this.#cluster.renewLease({ name: leaseName(cluster), holder: this.#holder, durationSeconds: this.#leaseSeconds });
+      } catch (err) {
+        if (stopped) return;
+        if (!lost && this.#clock.now() >= expiresAt) {
+          lost = true;
+          events.onLost(`the cluster's lease could not be renewed before it ran out (${err instanceof Error ? err.message : String(err)})`);
+        }
+        arm(period / 3);
+        return;
+      }
+      if (stopped) return;
+      if (held) {
+        expiresAt = this.#clock.now() + durationMs;
+        if (lost) {
+          lost = false;
+          events.onRegained();
+        }
+      } else if (!lost) {
+        lost = true;
+        events.onLost("another orchestrator holds the cluster's lease");
+      }
+      arm(period);
+    };
+    arm(period);
     return {
       stop: () => {
         stopped = true;
