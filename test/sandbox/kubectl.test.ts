@@ -1,0 +1,135 @@
+/**
+ * `patchpilot sandbox` as a user meets it: started from the CLI, driven by real kubectl and by `patchpilot run`
+ * against the kubeconfig it writes, in Palette mode so that the seed's monitoring commands are the ones checked, and
+ * stopped with SIGTERM.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scratchDirs } from '../helpers/scratch.ts';
+
+const KUBECTL = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((p) => existsSync(p)) ?? null;
+if (!KUBECTL) console.warn('[test/sandbox/kubectl] skipped: no kubectl on this machine (scripts/setup-test-deps.sh installs Debian\'s kubernetes-client)');
+
+const BIN = join(process.cwd(), 'bin', 'patchpilot.js');
+const SCENARIO = 'fixtures/scenarios/sandbox-palette.yaml';
+const TASK_LABEL = 'task.cluster.spectrocloud.com/on-demand-os-patch';
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe.skipIf(!KUBECTL)('patchpilot sandbox with kubectl (Palette mode)', () => {
+  const dir = scratchDirs('sandbox-kubectl')();
+  const kubeconfig = join(dir, 'sandbox.kubeconfig');
+  const plan = join(dir, 'sandbox.plan.yaml');
+  let sandbox: ChildProcess;
+  let output = '';
+
+  const kubectl = (...args: string[]) => {
+    const result = spawnSync(KUBECTL!, ['--kubeconfig', kubeconfig, '--request-timeout=10s', ...args], { encoding: 'utf8', timeout: 30_000 });
+    return { code: result.status, out: result.stdout, err: result.stderr };
+  };
+
+  beforeAll(async () => {
+    sandbox = spawn(process.execPath, [BIN, 'sandbox', '--scenario', SCENARIO, '--kubeconfig', kubeconfig, '--speed', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    sandbox.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    sandbox.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    await until('the kubeconfig', () => (existsSync(kubeconfig) && existsSync(plan) ? true : undefined));
+  });
+
+  afterAll(async () => {
+    if (sandbox.exitCode === null) {
+      sandbox.kill('SIGKILL');
+      await new Promise((r) => sandbox.once('exit', r));
+    }
+  });
+
+  it('prints how to use it and serves the scenario\'s nodes', () => {
+    expect(output).toMatch(/kubeconfig   \S*sandbox\.kubeconfig/);
+    expect(output).toContain('kubectl get nodes -w');
+    const nodes = kubectl('get', 'nodes');
+    expect(nodes.code).toBe(0);
+    for (const name of ['cp-1', 'worker-1', 'worker-2', 'rocky-1', 'win-1']) expect(nodes.out).toMatch(new RegExp(`^${name}\\s+Ready\\s`, 'm'));
+    expect(nodes.out).toMatch(/^cp-1\s+Ready\s+control-plane\s/m);
+    expect(readFileSync(plan, 'utf8')).toContain('mode: palette');
+  });
+
+  it('patches through `patchpilot run`, and the seed\'s monitoring commands show it', { timeout: 120_000 }, () => {
+    const run = spawnSync(process.execPath, [BIN, 'run', '--kubeconfig', kubeconfig, '--plan', plan, '--db', join(dir, 'runs.db')], { encoding: 'utf8', timeout: 110_000 });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/SUCCEEDED \(4 patched/);
+
+    const jobs = kubectl('get', 'jobs', '-n', 'os-patch');
+    expect(jobs.code).toBe(0);
+    for (const node of ['cp-1', 'worker-1', 'worker-2', 'rocky-1']) expect(jobs.out).toMatch(new RegExp(`^apply-on-demand-os-patch-on-${node}\\s+Complete\\s+1/1`, 'm'));
+    expect(jobs.out).not.toContain('win-1');
+
+    const describe = kubectl('describe', 'job', 'apply-on-demand-os-patch-on-worker-2', '-n', 'os-patch');
+    expect(describe.code).toBe(0);
+    expect(describe.out).toMatch(/Pods Statuses:\s+0 Active .* \/ 1 Succeeded \/ 0 Failed/);
+    expect(describe.out).toContain(`${TASK_LABEL}=`);
+
+    const logs = kubectl('logs', '-n', 'os-patch', 'job/apply-on-demand-os-patch-on-worker-2');
+    expect(logs.code).toBe(0);
+    const report = JSON.parse(logs.out.trim().split('\n').at(-1)!);
+    expect(report).toMatchObject({ result: 'patched', rebootRequired: true, error: null });
+    expect(report.upgraded.map((u: { name: string }) => u.name)).toEqual(expect.arrayContaining(['openssl', 'curl']));
+    const byLabel = kubectl('logs', '-n', 'os-patch', '-l', 'app.kubernetes.io/name=patchpilot', '--tail=1');
+    expect(byLabel.out.trim().split('\n').filter((l) => l.startsWith('{"result"'))).toHaveLength(4);
+
+    const labels = kubectl('get', 'nodes', '--show-labels');
+    const marked = labels.out.split('\n').filter((line) => line.includes(`${TASK_LABEL}=`));
+    expect(marked.map((line) => line.split(/\s+/)[0]).sort()).toEqual(['cp-1', 'rocky-1', 'worker-1', 'worker-2']);
+    expect(kubectl('get', 'nodes').out).not.toContain('SchedulingDisabled');
+  });
+
+  it('shows a cordon to `kubectl get nodes -w`, and takes label, uncordon and drain', { timeout: 60_000 }, async () => {
+    const watch = spawn(KUBECTL!, ['--kubeconfig', kubeconfig, 'get', 'nodes', '-w'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let seen = '';
+    watch.stdout.on('data', (chunk: Buffer) => (seen += chunk.toString()));
+    try {
+      await until('the watch to list the nodes', () => (seen.includes('rocky-1') ? true : undefined));
+      expect(kubectl('cordon', 'rocky-1').out).toContain('node/rocky-1 cordoned');
+      await until('the cordon in the watch', () => (/^rocky-1\s+Ready,SchedulingDisabled/m.test(seen) ? true : undefined));
+    } finally {
+      watch.kill();
+    }
+    expect(kubectl('uncordon', 'rocky-1').out).toContain('node/rocky-1 uncordoned');
+    expect(kubectl('label', 'node', 'worker-1', 'team=payments').code).toBe(0);
+    expect(kubectl('get', 'nodes', '-l', 'team=payments', '-o', 'name').out.trim()).toBe('node/worker-1');
+
+    const drain = kubectl('drain', 'worker-1', '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=30s');
+    expect(drain.err).not.toMatch(/error/i);
+    expect(drain.code).toBe(0);
+    expect(drain.out).toContain('node/worker-1 drained');
+    const left = kubectl('get', 'pods', '-A', '--field-selector', 'spec.nodeName=worker-1', '-o', 'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {end}');
+    // Only what a drain leaves: DaemonSet pods, mirror pods, and the finished patch pod.
+    for (const pod of left.out.trim().split(/\s+/).filter(Boolean)) expect(pod).toMatch(/^(kube-system\/|os-patch\/apply-on-demand)/);
+    expect(kubectl('get', 'node', 'worker-1').out).toMatch(/Ready,SchedulingDisabled/);
+  });
+
+  it('stops cleanly on SIGTERM and removes its kubeconfig', async () => {
+    sandbox.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => sandbox.once('exit', r));
+    expect(code).toBe(0);
+    expect(existsSync(kubeconfig)).toBe(false);
+    expect(output).toMatch(/sandbox stopped \(SIGTERM\)/);
+  });
+});
+
+describe('patchpilot sandbox refuses bad input', () => {
+  it('names a scenario file that does not exist, exit 2', () => {
+    const result = spawnSync(process.execPath, [BIN, 'sandbox', '--scenario', 'no/such/file.yaml'], { encoding: 'utf8', timeout: 30_000 });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/no\/such\/file\.yaml/);
+  });
+});
