@@ -20,6 +20,8 @@ export interface LiveViewOptions {
   tty: boolean;
   title: string;
   now: () => number;
+  /** The clock is simulated (sim, demo): the header says so; a real run shows plain time. */
+  virtualTime?: boolean;
   /** Most node lines to draw in a terminal (default 40). */
   maxRows?: number;
 }
@@ -76,7 +78,7 @@ export class LiveView {
     const failed = lines.filter((l) => l.outcome?.result === 'failed').length;
     const total = Math.max(this.#total, lines.length);
     const out = [
-      `${p('bold', this.#options.title)}  ${p('dim', `virtual time ${clockTime(now)}`)}  ${this.#fleetState}`,
+      `${p('bold', this.#options.title)}  ${p('dim', `${this.#options.virtualTime === false ? 'time' : 'virtual time'} ${clockTime(now)}`)}  ${this.#fleetState}`,
       `${bar(finished, total)} ${finished}/${total} nodes${failed ? p('red', `  ${failed} failed`) : ''}`,
       ...this.#visible(lines).map((l) => (typeof l === 'string' ? p('dim', l) : this.#nodeLine(l, now))),
     ];

@@ -78,7 +78,7 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   const store = openCliStore(options.db);
   const requestedBy = whoAmI();
   const tty = io.out.isTTY === true;
-  const view = new LiveView({ out: io.out, tty, title: `patchpilot run · cluster ${plan.cluster}`, now: () => clock.now() });
+  const view = new LiveView({ out: io.out, tty, title: `patchpilot run · cluster ${plan.cluster}`, now: () => clock.now(), virtualTime: false });
   const outcomes: NodeOutcome[] = [];
   const orchestrator = new Orchestrator({
     cluster,
