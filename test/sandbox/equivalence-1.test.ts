@@ -1,0 +1,3 @@
+import { equivalenceTests } from './equivalence.ts';
+
+equivalenceTests(0, 2);
