@@ -14,6 +14,7 @@ import { Orchestrator, type RunEvent, type RunHandle } from '../service/orchestr
 import { showRun } from './history.ts';
 import { LiveView, outcomeLine, summaryTable } from './live.ts';
 import { DEFAULT_DB, openCliStore } from './paths.ts';
+import { UserError } from './user-error.ts';
 
 const ubuntu = 'Ubuntu 22.04.4 LTS';
 const rocky = 'Rocky Linux 9.4 (Blue Onyx)';
@@ -142,11 +143,6 @@ export async function demo(options: DemoOptions, io: DemoIo): Promise<number> {
   return 0;
 }
 
-export class DemoError extends Error {
+export class DemoError extends UserError {
   override readonly name = 'DemoError';
-  readonly hint: string;
-  constructor(message: string, hint: string) {
-    super(message);
-    this.hint = hint;
-  }
 }

@@ -7,18 +7,17 @@ import { PlanError } from '../engine/plan.ts';
 import { ScheduleError } from '../engine/schedule.ts';
 import { OrchestratorError } from '../service/orchestrator.ts';
 import { StoreError } from '../store/errors.ts';
-import { demo, DemoError } from './demo.ts';
+import { demo } from './demo.ts';
 import { listRuns, showAudit, showRun, verifyAudit } from './history.ts';
 import { openCliStore, DEFAULT_DB } from './paths.ts';
 import { planCheck } from './plan-check.ts';
 import { ScenarioError } from '../sim/scenario.ts';
 import type { SimOptions } from './sim.ts';
 import type { SandboxOptions } from './sandbox.ts';
-import { SandboxError } from './sandbox-error.ts';
 import { join } from 'node:path';
 import type { RunOptions } from './run.ts';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
-import { RunError } from './run-error.ts';
+import { UserError } from './user-error.ts';
 
 const positiveInt = (value: string): number => {
   const n = Number(value);
@@ -196,7 +195,7 @@ export function buildProgram(): Command {
 /** Every error a user can cause, as the text to show. Anything else is a bug and keeps its stack trace. */
 export function describeUserError(err: unknown): string | null {
   if (err instanceof PlanError || err instanceof ScheduleError || err instanceof ScenarioError) return `error: ${err.message}`;
-  if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof DemoError || err instanceof RunError || err instanceof KubeConfigError || err instanceof SandboxError) {
+  if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof UserError || err instanceof KubeConfigError) {
     return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`;
   }
   return null;

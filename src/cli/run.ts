@@ -29,7 +29,7 @@ import { table } from './format.ts';
 import { LiveView, outcomeLine, summaryTable } from './live.ts';
 import { DEFAULT_DB, openCliStore } from './paths.ts';
 import { loadPlanFile } from './plan-check.ts';
-import { RunError } from './run-error.ts';
+import { RunError } from './user-error.ts';
 
 export interface RunOptions {
   kubeconfig?: string;

@@ -14,7 +14,7 @@ import type { ChangeEvent } from '../sim/kube-api/hooks.ts';
 import { ScaledClock } from '../sim/scaled-clock.ts';
 import { createSandbox } from '../sim/sandbox/index.ts';
 import { loadScenario, type Scenario } from '../sim/scenario.ts';
-import { SandboxError } from './sandbox-error.ts';
+import { SandboxError } from './user-error.ts';
 
 export const DEFAULT_SANDBOX_SCENARIO = fileURLToPath(new URL('../../fixtures/scenarios/demo.yaml', import.meta.url));
 export const DEFAULT_SANDBOX_KUBECONFIG = join('.patchpilot', 'sandbox.kubeconfig');
