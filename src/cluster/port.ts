@@ -87,3 +87,64 @@ export interface ClusterPort {
   renewLease(request: LeaseRequest): Promise<boolean>;
   releaseLease(name: string, holder: string): Promise<void>;
 }
+
+/** One of patchpilot's Jobs as `doctor` sees it: its state, and the agent's report when its pod left one. */
+export interface DiagnosticJob {
+  name: string;
+  /** The node it ran on (from its annotation), or null when it carries none. */
+  node: string | null;
+  runId: string | null;
+  /** `patch`, `prefetch` or `reboot` (the patchpilot.io/action label). */
+  action: string;
+  status: 'running' | 'succeeded' | 'failed';
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** The Failed condition's reason and message (DeadlineExceeded, BackoffLimitExceeded), or null. */
+  failure: string | null;
+  /** The agent report (the log's last JSON line), or null: still running, no pod, or the agent printed none. */
+  report: AgentReport | null;
+  /** Log lines worth showing: gpg/keyserver/lock lines and the last few lines, without the report. */
+  logLines: string[];
+}
+
+export interface LeaseInfo {
+  name: string;
+  /** null when released. */
+  holder: string | null;
+  renewedAt: number | null;
+  /** renewTime + leaseDurationSeconds; null when never renewed. */
+  expiresAt: number | null;
+}
+
+export interface AgentConfigMapInfo {
+  name: string;
+  namespace: string;
+  /** The script digest the ConfigMap announces, or null when the ConfigMap does not exist. */
+  sha256: string | null;
+  /** The digest of the script this build of patchpilot ships. */
+  expectedSha256: string;
+}
+
+export interface DeploymentInfo {
+  name: string;
+  namespace: string;
+  replicas: number;
+  readyReplicas: number;
+  /** The Available condition's message when it is not True. */
+  problem: string | null;
+}
+
+/**
+ * What `doctor` reads beyond ClusterPort: patchpilot's own objects in its namespace. Read-only; every method answers
+ * what is there (null or empty when it is not) rather than failing on a missing object.
+ */
+export interface DiagnosticsPort {
+  /** The namespace patchpilot's Jobs, Lease, ConfigMap and Deployment live in. */
+  readonly namespace: string;
+  /** patchpilot's Jobs (label app.kubernetes.io/managed-by=patchpilot), oldest first, with the reports of finished ones. */
+  recentJobs(signal?: AbortSignal): Promise<DiagnosticJob[]>;
+  readLease(name: string, signal?: AbortSignal): Promise<LeaseInfo | null>;
+  agentConfigMap(signal?: AbortSignal): Promise<AgentConfigMapInfo>;
+  /** The orchestrator's Deployment (deploy/deployment.yaml), or null when it is not deployed. */
+  deployment(signal?: AbortSignal): Promise<DeploymentInfo | null>;
+}

@@ -95,6 +95,11 @@ describe('deploy/clusterrole.yaml', () => {
     expect(await run(kube.uncordon('w1', 'run-1'))).toBe('uncordoned');
     await run(kube.patchNodeMetadata('w1', { labels: { 'patchpilot.io/os-patch': 'h1' }, annotations: { 'patchpilot.io/last-patch-status': 'patched' } }));
     await run(kube.releaseLease(lease.name, lease.holder));
+    // What doctor reads: Jobs with their reports, the Lease, the agent ConfigMap, the orchestrator's Deployment.
+    expect((await run(kube.recentJobs())).map((j) => j.name)).toContain(spec.jobName);
+    expect(await run(kube.readLease(lease.name))).toMatchObject({ holder: null });
+    expect(await run(kube.agentConfigMap())).toMatchObject({ name: 'patchpilot-agent' });
+    expect(await run(kube.deployment())).toBeNull();
 
     const sent = [...new Set(bench.requests.map((r) => `${r.verb} ${r.group || 'core'}/${r.subresource ? `${r.resource}/${r.subresource}` : r.resource}`))].sort();
     expect(sent).toEqual(pairs(role.rules));

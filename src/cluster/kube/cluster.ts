@@ -4,6 +4,7 @@
  * crash, or racing a human with kubectl, does the right thing; every wait, poll and backoff is on the injected clock.
  */
 import {
+  AppsV1Api,
   AuthorizationV1Api,
   BatchV1Api,
   CoordinationV1Api,
@@ -12,16 +13,22 @@ import {
   type V1Node,
 } from '@kubernetes/client-node';
 import { agentScript as defaultAgentScript } from '../../agent/index.ts';
-import { DEFAULT_NAMESPACE, type PatchJobOptions } from '../../agent/job.ts';
+import { AGENT_CONFIGMAP_NAME, DEFAULT_NAMESPACE, type PatchJobOptions } from '../../agent/job.ts';
 import type { Clock } from '../../engine/clock.ts';
 import { EffectError } from '../../engine/effects.ts';
+import { sha256Hex } from '../../engine/hash.ts';
 import { ANNOTATIONS } from '../../engine/metadata.ts';
 import type { AgentReport } from '../../engine/report.ts';
 import { sleep } from '../in-process.ts';
 import type {
+  AgentConfigMapInfo,
   ClusterNode,
   ClusterPort,
   CordonResult,
+  DeploymentInfo,
+  DiagnosticJob,
+  DiagnosticsPort,
+  LeaseInfo,
   DrainOptions,
   DrainResult,
   LeaseRequest,
@@ -31,6 +38,7 @@ import type {
   UncordonResult,
 } from '../port.ts';
 import { AgentJobFailedError, AgentJobs } from './agent-jobs.ts';
+import { agentConfigMap, deployment, recentJobs, type DiagnosticsContext } from './diagnostics.ts';
 import { drainNode } from './drain.ts';
 import type { ApiRequest } from './errors.ts';
 import { NodeEvents, type EventReason } from './events.ts';
@@ -62,7 +70,7 @@ export interface KubeClusterOptions {
 
 const DEFAULT_POLL_MS = { node: 5000, job: 2000, pod: 2000 };
 
-export class KubeCluster implements ClusterPort {
+export class KubeCluster implements ClusterPort, DiagnosticsPort {
   readonly name: string;
   readonly namespace: string;
   /** The API server's URL, for messages. */
@@ -76,6 +84,8 @@ export class KubeCluster implements ClusterPort {
   readonly #jobs: AgentJobs;
   readonly #lease: KubeLease;
   readonly #events: NodeEvents;
+  readonly #diagnostics: DiagnosticsContext;
+  readonly #agentConfigMap: { name: string; sha256: string };
   /** Node uids as last read, for the Events' involvedObject. */
   readonly #nodeUids = new Map<string, string>();
 
@@ -98,12 +108,16 @@ export class KubeCluster implements ClusterPort {
     this.#core = kc.makeApiClient(CoreV1Api);
     this.#authorization = kc.makeApiClient(AuthorizationV1Api);
     const shared = { requests: this.#requests, clock: options.clock, namespace: this.namespace };
+    const batch = kc.makeApiClient(BatchV1Api);
+    const agentScript = options.agentScript ?? defaultAgentScript();
+    this.#agentConfigMap = { name: options.jobOptions?.agentConfigMap ?? AGENT_CONFIGMAP_NAME, sha256: sha256Hex(agentScript) };
+    this.#diagnostics = { core: this.#core, batch, apps: kc.makeApiClient(AppsV1Api), requests: this.#requests, namespace: this.namespace };
     this.#jobs = new AgentJobs({
       ...shared,
       core: this.#core,
-      batch: kc.makeApiClient(BatchV1Api),
+      batch,
       pollMs: this.#pollMs.job,
-      agentScript: options.agentScript ?? defaultAgentScript(),
+      agentScript,
       jobOptions: { ...options.jobOptions, namespace: this.namespace },
     });
     this.#lease = new KubeLease({ ...shared, coordination: kc.makeApiClient(CoordinationV1Api) });
@@ -260,6 +274,24 @@ export class KubeCluster implements ClusterPort {
 
   releaseLease(name: string, holder: string): Promise<void> {
     return this.#lease.release(name, holder);
+  }
+
+  // --- DiagnosticsPort (doctor and unstick) ---
+
+  recentJobs(signal?: AbortSignal): Promise<DiagnosticJob[]> {
+    return recentJobs(this.#diagnostics, signal);
+  }
+
+  readLease(name: string, signal?: AbortSignal): Promise<LeaseInfo | null> {
+    return this.#lease.info(name, signal);
+  }
+
+  agentConfigMap(signal?: AbortSignal): Promise<AgentConfigMapInfo> {
+    return agentConfigMap(this.#diagnostics, this.#agentConfigMap.name, this.#agentConfigMap.sha256, signal);
+  }
+
+  deployment(signal?: AbortSignal): Promise<DeploymentInfo | null> {
+    return deployment(this.#diagnostics, signal);
   }
 
   /** Which of the adapter's permissions (all of them, or those of a dry run) the credentials lack. */

@@ -7,7 +7,7 @@
 import { V1MicroTime, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import type { Clock } from '../../engine/clock.ts';
 import { boundedName } from '../jobs.ts';
-import type { LeaseRequest, LeaseResult } from '../port.ts';
+import type { LeaseInfo, LeaseRequest, LeaseResult } from '../port.ts';
 import { KubeApiError, type ApiRequest } from './errors.ts';
 import { isNotFound, type KubeRequests } from './requests.ts';
 
@@ -98,6 +98,19 @@ export class KubeLease {
       .catch(() => undefined);
   }
 
+  /** The Lease as it is now (doctor, unstick), or null when there is none. */
+  async info(leaseName: string, signal?: AbortSignal): Promise<LeaseInfo | null> {
+    const lease = await this.#read(leaseObjectName(leaseName), signal);
+    if (lease === null) return null;
+    const renewedAt = timeOf(lease.spec?.renewTime) || null;
+    return {
+      name: lease.metadata?.name ?? leaseObjectName(leaseName),
+      holder: lease.spec?.holderIdentity || null,
+      renewedAt,
+      expiresAt: renewedAt === null ? null : expiresAt(lease),
+    };
+  }
+
   async #takeOver(current: V1Lease, request: LeaseRequest): Promise<LeaseResult> {
     const { coordination, requests, clock, namespace } = this.#ctx;
     const name = current.metadata?.name ?? '';
@@ -130,11 +143,13 @@ export class KubeLease {
     return { acquired: false, holder: winner?.spec?.holderIdentity ?? '', expiresAt: winner ? expiresAt(winner) : now };
   }
 
-  async #read(name: string): Promise<V1Lease | null> {
+  async #read(name: string, signal?: AbortSignal): Promise<V1Lease | null> {
     const { coordination, requests, namespace } = this.#ctx;
     try {
-      return await requests.send({ verb: 'get', resource: 'leases', group: 'coordination.k8s.io', namespace, name }, (o) =>
-        coordination.readNamespacedLease({ name, namespace }, o),
+      return await requests.send(
+        { verb: 'get', resource: 'leases', group: 'coordination.k8s.io', namespace, name },
+        (o) => coordination.readNamespacedLease({ name, namespace }, o),
+        { signal },
       );
     } catch (err) {
       if (isNotFound(err)) return null;

@@ -23,8 +23,11 @@ export const REQUIRED_PERMISSIONS: readonly Permission[] = [
   { group: '', resource: 'pods/log', verbs: ['get'], namespaced: true },
   { group: '', resource: 'configmaps', verbs: ['get', 'create', 'update'], namespaced: true },
   { group: '', resource: 'events', verbs: ['create'], namespaced: true },
-  { group: 'batch', resource: 'jobs', verbs: ['get', 'create', 'delete'], namespaced: true },
+  // doctor lists patchpilot's Jobs to find failed and still running ones.
+  { group: 'batch', resource: 'jobs', verbs: ['get', 'list', 'create', 'delete'], namespaced: true },
   { group: 'coordination.k8s.io', resource: 'leases', verbs: ['get', 'create', 'update'], namespaced: true },
+  // doctor checks that the orchestrator's Deployment (deploy/deployment.yaml) is Ready.
+  { group: 'apps', resource: 'deployments', verbs: ['get'], namespaced: true },
 ];
 
 export interface MissingPermission {

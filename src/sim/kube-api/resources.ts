@@ -141,6 +141,11 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     subresources: [{ name: 'status', kind: 'ReplicaSet', verbs: STATUS_VERBS }],
     tracksGeneration: true,
   }),
+  resource({
+    group: 'apps', version: 'v1', kind: 'Deployment', plural: 'deployments', namespaced: true, shortNames: ['deploy'], categories: ['all'],
+    subresources: [{ name: 'status', kind: 'Deployment', verbs: STATUS_VERBS }],
+    tracksGeneration: true,
+  }),
   resource({ group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', plural: 'leases', namespaced: true }),
   resource({
     group: 'policy', version: 'v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', namespaced: true, shortNames: ['pdb'],

@@ -1,0 +1,13 @@
+/** The Palette API client (used by src/service only). */
+export {
+  DEFAULT_PALETTE_API_URL,
+  PaletteClient,
+  PaletteError,
+  isUnsetTimestamp,
+  paletteSettingsFromEnv,
+  type FetchLike,
+  type OsPatchConfig,
+  type PaletteClientOptions,
+  type PaletteErrorKind,
+  type PaletteSettings,
+} from './client.ts';
