@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import type { RunOptions } from './run.ts';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
 import { UserError } from './user-error.ts';
+import type { ResetCliOptions, TargetOptions as DoctorCliOptions } from './doctor.ts';
 
 const positiveInt = (value: string): number => {
   const n = Number(value);
@@ -106,6 +107,37 @@ export function buildProgram(): Command {
     .action(async (opts: RunOptions) => {
       const { runCommand } = await import('./run.ts');
       process.exitCode = await runCommand(opts, { out: process.stdout });
+    });
+
+  const targetOptions = (command: Command) =>
+    command
+      .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod\'s service account)')
+      .option('--context <name>', 'kubeconfig context to use (default: its current context)')
+      .option('--plan <file>', 'plan file (its cluster name, label key, node selector, mode)')
+      .option('--cluster <name>', 'the cluster\'s name, as in its runs and Lease (default: the plan\'s, else the context\'s cluster)')
+      .option('--db <path>', dbOption)
+      .option('--palette-cluster <uid>', 'the cluster\'s uid in Palette (default $PALETTE_CLUSTER_UID; needs $PALETTE_API_KEY)');
+  targetOptions(program.command('doctor'))
+    .description('why does an On-Demand Update do nothing? checks every known cause; exit 0 when none is found, 1 when some are')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: DoctorCliOptions) => {
+      const { doctorCommand } = await import('./doctor.ts');
+      process.exitCode = await doctorCommand(opts, { out: process.stdout });
+    });
+  targetOptions(program.command('unstick'))
+    .description('clear a stuck Palette onDemandPatchAfter, release an expired Lease, cancel a scheduled run nobody drives (audited)')
+    .action(async (opts: DoctorCliOptions) => {
+      const { unstickCommand } = await import('./doctor.ts');
+      process.exitCode = await unstickCommand(opts, { out: process.stdout });
+    });
+  targetOptions(program.command('reset'))
+    .description('remove the task label and patchpilot\'s annotations so nodes are patched again; prints the plan, changes only with --yes')
+    .option('--nodes <a,b>', 'only these nodes (every name must exist)')
+    .option('--include-disabled', 'also remove a "disabled" opt-out')
+    .option('--yes', 'do it (without: print what would be removed, exit 1)')
+    .action(async (opts: ResetCliOptions) => {
+      const { resetCommand } = await import('./doctor.ts');
+      process.exitCode = await resetCommand(opts, { out: process.stdout, in: process.stdin });
     });
 
   program

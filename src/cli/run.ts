@@ -142,7 +142,7 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
 }
 
 /** The API errors a user can cause or fix, as RunErrors; anything else goes on unchanged. */
-async function explain<T>(call: () => Promise<T>, cluster: KubeCluster, source: string): Promise<T> {
+export async function explain<T>(call: () => Promise<T>, cluster: KubeCluster, source: string): Promise<T> {
   try {
     return await call();
   } catch (err) {

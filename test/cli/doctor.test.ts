@@ -1,0 +1,155 @@
+/**
+ * `patchpilot doctor`, `unstick` and `reset` as a user runs them: the real CLI (a child process) against the sandbox
+ * API server of a cluster a real run has patched (in-process, in virtual time), and the fake Palette API. Exit codes:
+ * doctor 0 (nothing found) / 1 (problems) / 2 (bad input); reset without --yes prints and exits 1.
+ */
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { kubeconfig } from '../../src/sim/kube-api/index.ts';
+import { openStore } from '../../src/store/index.ts';
+import { startFakePalette, type FakePalette } from '../helpers/fake-palette.ts';
+import { sandboxTarget, type SandboxTarget } from '../helpers/sandbox-target.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
+
+const BIN = join(process.cwd(), 'bin', 'patchpilot.js');
+const dirs = scratchDirs('cli-doctor');
+const KEY = 'cli-palette-key-secret';
+
+let bench: SandboxTarget | undefined;
+let palette: FakePalette | undefined;
+
+afterEach(async () => {
+  await bench?.close();
+  await palette?.close();
+  bench = undefined;
+  palette = undefined;
+});
+
+interface Result {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** Runs the CLI without blocking this process (the API server it talks to lives here), in a scratch directory. */
+function cli(args: string[], env: Record<string, string> = {}, cwd = dirs()): Promise<Result> {
+  return new Promise((resolve) => {
+    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PALETTE_') && k !== 'KUBECONFIG'));
+    execFile(process.execPath, [BIN, ...args], { cwd, env: { ...base, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 99) : 0, out: stdout, err: stderr });
+    });
+  });
+}
+
+async function serve(scenario: string, patch = true): Promise<{ b: SandboxTarget; dir: string; config: string }> {
+  bench = await sandboxTarget(scenario);
+  if (patch) await bench.patch();
+  const dir = dirs();
+  const config = join(dir, 'sandbox.kubeconfig');
+  writeFileSync(config, kubeconfig(bench.server.url));
+  return { b: bench, dir, config };
+}
+
+describe('patchpilot doctor', () => {
+  it('exit 1 with the apt-lock problem, its evidence and fix; --json is the same report', { timeout: 60_000 }, async () => {
+    const { config, dir } = await serve('apt-lock-timeout.yaml');
+    const result = await cli(['doctor', '--kubeconfig', config, '--cluster', 'apt-lock-timeout'], {}, dir);
+    expect(result.err).toBe('');
+    expect(result.code).toBe(1);
+    expect(result.out).toMatch(/^patchpilot doctor: cluster apt-lock-timeout at /);
+    expect(result.out).toContain('[PROBLEM] Patch Jobs gave up waiting for the apt lock');
+    expect(result.out).toMatch(/- job apply-os-patch-on-worker-2-with-\w+ on node worker-2 \(run run-1\) at \S+: LOCK_TIMEOUT/);
+    expect(result.out).toContain('then npx patchpilot run --cluster apt-lock-timeout');
+    expect(result.out).toContain('[skipped] Palette onDemandPatchAfter not checked');
+
+    const json = await cli(['doctor', '--kubeconfig', config, '--cluster', 'apt-lock-timeout', '--json'], {}, dir);
+    expect(json.code).toBe(1);
+    const report = JSON.parse(json.out) as { cluster: string; findings: { id: string; status: string }[] };
+    expect(report.cluster).toBe('apt-lock-timeout');
+    expect(report.findings.find((f) => f.id === 'apt-lock')!.status).toBe('problem');
+  });
+
+  it('exit 0 on a fresh cluster where nothing is wrong', { timeout: 60_000 }, async () => {
+    const { config, dir } = await serve('demo.yaml', false);
+    const result = await cli(['doctor', '--kubeconfig', config], {}, dir);
+    expect(result.err).toBe('');
+    expect(result.out).not.toContain('[PROBLEM]');
+    expect(result.out.trim().split('\n').at(-1)).toMatch(/^no problem found/);
+    expect(result.code).toBe(0);
+  });
+
+  it('exit 2 for bad input: a missing kubeconfig, a Palette cluster without a key', { timeout: 60_000 }, async () => {
+    const missing = await cli(['doctor', '--kubeconfig', 'no/such.kubeconfig']);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('kubeconfig no/such.kubeconfig (from --kubeconfig) does not exist');
+    const { config, dir } = await serve('demo.yaml', false);
+    const nokey = await cli(['doctor', '--kubeconfig', config, '--palette-cluster', 'uid-1'], {}, dir);
+    expect(nokey.code).toBe(2);
+    expect(nokey.err).toContain('error: Palette cluster uid-1 is configured but no Palette API key is');
+    expect(nokey.err).toContain('hint: set PALETTE_API_KEY');
+    const nodb = await cli(['doctor', '--kubeconfig', config, '--db', join(dir, 'none', 'x.db')], {}, dir);
+    expect(nodb.code).toBe(2);
+    expect(nodb.err).toMatch(/^error: /);
+  });
+});
+
+describe('patchpilot unstick', () => {
+  it('clears the stuck Palette timestamp once, never printing the key; a wrong key is a clear error', { timeout: 60_000 }, async () => {
+    palette = await startFakePalette({ apiKey: KEY, clusters: { 'uid-7': { projectUid: 'proj', osPatchConfig: { onDemandPatchAfter: '2026-01-08T17:32:08Z', rebootIfRequired: true } } } });
+    const { config, dir } = await serve('sandbox-palette.yaml', false);
+    const env = { PALETTE_API_URL: palette.url, PALETTE_API_KEY: KEY, PALETTE_PROJECT_UID: 'proj', PALETTE_CLUSTER_UID: 'uid-7' };
+    const doctorBefore = await cli(['doctor', '--kubeconfig', config, '--cluster', 'sandbox-palette'], env, dir);
+    expect(doctorBefore.code).toBe(1);
+    expect(doctorBefore.out).toContain("[PROBLEM] Palette's onDemandPatchAfter is stuck in the past");
+
+    const first = await cli(['unstick', '--kubeconfig', config, '--cluster', 'sandbox-palette'], env, dir);
+    expect(first.err).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.out).toContain("done: cleared Palette's onDemandPatchAfter of cluster uid-7 (was 2026-01-08T17:32:08Z, in the past)");
+    const second = await cli(['unstick', '--kubeconfig', config, '--cluster', 'sandbox-palette'], env, dir);
+    expect(second.code).toBe(0);
+    expect(second.out).toContain('nothing to unstick');
+    expect(palette.requests.filter((r) => r.method === 'PATCH')).toHaveLength(1);
+
+    const wrong = await cli(['unstick', '--kubeconfig', config], { ...env, PALETTE_API_KEY: 'some-wrong-key' }, dir);
+    expect(wrong.code).toBe(2);
+    expect(wrong.err).toContain('HTTP 401');
+    expect(wrong.err).toContain('hint: check PALETTE_API_KEY');
+    for (const output of [doctorBefore, first, second, wrong]) expect(output.out + output.err).not.toMatch(new RegExp(`${KEY}|some-wrong-key`));
+  });
+});
+
+describe('patchpilot reset', () => {
+  it('without --yes prints what it would remove and exits 1; unknown nodes exit 2; --yes removes and audits', { timeout: 60_000 }, async () => {
+    const { b, config, dir } = await serve('apt-lock-timeout.yaml');
+    const labelled = () => b.kube.list('nodes').items.filter((n) => n.metadata.labels?.['patchpilot.io/os-patch']).map((n) => n.metadata.name);
+    expect(labelled()).toEqual(['cp-1', 'worker-1', 'worker-3']);
+
+    const dry = await cli(['reset', '--kubeconfig', config, '--cluster', 'apt-lock-timeout', '--nodes', 'worker-1,worker-3'], {}, dir);
+    expect(dry.code).toBe(1);
+    expect(dry.out).toMatch(/^reset would remove, in cluster apt-lock-timeout:\n {2}worker-1: label patchpilot\.io\/os-patch=\w+; /);
+    expect(dry.out).toContain('nothing was changed: run again with --yes to remove them');
+    expect(labelled()).toEqual(['cp-1', 'worker-1', 'worker-3']);
+
+    const unknown = await cli(['reset', '--kubeconfig', config, '--nodes', 'worker-1,ghost', '--yes'], {}, dir);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toContain('no node named ghost in cluster');
+    expect(labelled()).toEqual(['cp-1', 'worker-1', 'worker-3']);
+
+    const db = join(dir, 'runs.db');
+    openStore(db).close();
+    const done = await cli(['reset', '--kubeconfig', config, '--cluster', 'apt-lock-timeout', '--nodes', 'worker-1,worker-3', '--yes', '--db', db], {}, dir);
+    expect(done.err).toBe('');
+    expect(done.code).toBe(0);
+    expect(done.out).toContain('reset 2 node(s): worker-1, worker-3');
+    expect(labelled()).toEqual(['cp-1']);
+    const store = openStore(db);
+    try {
+      expect(store.auditRows().filter((r) => r.action === 'node.reset').map((r) => r.node)).toEqual(['worker-1', 'worker-3']);
+    } finally {
+      store.close();
+    }
+  });
+});
