@@ -153,7 +153,8 @@ function runInProgress(f: Facts): Finding {
   if (f.runs === null) evidence.push('no run history (no store): only the Lease and the Jobs were checked');
 
   const active = f.runs?.active ?? [];
-  const orphaned = active.filter(() => !alive);
+  // Runs the store calls active while no orchestrator holds the Lease: nobody drives them.
+  const orphaned = alive ? [] : active;
   if (status === 'problem') {
     if (orphaned.length > 0) {
       const stuckScheduled = orphaned.some((r) => r.status === 'scheduled' && (notBeforeOf(r) ?? Infinity) <= f.now);
