@@ -3,9 +3,10 @@
  * holds, said in a line, and audited (who, what, which cluster); a second call finds nothing to do and says so.
  * - Palette: clears `onDemandPatchAfter` when it is stuck in the past (the seed's procedure through the API); a
  *   pending or unset value is left alone.
- * - The Lease: released when its holder let it expire, or when the holder is this host's orchestrator identity and the
- *   store (that orchestrator's history) has no active run for the cluster. A live Lease held by anyone else is never
- *   touched: that orchestrator is working.
+ * - The Lease: released only when its holder let it expire. A live Lease is never touched, not even one bearing this
+ *   host's orchestrator name: every patchpilot process on a host bears that name, so "no active run in my store"
+ *   proves nothing about a process with another store; and an orchestrator that restarted takes its own Lease back
+ *   by itself.
  * - Runs: a run still `scheduled` whose start time has passed while no orchestrator holds the Lease will never start by
  *   itself (and would be resumed, with its old plan, ahead of any new run): it is finished as cancelled.
  */
@@ -73,8 +74,7 @@ export async function unstick(target: ClusterTarget, options: UnstickOptions): P
   let free = lease === null || lease.holder === null || (lease.expiresAt !== null && lease.expiresAt <= now);
   if (lease?.holder) {
     const expired = lease.expiresAt === null || lease.expiresAt <= now;
-    const leftover = !expired && store !== null && lease.holder === ownHolder && active.length === 0;
-    if (expired || leftover) {
+    if (expired) {
       const holder = lease.holder;
       const expiredAt = lease.expiresAt;
       await target.cluster.releaseLease(name, holder);
@@ -87,13 +87,17 @@ export async function unstick(target: ClusterTarget, options: UnstickOptions): P
         notes.push(`Lease ${name} was taken over by ${lease.holder} meanwhile: left to it`);
       } else {
         free = true;
-        const why = expired ? (expiredAt === null ? 'it was never renewed' : `it expired at ${iso(expiredAt)}`) : 'it is this host\'s orchestrator and no run of it is active in the store';
+        const why = expiredAt === null ? 'it was never renewed' : `it expired at ${iso(expiredAt)}`;
         actions.push(`released Lease ${name} held by ${holder} (${why})`);
-        audit({ action: 'lease.released', details: { lease: name, holder, reason: expired ? 'expired' : 'no active run' } });
+        audit({ action: 'lease.released', details: { lease: name, holder, reason: 'expired' } });
       }
     } else {
       free = false;
-      notes.push(`Lease ${name} is held by ${lease.holder} until ${iso(lease.expiresAt!)}: that orchestrator is alive, left to it`);
+      notes.push(
+        lease.holder === ownHolder && active.length === 0
+          ? `Lease ${name} is held by ${lease.holder} (this host's name) until ${iso(lease.expiresAt!)} with no active run in this store: another patchpilot process on this host may hold it; it is left to expire`
+          : `Lease ${name} is held by ${lease.holder} until ${iso(lease.expiresAt!)}: that orchestrator is alive, left to it`,
+      );
     }
   } else {
     notes.push(`Lease ${name} is free`);
