@@ -57,8 +57,8 @@ export class SandboxBinding {
   readonly #index = new Map<string, number>();
   readonly #sessions = new Map<string, DrainSession>();
   readonly #terminating = new Map<string, Terminating>();
-  /** Set while this binding writes a Node, so that its own write is not taken for a client's. */
-  #rendering = false;
+  /** resourceVersions of the Node writes this binding made (its renders), so that their events are not taken for a client's. */
+  readonly #rendered = new Set<string>();
 
   constructor(options: SandboxBindingOptions) {
     this.sim = options.sim;
@@ -70,13 +70,17 @@ export class SandboxBinding {
     }
     this.#kubelets = new Kubelets({ store: this.store, sim: this.sim, clock: this.#clock, agent: options.agent });
     this.store.hooks.onChange('nodes', (event) => {
-      if (this.#rendering) return;
+      const rv = event.object.metadata.resourceVersion ?? '';
+      // Our own renders come back as events too, later in the same dispatch: they are the simulator's state already.
+      if (this.#rendered.delete(rv)) return;
       const name = event.object.metadata.name!;
       if (event.type === 'DELETED') {
         this.sim.removeNode(name);
         return;
       }
-      if (event.type === 'MODIFIED') this.#nodeWrittenByClient(event.object);
+      // Only the newest version of a Node speaks for the client: applying an older one (two writes dispatched in one
+      // go) would set the simulator back, re-render, and the two versions would take turns for ever.
+      if (event.type === 'MODIFIED' && this.store.find('nodes', { name })?.metadata.resourceVersion === rv) this.#nodeWrittenByClient(event.object);
     });
     this.store.hooks.onEviction((request) => this.#evict(request.pod));
     this.store.hooks.admit('pods', (request) => {
@@ -145,21 +149,18 @@ export class SandboxBinding {
       },
       this.#createdAt,
     ) as KubeObject;
-    this.#rendering = true;
-    try {
-      const stored = this.store.find('nodes', { name });
-      if (!stored) this.store.create('nodes', rendered, { internal: true });
-      else if (!sameNode(stored, rendered)) {
-        this.store.modify('nodes', { name }, (draft) => {
-          draft.metadata.labels = rendered.metadata.labels!;
-          draft.metadata.annotations = rendered.metadata.annotations!;
-          draft.spec = rendered.spec;
-          draft.status = rendered.status;
-        }, { internal: true });
-      }
-    } finally {
-      this.#rendering = false;
+    const stored = this.store.find('nodes', { name });
+    let written: KubeObject | null = null;
+    if (!stored) written = this.store.create('nodes', rendered, { internal: true });
+    else if (!sameNode(stored, rendered)) {
+      written = this.store.modify('nodes', { name }, (draft) => {
+        draft.metadata.labels = rendered.metadata.labels!;
+        draft.metadata.annotations = rendered.metadata.annotations!;
+        draft.spec = rendered.spec;
+        draft.status = rendered.status;
+      }, { internal: true });
     }
+    if (written?.metadata.resourceVersion) this.#rendered.add(written.metadata.resourceVersion);
     this.#syncPods(name);
   }
 

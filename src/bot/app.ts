@@ -1,0 +1,512 @@
+/**
+ * The Slack app: `/patch` and the approval buttons on Bolt, over HTTP (signed requests, replays refused, /healthz and
+ * /metrics beside /slack/events) or Socket Mode. It talks to the engine only through src/service: an Orchestrator per
+ * cluster for runs, and doctor, unstick and reset on the cluster's target. Every command and decision is answered
+ * (errors and refusals ephemerally, to the person who acted) and written to the audit log.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { App, HTTPReceiver, LogLevel, type Logger, type RespondFn } from '@slack/bolt';
+import { parsePlan, type Plan } from '../engine/plan.ts';
+import { versionHash } from '../engine/hash.ts';
+import { selectNodes } from '../engine/selection.ts';
+import {
+  Orchestrator,
+  doctor,
+  formatDoctorReport,
+  formatResetPlan,
+  planReset,
+  reset,
+  unstick,
+  type ClusterTarget,
+  type RunEvent,
+} from '../service/index.ts';
+import { parsePatchCommand, type PatchCommand } from './commands.ts';
+import { secretsOf, type BotConfig } from './config.ts';
+import { BotMetrics } from './metrics.ts';
+import { RunProgress } from './progress.ts';
+import { ACTIONS, cardBlocks, cardText, resetBlocks, type CardFacts } from './views.ts';
+
+export interface BotOptions {
+  config: BotConfig;
+  clusters: ClusterTarget[];
+  /** Where log lines go (stderr by default); every secret is redacted before it gets there. */
+  log?: (line: string) => void;
+  /** Other secrets to keep out of the logs (a Palette API key). */
+  secrets?: string[];
+  /** Skip auth.test at start-up (tests with a fake Slack that knows the bot already). */
+  botUserId?: string;
+  /** Minimum time between two edits of a card's status line. */
+  progressIntervalMs?: number;
+}
+
+export interface Bot {
+  app: App;
+  metrics: BotMetrics;
+  handlers: { commands: string[]; actions: string[] };
+  start(port?: number): Promise<{ url: string; port: number }>;
+  stop(): Promise<void>;
+  /** Resolves when every Slack call about runs queued so far has been made (tests). */
+  settled(): Promise<void>;
+}
+
+interface Card {
+  channel: string;
+  ts: string;
+  facts: CardFacts;
+  progress: RunProgress;
+}
+
+const REPLAY_WINDOW_MS = 5 * 60_000;
+
+export function createBot(options: BotOptions): Bot {
+  const { config } = options;
+  if (options.clusters.length === 0) throw new Error('the bot needs at least one cluster');
+  const redact = redactor([...secretsOf(config), ...(options.secrets ?? [])]);
+  const sink = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const log = (level: string, ...parts: unknown[]) => sink(redact(`${new Date().toISOString()} ${level} ${parts.map(show).join(' ')}`));
+  const logger = boltLogger(log);
+  const metrics = new BotMetrics();
+  const clusters = new Map(options.clusters.map((t) => [t.name, t]));
+  const cards = new Map<string, Card>();
+  const orchestrators = new Map<string, Orchestrator>();
+  const intervalMs = options.progressIntervalMs ?? 2000;
+
+  const receiver =
+    config.mode === 'http'
+      ? new HTTPReceiver({ signingSecret: config.signingSecret!, endpoints: '/slack/events', logger, unhandledRequestTimeoutMillis: 3001 })
+      : undefined;
+  const app = new App({
+    token: config.botToken,
+    logger,
+    logLevel: LogLevel.INFO,
+    tokenVerificationEnabled: false,
+    ...(options.botUserId ? { botUserId: options.botUserId, botId: `B${options.botUserId.slice(1)}` } : {}),
+    clientOptions: { ...(config.apiUrl ? { slackApiUrl: config.apiUrl } : {}), retryConfig: { retries: 2 } },
+    ...(receiver ? { receiver } : { socketMode: true, appToken: config.appToken! }),
+  });
+
+  for (const target of options.clusters) {
+    orchestrators.set(
+      target.name,
+      new Orchestrator({ cluster: target.cluster, clock: target.clock, store: target.store, onEvent: (event) => onRunEvent(event) }),
+    );
+  }
+
+  function onRunEvent(event: RunEvent): void {
+    const card = cards.get(event.runId);
+    if (!card) return;
+    if (event.type === 'run.finished') metrics.count('runs_finished', { outcome: event.output.outcome });
+    card.progress.handle(event);
+  }
+
+  function audit(target: ClusterTarget | undefined, entry: { actor: string; action: string; runId?: string | null; details: Record<string, unknown> }): void {
+    try {
+      target?.store?.appendAudit({ at: target.clock.now(), actor: `slack:${entry.actor}`, action: entry.action, runId: entry.runId ?? null, details: entry.details });
+    } catch (err) {
+      log('error', 'audit record not written:', err);
+    }
+  }
+
+  /** The cluster a channel may act on: named and bound, or the channel's own, or the only one. */
+  function clusterFor(channel: string, named: string | undefined): { target: ClusterTarget } | { refusal: string } {
+    const bound = config.channels.get(channel);
+    if (named !== undefined) {
+      const target = clusters.get(named);
+      if (!target) return { refusal: `there is no cluster "${named}" here (clusters: ${[...clusters.keys()].join(', ')})` };
+      if (config.channels.size > 0 && bound !== named) return { refusal: `this channel is not bound to cluster ${named}${bound ? ` (it is bound to ${bound})` : ''}` };
+      return { target };
+    }
+    if (bound) {
+      const target = clusters.get(bound);
+      return target ? { target } : { refusal: `this channel is bound to cluster ${bound}, which this bot does not serve` };
+    }
+    if (config.channels.size === 0 && clusters.size === 1) return { target: [...clusters.values()][0]! };
+    return { refusal: config.channels.size > 0 ? 'this channel is not bound to any cluster (PATCHPILOT_CHANNELS)' : `name the cluster: one of ${[...clusters.keys()].join(', ')}` };
+  }
+
+  /** Who may decide: not the requester, on the allow-list (user ids, or members of allow-listed user groups). */
+  async function mayApprove(user: string, requester: string): Promise<string | null> {
+    if (user === requester) return 'you requested this run: someone else must approve it (two-person rule)';
+    if (config.approvers.length === 0) return null;
+    if (config.approvers.includes(user)) return null;
+    for (const group of config.approvers.filter((a) => a.startsWith('S'))) {
+      const members = await groupMembers(group);
+      if (members.includes(user)) return null;
+    }
+    return 'you are not on the approver list (PATCHPILOT_APPROVERS)';
+  }
+
+  const groupCache = new Map<string, { members: string[]; until: number }>();
+  async function groupMembers(group: string): Promise<string[]> {
+    const cached = groupCache.get(group);
+    if (cached && cached.until > Date.now()) return cached.members;
+    try {
+      const answer = await app.client.usergroups.users.list({ usergroup: group });
+      const members = answer.users ?? [];
+      groupCache.set(group, { members, until: Date.now() + 5 * 60_000 });
+      return members;
+    } catch (err) {
+      log('warn', `user group ${group} could not be read:`, err);
+      return [];
+    }
+  }
+
+  app.command('/patch', async ({ command, ack, respond, client }) => {
+    const started = performance.now();
+    const parsed = parsePatchCommand(command.text ?? '');
+    const user = command.user_id;
+    const channel = command.channel_id;
+    if (!parsed.ok) {
+      await ack({ response_type: 'ephemeral', text: `${parsed.error}\nUsage: \`${parsed.usage}\`` });
+      metrics.ack(performance.now() - started);
+      metrics.count('refusals', { reason: 'usage' });
+      audit(clusterOrNull(channel), { actor: user, action: 'slack.command.refused', details: { channel, text: command.text, reason: parsed.error } });
+      return;
+    }
+    const cmd = parsed.command;
+    metrics.count('commands', { command: cmd.kind });
+    if (cmd.kind === 'help') {
+      await ack({ response_type: 'ephemeral', text: (await import('./commands.ts')).HELP_TEXT });
+      metrics.ack(performance.now() - started);
+      return;
+    }
+    const named = 'cluster' in cmd ? cmd.cluster : undefined;
+    const runTarget = 'runId' in cmd ? targetOfRun(cmd.runId) : undefined;
+    const resolved = runTarget ? { target: runTarget } : clusterFor(channel, named);
+    if ('refusal' in resolved) {
+      await ack({ response_type: 'ephemeral', text: `Refused: ${resolved.refusal}.` });
+      metrics.ack(performance.now() - started);
+      metrics.count('refusals', { reason: 'channel' });
+      audit(clusterOrNull(channel), { actor: user, action: 'slack.command.refused', details: { channel, command: cmd.kind, reason: resolved.refusal } });
+      return;
+    }
+    const { target } = resolved;
+    if (runTarget && config.channels.size > 0 && config.channels.get(channel) !== runTarget.name) {
+      await ack({ response_type: 'ephemeral', text: `Refused: this channel is not bound to cluster ${runTarget.name}.` });
+      metrics.ack(performance.now() - started);
+      metrics.count('refusals', { reason: 'channel' });
+      audit(target, { actor: user, action: 'slack.command.refused', details: { channel, command: cmd.kind, reason: 'channel not bound' } });
+      return;
+    }
+    await ack({ response_type: 'ephemeral', text: `Working on \`/patch ${command.text.trim()}\` for ${target.name}…` });
+    metrics.ack(performance.now() - started);
+    try {
+      const result = await execute(cmd, target, { user, channel, respond, post: client.chat.postMessage.bind(client.chat) });
+      audit(target, { actor: user, action: `slack.command.${cmd.kind}`, runId: 'runId' in cmd ? cmd.runId : result.runId ?? null, details: { channel, text: command.text, result: result.summary } });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log('error', `/patch ${cmd.kind} failed:`, err);
+      audit(target, { actor: user, action: `slack.command.${cmd.kind}`, details: { channel, text: command.text, error: message } });
+      await respond({ response_type: 'ephemeral', replace_original: false, text: `:warning: \`/patch ${cmd.kind}\` failed: ${redact(message)}` }).catch(() => {});
+    }
+  });
+
+  function clusterOrNull(channel: string): ClusterTarget | undefined {
+    const r = clusterFor(channel, undefined);
+    return 'target' in r ? r.target : [...clusters.values()][0];
+  }
+
+  function targetOfRun(runId: string): ClusterTarget | undefined {
+    for (const target of clusters.values()) if (target.store?.getRun(runId)) return target;
+    return undefined;
+  }
+
+  interface Context {
+    user: string;
+    channel: string;
+    respond: RespondFn;
+    post: App['client']['chat']['postMessage'];
+  }
+
+  async function execute(cmd: PatchCommand, target: ClusterTarget, ctx: Context): Promise<{ summary: string; runId?: string }> {
+    const say = async (text: string) => {
+      await ctx.respond({ response_type: 'ephemeral', replace_original: false, text });
+      return { summary: text.split('\n')[0] ?? '' };
+    };
+    const orchestrator = orchestrators.get(target.name)!;
+    switch (cmd.kind) {
+      case 'status':
+        return say(statusText(target));
+      case 'history':
+        return say(historyText(target));
+      case 'doctor':
+        return say(redact(formatDoctorReport(await doctor(target, { command: (verb, args) => `/patch ${[verb, target.name, ...args.filter((a) => a !== '--cluster' && a !== target.name)].join(' ')}` }))));
+      case 'unstick': {
+        const result = await unstick(target, { by: `slack:${ctx.user}` });
+        return say([result.changed ? `*unstick ${target.name}:*` : `*unstick ${target.name}:* nothing to unstick`, ...result.actions.map((a) => `• ${a}`), ...result.notes.map((n) => `_${n}_`)].join('\n'));
+      }
+      case 'reset': {
+        const plan = await planReset(target, cmd.nodes ? { nodes: cmd.nodes } : {});
+        const nodes = plan.nodes.map((n) => n.name);
+        if (nodes.length === 0) return say(`Nothing to reset on ${target.name}: no node carries the patch labels.`);
+        await ctx.respond({ response_type: 'ephemeral', replace_original: false, text: formatResetPlan(plan), blocks: resetBlocks(formatResetPlan(plan), target.name, nodes) });
+        return { summary: `asked to confirm the reset of ${nodes.length} node(s)` };
+      }
+      case 'approve':
+      case 'reject': {
+        const refusal = await decisionRefusal(cmd.runId, ctx.user);
+        if (refusal) {
+          metrics.count('refusals', { reason: 'approver' });
+          return say(`Refused: ${refusal}.`);
+        }
+        return decide(target, cmd.runId, ctx.user, cmd.kind === 'approve', ctx.respond);
+      }
+      case 'pause':
+      case 'resume':
+      case 'cancel': {
+        const answer = orchestrator.command(cmd.runId, { type: cmd.kind.toUpperCase() as 'PAUSE', by: `slack:${ctx.user}` });
+        return say(answer.ok ? `:ok_hand: ${answer.message}` : `Refused: ${answer.message}.`);
+      }
+      case 'schedule':
+        return say(`Schedules are part of the cluster's plan: set \`trigger\` in the plan file the bot was started with (for example \`trigger: { kind: ${cmd.schedule.kind === 'off' ? 'on-demand' : cmd.schedule.kind === 'preset' ? `preset, preset: ${cmd.schedule.preset}` : `cron, expression: "${cmd.schedule.cron}"`} }\`) and restart it; \`/patch schedule\` does not change it from Slack yet.`);
+      case 'run':
+        return startRun(cmd, target, ctx);
+      case 'help':
+        return say('');
+    }
+  }
+
+  async function startRun(cmd: Extract<PatchCommand, { kind: 'run' }>, target: ClusterTarget, ctx: Context): Promise<{ summary: string; runId: string }> {
+    const plan: Plan = parsePlan({
+      ...target.plan,
+      ...(cmd.nodes ? { nodes: cmd.nodes } : {}),
+      ...(cmd.noReboot ? { rebootIfRequired: false } : {}),
+      ...(cmd.concurrency !== undefined ? { concurrency: cmd.concurrency } : {}),
+      trigger: { kind: 'on-demand' },
+      approval: { required: true, approvers: config.approvers.filter((a) => !a.startsWith('S')), twoPersonRule: true },
+    });
+    const triggerId = `slack-${randomUUID().slice(0, 8)}`;
+    const nodes = await target.cluster.listNodes();
+    const selection = selectNodes(nodes, { labelKey: plan.labelKey, hash: versionHash(plan, triggerId), nodeSelector: plan.nodeSelector, nodes: plan.nodes });
+    const orchestrator = orchestrators.get(target.name)!;
+    const handle = await orchestrator.start({ plan, requestedBy: ctx.user, triggerId, notBefore: null });
+    const facts: CardFacts = {
+      runId: handle.runId,
+      cluster: target.name,
+      requester: ctx.user,
+      plan,
+      nodes: selection.selected.map((s) => s.name),
+      excluded: selection.excluded.length,
+      status: 'waiting for approval',
+      decision: null,
+    };
+    const posted = await ctx.post({ channel: ctx.channel, text: cardText(facts), blocks: cardBlocks(facts) });
+    const ts = posted.ts!;
+    const card: Card = {
+      channel: ctx.channel,
+      ts,
+      facts,
+      progress: new RunProgress(
+        {
+          reply: async (text, broadcast) => {
+            if (broadcast) await app.client.chat.postMessage({ channel: ctx.channel, thread_ts: ts, text, reply_broadcast: true });
+            else await app.client.chat.postMessage({ channel: ctx.channel, thread_ts: ts, text });
+          },
+          status: async (text) => {
+            card.facts = { ...card.facts, status: text };
+            await app.client.chat.update({ channel: ctx.channel, ts, text: cardText(card.facts), blocks: cardBlocks(card.facts) });
+          },
+        },
+        { selected: facts.nodes.length, intervalMs },
+      ),
+    };
+    cards.set(handle.runId, card);
+    return { summary: `run ${handle.runId} requested, ${facts.nodes.length} node(s); card posted`, runId: handle.runId };
+  }
+
+  async function decisionRefusal(runId: string, user: string): Promise<string | null> {
+    const target = targetOfRun(runId);
+    const run = target?.store?.getRun(runId);
+    if (!run) return `there is no run ${runId}`;
+    return mayApprove(user, run.requestedBy);
+  }
+
+  /** Compare-and-set through the store: of two clicks (or two approvers), one decides and the other is told. */
+  async function decide(target: ClusterTarget, runId: string, user: string, approved: boolean, respond: RespondFn): Promise<{ summary: string }> {
+    const orchestrator = orchestrators.get(target.name)!;
+    const earlier = target.store?.getDecision(runId);
+    if (earlier) {
+      const text = `run ${runId} was already ${earlier.decision} by <@${earlier.approver}> at ${new Date(earlier.at).toISOString().slice(11, 16)} UTC`;
+      metrics.count('decisions', { decision: approved ? 'approve' : 'reject', accepted: 'false' });
+      audit(target, { actor: user, action: 'slack.decision.refused', runId, details: { why: text } });
+      await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${text}.` });
+      return { summary: text };
+    }
+    const answer = orchestrator.command(runId, { type: approved ? 'APPROVE' : 'REJECT', by: user });
+    metrics.count('decisions', { decision: approved ? 'approve' : 'reject', accepted: String(answer.ok) });
+    audit(target, { actor: user, action: approved ? 'slack.decision.approve' : 'slack.decision.reject', runId, details: { accepted: answer.ok, message: answer.message } });
+    if (!answer.ok) {
+      await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${answer.message}.` });
+      return { summary: answer.message };
+    }
+    const card = cards.get(runId);
+    if (card) {
+      card.facts = { ...card.facts, decision: { by: user, approved, at: target.clock.now() }, status: approved ? 'approved, starting' : 'rejected' };
+      await app.client.chat.update({ channel: card.channel, ts: card.ts, text: cardText(card.facts), blocks: cardBlocks(card.facts) });
+    }
+    return { summary: answer.message };
+  }
+
+  for (const actionId of [ACTIONS.approve, ACTIONS.reject]) {
+    app.action(actionId, async ({ ack, body, action, respond }) => {
+      await ack();
+      const user = body.user.id;
+      const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
+      const channel = body.channel?.id ?? '';
+      const target = targetOfRun(runId);
+      const approved = actionId === ACTIONS.approve;
+      const refuse = async (why: string, reason: string) => {
+        metrics.count('refusals', { reason });
+        audit(target ?? clusterOrNull(channel), { actor: user, action: approved ? 'slack.decision.refused' : 'slack.decision.refused', runId, details: { channel, why } });
+        await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${why}.` });
+      };
+      if (!target) return refuse(`there is no run ${runId}`, 'unknown');
+      if (config.channels.size > 0 && config.channels.get(channel) !== target.name) return refuse(`this channel is not bound to cluster ${target.name}`, 'channel');
+      const refusal = await decisionRefusal(runId, user);
+      if (refusal) return refuse(refusal, 'approver');
+      try {
+        await decide(target, runId, user, approved, respond);
+      } catch (err) {
+        log('error', 'decision failed:', err);
+        await respond({ response_type: 'ephemeral', replace_original: false, text: `:warning: the decision could not be recorded: ${redact(err instanceof Error ? err.message : String(err))}` });
+      }
+    });
+  }
+
+  app.action(ACTIONS.resetConfirm, async ({ ack, body, action, respond }) => {
+    await ack();
+    const user = body.user.id;
+    const channel = body.channel?.id ?? '';
+    let request: { cluster: string; nodes: string[] };
+    try {
+      request = JSON.parse('value' in action && typeof action.value === 'string' ? action.value : '{}') as { cluster: string; nodes: string[] };
+    } catch {
+      return void (await respond({ response_type: 'ephemeral', replace_original: false, text: 'Refused: the confirmation is not readable.' }));
+    }
+    const resolved = clusterFor(channel, request.cluster);
+    if ('refusal' in resolved) {
+      metrics.count('refusals', { reason: 'channel' });
+      return void (await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${resolved.refusal}.` }));
+    }
+    try {
+      const plan = await planReset(resolved.target, { nodes: request.nodes });
+      const result = await reset(resolved.target, plan, { by: `slack:${user}`, confirmed: true });
+      audit(resolved.target, { actor: user, action: 'slack.reset', details: { channel, nodes: result.changed } });
+      await respond({ response_type: 'ephemeral', replace_original: true, text: `Reset ${resolved.target.name}: labels removed from ${result.changed.length} node(s)${result.changed.length ? `: ${result.changed.join(', ')}` : ''}.` });
+    } catch (err) {
+      await respond({ response_type: 'ephemeral', replace_original: false, text: `:warning: reset failed: ${redact(err instanceof Error ? err.message : String(err))}` });
+    }
+  });
+
+  app.error(async (error) => {
+    log('error', 'unhandled in a listener:', error);
+  });
+
+  // The HTTP server: Slack's endpoint behind a replay guard, and the operational endpoints.
+  const seen = new Map<string, number>();
+  let server: Server | null = null;
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/healthz') return void res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
+    if (req.method === 'GET' && path === '/metrics') return void res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' }).end(metrics.render());
+    if (path === '/slack/events' && receiver) {
+      const signature = String(req.headers['x-slack-signature'] ?? '');
+      const now = Date.now();
+      for (const [key, until] of seen) if (until < now) seen.delete(key);
+      if (signature && seen.has(signature)) {
+        // Bolt accepts a validly signed request again for five minutes; a captured request must not run twice.
+        metrics.count('replays_refused', {});
+        log('warn', 'refused a replayed request');
+        return void res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"error":"replayed request"}');
+      }
+      if (signature) seen.set(signature, now + REPLAY_WINDOW_MS);
+      return receiver.requestListener(req, res);
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+  };
+
+  return {
+    app,
+    metrics,
+    handlers: { commands: ['/patch'], actions: [ACTIONS.approve, ACTIONS.reject, ACTIONS.resetConfirm] },
+    async start(port = config.port) {
+      if (!options.botUserId) {
+        const auth = await app.client.auth.test().catch((err: unknown) => {
+          throw new Error(`Slack refused the bot token (auth.test): ${redact(err instanceof Error ? err.message : String(err))}`);
+        });
+        log('info', `connected to Slack as ${auth.user ?? '?'} in ${auth.team ?? '?'}`);
+      }
+      if (!receiver) await app.start();
+      server = createServer(handle);
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        server!.listen(port, '0.0.0.0', () => resolve());
+      });
+      const address = server.address();
+      const actual = typeof address === 'object' && address ? address.port : port;
+      log('info', `listening on port ${actual}${receiver ? ' (/slack/events, /healthz, /metrics)' : ' (/healthz, /metrics; Slack over Socket Mode)'}`);
+      return { url: `http://127.0.0.1:${actual}`, port: actual };
+    },
+    async stop() {
+      if (!receiver) await app.stop().catch(() => {});
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      server?.closeAllConnections();
+    },
+    async settled() {
+      await Promise.all([...cards.values()].map((c) => c.progress.idle()));
+    },
+  };
+}
+
+function statusText(target: ClusterTarget): string {
+  const store = target.store;
+  if (!store) return `No run history is kept for ${target.name}.`;
+  const [run] = store.listRuns({ cluster: target.name, limit: 1 });
+  if (!run) return `No run of ${target.name} yet. Start one with \`/patch run ${target.name}\`.`;
+  const nodes = store.getNodeRuns(run.id);
+  const counts = new Map<string, number>();
+  for (const n of nodes) counts.set(n.result, (counts.get(n.result) ?? 0) + 1);
+  const tally = [...counts].map(([k, v]) => `${v} ${k}`).join(', ') || 'no nodes yet';
+  return [
+    `*${target.name}*: run \`${run.id}\` ${run.status === 'done' ? `finished ${run.outcome?.toUpperCase() ?? ''}` : run.status} (requested by <@${run.requestedBy}>)`,
+    `nodes: ${tally}`,
+    ...nodes.filter((n) => n.result === 'failed').map((n) => `• \`${n.node}\` failed${n.errorCode ? `: ${n.errorCode}` : ''}`),
+  ].join('\n');
+}
+
+function historyText(target: ClusterTarget): string {
+  const runs = target.store?.listRuns({ cluster: target.name, limit: 10 }) ?? [];
+  if (runs.length === 0) return `No runs of ${target.name} yet.`;
+  return [`*Last runs of ${target.name}:*`, ...runs.map((r) => `• \`${r.id}\` ${new Date(r.createdAt).toISOString().slice(0, 16).replace('T', ' ')} by <@${r.requestedBy}>: ${r.status === 'done' ? (r.outcome ?? '') : r.status}`)].join('\n');
+}
+
+function show(value: unknown): string {
+  if (value instanceof Error) return value.stack ?? value.message;
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+export function redactor(secrets: string[]): (text: string) => string {
+  const list = secrets.filter((s) => s.length >= 6).sort((a, b) => b.length - a.length);
+  return (text) => {
+    let out = text;
+    for (const secret of list) out = out.split(secret).join('[redacted]');
+    // Tokens the bot does not know of (a user pasting one) are redacted by shape.
+    return out.replace(/xox[abposr]-[A-Za-z0-9-]{8,}/g, 'xox?-[redacted]').replace(/xapp-[A-Za-z0-9-]{8,}/g, 'xapp-[redacted]');
+  };
+}
+
+function boltLogger(log: (level: string, ...parts: unknown[]) => void): Logger {
+  let level = LogLevel.INFO;
+  const order = [LogLevel.DEBUG, LogLevel.INFO, LogLevel.WARN, LogLevel.ERROR];
+  const at = (l: LogLevel) => order.indexOf(l) >= order.indexOf(level);
+  return {
+    debug: (...m) => at(LogLevel.DEBUG) && log('debug', ...m),
+    info: (...m) => at(LogLevel.INFO) && log('info', ...m),
+    warn: (...m) => at(LogLevel.WARN) && log('warn', ...m),
+    error: (...m) => log('error', ...m),
+    setLevel: (l) => void (level = l),
+    getLevel: () => level,
+    setName: () => {},
+  } as Logger;
+}

@@ -1,0 +1,82 @@
+/**
+ * The bot's configuration, read once from the environment and checked before anything starts. Every error names the
+ * variable and what is wrong with it, never its value: these are secrets.
+ */
+import { z } from 'zod';
+
+export interface BotConfig {
+  mode: 'http' | 'socket';
+  signingSecret: string | null;
+  botToken: string;
+  appToken: string | null;
+  /** Base URL of the Slack Web API (tests, gateways); Slack's own when null. */
+  apiUrl: string | null;
+  /** User ids (U…, W…) and user group ids (S…) allowed to approve; empty: anyone but the requester. */
+  approvers: string[];
+  /** Channel id → cluster name. Empty: with one cluster, every channel is bound to it. */
+  channels: Map<string, string>;
+  port: number;
+}
+
+export class BotConfigError extends Error {
+  override readonly name = 'BotConfigError';
+  readonly hint = 'set the variables in the environment (or a .env file read by your process manager); see the README, Slack bot';
+}
+
+const ID = /^[UWS][A-Z0-9]{2,}$/;
+const CHANNEL = /^[CGD][A-Z0-9]{2,}$/;
+const CLUSTER = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+const schema = z.object({
+  SLACK_SIGNING_SECRET: z.string().trim().min(8, 'is too short to be a signing secret').optional(),
+  SLACK_BOT_TOKEN: z.string({ error: 'is not set' }).trim().regex(/^xoxb-/, 'must be a bot token (it starts with xoxb-)'),
+  SLACK_APP_TOKEN: z.string().trim().regex(/^xapp-/, 'must be an app-level token (it starts with xapp-)').optional(),
+  SLACK_API_URL: z.url({ error: 'must be a URL such as https://slack.com/api/' }).optional(),
+  PATCHPILOT_APPROVERS: z.string().optional(),
+  PATCHPILOT_CHANNELS: z.string().optional(),
+  PORT: z.string().regex(/^\d+$/, 'must be a port number').optional(),
+});
+
+/** Reads the configuration; `socket` asks for Socket Mode (SLACK_APP_TOKEN instead of a public HTTP endpoint). */
+export function loadBotConfig(env: NodeJS.ProcessEnv, options: { socket?: boolean } = {}): BotConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([key, value]) => key in schema.shape && value !== undefined && value !== ''));
+  const parsed = schema.safeParse(present);
+  const problems: string[] = [];
+  if (!parsed.success) for (const issue of parsed.error.issues) problems.push(`${String(issue.path[0])} ${issue.message}`);
+  const values = parsed.success ? parsed.data : ({} as z.infer<typeof schema>);
+  const mode = options.socket ? 'socket' : 'http';
+  if (parsed.success) {
+    if (mode === 'http' && !values.SLACK_SIGNING_SECRET) problems.push('SLACK_SIGNING_SECRET is not set (needed to verify that requests come from Slack)');
+    if (mode === 'socket' && !values.SLACK_APP_TOKEN) problems.push('SLACK_APP_TOKEN is not set (Socket Mode needs an app-level token with connections:write)');
+  }
+  const approvers = (values.PATCHPILOT_APPROVERS ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  const badApprover = approvers.find((a) => !ID.test(a));
+  if (badApprover !== undefined) problems.push(`PATCHPILOT_APPROVERS has "${badApprover}", which is not a Slack user id (U…, W…) or user group id (S…)`);
+  const channels = new Map<string, string>();
+  for (const entry of (values.PATCHPILOT_CHANNELS ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
+    const [channel, cluster, ...extra] = entry.split(':');
+    if (!channel || !cluster || extra.length > 0 || !CHANNEL.test(channel) || !CLUSTER.test(cluster)) {
+      problems.push(`PATCHPILOT_CHANNELS has "${entry}": expected CHANNEL_ID:cluster, e.g. C0123ABCD:prod-east`);
+      continue;
+    }
+    channels.set(channel, cluster);
+  }
+  const port = values.PORT === undefined ? 3000 : Number(values.PORT);
+  if (port > 65_535) problems.push('PORT must be a port number (1 to 65535)');
+  if (problems.length > 0) throw new BotConfigError(`the bot's configuration is not valid:\n  - ${problems.join('\n  - ')}`);
+  return {
+    mode,
+    signingSecret: values.SLACK_SIGNING_SECRET ?? null,
+    botToken: values.SLACK_BOT_TOKEN,
+    appToken: values.SLACK_APP_TOKEN ?? null,
+    apiUrl: values.SLACK_API_URL ?? null,
+    approvers,
+    channels,
+    port,
+  };
+}
+
+/** Every secret the configuration holds, for redaction. */
+export function secretsOf(config: BotConfig): string[] {
+  return [config.signingSecret, config.botToken, config.appToken].filter((s): s is string => typeof s === 'string' && s.length > 0);
+}

@@ -1,0 +1,195 @@
+/**
+ * The Slack bot end to end, offline: a fake Slack Web API, correctly signed requests, and a simulated cluster served by
+ * the sandbox (the real Kubernetes adapter talks to it). `/patch run` posts a card; the requester cannot approve, a
+ * stranger cannot approve, an approver can; progress arrives in the card's thread and the result is broadcast.
+ * Forged, stale and replayed requests and an unbound channel are refused and change nothing. No secret reaches a log.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBot, type Bot } from '../../src/bot/app.ts';
+import type { BotConfig } from '../../src/bot/config.ts';
+import { ACTIONS } from '../../src/bot/views.ts';
+import { parsePlan } from '../../src/engine/plan.ts';
+import { kubeTarget, type KubeTarget } from '../../src/service/index.ts';
+import { kubeconfig, startKubeApiServer, type KubeApiServer } from '../../src/sim/kube-api/index.ts';
+import { createSandbox, type Sandbox } from '../../src/sim/sandbox/index.ts';
+import { ScaledClock } from '../../src/sim/scaled-clock.ts';
+import { loadScenario } from '../../src/sim/scenario.ts';
+import { openStore } from '../../src/store/index.ts';
+import type { Store } from '../../src/store/store.ts';
+import { buttonBody, FakeSlack, send, signedHeaders, SIGNING_SECRET, slashBody } from '../helpers/fake-slack.ts';
+
+const BOT_TOKEN = 'xoxb-1111-2222-secretbottoken';
+const REQUESTER = 'UREQUEST1';
+const APPROVER = 'UAPPROVE1';
+const STRANGER = 'USTRANGE1';
+
+async function until<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('the Slack bot against a simulated cluster', () => {
+  const fake = new FakeSlack();
+  const logs: string[] = [];
+  let dir: string;
+  let clock: ScaledClock;
+  let sandbox: Sandbox;
+  let api: KubeApiServer;
+  let store: Store;
+  let target: KubeTarget;
+  let bot: Bot;
+  let url: string;
+  let runId = '';
+
+  beforeAll(async () => {
+    await fake.start();
+    dir = mkdtempSync(join(tmpdir(), 'patchpilot-bot-'));
+    const scenario = loadScenario('fixtures/scenarios/sandbox-palette.yaml');
+    clock = new ScaledClock(600);
+    sandbox = createSandbox(scenario, clock);
+    api = await startKubeApiServer({ store: sandbox.store });
+    writeFileSync(join(dir, 'kubeconfig'), kubeconfig(api.url));
+    store = openStore(':memory:');
+    target = kubeTarget({ kubeconfig: join(dir, 'kubeconfig'), plan: parsePlan({ ...scenario.planInput, cluster: scenario.clusterName }), db: store, clock, palette: null });
+    const config: BotConfig = {
+      mode: 'http',
+      signingSecret: SIGNING_SECRET,
+      botToken: BOT_TOKEN,
+      appToken: null,
+      apiUrl: fake.apiUrl,
+      approvers: [APPROVER],
+      channels: new Map([['C1', scenario.clusterName]]),
+      port: 0,
+    };
+    bot = createBot({ config, clusters: [target], log: (line) => logs.push(line), botUserId: 'UBOT', progressIntervalMs: 50 });
+    url = (await bot.start(0)).url;
+  });
+
+  afterAll(async () => {
+    await bot?.stop();
+    sandbox?.binding.close();
+    clock?.clearAll();
+    await api?.close();
+    store?.close();
+    await fake.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const slash = (text: string, user: string, channel = 'C1') => {
+    const body = slashBody(fake, text, user, channel);
+    return send(url, body, signedHeaders(body));
+  };
+  const click = (actionId: string, value: string, user: string, channel = 'C1') => {
+    const body = buttonBody(fake, actionId, value, user, channel);
+    return send(url, body, signedHeaders(body));
+  };
+  const lastResponse = () => fake.responses.at(-1)?.body.text as string | undefined;
+
+  it('answers help and usage errors ephemerally', async () => {
+    const help = await slash('help', REQUESTER);
+    expect(help.status).toBe(200);
+    expect(JSON.parse(help.text)).toMatchObject({ response_type: 'ephemeral' });
+    expect(help.text).toContain('/patch run [cluster]');
+    const wrong = await slash('rn', REQUESTER);
+    expect(JSON.parse(wrong.text).text).toMatch(/unknown subcommand "rn" \(did you mean `run`\?\)/);
+  });
+
+  it('posts an approval card for /patch run, with the nodes in order', async () => {
+    const answer = await slash('run', REQUESTER);
+    expect(answer.status).toBe(200);
+    const card = await until('the card', () => fake.called('chat.postMessage').find((c) => JSON.stringify(c.args.blocks ?? '').includes(ACTIONS.approve)));
+    expect(card.token).toBe(BOT_TOKEN);
+    const text = JSON.stringify(card.args.blocks);
+    expect(text).toContain(`requested by <@${REQUESTER}>`);
+    expect(text).toMatch(/1\. `cp-1`/);
+    expect(text).not.toContain('win-1');
+    runId = store.listRuns({ cluster: 'sandbox-palette', limit: 1 })[0]!.id;
+    expect(text).toContain(runId);
+    expect(store.getRun(runId)!.status).not.toBe('done');
+  });
+
+  it('refuses the requester\'s own approval and a stranger\'s, changing nothing', async () => {
+    await click(ACTIONS.approve, runId, REQUESTER);
+    await until('the refusal', () => lastResponse()?.includes('two-person rule'));
+    await click(ACTIONS.approve, runId, STRANGER);
+    await until('the refusal', () => lastResponse()?.includes('not on the approver list'));
+    expect(store.getDecision(runId)).toBeNull();
+    expect(fake.called('chat.update')).toHaveLength(0);
+  });
+
+  it('runs after an approver approves: the card says who, progress goes to the thread, the result is broadcast', { timeout: 60_000 }, async () => {
+    const card = fake.called('chat.postMessage').find((c) => JSON.stringify(c.args.blocks ?? '').includes(ACTIONS.approve))!;
+    const ts = [...fake.messages.values()].find((m) => m.blocks === card.args.blocks || JSON.stringify(m.blocks) === JSON.stringify(card.args.blocks))!.ts;
+    await click(ACTIONS.approve, runId, APPROVER);
+    await until('the decision on the card', () => JSON.stringify(fake.messages.get(ts)?.blocks).includes(`Approved by <@${APPROVER}>`));
+    expect(store.getDecision(runId)).toMatchObject({ approver: APPROVER, decision: 'approved' });
+    await until('the run to finish', () => store.getRun(runId)?.status === 'done', 50_000);
+    await until('the broadcast', () => fake.thread(ts).some((m) => m.reply_broadcast));
+    await bot.settled();
+    const thread = fake.thread(ts);
+    for (const node of ['cp-1', 'worker-1', 'worker-2', 'rocky-1']) expect(thread.filter((m) => m.text.includes(`\`${node}\``) && !m.reply_broadcast)).toHaveLength(1);
+    expect(thread.find((m) => m.text.includes('`worker-2`'))!.text).toMatch(/patched: .*rebooted/);
+    expect(thread.filter((m) => m.reply_broadcast)).toHaveLength(1);
+    expect(thread.find((m) => m.reply_broadcast)!.text).toMatch(/SUCCEEDED: 4 patched/);
+    expect(JSON.stringify(fake.messages.get(ts)!.blocks)).toMatch(/SUCCEEDED/);
+    expect(JSON.stringify(fake.messages.get(ts)!.blocks)).not.toContain(ACTIONS.approve);
+
+    // A second click after the decision starts nothing.
+    const runsBefore = store.listRuns({ cluster: 'sandbox-palette' }).length;
+    await click(ACTIONS.approve, runId, APPROVER);
+    await until('the refusal', () => lastResponse()?.match(new RegExp(`Refused: run ${runId} was already approved by <@${APPROVER}>`)));
+    expect(store.listRuns({ cluster: 'sandbox-palette' })).toHaveLength(runsBefore);
+
+    const actions = store.auditRows({}).filter((r) => r.actor.startsWith('slack:')).map((r) => r.action);
+    expect(actions).toEqual(expect.arrayContaining(['slack.command.run', 'slack.decision.refused', 'slack.decision.approve']));
+  });
+
+  it('answers status and history from the store', async () => {
+    await slash('status', REQUESTER);
+    await until('status', () => lastResponse()?.includes(`run \`${runId}\` finished SUCCEEDED`));
+    await slash('history', REQUESTER);
+    await until('history', () => lastResponse()?.includes('Last runs of sandbox-palette'));
+  });
+
+  it('refuses forged, stale and replayed requests and an unbound channel, changing nothing', async () => {
+    const runs = store.listRuns({}).length;
+    const body = slashBody(fake, 'run', REQUESTER);
+    expect((await send(url, body, signedHeaders(body, 'not-the-secret'))).status).toBe(401);
+    expect((await send(url, body, signedHeaders(body, SIGNING_SECRET, Math.floor(Date.now() / 1000) - 6 * 60))).status).toBe(401);
+    const headers = signedHeaders(slashBody(fake, 'help', REQUESTER));
+    const replayed = slashBody(fake, 'help', REQUESTER);
+    const once = signedHeaders(replayed);
+    expect((await send(url, replayed, once)).status).toBe(200);
+    expect((await send(url, replayed, once)).status).toBe(401);
+    expect(headers['x-slack-signature']).not.toBe(once['x-slack-signature']);
+    const unbound = await slash('run', REQUESTER, 'C999');
+    expect(JSON.parse(unbound.text).text).toMatch(/Refused: this channel is not bound to any cluster/);
+    const unboundClick = await click(ACTIONS.approve, runId, APPROVER, 'C999');
+    expect(unboundClick.status).toBe(200);
+    await until('the refusal', () => lastResponse()?.includes('not bound to cluster sandbox-palette'));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(store.listRuns({})).toHaveLength(runs);
+  });
+
+  it('serves /healthz and /metrics', async () => {
+    expect(await (await fetch(`${url}/healthz`)).text()).toBe('ok\n');
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/patchpilot_bot_ack_seconds_count [1-9]/);
+    expect(metrics).toMatch(/patchpilot_bot_replays_refused_total\{\} 1/);
+    expect(metrics).toMatch(/patchpilot_bot_decisions_total\{decision="approve",accepted="true"\} 1/);
+  });
+
+  it('never logs a secret', () => {
+    expect(logs.length).toBeGreaterThan(0);
+    const all = logs.join('\n');
+    for (const secret of [BOT_TOKEN, SIGNING_SECRET]) expect(all).not.toContain(secret);
+  });
+});
