@@ -43,12 +43,11 @@ export function loadBotConfig(env: NodeJS.ProcessEnv, options: { socket?: boolea
   const parsed = schema.safeParse(present);
   const problems: string[] = [];
   if (!parsed.success) for (const issue of parsed.error.issues) problems.push(`${String(issue.path[0])} ${issue.message}`);
-  const values = parsed.success ? parsed.data : ({} as z.infer<typeof schema>);
+  // Every problem is reported at once, so the checks below read the raw values whether or not the schema passed.
+  const values = (parsed.success ? parsed.data : present) as z.infer<typeof schema>;
   const mode = options.socket ? 'socket' : 'http';
-  if (parsed.success) {
-    if (mode === 'http' && !values.SLACK_SIGNING_SECRET) problems.push('SLACK_SIGNING_SECRET is not set (needed to verify that requests come from Slack)');
-    if (mode === 'socket' && !values.SLACK_APP_TOKEN) problems.push('SLACK_APP_TOKEN is not set (Socket Mode needs an app-level token with connections:write)');
-  }
+  if (mode === 'http' && !present.SLACK_SIGNING_SECRET) problems.push('SLACK_SIGNING_SECRET is not set (needed to verify that requests come from Slack)');
+  if (mode === 'socket' && !present.SLACK_APP_TOKEN) problems.push('SLACK_APP_TOKEN is not set (Socket Mode needs an app-level token with connections:write)');
   const approvers = (values.PATCHPILOT_APPROVERS ?? '').split(',').map((a) => a.trim()).filter(Boolean);
   const badApprover = approvers.find((a) => !ID.test(a));
   if (badApprover !== undefined) problems.push(`PATCHPILOT_APPROVERS has "${badApprover}", which is not a Slack user id (U…, W…) or user group id (S…)`);
@@ -62,7 +61,7 @@ export function loadBotConfig(env: NodeJS.ProcessEnv, options: { socket?: boolea
     channels.set(channel, cluster);
   }
   const port = values.PORT === undefined ? 3000 : Number(values.PORT);
-  if (port > 65_535) problems.push('PORT must be a port number (1 to 65535)');
+  if (parsed.success && (port < 1 || port > 65_535)) problems.push('PORT must be a port number (1 to 65535)');
   if (problems.length > 0) throw new BotConfigError(`the bot's configuration is not valid:\n  - ${problems.join('\n  - ')}`);
   return {
     mode,

@@ -14,6 +14,8 @@ import { planCheck } from './plan-check.ts';
 import { ScenarioError } from '../sim/scenario.ts';
 import type { SimOptions } from './sim.ts';
 import type { SandboxOptions } from './sandbox.ts';
+import type { BotCliOptions } from './bot.ts';
+import { BotConfigError } from '../bot/config.ts';
 import { join } from 'node:path';
 import type { RunOptions } from './run.ts';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
@@ -23,6 +25,12 @@ import type { ResetCliOptions, TargetOptions as DoctorCliOptions } from './docto
 const positiveInt = (value: string): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a whole number above 0');
+  return n;
+};
+
+const portNumber = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError('expected a port number (0 for a free one)');
   return n;
 };
 
@@ -141,6 +149,22 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('bot')
+    .description('the Slack bot (/patch): configuration from SLACK_* and PATCHPILOT_* variables (see the README), until stopped')
+    .option('--sim <scenario>', 'against a simulated cluster: the scenario served in-process, time sped up')
+    .option('--kubeconfig <path>', 'against a real cluster')
+    .option('--context <name>', 'kubeconfig context to use')
+    .option('--plan <file>', 'the cluster\'s plan (YAML or JSON)')
+    .option('--db <path>', dbOption)
+    .option('--socket', 'Socket Mode (SLACK_APP_TOKEN) instead of an HTTP endpoint')
+    .option('--speed <n>', 'with --sim: virtual seconds per real second (default 60)', positiveNumber)
+    .option('--port <n>', 'HTTP port (default $PORT or 3000; 0: a free one)', portNumber)
+    .action(async (opts: BotCliOptions) => {
+      const { botCommand } = await import('./bot.ts');
+      process.exitCode = await botCommand(opts, { out: process.stdout });
+    });
+
+  program
     .command('sandbox')
     .description('serve a scenario\'s simulated cluster as a Kubernetes API on 127.0.0.1, for kubectl and `patchpilot run`, until stopped')
     .option('--scenario <file>', 'the cluster to simulate: nodes, faults, updates, plan (default: the demo scenario)')
@@ -227,7 +251,7 @@ export function buildProgram(): Command {
 /** Every error a user can cause, as the text to show. Anything else is a bug and keeps its stack trace. */
 export function describeUserError(err: unknown): string | null {
   if (err instanceof PlanError || err instanceof ScheduleError || err instanceof ScenarioError) return `error: ${err.message}`;
-  if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof UserError || err instanceof KubeConfigError) {
+  if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof UserError || err instanceof KubeConfigError || err instanceof BotConfigError) {
     return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`;
   }
   return null;

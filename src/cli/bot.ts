@@ -1,0 +1,96 @@
+/**
+ * `patchpilot bot`: the Slack bot, against a real cluster (`--kubeconfig`) or a simulated one (`--sim FILE`: the
+ * scenario's cluster served in-process by the sandbox, with the engine on the same sped-up clock, so a demo run takes
+ * seconds). Configuration comes from the environment (src/bot/config.ts); it runs until SIGINT or SIGTERM.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import type { Writable } from 'node:stream';
+import { createBot } from '../bot/app.ts';
+import { loadBotConfig } from '../bot/config.ts';
+import { parsePlan } from '../engine/plan.ts';
+import { kubeTarget, type KubeTarget } from '../service/index.ts';
+import { kubeconfig, startKubeApiServer } from '../sim/kube-api/index.ts';
+import { createSandbox } from '../sim/sandbox/index.ts';
+import { ScaledClock } from '../sim/scaled-clock.ts';
+import { loadScenario } from '../sim/scenario.ts';
+import { openStore } from '../store/index.ts';
+import { DEFAULT_DB } from './paths.ts';
+import { loadPlanFile } from './plan-check.ts';
+import { UserError } from './user-error.ts';
+
+export interface BotCliOptions {
+  sim?: string;
+  kubeconfig?: string;
+  context?: string;
+  plan?: string;
+  db?: string;
+  socket?: boolean;
+  speed?: number;
+  port?: number;
+}
+
+export async function botCommand(options: BotCliOptions, io: { out: Writable; env?: NodeJS.ProcessEnv; stopped?: Promise<string> }): Promise<number> {
+  const env = io.env ?? process.env;
+  if (options.sim && options.kubeconfig) throw new UserError('--sim and --kubeconfig exclude each other', 'choose a simulated cluster (--sim FILE) or a real one (--kubeconfig PATH)');
+  if (!options.sim && !options.kubeconfig) throw new UserError('no cluster: give --sim FILE or --kubeconfig PATH', 'for a demo: npx patchpilot bot --sim fixtures/scenarios/sandbox-palette.yaml');
+  const config = loadBotConfig(env, { socket: options.socket === true });
+  const write = (text: string) => io.out.write(`${text}\n`);
+  const cleanups: Array<() => void | Promise<void>> = [];
+  let target: KubeTarget;
+  try {
+    if (options.sim) {
+      const scenario = loadScenario(options.sim);
+      const clock = new ScaledClock(options.speed ?? 60);
+      const sandbox = createSandbox(scenario, clock);
+      const server = await startKubeApiServer({ store: sandbox.store });
+      const dir = mkdtempSync(join(tmpdir(), 'patchpilot-bot-sim-'));
+      writeFileSync(join(dir, 'kubeconfig'), kubeconfig(server.url));
+      const store = openStore(options.db ?? ':memory:');
+      cleanups.push(async () => {
+        store.close();
+        sandbox.binding.close();
+        clock.clearAll();
+        await server.close();
+        rmSync(dir, { recursive: true, force: true });
+      });
+      target = kubeTarget({ kubeconfig: join(dir, 'kubeconfig'), plan: parsePlan({ ...scenario.planInput, cluster: scenario.clusterName }), db: store, clock, palette: null, env });
+      write(`simulated cluster ${scenario.clusterName}: ${scenario.nodes.length} nodes from ${options.sim}, time ${clock.speed}x (kubectl: KUBECONFIG=${join(dir, 'kubeconfig')})`);
+    } else {
+      const db = resolve(options.db ?? DEFAULT_DB);
+      mkdirSync(dirname(db), { recursive: true });
+      const store = openStore(db);
+      cleanups.push(() => store.close());
+      const plan = options.plan ? loadPlanFile(options.plan) : undefined;
+      target = kubeTarget({ kubeconfig: options.kubeconfig, ...(options.context ? { context: options.context } : {}), ...(plan ? { plan } : {}), db: store, env });
+      write(`cluster ${target.name} at ${target.cluster.server} (${target.source})`);
+    }
+    const paletteKey = env.PALETTE_API_KEY;
+    const bot = createBot({ config, clusters: [target], ...(paletteKey ? { secrets: [paletteKey] } : {}) });
+    const { port } = await bot.start(options.port ?? config.port);
+    write(
+      config.mode === 'http'
+        ? `patchpilot bot listening on port ${port}: point the Slack app's slash command and interactivity at https://<this host>/slack/events (health: /healthz, metrics: /metrics)`
+        : `patchpilot bot connected over Socket Mode (health: http://127.0.0.1:${port}/healthz)`,
+    );
+    const reason = await (io.stopped ?? untilSignal());
+    await bot.stop();
+    write(`bot stopped (${reason})`);
+    return 0;
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  }
+}
+
+function untilSignal(): Promise<string> {
+  return new Promise((resolvePromise) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.removeListener('SIGINT', stop);
+      process.removeListener('SIGTERM', stop);
+      resolvePromise(signal);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

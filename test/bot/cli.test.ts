@@ -1,0 +1,63 @@
+/**
+ * `patchpilot bot` as an operator starts it: configuration errors named all at once (never a secret's value), and a
+ * bot on a simulated cluster that checks its token with Slack, answers a signed `/patch help`, serves /healthz, and
+ * stops on SIGTERM.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeSlack, send, signedHeaders, SIGNING_SECRET, slashBody } from '../helpers/fake-slack.ts';
+
+const BIN = join(process.cwd(), 'bin', 'patchpilot.js');
+
+describe('patchpilot bot', () => {
+  const fake = new FakeSlack();
+  beforeAll(() => fake.start());
+  afterAll(() => fake.stop());
+
+  it('names every configuration problem at once, exit 2, and never prints a secret', () => {
+    const env = { PATH: process.env.PATH, SLACK_BOT_TOKEN: 'xoxp-123456-not-a-bot-token', PATCHPILOT_CHANNELS: 'prod', PATCHPILOT_APPROVERS: 'alice' };
+    const result = spawnSync(process.execPath, [BIN, 'bot', '--sim', 'fixtures/scenarios/demo.yaml'], { encoding: 'utf8', env, timeout: 30_000 });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('SLACK_BOT_TOKEN must be a bot token');
+    expect(result.stderr).toContain('SLACK_SIGNING_SECRET is not set');
+    expect(result.stderr).toContain('PATCHPILOT_APPROVERS has "alice"');
+    expect(result.stderr).toContain('PATCHPILOT_CHANNELS has "prod"');
+    expect(result.stderr + result.stdout).not.toContain('xoxp-123456');
+  });
+
+  it('runs on a simulated cluster, answers a signed /patch help, serves /healthz, stops on SIGTERM', { timeout: 60_000 }, async () => {
+    const env = { PATH: process.env.PATH, SLACK_BOT_TOKEN: 'xoxb-1-2-cli-test-token', SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_API_URL: fake.apiUrl };
+    const child = spawn(process.execPath, [BIN, 'bot', '--sim', 'fixtures/scenarios/sandbox-palette.yaml', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the bot did not start: ${out}`)), 30_000);
+        const check = () => {
+          const match = /listening on port (\d+)/.exec(out);
+          if (match) {
+            clearTimeout(timer);
+            resolve(Number(match[1]));
+          }
+        };
+        child.stdout.on('data', check);
+        child.once('exit', (code) => reject(new Error(`the bot exited with ${code}: ${out}`)));
+      });
+      expect(fake.called('auth.test')).toHaveLength(1);
+      const url = `http://127.0.0.1:${port}`;
+      expect(await (await fetch(`${url}/healthz`)).text()).toBe('ok\n');
+      const body = slashBody(fake, 'help', 'U1');
+      const answer = await send(url, body, signedHeaders(body));
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.text).text).toContain('/patch run [cluster]');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const code = await new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', resolve)));
+    expect(code).toBe(0);
+    expect(out).toContain('bot stopped (SIGTERM)');
+    expect(out).not.toContain('xoxb-1-2-cli-test-token');
+  });
+});
