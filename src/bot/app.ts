@@ -189,6 +189,14 @@ export function createBot(options: BotOptions): Bot {
       audit(target, { actor: user, action: 'slack.command.refused', details: { channel, command: cmd.kind, reason: 'channel not bound' } });
       return;
     }
+    if (cmd.kind === 'status' || cmd.kind === 'history') {
+      // Answered from the store at once: in the ack itself, with no second request to Slack.
+      const text = cmd.kind === 'status' ? statusText(target) : historyText(target);
+      await ack({ response_type: 'ephemeral', text });
+      metrics.ack(performance.now() - started);
+      audit(target, { actor: user, action: `slack.command.${cmd.kind}`, details: { channel, text: command.text } });
+      return;
+    }
     await ack({ response_type: 'ephemeral', text: `Working on \`/patch ${command.text.trim()}\` for ${target.name}…` });
     metrics.ack(performance.now() - started);
     try {
