@@ -152,11 +152,14 @@ describe('the Slack bot against a simulated cluster', () => {
     expect(actions).toEqual(expect.arrayContaining(['slack.command.run', 'slack.decision.refused', 'slack.decision.approve']));
   });
 
-  it('answers status and history from the store', async () => {
-    await slash('status', REQUESTER);
-    await until('status', () => lastResponse()?.includes(`run \`${runId}\` finished SUCCEEDED`));
-    await slash('history', REQUESTER);
-    await until('history', () => lastResponse()?.includes('Last runs of sandbox-palette'));
+  it('answers status and history from the store, in the acknowledgement itself', async () => {
+    const status = JSON.parse((await slash('status', REQUESTER)).text) as { response_type: string; text: string };
+    expect(status.response_type).toBe('ephemeral');
+    expect(status.text).toContain(`run \`${runId}\` finished SUCCEEDED`);
+    expect(status.text).toMatch(/nodes: 4 patched/);
+    const history = JSON.parse((await slash('history', REQUESTER)).text) as { text: string };
+    expect(history.text).toContain('Last runs of sandbox-palette');
+    expect(history.text).toContain(runId);
   });
 
   it('refuses forged, stale and replayed requests and an unbound channel, changing nothing', async () => {
