@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomUUID } from 'node:crypto';
 import { App, HTTPReceiver, LogLevel, type Logger, type RespondFn } from '@slack/bolt';
 import { parsePlan, type Plan } from '../engine/plan.ts';
+import { describeSchedule, nextFireTime, scheduleSchema, type ScheduleInput } from '../engine/schedule.ts';
 import { versionHash } from '../engine/hash.ts';
 import { selectNodes } from '../engine/selection.ts';
 import {
@@ -58,6 +59,7 @@ interface Card {
 }
 
 const REPLAY_WINDOW_MS = 5 * 60_000;
+const SCHEDULE_ACTION = 'slack.schedule';
 
 export function createBot(options: BotOptions): Bot {
   const { config } = options;
@@ -266,12 +268,68 @@ export function createBot(options: BotOptions): Bot {
         const answer = orchestrator.command(cmd.runId, { type: cmd.kind.toUpperCase() as 'PAUSE', by: `slack:${ctx.user}` });
         return say(answer.ok ? `:ok_hand: ${answer.message}` : `Refused: ${answer.message}.`);
       }
-      case 'schedule':
-        return say(`Schedules are part of the cluster's plan: set \`trigger\` in the plan file the bot was started with (for example \`trigger: { kind: ${cmd.schedule.kind === 'off' ? 'on-demand' : cmd.schedule.kind === 'preset' ? `preset, preset: ${cmd.schedule.preset}` : `cron, expression: "${cmd.schedule.cron}"`} }\`) and restart it; \`/patch schedule\` does not change it from Slack yet.`);
+      case 'schedule': {
+        const spec = cmd.schedule.kind === 'off' ? null : cmd.schedule.kind === 'preset' ? { kind: 'preset' as const, preset: cmd.schedule.preset } : { kind: 'cron' as const, expression: cmd.schedule.cron };
+        // The audit log is the schedule's durable record: the newest entry for a cluster is restored at start-up.
+        audit(target, { actor: ctx.user, action: SCHEDULE_ACTION, details: { cluster: target.name, channel: ctx.channel, schedule: spec } });
+        const next = applySchedule(target, spec, ctx.channel, ctx.user);
+        return say(
+          spec === null
+            ? `No schedule for ${target.name} any more.`
+            : `${target.name} is patched ${describeSchedule(scheduleSchema.parse(spec))}: each time, a run asks for approval in this channel (requested by <@${ctx.user}>). Next: ${next === null ? 'never' : new Date(next).toISOString().replace('T', ' ').slice(0, 16)} UTC.`,
+        );
+      }
       case 'run':
         return startRun(cmd, target, ctx);
       case 'help':
         return say('');
+    }
+  }
+
+  const schedules = new Map<string, { timer: number | undefined; stopped: boolean }>();
+
+  /** Arms (or with null, clears) a cluster's schedule; each fire asks for a run as `by` would, in `channel`. */
+  function applySchedule(target: ClusterTarget, spec: ScheduleInput | null, channel: string, by: string): number | null {
+    const previous = schedules.get(target.name);
+    if (previous) {
+      previous.stopped = true;
+      if (previous.timer !== undefined) target.clock.clearTimeout(previous.timer);
+      schedules.delete(target.name);
+    }
+    if (spec === null) return null;
+    const schedule = scheduleSchema.parse(spec);
+    const entry: { timer: number | undefined; stopped: boolean } = { timer: undefined, stopped: false };
+    schedules.set(target.name, entry);
+    const arm = (): number | null => {
+      const now = target.clock.now();
+      const next = nextFireTime(schedule, now);
+      if (next === null || entry.stopped) return null;
+      entry.timer = target.clock.setTimeout(() => {
+        const active = target.store?.listRuns({ cluster: target.name, active: true, limit: 1 })[0];
+        if (active) {
+          // One run at a time: a fire while a run is still active (or still waiting for approval) is skipped.
+          audit(target, { actor: by, action: 'slack.schedule.skipped', runId: active.id, details: { cluster: target.name, reason: `run ${active.id} is ${active.status}` } });
+          arm();
+          return;
+        }
+        const noReply: RespondFn = async () => ({}) as never;
+        startRun({ kind: 'run', noReboot: false }, target, { user: by, channel, respond: noReply, post: app.client.chat.postMessage.bind(app.client.chat) })
+          .then((r) => audit(target, { actor: by, action: 'slack.schedule.fired', runId: r.runId, details: { cluster: target.name, channel } }))
+          .catch((err: unknown) => log('error', `the scheduled run of ${target.name} could not start:`, err))
+          .finally(() => arm());
+      }, next - now);
+      return next;
+    };
+    return arm();
+  }
+
+  for (const target of options.clusters) {
+    const last = (target.store?.auditRows({}) ?? []).filter((r) => r.action === SCHEDULE_ACTION && r.details.cluster === target.name).at(-1);
+    if (!last) continue;
+    try {
+      applySchedule(target, (last.details.schedule as ScheduleInput | null) ?? null, String(last.details.channel), last.actor.replace(/^slack:/, ''));
+    } catch (err) {
+      log('warn', `the saved schedule of ${target.name} could not be restored:`, err);
     }
   }
 
@@ -457,6 +515,10 @@ export function createBot(options: BotOptions): Bot {
       return { url: `http://127.0.0.1:${actual}`, port: actual };
     },
     async stop() {
+      for (const [name, entry] of schedules) {
+        entry.stopped = true;
+        if (entry.timer !== undefined) clusters.get(name)?.clock.clearTimeout(entry.timer);
+      }
       if (!receiver) await app.stop().catch(() => {});
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
       server?.closeAllConnections();

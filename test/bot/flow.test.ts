@@ -162,6 +162,24 @@ describe('the Slack bot against a simulated cluster', () => {
     expect(history.text).toContain(runId);
   });
 
+  it('schedules runs: each fire asks for approval in the channel, one at a time; off stops it', { timeout: 30_000 }, async () => {
+    const cardsBefore = fake.called('chat.postMessage').filter((c) => JSON.stringify(c.args.blocks ?? '').includes(ACTIONS.approve)).length;
+    await slash('schedule sandbox-palette */30 * * * *', REQUESTER);
+    await until('the answer', () => lastResponse()?.includes('sandbox-palette is patched'));
+    expect(lastResponse()).toMatch(/Next: \d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+    const fired = await until('a scheduled card', () => fake.called('chat.postMessage').filter((c) => JSON.stringify(c.args.blocks ?? '').includes(ACTIONS.approve)).slice(cardsBefore)[0]);
+    expect(JSON.stringify(fired.args.blocks)).toContain(`requested by <@${REQUESTER}>`);
+    // The scheduled run waits for approval: later fires are skipped, not stacked.
+    await until('a skipped fire', () => store.auditRows({}).some((r) => r.action === 'slack.schedule.skipped'));
+    expect(store.listRuns({ cluster: 'sandbox-palette', active: true })).toHaveLength(1);
+    await slash('schedule sandbox-palette off', REQUESTER);
+    await until('the answer', () => lastResponse()?.includes('No schedule for sandbox-palette any more'));
+    const pending = store.listRuns({ cluster: 'sandbox-palette', active: true })[0]!;
+    await slash(`cancel ${pending.id}`, REQUESTER);
+    await until('the run to end', () => store.getRun(pending.id)?.status === 'done');
+    expect(store.auditRows({}).filter((r) => r.action === 'slack.schedule').map((r) => r.details.schedule)).toEqual([{ kind: 'cron', expression: '*/30 * * * *' }, null]);
+  });
+
   it('refuses forged, stale and replayed requests and an unbound channel, changing nothing', async () => {
     const runs = store.listRuns({}).length;
     const body = slashBody(fake, 'run', REQUESTER);
