@@ -3,7 +3,7 @@
  * a message saying what was wrong and the right form of the subcommand, never as an exception: a user who typed
  * `/patch rn prod` deserves "did you mean run?", not silence.
  */
-import { PRESETS, scheduleSchema, type Preset } from '../engine/schedule.ts';
+import { PRESETS, presetToCron, scheduleSchema, type Preset } from '../engine/schedule.ts';
 
 export type PatchCommand =
   | { kind: 'help' }
@@ -11,7 +11,15 @@ export type PatchCommand =
   | { kind: 'run'; cluster?: string; nodes?: string[]; noReboot: boolean; concurrency?: number }
   | { kind: 'approve' | 'reject' | 'pause' | 'resume' | 'cancel'; runId: string }
   | { kind: 'reset'; cluster?: string; nodes?: string[] }
-  | { kind: 'schedule'; cluster?: string; schedule: { kind: 'preset'; preset: Preset } | { kind: 'cron'; cron: string } | { kind: 'off' } };
+  | { kind: 'schedule'; cluster?: string; schedule: ScheduleSpec };
+
+/**
+ * The presets are the engine's (Palette's): weekly (Sundays), biweekly (every second Sunday), monthly (the 1st) and
+ * bimonthly (the 1st of odd months), all at 00:00 UTC. `cron` is the same schedule as a cron expression, for display;
+ * null for biweekly, which cron cannot express (its fields cannot count weeks). A CRON is five fields or a descriptor
+ * (`@daily`, `@weekly`, ...), validated by the engine (croner, without its L/W/# extensions, which Palette refuses).
+ */
+export type ScheduleSpec = { kind: 'preset'; preset: Preset; cron: string | null } | { kind: 'cron'; cron: string } | { kind: 'off' };
 
 export type ParseResult = { ok: true; command: PatchCommand } | { ok: false; error: string; usage: string };
 
@@ -43,7 +51,7 @@ const WHAT: Record<PatchCommand['kind'], string> = {
   doctor: 'why does an On-Demand Update do nothing? each cause checked, with evidence and the fix',
   unstick: 'clear what wedges patching (a stale Palette timestamp, an expired Lease, a run nobody drives)',
   reset: 'remove the patch labels so the next run patches the nodes again (asks to confirm)',
-  schedule: 'patch on a schedule (Palette\'s presets or a cron expression), or stop',
+  schedule: 'patch on a schedule, each time after an approval: Palette\'s presets (weekly: Sundays; biweekly: every second Sunday; monthly: the 1st; bimonthly: the 1st of odd months; all at 00:00 UTC), a cron expression in UTC (`"0 3 * * 1"`, `@daily`), or off',
   history: 'the last runs and their outcomes',
 };
 
@@ -53,6 +61,9 @@ export const HELP_TEXT = [
 ].join('\n');
 
 const CLUSTER_COMMANDS = new Set(['status', 'doctor', 'unstick', 'history']);
+const OPTIONS: Partial<Record<PatchCommand['kind'], readonly string[]>> = { run: ['--nodes', '--no-reboot', '--concurrency'], reset: ['--nodes'] };
+/** Cron's descriptors (robfig/cron and croner read them); @reboot is not a time. */
+const DESCRIPTOR = /^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$/;
 const RUN_COMMANDS = new Set(['approve', 'reject', 'pause', 'resume', 'cancel']);
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -63,6 +74,8 @@ export function normalise(text: string): string {
   return text
     .replace(/<(?:https?:\/\/|mailto:)[^|>]*\|([^>]*)>/g, '$1')
     .replace(/<(?:https?:\/\/)([^|>]*)>/g, '$1')
+    // Inline code: people paste `prod` or `0 3 * * 1` from a runbook.
+    .replace(/`+([^`]*)`+/g, '$1')
     .replace(/[\u201C\u201D\u201E\u201F\u2033]/g, '"')
     .replace(/[\u2018\u2019\u201A\u201B\u2032]/g, "'")
     .replace(/[\u2012\u2013\u2014\u2015\u2212]/g, (dash, offset, whole: string) => (whole[offset + 1] === '-' || /\s/.test(whole[offset - 1] ?? ' ') ? '--' : dash))
@@ -95,6 +108,22 @@ function distance(a: string, b: string): number {
   return row[b.length]!;
 }
 
+/** The nearest of `candidates` to `word`, if it is a plausible typo of it. */
+function nearest(word: string, candidates: readonly string[], within: number): string | undefined {
+  const best = candidates.map((c) => ({ c, d: distance(word, c) })).sort((a, b) => a.d - b.d)[0];
+  return best !== undefined && best.d <= within ? best.c : undefined;
+}
+
+function unknownOption(kind: PatchCommand['kind'], flag: string): ParseResult {
+  const options = OPTIONS[kind] ?? [];
+  const guess = nearest(flag.replace(/^-+/, '--').toLowerCase(), options, 3);
+  const hint = guess !== undefined ? ` (did you mean \`${guess}\`?)` : options.length > 0 ? ` (${kind} takes ${options.join(', ')})` : ` (${kind} takes no options)`;
+  return fail(kind, `unknown option "${short(flag)}"${hint}`);
+}
+
+/** Own keys only: `constructor` and `__proto__` are not subcommands. */
+const isKind = (word: string): word is PatchCommand['kind'] => Object.hasOwn(USAGE, word);
+
 const fail = (kind: PatchCommand['kind'], error: string): ParseResult => ({ ok: false, error, usage: USAGE[kind] });
 
 function clusterName(kind: PatchCommand['kind'], value: string): string | ParseResult {
@@ -116,25 +145,28 @@ const short = (text: string) => (text.length > 40 ? `${text.slice(0, 37)}...` : 
 const isResult = (value: unknown): value is ParseResult => typeof value === 'object' && value !== null && 'ok' in value;
 
 export function parsePatchCommand(text: string): ParseResult {
-  const split = tokens(normalise(text));
-  if ('error' in split) return fail('help', `${split.error}: ${short(text)}`);
+  const normalised = normalise(text);
+  const split = tokens(normalised);
+  if ('error' in split) {
+    const verb = normalised.split(' ')[0]!.toLowerCase();
+    return fail(isKind(verb) ? verb : 'help', `${split.error}: ${short(normalised)}`);
+  }
   const [first, ...rest] = split;
   if (first === undefined) return { ok: true, command: { kind: 'help' } };
   const verb = first.toLowerCase();
   if (verb === 'help' || verb === '--help' || verb === '-h' || verb === '?') {
     return rest.length === 0 ? { ok: true, command: { kind: 'help' } } : fail('help', `help takes nothing after it, got "${short(rest.join(' '))}"`);
   }
-  if (!(verb in USAGE)) {
-    const known = Object.keys(USAGE);
-    const nearest = known.map((k) => ({ k, d: distance(verb, k) })).sort((a, b) => a.d - b.d)[0]!;
-    const hint = nearest.d <= 2 ? ` (did you mean \`${nearest.k}\`?)` : '';
+  if (!isKind(verb)) {
+    const guess = nearest(verb, Object.keys(USAGE), 2);
+    const hint = guess !== undefined ? ` (did you mean \`${guess}\`?)` : '';
     return { ok: false, error: `unknown subcommand "${short(first)}"${hint}`, usage: USAGE.help };
   }
-  const kind = verb as PatchCommand['kind'];
+  const kind = verb;
 
   if (CLUSTER_COMMANDS.has(kind)) {
     if (rest.length > 1) return fail(kind, `too many words: "${short(rest.join(' '))}"`);
-    if (rest[0]?.startsWith('-')) return fail(kind, `unknown option "${short(rest[0])}"`);
+    if (rest[0]?.startsWith('-')) return unknownOption(kind, rest[0]);
     if (rest[0] === undefined) return { ok: true, command: { kind } as PatchCommand };
     const cluster = clusterName(kind, rest[0]);
     return isResult(cluster) ? cluster : { ok: true, command: { kind, cluster } as PatchCommand };
@@ -157,7 +189,11 @@ export function parsePatchCommand(text: string): ParseResult {
       const [flag, inline] = word.startsWith('--') && word.includes('=') ? [word.slice(0, word.indexOf('=')), word.slice(word.indexOf('=') + 1)] : [word, undefined];
       if (flag === '--nodes') {
         if (nodes) return fail(kind, '--nodes is given twice');
-        const value = inline ?? rest[++i];
+        let value = inline ?? rest[++i];
+        // `--nodes a, b` and `--nodes a ,b`: Slack users put spaces after commas; the list goes on.
+        while (value !== undefined && rest[i + 1] !== undefined && (value.endsWith(',') || rest[i + 1]!.startsWith(',')) && !rest[i + 1]!.startsWith('-')) {
+          value += rest[++i]!;
+        }
         const list = nodeList(kind, value);
         if (isResult(list)) return list;
         nodes = list;
@@ -170,7 +206,7 @@ export function parsePatchCommand(text: string): ParseResult {
         if (value === undefined || !/^\d+$/.test(value) || n < 1 || n > 100) return fail(kind, `--concurrency needs a whole number from 1 to 100${value === undefined ? '' : `, got "${short(value)}"`}`);
         concurrency = n;
       } else if (word.startsWith('-')) {
-        return fail(kind, `unknown option "${short(flag)}"`);
+        return unknownOption(kind, flag);
       } else if (cluster === undefined) {
         const name = clusterName(kind, word);
         if (isResult(name)) return name;
@@ -186,29 +222,39 @@ export function parsePatchCommand(text: string): ParseResult {
 
   // schedule [cluster] PRESET|CRON|off
   if (rest.length === 0) return fail('schedule', 'what schedule? a preset, a cron expression in quotes, or off');
-  // The first word is the cluster when something follows it and it cannot begin a schedule (a preset, off, or a
-  // cron field, which starts with a digit or '*').
-  let words = rest;
-  let cluster: string | undefined;
-  const head = words[0]!.toLowerCase();
-  if (words.length >= 2 && head !== 'off' && !(PRESETS as readonly string[]).includes(head) && !/^[\d*]/.test(head) && !/\s/.test(head)) {
-    const name = clusterName('schedule', words[0]!);
-    if (isResult(name)) return name;
-    cluster = name;
-    words = words.slice(1);
+  // The first word is the cluster when something follows it and either it cannot begin a schedule (a preset, off, a
+  // descriptor such as @daily, or a cron field, which starts with a digit or '*') or what follows is a schedule by
+  // itself (`schedule 1prod weekly`: a DNS label may start with a digit).
+  const head = rest[0]!.toLowerCase();
+  const beginsSchedule = head === 'off' || (PRESETS as readonly string[]).includes(head) || /^[\d*@]/.test(head) || /\s/.test(head);
+  const tail = rest.length >= 2 ? scheduleOf(rest.slice(1).join(' ')) : undefined;
+  if (tail !== undefined && (!beginsSchedule || !('error' in tail))) {
+    const cluster = clusterName('schedule', rest[0]!);
+    if (isResult(cluster)) return cluster;
+    return 'error' in tail ? fail('schedule', tail.error) : { ok: true, command: { kind: 'schedule', cluster, schedule: tail } };
   }
-  const spec = words.join(' ').trim();
-  const withCluster = cluster ? { cluster } : {};
-  if (spec.toLowerCase() === 'off') return { ok: true, command: { kind: 'schedule', ...withCluster, schedule: { kind: 'off' } } };
-  if ((PRESETS as readonly string[]).includes(spec.toLowerCase())) {
-    return { ok: true, command: { kind: 'schedule', ...withCluster, schedule: { kind: 'preset', preset: spec.toLowerCase() as Preset } } };
+  const schedule = scheduleOf(rest.join(' '));
+  if ('error' in schedule && rest.length === 1 && !beginsSchedule && DNS_LABEL.test(head)) {
+    return fail('schedule', `what schedule for "${short(head)}"? a preset (${PRESETS.join(', ')}), a cron expression in quotes, or off`);
   }
-  if (spec.split(' ').length !== 5) {
-    return fail('schedule', `"${short(spec)}" is neither a preset (${PRESETS.join(', ')}), off, nor a cron expression of five fields`);
+  return 'error' in schedule ? fail('schedule', schedule.error) : { ok: true, command: { kind: 'schedule', schedule } };
+}
+
+function scheduleOf(text: string): ScheduleSpec | { error: string } {
+  const spec = text.trim();
+  const lower = spec.toLowerCase();
+  if (lower === 'off') return { kind: 'off' };
+  if ((PRESETS as readonly string[]).includes(lower)) return { kind: 'preset', preset: lower as Preset, cron: presetToCron(lower as Preset) };
+  const descriptor = DESCRIPTOR.test(lower);
+  if (spec.split(' ').length !== 5 && !descriptor) {
+    const guess = nearest(lower, [...PRESETS, 'off'], 2);
+    const hint = guess !== undefined ? ` (did you mean \`${guess}\`?)` : '';
+    return { error: `"${short(spec)}" is neither a preset (${PRESETS.join(', ')}), off, nor a cron expression of five fields${hint}` };
   }
-  const parsed = scheduleSchema.safeParse({ kind: 'cron', expression: spec });
-  if (!parsed.success) return fail('schedule', `"${short(spec)}" is not a valid cron expression: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-  return { ok: true, command: { kind: 'schedule', ...withCluster, schedule: { kind: 'cron', cron: spec } } };
+  const cron = descriptor ? lower : spec;
+  const parsed = scheduleSchema.safeParse({ kind: 'cron', expression: cron });
+  if (!parsed.success) return { error: `"${short(spec)}" is not a valid cron expression: ${parsed.error.issues[0]?.message ?? 'invalid'}` };
+  return { kind: 'cron', cron };
 }
 
 /** The text form of a command (for audit records and round-trip tests). */
