@@ -18,6 +18,7 @@ import { loadScenario } from '../sim/scenario.ts';
 import { openStore } from '../store/index.ts';
 import { DEFAULT_DB } from './paths.ts';
 import { loadPlanFile } from './plan-check.ts';
+import { untilSignal } from './signals.ts';
 import { UserError } from './user-error.ts';
 
 export interface BotCliOptions {
@@ -81,16 +82,4 @@ export async function botCommand(options: BotCliOptions, io: { out: Writable; en
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup();
   }
-}
-
-function untilSignal(): Promise<string> {
-  return new Promise((resolvePromise) => {
-    const stop = (signal: NodeJS.Signals) => {
-      process.removeListener('SIGINT', stop);
-      process.removeListener('SIGTERM', stop);
-      resolvePromise(signal);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
 }

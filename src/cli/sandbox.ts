@@ -14,6 +14,7 @@ import type { ChangeEvent } from '../sim/kube-api/hooks.ts';
 import { ScaledClock } from '../sim/scaled-clock.ts';
 import { createSandbox } from '../sim/sandbox/index.ts';
 import { loadScenario, type Scenario } from '../sim/scenario.ts';
+import { untilSignal } from './signals.ts';
 import { SandboxError } from './user-error.ts';
 
 export const DEFAULT_SANDBOX_SCENARIO = fileURLToPath(new URL('../../fixtures/scenarios/demo.yaml', import.meta.url));
@@ -102,17 +103,6 @@ function banner(scenario: Scenario, file: string, url: string, kubeconfigPath: s
   return lines.join('\n');
 }
 
-function untilSignal(): Promise<string> {
-  return new Promise((resolvePromise) => {
-    const stop = (signal: NodeJS.Signals) => {
-      process.removeListener('SIGINT', stop);
-      process.removeListener('SIGTERM', stop);
-      resolvePromise(signal);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-}
 
 /** Scenario events the cluster itself can play (a node joining, an operator's label or cordon); engine commands are not. */
 function scheduleEvents(scenario: Scenario, clock: ScaledClock, sim: ReturnType<typeof createSandbox>['sim'], write: (t: string) => void): number[] {

@@ -62,8 +62,8 @@ describe.skipIf(!KUBECTL)('patchpilot sandbox with kubectl (Palette mode)', () =
     expect(readFileSync(plan, 'utf8')).toContain('mode: palette');
   });
 
-  it('patches through `patchpilot run`, and the seed\'s monitoring commands show it', { timeout: 120_000 }, () => {
-    const run = spawnSync(process.execPath, [BIN, 'run', '--kubeconfig', kubeconfig, '--plan', plan, '--db', join(dir, 'runs.db')], { encoding: 'utf8', timeout: 110_000 });
+  it('patches through `patchpilot run`, and the seed\'s monitoring commands show it', { timeout: 240_000 }, () => {
+    const run = spawnSync(process.execPath, [BIN, 'run', '--kubeconfig', kubeconfig, '--plan', plan, '--db', join(dir, 'runs.db')], { encoding: 'utf8', timeout: 230_000 });
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     expect(run.stdout).toMatch(/SUCCEEDED \(4 patched/);

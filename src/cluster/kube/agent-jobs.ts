@@ -210,22 +210,10 @@ export class AgentJobs {
       .sort((a, b) => timeOf(a) - timeOf(b));
   }
 
-  async #readLog(pod: V1Pod, signal?: AbortSignal): Promise<string> {
-    const { core, requests, namespace } = this.#ctx;
-    const name = pod.metadata?.name ?? '';
-    const container = pod.spec?.containers[0]?.name;
-    try {
-      return await requests.send(
-        { verb: 'get', resource: 'pods/log', group: '', namespace, name },
-        (o) => core.readNamespacedPodLog({ name, namespace, ...(container ? { container } : {}), tailLines: LOG_TAIL_LINES }, o),
-        { signal },
-      );
-    } catch (err) {
-      // The pod (and its log) may already be gone, or its container never started: no log is the answer then.
-      if (err instanceof KubeApiError && (err.status === 404 || err.status === 400)) return '';
-      throw err;
-    }
+  #readLog(pod: V1Pod, signal?: AbortSignal): Promise<string> {
+    return readPodLog(this.#ctx, pod, signal);
   }
+
 }
 
 function timeOf(pod: V1Pod): number {
@@ -282,4 +270,21 @@ function describeFailure(jobName: string, node: string, job: V1Job, pod: V1Pod |
     .slice(-FAILURE_LOG_LINES);
   const where = node ? ` on node ${node}` : '';
   return `job ${jobName}${where}: ${problem}; ${parts.join('; ')}${tail.length > 0 ? `; last log lines: ${tail.join(' | ')}` : ''}`;
+}
+
+/** The last lines of a pod's first container's log; '' when the pod (or its log) is gone or never started. */
+export async function readPodLog(ctx: { core: CoreV1Api; requests: KubeRequests; namespace: string }, pod: V1Pod, signal?: AbortSignal): Promise<string> {
+  const { core, requests, namespace } = ctx;
+  const name = pod.metadata?.name ?? '';
+  const container = pod.spec?.containers[0]?.name;
+  try {
+    return await requests.send(
+      { verb: 'get', resource: 'pods/log', group: '', namespace, name },
+      (o) => core.readNamespacedPodLog({ name, namespace, ...(container ? { container } : {}), tailLines: LOG_TAIL_LINES }, o),
+      { signal },
+    );
+  } catch (err) {
+    if (err instanceof KubeApiError && (err.status === 404 || err.status === 400)) return '';
+    throw err;
+  }
 }

@@ -6,14 +6,12 @@
 import type { AppsV1Api, BatchV1Api, CoreV1Api, V1Job, V1Pod } from '@kubernetes/client-node';
 import { AGENT_SCRIPT_KEY, ANNOTATIONS as JOB_ANNOTATIONS, LABELS } from '../../agent/job.ts';
 import type { AgentConfigMapInfo, DeploymentInfo, DiagnosticJob } from '../port.ts';
-import { finishedCondition, JOB_NAME_LABEL, lastReport } from './agent-jobs.ts';
-import { KubeApiError } from './errors.ts';
+import { finishedCondition, JOB_NAME_LABEL, lastReport, readPodLog } from './agent-jobs.ts';
 import { isNotFound, type KubeRequests } from './requests.ts';
 
 /** deploy/deployment.yaml's name. */
 export const DEPLOYMENT_NAME = 'patchpilot';
 const MANAGED_BY_SELECTOR = `${LABELS.managedBy}=patchpilot`;
-const LOG_TAIL_LINES = 200;
 /** Lines that explain the failures doctor looks for (the seed's "gpg: keyserver receive failed", dpkg locks). */
 const TELLING_LINE = /gpg|keyserver|lock|dpkg/i;
 
@@ -47,7 +45,7 @@ export async function recentJobs(ctx: DiagnosticsContext, signal?: AbortSignal):
       const source = jobs.items.find((j) => j.metadata?.name === job.name)!;
       const pod = podOf(source, pods.items);
       if (!pod) return;
-      const log = await readLog(ctx, pod, signal);
+      const log = await readPodLog(ctx, pod, signal);
       const parsed = lastReport(log);
       job.report = parsed.report ?? null;
       const lines = log.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('{'));
@@ -91,22 +89,6 @@ function podOf(job: V1Job, pods: V1Pod[]): V1Pod | undefined {
     .at(-1);
 }
 
-async function readLog(ctx: DiagnosticsContext, pod: V1Pod, signal?: AbortSignal): Promise<string> {
-  const { core, requests, namespace } = ctx;
-  const name = pod.metadata?.name ?? '';
-  const container = pod.spec?.containers[0]?.name;
-  try {
-    return await requests.send(
-      { verb: 'get', resource: 'pods/log', group: '', namespace, name },
-      (o) => core.readNamespacedPodLog({ name, namespace, ...(container ? { container } : {}), tailLines: LOG_TAIL_LINES }, o),
-      { signal },
-    );
-  } catch (err) {
-    // Gone, or never started: no log to read is an answer here.
-    if (err instanceof KubeApiError && (err.status === 404 || err.status === 400)) return '';
-    throw err;
-  }
-}
 
 export async function agentConfigMap(ctx: DiagnosticsContext, name: string, expectedSha256: string, signal?: AbortSignal): Promise<AgentConfigMapInfo> {
   const { core, requests, namespace } = ctx;
