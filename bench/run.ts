@@ -161,5 +161,7 @@ console.log('');
   const out = execFileSync(process.execPath, [join(import.meta.dirname, 'bot-ack.ts')], { encoding: 'utf8' });
   const r = JSON.parse(out.trim().split('\n').at(-1)!) as Awaited<ReturnType<typeof import('./bot-ack.ts').benchBotAck>>;
   line(`bot: /patch ack, ${r.concurrent} concurrent (${r.requests} requests)`, `p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms`);
+  line('  /patch status (answered from the store in the ack)', `p50 ${r.status.p50Ms} ms, p99 ${r.status.p99Ms} ms`);
+  line('  /patch help', `p50 ${r.help.p50Ms} ms, p99 ${r.help.p99Ms} ms`);
   line('  p99 target <= 100 ms (Slack allows 3,000 ms)', r.p99Ms <= 100 ? 'ok' : `ABOVE TARGET (${(r.p99Ms / 100).toFixed(2)}x)`);
 }
