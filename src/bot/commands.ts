@@ -73,7 +73,11 @@ const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export function normalise(text: string): string {
   return text
     .replace(/<(?:https?:\/\/|mailto:)[^|>]*\|([^>]*)>/g, '$1')
-    .replace(/<(?:https?:\/\/)([^|>]*)>/g, '$1')
+    .replace(/<(?:https?:\/\/|mailto:)([^|>]*)>/g, '$1')
+    // Slack escapes these three in the text it sends (after its own <...> markup, which is undone above).
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&')
     // Inline code: people paste `prod` or `0 3 * * 1` from a runbook.
     .replace(/`+([^`]*)`+/g, '$1')
     .replace(/[\u201C\u201D\u201E\u201F\u2033]/g, '"')
