@@ -162,6 +162,25 @@ describe('the Slack bot against a simulated cluster', () => {
     expect(history.text).toContain(runId);
   });
 
+  it('runs doctor, and resets the patch labels only after the confirm button', { timeout: 30_000 }, async () => {
+    await slash('doctor', REQUESTER);
+    const report = await until('the doctor report', () => fake.responses.map((r) => String(r.body.text ?? '')).find((t) => t.includes('Linux nodes present')));
+    expect(report).toContain('Palette onDemandPatchAfter not checked');
+    expect(report).toMatch(/\/patch /);
+
+    await slash('reset --nodes worker-1', REQUESTER);
+    const plan = await until('the reset plan', () => fake.responses.find((r) => JSON.stringify(r.body.blocks ?? '').includes(ACTIONS.resetConfirm)));
+    expect(String(plan.body.text)).toContain('worker-1: label task.cluster.spectrocloud.com/on-demand-os-patch=');
+    const labelOf = async (node: string) => (await target.cluster.getNode(node))!.labels['task.cluster.spectrocloud.com/on-demand-os-patch'];
+    expect(await labelOf('worker-1')).toBeDefined();
+    const button = (plan.body.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>).find((b) => b.type === 'actions')!.elements![0]!;
+    await click(ACTIONS.resetConfirm, button.value, REQUESTER);
+    await until('the reset', () => lastResponse()?.includes('labels removed from 1 node(s): worker-1'));
+    expect(await labelOf('worker-1')).toBeUndefined();
+    expect(await labelOf('worker-2')).toBeDefined();
+    expect(store.auditRows({}).some((r) => r.action === 'slack.reset')).toBe(true);
+  });
+
   it('schedules runs: each fire asks for approval in the channel, one at a time; off stops it', { timeout: 30_000 }, async () => {
     const cardsBefore = fake.called('chat.postMessage').filter((c) => JSON.stringify(c.args.blocks ?? '').includes(ACTIONS.approve)).length;
     await slash('schedule sandbox-palette */30 * * * *', REQUESTER);
