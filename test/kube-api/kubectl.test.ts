@@ -147,6 +147,21 @@ describe.skipIf(!hasKubectl)('the sandbox API server through real kubectl', () =
     expect(store.get('nodes', { name: 'n3' }).spec).not.toHaveProperty('unschedulable');
   });
 
+  // kubectl withholds bearer tokens from an http:// server, so through kubectl the server is tokenless: everything is
+  // allowed. Refusals, from a token's rules, are checked over HTTP in access-review.test.ts.
+  it('auth can-i answers from SelfSubjectAccessReviews (sent as protobuf)', { timeout: 30_000 }, async () => {
+    for (const question of [['patch', 'nodes'], ['create', 'pods', '--subresource=eviction', '-n', 'shop'], ['get', '/healthz']]) {
+      const result = await kubectl('auth', 'can-i', ...question);
+      expect({ question, code: result.code, stdout: result.stdout }).toEqual({ question, code: 0, stdout: 'yes\n' });
+    }
+  });
+
+  it('create namespace and configmap send protobuf, which the server reads', { timeout: 30_000 }, async () => {
+    expect((await kubectl('create', 'namespace', 'team-a')).stdout.trim()).toBe('namespace/team-a created');
+    expect((await kubectl('create', 'configmap', 'settings', '-n', 'team-a', '--from-literal=mode=safe')).stdout.trim()).toBe('configmap/settings created');
+    expect(store.get('configmaps', { namespace: 'team-a', name: 'settings' }).data).toEqual({ mode: 'safe' });
+  });
+
   it('get jobs shows status, completions and duration', { timeout: 30_000 }, async () => {
     const table = rows((await kubectl('get', 'jobs', '-n', 'os-patch')).stdout);
     expect(table[0]).toEqual(['NAME', 'STATUS', 'COMPLETIONS', 'DURATION', 'AGE']);
@@ -183,25 +198,37 @@ describe.skipIf(!hasKubectl)('the sandbox API server through real kubectl', () =
     expect(store.get('nodes', { name: 'n2' }).spec).toMatchObject({ unschedulable: true });
   });
 
-  it('get nodes -w prints a cordon made in the store', { timeout: 30_000 }, async () => {
-    const watcher = spawn(KUBECTL, ['--kubeconfig', config, 'get', 'nodes', '-w'], { env: { PATH: process.env.PATH ?? '', HOME: home } });
+  it('get nodes -w prints a cordon made in the store', { timeout: 60_000 }, async () => {
+    // The cordon is made once kubectl has printed the list and asked for the watch, so the test checks the live
+    // event rather than a replay; a failure shows what kubectl printed and requested (-v=6 on stderr).
+    let watchRequested = false;
+    const unhook = store.hooks.onRequest((request) => {
+      if (request.verb === 'watch' && request.resource === 'nodes') watchRequested = true;
+    });
+    const watcher = spawn(KUBECTL, ['--kubeconfig', config, 'get', 'nodes', '-w', '-v=6'], { env: { PATH: process.env.PATH ?? '', HOME: home } });
     let output = '';
-    const seen = (predicate: (text: string) => boolean) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => predicate(output) && resolve();
-        watcher.stdout.on('data', (chunk: Buffer) => {
-          output += chunk.toString();
-          check();
-        });
-        watcher.on('exit', (code) => reject(new Error(`kubectl get nodes -w exited with ${code}: ${output}`)));
-        check();
-      });
+    let errors = '';
+    let exited: number | null | undefined;
+    watcher.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    watcher.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+    watcher.on('exit', (code) => (exited = code));
+    const until = async (what: string, done: () => boolean) => {
+      const deadline = Date.now() + 25_000;
+      while (!done()) {
+        if (exited !== undefined || Date.now() > deadline) {
+          const state = exited === undefined ? 'still running' : `exited with ${exited}`;
+          throw new Error(`waiting for ${what}: kubectl ${state}, watch requested: ${watchRequested}\nstdout:\n${output}\nstderr:\n${errors}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
     try {
-      await seen((text) => /^n4\s/m.test(text));
+      await until('the listed nodes and the watch request', () => /^n4\s/m.test(output) && watchRequested);
       store.patch('nodes', { name: 'n4' }, 'strategic', { spec: { unschedulable: true } });
-      await seen((text) => /^n4\s+Ready,SchedulingDisabled\s/m.test(text));
+      await until('the cordon in the watch', () => /^n4\s+Ready,SchedulingDisabled\s/m.test(output));
       expect(output.match(/^NAME\s/gm)).toHaveLength(1);
     } finally {
+      unhook();
       watcher.kill();
     }
   });

@@ -53,7 +53,7 @@ describe('the sandbox API server over HTTP', () => {
     });
     expect(list.resources.map((r) => r.name)).toEqual(expect.arrayContaining(['nodes', 'nodes/status', 'pods', 'pods/log', 'events']));
     const groups = (await (await fetch(`${url}/apis`)).json()) as { groups: { name: string }[] };
-    expect(groups.groups.map((g) => g.name)).toEqual(['batch', 'apps', 'coordination.k8s.io', 'policy']);
+    expect(groups.groups.map((g) => g.name)).toEqual(['batch', 'apps', 'coordination.k8s.io', 'policy', 'authorization.k8s.io']);
     const batch = (await (await fetch(`${url}/apis/batch/v1`)).json()) as { resources: { name: string }[] };
     expect(batch.resources.map((r) => r.name)).toEqual(['jobs', 'jobs/status']);
     expect((await fetch(`${url}/openapi/v2`)).status).toBe(404);

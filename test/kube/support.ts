@@ -4,8 +4,6 @@
  * that runs Jobs and keeps their logs. Time advances only when no request is in flight (the adapter's activity
  * counter), so every wait and backoff is virtual and the tests take milliseconds of it.
  */
-import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeCluster, type KubeClusterOptions } from '../../src/cluster/kube/index.ts';
 import { VirtualClock } from '../../src/engine/clock.ts';
@@ -18,9 +16,7 @@ import {
   type LogLine,
   type RequestInfo,
   type TokenGrant,
-  StatusError,
 } from '../../src/sim/kube-api/index.ts';
-import { authenticate, authorize, type Attributes } from '../../src/sim/kube-api/auth.ts';
 
 export const START = Date.parse('2026-11-22T08:00:00Z');
 export const ADMIN_TOKEN = 'admin-token';
@@ -281,46 +277,4 @@ export function eventsFor(store: KubeStore, node: string): { reason: string; typ
     .list('events', { namespace: NAMESPACE })
     .items.filter((e) => (e.involvedObject as { name?: string } | undefined)?.name === node)
     .map((e) => ({ reason: String(e.reason), type: String(e.type), message: String(e.message) }));
-}
-
-// --- SelfSubjectAccessReviews ---
-
-/**
- * The sandbox server does not serve authorization.k8s.io; a real API server does, and `patchpilot run` asks it
- * before anything changes. This front answers SelfSubjectAccessReviews with the sandbox's own RBAC authorizer and
- * passes every other request through to the server.
- */
-export async function withAccessReviews(target: KubeApiServer, tokens: Record<string, TokenGrant>): Promise<{ url: string; close(): Promise<void> }> {
-  const front = createServer((req, res) => {
-    if (req.method === 'POST' && req.url === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews') {
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => {
-        const principal = authenticate(tokens, req.headers.authorization);
-        const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { spec: { resourceAttributes: Attributes & { subresource?: string } } };
-        const attributes = review.spec.resourceAttributes;
-        const denied = principal instanceof StatusError ? principal : authorize(principal, attributes);
-        const body = { ...review, status: { allowed: denied === undefined, ...(denied ? { reason: denied.message } : {}) } };
-        res.writeHead(201, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify(body));
-      });
-      return;
-    }
-    const upstream = httpRequest(`${target.url}${req.url ?? '/'}`, { method: req.method, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
-  });
-  await new Promise<void>((ready) => front.listen(0, '127.0.0.1', ready));
-  const { port } = front.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((closed) => {
-        front.closeAllConnections();
-        front.close(() => closed());
-      }),
-  };
 }

@@ -1,10 +1,13 @@
 /**
  * Bearer-token authentication and RBAC authorization, with the real server's 401 and 403 answers. The 403 message
  * is the RBAC authorizer's, word for word, because operators (and our adapter's error messages) quote it.
+ * SelfSubjectAccessReviews are answered by the same rule matching, so `kubectl auth can-i` and the adapter's
+ * up-front permission check say exactly what a request would meet.
  */
 import type { UserInfo } from './hooks.ts';
+import { isPlainObject } from './objects.ts';
 import type { Verb } from './resources.ts';
-import { forbidden, unauthorized, type StatusError } from './status.ts';
+import { badRequest, forbidden, invalid, invalidField, unauthorized, type StatusError } from './status.ts';
 
 /** An RBAC PolicyRule. `resources` may name subresources (`pods/eviction`, `*\/status`); '*' matches anything. */
 export interface PolicyRule {
@@ -38,7 +41,8 @@ export function authenticate(tokens: Readonly<Record<string, TokenGrant>> | unde
 }
 
 export interface Attributes {
-  verb: Verb;
+  /** A review may ask about any verb (`use`, `escalate`, `*`); requests only ever carry a Verb. */
+  verb: Verb | (string & {});
   group: string;
   resource: string;
   subresource?: string;
@@ -47,7 +51,8 @@ export interface Attributes {
 }
 
 function ruleAllows(rule: PolicyRule, a: Attributes): boolean {
-  if (!rule.verbs.includes('*') && !rule.verbs.includes(a.verb)) return false;
+  const verbs: readonly string[] = rule.verbs;
+  if (!verbs.includes('*') && !verbs.includes(a.verb)) return false;
   const groups = rule.apiGroups ?? [];
   if (!groups.includes('*') && !groups.includes(a.group)) return false;
   const resources = rule.resources ?? [];
@@ -58,11 +63,64 @@ function ruleAllows(rule: PolicyRule, a: Attributes): boolean {
   return names.length === 0 || (a.name !== undefined && a.name !== '' && names.includes(a.name));
 }
 
-/** undefined when allowed; otherwise the 403 the RBAC authorizer gives. */
-export function authorize(principal: Principal, a: Attributes): StatusError | undefined {
-  if (principal.rules === undefined || principal.rules.some((rule) => ruleAllows(rule, a))) return undefined;
+/** What lets the principal do it: the first matching rule, 'unrestricted' for a principal without rules, or nothing. */
+function grantOf(principal: Principal, a: Attributes): PolicyRule | 'unrestricted' | undefined {
+  if (principal.rules === undefined) return 'unrestricted';
+  return principal.rules.find((rule) => ruleAllows(rule, a));
+}
+
+function denialReason(principal: Principal, a: Attributes): string {
   const resource = a.subresource === undefined ? a.resource : `${a.resource}/${a.subresource}`;
   const scope = a.namespace === undefined ? 'at the cluster scope' : `in the namespace ${JSON.stringify(a.namespace)}`;
-  const why = `User ${JSON.stringify(principal.user.name)} cannot ${a.verb} resource ${JSON.stringify(resource)} in API group ${JSON.stringify(a.group)} ${scope}`;
-  return forbidden({ group: a.group, resource: a.resource }, a.name ?? '', why);
+  return `User ${JSON.stringify(principal.user.name)} cannot ${a.verb} resource ${JSON.stringify(resource)} in API group ${JSON.stringify(a.group)} ${scope}`;
+}
+
+/** undefined when allowed; otherwise the 403 the RBAC authorizer gives. */
+export function authorize(principal: Principal, a: Attributes): StatusError | undefined {
+  if (grantOf(principal, a) !== undefined) return undefined;
+  return forbidden({ group: a.group, resource: a.resource }, a.name ?? '', denialReason(principal, a));
+}
+
+export interface AccessReviewStatus {
+  allowed: boolean;
+  /** Set only on a refusal: this server is the only authorizer, so its "no" is final rather than "no opinion". */
+  denied?: true;
+  reason: string;
+}
+
+const REVIEW_GROUP = 'authorization.k8s.io';
+const REVIEW_KIND = 'SelfSubjectAccessReview';
+
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+/**
+ * The answer to a SelfSubjectAccessReview (the body a client POSTs): the review with its status. Every authenticated
+ * user may ask, as the system:basic-user ClusterRole allows on a real server, so asking needs no rule of its own.
+ */
+export function reviewAccess(principal: Principal, body: unknown): Record<string, unknown> {
+  const review = isPlainObject(body) ? body : {};
+  if (review.kind !== undefined && review.kind !== REVIEW_KIND) throw badRequest(`${REVIEW_KIND} expected, got ${JSON.stringify(review.kind)}`);
+  const spec = isPlainObject(review.spec) ? review.spec : {};
+  const { resourceAttributes: resource, nonResourceAttributes: nonResource } = spec;
+  if (isPlainObject(resource) === isPlainObject(nonResource)) {
+    throw invalid(REVIEW_GROUP, REVIEW_KIND, '', [invalidField('spec.resourceAttributes', nonResource ?? null, 'exactly one of nonResourceAttributes or resourceAttributes must be specified')]);
+  }
+  let status: AccessReviewStatus;
+  if (isPlainObject(resource)) {
+    const a: Attributes = { verb: text(resource.verb), group: text(resource.group), resource: text(resource.resource) };
+    if (text(resource.subresource) !== '') a.subresource = text(resource.subresource);
+    if (text(resource.namespace) !== '') a.namespace = text(resource.namespace);
+    if (text(resource.name) !== '') a.name = text(resource.name);
+    const grant = grantOf(principal, a);
+    const user = JSON.stringify(principal.user.name);
+    if (grant === 'unrestricted') status = { allowed: true, reason: `User ${user} has no RBAC rules to limit it: full access` };
+    else if (grant !== undefined) status = { allowed: true, reason: `allowed by the rule ${JSON.stringify(grant)} of User ${user}` };
+    else status = { allowed: false, denied: true, reason: denialReason(principal, a) };
+  } else {
+    // Health, version and discovery paths are served to every authenticated user; PolicyRules here name no URLs.
+    status = { allowed: true, reason: 'the sandbox serves non-resource paths to every authenticated user' };
+  }
+  return { kind: REVIEW_KIND, apiVersion: `${REVIEW_GROUP}/v1`, metadata: { creationTimestamp: null }, spec, status };
 }

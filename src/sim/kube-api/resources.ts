@@ -154,6 +154,15 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
   }),
 ];
 
+/**
+ * Served by the HTTP server itself (a review is answered, never stored), so it is in discovery but in no store:
+ * kubectl auth can-i finds it there before it POSTs.
+ */
+export const SELF_SUBJECT_ACCESS_REVIEWS: ResourceType = resource({
+  group: 'authorization.k8s.io', version: 'v1', kind: 'SelfSubjectAccessReview', plural: 'selfsubjectaccessreviews', namespaced: false,
+  verbs: ['create'],
+});
+
 /** Looks resources up by the names clients use: plural (`nodes`), `plural.group` (`jobs.batch`), or API path. */
 export class ResourceRegistry {
   readonly all: readonly ResourceType[];

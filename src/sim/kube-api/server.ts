@@ -5,12 +5,13 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { authenticate, authorize, type Principal, type TokenGrant } from './auth.ts';
+import { authenticate, authorize, reviewAccess, type Principal, type TokenGrant } from './auth.ts';
 import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, versionInfo } from './discovery.ts';
 import type { DeleteOptions, RequestInfo } from './hooks.ts';
 import { isPlainObject, type KubeObject } from './objects.ts';
 import { PATCH_TYPES, patchTypeOf } from './patch.ts';
-import { apiVersionOf, type PropagationPolicy, type ResourceType, type Verb } from './resources.ts';
+import { decodeProtobufObject, PROTOBUF_TYPE } from './protobuf.ts';
+import { apiVersionOf, ResourceRegistry, SELF_SUBJECT_ACCESS_REVIEWS, type PropagationPolicy, type ResourceType, type Verb } from './resources.ts';
 import {
   asStatusError,
   badRequest,
@@ -45,6 +46,7 @@ export interface KubeApiServer {
 const JSON_TYPE = 'application/json';
 const HEALTH_PATHS = new Set(['healthz', 'livez', 'readyz']);
 const NOT_FOUND_MESSAGE = 'the server could not find the requested resource';
+const ACCESS_REVIEW_PATH = 'apis/authorization.k8s.io/v1/selfsubjectaccessreviews';
 
 /** Serialised objects, computed once per stored version: lists of a thousand nodes are mostly string joins. */
 const jsonCache = new WeakMap<object, string>();
@@ -98,10 +100,14 @@ function sendStatus(res: ServerResponse, error: StatusError): void {
   send(res, error.code, JSON.stringify(error.status));
 }
 
-/** A create, update or eviction body; a protobuf or YAML one is a 415, on which client-go falls back to JSON. */
+/**
+ * A create, update or eviction body: JSON, or protobuf for the few kinds kubectl will only send that way (see
+ * protobuf.ts); any other protobuf or a YAML body is a 415.
+ */
 async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   const contentType = req.headers['content-type'] ?? JSON_TYPE;
   const media = contentType.split(';')[0]!.trim().toLowerCase();
+  if (media === PROTOBUF_TYPE) return decodeProtobufObject(await readBytes(req), () => unsupportedMediaType(contentType, [JSON_TYPE]));
   if (media !== JSON_TYPE && media !== '*/*' && media !== '') {
     req.resume();
     throw unsupportedMediaType(contentType, [JSON_TYPE]);
@@ -111,10 +117,14 @@ async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   return body;
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readBytes(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  return (await readBytes(req)).toString('utf8');
 }
 
 function parseJson(text: string): unknown {
@@ -166,6 +176,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
   const { store } = options;
   const gitVersion = options.gitVersion ?? 'v1.32.4';
   const openStreams = new Set<() => void>();
+  const discoverable = new ResourceRegistry([...store.resources.all, SELF_SUBJECT_ACCESS_REVIEWS]);
   let address = '127.0.0.1:0';
 
   const server: Server = createServer((req, res) => {
@@ -184,6 +195,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
       if (req.method !== 'GET' && req.method !== 'HEAD') return sendStatus(res, new StatusError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
       return discovery === null ? sendStatus(res, new StatusError(404, 'NotFound', NOT_FOUND_MESSAGE, {})) : send(res, 200, JSON.stringify(discovery));
     }
+    if (segments.join('/') === ACCESS_REVIEW_PATH) return serveAccessReview(req, res, url.pathname, principal);
     const route = parseResourcePath(segments);
     if (!route) return sendStatus(res, new StatusError(404, 'NotFound', NOT_FOUND_MESSAGE, {}));
     const verb = verbOf(req.method ?? 'GET', route, url.searchParams);
@@ -207,16 +219,27 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     await serveResource(req, res, url.searchParams, route, verb, principal);
   }
 
+  async function serveAccessReview(req: IncomingMessage, res: ServerResponse, path: string, principal: Principal): Promise<void> {
+    const type = SELF_SUBJECT_ACCESS_REVIEWS;
+    if (req.method !== 'POST') return sendStatus(res, methodNotAllowed({ group: type.group, resource: type.plural }, req.method ?? ''));
+    // Fault injection sees reviews like any request (an outage fails them too); RBAC does not: anyone may ask.
+    const info: RequestInfo = { verb: 'create', method: 'POST', path, group: type.group, version: type.version, resource: type.plural, user: principal.user };
+    const injected = store.hooks.checkRequest(info);
+    if (injected) return sendStatus(res, injected);
+    if (!negotiate(req.headers.accept, false)) throw notAcceptable([JSON_TYPE]);
+    send(res, 201, JSON.stringify(reviewAccess(principal, await readJsonBody(req))));
+  }
+
   /** A discovery document for the path; null for a discovery path with nothing there; undefined for other paths. */
   function answerDiscovery(segments: string[]): unknown | null | undefined {
     const [first, second, third] = segments;
     if (segments.length === 1 && first === 'version') return versionInfo(gitVersion);
     if (first === 'openapi') return null;
     if (first === 'api' && segments.length === 1) return apiVersions(address);
-    if (first === 'api' && segments.length === 2) return second === 'v1' ? (apiResourceList(store.resources, '', 'v1') ?? null) : null;
-    if (first === 'apis' && segments.length === 1) return apiGroupList(store.resources);
-    if (first === 'apis' && segments.length === 2) return apiGroupDocument(store.resources, second!) ?? null;
-    if (first === 'apis' && segments.length === 3) return apiResourceList(store.resources, second!, third!) ?? null;
+    if (first === 'api' && segments.length === 2) return second === 'v1' ? (apiResourceList(discoverable, '', 'v1') ?? null) : null;
+    if (first === 'apis' && segments.length === 1) return apiGroupList(discoverable);
+    if (first === 'apis' && segments.length === 2) return apiGroupDocument(discoverable, second!) ?? null;
+    if (first === 'apis' && segments.length === 3) return apiResourceList(discoverable, second!, third!) ?? null;
     return undefined;
   }
 
