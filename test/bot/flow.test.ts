@@ -25,6 +25,12 @@ const BOT_TOKEN = 'xoxb-1111-2222-secretbottoken';
 const REQUESTER = 'UREQUEST1';
 const APPROVER = 'UAPPROVE1';
 const STRANGER = 'USTRANGE1';
+/**
+ * The orchestrator runs in scaled wall time (120x), so a machine too loaded to answer for a few seconds would look
+ * like minutes of silence and fail a step on its deadline. These tests are about the bot, not deadlines (those are
+ * tested in virtual time): two hours per step is a margin a loaded CI machine cannot use up.
+ */
+const LOAD_PROOF_DEADLINES = { drainTimeoutSeconds: 7200, readyTimeoutSeconds: 7200, patchTimeoutSeconds: 7200, lockTimeoutSeconds: 7200 };
 
 async function until<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -53,13 +59,12 @@ describe('the Slack bot against a simulated cluster', () => {
     await fake.start();
     dir = mkdtempSync(join(tmpdir(), 'patchpilot-bot-'));
     const scenario = loadScenario('fixtures/scenarios/sandbox-palette.yaml');
-    // 120x: a 90 s boot takes 0.75 s and the 600 s rejoin deadline 5 s, so a loaded CI machine cannot turn slowness into a timeout.
     clock = new ScaledClock(120);
     sandbox = createSandbox(scenario, clock);
     api = await startKubeApiServer({ store: sandbox.store });
     writeFileSync(join(dir, 'kubeconfig'), kubeconfig(api.url));
     store = openStore(':memory:');
-    target = kubeTarget({ kubeconfig: join(dir, 'kubeconfig'), plan: parsePlan({ ...scenario.planInput, cluster: scenario.clusterName }), db: store, clock, palette: null });
+    target = kubeTarget({ kubeconfig: join(dir, 'kubeconfig'), plan: parsePlan({ ...scenario.planInput, ...LOAD_PROOF_DEADLINES, cluster: scenario.clusterName }), db: store, clock, palette: null });
     const config: BotConfig = {
       mode: 'http',
       signingSecret: SIGNING_SECRET,
