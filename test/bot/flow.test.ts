@@ -20,6 +20,7 @@ import { loadScenario } from '../../src/sim/scenario.ts';
 import { openStore } from '../../src/store/index.ts';
 import type { Store } from '../../src/store/store.ts';
 import { buttonBody, FakeSlack, send, signedHeaders, SIGNING_SECRET, slashBody } from '../helpers/fake-slack.ts';
+import { until } from '../helpers/until.ts';
 
 const BOT_TOKEN = 'xoxb-1111-2222-secretbottoken';
 const REQUESTER = 'UREQUEST1';
@@ -31,16 +32,6 @@ const STRANGER = 'USTRANGE1';
  * tested in virtual time): two hours per step is a margin a loaded CI machine cannot use up.
  */
 const LOAD_PROOF_DEADLINES = { drainTimeoutSeconds: 7200, readyTimeoutSeconds: 7200, patchTimeoutSeconds: 7200, lockTimeoutSeconds: 7200 };
-
-async function until<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('the Slack bot against a simulated cluster', () => {
   const fake = new FakeSlack();
@@ -137,7 +128,7 @@ describe('the Slack bot against a simulated cluster', () => {
     await click(ACTIONS.approve, runId, APPROVER);
     await until('the decision on the card', () => JSON.stringify(fake.messages.get(ts)?.blocks).includes(`Approved by <@${APPROVER}>`));
     expect(store.getDecision(runId)).toMatchObject({ approver: APPROVER, decision: 'approved' });
-    await until('the run to finish', () => store.getRun(runId)?.status === 'done', 50_000);
+    await until('the run to finish', () => store.getRun(runId)?.status === 'done', { timeoutMs: 50_000 });
     await until('the broadcast', () => fake.thread(ts).some((m) => m.reply_broadcast));
     await bot.settled();
     const thread = fake.thread(ts);

@@ -12,6 +12,7 @@ import { ACTIONS } from '../../src/bot/views.ts';
 import { openStore } from '../../src/store/index.ts';
 import { buttonBody, FakeSlack, send, signedHeaders, SIGNING_SECRET, slashBody } from '../helpers/fake-slack.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
+import { until } from '../helpers/until.ts';
 
 const BIN = join(process.cwd(), 'bin', 'patchpilot.js');
 const BOT_TOKEN = 'xoxb-5-6-kubeconfig-test-token';
@@ -52,20 +53,12 @@ describe('patchpilot bot --kubeconfig, against a sandbox in another process', ()
   let sandbox: Child | undefined;
   let bot: Child | undefined;
 
-  async function until<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 30_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = probe();
-      if (value) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nsandbox:\n${sandbox?.output()}\nbot:\n${bot?.output()}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
+  const printed = { context: () => `sandbox:\n${sandbox?.output()}\nbot:\n${bot?.output()}` };
 
   beforeAll(async () => {
     await fake.start();
     sandbox = start(['sandbox', '--scenario', 'fixtures/scenarios/sandbox-palette.yaml', '--kubeconfig', kubeconfig, '--speed', '100']);
-    await until('the sandbox kubeconfig', () => existsSync(kubeconfig) && existsSync(plan));
+    await until('the sandbox kubeconfig', () => existsSync(kubeconfig) && existsSync(plan), printed);
   });
 
   afterAll(async () => {
@@ -77,7 +70,7 @@ describe('patchpilot bot --kubeconfig, against a sandbox in another process', ()
   it('answers doctor from the cluster and patches the node an approved run names; the run outlives the bot', { timeout: 90_000 }, async () => {
     const env = { PATH: process.env.PATH, SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_API_URL: fake.apiUrl, PATCHPILOT_APPROVERS: APPROVER };
     bot = start(['bot', '--kubeconfig', kubeconfig, '--plan', plan, '--db', db, '--port', '0'], env);
-    const port = Number(await until('the bot to listen', () => /listening on port (\d+)/.exec(bot!.output())?.[1] ?? (bot!.exited() !== undefined && 'exited')));
+    const port = Number(await until('the bot to listen', () => /listening on port (\d+)/.exec(bot!.output())?.[1] ?? (bot!.exited() !== undefined && 'exited'), printed));
     expect(port).toBeGreaterThan(0);
     expect(bot.output()).toMatch(new RegExp(`cluster sandbox-palette at http://127\\.0\\.0\\.1:\\d+ \\(${kubeconfig.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     const url = `http://127.0.0.1:${port}`;
@@ -87,17 +80,17 @@ describe('patchpilot bot --kubeconfig, against a sandbox in another process', ()
     };
 
     await slash('doctor', REQUESTER);
-    const report = await until('the doctor report', () => fake.responses.map((r) => String(r.body.text ?? '')).find((t) => t.includes('Linux nodes present')));
+    const report = await until('the doctor report', () => fake.responses.map((r) => String(r.body.text ?? '')).find((t) => t.includes('Linux nodes present')), printed);
     expect(report).toContain('4 Linux node(s) match the plan: cp-1, rocky-1, worker-1, worker-2');
     expect(report).toContain('no problem found');
 
     expect((await slash('run --nodes worker-1', REQUESTER)).status).toBe(200);
-    const card = await until('the approval card', () => [...fake.messages.values()].find((m) => JSON.stringify(m.blocks).includes(ACTIONS.approve)));
+    const card = await until('the approval card', () => [...fake.messages.values()].find((m) => JSON.stringify(m.blocks).includes(ACTIONS.approve)), printed);
     const runId = /run-\d{8}-\d{6}-[0-9a-f]+/.exec(JSON.stringify(card.blocks))![0];
     expect(JSON.stringify(card.blocks)).toContain('`worker-1`');
     const click = buttonBody(fake, ACTIONS.approve, runId, APPROVER, 'C1', card.ts);
     expect((await send(url, click, signedHeaders(click))).status).toBe(200);
-    const result = await until('the broadcast result', () => fake.thread(card.ts).find((m) => m.reply_broadcast), 60_000);
+    const result = await until('the broadcast result', () => fake.thread(card.ts).find((m) => m.reply_broadcast), { ...printed, timeoutMs: 60_000 });
     expect(result.text).toMatch(/SUCCEEDED: 1 patched/);
 
     expect(await stop(bot)).toBe(0);

@@ -11,22 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTIONS } from '../../src/bot/views.ts';
 import { buttonPayload, FakeSlack, slashPayload } from '../helpers/fake-slack.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
+import { until } from '../helpers/until.ts';
 
 const BIN = join(process.cwd(), 'bin', 'patchpilot.js');
 const BOT_TOKEN = 'xoxb-3-4-socket-test-bot-token';
 const APP_TOKEN = 'xapp-1-A1-5-socket-test-app-token';
 const REQUESTER = 'UREQUEST1';
 const APPROVER = 'UAPPROVE1';
-
-async function until<T>(what: string, probe: () => T | undefined | null | false, output: () => string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; the bot printed:\n${output()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /**
  * The demo scenario with two hours per step: the bot runs it in scaled wall time (120x), where a machine too loaded to
@@ -52,7 +43,7 @@ describe('patchpilot bot over Socket Mode', () => {
     const env = { PATH: process.env.PATH, SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_APP_TOKEN: APP_TOKEN, SLACK_API_URL: fake.apiUrl, PATCHPILOT_APPROVERS: APPROVER };
     const child = spawn(process.execPath, [BIN, 'bot', '--sim', loadProofScenario(scratch()), '--socket', '--port', '0', '--speed', '120'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    const printed = () => out;
+    const printed = { context: () => `the bot printed:\n${out}` };
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
     let exited: number | null | undefined;
@@ -89,7 +80,7 @@ describe('patchpilot bot over Socket Mode', () => {
 
       await fake.deliver('interactive', buttonPayload(fake, ACTIONS.approve, runId!, APPROVER, 'C1', card.ts));
       await until('the decision on the card', () => JSON.stringify(fake.messages.get(card.ts)?.blocks).includes(`Approved by <@${APPROVER}>`), printed);
-      const result = await until('the broadcast result', () => fake.thread(card.ts).find((m) => m.reply_broadcast), printed, 60_000);
+      const result = await until('the broadcast result', () => fake.thread(card.ts).find((m) => m.reply_broadcast), { ...printed, timeoutMs: 60_000 });
       expect(result.text, `the thread:\n${fake.thread(card.ts).map((m) => m.text).join('\n')}`).toMatch(/SUCCEEDED: 4 patched/);
       for (const node of ['cp-1', 'worker-1', 'worker-2', 'rocky-1']) expect(fake.thread(card.ts).some((m) => m.text.includes(`\`${node}\``))).toBe(true);
 

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scratchDirs } from '../helpers/scratch.ts';
+import { until } from '../helpers/until.ts';
 
 const KUBECTL = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((p) => existsSync(p)) ?? null;
 if (!KUBECTL) console.warn('[test/sandbox/kubectl] skipped: no kubectl on this machine (scripts/setup-test-deps.sh installs Debian\'s kubernetes-client)');
@@ -15,16 +16,6 @@ if (!KUBECTL) console.warn('[test/sandbox/kubectl] skipped: no kubectl on this m
 const BIN = join(process.cwd(), 'bin', 'patchpilot.js');
 const SCENARIO = 'fixtures/scenarios/sandbox-palette.yaml';
 const TASK_LABEL = 'task.cluster.spectrocloud.com/on-demand-os-patch';
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe.skipIf(!KUBECTL)('patchpilot sandbox with kubectl (Palette mode)', () => {
   const dir = scratchDirs('sandbox-kubectl')();
@@ -42,7 +33,7 @@ describe.skipIf(!KUBECTL)('patchpilot sandbox with kubectl (Palette mode)', () =
     sandbox = spawn(process.execPath, [BIN, 'sandbox', '--scenario', SCENARIO, '--kubeconfig', kubeconfig, '--speed', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
     sandbox.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     sandbox.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await until('the kubeconfig', () => (existsSync(kubeconfig) && existsSync(plan) ? true : undefined));
+    await until('the kubeconfig', () => existsSync(kubeconfig) && existsSync(plan));
   });
 
   afterAll(async () => {
@@ -97,9 +88,9 @@ describe.skipIf(!KUBECTL)('patchpilot sandbox with kubectl (Palette mode)', () =
     let seen = '';
     watch.stdout.on('data', (chunk: Buffer) => (seen += chunk.toString()));
     try {
-      await until('the watch to list the nodes', () => (seen.includes('rocky-1') ? true : undefined));
+      await until('the watch to list the nodes', () => seen.includes('rocky-1'));
       expect(kubectl('cordon', 'rocky-1').out).toContain('node/rocky-1 cordoned');
-      await until('the cordon in the watch', () => (/^rocky-1\s+Ready,SchedulingDisabled/m.test(seen) ? true : undefined));
+      await until('the cordon in the watch', () => /^rocky-1\s+Ready,SchedulingDisabled/m.test(seen));
     } finally {
       watch.kill();
     }
