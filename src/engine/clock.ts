@@ -7,6 +7,7 @@ export type TimerId = number;
 
 export interface Clock {
   now(): number;
+  /** Runs `fn` once, when now() has reached the time of the call plus delayMs: late if it must, never early. */
   setTimeout(fn: () => void, delayMs: number): TimerId;
   clearTimeout(id: TimerId): void;
 }

@@ -23,13 +23,27 @@ export class ScaledClock implements Clock {
     return Math.floor(this.#startAt + (performance.now() - this.#realStart) * this.speed);
   }
 
+  /**
+   * Runs `fn` once now() has reached now() + delayMs, never before. Node counts timers in whole milliseconds from a
+   * truncated start, so its timers fire up to a millisecond early by the clock now() reads, which this speed
+   * multiplies: a timer that finds itself early waits out the rest. (A boot timer that fired early found the boot
+   * not yet due and left the simulated node down for good.)
+   */
   setTimeout(fn: () => void, delayMs: number): TimerId {
     const id = this.#nextId++;
-    const timer = globalThis.setTimeout(() => {
-      this.#timers.delete(id);
-      fn();
-    }, Math.max(0, delayMs) / this.speed);
-    this.#timers.set(id, timer);
+    const dueAt = this.now() + Math.max(0, delayMs);
+    const arm = (wallMs: number) => {
+      this.#timers.set(
+        id,
+        globalThis.setTimeout(() => {
+          const left = dueAt - this.now();
+          if (left > 0) return arm(left / this.speed);
+          this.#timers.delete(id);
+          fn();
+        }, wallMs),
+      );
+    };
+    arm(Math.max(0, delayMs) / this.speed);
     return id;
   }
 

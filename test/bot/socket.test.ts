@@ -5,12 +5,10 @@
  * connection Slack rotates mid-run, and neither token reaches the bot's output.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTIONS } from '../../src/bot/views.ts';
 import { buttonPayload, FakeSlack, slashPayload } from '../helpers/fake-slack.ts';
-import { scratchDirs } from '../helpers/scratch.ts';
 import { until } from '../helpers/until.ts';
 
 const BIN = join(process.cwd(), 'bin', 'patchpilot.js');
@@ -19,29 +17,14 @@ const APP_TOKEN = 'xapp-1-A1-5-socket-test-app-token';
 const REQUESTER = 'UREQUEST1';
 const APPROVER = 'UAPPROVE1';
 
-/**
- * The demo scenario with two hours per step: the bot runs it in scaled wall time (120x), where a machine too loaded to
- * answer for a few seconds looks like minutes of silence. This test is about Socket Mode, not deadlines.
- */
-function loadProofScenario(dir: string): string {
-  const original = 'plan: { mode: palette, concurrency: 1, rebootIfRequired: true }';
-  const text = readFileSync('fixtures/scenarios/sandbox-palette.yaml', 'utf8');
-  if (!text.includes(original)) throw new Error(`fixtures/scenarios/sandbox-palette.yaml no longer has "${original}"`);
-  const file = join(dir, 'sandbox-palette.yaml');
-  const deadlines = 'drainTimeoutSeconds: 7200, readyTimeoutSeconds: 7200, patchTimeoutSeconds: 7200, lockTimeoutSeconds: 7200';
-  writeFileSync(file, text.replace(original, `plan: { mode: palette, concurrency: 1, rebootIfRequired: true, ${deadlines} }`));
-  return file;
-}
-
 describe('patchpilot bot over Socket Mode', () => {
-  const scratch = scratchDirs('bot-socket');
   const fake = new FakeSlack();
   beforeAll(() => fake.start());
   afterAll(() => fake.stop());
 
   it('connects with the app token, answers commands in the ack, runs an approved patch across a reconnect, stops on SIGTERM', { timeout: 90_000 }, async () => {
     const env = { PATH: process.env.PATH, SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_APP_TOKEN: APP_TOKEN, SLACK_API_URL: fake.apiUrl, PATCHPILOT_APPROVERS: APPROVER };
-    const child = spawn(process.execPath, [BIN, 'bot', '--sim', loadProofScenario(scratch()), '--socket', '--port', '0', '--speed', '120'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'bot', '--sim', 'fixtures/scenarios/sandbox-palette.yaml', '--socket', '--port', '0', '--speed', '120'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const printed = { context: () => `the bot printed:\n${out}` };
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
