@@ -1,13 +1,13 @@
 /** Realistic objects for the sandbox API server's tests, seeded through the in-process store. */
 import type { Clock } from '../../src/engine/clock.ts';
+import { SystemClock } from '../../src/service/system-clock.ts';
 import { KubeStore, type KubeObject } from '../../src/sim/kube-api/index.ts';
 
-/** Wall time through the Clock interface, for tests that talk to real clients over HTTP. */
-export const wallClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms) as unknown as number,
-  clearTimeout: (id) => clearTimeout(id as unknown as NodeJS.Timeout),
-};
+/**
+ * Wall time through the Clock interface, for tests that talk to real clients over HTTP: the SystemClock of real runs,
+ * whose timers never fire before now() reaches their time (a bare setTimeout can, by up to a millisecond).
+ */
+export const wallClock: Clock = new SystemClock();
 
 export function node(name: string, options: { labels?: Record<string, string>; unschedulable?: boolean; ready?: boolean; ip?: string } = {}): KubeObject {
   return {
