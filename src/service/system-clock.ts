@@ -1,5 +1,6 @@
 /**
  * Wall time for real runs: the Clock the engine and the Kubernetes adapter are given outside tests and the simulator.
+ * Its timers are also ScaledClock's (src/sim), which only reads a faster time.
  */
 import type { Clock, TimerId } from '../engine/clock.ts';
 
@@ -7,22 +8,33 @@ import type { Clock, TimerId } from '../engine/clock.ts';
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class SystemClock implements Clock {
+  /** Clock milliseconds per wall millisecond: 1 for wall time, the speed for a ScaledClock. */
+  readonly #rate: number;
   #nextId = 1;
   readonly #timers = new Map<TimerId, NodeJS.Timeout>();
+
+  constructor(rate = 1) {
+    this.#rate = rate;
+  }
 
   now(): number {
     return Date.now();
   }
 
+  /**
+   * Runs `fn` once now() has reached its due time, never before. Node counts timers in whole milliseconds from a
+   * truncated start, so they can fire up to a millisecond early by the time now() reads (times the rate, for a
+   * ScaledClock); a timer that finds itself early, or a long wait cut into pieces, is armed again for the rest.
+   */
   setTimeout(fn: () => void, delayMs: number): TimerId {
     const id = this.#nextId++;
-    const dueAt = Date.now() + Math.max(0, delayMs);
+    const dueAt = this.now() + Math.max(0, delayMs);
     const arm = () => {
-      const wait = Math.min(MAX_TIMER_MS, Math.max(0, dueAt - Date.now()));
+      const wait = Math.min(MAX_TIMER_MS, Math.max(0, dueAt - this.now()) / this.#rate);
       this.#timers.set(
         id,
         setTimeout(() => {
-          if (Date.now() < dueAt) return arm();
+          if (this.now() < dueAt) return arm();
           this.#timers.delete(id);
           fn();
         }, wait),
@@ -37,6 +49,12 @@ export class SystemClock implements Clock {
     if (timer === undefined) return;
     clearTimeout(timer);
     this.#timers.delete(id);
+  }
+
+  /** Cancels every pending timer (the process is stopping). */
+  clearAll(): void {
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
   }
 
   /** Timers set and not yet fired nor cleared. */

@@ -53,7 +53,13 @@ describe('patchpilot bot --kubeconfig, against a sandbox in another process', ()
   let sandbox: Child | undefined;
   let bot: Child | undefined;
 
-  const printed = { context: () => `sandbox:\n${sandbox?.output()}\nbot:\n${bot?.output()}` };
+  const printed = {
+    context: () => `sandbox:\n${sandbox?.output()}\nbot:\n${bot?.output()}`,
+    giveUpIf: () => {
+      const gone = [sandbox, bot].find((child) => child && child.exited() !== undefined);
+      return gone ? `${gone === sandbox ? 'the sandbox' : 'the bot'} exited with ${gone.exited()}` : undefined;
+    },
+  };
 
   beforeAll(async () => {
     await fake.start();
@@ -70,7 +76,7 @@ describe('patchpilot bot --kubeconfig, against a sandbox in another process', ()
   it('answers doctor from the cluster and patches the node an approved run names; the run outlives the bot', { timeout: 90_000 }, async () => {
     const env = { PATH: process.env.PATH, SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_API_URL: fake.apiUrl, PATCHPILOT_APPROVERS: APPROVER };
     bot = start(['bot', '--kubeconfig', kubeconfig, '--plan', plan, '--db', db, '--port', '0'], env);
-    const port = Number(await until('the bot to listen', () => /listening on port (\d+)/.exec(bot!.output())?.[1] ?? (bot!.exited() !== undefined && 'exited'), printed));
+    const port = Number(await until('the bot to listen', () => /listening on port (\d+)/.exec(bot!.output())?.[1], printed));
     expect(port).toBeGreaterThan(0);
     expect(bot.output()).toMatch(new RegExp(`cluster sandbox-palette at http://127\\.0\\.0\\.1:\\d+ \\(${kubeconfig.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     const url = `http://127.0.0.1:${port}`;

@@ -26,13 +26,13 @@ describe('patchpilot bot over Socket Mode', () => {
     const env = { PATH: process.env.PATH, SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_APP_TOKEN: APP_TOKEN, SLACK_API_URL: fake.apiUrl, PATCHPILOT_APPROVERS: APPROVER };
     const child = spawn(process.execPath, [BIN, 'bot', '--sim', 'fixtures/scenarios/sandbox-palette.yaml', '--socket', '--port', '0', '--speed', '120'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    const printed = { context: () => `the bot printed:\n${out}` };
+    let exited: number | null | undefined;
+    const printed = { context: () => `the bot printed:\n${out}`, giveUpIf: () => (exited === undefined ? undefined : `the bot exited with ${exited}`) };
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    let exited: number | null | undefined;
     child.once('exit', (code) => (exited = code));
     try {
-      const health = await until('the bot to connect', () => (exited === undefined ? /connected over Socket Mode \(health: (\S+)\)/.exec(out)?.[1] : `exited:${exited}`), printed);
+      const health = await until('the bot to connect', () => /connected over Socket Mode \(health: (\S+)\)/.exec(out)?.[1], printed);
       expect(health).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/healthz$/);
       expect(await (await fetch(health)).text()).toBe('ok\n');
       // Socket Mode is opened with the app-level token; the Web API is called with the bot token.

@@ -133,7 +133,7 @@ export class FakeSlack {
   #answer(method: string, args: Record<string, unknown>): Record<string, unknown> {
     switch (method) {
       case 'apps.connections.open':
-        return { ok: true, url: `${this.url.replace(/^http/, 'ws')}/link/?ticket=${++this.#envelopes}` };
+        return { ok: true, url: `${this.url.replace(/^http/, 'ws')}/link/?ticket=${this.socketConnections + 1}` };
       case 'auth.test':
         return { ok: true, user_id: 'UBOT', user: 'patchpilot', bot_id: 'BBOT', team_id: 'T1', team: 'Test' };
       case 'chat.postMessage': {

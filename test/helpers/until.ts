@@ -5,6 +5,8 @@ export interface UntilOptions {
   timeoutMs?: number;
   /** What to show when the wait fails, such as a child process's output so far. */
   context?: () => string;
+  /** A reason to give up at once rather than at the timeout, such as "kubectl exited with 1". */
+  giveUpIf?: () => string | undefined;
 }
 
 /** Polls until `probe` returns a truthy value and returns it; on timeout, throws naming what it waited for. */
@@ -13,9 +15,10 @@ export async function until<T>(what: string, probe: () => T | undefined | null |
   for (;;) {
     const value = probe();
     if (value) return value;
-    if (Date.now() > deadline) {
+    const reason = options.giveUpIf?.() ?? (Date.now() > deadline ? 'timed out' : undefined);
+    if (reason !== undefined) {
       const context = options.context?.();
-      throw new Error(`timed out waiting for ${what}${context ? `\n${context}` : ''}`);
+      throw new Error(`${reason} waiting for ${what}${context ? `\n${context}` : ''}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeconfig, startKubeApiServer, type KubeApiServer, type KubeObject, type KubeStore } from '../../src/sim/kube-api/index.ts';
+import { until } from '../helpers/until.ts';
 import { clusterStore, node, patchJob, runningPod, wallClock } from './fixtures.ts';
 
 const KUBECTL = '/usr/bin/kubectl';
@@ -212,20 +213,15 @@ describe.skipIf(!hasKubectl)('the sandbox API server through real kubectl', () =
     watcher.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     watcher.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
     watcher.on('exit', (code) => (exited = code));
-    const until = async (what: string, done: () => boolean) => {
-      const deadline = Date.now() + 25_000;
-      while (!done()) {
-        if (exited !== undefined || Date.now() > deadline) {
-          const state = exited === undefined ? 'still running' : `exited with ${exited}`;
-          throw new Error(`waiting for ${what}: kubectl ${state}, watch requested: ${watchRequested}\nstdout:\n${output}\nstderr:\n${errors}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+    const waiting = {
+      timeoutMs: 25_000,
+      giveUpIf: () => (exited === undefined ? undefined : `kubectl exited with ${exited}`),
+      context: () => `watch requested: ${watchRequested}\nstdout:\n${output}\nstderr:\n${errors}`,
     };
     try {
-      await until('the listed nodes and the watch request', () => /^n4\s/m.test(output) && watchRequested);
+      await until('the listed nodes and the watch request', () => /^n4\s/m.test(output) && watchRequested, waiting);
       store.patch('nodes', { name: 'n4' }, 'strategic', { spec: { unschedulable: true } });
-      await until('the cordon in the watch', () => /^n4\s+Ready,SchedulingDisabled\s/m.test(output));
+      await until('the cordon in the watch', () => /^n4\s+Ready,SchedulingDisabled\s/m.test(output), waiting);
       expect(output.match(/^NAME\s/gm)).toHaveLength(1);
     } finally {
       unhook();

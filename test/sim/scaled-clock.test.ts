@@ -5,7 +5,7 @@
  * boot timer then found the boot not yet due and did nothing, and unless something else looked at the node it never
  * came back (REJOIN_TIMEOUT in the bot tests, more often on loaded machines).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ScaledClock } from '../../src/sim/scaled-clock.ts';
 
 describe('ScaledClock', () => {
@@ -27,8 +27,13 @@ describe('ScaledClock', () => {
   });
 
   it('runs time at the given speed, and cancels timers', async () => {
-    const clock = new ScaledClock(50, Date.parse('2026-12-01T00:00:00Z'));
-    expect(clock.now() - Date.parse('2026-12-01T00:00:00Z')).toBeLessThan(50 * 20);
+    const start = Date.parse('2026-12-01T00:00:00Z');
+    const wallBefore = performance.now();
+    const clock = new ScaledClock(50, start);
+    const elapsed = clock.now() - start;
+    // However long the machine took between the two readings, the clock moved at most 50 times as far.
+    expect(elapsed).toBeGreaterThanOrEqual(0);
+    expect(elapsed).toBeLessThanOrEqual((performance.now() - wallBefore) * 50 + 1);
     let cancelled = false;
     const id = clock.setTimeout(() => (cancelled = true), 1_000);
     clock.clearTimeout(id);
@@ -37,6 +42,24 @@ describe('ScaledClock', () => {
     // 2.5 virtual seconds at 50x is 50 wall milliseconds (at least; a loaded machine may take longer).
     expect(performance.now() - started).toBeGreaterThanOrEqual(49);
     expect(cancelled).toBe(false);
+  });
+
+  it('waits the whole of a delay beyond Node\'s 24.8-day timer limit at speed 1 (a schedule a month away)', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    try {
+      const clock = new ScaledClock(1);
+      let fired = false;
+      const thirtyDays = 30 * 86_400_000;
+      clock.setTimeout(() => (fired = true), thirtyDays);
+      vi.advanceTimersByTime(2 ** 31);
+      expect(fired).toBe(false);
+      expect(clock.pending).toBe(1);
+      vi.advanceTimersByTime(thirtyDays - 2 ** 31 + 1);
+      expect(fired).toBe(true);
+      expect(clock.pending).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses a speed that is not a positive number', () => {

@@ -81,7 +81,7 @@ export function authorize(principal: Principal, a: Attributes): StatusError | un
   return forbidden({ group: a.group, resource: a.resource }, a.name ?? '', denialReason(principal, a));
 }
 
-export interface AccessReviewStatus {
+interface AccessReviewStatus {
   allowed: boolean;
   /** Set only on a refusal: this server is the only authorizer, so its "no" is final rather than "no opinion". */
   denied?: true;
