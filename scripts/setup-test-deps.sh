@@ -24,6 +24,10 @@ PACKAGES=(
   # kubectl against the simulator's sandbox API and the kind/k3s suites' clusters. Checked by command, so a kubectl
   # from anywhere else (a CI image, kind's tooling) is kept and Debian's older client is only the fallback.
   "kubernetes-client kubectl"
+  # A Kubernetes client no one here wrote, driving the sandbox (test/clients). Its module belongs to /usr/bin/python3.
+  "python3-kubernetes -"
+  # A real Prometheus: scrapes /metrics and evaluates alert rules (blockers, metrics tests); promtool checks deploy/'s rules.
+  "prometheus prometheus"
 )
 
 missing=()
