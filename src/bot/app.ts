@@ -24,7 +24,7 @@ import {
 } from '../service/index.ts';
 import { parsePatchCommand, type PatchCommand } from './commands.ts';
 import { secretsOf, type BotConfig } from './config.ts';
-import { BotMetrics } from './metrics.ts';
+import { PatchpilotMetrics } from '../service/metrics.ts';
 import { RunProgress } from './progress.ts';
 import { ACTIONS, cardBlocks, cardText, resetBlocks, type CardFacts } from './views.ts';
 
@@ -39,11 +39,13 @@ export interface BotOptions {
   botUserId?: string;
   /** Minimum time between two edits of a card's status line. */
   progressIntervalMs?: number;
+  /** The process's metrics registry (one per process: the bot's counters join the run and fleet metrics). */
+  metrics?: PatchpilotMetrics;
 }
 
 export interface Bot {
   app: App;
-  metrics: BotMetrics;
+  metrics: PatchpilotMetrics;
   handlers: { commands: string[]; actions: string[] };
   start(port?: number): Promise<{ url: string; port: number }>;
   stop(): Promise<void>;
@@ -68,7 +70,8 @@ export function createBot(options: BotOptions): Bot {
   const sink = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const log = (level: string, ...parts: unknown[]) => sink(redact(`${new Date().toISOString()} ${level} ${parts.map(show).join(' ')}`));
   const logger = boltLogger(log);
-  const metrics = new BotMetrics();
+  const registry = options.metrics ?? new PatchpilotMetrics();
+  const metrics = registry.bot();
   const clusters = new Map(options.clusters.map((t) => [t.name, t]));
   const cards = new Map<string, Card>();
   const orchestrators = new Map<string, Orchestrator>();
@@ -91,14 +94,14 @@ export function createBot(options: BotOptions): Bot {
   for (const target of options.clusters) {
     orchestrators.set(
       target.name,
-      new Orchestrator({ cluster: target.cluster, clock: target.clock, store: target.store, onEvent: (event) => onRunEvent(event) }),
+      new Orchestrator({ cluster: target.cluster, clock: target.clock, store: target.store, onEvent: (event) => onRunEvent(target.name, event) }),
     );
   }
 
-  function onRunEvent(event: RunEvent): void {
+  function onRunEvent(cluster: string, event: RunEvent): void {
+    registry.observeRun(cluster, event);
     const card = cards.get(event.runId);
     if (!card) return;
-    if (event.type === 'run.finished') metrics.count('runs_finished', { outcome: event.output.outcome });
     card.progress.handle(event);
   }
 
@@ -162,12 +165,12 @@ export function createBot(options: BotOptions): Bot {
     if (!parsed.ok) {
       await ack({ response_type: 'ephemeral', text: `${parsed.error}\nUsage: \`${parsed.usage}\`` });
       metrics.ack(performance.now() - started);
-      metrics.count('refusals', { reason: 'usage' });
+      metrics.refusal('usage');
       audit(clusterOrNull(channel), { actor: user, action: 'slack.command.refused', details: { channel, text: command.text, reason: parsed.error } });
       return;
     }
     const cmd = parsed.command;
-    metrics.count('commands', { command: cmd.kind });
+    metrics.command(cmd.kind);
     if (cmd.kind === 'help') {
       await ack({ response_type: 'ephemeral', text: (await import('./commands.ts')).HELP_TEXT });
       metrics.ack(performance.now() - started);
@@ -179,7 +182,7 @@ export function createBot(options: BotOptions): Bot {
     if ('refusal' in resolved) {
       await ack({ response_type: 'ephemeral', text: `Refused: ${resolved.refusal}.` });
       metrics.ack(performance.now() - started);
-      metrics.count('refusals', { reason: 'channel' });
+      metrics.refusal('channel');
       audit(clusterOrNull(channel), { actor: user, action: 'slack.command.refused', details: { channel, command: cmd.kind, reason: resolved.refusal } });
       return;
     }
@@ -187,7 +190,7 @@ export function createBot(options: BotOptions): Bot {
     if (runTarget && config.channels.size > 0 && config.channels.get(channel) !== runTarget.name) {
       await ack({ response_type: 'ephemeral', text: `Refused: this channel is not bound to cluster ${runTarget.name}.` });
       metrics.ack(performance.now() - started);
-      metrics.count('refusals', { reason: 'channel' });
+      metrics.refusal('channel');
       audit(target, { actor: user, action: 'slack.command.refused', details: { channel, command: cmd.kind, reason: 'channel not bound' } });
       return;
     }
@@ -257,7 +260,7 @@ export function createBot(options: BotOptions): Bot {
       case 'reject': {
         const refusal = await decisionRefusal(cmd.runId, ctx.user);
         if (refusal) {
-          metrics.count('refusals', { reason: 'approver' });
+          metrics.refusal('approver');
           return say(`Refused: ${refusal}.`);
         }
         return decide(target, cmd.runId, ctx.user, cmd.kind === 'approve', ctx.respond);
@@ -394,13 +397,13 @@ export function createBot(options: BotOptions): Bot {
     const earlier = target.store?.getDecision(runId);
     if (earlier) {
       const text = `run ${runId} was already ${earlier.decision} by <@${earlier.approver}> at ${new Date(earlier.at).toISOString().slice(11, 16)} UTC`;
-      metrics.count('decisions', { decision: approved ? 'approve' : 'reject', accepted: 'false' });
+      metrics.decision(approved ? 'approve' : 'reject', false);
       audit(target, { actor: user, action: 'slack.decision.refused', runId, details: { why: text } });
       await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${text}.` });
       return { summary: text };
     }
     const answer = orchestrator.command(runId, { type: approved ? 'APPROVE' : 'REJECT', by: user });
-    metrics.count('decisions', { decision: approved ? 'approve' : 'reject', accepted: String(answer.ok) });
+    metrics.decision(approved ? 'approve' : 'reject', answer.ok);
     audit(target, { actor: user, action: approved ? 'slack.decision.approve' : 'slack.decision.reject', runId, details: { accepted: answer.ok, message: answer.message } });
     if (!answer.ok) {
       await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${answer.message}.` });
@@ -423,7 +426,7 @@ export function createBot(options: BotOptions): Bot {
       const target = targetOfRun(runId);
       const approved = actionId === ACTIONS.approve;
       const refuse = async (why: string, reason: string) => {
-        metrics.count('refusals', { reason });
+        metrics.refusal(reason);
         audit(target ?? clusterOrNull(channel), { actor: user, action: approved ? 'slack.decision.refused' : 'slack.decision.refused', runId, details: { channel, why } });
         await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${why}.` });
       };
@@ -452,7 +455,7 @@ export function createBot(options: BotOptions): Bot {
     }
     const resolved = clusterFor(channel, request.cluster);
     if ('refusal' in resolved) {
-      metrics.count('refusals', { reason: 'channel' });
+      metrics.refusal('channel');
       return void (await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${resolved.refusal}.` }));
     }
     try {
@@ -475,14 +478,23 @@ export function createBot(options: BotOptions): Bot {
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/healthz') return void res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
-    if (req.method === 'GET' && path === '/metrics') return void res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' }).end(metrics.render());
+    if (req.method === 'GET' && path === '/metrics') {
+      registry.render().then(
+        (text) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(text),
+        (err: unknown) => {
+          log('error', 'metrics not rendered:', err);
+          res.writeHead(500, { 'Content-Type': 'text/plain' }).end('metrics unavailable\n');
+        },
+      );
+      return;
+    }
     if (path === '/slack/events' && receiver) {
       const signature = String(req.headers['x-slack-signature'] ?? '');
       const now = Date.now();
       for (const [key, until] of seen) if (until < now) seen.delete(key);
       if (signature && seen.has(signature)) {
         // Bolt accepts a validly signed request again for five minutes; a captured request must not run twice.
-        metrics.count('replays_refused', {});
+        metrics.replayRefused();
         log('warn', 'refused a replayed request');
         return void res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"error":"replayed request"}');
       }
@@ -494,7 +506,7 @@ export function createBot(options: BotOptions): Bot {
 
   return {
     app,
-    metrics,
+    metrics: registry,
     handlers: { commands: ['/patch'], actions: [ACTIONS.approve, ACTIONS.reject, ACTIONS.resetConfirm] },
     async start(port = config.port) {
       if (!options.botUserId) {

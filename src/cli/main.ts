@@ -112,6 +112,7 @@ export function buildProgram(): Command {
     .option('--trigger <id>', 'trigger id for the version hash (the same id again patches only nodes without its label)')
     .option('--dry-run', 'list the nodes that would be patched, in order, and why the others would not; change nothing')
     .option('--db <path>', dbOption)
+    .option('--metrics-port <n>', 'serve Prometheus metrics at http://0.0.0.0:<n>/metrics while the run lasts (0: a free port)', portNumber)
     .action(async (opts: RunOptions) => {
       const { runCommand } = await import('./run.ts');
       process.exitCode = await runCommand(opts, { out: process.stdout });

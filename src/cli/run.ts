@@ -25,6 +25,8 @@ import { resolveTriggerStart } from '../engine/schedule.ts';
 import { selectNodes, type Selection } from '../engine/selection.ts';
 import { Orchestrator, type RunEvent } from '../service/orchestrator.ts';
 import { SystemClock } from '../service/system-clock.ts';
+import { PatchpilotMetrics, serveMetrics } from '../service/metrics.ts';
+import { readClusterStatus, triggerOfRun } from '../service/fleet-status.ts';
 import { table } from './format.ts';
 import { LiveView, outcomeLine, summaryTable } from './live.ts';
 import { DEFAULT_DB, openCliStore } from './paths.ts';
@@ -38,6 +40,8 @@ export interface RunOptions {
   dryRun?: boolean;
   db?: string;
   trigger?: string;
+  /** Serve Prometheus metrics on this port (0: a free one) while the run lasts. */
+  metricsPort?: number;
 }
 
 export interface RunIo {
@@ -80,12 +84,17 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   const tty = io.out.isTTY === true;
   const view = new LiveView({ out: io.out, tty, title: `patchpilot run · cluster ${plan.cluster}`, now: () => clock.now(), virtualTime: false });
   const outcomes: NodeOutcome[] = [];
+  const metrics = options.metricsPort === undefined ? null : new PatchpilotMetrics();
+  metrics?.watchFleet(async () => [await readClusterStatus(cluster, { labelKey: plan.labelKey, triggerOf: (id) => triggerOfRun(store, id) })]);
+  const metricsServer = metrics && options.metricsPort !== undefined ? await serveMetrics(metrics, options.metricsPort) : null;
+  if (metricsServer) write(`${tty ? '' : '# '}metrics: http://0.0.0.0:${metricsServer.port}/metrics`);
   const orchestrator = new Orchestrator({
     cluster,
     clock,
     store,
     onEvent: (event: RunEvent) => {
       if (event.type === 'node.finished') outcomes.push(event.outcome);
+      metrics?.observeRun(plan.cluster, event);
       view.handle(event);
       view.draw();
     },
@@ -137,6 +146,7 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   } finally {
     if (redraw) clearInterval(redraw);
     process.removeListener('SIGINT', interrupt);
+    await metricsServer?.close();
     store.close();
   }
 }

@@ -15,6 +15,8 @@ export interface ClusterNode {
   bootId: string;
   kubeletVersion: string;
   osImage: string;
+  /** status.nodeInfo.kernelVersion, where the adapter knows it. */
+  kernelVersion?: string;
 }
 
 export interface DrainOptions {

@@ -214,7 +214,7 @@ describe('the Slack bot against a simulated cluster', () => {
     expect(await (await fetch(`${url}/healthz`)).text()).toBe('ok\n');
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/patchpilot_bot_ack_seconds_count [1-9]/);
-    expect(metrics).toMatch(/patchpilot_bot_replays_refused_total\{\} 1/);
+    expect(metrics).toMatch(/patchpilot_bot_replays_refused_total 1/);
     expect(metrics).toMatch(/patchpilot_bot_decisions_total\{decision="approve",accepted="true"\} 1/);
   });
 

@@ -25,6 +25,7 @@ export function toClusterNode(node: V1Node): ClusterNode {
     bootId: info?.bootID ?? '',
     kubeletVersion: info?.kubeletVersion ?? '',
     osImage: info?.osImage ?? '',
+    ...(info?.kernelVersion ? { kernelVersion: info.kernelVersion } : {}),
   };
 }
 

@@ -1,0 +1,189 @@
+/**
+ * The fleet view: each node's compliance as the cluster records it (patchpilot's annotations, written by runs and
+ * scans), and per cluster how many nodes are compliant. Read by `patchpilot status`, `/patch status`, the App Home
+ * tab, `/metrics` and the HTML report, so the rule for "compliant" lives here and only here.
+ *
+ * Compliant means: a Linux node whose newest evidence (a successful scan, or a successful patch after it) shows no
+ * security update pending and no reboot pending. A node never scanned, or whose last scan failed, is not compliant:
+ * nothing is taken for granted.
+ */
+import type { ClusterNode, ClusterPort } from '../cluster/port.ts';
+import { ANNOTATIONS, SCAN_ANNOTATIONS } from '../engine/metadata.ts';
+import { DISABLED, OS_LABEL } from '../engine/selection.ts';
+import type { Store } from '../store/index.ts';
+
+export interface LastPatch {
+  at: string;
+  status: string;
+  runId: string | null;
+  /** The trigger of the run (from the store), when known. */
+  trigger: string | null;
+  /** The version hash the node carries. */
+  hash: string | null;
+  error: string | null;
+}
+
+export interface NodeStatus {
+  name: string;
+  os: string;
+  kernel: string | null;
+  linux: boolean;
+  scannedAt: string | null;
+  scanError: string | null;
+  /** null: unknown (never scanned, or the last scan failed). */
+  securityUpdatesPending: number | null;
+  securityUpdates: string[];
+  rebootRequired: boolean | null;
+  lastPatchedAt: string | null;
+  lastPatch: LastPatch | null;
+  cordoned: boolean;
+  cordonedBy: string | null;
+  disabled: boolean;
+  compliant: boolean;
+  /** Why the node is not compliant, in a few words ('' when it is). */
+  reason: string;
+}
+
+export interface ClusterStatus {
+  name: string;
+  compliant: number;
+  total: number;
+  lastScanAt: string | null;
+  /** The Linux node patched longest ago (or never), with when. */
+  oldestUnpatched: { name: string; lastPatchedAt: string | null } | null;
+  nodes: NodeStatus[];
+  /** Set when the cluster could not be read: nothing else is known then. */
+  error?: string;
+}
+
+export interface StatusOptions {
+  labelKey: string;
+  /** A run id's trigger, from the store; null when unknown. */
+  triggerOf?: (runId: string) => string | null;
+}
+
+const iso = (value: string | undefined): string | null => {
+  if (value === undefined) return null;
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+};
+
+export function nodeStatus(node: ClusterNode, options: StatusOptions): NodeStatus {
+  const a = node.annotations;
+  const linux = node.labels[OS_LABEL] === 'linux';
+  const scannedAt = iso(a[SCAN_ANNOTATIONS.time]);
+  const scanOk = scannedAt !== null && a[SCAN_ANNOTATIONS.result] === 'ok';
+  const pendingText = a[SCAN_ANNOTATIONS.securityUpdatesPending];
+  const scannedPending = scanOk && pendingText !== undefined && /^\d+$/.test(pendingText) ? Number(pendingText) : null;
+  const patchStatus = a[ANNOTATIONS.status];
+  const patchedAt = iso(a[ANNOTATIONS.time]);
+  const patchOk = patchStatus === 'patched' || patchStatus === 'no-updates';
+  const runId = a[ANNOTATIONS.run] ?? null;
+  // A successful patch newer than the scan applied every security update the scan saw (held packages aside).
+  const patchIsNewer = patchOk && patchedAt !== null && (scannedAt === null || Date.parse(patchedAt) > Date.parse(scannedAt));
+  const securityUpdatesPending = patchIsNewer ? 0 : scannedPending;
+  const securityUpdates = patchIsNewer || scannedPending === null ? [] : (a[SCAN_ANNOTATIONS.securityUpdates] ?? '').split(',').filter((p) => p.length > 0);
+  const scanReboot = a[SCAN_ANNOTATIONS.rebootRequired];
+  const markReboot = a[ANNOTATIONS.rebootPending] === 'true';
+  const rebootRequired = patchIsNewer ? markReboot : scanOk && scanReboot !== undefined ? scanReboot === 'true' || markReboot : markReboot ? true : null;
+  const known = securityUpdatesPending !== null && rebootRequired !== null;
+  const compliant = linux && known && securityUpdatesPending === 0 && rebootRequired === false;
+  const reason = compliant
+    ? ''
+    : !linux
+      ? 'not Linux'
+      : scannedAt !== null && !scanOk && !patchIsNewer
+        ? 'last scan failed'
+        : securityUpdatesPending === null
+          ? 'never scanned'
+          : securityUpdatesPending > 0
+            ? `${securityUpdatesPending} security update(s) pending`
+            : 'reboot pending';
+  return {
+    name: node.name,
+    os: node.osImage,
+    kernel: node.kernelVersion ?? null,
+    linux,
+    scannedAt,
+    scanError: scannedAt !== null && !scanOk ? (a[SCAN_ANNOTATIONS.error] ?? 'unknown') : null,
+    securityUpdatesPending,
+    securityUpdates,
+    rebootRequired,
+    lastPatchedAt: patchOk ? patchedAt : null,
+    lastPatch:
+      patchedAt === null
+        ? null
+        : {
+            at: patchedAt,
+            status: patchStatus ?? 'unknown',
+            runId,
+            trigger: runId && options.triggerOf ? options.triggerOf(runId) : null,
+            hash: a[ANNOTATIONS.version] ?? null,
+            error: a[ANNOTATIONS.error] ?? null,
+          },
+    cordoned: node.unschedulable,
+    cordonedBy: node.unschedulable ? (a[ANNOTATIONS.cordonedBy] ?? 'someone else (no patchpilot annotation)') : null,
+    disabled: node.labels[options.labelKey] === DISABLED,
+    compliant,
+    reason,
+  };
+}
+
+const byName = new Intl.Collator('en', { numeric: true }).compare;
+
+export function clusterStatus(name: string, nodes: readonly ClusterNode[], options: StatusOptions): ClusterStatus {
+  const statuses = nodes.map((n) => nodeStatus(n, options)).sort((x, y) => byName(x.name, y.name));
+  const linux = statuses.filter((n) => n.linux);
+  const scans = linux.map((n) => n.scannedAt).filter((t): t is string => t !== null).sort();
+  const unpatched = [...linux].sort((x, y) => (x.lastPatchedAt ?? '').localeCompare(y.lastPatchedAt ?? '') || byName(x.name, y.name));
+  const oldest = unpatched[0];
+  return {
+    name,
+    compliant: linux.filter((n) => n.compliant).length,
+    total: linux.length,
+    lastScanAt: scans.at(-1) ?? null,
+    oldestUnpatched: oldest ? { name: oldest.name, lastPatchedAt: oldest.lastPatchedAt } : null,
+    nodes: statuses,
+  };
+}
+
+/** The stable `--json` shape (README, issue 15): exactly these fields, whatever else the status knows. */
+export function statusJson(clusters: readonly ClusterStatus[]): unknown {
+  return {
+    clusters: clusters.map((c) => ({
+      name: c.name,
+      compliant: c.compliant,
+      total: c.total,
+      lastScanAt: c.lastScanAt,
+      nodes: c.nodes.map((n) => ({
+        name: n.name,
+        os: n.os,
+        kernel: n.kernel,
+        securityUpdatesPending: n.securityUpdatesPending,
+        rebootRequired: n.rebootRequired,
+        lastPatchedAt: n.lastPatchedAt,
+        cordoned: n.cordoned,
+        compliant: n.compliant,
+      })),
+      ...(c.error !== undefined ? { error: c.error } : {}),
+    })),
+  };
+}
+
+/** A cluster's status read from the cluster itself; an unreadable cluster is reported as such, never as compliant. */
+export async function readClusterStatus(
+  cluster: Pick<ClusterPort, 'name' | 'listNodes'>,
+  options: StatusOptions & { signal?: AbortSignal },
+): Promise<ClusterStatus> {
+  try {
+    return clusterStatus(cluster.name, await cluster.listNodes(options.signal), options);
+  } catch (err) {
+    return { name: cluster.name, compliant: 0, total: 0, lastScanAt: null, oldestUnpatched: null, nodes: [], error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** The trigger id a run was started for, from the store's record of it (null when the run is not in this store). */
+export function triggerOfRun(store: Pick<Store, 'getRun'>, runId: string): string | null {
+  const trigger = store.getRun(runId)?.trigger as { id?: unknown } | undefined;
+  return typeof trigger?.id === 'string' ? trigger.id : null;
+}
