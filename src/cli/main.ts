@@ -17,6 +17,7 @@ import type { SandboxOptions } from './sandbox.ts';
 import type { BotCliOptions } from './bot.ts';
 import { BotConfigError } from '../bot/config.ts';
 import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import type { RunOptions } from './run.ts';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
 import { UserError } from './user-error.ts';
@@ -46,6 +47,14 @@ const nonNegative = (value: string): number => {
   return n;
 };
 
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 function print(text: string): void {
   process.stdout.write(`${text}\n`);
 }
@@ -66,17 +75,26 @@ export function buildProgram(): Command {
     return n;
   };
   program
-    .command('sim <scenario>')
-    .description('run a failure scenario (fixtures/scenarios/*.yaml) against the simulated cluster; exit 0 when its expectations hold, 1 when not, 2 on invalid input')
+    .command('sim <scenarios...>')
+    .description('run failure scenarios (files, directories or quoted globs of fixtures/scenarios/*.yaml) against the simulated cluster; exit 0 when every expectation holds, 1 when not, 2 on invalid input')
     .option('--json', 'print the result as one JSON document')
     .option('--seed <n>', "override the scenario's seed", seed)
-    .option('--report <file.html>', 'write a self-contained HTML report (timeline, summary, expectations)')
-    .option('--record <file.jsonl>', 'where to write the recording ("-" for none)')
-    .option('--speed <n>', 'virtual seconds per real second in a terminal (default 0: as fast as possible)', nonNegative)
-    .action(async (file: string, opts: SimOptions) => {
-      // Loaded when used: the simulator is most of what the CLI could load, and `runs` or `audit` need none of it.
-      const { simCommand } = await import('./sim.ts');
-      process.exitCode = await simCommand(file, opts, { out: process.stdout });
+    .option('--report <file.html>', 'one scenario: write a self-contained HTML report (timeline, summary, expectations)')
+    .option('--record <file.jsonl>', 'one scenario: where to write the recording ("-" for none)')
+    .option('--speed <n>', 'one scenario: virtual seconds per real second in a terminal (default 0: as fast as possible)', nonNegative)
+    .option('--junit <file.xml>', 'write JUnit XML: one test case per scenario run and expectation (and invariant)')
+    .option('--jobs <n>', 'scenarios run at once, each in its own worker thread (default: the number of cores)', positiveInt)
+    .action(async (files: string[], opts: SimOptions & { junit?: string; jobs?: number }) => {
+      const single = files.length === 1 && files[0] !== undefined && !/[*?[{]/.test(files[0]) && !isDirectory(files[0]);
+      if (single && opts.junit === undefined && opts.jobs === undefined) {
+        // Loaded when used: the simulator is most of what the CLI could load, and `runs` or `audit` need none of it.
+        const { simCommand } = await import('./sim.ts');
+        process.exitCode = await simCommand(files[0]!, opts, { out: process.stdout });
+        return;
+      }
+      if (opts.report !== undefined || opts.record !== undefined) throw new UserError('--report and --record take one scenario', 'run that scenario alone: patchpilot sim FILE --report FILE.html');
+      const { simBatchCommand } = await import('./sim-batch.ts');
+      process.exitCode = await simBatchCommand(files, { ...(opts.junit ? { junit: opts.junit } : {}), ...(opts.jobs ? { jobs: opts.jobs } : {}), ...(opts.seed !== undefined ? { seed: opts.seed } : {}), ...(opts.json ? { json: true } : {}) }, { out: process.stdout });
     });
 
   program

@@ -90,7 +90,8 @@ const LISTS: ReadonlyArray<[keyof Expectation & string, (n: SimNodeResult) => bo
   ['cordonedAtEnd', (n) => n.cordonedAtEnd],
 ];
 
-function checkRun(expected: Expectation, run: SimRunResult): string[] {
+/** One run against one expectation (also used per field by the JUnit report, src/sim/batch.ts). */
+export function checkRun(expected: Expectation, run: SimRunResult): string[] {
   const failures: string[] = [];
   if (expected.outcome !== undefined && expected.outcome !== run.outcome) {
     failures.push(`outcome is ${run.outcome}${run.reason ? ` (${run.reason})` : ''}, expected ${expected.outcome}`);
