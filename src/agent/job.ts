@@ -147,13 +147,14 @@ export interface PatchJobOptions {
 }
 
 /** The agent's command line for a spec (what follows the script name). */
-export function agentArgs(spec: Pick<PatchJobSpec, 'lockTimeoutSeconds' | 'holdPackages' | 'securityOnly' | 'downloadOnly'>): string[] {
+export function agentArgs(spec: Pick<PatchJobSpec, 'lockTimeoutSeconds' | 'holdPackages' | 'securityOnly' | 'downloadOnly' | 'reportOnly'>): string[] {
   const args = ['--lock-timeout', String(spec.lockTimeoutSeconds)];
   // Always passed, even empty: the plan, not the agent's defaults, decides what is held. The agent holds only the
   // installed ones.
   args.push('--hold', [...new Set(spec.holdPackages)].join(' '));
   args.push(spec.securityOnly ? '--security-only' : '--all');
   if (spec.downloadOnly) args.push('--download-only');
+  if (spec.reportOnly) args.push('--dry-run');
   return args;
 }
 
@@ -191,9 +192,14 @@ function tolerations(deadlineSeconds: number): Toleration[] {
   ];
 }
 
+/** What an agent Job does (its patchpilot.io/action label): `scan` (report only), `prefetch` (download only) or `patch`. */
+export function jobAction(spec: Pick<PatchJobSpec, 'downloadOnly' | 'reportOnly'>): 'scan' | 'prefetch' | 'patch' {
+  return spec.reportOnly ? 'scan' : spec.downloadOnly ? 'prefetch' : 'patch';
+}
+
 /** The labels every patch Job and its pod carry, to find them with a selector. */
 export function patchJobLabels(
-  spec: Pick<PatchJobSpec, 'node' | 'runId' | 'hash' | 'mode' | 'downloadOnly'>,
+  spec: Pick<PatchJobSpec, 'node' | 'runId' | 'hash' | 'mode' | 'downloadOnly' | 'reportOnly'>,
   taskLabelKey = PALETTE_LABEL_KEY): Record<string, string> {
   const labels: Record<string, string> = {
     [LABELS.name]: 'patchpilot',
@@ -202,7 +208,7 @@ export function patchJobLabels(
     [LABELS.node]: labelValue(spec.node),
     [LABELS.run]: labelValue(spec.runId),
     [LABELS.hash]: labelValue(spec.hash),
-    [LABELS.action]: spec.downloadOnly ? 'prefetch' : 'patch',
+    [LABELS.action]: jobAction(spec),
   };
   // Users of Palette select its Jobs and nodes by the task label; keep their selectors working.
   if (spec.mode === 'palette') labels[taskLabelKey] = labelValue(spec.hash);
@@ -222,7 +228,7 @@ export function buildPatchJob(spec: PatchJobBuildInput): Job {
   const backoffLimit = checkWhole('backoffLimit', spec.backoffLimit ?? 0, 0);
   const name =
     spec.jobName ||
-    patchJobName(spec.mode, spec.node, spec.hash, { downloadOnly: spec.downloadOnly, plan: spec.plan ?? DEFAULT_PLAN_NAME });
+    patchJobName(spec.mode, spec.node, spec.hash, { downloadOnly: spec.downloadOnly, reportOnly: spec.reportOnly === true, plan: spec.plan ?? DEFAULT_PLAN_NAME });
   if (boundedName(name) !== name) throw new RangeError(`job name "${name}" is not a DNS-1123 label of at most 63 characters`);
   const labels = patchJobLabels(spec, spec.taskLabelKey);
   const annotations = { [ANNOTATIONS.node]: spec.node, [ANNOTATIONS.run]: spec.runId };

@@ -21,8 +21,9 @@
 #                           still apply
 #   --download-only         download what the upgrade would install into the package cache and install nothing
 #                           (prefetch before a maintenance window); sets no holds; the result is "no-updates"
-#   --dry-run               change nothing: `upgraded` lists what would be upgraded, result is "patched" when
-#                           something would change and "no-updates" otherwise; rebootRequired is the current state.
+#   --dry-run               change nothing (the scan before a cordon): `upgraded` lists what would be upgraded,
+#                           result is "patched" when something would change and "no-updates" otherwise;
+#                           rebootRequired: a reboot is pending already or applying the upgrades would need one.
 #                           apt refreshes package lists into a private temporary directory; no holds are set.
 #
 # Security-only: apt reads only the suites ending in -security (or the old /updates form) from sources.list,
@@ -420,6 +421,7 @@ apt_main() {
       UP_NAMES+=("$name") UP_FROM+=("$old") UP_TO+=("$new")
     done < <(sed -nE 's/^Inst ([^ ]+) \[([^]]+)\] \(([^ ]+) .*/\1 \2 \3/p' "$TMPD/sim.log")
     [[ -e /var/run/reboot-required ]] && REBOOT=true
+    predict_reboot '^(linux-image|linux-modules|linux-generic|linux-virtual|linux-aws|linux-azure|linux-gcp|linux-kvm)'
     if [[ ${#UP_NAMES[@]} -gt 0 ]]; then finish patched; else finish no-updates; fi
   fi
 
@@ -503,6 +505,7 @@ dnf_main() {
       UP_NAMES+=("$name") UP_FROM+=("${BEFORE[$name]}") UP_TO+=("$ver")
     done < <(awk '/^(Obsoleting|Security:)/ {exit} NF == 3 && $1 ~ /\./ && $2 ~ /^[0-9]/ {print $1, $2}' "$TMPD/check.log" | sort -u)
     dnf_reboot_check
+    predict_reboot '^(kernel|kernel-core|kernel-rt|glibc|linux-firmware|systemd|dbus|dbus-broker|dbus-daemon|microcode_ctl)$'
     if [[ ${#UP_NAMES[@]} -gt 0 ]]; then finish patched; else finish no-updates; fi
   fi
 
@@ -530,6 +533,15 @@ dnf_main() {
     fail POSTINST_FAILED "dnf upgrade --security: $(pick_message "$TMPD/upgrade.log" 'Error in [A-Z]+ scriptlet|scriptlet failed')"
   fi
   if [[ ${#UP_NAMES[@]} -gt 0 ]]; then finish patched; else finish no-updates; fi
+}
+
+# Dry run: applying the listed upgrades would need a reboot when one of them matches PATTERN (kernel packages on apt,
+# which install /var/run/reboot-required; what `needs-restarting -r` lists on dnf).
+predict_reboot() {
+  local name
+  for name in "${UP_NAMES[@]}"; do
+    if [[ $name =~ $1 ]]; then REBOOT=true REBOOT_PKGS+=("$name"); fi
+  done
 }
 
 # needs-restarting -r: 1 = reboot needed (lists the packages), 0 = not. Without the plugin: compare the running

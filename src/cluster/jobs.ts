@@ -6,6 +6,7 @@
  * are DNS-1123 subdomains of up to 253 characters (`ip-10-0-1-2.eu-central-1.compute.internal`).
  */
 import { createHash } from 'node:crypto';
+import type { PatchJobSpec, ScanSpec } from './port.ts';
 
 const MAX = 63;
 
@@ -45,14 +46,30 @@ export function labelValue(raw: string): string {
 export interface JobNameOptions {
   /** Prefetch: the download-only Job, which runs before the node is cordoned. */
   downloadOnly?: boolean;
+  /** Scan: the report-only Job (the agent's dry run), which runs before the node is cordoned. */
+  reportOnly?: boolean;
   /** The plan's name in our own names (`apply-<plan>-on-…`); Palette's names have none. */
   plan?: string;
 }
 
 /** The name of the patch (or prefetch) Job for one node. */
 export function patchJobName(mode: 'native' | 'palette', node: string, hash: string, options: JobNameOptions = {}): string {
-  const { downloadOnly = false, plan = DEFAULT_PLAN_NAME } = options;
+  const { downloadOnly = false, reportOnly = false, plan = DEFAULT_PLAN_NAME } = options;
+  // Palette has no scan either: our name, with the hash, so a scan never meets a patch Job.
+  if (reportOnly) return boundedName(`scan-${plan}-on-${node}-with-${hash}`);
   // Palette has no prefetch, so a download-only Job always has our name (with the hash, so it never meets a patch Job).
   if (downloadOnly) return boundedName(`prefetch-${plan}-on-${node}-with-${hash}`);
   return mode === 'palette' ? boundedName(`apply-on-demand-os-patch-on-${node}`) : boundedName(`apply-${plan}-on-${node}-with-${hash}`);
+}
+
+/** The Job spec of a scan: the agent report-only (`--dry-run`) with the patch's package policy, under our scan name. */
+export function scanJobSpec(spec: ScanSpec): PatchJobSpec {
+  return {
+    ...spec,
+    agent: 'modern',
+    rebootIfRequired: false,
+    jobName: patchJobName(spec.mode, spec.node, spec.hash, { reportOnly: true }),
+    downloadOnly: false,
+    reportOnly: true,
+  };
 }

@@ -21,14 +21,17 @@ import type {
   LeaseResult,
   MetadataPatch,
   PatchJobSpec,
+  ScanSpec,
   UncordonResult,
 } from './port.ts';
+import { scanJobSpec } from './jobs.ts';
 
 export interface NodeTimings {
   drainMs: number;
   patchMs: number;
   rebootMs: number;
   prefetchMs: number;
+  scanMs: number;
 }
 
 export interface NodeBehaviour {
@@ -44,6 +47,8 @@ export interface NodeBehaviour {
   apiErrors?: number;
   /** The Job's pod dies without printing a report. */
   jobDiesWithoutReport?: boolean;
+  /** The scan's report (the agent's dry run); by default it announces what the patch report will upgrade. */
+  scan?: Partial<AgentReport>;
 }
 
 export interface MemoryNodeSpec {
@@ -99,7 +104,20 @@ export interface MemoryClusterState {
   maxCordonedByUs: number;
 }
 
-export const DEFAULT_TIMINGS: NodeTimings = { drainMs: 30_000, patchMs: 90_000, rebootMs: 60_000, prefetchMs: 20_000 };
+export const DEFAULT_TIMINGS: NodeTimings = { drainMs: 30_000, patchMs: 90_000, rebootMs: 60_000, prefetchMs: 20_000, scanMs: 10_000 };
+
+/** The dry run's report: what the patch would upgrade, nothing changed; `behaviour.scan` overrides it. */
+function scanReport(behaviour: NodeBehaviour): AgentReport {
+  const patch = defaultReport(behaviour);
+  const none = patch.result === 'no-updates';
+  return {
+    ...patch,
+    result: none ? 'no-updates' : 'patched',
+    upgraded: none ? [] : patch.upgraded,
+    error: null,
+    ...behaviour.scan,
+  };
+}
 
 function defaultReport(behaviour: NodeBehaviour): AgentReport {
   const base: AgentReport = {
@@ -236,8 +254,8 @@ export class MemoryCluster implements ClusterPort {
     // This run's Job, started again after a crash, is reused; an earlier run's finished Job bearing the name is replaced.
     if (this.#state.jobs[spec.jobName]?.runId === spec.runId) return { jobName: spec.jobName, created: false };
     this.#maybeApiError(node);
-    const report = defaultReport(node.behaviour);
-    const durationMs = spec.downloadOnly ? node.timings.prefetchMs : node.timings.patchMs;
+    const report = spec.reportOnly ? scanReport(node.behaviour) : defaultReport(node.behaviour);
+    const durationMs = spec.reportOnly ? node.timings.scanMs : spec.downloadOnly ? node.timings.prefetchMs : node.timings.patchMs;
     this.#state.jobs[spec.jobName] = {
       name: spec.jobName,
       node: spec.node,
@@ -248,12 +266,18 @@ export class MemoryCluster implements ClusterPort {
       report: { ...report, durationSeconds: Math.round(durationMs / 1000) },
       diesWithoutReport: node.behaviour.jobDiesWithoutReport === true,
     };
-    if (!spec.downloadOnly) {
+    if (!spec.downloadOnly && !spec.reportOnly) {
       const key = `${spec.node}@${spec.hash}`;
       this.#state.patchJobsCreated[key] = (this.#state.patchJobsCreated[key] ?? 0) + 1;
     }
     this.#changed();
     return { jobName: spec.jobName, created: true };
+  }
+
+  async scanNode(spec: ScanSpec, signal: AbortSignal): Promise<AgentReport> {
+    const job = scanJobSpec(spec);
+    await this.startPatchJob(job);
+    return this.awaitAgentReport(job.jobName, signal);
   }
 
   async awaitAgentReport(jobName: string, signal: AbortSignal): Promise<AgentReport> {

@@ -34,7 +34,18 @@ export interface PatchJobSpec extends PatchJobInput {
   jobName: string;
   /** Download only (prefetch): change nothing on the node. */
   downloadOnly: boolean;
+  /**
+   * Report only (scan): the agent's `--dry-run`, which lists the updates that would be applied and whether a reboot
+   * would follow, and changes nothing on the node (no holds, no package lists, no cache).
+   */
+  reportOnly?: boolean;
 }
+
+/**
+ * What a scan needs: which node, and the package policy the patch would apply (security only, holds). `runId` and
+ * `hash` name the Job (a scan of the same node for the same hash by the same run is found again after a crash).
+ */
+export type ScanSpec = Pick<PatchJobInput, 'runId' | 'node' | 'hash' | 'mode' | 'securityOnly' | 'holdPackages' | 'lockTimeoutSeconds'>;
 
 export interface LeaseRequest {
   name: string;
@@ -80,6 +91,13 @@ export interface ClusterPort {
   startPatchJob(spec: PatchJobSpec, signal?: AbortSignal): Promise<{ jobName: string; created: boolean }>;
   /** Waits for the Job's agent report (its last log line). */
   awaitAgentReport(jobName: string, signal: AbortSignal): Promise<AgentReport>;
+  /**
+   * Runs the agent report-only on the node as a Job (`--dry-run`, see `scanJobSpec`) and returns its report: result
+   * `patched` when updates apply (listed in `upgraded` as they would be), `no-updates` when none do, `failed` when the
+   * agent could not tell (a repository unreachable); `rebootRequired` says whether applying them would need a reboot.
+   * Nothing on the node changes. Idempotent like startPatchJob: this run's scan Job is reused.
+   */
+  scanNode(spec: ScanSpec, signal: AbortSignal): Promise<AgentReport>;
   /** Reboots the node once per key. */
   reboot(name: string, key: string, signal?: AbortSignal): Promise<void>;
   /** Waits until the node is Ready with a boot id other than `notBootId`. */

@@ -64,6 +64,10 @@ export interface AgentRunInput {
   holdPackages: readonly string[];
   lockTimeoutSeconds: number;
   downloadOnly: boolean;
+  /** The dry run (scan): what would be upgraded and whether a reboot would follow; nothing changes. */
+  reportOnly?: boolean;
+  /** A download-only run already put the packages in the cache: the patch skips their download. */
+  prefetched?: boolean;
   faults: AgentFaults;
   random: Random;
 }
@@ -107,6 +111,40 @@ export function runAgent(input: AgentRunInput): AgentRun {
   const wanted = [...input.offered.security, ...(allSources ? input.offered.other : [])];
   const candidates = [...new Set(wanted)].filter((p) => installed.has(p) || p === os.kernelPackage);
   const upgrades = candidates.filter((p) => !held.includes(p));
+
+  const rebootPackagesOf = (names: readonly string[]) => names.filter((name) => (apt ? name === os.kernelPackage : DNF_REBOOT_PACKAGES.has(name)));
+  if (input.reportOnly) {
+    // The agent's --dry-run: package lists into a private directory (no lock, no dpkg repair, no disk check), then
+    // apt-get -s / dnf check-update lists what would change. The scan is always the modern agent's.
+    t += apt ? random.int(8_000, 20_000) : random.int(15_000, 35_000);
+    if (faults.repoUnreachable) {
+      t += apt ? random.int(6_000, 9_000) : random.int(500, 2_000);
+      return fail(
+        'REPO_UNREACHABLE',
+        apt ? 'E: Failed to fetch http://security.ubuntu.com/ubuntu/dists/jammy-security/InRelease  Could not connect' : "Error: Failed to download metadata for repo 'baseos': Cannot download repomd.xml",
+        [],
+        held,
+      );
+    }
+    const wouldUpgrade: PackageChange[] = upgrades.map((name) => {
+      const versions = versionsOf(os, name);
+      return { name, from: installed.get(name) ?? versions.from, to: versions.to };
+    });
+    const rebootPackages = rebootPackagesOf(upgrades);
+    return {
+      report: {
+        result: wouldUpgrade.length > 0 ? 'patched' : 'no-updates',
+        upgraded: wouldUpgrade,
+        held,
+        rebootRequired: rebootPackages.length > 0,
+        rebootPackages,
+        error: null,
+        durationSeconds: secondsOf(t),
+      },
+      durationMs: t,
+      diesWithoutReport: false,
+    };
+  }
 
   // Waiting for the package manager's lock (unattended-upgrades, dnf-automatic, a human).
   if (faults.lockHeldMs > 0 && !input.downloadOnly) {
@@ -180,7 +218,11 @@ export function runAgent(input: AgentRunInput): AgentRun {
 
   // apt checks the free space against the download size before fetching anything; dnf finds out while downloading.
   if (faults.diskFull && apt) return fail('DISK_FULL', "E: You don't have enough free space in /var/cache/apt/archives/.", [], held);
-  for (const name of upgrades) t += name === os.kernelPackage ? random.int(8_000, 15_000) : random.int(1_000, 4_000);
+  // Downloading (draws taken either way, so a prefetch changes the time and nothing else the node does).
+  for (const name of upgrades) {
+    const downloadMs = name === os.kernelPackage ? random.int(8_000, 15_000) : random.int(1_000, 4_000);
+    if (!input.prefetched || input.downloadOnly) t += downloadMs;
+  }
   if (faults.diskFull) return fail('DISK_FULL', 'Curl error (23): Failed writing received data to disk', [], held);
   if (input.downloadOnly) {
     return {
@@ -216,7 +258,7 @@ export function runAgent(input: AgentRunInput): AgentRun {
       held,
     );
   }
-  const rebootPackages = upgraded.map((u) => u.name).filter((name) => (apt ? name === os.kernelPackage : DNF_REBOOT_PACKAGES.has(name)));
+  const rebootPackages = rebootPackagesOf(upgraded.map((u) => u.name));
   t += random.int(1_000, 3_000); // holds released, kubernetes.list restored, reboot check
   return {
     report: { result: 'patched', upgraded, held, rebootRequired: rebootPackages.length > 0, rebootPackages, error: null, durationSeconds: secondsOf(t) },

@@ -22,8 +22,10 @@ import type {
   LeaseResult,
   MetadataPatch,
   PatchJobSpec,
+  ScanSpec,
   UncordonResult,
 } from '../cluster/port.ts';
+import { scanJobSpec } from '../cluster/jobs.ts';
 import { NO_AGENT_FAULTS, runAgent, type AgentFaults, type AgentRun } from './agent-model.ts';
 import { InstalledPackages, KUBERNETES_PACKAGES, OS_PROFILES, packageNameOn, type OsProfile } from './os.ts';
 import { RandomStreams } from './random.ts';
@@ -40,7 +42,7 @@ export interface SimPod {
 /** What a node did, as observed from outside: the material of recordings and replays. */
 export type Observation =
   | { type: 'drain'; at: number; node: string; ms: number; blocked: BlockedEviction[]; blockedForMs: number | null }
-  | { type: 'patch'; at: number; node: string; job: string; ms: number; report: AgentReport; diesWithoutReport: boolean; downloadOnly: boolean }
+  | { type: 'patch'; at: number; node: string; job: string; ms: number; report: AgentReport; diesWithoutReport: boolean; downloadOnly: boolean; reportOnly?: boolean }
   | { type: 'reboot'; at: number; node: string; shutdownMs: number; bootMs: number | null }
   | { type: 'api-error'; at: number; node: string; call: string; ordinal: number; status: number }
   | { type: 'node-state'; at: number; node: string; ready: boolean }
@@ -78,6 +80,8 @@ interface SimNode {
   spent: Set<Fault>;
   /** Fault-protected pods (sandbox) that have terminated; the scheduler brings them back with the others. */
   gone: Set<string>;
+  /** A download-only Job filled the package cache: the next patch skips the download. */
+  prefetched: boolean;
 }
 
 interface SimJob {
@@ -201,6 +205,7 @@ export class SimCluster implements ClusterPort {
       faults,
       spent: new Set(),
       gone: new Set(),
+      prefetched: false,
     };
     const notReady = faults.find((f) => f.kind === 'node-not-ready' && f.at === undefined);
     if (notReady) this.#setReady(node, false, notReady.kind === 'node-not-ready' ? notReady.forSeconds : undefined);
@@ -437,7 +442,8 @@ export class SimCluster implements ClusterPort {
     if (this.#jobs.get(spec.jobName)?.runId === spec.runId) return { jobName: spec.jobName, created: false };
     this.#apiCall(node, 'create-job');
     const now = this.#clock.now();
-    const run = (!spec.downloadOnly ? this.#recorded.get(spec.node)?.patch : undefined) ?? this.#agentRun(node, spec, now);
+    const patching = !spec.downloadOnly && !spec.reportOnly;
+    const run = (patching ? this.#recorded.get(spec.node)?.patch : undefined) ?? this.#agentRun(node, spec, now);
     this.#jobs.set(spec.jobName, { name: spec.jobName, node: spec.node, runId: spec.runId, createdAt: now, run });
     this.#observe({
       type: 'patch',
@@ -448,13 +454,21 @@ export class SimCluster implements ClusterPort {
       report: run.report,
       diesWithoutReport: run.diesWithoutReport,
       downloadOnly: spec.downloadOnly,
+      ...(spec.reportOnly ? { reportOnly: true } : {}),
     });
-    if (!spec.downloadOnly) {
+    if (spec.downloadOnly && run.report.result !== 'failed') node.prefetched = true;
+    if (patching) {
       const key = `${spec.node}@${spec.hash}`;
       this.stats.patchJobs.set(key, (this.stats.patchJobs.get(key) ?? 0) + 1);
       this.#apply(node, run, spec.holdPackages);
     }
     return { jobName: spec.jobName, created: true };
+  }
+
+  async scanNode(spec: ScanSpec, signal: AbortSignal): Promise<AgentReport> {
+    const job = scanJobSpec(spec);
+    await this.startPatchJob(job);
+    return this.awaitAgentReport(job.jobName, signal);
   }
 
   async awaitAgentReport(jobName: string, signal: AbortSignal): Promise<AgentReport> {
@@ -555,7 +569,8 @@ export class SimCluster implements ClusterPort {
 
   #agentRun(node: SimNode, spec: PatchJobSpec, now: number): AgentRun {
     const faults: AgentFaults = { ...NO_AGENT_FAULTS };
-    const lock = this.#lockHeldMs(node, now, spec.downloadOnly);
+    // A scan, like a prefetch, never waits for the lock (it reads into a private directory): the lock stays for the patch.
+    const lock = this.#lockHeldMs(node, now, spec.downloadOnly || spec.reportOnly === true);
     faults.lockHeldMs = lock;
     if (lock > 0) this.#struck(node, 'apt-lock');
     faults.keyserverUnreachable = this.#fault(node, 'keyserver-unreachable') !== undefined;
@@ -565,12 +580,13 @@ export class SimCluster implements ClusterPort {
     faults.dpkgInterrupted = interrupted ? { recoverable: interrupted.recoverable } : null;
     const postinst = this.#fault(node, 'postinst-fails');
     if (postinst) faults.postinstFails = postinst.package ? packageNameOn(node.os, postinst.package) : (node.offered.security.find((p) => p !== node.os.kernelPackage && node.installed.has(p)) ?? null);
-    const crash = spec.downloadOnly ? undefined : this.#fault(node, 'agent-crash');
+    const patching = !spec.downloadOnly && !spec.reportOnly;
+    const crash = patching ? this.#fault(node, 'agent-crash') : undefined;
     if (crash) {
       faults.agentCrash = true;
       node.spent.add(crash);
     }
-    if (!spec.downloadOnly) {
+    if (patching) {
       const flags: Array<[boolean, Fault['kind']]> = [
         [faults.keyserverUnreachable && spec.agent === 'legacy' && node.os.family === 'apt', 'keyserver-unreachable'],
         [faults.repoUnreachable, 'repo-unreachable'],
@@ -591,8 +607,10 @@ export class SimCluster implements ClusterPort {
       holdPackages: spec.holdPackages,
       lockTimeoutSeconds: spec.lockTimeoutSeconds,
       downloadOnly: spec.downloadOnly,
+      reportOnly: spec.reportOnly === true,
+      prefetched: patching && node.prefetched,
       faults,
-      random: this.#random.of(`${node.spec.name}/${spec.downloadOnly ? 'prefetch' : 'patch'}`),
+      random: this.#random.of(`${node.spec.name}/${spec.reportOnly ? 'scan' : spec.downloadOnly ? 'prefetch' : 'patch'}`),
     });
   }
 
@@ -630,6 +648,7 @@ export class SimCluster implements ClusterPort {
 
   /** What a finished agent changed on the node. */
   #apply(node: SimNode, run: AgentRun, holds: readonly string[]): void {
+    node.prefetched = false;
     if (run.diesWithoutReport && node.os.family === 'apt' && !node.faults.some((f) => f.kind === 'dpkg-interrupted' && !node.spent.has(f))) {
       // The killed agent's dpkg run never finished: the next agent on this node finds it interrupted and repairs it.
       node.faults.push({ kind: 'dpkg-interrupted', recoverable: true });

@@ -75,7 +75,7 @@ export function recordedBehaviours(observations: readonly Observation[]): Map<st
         of(o.node).drain ??= { ms: o.ms, blocked: o.blocked, blockedForMs: o.blockedForMs };
         break;
       case 'patch':
-        if (!o.downloadOnly) of(o.node).patch ??= { report: o.report, durationMs: o.ms, diesWithoutReport: o.diesWithoutReport };
+        if (!o.downloadOnly && !o.reportOnly) of(o.node).patch ??= { report: o.report, durationMs: o.ms, diesWithoutReport: o.diesWithoutReport };
         break;
       case 'reboot':
         of(o.node).reboot ??= { shutdownMs: o.shutdownMs, bootMs: o.bootMs };

@@ -118,12 +118,13 @@ export class AgentJobs {
    * Waits for the Job's pod to finish and returns the agent report, the last log line that parses as JSON. A report
    * saying "failed" is a result (the pod then exits 1); no report at all is JOB_FAILED, with why the pod ended.
    */
-  async awaitAgentReport(jobName: string, signal: AbortSignal): Promise<{ node: string; downloadOnly: boolean; report: AgentReport }> {
+  async awaitAgentReport(jobName: string, signal: AbortSignal): Promise<{ node: string; downloadOnly: boolean; reportOnly: boolean; report: AgentReport }> {
     for (;;) {
       const job = await this.#readJob(jobName, signal);
       if (job === null) throw new EffectError('JOB_FAILED', `job ${jobName} no longer exists in namespace ${this.#ctx.namespace}`);
       const node = job.metadata?.annotations?.[JOB_ANNOTATIONS.node] ?? job.spec?.template.spec?.nodeName ?? '';
       const downloadOnly = job.metadata?.labels?.[LABELS.action] === 'prefetch';
+      const reportOnly = job.metadata?.labels?.[LABELS.action] === 'scan';
       const pods = await this.#podsOf(job, signal);
       const ended = pods.find(podEnded);
       const failed = finishedCondition(job);
@@ -131,7 +132,7 @@ export class AgentJobs {
         const pod = ended ?? pods.at(-1);
         const log = pod ? await this.#readLog(pod, signal) : '';
         const parsed = lastReport(log);
-        if (parsed.report) return { node, downloadOnly, report: parsed.report };
+        if (parsed.report) return { node, downloadOnly, reportOnly, report: parsed.report };
         throw new AgentJobFailedError(node, downloadOnly, describeFailure(jobName, node, job, pod, log, parsed.problem));
       }
       await sleep(this.#ctx.clock, this.#ctx.pollMs, signal);

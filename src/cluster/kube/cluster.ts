@@ -20,6 +20,7 @@ import { sha256Hex } from '../../engine/hash.ts';
 import { ANNOTATIONS } from '../../engine/metadata.ts';
 import type { AgentReport } from '../../engine/report.ts';
 import { sleep } from '../in-process.ts';
+import { scanJobSpec } from '../jobs.ts';
 import type {
   AgentConfigMapInfo,
   ClusterNode,
@@ -34,6 +35,7 @@ import type {
   LeaseRequest,
   LeaseResult,
   MetadataPatch,
+  ScanSpec,
   PatchJobSpec,
   UncordonResult,
 } from '../port.ts';
@@ -211,21 +213,30 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
   }
 
   startPatchJob(spec: PatchJobSpec, signal?: AbortSignal): Promise<{ jobName: string; created: boolean }> {
-    return this.#step(spec.node, spec.downloadOnly ? 'PatchpilotPrefetch' : 'PatchpilotPatch', signal, async () => {
+    const reason: EventReason = spec.reportOnly ? 'PatchpilotScan' : spec.downloadOnly ? 'PatchpilotPrefetch' : 'PatchpilotPatch';
+    return this.#step(spec.node, reason, signal, async () => {
       const result = await this.#jobs.startPatchJob(spec, signal);
-      const what = spec.downloadOnly ? 'download-only job' : 'patch job';
+      const what = spec.reportOnly ? 'scan job' : spec.downloadOnly ? 'download-only job' : 'patch job';
       return { result, message: result.created ? `${what} ${result.jobName} started` : `${what} ${result.jobName} of this run already exists`, warning: false };
     });
   }
 
   async awaitAgentReport(jobName: string, signal: AbortSignal): Promise<AgentReport> {
-    const reason = (downloadOnly: boolean): EventReason => (downloadOnly ? 'PatchpilotPrefetch' : 'PatchpilotPatch');
-    const { node, downloadOnly, report } = await this.#jobs.awaitAgentReport(jobName, signal).catch(async (err: unknown) => {
+    const reason = (downloadOnly: boolean, reportOnly = false): EventReason =>
+      reportOnly ? 'PatchpilotScan' : downloadOnly ? 'PatchpilotPrefetch' : 'PatchpilotPatch';
+    const { node, downloadOnly, reportOnly, report } = await this.#jobs.awaitAgentReport(jobName, signal).catch(async (err: unknown) => {
       if (err instanceof AgentJobFailedError && err.node && !signal.aborted) await this.#events.record(err.node, reason(err.downloadOnly), err.message, 'Warning');
       throw err;
     });
-    if (node) await this.#events.record(node, reason(downloadOnly), describeReport(jobName, report), report.result === 'failed' ? 'Warning' : 'Normal');
+    if (node) await this.#events.record(node, reason(downloadOnly, reportOnly), describeReport(jobName, report), report.result === 'failed' ? 'Warning' : 'Normal');
     return report;
+  }
+
+  /** The agent's dry run as a Job on the node (the scan Job), through the same create/reuse rule as a patch. */
+  async scanNode(spec: ScanSpec, signal: AbortSignal): Promise<AgentReport> {
+    const job = scanJobSpec(spec);
+    await this.startPatchJob(job, signal);
+    return this.awaitAgentReport(job.jobName, signal);
   }
 
   reboot(name: string, key: string, signal?: AbortSignal): Promise<void> {

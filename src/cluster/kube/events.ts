@@ -11,6 +11,7 @@ import type { KubeRequests } from './requests.ts';
 export type EventReason =
   | 'PatchpilotCordon'
   | 'PatchpilotDrain'
+  | 'PatchpilotScan'
   | 'PatchpilotPrefetch'
   | 'PatchpilotPatch'
   | 'PatchpilotReboot'

@@ -88,8 +88,8 @@ export class Kubelets {
     }
     const action = job.metadata.labels?.[JOB_LABELS.action];
     const work =
-      action === 'patch' || action === 'prefetch'
-        ? this.#runAgent(job, pod, node, action === 'prefetch', abort.signal)
+      action === 'patch' || action === 'prefetch' || action === 'scan'
+        ? this.#runAgent(job, pod, node, action, abort.signal)
         : action === 'reboot'
           ? this.#reboot(job, pod, node, abort.signal)
           : this.#runOther(job, pod, abort.signal);
@@ -108,11 +108,14 @@ export class Kubelets {
     this.#running.delete(job.metadata.uid!);
   }
 
-  async #runAgent(job: KubeObject, pod: KubeObject, node: string, downloadOnly: boolean, signal: AbortSignal): Promise<void> {
+  async #runAgent(job: KubeObject, pod: KubeObject, node: string, action: 'patch' | 'prefetch' | 'scan', signal: AbortSignal): Promise<void> {
+    const downloadOnly = action === 'prefetch';
     const spec = this.#patchSpec(job, node, downloadOnly);
+    // The agent's own option decides, as on a real node; the label only routes the Job here.
+    spec.reportOnly = action === 'scan' && this.#args(job).includes('--dry-run');
     await this.#sim.startPatchJob(spec);
     const view = this.#sim.nodeFacts(node);
-    this.#log(pod, `patchpilot-agent: ${view?.os ?? 'unknown OS'}, ${spec.securityOnly ? 'security updates only' : 'all updates'}${downloadOnly ? ', download only' : ''}`);
+    this.#log(pod, `patchpilot-agent: ${view?.os ?? 'unknown OS'}, ${spec.securityOnly ? 'security updates only' : 'all updates'}${downloadOnly ? ', download only' : ''}${spec.reportOnly ? ', DRY RUN' : ''}`);
     if (spec.holdPackages.length > 0) this.#log(pod, `patchpilot-agent: holding the installed ones of: ${spec.holdPackages.join(' ')}`);
     let report: AgentReport;
     try {
@@ -156,11 +159,15 @@ export class Kubelets {
   }
 
   /** What the Job asks of the agent, read back from its labels, annotations and the agent's command line. */
+  #args(job: KubeObject): string[] {
+    const container = ((((job.spec as Json).template as Json).spec as Json).containers as Json[] | undefined)?.[0] ?? {};
+    return Array.isArray(container.args) ? (container.args as string[]) : [];
+  }
+
   #patchSpec(job: KubeObject, node: string, downloadOnly: boolean): PatchJobSpec {
     const labels = job.metadata.labels ?? {};
     const annotations = job.metadata.annotations ?? {};
-    const container = ((((job.spec as Json).template as Json).spec as Json).containers as Json[] | undefined)?.[0] ?? {};
-    const args = Array.isArray(container.args) ? (container.args as string[]) : [];
+    const args = this.#args(job);
     const option = (name: string) => {
       const i = args.indexOf(name);
       return i >= 0 ? args[i + 1] : undefined;
