@@ -7,7 +7,7 @@ const SHAPES = {
   debian: /^\d+\.\d+\.\d+-\d+\+deb12u\d+$/,
   el9: /^\d+\.\d+\.\d+-\d+\.el9$/,
 } as const;
-const KERNEL = { apt: /^6\.8\.0\.\d+\.\d+$/, dnf: /^5\.14\.0-427\.\d+\.1\.el9_4$/ } as const;
+const KERNEL: Record<string, RegExp> = { apt: /^6\.8\.0\.\d+\.\d+$/, dnf: /^5\.14\.0-427\.\d+\.1\.el9_4$/ };
 /** Names whose hash has the top bit set (openssl among them) went negative under a signed shift. */
 const MORE = ['openssl', 'glibc', 'libxml2', 'nginx', 'zlib1g', 'containerd', 'linux-firmware', 'ca-certificates', 'util-linux', 'python3.12'];
 
@@ -19,7 +19,7 @@ describe('simulated package versions', () => {
       const names = [...new Set([...installedPackages(os), ...MORE])];
       for (const name of names) {
         const { from, to } = versionsOf(os, name);
-        const shape = name === os.kernelPackage ? KERNEL[os.family] : SHAPES[os.versionStyle];
+        const shape = name === os.kernelPackage ? KERNEL[os.family]! : SHAPES[os.versionStyle];
         expect(from, `${id} ${name}`).toMatch(shape);
         expect(to, `${id} ${name}`).toMatch(shape);
         expect(from).not.toBe(to);
