@@ -5,6 +5,7 @@
  */
 import type { DrainOutcome, PatchJobInput } from '../engine/effects.ts';
 import type { AgentReport } from '../engine/report.ts';
+import type { PaletteArtifacts } from './palette.ts';
 
 export interface ClusterNode {
   name: string;
@@ -167,4 +168,6 @@ export interface DiagnosticsPort {
   agentConfigMap(signal?: AbortSignal): Promise<AgentConfigMapInfo>;
   /** The orchestrator's Deployment (deploy/deployment.yaml), or null when it is not deployed. */
   deployment(signal?: AbortSignal): Promise<DeploymentInfo | null>;
+  /** Palette's own patching objects (its SpectroSystemTasks, crony Jobs and logs, agent pods), or why there are none. */
+  paletteArtifacts(signal?: AbortSignal): Promise<PaletteArtifacts>;
 }

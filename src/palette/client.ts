@@ -103,8 +103,7 @@ export class PaletteClient {
 
   /** Writes the whole osPatchConfig (the SDK sends the full V1OsPatchConfig: read first to keep the other fields). */
   async setOsPatchConfig(clusterUid: string, config: OsPatchConfig): Promise<void> {
-    const path = `/v1/spectroclusters/${checkUid(clusterUid)}/clusterConfig/osPatch`;
-    await this.#request('PATCH', path, clusterUid, { osPatchConfig: pickConfig(config as Record<string, unknown>) });
+    await this.#request('PATCH', osPatchPath(checkUid(clusterUid)), clusterUid, osPatchUpdateBody(config));
   }
 
   /**
@@ -117,7 +116,7 @@ export class PaletteClient {
     const current = await this.getOsPatchConfig(clusterUid);
     const previous = isUnsetTimestamp(current.onDemandPatchAfter) ? null : (current.onDemandPatchAfter ?? null);
     if (previous === null) return { previous: null, changed: false };
-    await this.setOsPatchConfig(clusterUid, { ...current, onDemandPatchAfter: '' });
+    await this.setOsPatchConfig(clusterUid, clearedOnDemand(current));
     return { previous, changed: true };
   }
 
@@ -206,6 +205,21 @@ function dig(value: unknown, path: string[]): unknown {
     current = (current as Record<string, unknown>)[key];
   }
   return current;
+}
+
+/** The endpoint that updates a cluster's OS patch settings (palette-sdk-go's v1SpectroClustersUidOsPatchUpdate). */
+export function osPatchPath(clusterUid: string): string {
+  return `/v1/spectroclusters/${clusterUid}/clusterConfig/osPatch`;
+}
+
+/** The SDK's V1OsPatchEntity: the whole config inside `{"osPatchConfig": …}` (the seed's curl sends it bare). */
+export function osPatchUpdateBody(config: OsPatchConfig): { osPatchConfig: OsPatchConfig } {
+  return { osPatchConfig: pickConfig(config as Record<string, unknown>) };
+}
+
+/** What `unstick` writes to clear a stuck timestamp: the settings as read, `onDemandPatchAfter` emptied. */
+export function clearedOnDemand(current: OsPatchConfig): OsPatchConfig {
+  return { ...current, onDemandPatchAfter: '' };
 }
 
 function pickConfig(raw: Record<string, unknown>): OsPatchConfig {

@@ -10,6 +10,9 @@ import { DISABLED, OS_LABEL, selectNodes } from '../engine/selection.ts';
 import type { RunRecord } from '../store/types.ts';
 import { leaseName } from './orchestrator.ts';
 import type { ClusterTarget } from './targets.ts';
+import { paletteFindings, type PaletteFindingId } from './doctor-palette.ts';
+import { SEED_ROWS } from './seed-rows.ts';
+import { clearedOnDemand, osPatchPath, osPatchUpdateBody, type OsPatchConfig } from '../palette/index.ts';
 
 export type FindingStatus = 'ok' | 'problem' | 'warning' | 'skipped';
 
@@ -21,7 +24,8 @@ export type FindingId =
   | 'no-linux-nodes'
   | 'left-cordoned'
   | 'keyserver'
-  | 'apt-lock';
+  | 'apt-lock'
+  | PaletteFindingId;
 
 export interface Finding {
   id: FindingId;
@@ -30,6 +34,8 @@ export interface Finding {
   evidence: string[];
   /** The command (or step) that fixes it; null when there is nothing to fix. */
   fix: string | null;
+  /** The row or section of the seed's troubleshooting guide this finding answers (seed-rows.ts). */
+  row?: string;
 }
 
 export interface DoctorReport {
@@ -86,11 +92,12 @@ export async function doctor(target: ClusterTarget, options: DoctorOptions = {})
   const { signal } = options;
   const now = target.clock.now();
   const nodes = await target.cluster.listNodes(signal);
-  const [jobs, lease, configMap, deployment] = await Promise.all([
+  const [jobs, lease, configMap, deployment, palette] = await Promise.all([
     read('patchpilot\'s Jobs', () => target.cluster.recentJobs(signal)),
     read('the cluster\'s Lease', () => target.cluster.readLease(leaseName(target.name), signal)),
     read('the agent ConfigMap', () => target.cluster.agentConfigMap(signal)),
     read('the orchestrator\'s Deployment', () => target.cluster.deployment(signal)),
+    read('Palette\'s objects', () => target.cluster.paletteArtifacts(signal)),
   ]);
   const store = target.store;
   const runs = store ? { active: store.listRuns({ cluster: target.name, active: true }), latest: store.listRuns({ cluster: target.name, limit: 1 })[0] ?? null } : null;
@@ -105,9 +112,32 @@ export async function doctor(target: ClusterTarget, options: DoctorOptions = {})
     leftCordoned(facts),
     keyserver(facts),
     aptLock(facts),
-  ];
+  ].map((finding) => ({ ...finding, row: OWN_ROWS[finding.id] }));
+  const managed = palette.ok && palette.value.managed;
+  if (managed) {
+    // On a Palette-managed cluster the marks are checked against Palette's own task below; whether the next On-Demand
+    // Update reuses the hash is not known here, so a fully marked cluster is a warning, not a problem.
+    const marked = findings.find((x) => x.id === 'nodes-marked');
+    if (marked?.status === 'problem') {
+      marked.status = 'warning';
+      marked.evidence.push("if an On-Demand Update does nothing, this is why (Palette's own task is compared below)");
+    }
+  }
+  findings.push(...paletteFindings({ artifacts: palette, nodes, now, command: facts.command }));
   return { cluster: target.name, at: now, findings };
 }
+
+/** The seed's rows patchpilot's own checks answer. */
+const OWN_ROWS: Partial<Record<FindingId, string>> = {
+  'run-in-progress': SEED_ROWS.inProgress,
+  'on-demand-timestamp': SEED_ROWS.timestamp,
+  'nodes-marked': SEED_ROWS.marked,
+  'agent-health': SEED_ROWS.agent,
+  'no-linux-nodes': SEED_ROWS.noMatch,
+  'left-cordoned': SEED_ROWS.ownCordon,
+  keyserver: SEED_ROWS.keyserver,
+  'apt-lock': SEED_ROWS.aptLock,
+};
 
 export function doctorHasProblems(report: DoctorReport): boolean {
   return report.findings.some((f) => f.status === 'problem');
@@ -187,8 +217,10 @@ async function onDemandTimestamp(f: Facts): Promise<Finding> {
     };
   }
   let stored: string | undefined;
+  let config: OsPatchConfig = {};
   try {
-    stored = (await palette.client.getOsPatchConfig(palette.clusterUid)).onDemandPatchAfter;
+    config = await palette.client.getOsPatchConfig(palette.clusterUid);
+    stored = config.onDemandPatchAfter;
   } catch (err) {
     const hint = (err as { hint?: string }).hint;
     return { id, status: 'problem', title: 'Palette could not be asked for onDemandPatchAfter', evidence: [err instanceof Error ? err.message : String(err)], fix: hint ?? null };
@@ -202,7 +234,7 @@ async function onDemandTimestamp(f: Facts): Promise<Finding> {
       status: 'problem',
       title: 'Palette\'s onDemandPatchAfter is not a time',
       evidence: [`cluster ${palette.clusterUid}: onDemandPatchAfter = ${JSON.stringify(stored)}`, err instanceof Error ? err.message : String(err)],
-      fix: f.command('unstick', []),
+      fix: clearTimestampFix(f, palette.clusterUid, config),
     };
   }
   const where = `Palette cluster ${palette.clusterUid}`;
@@ -215,8 +247,18 @@ async function onDemandTimestamp(f: Facts): Promise<Finding> {
     status: 'problem',
     title: 'Palette\'s onDemandPatchAfter is stuck in the past',
     evidence: [`${where}: onDemandPatchAfter = ${stored} (${ago(verdict.at, f.now)})`, verdict.reason],
-    fix: `${f.command('unstick', [])} (clears it through the Palette API), then click On-Demand Update again`,
+    fix: `${clearTimestampFix(f, palette.clusterUid, config)}; then click On-Demand Update again`,
   };
+}
+
+/**
+ * How to clear the timestamp, saying exactly what `unstick` sends (the same functions build its request): the SDK's
+ * `{"osPatchConfig": {...}}` body with the settings as read and `onDemandPatchAfter` emptied. The seed's curl sends a
+ * bare `{"onDemandPatchAfter":""}`; which form the live API accepts was not checked against Palette (README).
+ */
+function clearTimestampFix(f: Facts, clusterUid: string, config: OsPatchConfig): string {
+  const body = JSON.stringify(osPatchUpdateBody(clearedOnDemand(config)));
+  return `${f.command('unstick', [])} clears it: it sends PATCH ${osPatchPath(clusterUid)} with ${body} (the settings as read now, onDemandPatchAfter emptied)`;
 }
 
 interface LinuxNodes {
@@ -477,6 +519,7 @@ export function formatDoctorReport(report: DoctorReport): string {
     lines.push(`${i + 1}. [${MARK[finding.status]}] ${finding.title}`);
     for (const e of finding.evidence) lines.push(`   - ${e}`);
     if (finding.fix) lines.push(`   fix: ${finding.fix}`);
+    if (finding.row) lines.push(`   seed: ${finding.row}`);
   }
   const count = (s: FindingStatus) => report.findings.filter((x) => x.status === s).length;
   const problems = count('problem');

@@ -103,12 +103,15 @@ export function versionsOf(os: OsProfile, name: string): { from: string; to: str
 function computeVersions(os: OsProfile, name: string): { from: string; to: string } {
   let h = 0;
   for (const c of name) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  // Unsigned shifts: h is a 32-bit unsigned hash, and a signed `>>` of one above 2^31 went negative
+  // (`openssl 5.-8.-7-1ubuntu0.0`).
+  const bits = (shift: number, range: number) => (h >>> shift) % range;
   const major = 1 + (h % 5);
-  const minor = (h >> 3) % 20;
-  const rev = 1 + ((h >> 8) % 9);
-  const base = `${major}.${minor}.${(h >> 13) % 10}`;
+  const minor = bits(3, 20);
+  const rev = 1 + bits(8, 9);
+  const base = `${major}.${minor}.${bits(13, 10)}`;
   if (name === os.kernelPackage && os.family === 'apt') {
-    const abi = 100 + ((h >> 5) % 30);
+    const abi = 100 + bits(5, 30);
     return { from: `6.8.0.${abi}.${abi}`, to: `6.8.0.${abi + 1}.${abi + 1}` };
   }
   if (name === os.kernelPackage) return { from: `5.14.0-427.${rev}.1.el9_4`, to: `5.14.0-427.${rev + 1}.1.el9_4` };

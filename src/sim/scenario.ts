@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { formatPath, planSchema, type Plan } from '../engine/plan.ts';
 import { durationMs, secondsParam } from './duration.ts';
 import { OS_IDS, type OsId } from './os.ts';
+import { PALETTE_FAULT_KINDS, PALETTE_RUN_STOPPERS, paletteFaultSchemas, paletteScenarioSchema, type PaletteScenario } from './palette-faults.ts';
 
 export const FAULT_KINDS = [
   'apt-lock',
@@ -29,6 +30,7 @@ export const FAULT_KINDS = [
   'agent-crash',
   'orchestrator-crash',
   'palette-stale-timestamp',
+  ...PALETTE_FAULT_KINDS,
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -112,6 +114,7 @@ export const faultSchema = z.discriminatedUnion(
     z.strictObject({ ...common, kind: z.literal('agent-crash') }),
     z.strictObject({ ...common, kind: z.literal('orchestrator-crash'), step: z.enum(STEPS).default('patch') }),
     z.strictObject({ ...common, kind: z.literal('palette-stale-timestamp') }),
+    ...paletteFaultSchemas(common),
   ],
   { error: (issue) => (issue.code === 'invalid_union' ? `unknown fault kind; known kinds: ${FAULT_KINDS.join(', ')}` : undefined) },
 );
@@ -172,6 +175,8 @@ export const scenarioFileSchema = z.strictObject({
   updates: updatesSchema.prefault({}),
   plan: scenarioPlanSchema,
   faults: z.array(faultSchema).default([]),
+  /** The sandbox plays a Palette-managed cluster: Palette's task, crony Jobs and node marks (src/sim/sandbox/palette.ts). */
+  palette: paletteScenarioSchema.optional(),
   triggers: z.array(triggerSchema).optional(),
   events: z.array(eventSchema).default([]),
   expect: z.union([expectationSchema, z.array(expectationSchema)]).optional(),
@@ -213,6 +218,8 @@ export interface Scenario {
   /** The plan as written (for recordings and `replay --set`). */
   planInput: Record<string, unknown>;
   faults: Fault[];
+  /** Set when the sandbox plays a Palette-managed cluster. */
+  palette?: PaletteScenario | null;
   triggers: Trigger[];
   events: ScenarioEvent[];
   /** One per on-demand trigger, in order; empty when the file states no expectations. */
@@ -319,12 +326,31 @@ export function parseScenario(text: string, source = 'scenario', overrides: { se
   file.events.forEach((event, i) => {
     if (event.kind === 'exclude' || event.kind === 'cordon') requireNode(event.node, ['events', i, 'node']);
   });
-  const NODELESS: ReadonlySet<FaultKind> = new Set(['api-errors', 'orchestrator-crash', 'palette-stale-timestamp']);
+  const NODELESS: ReadonlySet<FaultKind> = new Set(['api-errors', 'orchestrator-crash', 'palette-stale-timestamp', 'palette-agent-not-ready', 'palette-no-matching-nodes']);
+  const palettePlayed = file.palette?.managed === true;
   file.faults.forEach((fault, i) => {
     requireNode(fault.node, ['faults', i, 'node']);
+    if ((PALETTE_FAULT_KINDS as readonly string[]).includes(fault.kind) && !palettePlayed) {
+      problems.push(`${locate(['faults', i, 'kind'])}: a ${fault.kind} fault needs a Palette-managed cluster: add "palette: { managed: true }" to the scenario`);
+    } else if ((PALETTE_RUN_STOPPERS.has(fault.kind) || fault.kind === 'palette-reboot-pending') && file.palette?.lastRun === 'none') {
+      problems.push(`${locate(['faults', i, 'kind'])}: a ${fault.kind} fault needs a Palette run, but palette.lastRun is "none": leave lastRun out (default "completed")`);
+    }
     if (fault.node === undefined && !NODELESS.has(fault.kind)) problems.push(`${locate(['faults', i])}: a ${fault.kind} fault needs a "node"`);
     if (fault.kind === 'orchestrator-crash' && fault.node === undefined && fault.at === undefined) {
       problems.push(`${locate(['faults', i])}: an orchestrator-crash needs a time ("at") or a node and step to crash at`);
+    }
+  });
+
+  const stoppers = file.faults.map((f, i) => [f, i] as const).filter(([f]) => PALETTE_RUN_STOPPERS.has(f.kind));
+  if (stoppers.length > 1) {
+    problems.push(
+      `${locate(['faults', stoppers[1]![1]])}: ${stoppers.map(([f]) => `${f.kind} on ${f.node ?? '?'}`).join(' and ')}: Palette patches one node at a time, so its run stops at one node; keep one of them`,
+    );
+  }
+  const stopped = stoppers[0]?.[0].node;
+  file.faults.forEach((fault, i) => {
+    if (fault.kind === 'palette-reboot-pending' && fault.node !== undefined && fault.node === stopped) {
+      problems.push(`${locate(['faults', i, 'node'])}: palette-reboot-pending on ${fault.node}, where Palette's run stopped (${stoppers[0]![0].kind}): a reboot is pending only on a node whose Job completed`);
     }
   });
 
@@ -358,6 +384,7 @@ export function parseScenario(text: string, source = 'scenario', overrides: { se
     plan,
     planInput,
     faults: file.faults,
+    palette: file.palette?.managed === true ? file.palette : null,
     triggers,
     events: events.sort((a, b) => a.at - b.at),
     expect,

@@ -9,7 +9,8 @@ import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REQUIRED_PERMISSIONS } from '../../src/cluster/kube/index.ts';
-import type { PolicyRule } from '../../src/sim/kube-api/index.ts';
+import { BUILTIN_RESOURCES, type PolicyRule } from '../../src/sim/kube-api/index.ts';
+import { SPECTRO_SYSTEM_TASK_RESOURCE } from '../../src/sim/sandbox/palette.ts';
 import { agentReportLine, fakeKubelet, NAMESPACE, seedNode, seedPod, startBench, START, type Bench } from './support.ts';
 
 const ROLE_FILE = resolve(import.meta.dirname, '../../deploy/clusterrole.yaml');
@@ -26,7 +27,11 @@ const pairs = (rules: ClusterRole['rules']) =>
 let bench: Bench;
 
 beforeAll(async () => {
-  bench = await startBench({ tokens: { patchpilot: { user: 'system:serviceaccount:os-patch:patchpilot', rules: role.rules as PolicyRule[] } } });
+  bench = await startBench({
+    tokens: { patchpilot: { user: 'system:serviceaccount:os-patch:patchpilot', rules: role.rules as PolicyRule[] } },
+    // A Palette-managed cluster serves Palette's SpectroSystemTasks, which doctor lists.
+    resources: [...BUILTIN_RESOURCES, SPECTRO_SYSTEM_TASK_RESOURCE],
+  });
 });
 
 afterAll(async () => {
@@ -95,11 +100,13 @@ describe('deploy/clusterrole.yaml', () => {
     expect(await run(kube.uncordon('w1', 'run-1'))).toBe('uncordoned');
     await run(kube.patchNodeMetadata('w1', { labels: { 'patchpilot.io/os-patch': 'h1' }, annotations: { 'patchpilot.io/last-patch-status': 'patched' } }));
     await run(kube.releaseLease(lease.name, lease.holder));
-    // What doctor reads: Jobs with their reports, the Lease, the agent ConfigMap, the orchestrator's Deployment.
+    // What doctor reads: Jobs with their reports, the Lease, the agent ConfigMap, the orchestrator's Deployment, and
+    // Palette's own objects.
     expect((await run(kube.recentJobs())).map((j) => j.name)).toContain(spec.jobName);
     expect(await run(kube.readLease(lease.name))).toMatchObject({ holder: null });
     expect(await run(kube.agentConfigMap())).toMatchObject({ name: 'patchpilot-agent' });
     expect(await run(kube.deployment())).toBeNull();
+    expect(await run(kube.paletteArtifacts())).toMatchObject({ managed: true, tasks: [], jobs: [], agentPods: [] });
 
     const sent = [...new Set(bench.requests.map((r) => `${r.verb} ${r.group || 'core'}/${r.subresource ? `${r.resource}/${r.subresource}` : r.resource}`))].sort();
     expect(sent).toEqual(pairs(role.rules));

@@ -15,6 +15,7 @@ import {
   type KubeObject,
   type LogLine,
   type RequestInfo,
+  type ResourceType,
   type TokenGrant,
 } from '../../src/sim/kube-api/index.ts';
 
@@ -66,9 +67,11 @@ export interface Bench {
   close(): Promise<void>;
 }
 
-export async function startBench(options: { tokens?: Record<string, TokenGrant>; namespaces?: string[]; watchHistory?: number } = {}): Promise<Bench> {
+export async function startBench(
+  options: { tokens?: Record<string, TokenGrant>; namespaces?: string[]; watchHistory?: number; resources?: readonly ResourceType[] } = {},
+): Promise<Bench> {
   const time = new VirtualTime();
-  const store = new KubeStore({ clock: time.clock, seed: 7, ...(options.watchHistory ? { watchHistory: options.watchHistory } : {}) });
+  const store = new KubeStore({ clock: time.clock, seed: 7, ...(options.watchHistory ? { watchHistory: options.watchHistory } : {}), ...(options.resources ? { resources: options.resources } : {}) });
   for (const name of [NAMESPACE, 'default', 'kube-system', 'shop', ...(options.namespaces ?? [])]) {
     if (!store.find('namespaces', { name })) store.create('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, { internal: true });
   }

@@ -34,12 +34,12 @@ async function run(b: SandboxTarget): Promise<DoctorReport> {
 }
 
 describe('doctor', () => {
-  it('lists the eight checks in order; after a clean Palette-mode run everything but node marks is ok', async () => {
+  it('lists the eight checks in order, then Palette\'s (here: not managed); after a clean Palette-mode run everything but node marks is ok', async () => {
     bench = await sandboxTarget('sandbox-palette.yaml');
     const output = await bench.patch();
     expect(output.outcome).toBe('succeeded');
     const report = await run(bench);
-    expect(report.findings.map((f) => f.id)).toEqual(['run-in-progress', 'on-demand-timestamp', 'nodes-marked', 'agent-health', 'no-linux-nodes', 'left-cordoned', 'keyserver', 'apt-lock']);
+    expect(report.findings.map((f) => f.id)).toEqual(['run-in-progress', 'on-demand-timestamp', 'nodes-marked', 'agent-health', 'no-linux-nodes', 'left-cordoned', 'keyserver', 'apt-lock', 'palette-managed']);
     expect(statuses(report)).toEqual({
       'run-in-progress': 'ok',
       'on-demand-timestamp': 'skipped',
@@ -49,6 +49,7 @@ describe('doctor', () => {
       'left-cordoned': 'ok',
       keyserver: 'ok',
       'apt-lock': 'ok',
+      'palette-managed': 'skipped',
     });
     expect(finding(report, 'agent-health').evidence).toContain('ConfigMap os-patch/patchpilot-agent holds this build\'s agent script');
     expect(finding(report, 'no-linux-nodes').evidence.join('\n')).toContain('win-1');
@@ -87,7 +88,10 @@ describe('doctor', () => {
     const stuck = finding(await run(bench), 'on-demand-timestamp');
     expect(stuck).toMatchObject({ status: 'problem', title: 'Palette\'s onDemandPatchAfter is stuck in the past' });
     expect(stuck.evidence[0]).toMatch(/Palette cluster uid-1: onDemandPatchAfter = 2026-01-08T17:32:08Z \(\d+ days ago\)/);
-    expect(stuck.fix).toBe('npx patchpilot unstick --cluster sandbox-palette (clears it through the Palette API), then click On-Demand Update again');
+    expect(stuck.fix).toBe(
+      'npx patchpilot unstick --cluster sandbox-palette clears it: it sends PATCH /v1/spectroclusters/uid-1/clusterConfig/osPatch with ' +
+        '{"osPatchConfig":{"onDemandPatchAfter":"","rebootIfRequired":true}} (the settings as read now, onDemandPatchAfter emptied); then click On-Demand Update again',
+    );
 
     palette.clusters.get('uid-1')!.osPatchConfig = { onDemandPatchAfter: new Date(bench.time.clock.now() + 600_000).toISOString() };
     expect(finding(await run(bench), 'on-demand-timestamp')).toMatchObject({ status: 'ok', title: 'An On-Demand Update is scheduled' });
@@ -266,7 +270,9 @@ describe('doctor', () => {
     expect(text).toMatch(/^patchpilot doctor: cluster windows-only at \S+Z\n\n1\. \[ok\] No patch in progress\n/);
     expect(text).toContain('5. [PROBLEM] No node carries kubernetes.io/os=linux\n   - win-1: kubernetes.io/os=windows');
     expect(text).toContain('   fix: nothing can be patched here');
-    expect(text.trim().split('\n').at(-1)).toBe('1 problem(s), 0 warning(s), 2 skipped');
+    expect(text).toContain('   seed: Nothing Happens After Clicking On-Demand Update › "No matching nodes" (check that nodes have the required OS labels)\n');
+    expect(text).toContain("9. [skipped] Not a Palette-managed cluster: Palette's task, Jobs and node annotations not checked\n");
+    expect(text.trim().split('\n').at(-1)).toBe('1 problem(s), 0 warning(s), 3 skipped');
     expect(ORCHESTRATOR).toBe('test-orchestrator');
   });
 });

@@ -7,6 +7,7 @@ import {
   AppsV1Api,
   AuthorizationV1Api,
   BatchV1Api,
+  CustomObjectsApi,
   CoordinationV1Api,
   CoreV1Api,
   type KubeConfig,
@@ -41,6 +42,8 @@ import type {
 } from '../port.ts';
 import { AgentJobFailedError, AgentJobs } from './agent-jobs.ts';
 import { agentConfigMap, deployment, recentJobs, type DiagnosticsContext } from './diagnostics.ts';
+import { paletteArtifacts, type PaletteDiagnosticsContext } from './palette-diagnostics.ts';
+import type { PaletteArtifacts } from '../palette.ts';
 import { drainNode } from './drain.ts';
 import type { ApiRequest } from './errors.ts';
 import { NodeEvents, type EventReason } from './events.ts';
@@ -87,6 +90,7 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
   readonly #lease: KubeLease;
   readonly #events: NodeEvents;
   readonly #diagnostics: DiagnosticsContext;
+  readonly #paletteDiagnostics: PaletteDiagnosticsContext;
   readonly #agentConfigMap: { name: string; sha256: string };
   /** Node uids as last read, for the Events' involvedObject. */
   readonly #nodeUids = new Map<string, string>();
@@ -114,6 +118,7 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
     const agentScript = options.agentScript ?? defaultAgentScript();
     this.#agentConfigMap = { name: options.jobOptions?.agentConfigMap ?? AGENT_CONFIGMAP_NAME, sha256: sha256Hex(agentScript) };
     this.#diagnostics = { core: this.#core, batch, apps: kc.makeApiClient(AppsV1Api), requests: this.#requests, namespace: this.namespace };
+    this.#paletteDiagnostics = { core: this.#core, batch, custom: kc.makeApiClient(CustomObjectsApi), requests: this.#requests };
     this.#jobs = new AgentJobs({
       ...shared,
       core: this.#core,
@@ -303,6 +308,10 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
 
   deployment(signal?: AbortSignal): Promise<DeploymentInfo | null> {
     return deployment(this.#diagnostics, signal);
+  }
+
+  paletteArtifacts(signal?: AbortSignal): Promise<PaletteArtifacts> {
+    return paletteArtifacts(this.#paletteDiagnostics, signal);
   }
 
   /** Which of the adapter's permissions (all of them, or those of a dry run) the credentials lack. */

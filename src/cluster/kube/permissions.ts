@@ -28,6 +28,9 @@ export const REQUIRED_PERMISSIONS: readonly Permission[] = [
   { group: 'coordination.k8s.io', resource: 'leases', verbs: ['get', 'create', 'update'], namespaced: true },
   // doctor checks that the orchestrator's Deployment (deploy/deployment.yaml) is Ready.
   { group: 'apps', resource: 'deployments', verbs: ['get'], namespaced: true },
+  // doctor reads Palette's own patching: its SpectroSystemTasks in os-patch and its agent's cluster-<uid> namespaces.
+  { group: 'cluster.spectrocloud.com', resource: 'spectrosystemtasks', verbs: ['list'], namespaced: true },
+  { group: '', resource: 'namespaces', verbs: ['list'], namespaced: false },
 ];
 
 export interface MissingPermission {

@@ -20,6 +20,7 @@ import { StatusError, internalError, tooManyRequests } from '../kube-api/status.
 import { KubeStore } from '../kube-api/store.ts';
 import { Kubelets } from './kubelet.ts';
 import { controllerObjects, nodeObject, ownerOf, pdbObject, podObject, type Json } from './objects.ts';
+import { playedByPalette, playPalette, sandboxResources } from './palette.ts';
 
 /** Namespaces every sandbox has: the system ones, Palette's os-patch, and those of the simulated workloads. */
 export const SANDBOX_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease', 'os-patch', 'apps', 'shop', 'jobs'] as const;
@@ -192,7 +193,7 @@ export class SandboxBinding {
     const wanted = new Set(want.map((p: SimPod) => `${p.namespace}/${p.name}`));
     for (const pod of this.store.list('pods', { fieldSelector: `spec.nodeName=${name}` }).items) {
       if (pod.metadata.ownerReferences?.some((o) => o.kind === 'Job')) continue;
-      if (pod.metadata.deletionTimestamp !== undefined) continue;
+      if (pod.metadata.deletionTimestamp !== undefined || playedByPalette(pod)) continue;
       if (!wanted.has(`${pod.metadata.namespace}/${pod.metadata.name}`)) this.store.delete('pods', { namespace: pod.metadata.namespace!, name: pod.metadata.name! }, { internal: true });
     }
   }
@@ -277,6 +278,13 @@ export function createSandbox(scenario: Scenario, clock: Clock): Sandbox {
     apiErrorsAt: 'external',
     onNodeChange: (name) => binding?.nodeChanged(name),
   });
-  binding = new SandboxBinding({ sim, clock, agent: scenario.plan.agent, seed: scenario.seed });
+  const store = new KubeStore({ clock, seed: scenario.seed, resources: sandboxResources(scenario) });
+  binding = new SandboxBinding({ sim, clock, agent: scenario.plan.agent, store });
+  const stopPalette = playPalette({ store, sim, clock, scenario });
+  const close = binding.close.bind(binding);
+  binding.close = () => {
+    stopPalette();
+    close();
+  };
   return { binding, sim, store: binding.store };
 }

@@ -15,6 +15,7 @@ import type { SimCluster } from '../cluster.ts';
 import type { LogLine } from '../kube-api/hooks.ts';
 import { rfc3339, type KubeObject } from '../kube-api/objects.ts';
 import type { KubeStore } from '../kube-api/store.ts';
+import { playedByPalette } from './palette.ts';
 
 const REBOOT_KEY_ANNOTATION = 'patchpilot.io/reboot-key';
 /** Jobs nobody here knows how to run (someone's own `kubectl create job`) finish after this long. */
@@ -68,6 +69,8 @@ export class Kubelets {
   }
 
   #startJob(job: KubeObject): void {
+    // Palette's crony Jobs are a still picture that palette.ts draws, status and pod included.
+    if (playedByPalette(job)) return;
     const uid = job.metadata.uid!;
     const spec = (job.spec ?? {}) as Json;
     const template = (spec.template ?? {}) as { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: Json };
