@@ -478,9 +478,27 @@ describe('a struggling API server', () => {
     expect(node('w1').spec).toEqual({});
   });
 
-  it('writes no Event when the API refuses Events, and the step still succeeds', async () => {
+  it('writes no Event when the API refuses Events, says why once, and the step still succeeds', async () => {
+    const warnings: string[] = [];
+    const warned = bench.cluster({ onWarning: (message) => warnings.push(message) });
     failNext(100, () => internalError('events are broken'), (r) => r.resource === 'events');
-    expect(await run(kube.cordon('w1', 'run-1'))).toBe('cordoned');
-    expect(bench.requests.filter((r) => r.resource === 'events')).toHaveLength(1);
+    expect(await run(warned.cordon('w1', 'run-1'))).toBe('cordoned');
+    expect(await run(warned.uncordon('w1', 'run-1'))).toBe('uncordoned');
+    expect(bench.requests.filter((r) => r.resource === 'events')).toHaveLength(2);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/could not write a Kubernetes Event in namespace default .*create events in namespace default: HTTP 500: Internal error occurred: events are broken/);
+  });
+
+  it('writes Node Events that a real API server accepts: core/v1 in default, as the sandbox checks with upstream rules', async () => {
+    const warnings: string[] = [];
+    const warned = bench.cluster({ onWarning: (message) => warnings.push(message) });
+    expect(await run(warned.cordon('w1', 'run-1'))).toBe('cordoned');
+    expect(warnings).toEqual([]);
+    const [event] = bench.store.list('events', { namespace: 'default' }).items;
+    expect(event).toMatchObject({ involvedObject: { kind: 'Node', name: 'w1' }, reason: 'PatchpilotCordon', source: { component: 'patchpilot' } });
+    expect(event!.eventTime).toBeUndefined();
+    // The same Event in patchpilot's namespace is what upstream's legacyValidateEvent refuses.
+    const elsewhere = { ...structuredClone(event!), metadata: { name: 'w1.elsewhere', namespace: NAMESPACE } };
+    expect(() => bench.store.create('events', elsewhere)).toThrow('involvedObject.namespace: Invalid value: "": does not match event.namespace');
   });
 });

@@ -110,8 +110,13 @@ describe('deploy/clusterrole.yaml', () => {
 
     const sent = [...new Set(bench.requests.map((r) => `${r.verb} ${r.group || 'core'}/${r.subresource ? `${r.resource}/${r.subresource}` : r.resource}`))].sort();
     expect(sent).toEqual(pairs(role.rules));
-    // Every namespaced request but the drain's pods stayed in patchpilot's namespace.
+    // Every namespaced request but the drain's pods and the Node Events (upstream wants those in `default`) stayed in
+    // patchpilot's namespace.
     const elsewhere = bench.requests.filter((r) => r.namespace !== undefined && r.namespace !== NAMESPACE);
-    expect([...new Set(elsewhere.map((r) => `${r.verb} ${r.resource}/${r.subresource ?? ''}`))].sort()).toEqual(['create pods/eviction', 'get pods/']);
+    expect([...new Set(elsewhere.map((r) => `${r.verb} ${r.resource}/${r.subresource ?? ''} ${r.resource === 'events' ? r.namespace : ''}`.trim()))].sort()).toEqual([
+      'create events/ default',
+      'create pods/eviction',
+      'get pods/',
+    ]);
   });
 });

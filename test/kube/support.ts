@@ -277,7 +277,7 @@ export function agentReportLine(overrides: Record<string, unknown> = {}): string
 /** Events written through the API, oldest first, for one node. */
 export function eventsFor(store: KubeStore, node: string): { reason: string; type: string; message: string }[] {
   return store
-    .list('events', { namespace: NAMESPACE })
+    .list('events', { namespace: 'default' })
     .items.filter((e) => (e.involvedObject as { name?: string } | undefined)?.name === node)
     .map((e) => ({ reason: String(e.reason), type: String(e.type), message: String(e.message) }));
 }

@@ -71,6 +71,8 @@ export interface KubeClusterOptions {
   activity?: Activity;
   /** Default true: a Kubernetes Event on the node for each step. */
   events?: boolean;
+  /** Problems that do not fail a step (an Event the API refused); default: a line on stderr. */
+  onWarning?: (message: string) => void;
 }
 
 const DEFAULT_POLL_MS = { node: 5000, job: 2000, pod: 2000 };
@@ -128,7 +130,14 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
       jobOptions: { ...options.jobOptions, namespace: this.namespace },
     });
     this.#lease = new KubeLease({ ...shared, coordination: kc.makeApiClient(CoordinationV1Api) });
-    this.#events = new NodeEvents({ ...shared, core: this.#core, enabled: options.events ?? true, uidOf: (node) => this.#nodeUids.get(node) });
+    this.#events = new NodeEvents({
+      requests: this.#requests,
+      clock: options.clock,
+      core: this.#core,
+      enabled: options.events ?? true,
+      uidOf: (node) => this.#nodeUids.get(node),
+      onWarning: options.onWarning ?? ((message) => process.stderr.write(`warning: ${message}\n`)),
+    });
   }
 
   async listNodes(signal?: AbortSignal): Promise<ClusterNode[]> {

@@ -11,8 +11,10 @@ export interface Permission {
   group: string;
   resource: string;
   verbs: readonly string[];
-  /** Namespaced resources are only needed in patchpilot's namespace. */
+  /** Namespaced resources are only needed in patchpilot's namespace... */
   namespaced: boolean;
+  /** ...unless upstream fixes the namespace (Events about Nodes live in `default`). */
+  namespace?: string;
 }
 
 export const REQUIRED_PERMISSIONS: readonly Permission[] = [
@@ -22,7 +24,8 @@ export const REQUIRED_PERMISSIONS: readonly Permission[] = [
   { group: '', resource: 'pods/eviction', verbs: ['create'], namespaced: false },
   { group: '', resource: 'pods/log', verbs: ['get'], namespaced: true },
   { group: '', resource: 'configmaps', verbs: ['get', 'create', 'update'], namespaced: true },
-  { group: '', resource: 'events', verbs: ['create'], namespaced: true },
+  // Events about Nodes must live in `default` (see events.ts); the ClusterRole's binding grants it there.
+  { group: '', resource: 'events', verbs: ['create'], namespaced: true, namespace: 'default' },
   // doctor lists patchpilot's Jobs to find failed and still running ones.
   { group: 'batch', resource: 'jobs', verbs: ['get', 'list', 'create', 'delete'], namespaced: true },
   { group: 'coordination.k8s.io', resource: 'leases', verbs: ['get', 'create', 'update'], namespaced: true },
@@ -60,7 +63,7 @@ export async function missingPermissions(
   const answers = await Promise.all(
     checks.map(async (check) => {
       const [resource = '', subresource] = check.resource.split('/');
-      const ns = check.namespaced ? namespace : null;
+      const ns = check.namespaced ? (check.namespace ?? namespace) : null;
       const review = await requests.send(
         { verb: 'create', resource: 'selfsubjectaccessreviews', group: 'authorization.k8s.io' },
         (o) =>

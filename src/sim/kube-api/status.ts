@@ -103,7 +103,7 @@ export function conflict(gr: GroupResource, name: string, why: string): StatusEr
 export const STALE_OBJECT = 'the object has been modified; please apply your changes to the latest version and try again';
 
 export interface FieldError {
-  type: 'FieldValueRequired' | 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueNotSupported' | 'FieldValueDuplicate';
+  type: 'FieldValueRequired' | 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueNotSupported' | 'FieldValueDuplicate' | 'FieldValueTooLong';
   field: string;
   /** The text after the field, as `field.Error.ErrorBody()` renders it: `Invalid value: "x": field is immutable`. */
   body: string;
@@ -121,6 +121,18 @@ export function forbiddenField(field: string, detail: string): FieldError {
   return { type: 'FieldValueForbidden', field, body: `Forbidden: ${detail}` };
 }
 
+export function notSupportedField(field: string, value: unknown, supported: readonly string[]): FieldError {
+  return { type: 'FieldValueNotSupported', field, body: `Unsupported value: ${renderValue(value)}: supported values: ${supported.map((s) => JSON.stringify(s)).join(', ')}` };
+}
+
+export function tooLongField(field: string, limit: number): FieldError {
+  return { type: 'FieldValueTooLong', field, body: `Too long: may not be more than ${limit} bytes` };
+}
+
+export function duplicateField(field: string, value: unknown): FieldError {
+  return { type: 'FieldValueDuplicate', field, body: `Duplicate value: ${renderValue(value)}` };
+}
+
 /** How field.Error quotes a value: strings quoted, numbers bare, anything else as JSON. */
 function renderValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
@@ -136,7 +148,7 @@ export function invalid(group: string, kind: string, name: string, errors: Field
   const details: StatusDetails = {};
   if (name !== '') details.name = name;
   if (group !== '') details.group = group;
-  details.kind = kind;
+  if (kind !== '') details.kind = kind;
   details.causes = errors.map((e) => ({ reason: e.type, message: e.body, field: e.field }));
   return new StatusError(422, 'Invalid', `${qualifiedKind} ${JSON.stringify(name)} is invalid: ${aggregate}`, details);
 }
@@ -144,6 +156,16 @@ export function invalid(group: string, kind: string, name: string, errors: Field
 /** What the server answers when a JSON patch cannot be applied (a failing `test`, a missing path). */
 export function patchRejected(): StatusError {
   return new StatusError(422, 'Invalid', 'the server rejected our request due to an error in our request', {});
+}
+
+/** 400 for a body the server cannot decode as the kind (wrong JSON types, a malformed time), as the codec words it. */
+export function undecodable(kind: string, version: string, why: string): StatusError {
+  return badRequest(`${kind} in version ${JSON.stringify(version)} cannot be handled as a ${kind}: ${why}`);
+}
+
+/** 422 for a patch whose result cannot be decoded: upstream names no kind and puts the patched object in the field. */
+export function undecodablePatch(patched: unknown, why: string): StatusError {
+  return invalid('', '', '', [invalidField('patch', JSON.stringify(patched), why)]);
 }
 
 export function badRequest(message: string): StatusError {

@@ -44,7 +44,10 @@ import {
   notFound,
   STALE_OBJECT,
   StatusError,
+  undecodable,
+  undecodablePatch,
 } from './status.ts';
+import { decodeError } from './schema.ts';
 import { applyCreateDefaults, validate } from './strategies.ts';
 import { WatchHub, type Change, type WatchEvent, type WatchHandle, type WatchOptions } from './watch.ts';
 
@@ -471,6 +474,7 @@ export class KubeStore {
   }
 
   #create(type: ResourceType, input: KubeObject, options: WriteOptions): KubeObject {
+    this.#decode(type, input, 'create');
     const draft = structuredClone(input);
     if (!isPlainObject(draft.metadata)) draft.metadata = {};
     const meta = draft.metadata;
@@ -499,6 +503,17 @@ export class KubeStore {
     return this.#commit(type, 'ADDED', draft, undefined);
   }
 
+  /**
+   * The decoder's part: an object that is not of its kind's shape never reaches validation. A create or update is a
+   * 400 as the codec words it; a patch whose result does not decode is upstream's 422 on the field `patch`.
+   */
+  #decode(type: ResourceType, object: KubeObject, verb: 'create' | 'update' | 'patch'): void {
+    const why = isPlainObject(object) ? decodeError(type.group, type.version, type.kind, { ...object, apiVersion: apiVersionOf(type), kind: type.kind }) : '(root): must be object';
+    if (why === undefined) return;
+    if (verb === 'patch') throw undecodablePatch(object, why);
+    throw undecodable(type.kind, type.version, why);
+  }
+
   #checkNamespaceAccepts(type: ResourceType, namespace: string, name: string): void {
     const ns = this.find('namespaces', { name: namespace });
     if (!ns) throw notFound({ group: '', resource: 'namespaces' }, namespace);
@@ -508,6 +523,7 @@ export class KubeStore {
   }
 
   #update(type: ResourceType, old: KubeObject, input: KubeObject, options: WriteOptions, verb: 'update' | 'patch'): KubeObject {
+    this.#decode(type, input, verb);
     const name = old.metadata.name ?? '';
     if (!isPlainObject(input.metadata)) input.metadata = {};
     if (input.metadata.name !== undefined && input.metadata.name !== name) {

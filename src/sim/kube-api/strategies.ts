@@ -12,6 +12,7 @@ import {
 import type { ResourceType } from './resources.ts';
 import { deepEqual } from './patch.ts';
 import { forbiddenField, invalidField, requiredField, type FieldError } from './status.ts';
+import { kindErrors, metadataErrors } from './validation.ts';
 
 export interface CreateContext {
   now: number;
@@ -128,9 +129,7 @@ export function validate(type: ResourceType, obj: KubeObject, old: KubeObject | 
       errors.push(forbiddenField('metadata.finalizers', `no new finalizers can be added if the object is being deleted, found new finalizers []string{${added.map((f) => JSON.stringify(f)).join(', ')}}`));
     }
   }
-  for (const [key, value] of Object.entries(obj.metadata.labels ?? {})) {
-    if (typeof value !== 'string') errors.push(invalidField(`metadata.labels`, value, `label value for "${key}" must be a string`));
-  }
+  errors.push(...metadataErrors(obj), ...kindErrors(type, obj, old));
   if (type.plural === 'jobs' && type.group === 'batch') errors.push(...validateJob(obj, old));
   return errors;
 }
