@@ -21,7 +21,7 @@ export function loadPlanFile(path: string) {
   try {
     data = parseYamlText(text).value;
   } catch (err) {
-    if (err instanceof DocumentError) throw new PlanError([`${err.line ? `line ${err.line}: ` : ''}${err.message}`], path);
+    if (err instanceof DocumentError) throw new PlanError([`${err.position}${err.message}`], path);
     throw err;
   }
   return parsePlan(data, path);

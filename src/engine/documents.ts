@@ -14,12 +14,23 @@ export const MAX_NESTING_DEPTH = 256;
 
 export class DocumentError extends Error {
   override readonly name = 'DocumentError';
-  /** 1-based line of the problem when known. */
+  /** 1-based line and column of the problem when known. */
   readonly line: number | undefined;
+  readonly column: number | undefined;
+  /** A syntax error (as opposed to an alias bomb or excessive nesting). */
+  readonly syntax: boolean;
 
-  constructor(message: string, line?: number) {
+  constructor(message: string, line?: number, column?: number, syntax = false) {
     super(message);
     this.line = line;
+    this.column = column;
+    this.syntax = syntax;
+  }
+
+  /** `line 3, column 1: ` (or nothing), to put before the message. */
+  get position(): string {
+    if (this.line === undefined) return '';
+    return this.column === undefined ? `line ${this.line}: ` : `line ${this.line}, column ${this.column}: `;
   }
 }
 
@@ -82,16 +93,16 @@ export function parseYamlText(text: string, options: { uniqueKeys?: boolean } = 
   const lineCounter = new LineCounter();
   let doc: Document;
   try {
-    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: options.uniqueKeys ?? true });
+    doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: options.uniqueKeys ?? true });
   } catch (err) {
     if (isStackOverflow(err)) throw new DocumentError(tooDeep);
     throw err;
   }
   const first = doc.errors[0];
   if (first) {
-    const line = first.linePos?.[0].line;
-    if (isStackOverflow(first)) throw new DocumentError(tooDeep, line);
-    throw new DocumentError(`YAML syntax: ${first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`, line);
+    const pos = first.linePos?.[0];
+    if (isStackOverflow(first)) throw new DocumentError(tooDeep, pos?.line);
+    throw new DocumentError(first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''), pos?.line, pos?.col, true);
   }
   let value: unknown;
   try {

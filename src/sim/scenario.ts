@@ -252,7 +252,7 @@ export function parseScenario(text: string, source = 'scenario', overrides: { se
   try {
     yaml = parseYamlText(text);
   } catch (err) {
-    if (err instanceof DocumentError) throw new ScenarioError(source, [`${source}:${err.line ?? 1}: ${err.message}`]);
+    if (err instanceof DocumentError) throw new ScenarioError(source, [`${source}:${err.line ?? 1}: ${err.syntax ? 'YAML syntax: ' : ''}${err.message}`]);
     throw err;
   }
   const { doc, lineCounter } = yaml;
