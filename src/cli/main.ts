@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import type { RunOptions } from './run.ts';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
 import { UserError } from './user-error.ts';
+import { describeUnreachable } from './network-error.ts';
 import type { ResetCliOptions, TargetOptions as DoctorCliOptions } from './doctor.ts';
 
 const positiveInt = (value: string): number => {
@@ -268,7 +269,10 @@ export async function main(argv: string[]): Promise<number> {
       // Help and version are not errors; anything else commander reports is a usage mistake.
       return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
     }
-    const message = describeUserError(err);
+    const unreachable = describeUnreachable(err);
+    const message =
+      describeUserError(err) ??
+      (unreachable === null ? null : `error: cannot reach the server: ${unreachable}\nhint: check the address (the kubeconfig's server, SLACK_API_URL) and that the server is running`);
     if (message === null) throw err;
     process.stderr.write(`${message}\n`);
     return 2;

@@ -12,7 +12,9 @@ function errnoOf(err: unknown): string | undefined {
 
 /** Throws UserError unless `path` can be created or overwritten as a file (missing parent folders are created later). */
 export function checkOutputFile(path: string, option: string): void {
-  const hint = `give ${option} a file path, for example ${option} out/${option.replace(/^--/, '')}.${option === '--report' ? 'html' : option === '--record' ? 'jsonl' : 'txt'}`;
+  const flag = option.split(' ')[0]!;
+  const example = { '--report': 'out/report.html', '--record': 'out/run.jsonl', '--kubeconfig': 'out/sandbox.kubeconfig' }[flag] ?? 'out/file';
+  const hint = `give ${flag} a file path, for example ${flag} ${example}`;
   try {
     const stat = statSync(path);
     if (stat.isDirectory()) throw new UserError(`${option} ${path} is a directory, not a file`, hint);

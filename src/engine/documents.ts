@@ -125,6 +125,6 @@ export function parseJsonText(text: string): unknown {
     return JSON.parse(text);
   } catch (err) {
     if (isStackOverflow(err)) throw new DocumentError(tooDeep);
-    throw new DocumentError(`not valid JSON: ${(err as Error).message}`);
+    throw new DocumentError(`not valid JSON (${(err as Error).message})`);
   }
 }
