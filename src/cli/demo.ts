@@ -8,7 +8,9 @@ import { setTimeout as sleepReal } from 'node:timers/promises';
 import { MemoryCluster, type MemoryClusterState, type MemoryNodeSpec } from '../cluster/memory.ts';
 import { VirtualClock } from '../engine/clock.ts';
 import type { NodeOutcome } from '../engine/node.machine.ts';
-import { parsePlan } from '../engine/plan.ts';
+import { describeZodIssues, parsePlan } from '../engine/plan.ts';
+import { DocumentError, parseJsonText } from '../engine/documents.ts';
+import { z } from 'zod';
 import { driveInVirtualTime } from '../service/drive.ts';
 import { Orchestrator, type RunEvent, type RunHandle } from '../service/orchestrator.ts';
 import { showRun } from './history.ts';
@@ -56,6 +58,47 @@ interface ClusterFile {
   state: MemoryClusterState;
 }
 
+/** The saved cluster is checked before it is trusted: a truncated or hand-edited file is a user mistake, not a crash. */
+const stringRecord = z.record(z.string(), z.string());
+const clusterFileSchema = z.object({
+  now: z.number().finite(),
+  state: z.looseObject({
+    name: z.string(),
+    nodes: z.array(
+      z.looseObject({
+        name: z.string().min(1),
+        labels: stringRecord,
+        annotations: stringRecord,
+        unschedulable: z.boolean(),
+        ready: z.boolean(),
+        bootCount: z.number().int().nonnegative(),
+        kubeletVersion: z.string(),
+        osImage: z.string(),
+        timings: z.looseObject({ drainMs: z.number(), patchMs: z.number(), rebootMs: z.number(), prefetchMs: z.number() }),
+        behaviour: z.looseObject({}),
+      }),
+    ),
+    jobs: z.record(z.string(), z.looseObject({})),
+    lease: z.looseObject({ holder: z.string(), expiresAt: z.number() }).nullable(),
+    patchJobsCreated: z.record(z.string(), z.number()),
+    maxCordonedByUs: z.number(),
+  }),
+});
+
+function readClusterFile(path: string): ClusterFile {
+  const hint = 'the saved demo cluster is damaged: start a new demo with: npx patchpilot demo';
+  let value: unknown;
+  try {
+    value = parseJsonText(readFileSync(path, 'utf8'));
+  } catch (err) {
+    if (err instanceof DocumentError) throw new DemoError(`cannot resume: ${path} is ${err.message}`, hint);
+    throw new DemoError(`cannot resume: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, hint);
+  }
+  const parsed = clusterFileSchema.safeParse(value);
+  if (!parsed.success) throw new DemoError(`cannot resume: ${path}: ${describeZodIssues(parsed.error)[0]}`, hint);
+  return parsed.data as unknown as ClusterFile;
+}
+
 export interface DemoOptions {
   db?: string;
   resume?: string;
@@ -77,7 +120,7 @@ export async function demo(options: DemoOptions, io: DemoIo): Promise<number> {
   let saved: ClusterFile | null = null;
   if (options.resume) {
     if (!existsSync(clusterFile)) throw new DemoError(`no demo cluster to resume at ${clusterFile}`, 'start a new demo with: npx patchpilot demo');
-    saved = JSON.parse(readFileSync(clusterFile, 'utf8')) as ClusterFile;
+    saved = readClusterFile(clusterFile);
   }
   const clock = new VirtualClock(saved?.now ?? io.now());
   const persist = (state: MemoryClusterState) => {

@@ -21,11 +21,13 @@ import { statSync } from 'node:fs';
 import type { RunOptions } from './run.ts';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
 import { UserError } from './user-error.ts';
+import { describeUnreachable } from './network-error.ts';
 import type { ResetCliOptions, TargetOptions as DoctorCliOptions } from './doctor.ts';
 
 const positiveInt = (value: string): number => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a whole number above 0');
+  // Safe integers only: SQLite refuses a LIMIT beyond 2^63, and 1e20 is no whole number a user meant.
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a whole number from 1 to ${Number.MAX_SAFE_INTEGER}`);
   return n;
 };
 
@@ -187,7 +189,7 @@ export function buildProgram(): Command {
     .command('sandbox')
     .description('serve a scenario\'s simulated cluster as a Kubernetes API on 127.0.0.1, for kubectl and `patchpilot run`, until stopped')
     .option('--scenario <file>', 'the cluster to simulate: nodes, faults, updates, plan (default: the demo scenario)')
-    .option('--port <n>', 'port to listen on (default: a free one)', positiveInt)
+    .option('--port <n>', 'port to listen on (default: a free one)', portNumber)
     .option('--kubeconfig <path>', `where to write its kubeconfig (default ${join('.patchpilot', 'sandbox.kubeconfig')})`)
     .option('--speed <n>', 'virtual seconds per real second (default 10)', positiveNumber)
     .option('--quiet', 'do not narrate node and Job changes')
@@ -204,7 +206,7 @@ export function buildProgram(): Command {
     .option('--active', 'only runs that have not finished')
     .option('--limit <n>', 'at most this many', positiveInt, 20)
     .action((opts: { db?: string; cluster?: string; active?: boolean; limit: number }) => {
-      const store = openCliStore(opts.db);
+      const store = openCliStore(opts.db, { readOnly: true });
       try {
         print(listRuns(store, { limit: opts.limit, ...(opts.cluster ? { cluster: opts.cluster } : {}), ...(opts.active ? { active: true } : {}) }));
       } finally {
@@ -216,7 +218,7 @@ export function buildProgram(): Command {
     .description('one run: its outcome and every node')
     .option('--db <path>', dbOption)
     .action((run: string, opts: { db?: string }) => {
-      const store = openCliStore(opts.db ?? runs.opts<{ db?: string }>().db);
+      const store = openCliStore(opts.db ?? runs.opts<{ db?: string }>().db, { readOnly: true });
       try {
         print(showRun(store, run));
       } finally {
@@ -230,7 +232,7 @@ export function buildProgram(): Command {
     .description('check that no audit record was changed or deleted (exit 1 if one was)')
     .option('--db <path>', dbOption)
     .action((opts: { db?: string }) => {
-      const store = openCliStore(opts.db);
+      const store = openCliStore(opts.db, { readOnly: true });
       try {
         const result = verifyAudit(store);
         print(result.text);
@@ -246,7 +248,7 @@ export function buildProgram(): Command {
     .option('--run <run>', 'only this run')
     .option('--limit <n>', 'at most this many', positiveInt, 200)
     .action((opts: { db?: string; run?: string; limit: number }) => {
-      const store = openCliStore(opts.db);
+      const store = openCliStore(opts.db, { readOnly: true });
       try {
         print(showAudit(store, { limit: opts.limit, ...(opts.run ? { runId: opts.run } : {}) }));
       } finally {
@@ -286,7 +288,10 @@ export async function main(argv: string[]): Promise<number> {
       // Help and version are not errors; anything else commander reports is a usage mistake.
       return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
     }
-    const message = describeUserError(err);
+    const unreachable = describeUnreachable(err);
+    const message =
+      describeUserError(err) ??
+      (unreachable === null ? null : `error: cannot reach the server: ${unreachable}\nhint: check the address (the kubeconfig's server, SLACK_API_URL) and that the server is running`);
     if (message === null) throw err;
     process.stderr.write(`${message}\n`);
     return 2;

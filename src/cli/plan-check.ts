@@ -1,6 +1,8 @@
 /** `patchpilot plan check FILE`: validates a plan file and shows what it resolves to. */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml, stringify as toYaml, YAMLParseError } from 'yaml';
+import { statSync } from 'node:fs';
+import { stringify as toYaml } from 'yaml';
+import { DocumentError, parseYamlText } from '../engine/documents.ts';
 import { versionHash } from '../engine/hash.ts';
 import { PlanError, parsePlan } from '../engine/plan.ts';
 import { describeSchedule, fireTimes, resolveTriggerStart } from '../engine/schedule.ts';
@@ -8,19 +10,18 @@ import { describeSchedule, fireTimes, resolveTriggerStart } from '../engine/sche
 export function loadPlanFile(path: string) {
   let text: string;
   try {
+    if (statSync(path).isDirectory()) throw new PlanError([`${path} is a directory, not a plan file`], path);
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new PlanError([`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`], path);
+    if (err instanceof PlanError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PlanError([code === 'ENOENT' ? 'no such file' : `cannot read it (${code ?? String(err)})`], path);
   }
   let data: unknown;
   try {
-    data = parseYaml(text);
+    data = parseYamlText(text).value;
   } catch (err) {
-    if (err instanceof YAMLParseError) {
-      const pos = err.linePos?.[0];
-      const reason = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
-      throw new PlanError([`${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${reason}`], path);
-    }
+    if (err instanceof DocumentError) throw new PlanError([`${err.position}${err.message}`], path);
     throw err;
   }
   return parsePlan(data, path);

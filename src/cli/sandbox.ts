@@ -14,6 +14,7 @@ import type { ChangeEvent } from '../sim/kube-api/hooks.ts';
 import { ScaledClock } from '../sim/scaled-clock.ts';
 import { createSandbox } from '../sim/sandbox/index.ts';
 import { loadScenario, type Scenario } from '../sim/scenario.ts';
+import { checkOutputFile } from './output-file.ts';
 import { untilSignal } from './signals.ts';
 import { SandboxError } from './user-error.ts';
 
@@ -39,9 +40,17 @@ export interface SandboxIo {
   onReady?: (info: { url: string; kubeconfig: string; plan: string }) => void;
 }
 
+function planPathFor(kubeconfigPath: string): string {
+  return kubeconfigPath.replace(/(\.kubeconfig|\.ya?ml)?$/, '.plan.yaml');
+}
+
 export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Promise<number> {
   const file = options.scenario ?? DEFAULT_SANDBOX_SCENARIO;
   const scenario = loadScenario(file);
+  const path = resolve(options.kubeconfig ?? DEFAULT_SANDBOX_KUBECONFIG);
+  // Both files are written only once the server listens; checked first so a mistake starts nothing.
+  checkOutputFile(path, '--kubeconfig');
+  checkOutputFile(planPathFor(path), '--kubeconfig (its plan file beside it)');
   const speed = options.speed ?? DEFAULT_SANDBOX_SPEED;
   const clock = new ScaledClock(speed);
   const { binding, store } = createSandbox(scenario, clock);
@@ -56,11 +65,10 @@ export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Pr
     if (code === 'EADDRINUSE') throw new SandboxError(`port ${options.port} on 127.0.0.1 is already in use`, 'choose another with --port, or leave --port out for a free one');
     throw err;
   }
-  const path = resolve(options.kubeconfig ?? DEFAULT_SANDBOX_KUBECONFIG);
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, kubeconfig(server.url, undefined, `sandbox-${scenario.clusterName}`));
   // The scenario's plan, for `patchpilot run --plan`: the engine then patches the sandbox as the scenario would.
-  const planPath = path.replace(/(\.kubeconfig|\.ya?ml)?$/, '.plan.yaml');
+  const planPath = planPathFor(path);
   writeFileSync(planPath, stringifyYaml({ ...scenario.planInput, cluster: scenario.clusterName }));
   const write = (text: string) => io.out.write(`${text}\n`);
   const shown = relative(process.cwd(), path) || path;

@@ -16,6 +16,7 @@ import type { RecordedBehaviour } from '../sim/cluster.ts';
 import { StalledRunError } from '../service/drive.ts';
 import { paint, table } from './format.ts';
 import { LiveView } from './live.ts';
+import { checkOutputFile } from './output-file.ts';
 
 export interface SimOptions {
   json?: boolean;
@@ -57,6 +58,9 @@ async function execute(
     if (!options.json) io.out.write(`${text}\n`);
   };
   const recordPath = options.record === '-' ? null : (options.record ?? join(RECORDINGS_DIR, `${scenario.name}${recorded ? '.replay' : ''}.jsonl`));
+  // Both outputs are checked before the run, so a mistake in either costs nothing.
+  if (options.report) checkOutputFile(options.report, '--report');
+  if (recordPath) checkOutputFile(recordPath, '--record');
   const recorder = recordPath ? openRecorder(recordPath) : null;
 
   say(`${p('bold', `${recorded ? 'replaying' : 'scenario'} ${scenario.name}`)} (seed ${scenario.seed}, ${scenario.nodes.length} nodes)${scenario.description ? `: ${oneLine(scenario.description)}` : ''}`);

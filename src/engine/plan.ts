@@ -21,6 +21,9 @@ export const DEFAULT_HOLD_PACKAGES = [
   'runc',
 ] as const;
 
+/** More nodes than any cluster has (Kubernetes supports 5,000; the simulator's benchmark runs 100,000). */
+export const MAX_CONCURRENCY = 100_000;
+
 const labelKey = z
   .string()
   .regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'not a valid Kubernetes label key')
@@ -62,7 +65,7 @@ export const planSchema = z
     rebootIfRequired: z.boolean().default(true),
     securityOnly: z.boolean().default(true),
     holdPackages: z.array(z.string().min(1)).default([...DEFAULT_HOLD_PACKAGES]),
-    concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').default(1),
+    concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').max(MAX_CONCURRENCY, `must be at most ${MAX_CONCURRENCY}`).default(1),
     maxFailures: z.number().int('must be a whole number').min(0, 'cannot be negative').default(0),
     window: maintenanceWindowSchema.optional(),
     drainTimeoutSeconds: seconds(600),
@@ -74,7 +77,7 @@ export const planSchema = z
     /** Equality label selector a node must match to be considered. */
     nodeSelector: z.record(z.string(), z.string()).default({}),
     /** Restrict the run to these nodes (by name); every name must exist. */
-    nodes: z.array(z.string().min(1)).optional(),
+    nodes: z.array(z.string().min(1)).min(1, 'must name at least one node (leave it out to consider every node)').optional(),
     approval: approvalSchema.prefault({}),
     /** Download packages on every selected node before the first cordon, so each node's maintenance is shorter. */
     prefetch: z.boolean().default(false),

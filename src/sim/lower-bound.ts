@@ -14,7 +14,7 @@ export interface ScheduledNode {
 export function lowerBoundMs(nodes: readonly ScheduledNode[], concurrency: number): number {
   const ordered = [...nodes].sort((a, b) => a.position - b.position);
   // End times of the slots, kept sorted ascending (concurrency is small; insertion is cheap).
-  const slots: number[] = Array.from({ length: Math.max(1, concurrency) }, () => 0);
+  const slots: number[] = Array.from({ length: Math.max(1, Math.min(concurrency, nodes.length)) }, () => 0);
   let previousStart = 0;
   let controlPlaneFree = 0;
   let makespan = 0;

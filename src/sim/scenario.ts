@@ -5,8 +5,9 @@
  * Loading validates everything before anything runs, and every problem names the file, the line and the field:
  * `fixtures/scenarios/x.yaml:14: faults[1].node: no node named "worker-9"`.
  */
-import { readFileSync } from 'node:fs';
-import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { readFileSync, statSync } from 'node:fs';
+import { DocumentError, parseYamlText, type ParsedYaml } from '../engine/documents.ts';
+import { isMap, isSeq, LineCounter, type Document, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import { formatPath, planSchema, type Plan } from '../engine/plan.ts';
 import { durationMs, secondsParam } from './duration.ts';
@@ -243,8 +244,10 @@ export class ScenarioError extends Error {
 export function loadScenario(file: string, overrides: { seed?: number } = {}): Scenario {
   let text: string;
   try {
+    if (statSync(file).isDirectory()) throw new ScenarioError(file, [`${file}: is a directory, not a scenario file`]);
     text = readFileSync(file, 'utf8');
   } catch (err) {
+    if (err instanceof ScenarioError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new ScenarioError(file, [code === 'ENOENT' ? `${file}: no such file` : `${file}: cannot read it (${code ?? String(err)})`]);
   }
@@ -252,16 +255,16 @@ export function loadScenario(file: string, overrides: { seed?: number } = {}): S
 }
 
 export function parseScenario(text: string, source = 'scenario', overrides: { seed?: number } = {}): Scenario {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new ScenarioError(
-      source,
-      doc.errors.map((e) => `${source}:${e.linePos?.[0].line ?? 1}: YAML syntax: ${e.message.split('\n')[0]}`),
-    );
+  let yaml: ParsedYaml;
+  try {
+    yaml = parseYamlText(text);
+  } catch (err) {
+    if (err instanceof DocumentError) throw new ScenarioError(source, [`${source}:${err.line ?? 1}: ${err.syntax ? 'YAML syntax: ' : ''}${err.message}`]);
+    throw err;
   }
+  const { doc, lineCounter } = yaml;
   const locate = locator(doc, lineCounter, source);
-  const raw: unknown = doc.toJS();
+  const raw: unknown = yaml.value;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ScenarioError(source, [`${source}:1: the file must be a YAML mapping (name, cluster, plan, faults, expect)`]);
   }

@@ -68,6 +68,14 @@ export function translateSqliteError(error: unknown, dbPath: string): unknown {
       { cause: error },
     );
   }
+  if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_IOERR')) {
+    return new StoreError(
+      'DB_CANNOT_OPEN',
+      `Cannot use database ${dbPath}: ${error.message}`,
+      'Check that the file and its directory exist and that this user may read and write them (SQLite also writes -wal and -shm files beside it); commands that only read (runs, audit) need read access only.',
+      { cause: error },
+    );
+  }
   return error;
 }
 

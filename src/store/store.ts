@@ -3,14 +3,14 @@
  * SQLite file. Every method is synchronous; each write method is one IMMEDIATE transaction, so several processes may
  * share a file (a second writer waits up to the busy timeout instead of failing on a lock upgrade).
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { auditHash, canonicalJson, verifyAuditChain } from './audit.ts';
 import type { AuditHead, StoredAuditRow } from './audit.ts';
 import { corruptDatabaseError, shellQuote, StoreError, translateSqliteError } from './errors.ts';
-import { applyMigrations } from './migrations.ts';
+import { applyMigrations, LATEST_SCHEMA_VERSION } from './migrations.ts';
 import type {
   ApprovalRecord,
   AuditEntry,
@@ -42,6 +42,7 @@ const SQLITE_MAGIC = 'SQLite format 3\0';
  */
 export function openStore(path: string, opts: OpenStoreOptions = {}): Store {
   const inMemory = path === ':memory:';
+  if (opts.readOnly && !inMemory) return openReadOnly(path);
   if (!inMemory) checkPathBeforeOpening(path, opts.create ?? true);
 
   let db: Database.Database;
@@ -83,6 +84,58 @@ export function openStore(path: string, opts: OpenStoreOptions = {}): Store {
   }
 }
 
+/**
+ * For commands that only read (runs, audit verify/show): never writes, so it works on a read-only filesystem or a
+ * file this user may only read. A WAL database cannot be opened read-only there without its -shm file (SQLite needs
+ * to create one), so then the file is read into memory and opened from there: a snapshot of the last checkpoint,
+ * which on a read-only filesystem is everything (no writer can be appending to a WAL on it).
+ */
+function openReadOnly(path: string): Store {
+  checkPathBeforeOpening(path, false);
+  const open = (source: string | Buffer) => {
+    const db = new Database(source, { readonly: true, fileMustExist: true });
+    try {
+      const integrity = db.pragma('quick_check(1)', { simple: true });
+      if (integrity !== 'ok') throw corruptDatabaseError(path, new Error(String(integrity)));
+      return db;
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  };
+  let db: Database.Database;
+  try {
+    db = open(path);
+  } catch (error) {
+    if (!(error instanceof Database.SqliteError) || error.code !== 'SQLITE_CANTOPEN') throw translateSqliteError(error, path);
+    try {
+      const copy = readFileSync(path);
+      // Bytes 18 and 19 say "WAL"; an in-memory copy has no WAL, so it is marked as a rollback-journal file.
+      if (copy.length > 19) copy[18] = copy[19] = 1;
+      db = open(copy);
+    } catch (inner) {
+      throw translateSqliteError(inner, path);
+    }
+  }
+  try {
+    refuseForeignDatabase(db, path);
+    const version = db.prepare<[], number>('SELECT coalesce(max(version), 0) FROM schema_migrations').pluck().get() ?? 0;
+    if (version !== LATEST_SCHEMA_VERSION) {
+      throw new StoreError(
+        version > LATEST_SCHEMA_VERSION ? 'DB_TOO_NEW' : 'DB_READONLY',
+        `Database ${path} has schema version ${version}; this patchpilot reads version ${LATEST_SCHEMA_VERSION}`,
+        version > LATEST_SCHEMA_VERSION
+          ? 'A newer patchpilot wrote this database: upgrade patchpilot.'
+          : 'Run any command that writes (demo, run) on it once where it is writable, to bring it up to date.',
+      );
+    }
+    return new Store(db, path);
+  } catch (error) {
+    db.close();
+    throw translateSqliteError(error, path);
+  }
+}
+
 function checkPathBeforeOpening(path: string, create: boolean): void {
   const directory = dirname(resolve(path));
   if (!statOrUndefined(directory)?.isDirectory()) {
@@ -106,6 +159,14 @@ function checkPathBeforeOpening(path: string, create: boolean): void {
       'DB_CANNOT_OPEN',
       `Cannot open database ${path}: it is a directory`,
       'Pass --db with the path of a file, e.g. --db ' + shellQuote(`${path}/patchpilot.db`),
+    );
+  }
+  if (!stats.isFile()) {
+    // /dev/null, a FIFO, a socket: SQLite would fail later with "disk I/O error".
+    throw new StoreError(
+      'DB_CANNOT_OPEN',
+      `Cannot open database ${path}: it is not a regular file`,
+      'Pass --db with the path of a database file, or of a file that does not exist yet to create one.',
     );
   }
   // An empty file is a valid empty database; anything else must start with the SQLite header. Checked here rather

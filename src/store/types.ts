@@ -143,6 +143,8 @@ export interface OpenStoreOptions {
   now?: () => number;
   /** How long to wait for another process's write lock before failing with DB_LOCKED (default 5000 ms). */
   busyTimeoutMs?: number;
+  /** Never write (commands that only read): the file must exist and be up to date; works on a read-only filesystem. */
+  readOnly?: boolean;
 }
 
 export interface ConnectionSettings {

@@ -103,7 +103,7 @@ describe('audit verify', () => {
 describe('user mistakes get one clear message and exit 2', () => {
   it.each([
     { name: 'an unknown command', args: ['frobnicate'], message: "error: unknown command 'frobnicate'" },
-    { name: 'a bad option value', args: ['runs', '--limit', 'ten'], message: 'expected a whole number above 0' },
+    { name: 'a bad option value', args: ['runs', '--limit', 'ten'], message: 'expected a whole number from 1 to' },
     { name: 'a database in a missing directory', args: ['runs', '--db', '/nonexistent/dir/x.db'], message: 'directory /nonexistent/dir does not exist' },
     { name: 'an unknown run', args: ['runs', 'show', 'run-nope'], message: 'Run run-nope not found' },
     { name: 'resuming a demo that never ran', args: ['demo', '--resume', 'run-nope'], message: 'no demo cluster to resume' },

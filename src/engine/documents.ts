@@ -1,0 +1,130 @@
+/**
+ * Reading the YAML and JSON documents users hand us (plans, scenarios, request bodies) without letting a hostile or
+ * broken file crash the process. The yaml package already refuses "billion laughs" alias bombs, but by throwing a
+ * ReferenceError out of `toJS()`; and every recursive parser (yaml's, JSON's consumers) overflows the stack on a
+ * document nested 100,000 levels deep. Both become a DocumentError with one line a user can act on.
+ * Pure: text in, data (or a DocumentError) out.
+ */
+import { LineCounter, parseDocument, type Document } from 'yaml';
+
+/** More alias expansions than this is an attack or a mistake, never a plan: yaml's own default (100) made explicit. */
+export const MAX_ALIAS_COUNT = 100;
+/** Deeper than any real plan, scenario or Kubernetes object, and far below what the stack can take. */
+export const MAX_NESTING_DEPTH = 256;
+
+export class DocumentError extends Error {
+  override readonly name = 'DocumentError';
+  /** 1-based line and column of the problem when known. */
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  /** A syntax error (as opposed to an alias bomb or excessive nesting). */
+  readonly syntax: boolean;
+
+  constructor(message: string, line?: number, column?: number, syntax = false) {
+    super(message);
+    this.line = line;
+    this.column = column;
+    this.syntax = syntax;
+  }
+
+  /** `line 3, column 1: ` (or nothing), to put before the message. */
+  get position(): string {
+    if (this.line === undefined) return '';
+    return this.column === undefined ? `line ${this.line}: ` : `line ${this.line}, column ${this.column}: `;
+  }
+}
+
+const tooDeep = `nested too deeply (the limit is ${MAX_NESTING_DEPTH} levels)`;
+const tooManyAliases = `YAML aliases expand too much (more than ${MAX_ALIAS_COUNT} alias expansions): an alias bomb?`;
+
+/**
+ * How deeply a JSON text nests arrays and objects, counted outside strings, so that a 100,000-deep body is refused
+ * before anything recursive walks it.
+ */
+export function jsonDepthExceeds(text: string, limit = MAX_NESTING_DEPTH): { line: number } | null {
+  let depth = 0;
+  let line = 1;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\n') line++;
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    else if (c === '[' || c === '{') {
+      if (++depth > limit) return { line };
+    } else if (c === ']' || c === '}') depth = Math.max(0, depth - 1);
+  }
+  return null;
+}
+
+function isStackOverflow(err: unknown): boolean {
+  return err instanceof RangeError || (err instanceof Error && /call stack|stack overflow/i.test(err.message));
+}
+
+/** Depth of a parsed value, iteratively (a recursive walk would overflow on exactly the inputs it looks for). */
+export function valueDepthExceeds(value: unknown, limit = MAX_NESTING_DEPTH): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d >= limit) return true;
+    for (const child of Object.values(v as Record<string, unknown>)) stack.push([child, d + 1]);
+  }
+  return false;
+}
+
+export interface ParsedYaml {
+  doc: Document;
+  lineCounter: LineCounter;
+  /** The document as plain data. */
+  value: unknown;
+}
+
+/**
+ * Parses one YAML document (JSON is YAML). Syntax errors, alias bombs and excessive nesting throw DocumentError;
+ * `options.uniqueKeys` as in yaml.
+ */
+export function parseYamlText(text: string, options: { uniqueKeys?: boolean } = {}): ParsedYaml {
+  // No pre-scan here (YAML's quoting rules are too rich for one): the parser's own stack overflow is caught instead.
+  const lineCounter = new LineCounter();
+  let doc: Document;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: options.uniqueKeys ?? true });
+  } catch (err) {
+    if (isStackOverflow(err)) throw new DocumentError(tooDeep);
+    throw err;
+  }
+  const first = doc.errors[0];
+  if (first) {
+    const pos = first.linePos?.[0];
+    if (isStackOverflow(first)) throw new DocumentError(tooDeep, pos?.line);
+    throw new DocumentError(first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''), pos?.line, pos?.col, true);
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    if (err instanceof ReferenceError && /alias/i.test(err.message)) throw new DocumentError(tooManyAliases);
+    if (isStackOverflow(err)) throw new DocumentError(tooDeep);
+    if (err instanceof ReferenceError) throw new DocumentError(`YAML: ${err.message}`);
+    throw err;
+  }
+  if (valueDepthExceeds(value)) throw new DocumentError(tooDeep);
+  return { doc, lineCounter, value };
+}
+
+/** JSON.parse for untrusted bodies: a syntax error or excessive nesting throws DocumentError. */
+export function parseJsonText(text: string): unknown {
+  const deep = jsonDepthExceeds(text);
+  if (deep) throw new DocumentError(tooDeep, deep.line);
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    if (isStackOverflow(err)) throw new DocumentError(tooDeep);
+    throw new DocumentError(`not valid JSON (${(err as Error).message})`);
+  }
+}
