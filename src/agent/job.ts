@@ -48,6 +48,8 @@ export const LABELS = {
   run: 'patchpilot.io/run',
   hash: 'patchpilot.io/hash',
   action: 'patchpilot.io/action',
+  /** The lease generation (fencing token) the Job was decided under: a later holder tells a stale holder's Job by it. */
+  generation: 'patchpilot.io/lease-generation',
 } as const;
 
 export const ANNOTATIONS = {
@@ -199,7 +201,7 @@ export function jobAction(spec: Pick<PatchJobSpec, 'downloadOnly' | 'reportOnly'
 
 /** The labels every patch Job and its pod carry, to find them with a selector. */
 export function patchJobLabels(
-  spec: Pick<PatchJobSpec, 'node' | 'runId' | 'hash' | 'mode' | 'downloadOnly' | 'reportOnly'>,
+  spec: Pick<PatchJobSpec, 'node' | 'runId' | 'hash' | 'mode' | 'downloadOnly' | 'reportOnly'> & { generation?: number | undefined },
   taskLabelKey = PALETTE_LABEL_KEY): Record<string, string> {
   const labels: Record<string, string> = {
     [LABELS.name]: 'patchpilot',
@@ -210,6 +212,7 @@ export function patchJobLabels(
     [LABELS.hash]: labelValue(spec.hash),
     [LABELS.action]: jobAction(spec),
   };
+  if (spec.generation !== undefined) labels[LABELS.generation] = String(spec.generation);
   // Users of Palette select its Jobs and nodes by the task label; keep their selectors working.
   if (spec.mode === 'palette') labels[taskLabelKey] = labelValue(spec.hash);
   return labels;

@@ -46,15 +46,28 @@ function apply(target: Record<string, string>, patch: Record<string, string | nu
 export interface HeldLease {
   holder: string;
   expiresAt: number;
+  acquiredAt: number;
+  /** leaseTransitions: grows with every change of holder (the fencing token). */
+  generation: number;
 }
 
 /**
  * The lease a Kubernetes Lease object would give: refused while another holder's term runs, granted (or renewed) for
- * `durationSeconds` otherwise. Returns the answer and the lease to keep.
+ * `durationSeconds` otherwise, a new holder getting the next generation. In one process every party reads the same
+ * clock, so the record's expiry is what each of them would observe. Returns the answer and the lease to keep.
  */
 export function claimLease(current: HeldLease | null, request: LeaseRequest, now: number): { result: LeaseResult; lease: HeldLease | null } {
-  if (current && current.holder !== request.holder && current.expiresAt > now) {
-    return { result: { acquired: false, holder: current.holder, expiresAt: current.expiresAt }, lease: current };
+  if (current && current.holder !== '' && current.holder !== request.holder && current.expiresAt > now) {
+    return { result: { acquired: false, holder: current.holder, since: current.acquiredAt, expiresAt: current.expiresAt, problem: null }, lease: current };
   }
-  return { result: { acquired: true }, lease: { holder: request.holder, expiresAt: now + request.durationSeconds * 1000 } };
+  const ours = current?.holder === request.holder;
+  const generation = current === null ? 0 : ours ? current.generation : current.generation + 1;
+  const acquiredAt = ours && current ? current.acquiredAt : now;
+  return { result: { acquired: true, generation }, lease: { holder: request.holder, expiresAt: now + request.durationSeconds * 1000, acquiredAt, generation } };
+}
+
+/** Releasing keeps the generation (the next holder's is higher), as a released Lease object keeps leaseTransitions. */
+export function releasedLease(current: HeldLease | null, holder: string, now: number): HeldLease | null {
+  if (current?.holder !== holder) return current;
+  return { ...current, holder: '', expiresAt: now };
 }

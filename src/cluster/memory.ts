@@ -7,7 +7,7 @@
  */
 import type { Clock } from '../engine/clock.ts';
 import { EffectError } from '../engine/effects.ts';
-import { applyMetadataPatch, claimLease, sleep, untilAborted } from './in-process.ts';
+import { applyMetadataPatch, claimLease, releasedLease, sleep, untilAborted, type HeldLease } from './in-process.ts';
 import { ANNOTATIONS } from '../engine/metadata.ts';
 import type { AgentReport } from '../engine/report.ts';
 import { CONTROL_PLANE_LABELS, OS_LABEL, ZONE_LABEL } from '../engine/selection.ts';
@@ -18,6 +18,7 @@ import type {
   DrainOptions,
   DrainResult,
   LeaseRequest,
+  Fence,
   LeaseResult,
   MetadataPatch,
   PatchJobSpec,
@@ -97,7 +98,7 @@ export interface MemoryClusterState {
   name: string;
   nodes: NodeRecord[];
   jobs: Record<string, JobRecord>;
-  lease: { holder: string; expiresAt: number } | null;
+  lease: HeldLease | null;
   /** Patch Jobs created per node and hash: a node patched twice for one hash is a bug. */
   patchJobsCreated: Record<string, number>;
   /** The most nodes ever cordoned by patchpilot at the same time. */
@@ -211,12 +212,13 @@ export class MemoryCluster implements ClusterPort {
     return node ? this.#view(node) : null;
   }
 
-  async cordon(name: string, owner: string): Promise<CordonResult> {
+  async cordon(name: string, owner: string, _signal?: AbortSignal, fence?: Fence): Promise<CordonResult> {
     const node = this.#require(name);
     this.#maybeApiError(node);
     if (node.unschedulable) return node.annotations[ANNOTATIONS.cordonedBy] === owner ? 'already-ours' : 'foreign';
     node.unschedulable = true;
     node.annotations[ANNOTATIONS.cordonedBy] = owner;
+    if (fence) node.annotations[ANNOTATIONS.cordonGeneration] = String(fence.generation);
     this.#cordonedByUs += 1;
     this.#state.maxCordonedByUs = Math.max(this.#state.maxCordonedByUs, this.#cordonedByUs);
     this.#changed();
@@ -230,6 +232,7 @@ export class MemoryCluster implements ClusterPort {
     if (node.annotations[ANNOTATIONS.cordonedBy] !== owner) return 'not-ours';
     node.unschedulable = false;
     delete node.annotations[ANNOTATIONS.cordonedBy];
+    delete node.annotations[ANNOTATIONS.cordonGeneration];
     this.#cordonedByUs -= 1;
     this.#changed();
     return 'uncordoned';
@@ -324,13 +327,13 @@ export class MemoryCluster implements ClusterPort {
     return result;
   }
 
-  async renewLease(request: LeaseRequest): Promise<boolean> {
-    return (await this.acquireLease(request)).acquired;
+  async renewLease(request: LeaseRequest): Promise<LeaseResult> {
+    return this.acquireLease(request);
   }
 
   async releaseLease(_name: string, holder: string): Promise<void> {
     if (this.#state.lease?.holder === holder) {
-      this.#state.lease = null;
+      this.#state.lease = releasedLease(this.#state.lease, holder, this.#clock.now());
       this.#changed();
     }
   }

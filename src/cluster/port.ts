@@ -40,6 +40,8 @@ export interface PatchJobSpec extends PatchJobInput {
    * would follow, and changes nothing on the node (no holds, no package lists, no cache).
    */
   reportOnly?: boolean;
+  /** The lease generation the Job was decided under (label patchpilot.io/lease-generation). */
+  generation?: number;
 }
 
 /**
@@ -54,7 +56,30 @@ export interface LeaseRequest {
   durationSeconds: number;
 }
 
-export type LeaseResult = { acquired: true } | { acquired: false; holder: string; expiresAt: number };
+/**
+ * The answer to a lease request. `generation` is the fencing token: the Lease's leaseTransitions once we hold it, so
+ * it grows with every change of holder and a write decided under an older one is recognisably stale.
+ */
+export type LeaseResult =
+  | { acquired: true; generation: number }
+  | {
+      acquired: false;
+      holder: string;
+      /** When the holder took the lease (its acquireTime), or null when the record does not say. */
+      since: number | null;
+      /**
+       * When we will consider the lease expired unless we see it renewed first: the time we last saw the record
+       * change plus its duration, on our own clock (never the holder's renewTime against our wall clock).
+       */
+      expiresAt: number;
+      /** Something wrong with the record that we worked around (a negative duration, a missing spec), or null. */
+      problem?: string | null;
+    };
+
+/** Where a cluster-changing effect was decided: under which lease generation (fencing), for which run. */
+export interface Fence {
+  generation: number;
+}
 
 export type UncordonResult = 'uncordoned' | 'not-cordoned' | 'not-ours';
 export type CordonResult = 'cordoned' | 'already-ours' | 'foreign';
@@ -76,7 +101,7 @@ export interface ClusterPort {
   /** null when the node does not exist. */
   getNode(name: string, signal?: AbortSignal): Promise<ClusterNode | null>;
   /** Marks the node unschedulable and records `owner` in the cordoned-by annotation, in one patch. */
-  cordon(name: string, owner: string, signal?: AbortSignal): Promise<CordonResult>;
+  cordon(name: string, owner: string, signal?: AbortSignal, fence?: Fence): Promise<CordonResult>;
   /** Lifts a cordon only if `owner` made it: someone else's cordon is never touched. */
   uncordon(name: string, owner: string, signal?: AbortSignal): Promise<UncordonResult>;
   /**
@@ -105,8 +130,17 @@ export interface ClusterPort {
   awaitReady(name: string, notBootId: string, signal: AbortSignal): Promise<ClusterNode>;
   patchNodeMetadata(name: string, patch: MetadataPatch, signal?: AbortSignal): Promise<void>;
   acquireLease(request: LeaseRequest): Promise<LeaseResult>;
-  renewLease(request: LeaseRequest): Promise<boolean>;
+  /** The same decision as acquireLease (a holder renews by acquiring again); the generation tells it nobody else held it meanwhile. */
+  renewLease(request: LeaseRequest): Promise<LeaseResult>;
   releaseLease(name: string, holder: string): Promise<void>;
+  /**
+   * Installs the fence every cluster write must pass: `check` returns null while the lease is valid by our own clock,
+   * else why not; a write is then refused (the Kubernetes adapter checks it right before each mutating request, so a
+   * process that was paused while its lease ran out sends nothing when it wakes). Optional: in-process clusters are
+   * fenced by the service's wrapper alone. null removes the fence (the lease was given up; tools that take no lease,
+   * such as reset, write as before).
+   */
+  guardWrites?(check: (() => string | null) | null): void;
 }
 
 /** One of patchpilot's Jobs as `doctor` sees it: its state, and the agent's report when its pod left one. */

@@ -7,6 +7,11 @@ export type TimerId = number;
 
 export interface Clock {
   now(): number;
+  /**
+   * A clock that only moves forward, in now()'s units (wall time can be stepped back by NTP or an operator). Leases
+   * are judged by it; absent (virtual clocks, which never go back), now() serves.
+   */
+  monotonicNow?(): number;
   /** Runs `fn` once, when now() has reached the time of the call plus delayMs: late if it must, never early. */
   setTimeout(fn: () => void, delayMs: number): TimerId;
   clearTimeout(id: TimerId): void;

@@ -9,6 +9,11 @@ const PREFIX = 'patchpilot.io';
 export const ANNOTATIONS = {
   /** Set together with spec.unschedulable, in the same patch: proves the cordon is ours (kured keeps this in its lock). */
   cordonedBy: `${PREFIX}/cordoned-by`,
+  /**
+   * The lease generation (fencing token) the cordon was made under, beside cordoned-by: a holder with a later
+   * generation knows the run that made it lost the cluster, and finishes the node instead of leaving it cordoned.
+   */
+  cordonGeneration: `${PREFIX}/cordon-generation`,
   status: `${PREFIX}/last-patch-status`,
   time: `${PREFIX}/last-patch-time`,
   version: `${PREFIX}/patched-version`,

@@ -24,10 +24,41 @@ export function nodeState(node: ClusterNode | null, name: string): NodeState {
   };
 }
 
-export function clusterEffects(cluster: ClusterPort): EngineEffects {
+/**
+ * The lease generation of a cordon when patchpilot made it under one (the cordon-generation annotation), else null
+ * (someone else's cordon, or one made before cordons carried it).
+ */
+export function cordonGeneration(node: ClusterNode): number | null {
+  if (node.annotations[ANNOTATIONS.cordonedBy] === undefined) return null;
+  const raw = node.annotations[ANNOTATIONS.cordonGeneration];
+  if (raw === undefined || !/^\d+$/.test(raw)) return null;
+  return Number(raw);
+}
+
+export interface EffectsOptions {
+  /** Our lease generation (fencing token); without one (tests of the engine alone) no cordon is ever adopted. */
+  generation?: () => number;
+  /** Told when a stale holder's cordon is taken over, for the audit log. */
+  onAdopted?: (node: string, from: { runId: string; generation: number }) => void;
+}
+
+export function clusterEffects(cluster: ClusterPort, options: EffectsOptions = {}): EngineEffects {
   return {
-    async inspectNode({ node }, signal) {
-      return nodeState(await cluster.getNode(node, signal), node);
+    async inspectNode({ node, runId }, signal) {
+      const current = await cluster.getNode(node, signal);
+      const generation = options.generation?.();
+      const staleGeneration = current ? cordonGeneration(current) : null;
+      if (current?.unschedulable && generation !== undefined && staleGeneration !== null && staleGeneration < generation) {
+        // A cordon a patchpilot run made under an older lease generation: its holder lost the cluster (we hold it now)
+        // and left the node half-done. It becomes ours to finish, so the node is neither skipped nor left cordoned.
+        const from = { runId: current.annotations[ANNOTATIONS.cordonedBy] ?? '', generation: staleGeneration };
+        if (from.runId !== runId) {
+          await cluster.patchNodeMetadata(node, { annotations: { [ANNOTATIONS.cordonedBy]: runId, [ANNOTATIONS.cordonGeneration]: String(generation) } }, signal);
+          options.onAdopted?.(node, from);
+          return nodeState(await cluster.getNode(node, signal), node);
+        }
+      }
+      return nodeState(current, node);
     },
 
     async cordonNode({ runId, node }, signal) {

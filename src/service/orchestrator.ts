@@ -2,7 +2,6 @@
  * The orchestrator: the one service module the CLI and the bot use. It starts runs, resumes them from the store after
  * a crash, takes operators' commands (approve, pause, resume, cancel), holds the cluster's lease, and reports progress.
  */
-import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { ClusterPort } from '../cluster/port.ts';
@@ -13,6 +12,8 @@ import { parsePlan, type Plan } from '../engine/plan.ts';
 import { resolveTriggerStart } from '../engine/schedule.ts';
 import type { Store } from '../store/store.ts';
 import { clusterEffects } from './effects.ts';
+import { describeHolder, processHolder } from './holder.ts';
+import { fencedCluster, LeaseKeeper, type LeaseLoss } from './lease-keeper.ts';
 import { FLEET_ACTOR_ID, Journal, restoreRunSnapshot, type PersistedFleet } from './journal.ts';
 import { RunObserver, stateString, topState, type RestoredState, type RunEvent, type RunListener } from './progress.ts';
 import { provideFleetMachine, type ProvidedFleetMachine } from './runtime.ts';
@@ -29,7 +30,7 @@ export interface Command {
 
 export type CommandResult = { ok: true; message: string } | { ok: false; message: string };
 
-export type OrchestratorErrorCode = 'LEASE_HELD' | 'RUN_FINISHED' | 'SNAPSHOT_INCOMPATIBLE' | 'NO_STORE';
+export type OrchestratorErrorCode = 'LEASE_HELD' | 'LEASE_LOST' | 'RUN_FINISHED' | 'SNAPSHOT_INCOMPATIBLE' | 'NO_STORE' | 'RUN_OWNED';
 
 export class OrchestratorError extends Error {
   override readonly name = 'OrchestratorError';
@@ -48,9 +49,17 @@ export interface OrchestratorOptions {
   clock: Clock;
   /** Without a store a run lives in memory only: nothing to resume after a crash, no audit log. */
   store?: Store | null;
-  /** Lease holder identity; stable across restarts of the same orchestrator so it can resume its own runs at once. */
+  /**
+   * Lease holder identity: one per process (host, pid, start time, random suffix; src/service/holder.ts), never per
+   * host, or two processes on one machine would both believe they hold the cluster.
+   */
   holder?: string;
   leaseSeconds?: number;
+  /**
+   * Given: a run waits for a held lease instead of being refused, and this hears who holds it each time it asks
+   * (`patchpilot run --wait`). Absent: a held lease refuses the run at once (LEASE_HELD).
+   */
+  waitForLease?: (refusal: LeaseRefusal) => void;
   newRunId?: (at: number) => string;
   onEvent?: (event: RunEvent) => void;
 }
@@ -68,6 +77,21 @@ export interface StartRequest {
 }
 
 type FleetActor = Actor<ProvidedFleetMachine>;
+
+/** Who holds a cluster we asked for, for people: the holder, since when, and until when unless it renews. */
+export interface LeaseRefusal {
+  cluster: string;
+  holder: string;
+  since: number | null;
+  expiresAt: number;
+  problem: string | null;
+}
+
+export function describeRefusal(refusal: LeaseRefusal): string {
+  const since = refusal.since ? ` since ${new Date(refusal.since).toISOString()}` : '';
+  const problem = refusal.problem ? ` (${refusal.problem})` : '';
+  return `cluster ${refusal.cluster} is held by another orchestrator, ${describeHolder(refusal.holder)}${since}; its lease runs until ${new Date(refusal.expiresAt).toISOString()} unless it renews it${problem}`;
+}
 
 export class RunHandle {
   readonly runId: string;
@@ -119,16 +143,25 @@ export class Orchestrator {
   readonly #leaseSeconds: number;
   readonly #newRunId: (at: number) => string;
   readonly #onEvent: ((event: RunEvent) => void) | undefined;
+  readonly #waitForLease: ((refusal: LeaseRefusal) => void) | undefined;
   readonly #active = new Map<string, RunHandle>();
+  /** The lease per cluster this orchestrator holds, and how many of its runs use it. */
+  readonly #keepers = new Map<string, { keeper: LeaseKeeper; runs: number }>();
 
   constructor(options: OrchestratorOptions) {
     this.#cluster = options.cluster;
     this.#clock = options.clock;
     this.#store = options.store ?? null;
-    this.#holder = options.holder ?? `patchpilot@${hostname()}`;
+    this.#holder = options.holder ?? processHolder();
     this.#leaseSeconds = options.leaseSeconds ?? 60;
     this.#newRunId = options.newRunId ?? defaultRunId;
     this.#onEvent = options.onEvent;
+    this.#waitForLease = options.waitForLease;
+  }
+
+  /** This orchestrator's lease holder identity. */
+  get holder(): string {
+    return this.#holder;
   }
 
   get(runId: string): RunHandle | undefined {
@@ -150,7 +183,7 @@ export class Orchestrator {
       createdAt: now,
       notBefore,
     };
-    await this.#acquireLease(plan.cluster);
+    const keeper = await this.#acquireLease(plan.cluster);
     this.#store?.createRun({
       id: runId,
       cluster: plan.cluster,
@@ -161,7 +194,7 @@ export class Orchestrator {
       createdAt: now,
     });
     const journal = this.#store ? new Journal(this.#store, runId, { queueStored: false, lastAt: now }) : null;
-    return this.#launch(input, journal, undefined, undefined);
+    return this.#launch(input, journal, undefined, undefined, keeper);
   }
 
   /** Picks a run up where the store left it; the engine re-reads the cluster before every step it repeats. */
@@ -190,7 +223,7 @@ export class Orchestrator {
     } catch (err) {
       throw incompatible(runId, err);
     }
-    await this.#acquireLease(plan.cluster);
+    const keeper = await this.#acquireLease(plan.cluster);
     const now = this.#clock.now();
     // Without a fleet snapshot the run crashed between its creation and its first transition: it starts afresh.
     const restored = snapshot ? restoredState(snapshot) : undefined;
@@ -199,7 +232,7 @@ export class Orchestrator {
       lastAt: Math.max(now, run.updatedAt),
       restoredNodes: restored?.nodeSteps.keys(),
     });
-    const handle = this.#launch(input, journal, snapshot, restored);
+    const handle = this.#launch(input, journal, snapshot, restored, keeper);
     journal.audit({ at: now, actor: this.#holder, action: 'run.resumed', details: { state: snapshot ? stateString(snapshot.value) : 'created' } });
     return handle;
   }
@@ -216,10 +249,21 @@ export class Orchestrator {
     journal: Journal | null,
     snapshot: PersistedFleet['snapshot'] | undefined,
     restored: RestoredState | undefined,
+    keeper: LeaseKeeper,
   ): RunHandle {
     const { runId } = input;
     const machine = provideFleetMachine({
-      effects: clusterEffects(this.#cluster),
+      // Every write waits for a valid lease and carries its generation; a stale holder's cordon is finished, not skipped.
+      effects: clusterEffects(fencedCluster(this.#cluster, keeper), {
+        generation: () => keeper.generation,
+        onAdopted: (node, from) =>
+          journal?.audit({
+            at: this.#clock.now(),
+            actor: this.#holder,
+            action: 'node.cordon-adopted',
+            details: { node, fromRun: from.runId, fromGeneration: from.generation, generation: keeper.generation },
+          }),
+      }),
       clock: this.#clock,
       beforeEffect: () => journal?.flush(),
     });
@@ -231,7 +275,7 @@ export class Orchestrator {
     };
     const refuse = (err: unknown): never => {
       detached = true;
-      this.#cluster.releaseLease(leaseName(input.plan.cluster), this.#holder).catch(() => {});
+      this.#releaseLease(input.plan.cluster);
       throw incompatible(runId, err);
     };
     let actor!: FleetActor;
@@ -242,12 +286,20 @@ export class Orchestrator {
     } catch (err) {
       refuse(err);
     }
-    // Without the lease another orchestrator may act on the cluster: start no more nodes until it is ours again.
+    // Without the lease another orchestrator may act on the cluster: start no more nodes until it is ours again (the
+    // fence already holds back every write). Taken by another holder, it is never ours again: the run stops here,
+    // saved in the store, and the new holder finishes the trigger from the cluster's own state.
     let pausedForLease = false;
-    const renewal = this.#keepLease(input.plan.cluster, {
-      onLost: (why) => {
-        journal?.audit({ at: this.#clock.now(), actor: this.#holder, action: 'run.lease-lost', details: { reason: why } });
-        pausedForLease = this.#apply(handle, input, journal, { type: 'PAUSE', by: this.#holder, reason: `lease lost: ${why}` }).ok;
+    let lostTo: LeaseLoss | null = null;
+    const renewal = this.#keepLease(keeper, {
+      onLost: (loss) => {
+        journal?.audit({ at: this.#clock.now(), actor: this.#holder, action: 'run.lease-lost', details: { reason: loss.why } });
+        if (loss.takenBy !== null) {
+          lostTo = loss;
+          queueMicrotask(() => detach());
+          return;
+        }
+        pausedForLease = this.#apply(handle, input, journal, { type: 'PAUSE', by: this.#holder, reason: `lease lost: ${loss.why}` }).ok;
       },
       onRegained: () => {
         journal?.audit({ at: this.#clock.now(), actor: this.#holder, action: 'run.lease-regained', details: {} });
@@ -266,18 +318,27 @@ export class Orchestrator {
             queueMicrotask(() => {
               journal?.flush();
               // A lease that cannot be released runs out by itself; the run's result does not depend on it.
-              this.#cluster
-                .releaseLease(leaseName(input.plan.cluster), this.#holder)
-                .catch(() => {})
-                .finally(() => resolve(snap.output as FleetOutput));
+              this.#releaseLease(input.plan.cluster).finally(() => resolve(snap.output as FleetOutput));
             });
           } else {
-            reject(new RunDetachedError(`run ${runId} was detached in state ${stateString(snap.value as never)}`));
+            // Detached (a shutdown, or a crash as tests make one): the lease runs out by itself, like a crashed holder's.
+            this.#releaseLease(input.plan.cluster, { keep: true });
+            const state = stateString(snap.value as never);
+            reject(
+              lostTo
+                ? new OrchestratorError(
+                    'LEASE_LOST',
+                    `run ${runId} stopped in state ${state}: ${lostTo.why}`,
+                    'nothing more was written; the new holder finishes the trigger from the cluster (labels, cordons, Jobs), and this run stays unfinished in the database',
+                  )
+                : new RunDetachedError(`run ${runId} was detached in state ${state}`),
+            );
           }
         },
         error: (err) => {
           renewal.stop();
           this.#active.delete(runId);
+          this.#releaseLease(input.plan.cluster);
           reject(err);
         },
       });
@@ -327,66 +388,62 @@ export class Orchestrator {
     return { ok: true, message: `${command.type.toLowerCase()} accepted for run ${handle.runId} by ${command.by}` };
   }
 
-  async #acquireLease(cluster: string): Promise<void> {
-    const lease = await this.#cluster.acquireLease({ name: leaseName(cluster), holder: this.#holder, durationSeconds: this.#leaseSeconds });
-    if (!lease.acquired) {
-      throw new OrchestratorError(
-        'LEASE_HELD',
-        `another orchestrator (${lease.holder}) is active on cluster ${cluster}`,
-        `wait until its lease expires at ${new Date(lease.expiresAt).toISOString()}, or stop it`,
-      );
+  /**
+   * Takes the cluster's lease before the run's first cluster write (or shares the one this orchestrator holds for
+   * another run of the same cluster). Held by someone else: refused with who, since when and until when, or, with
+   * `waitForLease`, asked again every third of the lease until it is ours.
+   */
+  async #acquireLease(cluster: string): Promise<LeaseKeeper> {
+    const held = this.#keepers.get(cluster);
+    if (held && held.keeper.check() === null) {
+      held.runs += 1;
+      return held.keeper;
     }
+    const keeper = held?.keeper ?? new LeaseKeeper({ cluster: this.#cluster, clock: this.#clock, name: leaseName(cluster), holder: this.#holder, durationSeconds: this.#leaseSeconds });
+    for (;;) {
+      const lease = await keeper.tryAcquire();
+      if (lease.acquired) break;
+      const refusal: LeaseRefusal = { cluster, holder: lease.holder, since: lease.since, expiresAt: lease.expiresAt, problem: lease.problem ?? null };
+      if (!this.#waitForLease) {
+        throw new OrchestratorError(
+          'LEASE_HELD',
+          describeRefusal(refusal),
+          `wait for it (patchpilot run --wait takes the cluster as soon as the lease is free or expires), or stop that process`,
+        );
+      }
+      this.#waitForLease(refusal);
+      const retryIn = Math.min(Math.max(lease.expiresAt - this.#clock.now(), 50), (this.#leaseSeconds * 1000) / 3);
+      await new Promise<void>((resolve) => this.#clock.setTimeout(resolve, retryIn));
+    }
+    this.#keepers.set(cluster, { keeper, runs: (held?.runs ?? 0) + 1 });
+    // The adapter checks the fence right before each request it sends (the engine's effects wait for it earlier).
+    this.#cluster.guardWrites?.(() => keeper.check());
+    return keeper;
+  }
+
+  /** One run less on the cluster's lease; the last one gives it up (best effort: it would expire anyway). */
+  #releaseLease(cluster: string, options: { keep?: boolean } = {}): Promise<void> {
+    const held = this.#keepers.get(cluster);
+    if (!held) return Promise.resolve();
+    held.runs -= 1;
+    if (held.runs > 0) return Promise.resolve();
+    this.#keepers.delete(cluster);
+    this.#cluster.guardWrites?.(null);
+    if (options.keep) {
+      held.keeper.stop();
+      return Promise.resolve();
+    }
+    return held.keeper.release();
   }
 
   /**
-   * Renews the lease a third of the way through each term, on the same clock as everything else. A renewal that
-   * fails (the API server unreachable) is retried sooner while the lease still runs; once it has run out, or another
-   * orchestrator holds it, the lease is lost: `onLost` is told (the run stops starting nodes), and the orchestrator
-   * keeps asking, so that `onRegained` can let the run go on. Nothing here can reject unhandled.
+   * Renews the lease a third of the way through each term, on the same clock as everything else (LeaseKeeper). A
+   * renewal that fails is retried sooner; once our belief in the lease has run out, or another orchestrator holds
+   * it, `onLost` is told. Nothing here can reject unhandled.
    */
-  #keepLease(cluster: string, events: { onLost(why: string): void; onRegained(): void }): { stop(): void } {
-    let timer: number | undefined;
-    let stopped = false;
-    let lost = false;
-    const durationMs = this.#leaseSeconds * 1000;
-    const period = durationMs / 3;
-    let expiresAt = this.#clock.now() + durationMs;
-    const arm = (delay: number) => {
-      timer = this.#clock.setTimeout(() => void renew(), delay);
-    };
-    const renew = async () => {
-      let held: boolean;
-      try {
-        held = await this.#cluster.renewLease({ name: leaseName(cluster), holder: this.#holder, durationSeconds: this.#leaseSeconds });
-      } catch (err) {
-        if (stopped) return;
-        if (!lost && this.#clock.now() >= expiresAt) {
-          lost = true;
-          events.onLost(`the cluster's lease could not be renewed before it ran out (${err instanceof Error ? err.message : String(err)})`);
-        }
-        arm(period / 3);
-        return;
-      }
-      if (stopped) return;
-      if (held) {
-        expiresAt = this.#clock.now() + durationMs;
-        if (lost) {
-          lost = false;
-          events.onRegained();
-        }
-      } else if (!lost) {
-        lost = true;
-        events.onLost("another orchestrator holds the cluster's lease");
-      }
-      arm(period);
-    };
-    arm(period);
-    return {
-      stop: () => {
-        stopped = true;
-        if (timer !== undefined) this.#clock.clearTimeout(timer);
-      },
-    };
+  #keepLease(keeper: LeaseKeeper, events: { onLost(loss: LeaseLoss): void; onRegained(): void }): { stop(): void } {
+    keeper.start(events);
+    return { stop: () => undefined };
   }
 
   #requireStore(what: string): Store {

@@ -21,6 +21,10 @@ export class SystemClock implements Clock {
     return Date.now();
   }
 
+  monotonicNow(): number {
+    return performance.now() * this.#rate;
+  }
+
   /**
    * Runs `fn` once now() has reached its due time, never before. Node counts timers in whole milliseconds from a
    * truncated start, so they can fire up to a millisecond early by the time now() reads (times the rate, for a

@@ -11,7 +11,7 @@ import { EffectError, type BlockedEviction } from '../engine/effects.ts';
 import { ANNOTATIONS } from '../engine/metadata.ts';
 import type { AgentReport } from '../engine/report.ts';
 import { CONTROL_PLANE_LABELS, OS_LABEL, ZONE_LABEL } from '../engine/selection.ts';
-import { applyMetadataPatch, claimLease, sleep, untilAborted, type HeldLease } from '../cluster/in-process.ts';
+import { applyMetadataPatch, claimLease, releasedLease, sleep, untilAborted, type HeldLease } from '../cluster/in-process.ts';
 import type {
   ClusterNode,
   ClusterPort,
@@ -19,6 +19,7 @@ import type {
   DrainOptions,
   DrainResult,
   LeaseRequest,
+  Fence,
   LeaseResult,
   MetadataPatch,
   PatchJobSpec,
@@ -377,12 +378,13 @@ export class SimCluster implements ClusterPort {
     return this.#view(node);
   }
 
-  async cordon(name: string, owner: string): Promise<CordonResult> {
+  async cordon(name: string, owner: string, _signal?: AbortSignal, fence?: Fence): Promise<CordonResult> {
     const node = this.#require(name);
     this.#apiCall(node, 'cordon');
     if (node.unschedulable) return node.annotations[ANNOTATIONS.cordonedBy] === owner ? 'already-ours' : 'foreign';
     node.unschedulable = true;
     node.annotations[ANNOTATIONS.cordonedBy] = owner;
+    if (fence) node.annotations[ANNOTATIONS.cordonGeneration] = String(fence.generation);
     this.#cordonedInFlight.add(name);
     this.stats.maxCordonedByUs = Math.max(this.stats.maxCordonedByUs, this.#cordonedInFlight.size);
     if (node.spec.role === 'control-plane') {
@@ -399,6 +401,7 @@ export class SimCluster implements ClusterPort {
     if (node.annotations[ANNOTATIONS.cordonedBy] !== owner) return 'not-ours';
     node.unschedulable = false;
     delete node.annotations[ANNOTATIONS.cordonedBy];
+    delete node.annotations[ANNOTATIONS.cordonGeneration];
     this.#cordonedInFlight.delete(name);
     // The scheduler puts workloads back on a schedulable node.
     node.pods = podsOf(node.spec);
@@ -522,12 +525,12 @@ export class SimCluster implements ClusterPort {
     return result;
   }
 
-  async renewLease(request: LeaseRequest): Promise<boolean> {
-    return (await this.acquireLease(request)).acquired;
+  async renewLease(request: LeaseRequest): Promise<LeaseResult> {
+    return this.acquireLease(request);
   }
 
   async releaseLease(_name: string, holder: string): Promise<void> {
-    if (this.#lease?.holder === holder) this.#lease = null;
+    this.#lease = releasedLease(this.#lease, holder, this.#clock.now());
   }
 
   #virtual(at: number): number {

@@ -270,9 +270,23 @@ describe('patch Jobs and the agent report', () => {
     expect(bench.store.get('configmaps', { namespace: NAMESPACE, name: 'patchpilot-agent' }).data).toEqual({ 'patchpilot-agent.sh': '#!/bin/bash\necho agent\n' });
   });
 
-  it("replaces an earlier run's finished Job of the same name, and refuses to touch one still running", async () => {
+  it("waits for and reuses another run's Job of the same patch (a fenced-off holder's) instead of patching the node twice", async () => {
     const kubelet = fakeKubelet(bench.store, () => ({ log: [agentReportLine()], exitCode: 0, runMs: 30_000 }));
-    await run(kube.startPatchJob(patchSpec({ runId: 'run-0' })));
+    await run(kube.startPatchJob(patchSpec({ runId: 'run-0', generation: 3 })));
+    const first = bench.store.get('jobs', { namespace: NAMESPACE, name: patchSpec().jobName });
+    expect(first.metadata.labels?.['patchpilot.io/lease-generation']).toBe('3');
+    // Still running: the new holder's run takes it as its own Job and waits for its report.
+    expect(await run(kube.startPatchJob(patchSpec({ runId: 'run-1', generation: 4 })))).toEqual({ jobName: patchSpec().jobName, created: false });
+    expect(await run(kube.awaitAgentReport(patchSpec().jobName, signal()))).toMatchObject({ result: 'patched' });
+    // Finished: its report is still the result of this patch.
+    expect(await run(kube.startPatchJob(patchSpec({ runId: 'run-2', generation: 5 })))).toMatchObject({ created: false });
+    expect(bench.store.get('jobs', { namespace: NAMESPACE, name: patchSpec().jobName }).metadata.uid).toBe(first.metadata.uid);
+    expect(kubelet.jobs.size).toBe(1);
+  });
+
+  it("replaces an earlier trigger's finished Job of the same name (Palette's names carry no hash), and refuses to touch one still running", async () => {
+    const kubelet = fakeKubelet(bench.store, () => ({ log: [agentReportLine()], exitCode: 0, runMs: 30_000 }));
+    await run(kube.startPatchJob(patchSpec({ runId: 'run-0', hash: 'e4rlier0trigger00000' })));
     const first = bench.store.get('jobs', { namespace: NAMESPACE, name: patchSpec().jobName }).metadata.uid;
     await expect(run(kube.startPatchJob(patchSpec({ runId: 'run-1' })))).rejects.toMatchObject({ code: 'API_ERROR', retryable: true, message: expect.stringContaining('still running') });
     await run(kube.awaitAgentReport(patchSpec().jobName, signal()));
@@ -396,22 +410,34 @@ describe('node metadata', () => {
 });
 
 describe('the lease', () => {
-  const request = (holder: string) => ({ name: 'patchpilot-prod', holder, durationSeconds: 60 });
+  const request = (holder: string, durationSeconds = 60) => ({ name: 'patchpilot-prod', holder, durationSeconds });
+  const leaseSpec = () => bench.store.get('leases', { namespace: NAMESPACE, name: 'patchpilot-prod' }).spec as Record<string, unknown>;
 
-  it('is held by one orchestrator until it expires, renewed by its holder, then taken over', async () => {
+  it('is held by one orchestrator until it expires by the observer\'s clock, renewed by its holder, then taken over', async () => {
     const other = bench.cluster();
-    expect(await run(kube.acquireLease(request('a')))).toEqual({ acquired: true });
-    expect(await run(other.acquireLease(request('b')))).toEqual({ acquired: false, holder: 'a', expiresAt: START + 60_000 });
+    expect(await run(kube.acquireLease(request('a')))).toEqual({ acquired: true, generation: 0 });
+    expect(await run(other.acquireLease(request('b')))).toEqual({ acquired: false, holder: 'a', since: START, expiresAt: START + 60_000, problem: null });
     bench.clock.increment(30_000);
-    expect(await run(kube.renewLease(request('a')))).toBe(true);
+    expect(await run(kube.renewLease(request('a')))).toEqual({ acquired: true, generation: 0 });
     bench.clock.increment(45_000);
-    expect(await run(other.acquireLease(request('b')))).toMatchObject({ acquired: false, holder: 'a', expiresAt: START + 90_000 });
-    bench.clock.increment(20_000);
-    expect(await run(other.acquireLease(request('b')))).toEqual({ acquired: true });
-    expect(await run(kube.renewLease(request('a')))).toBe(false);
+    // b saw the renewal only now (75 s in): it waits a whole term from here, whatever renewTime says.
+    expect(await run(other.acquireLease(request('b')))).toMatchObject({ acquired: false, holder: 'a', expiresAt: START + 135_000 });
+    bench.clock.increment(59_000);
+    expect(await run(other.acquireLease(request('b')))).toMatchObject({ acquired: false });
+    bench.clock.increment(1_000);
+    expect(await run(other.acquireLease(request('b')))).toEqual({ acquired: true, generation: 1 });
+    expect(await run(kube.renewLease(request('a')))).toMatchObject({ acquired: false, holder: 'b' });
+    expect(leaseSpec()).toMatchObject({ holderIdentity: 'b', leaseDurationSeconds: 60, leaseTransitions: 1 });
+    expect(String(leaseSpec().renewTime)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+  });
+
+  it('cannot be stolen by a contender whose wall clock runs ahead: expiry is never judged from renewTime', async () => {
+    await run(kube.acquireLease(request('a')));
+    // The holder's renewTime is ten minutes in the past by the contender's wall clock (skew); it still waits a term.
     const lease = bench.store.get('leases', { namespace: NAMESPACE, name: 'patchpilot-prod' });
-    expect(lease.spec).toMatchObject({ holderIdentity: 'b', leaseDurationSeconds: 60, leaseTransitions: 1 });
-    expect(String((lease.spec as { renewTime: string }).renewTime)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    bench.store.update('leases', { ...lease, spec: { ...(lease.spec as object), renewTime: new Date(START - 600_000).toISOString().replace('Z', '000Z') } });
+    const contender = bench.cluster();
+    expect(await run(contender.acquireLease(request('b')))).toMatchObject({ acquired: false, holder: 'a', expiresAt: START + 60_000 });
   });
 
   it('is freed on release, and only by its holder', async () => {
@@ -419,16 +445,51 @@ describe('the lease', () => {
     await run(kube.releaseLease('patchpilot-prod', 'b'));
     expect(await run(kube.acquireLease(request('b')))).toMatchObject({ acquired: false });
     await run(kube.releaseLease('patchpilot-prod', 'a'));
-    expect(await run(kube.acquireLease(request('b')))).toEqual({ acquired: true });
+    expect(await run(kube.acquireLease(request('b')))).toEqual({ acquired: true, generation: 1 });
   });
 
   it('goes to exactly one of two orchestrators taking over an expired lease at once', async () => {
     await run(kube.acquireLease(request('old')));
+    const [b, c] = [bench.cluster(), bench.cluster()];
+    // Each contender starts counting when it first sees the record.
+    await run(Promise.all([b.acquireLease(request('b')), c.acquireLease(request('c'))]));
     bench.clock.increment(61_000);
-    const [b, c] = await run(Promise.all([bench.cluster().acquireLease(request('b')), bench.cluster().acquireLease(request('c'))]));
-    expect([b.acquired, c.acquired].sort()).toEqual([false, true]);
-    const loser = b.acquired ? c : b;
-    expect(loser).toMatchObject({ holder: b.acquired ? 'b' : 'c' });
+    const [rb, rc] = await run(Promise.all([b.acquireLease(request('b')), c.acquireLease(request('c'))]));
+    expect([rb.acquired, rc.acquired].sort()).toEqual([false, true]);
+    const loser = rb.acquired ? rc : rb;
+    expect(loser).toMatchObject({ holder: rb.acquired ? 'b' : 'c' });
+  });
+
+  it.each([
+    { name: 'a negative duration', spec: { holderIdentity: 'patchpilot/x/1/2026-01-01T00:00:00Z/aaaaaa', leaseDurationSeconds: -5 }, problem: /leaseDurationSeconds is -5/ },
+    { name: 'no spec at all', spec: undefined, problem: /has no spec/ },
+    { name: 'a garbage holder', spec: { holderIdentity: '\u0000;drop table', leaseDurationSeconds: 60 }, problem: null },
+  ])('treats a hand-edited Lease with $name as held: a safe wait of a whole term, never a second writer', async ({ spec, problem }) => {
+    bench.store.create('leases', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'patchpilot-prod', namespace: NAMESPACE }, ...(spec ? { spec } : {}) });
+    const refused = await run(kube.acquireLease(request('b')));
+    expect(refused).toMatchObject({ acquired: false, expiresAt: START + 60_000 });
+    if (problem) expect((refused as { problem: string }).problem).toMatch(problem);
+    bench.clock.increment(59_000);
+    expect(await run(kube.acquireLease(request('b')))).toMatchObject({ acquired: false });
+    bench.clock.increment(1_000);
+    expect(await run(kube.acquireLease(request('b')))).toMatchObject({ acquired: true });
+    expect(leaseSpec()).toMatchObject({ holderIdentity: 'b', leaseDurationSeconds: 60 });
+  });
+
+  it.each([403, 409, 500])('answers an API server that refuses the lease write with %i with an error or a refusal, never a grant', async (status) => {
+    await run(kube.acquireLease(request('a')));
+    bench.clock.increment(61_000);
+    const contender = bench.cluster({ retry: { attempts: 1 } });
+    await run(contender.acquireLease(request('b')));
+    bench.clock.increment(61_000);
+    bench.store.hooks.onRequest((r) =>
+      r.verb === 'update' && r.resource === 'leases'
+        ? new StatusError(status, status === 403 ? 'Forbidden' : status === 409 ? 'Conflict' : 'InternalError', `refused with ${status}`)
+        : undefined,
+    );
+    const answer = await run(contender.acquireLease(request('b'))).catch((e: unknown) => e);
+    expect(answer).not.toMatchObject({ acquired: true });
+    expect(leaseSpec()).toMatchObject({ holderIdentity: 'a' });
   });
 });
 

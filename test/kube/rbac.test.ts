@@ -80,13 +80,13 @@ describe('deploy/clusterrole.yaml', () => {
     watching.abort();
     await watch;
 
-    expect(await run(kube.acquireLease(lease))).toEqual({ acquired: true });
-    expect(await run(kube.renewLease(lease))).toBe(true);
+    expect(await run(kube.acquireLease(lease))).toEqual({ acquired: true, generation: 0 });
+    expect(await run(kube.renewLease(lease))).toEqual({ acquired: true, generation: 0 });
     await run(kube.listNodes());
     expect(await run(kube.cordon('w1', 'run-1'))).toBe('cordoned');
     expect(await run(kube.drain('w1', { gracePeriodSeconds: 30, podSelector: '', giveUpAt: START + 60_000, signal }))).toEqual({ evicted: 1, blocked: [] });
-    // An earlier run's finished Job of the same name is deleted and replaced.
-    await run(kube.startPatchJob({ ...spec, runId: 'run-0' }));
+    // An earlier trigger's finished Job of the same name is deleted and replaced.
+    await run(kube.startPatchJob({ ...spec, runId: 'run-0', hash: 'h0' }));
     await run(kube.awaitAgentReport(spec.jobName, signal));
     // Another orchestrator version left its script: the next one to start a Job updates it.
     store.modify('configmaps', { namespace: NAMESPACE, name: 'patchpilot-agent' }, (cm) => (cm.metadata.annotations = { 'patchpilot.io/script-sha256': 'old' }), { internal: true });

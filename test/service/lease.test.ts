@@ -11,11 +11,25 @@ import { harness, workers } from '../helpers/fixtures.ts';
 
 function withRenewal(h: ReturnType<typeof harness>, renew: (request: LeaseRequest) => Promise<boolean>) {
   const original = h.cluster.renewLease.bind(h.cluster);
-  h.cluster.renewLease = (request) => renew(request).then((answer) => (answer ? original(request) : false));
+  h.cluster.renewLease = (request) =>
+    renew(request).then((answer) => (answer ? original(request) : { acquired: false as const, holder: 'patchpilot/other/1/2026-12-06T00:00:00Z/abcdef', since: null, expiresAt: h.clock.now() + 60_000 }));
+}
+
+/** Records when each cluster-changing call reached the cluster. */
+function recordWrites(h: ReturnType<typeof harness>): number[] {
+  const at: number[] = [];
+  for (const method of ['cordon', 'uncordon', 'drain', 'startPatchJob', 'reboot', 'patchNodeMetadata'] as const) {
+    const original = (h.cluster[method] as (...args: unknown[]) => Promise<unknown>).bind(h.cluster);
+    (h.cluster as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      at.push(h.clock.now());
+      return original(...args);
+    };
+  }
+  return at;
 }
 
 describe('keeping the lease', () => {
-  it('survives renewals that fail, pauses the run once the lease has run out, and resumes when it is renewed again', async () => {
+  it('survives renewals that fail, writes nothing once the lease has run out by its own clock, and goes on when it is renewed', async () => {
     const store = openStore(':memory:');
     const h = harness(workers(4), { store, leaseSeconds: 60 });
     let apiDown = false;
@@ -23,19 +37,20 @@ describe('keeping the lease', () => {
       if (apiDown) throw new Error('connect ECONNREFUSED 10.0.0.1:6443');
       return true;
     });
+    const writes = recordWrites(h);
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
     process.on('unhandledRejection', onUnhandled);
     try {
       const handle = await h.orchestrator.start({ plan: parsePlan({ cluster: 'test' }), requestedBy: 'alice', triggerId: 't', notBefore: null });
+      const startedAt = h.clock.now();
       apiDown = true;
-      // Past the lease's end: renewals kept failing, so the run must have stopped taking nodes.
-      await driveInVirtualTime(handle, h.clock, { until: h.clock.now() + 5 * 60_000 });
+      // Renewals fail from the first one on: the lease we trust ends 0.8 of a term after our last renewal was sent.
+      await driveInVirtualTime(handle, h.clock, { until: startedAt + 100_000 });
       expect(handle.state).toMatch(/paused/);
-      const patchedWhileDown = h.cluster.state.nodes.filter((n) => n.labels['patchpilot.io/os-patch']).length;
-      await driveInVirtualTime(handle, h.clock, { until: h.clock.now() + 30 * 60_000 });
-      expect(h.cluster.state.nodes.filter((n) => n.labels['patchpilot.io/os-patch']).length).toBe(patchedWhileDown);
-      expect(patchedWhileDown).toBeLessThan(4);
+      const trustedUntil = startedAt + 48_000;
+      expect(writes.filter((t) => t >= trustedUntil)).toEqual([]);
+      expect(writes.filter((t) => t < trustedUntil).length).toBeGreaterThan(0);
 
       apiDown = false;
       const output = await driveInVirtualTime(handle, h.clock);
@@ -51,13 +66,17 @@ describe('keeping the lease', () => {
     }
   });
 
-  it('pauses at once when another orchestrator holds the lease', async () => {
+  it('stops the run for good, writing nothing more, when another orchestrator holds the lease', async () => {
     const h = harness(workers(3), { leaseSeconds: 60 });
     let stolen = false;
     withRenewal(h, async () => !stolen);
+    const writes = recordWrites(h);
     const handle = await h.orchestrator.start({ plan: parsePlan({ cluster: 'test' }), requestedBy: 'alice', triggerId: 't', notBefore: null });
     stolen = true;
-    await driveInVirtualTime(handle, h.clock, { until: h.clock.now() + 21_000 });
-    expect(handle.state).toMatch(/paused/);
+    const stolenAt = h.clock.now();
+    await expect(driveInVirtualTime(handle, h.clock, { until: h.clock.now() + 600_000 })).rejects.toMatchObject({ code: 'LEASE_LOST' });
+    // The first renewal (a third of the term in) saw the other holder; nothing was sent after it.
+    expect(writes.filter((t) => t > stolenAt + 20_000)).toEqual([]);
+    await expect(handle.result).rejects.toThrow(/another orchestrator holds the cluster's lease: process 1 on other/);
   });
 });

@@ -77,7 +77,7 @@ describe('resume', () => {
     const { clock, cluster, store } = await interruptedRun(3);
     const other = new Orchestrator({ cluster, clock, store, holder: 'orchestrator-b' });
     const error = await other.resume('run-1').catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'LEASE_HELD', message: 'another orchestrator (orchestrator-a) is active on cluster test' });
+    expect(error).toMatchObject({ code: 'LEASE_HELD', message: expect.stringMatching(/^cluster test is held by another orchestrator, "orchestrator-a" \(not a patchpilot process identity\) since /) });
     clock.increment(61_000); // the detached orchestrator no longer renews its lease
     const output = await driveInVirtualTime(await other.resume('run-1'), clock);
     expect(output?.outcome).toBe('succeeded');

@@ -367,7 +367,9 @@ describe('one orchestrator per cluster', () => {
     const error = await mine.orchestrator.start({ plan: parsePlan({ cluster: 'test' }), requestedBy: 'alice' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OrchestratorError);
     expect((error as OrchestratorError).code).toBe('LEASE_HELD');
-    expect((error as OrchestratorError).message).toBe('another orchestrator (other-replica) is active on cluster test');
+    expect((error as OrchestratorError).message).toBe(
+      'cluster test is held by another orchestrator, "other-replica" (not a patchpilot process identity) since 2026-11-22T02:00:00.000Z; its lease runs until 2026-11-22T02:01:00.000Z unless it renews it',
+    );
     expect(store.listRuns()).toEqual([]);
   });
 });

@@ -16,6 +16,7 @@ import type { Clock } from '../../engine/clock.ts';
 import { EffectError } from '../../engine/effects.ts';
 import { agentReportSchema, type AgentReport } from '../../engine/report.ts';
 import { sleep } from '../in-process.ts';
+import { labelValue } from '../jobs.ts';
 import type { PatchJobSpec } from '../port.ts';
 import { KubeApiError } from './errors.ts';
 import { isNotFound, type KubeRequests } from './requests.ts';
@@ -107,7 +108,13 @@ export class AgentJobs {
       if (existing === null) continue;
       const owner = existing.metadata?.annotations?.[JOB_ANNOTATIONS.run];
       if (owner === spec.runId) return { jobName: name, created: false };
-      if (finishedCondition(existing) === null) {
+      const finished = finishedCondition(existing);
+      // The same patch (same node, same version hash) started by another run, typically a holder that lost the
+      // cluster (it died, or was fenced off) between starting the Job and marking the node: running, it is waited
+      // for; done, its report is the result. A second Job would patch the node twice.
+      const samePatch = existing.metadata?.labels?.[LABELS.hash] === labelValue(spec.hash) && existing.metadata?.labels?.[LABELS.action] === body.metadata.labels[LABELS.action];
+      if (samePatch && finished?.type !== 'Failed') return { jobName: name, created: false };
+      if (finished === null) {
         throw new EffectError('API_ERROR', `job ${name} of run ${owner ?? '(unknown)'} is still running in namespace ${namespace}; not replacing it`, true);
       }
       await this.#deleteJob(existing, signal);

@@ -34,6 +34,7 @@ import type {
   DrainOptions,
   DrainResult,
   LeaseRequest,
+  Fence,
   LeaseResult,
   MetadataPatch,
   ScanSpec,
@@ -166,14 +167,14 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
     );
   }
 
-  cordon(name: string, owner: string, signal?: AbortSignal): Promise<CordonResult> {
+  cordon(name: string, owner: string, signal?: AbortSignal, fence?: Fence): Promise<CordonResult> {
     return this.#step(name, 'PatchpilotCordon', signal, async () => {
       const result = await this.#requests.untilNoConflict(
         nodePatchRequest(name),
         async (): Promise<CordonResult> => {
           const node = await this.#requireNode(name, signal);
           if (node.spec?.unschedulable === true) return node.metadata?.annotations?.[ANNOTATIONS.cordonedBy] === owner ? 'already-ours' : 'foreign';
-          await this.#patchNode(name, cordonPatch(node, owner), signal);
+          await this.#patchNode(name, cordonPatch(node, owner, fence?.generation), signal);
           return 'cordoned';
         },
         signal,
@@ -293,12 +294,16 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
     return this.#lease.acquire(request);
   }
 
-  renewLease(request: LeaseRequest): Promise<boolean> {
+  renewLease(request: LeaseRequest): Promise<LeaseResult> {
     return this.#lease.renew(request);
   }
 
   releaseLease(name: string, holder: string): Promise<void> {
     return this.#lease.release(name, holder);
+  }
+
+  guardWrites(check: (() => string | null) | null): void {
+    this.#requests.guardWrites(check);
   }
 
   // --- DiagnosticsPort (doctor and unstick) ---

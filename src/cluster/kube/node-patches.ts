@@ -46,12 +46,10 @@ function setInMap(node: V1Node, map: 'labels' | 'annotations', entries: Record<s
 }
 
 /** Unschedulable and the cordoned-by annotation, in one patch, only if the node is still as read. */
-export function cordonPatch(node: V1Node, owner: string): JsonPatchOp[] {
-  return [
-    testResourceVersion(node),
-    { op: 'add', path: '/spec/unschedulable', value: true },
-    ...setInMap(node, 'annotations', { [ANNOTATIONS.cordonedBy]: owner }),
-  ];
+export function cordonPatch(node: V1Node, owner: string, generation?: number): JsonPatchOp[] {
+  const annotations: Record<string, string> = { [ANNOTATIONS.cordonedBy]: owner };
+  if (generation !== undefined) annotations[ANNOTATIONS.cordonGeneration] = String(generation);
+  return [testResourceVersion(node), { op: 'add', path: '/spec/unschedulable', value: true }, ...setInMap(node, 'annotations', annotations)];
 }
 
 /** Lifts our cordon: the annotation is tested too, so someone else's cordon (or one they re-made) is never lifted. */
@@ -62,6 +60,9 @@ export function uncordonPatch(node: V1Node, owner: string): JsonPatchOp[] {
     { op: 'test', path: annotation, value: owner },
     { op: 'remove', path: '/spec/unschedulable' },
     { op: 'remove', path: annotation },
+    ...(node.metadata?.annotations?.[ANNOTATIONS.cordonGeneration] !== undefined
+      ? [{ op: 'remove' as const, path: pointer('metadata', 'annotations', ANNOTATIONS.cordonGeneration) }]
+      : []),
   ];
 }
 

@@ -12,6 +12,19 @@ import type { Clock } from '../../engine/clock.ts';
 import { sleep } from '../in-process.ts';
 import { KubeApiError, KubeForbiddenError, KubeNamespaceMissingError, KubeUnreachableError, type ApiRequest, type KubeStatus } from './errors.ts';
 
+const READ_VERBS = new Set(['get', 'list', 'watch']);
+/** Asking the API server a question is no cluster change. */
+const UNFENCED_RESOURCES = new Set(['leases', 'selfsubjectaccessreviews']);
+
+/** A cluster write this process may not send: its lease is not valid by its own clock (ClusterPort.guardWrites). */
+export class FencedWriteError extends Error {
+  override readonly name = 'FencedWriteError';
+  readonly retryable = true;
+  constructor(request: ApiRequest, why: string) {
+    super(`not sent: ${request.verb} ${request.resource}${request.name ? ` ${request.name}` : ''} (${why})`);
+  }
+}
+
 export interface RetryPolicy {
   attempts: number;
   baseMs: number;
@@ -73,6 +86,7 @@ export class KubeRequests {
   readonly #activity: Activity | undefined;
   readonly #random: () => number;
   readonly #shared: { dispatcher: Dispatcher | undefined } = { dispatcher: undefined };
+  #writeGuard: (() => string | null) | undefined;
 
   constructor(options: KubeRequestsOptions) {
     this.server = options.server;
@@ -82,12 +96,21 @@ export class KubeRequests {
     this.#random = options.random ?? Math.random;
   }
 
+  /** See ClusterPort.guardWrites: checked before every mutating request but the Lease's own. */
+  guardWrites(check: (() => string | null) | null): void {
+    this.#writeGuard = check ?? undefined;
+  }
+
   async send<T>(request: ApiRequest, call: (options: ConfigurationOptions) => Promise<T>, options: SendOptions = {}): Promise<T> {
     const { signal } = options;
+    const fenced = this.#writeGuard !== undefined && !READ_VERBS.has(request.verb) && !UNFENCED_RESOURCES.has(request.resource);
     const attempts = Math.max(1, options.attempts ?? this.#retry.attempts);
     const configuration = middlewareFor(signal, this.#shared);
     for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted();
+      // Right before the request, not when the step began: a process paused past its lease sends nothing on waking.
+      const refused = fenced ? this.#writeGuard?.() : null;
+      if (refused) throw new FencedWriteError(request, refused);
       let failure: Failure;
       this.#activity?.begin();
       try {
