@@ -291,6 +291,16 @@ function agentFinding(agentPods: PalettePod[], agentNamespaces: string[], jobs: 
   if (agentNamespaces.length === 0) evidence.push("no cluster-<uid> namespace: Palette's agent pods were not found, so not checked");
   else evidence.push(...agentPods.filter((p) => p.ready).slice(0, FINE_LINES).map(describePod), ...agentPods.filter((p) => !p.ready).map(describePod));
   evidence.push(...looping.map((p) => `crony ${describePod(p)}`));
+  const empty = agentNamespaces.filter((ns) => !agentPods.some((p) => p.namespace === ns));
+  if (empty.length > 0) {
+    return {
+      ...base,
+      status: 'problem',
+      title: "Palette's cluster agent has no pod",
+      evidence: [...evidence, ...empty.map((ns) => `no pod in ${ns}: nothing there talks to Palette`)],
+      fix: `check cluster health and the agent: kubectl -n ${empty[0]} get deployments,replicasets,events`,
+    };
+  }
   if (unready.length === 0 && looping.length === 0) {
     return { ...base, status: agentNamespaces.length === 0 ? 'skipped' : 'ok', title: agentNamespaces.length === 0 ? "Palette's agent pods not found" : "Palette's agent pods are Ready", evidence, fix: null };
   }

@@ -127,6 +127,15 @@ describe('the sandbox as a Palette-managed cluster', () => {
     expect(pods()).toBe(count);
     expect(JSON.stringify(store.list('jobs', { namespace: 'os-patch' }).items.map((j) => j.status))).toBe(before);
     expect(store.find('nodes', { name: 'worker-2' })!.spec).toMatchObject({ unschedulable: true });
+    // An agent pod a drain takes away is replaced on a schedulable node, as its ReplicaSet would.
+    const agents = () => store.list('pods', { namespace: 'cluster-6851ddd04b1b188784c06291' }).items;
+    const evicted = agents().find((p) => p.metadata.name!.startsWith('cluster-management-agent-'))!;
+    expect((evicted.spec as { nodeName: string }).nodeName).toBe('cp-1');
+    store.delete('pods', { namespace: evicted.metadata.namespace!, name: evicted.metadata.name! }, { internal: true });
+    const replacement = agents().find((p) => p.metadata.name!.startsWith('cluster-management-agent-'))!;
+    expect(replacement.metadata.name).not.toBe(evicted.metadata.name);
+    expect((replacement.spec as { nodeName: string }).nodeName).toBe('worker-1');
+    expect(agents()).toHaveLength(2);
   });
 
   it('a cluster without palette: serves none of it', async () => {

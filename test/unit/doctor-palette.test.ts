@@ -58,6 +58,16 @@ describe('paletteFindings', () => {
     expect(findings.map((f) => f.row).every(Boolean)).toBe(true);
   });
 
+  it('an agent namespace without a pod is a problem, not "Ready"', () => {
+    const findings = paletteFindings({
+      artifacts: { ok: true, value: { managed: true, namespace: 'os-patch', tasks: [], jobs: [], agentPods: [], agentNamespaces: ['cluster-6851ddd04b1b188784c06291'] } },
+      nodes: [node('n-1', 'Completed')],
+      now: NOW,
+      command: () => '',
+    });
+    expect(findings.find((f) => f.id === 'palette-agent')).toMatchObject({ status: 'problem', title: "Palette's cluster agent has no pod" });
+  });
+
   it('an unreadable Palette (403) is skipped with the RBAC fix; a read error is never a problem', () => {
     const [only] = paletteFindings({ artifacts: { ok: false, why: "could not read Palette's objects: list spectrosystemtasks: HTTP 403: forbidden" }, nodes: [], now: NOW, command: () => '' });
     expect(only).toMatchObject({ id: 'palette-managed', status: 'skipped' });
