@@ -87,14 +87,13 @@ describe('the sandbox as a Palette-managed cluster', () => {
     const empty = (await custom.listNamespacedCustomObject({ ...GROUP, namespace: 'os-patch' })) as { items: unknown[]; metadata: { resourceVersion: string } };
     expect(empty.items).toEqual([]);
     const events: string[] = [];
-    let stop: AbortController | undefined;
+    let watching!: Promise<AbortController>;
+    // The watch resumes from the list's resourceVersion, so the writes below reach it even if they land first.
     const deleted = new Promise<void>((resolve, reject) => {
-      void new Watch(kc)
-        .watch('/apis/cluster.spectrocloud.com/v1alpha1/namespaces/os-patch/spectrosystemtasks', { resourceVersion: empty.metadata.resourceVersion }, (phase, obj: { metadata: { name: string } }) => {
-          events.push(`${phase} ${obj.metadata.name}`);
-          if (phase === 'DELETED') resolve();
-        }, (err) => (err ? reject(err) : undefined))
-        .then((controller) => (stop = controller));
+      watching = new Watch(kc).watch('/apis/cluster.spectrocloud.com/v1alpha1/namespaces/os-patch/spectrosystemtasks', { resourceVersion: empty.metadata.resourceVersion }, (phase, obj: { metadata: { name: string } }) => {
+        events.push(`${phase} ${obj.metadata.name}`);
+        if (phase === 'DELETED') resolve();
+      }, (err) => (err ? reject(err) : undefined));
     });
     const body = { apiVersion: 'cluster.spectrocloud.com/v1alpha1', kind: 'SpectroSystemTask', metadata: { name: 'os-upgrade-plan' }, spec: { concurrency: 1, version: 'bionic', task: { image: 'ubuntu:22.04' } } };
     const created = (await custom.createNamespacedCustomObject({ ...GROUP, namespace: 'os-patch', body })) as { metadata: { generation: number } };
@@ -111,7 +110,7 @@ describe('the sandbox as a Palette-managed cluster', () => {
     expect(read.metadata.generation).toBe(2);
     await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: 'os-patch', name: 'os-upgrade-plan' });
     await deleted;
-    stop?.abort();
+    (await watching).abort();
     expect(events).toEqual(['ADDED os-upgrade-plan', 'MODIFIED os-upgrade-plan', 'MODIFIED os-upgrade-plan', 'DELETED os-upgrade-plan']);
   });
 
