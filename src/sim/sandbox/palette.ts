@@ -148,7 +148,7 @@ export function playPalette(options: PalettePlayOptions): () => void {
 
   let applying: string[] = [];
   let failed: { node: string; job: string } | null = null;
-  reached.forEach((node, i) => {
+  for (const [i, node] of reached.entries()) {
     const outcome = outcomeOf(node);
     const startedAt = outcome.kind === 'in-progress' || outcome.kind === 'apt-lock' ? now - outcome.sinceMs : runStart + i * (NODE_MS + NODE_GAP_MS);
     const job = cronyObjects(store, sim, scenario, node, version, outcome, startedAt, now, played, logs);
@@ -172,14 +172,14 @@ export function playPalette(options: PalettePlayOptions): () => void {
       annotations[NODE_TASK_ANNOTATIONS.message] = failedNow ? 'gpg: keyserver receive failed: End of file' : 'applying';
     }
     sim.setNodeMetadata(node, { labels, annotations, unschedulable });
-  });
+  }
 
   const resolvedAt = rfc3339(runStart);
   const lastChange = rfc3339(stopper ? now - stopSince : runStart + reached.length * (NODE_MS + NODE_GAP_MS));
   const condition = (type: string, status: string, reason: string, message: string, at: string) => ({ type, status, reason, message, lastUpdateTime: at, lastTransitionTime: at });
   const complete =
     failed !== null
-      ? condition('Complete', 'False', 'JobFailed', `Job ${(failed as { job: string }).job} failed on node ${(failed as { node: string }).node}: BackoffLimitExceeded`, lastChange)
+      ? condition('Complete', 'False', 'JobFailed', `Job ${failed.job} failed on node ${failed.node}: BackoffLimitExceeded`, lastChange)
       : applying.length > 0
         ? condition('Complete', 'False', 'Applying', `applying on ${applying.join(', ')}`, lastChange)
         : condition('Complete', 'True', '', '', lastChange);
