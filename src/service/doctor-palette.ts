@@ -254,7 +254,7 @@ function logFindings(f: PaletteFacts, namespace: string, jobs: PaletteJob[]): Fi
       evidence: pending.flatMap((j) => [describeJob(j, f.now), ...quote(j, REBOOT_LINE)]),
       fix:
         `reboot one node at a time: kubectl drain ${nodes[0]} --ignore-daemonsets --delete-emptydir-data, reboot it, kubectl uncordon ${nodes[0]}; ` +
-        `or turn on "Reboot if required" in Palette (the cluster's Settings → Cluster Settings → Machine Management) before the next run`,
+        `or turn on Palette's "Reboot if required" for the cluster (its docs place it in Cluster Configuration), so that the next run reboots where needed`,
       row: SEED_ROWS.rebootPending,
     });
   }
@@ -313,7 +313,7 @@ function agentFinding(agentPods: PalettePod[], agentNamespaces: string[], jobs: 
     status: 'problem',
     title: unready.length > 0 ? "Palette's cluster agent is not Ready" : "Palette's crony pods are crash-looping",
     evidence,
-    fix: `check cluster health and the agent's connectivity (it needs outbound HTTPS to your Palette): ${fixes.join('; ')}`,
+    fix: `check cluster health and the agent's connectivity (it must reach your Palette): ${fixes.join('; ')}`,
   };
 }
 
