@@ -107,6 +107,10 @@ function banner(scenario: Scenario, file: string, url: string, kubeconfigPath: s
     '  kubectl get jobs -n os-patch',
   ];
   if (palette) lines.push(`  kubectl get nodes --show-labels | grep task.cluster.spectrocloud.com`);
+  if (scenario.palette) {
+    // The sandbox plays a Palette-managed cluster: Palette's own task, crony Jobs and logs are there to look at.
+    lines.push('  kubectl get spectrosystemtask -n os-patch', '  kubectl logs -n os-patch -l app.kubernetes.io/name=crony --tail=3', `  npx patchpilot doctor --kubeconfig ${kubeconfigPath}`);
+  }
   lines.push('', 'Stop with Ctrl-C.', '');
   return lines.join('\n');
 }

@@ -359,7 +359,8 @@ export function classifyStoredOnDemand(stored: string | null | undefined, now: n
     reason:
       `onDemandPatchAfter is ${iso(at)}, in the past (now is ${iso(now)}). Palette keeps the old timestamp after a run ` +
       'and then refuses to register a new On-Demand Update, so the button does nothing. Clear it first ' +
-      '(PATCH /v1/spectroclusters/{uid}/clusterConfig/osPatch with {"onDemandPatchAfter":""}), then trigger again.',
+      '(PATCH /v1/spectroclusters/{uid}/clusterConfig/osPatch with {"osPatchConfig":{"onDemandPatchAfter":"", ...the other settings}}, ' +
+      'as patchpilot unstick does), then trigger again.',
   };
 }
 

@@ -59,6 +59,10 @@ function ago(ms: number, now: number): string {
 }
 
 const short = (hash: string) => (hash.length > 12 ? `${hash.slice(0, 12)}…` : hash);
+/** At most `max` names, then how many more: a thousand-node cluster's report stays readable (and fits in Slack). */
+const names = (list: string[], max = 20) => (list.length <= max ? list.join(', ') : `${list.slice(0, max).join(', ')} … and ${list.length - max} more`);
+/** Lines kept per finding for things that are fine; problems are always listed in full. */
+const FINE_LINES = 5;
 
 export function paletteFindings(f: PaletteFacts): Finding[] {
   if (!f.artifacts.ok) {
@@ -185,7 +189,12 @@ function jobsFinding(f: PaletteFacts, namespace: string, jobs: PaletteJob[]): Fi
   const base = { id: 'palette-jobs' as const, row: SEED_ROWS.jobs };
   if (jobs.length === 0) return { ...base, status: 'ok', title: "No Palette crony Job", evidence: [`no Job labelled app.kubernetes.io/name=crony in ${namespace}`], fix: null };
   const failed = jobs.filter((j) => j.status === 'failed');
-  const evidence = jobs.map((j) => describeJob(j, f.now));
+  const succeeded = jobs.filter((j) => j.status === 'succeeded');
+  const evidence = [
+    ...(succeeded.length > FINE_LINES ? [`${succeeded.length} Jobs succeeded; the newest:`] : []),
+    ...succeeded.slice(-FINE_LINES).map((j) => describeJob(j, f.now)),
+    ...jobs.filter((j) => j.status !== 'succeeded').map((j) => describeJob(j, f.now)),
+  ];
   if (failed.length === 0) return { ...base, status: 'ok', title: `Palette's crony Jobs: ${count(jobs, 'succeeded')} succeeded, ${count(jobs, 'running')} running`, evidence, fix: null };
   return {
     ...base,
@@ -245,7 +254,7 @@ function logFindings(f: PaletteFacts, namespace: string, jobs: PaletteJob[]): Fi
       evidence: pending.flatMap((j) => [describeJob(j, f.now), ...quote(j, REBOOT_LINE)]),
       fix:
         `reboot one node at a time: kubectl drain ${nodes[0]} --ignore-daemonsets --delete-emptydir-data, reboot it, kubectl uncordon ${nodes[0]}; ` +
-        `or turn on "Reboot if required" in Palette (the cluster's Settings → Cluster Settings → Machine Management) before the next run`,
+        `or turn on Palette's "Reboot if required" for the cluster (its docs place it in Cluster Configuration), so that the next run reboots where needed`,
       row: SEED_ROWS.rebootPending,
     });
   }
@@ -280,8 +289,18 @@ function agentFinding(agentPods: PalettePod[], agentNamespaces: string[], jobs: 
   const looping = jobs.map((j) => j.pod).filter((p): p is PalettePod => crashLooping(p));
   const evidence: string[] = [];
   if (agentNamespaces.length === 0) evidence.push("no cluster-<uid> namespace: Palette's agent pods were not found, so not checked");
-  else evidence.push(...agentPods.map(describePod));
+  else evidence.push(...agentPods.filter((p) => p.ready).slice(0, FINE_LINES).map(describePod), ...agentPods.filter((p) => !p.ready).map(describePod));
   evidence.push(...looping.map((p) => `crony ${describePod(p)}`));
+  const empty = agentNamespaces.filter((ns) => !agentPods.some((p) => p.namespace === ns));
+  if (empty.length > 0) {
+    return {
+      ...base,
+      status: 'problem',
+      title: "Palette's cluster agent has no pod",
+      evidence: [...evidence, ...empty.map((ns) => `no pod in ${ns}: nothing there talks to Palette`)],
+      fix: `check cluster health and the agent: kubectl -n ${empty[0]} get deployments,replicasets,events`,
+    };
+  }
   if (unready.length === 0 && looping.length === 0) {
     return { ...base, status: agentNamespaces.length === 0 ? 'skipped' : 'ok', title: agentNamespaces.length === 0 ? "Palette's agent pods not found" : "Palette's agent pods are Ready", evidence, fix: null };
   }
@@ -294,7 +313,7 @@ function agentFinding(agentPods: PalettePod[], agentNamespaces: string[], jobs: 
     status: 'problem',
     title: unready.length > 0 ? "Palette's cluster agent is not Ready" : "Palette's crony pods are crash-looping",
     evidence,
-    fix: `check cluster health and the agent's connectivity (it needs outbound HTTPS to your Palette): ${fixes.join('; ')}`,
+    fix: `check cluster health and the agent's connectivity (it must reach your Palette): ${fixes.join('; ')}`,
   };
 }
 
@@ -306,7 +325,7 @@ function selectionFinding(f: PaletteFacts, task: PaletteTask | null): Finding {
   const matching = f.nodes.filter((n) => selectorMatches(selector, n.labels) && n.labels[PALETTE_TASK_LABEL] !== 'disabled');
   if (f.nodes.length === 0) return { ...base, status: 'skipped', title: 'No node to select', evidence: ['the API server lists no Node'], fix: null };
   if (matching.length > 0) {
-    return { ...base, status: 'ok', title: "Palette's task selects nodes", evidence: [`${matching.length} of ${f.nodes.length} node(s) match ${source} (${describeSelector(selector)}): ${matching.map((n) => n.name).join(', ')}`], fix: null };
+    return { ...base, status: 'ok', title: "Palette's task selects nodes", evidence: [`${matching.length} of ${f.nodes.length} node(s) match ${source} (${describeSelector(selector)}): ${names(matching.map((n) => n.name))}`], fix: null };
   }
   const keys = [...Object.keys(selector.matchLabels ?? {}), ...(selector.matchExpressions ?? []).map((r) => r.key)];
   const evidence = [
@@ -333,7 +352,7 @@ function markedFinding(f: PaletteFacts, task: PaletteTask | null): Finding {
   const disabled = nodes.filter((n) => n.labels[PALETTE_TASK_LABEL] === 'disabled').map((n) => n.name);
   const hash = task?.latestHash ?? null;
   const evidence: string[] = [];
-  if (disabled.length > 0) evidence.push(`opted out with ${PALETTE_TASK_LABEL}=disabled: ${disabled.join(', ')}`);
+  if (disabled.length > 0) evidence.push(`opted out with ${PALETTE_TASK_LABEL}=disabled: ${names(disabled)}`);
   if (nodes.length === 0) return { ...base, status: 'skipped', title: 'Node marks not compared', evidence: ['the task selects no node (see the selection check)'], fix: null };
   if (hash === null) {
     const marked = nodes.filter((n) => n.labels[PALETTE_TASK_LABEL] !== undefined && n.labels[PALETTE_TASK_LABEL] !== 'disabled');
@@ -342,9 +361,9 @@ function markedFinding(f: PaletteFacts, task: PaletteTask | null): Finding {
   }
   const marked = nodes.filter((n) => n.labels[PALETTE_TASK_LABEL] === hash).map((n) => n.name);
   const eligible = nodes.filter((n) => n.labels[PALETTE_TASK_LABEL] !== hash && n.labels[PALETTE_TASK_LABEL] !== 'disabled').map((n) => n.name);
-  evidence.unshift(`${marked.length} of ${nodes.length} selected node(s) carry ${PALETTE_TASK_LABEL}=${short(hash)} (task ${task!.name}'s latestHash)${marked.length > 0 ? `: ${marked.join(', ')}` : ''}`);
+  evidence.unshift(`${marked.length} of ${nodes.length} selected node(s) carry ${PALETTE_TASK_LABEL}=${short(hash)} (task ${task!.name}'s latestHash)${marked.length > 0 ? `: ${names(marked)}` : ''}`);
   if (eligible.length > 0 || marked.length === 0) {
-    evidence.push(`${eligible.length} node(s) without it would be selected: ${eligible.join(', ') || '-'}`);
+    evidence.push(`${eligible.length} node(s) without it would be selected: ${names(eligible) || '-'}`);
     return { ...base, status: 'ok', title: 'Nodes remain for Palette to patch, or none is marked', evidence, fix: null };
   }
   evidence.push('Palette skips a node whose task label is the task\'s hash: if an On-Demand Update does nothing, this is why');
@@ -361,14 +380,20 @@ function markedFinding(f: PaletteFacts, task: PaletteTask | null): Finding {
 function nodeStatusFinding(f: PaletteFacts): Finding {
   const base = { id: 'palette-node-status' as const, row: SEED_ROWS.nodeStatus };
   const evidence: string[] = [];
+  const fine: string[] = [];
   const failed: string[] = [];
   for (const node of f.nodes) {
     const entries = Object.entries(node.annotations).filter(([k]) => k.includes('spectronodetask'));
     if (entries.length === 0) continue;
     const text = entries.map(([k, v]) => `${k.replace(/^.*[/.](?=[^/.]+$)/, '')}=${v}`).join(', ');
-    evidence.push(`${node.name}${node.unschedulable ? ' (cordoned)' : ''}: ${text}`);
-    if (entries.some(([, v]) => /fail|error/i.test(v))) failed.push(node.name);
+    const line = `${node.name}${node.unschedulable ? ' (cordoned)' : ''}: ${text}`;
+    const bad = entries.some(([, v]) => /fail|error/i.test(v));
+    if (bad) failed.push(node.name);
+    if (bad || node.unschedulable || !entries.some(([, v]) => v === 'Completed')) evidence.push(line);
+    else fine.push(line);
   }
+  evidence.unshift(...fine.slice(0, FINE_LINES));
+  if (fine.length > FINE_LINES) evidence.splice(FINE_LINES, 0, `… and ${fine.length - FINE_LINES} more node(s) Completed`);
   if (evidence.length === 0) return { ...base, status: 'ok', title: 'No spectronodetask annotation on any node', evidence: ['no node carries an annotation matching spectronodetask'], fix: null };
   if (failed.length === 0) return { ...base, status: 'ok', title: "Palette's per-node status shows no failure", evidence, fix: null };
   return {

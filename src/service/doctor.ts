@@ -234,7 +234,8 @@ async function onDemandTimestamp(f: Facts): Promise<Finding> {
       status: 'problem',
       title: 'Palette\'s onDemandPatchAfter is not a time',
       evidence: [`cluster ${palette.clusterUid}: onDemandPatchAfter = ${JSON.stringify(stored)}`, err instanceof Error ? err.message : String(err)],
-      fix: clearTimestampFix(f, palette.clusterUid, config),
+      // unstick refuses a value it cannot read (it clears only a time in the past): by hand, the same request.
+      fix: `clear it by hand (unstick clears only a time in the past): PATCH ${osPatchPath(palette.clusterUid)} with ${JSON.stringify(osPatchUpdateBody(clearedOnDemand(config)))}, headers ApiKey and ProjectUid (README: "How unstick clears the timestamp")`,
     };
   }
   const where = `Palette cluster ${palette.clusterUid}`;

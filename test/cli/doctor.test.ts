@@ -76,6 +76,7 @@ describe('patchpilot doctor', () => {
     const result = await cli(['doctor', '--kubeconfig', config], {}, dir);
     expect(result.err).toBe('');
     expect(result.out).not.toContain('[PROBLEM]');
+    expect(result.out.match(/Not a Palette-managed cluster/g)).toHaveLength(1);
     expect(result.out.trim().split('\n').at(-1)).toMatch(/^no problem found/);
     expect(result.code).toBe(0);
   });

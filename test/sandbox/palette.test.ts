@@ -87,14 +87,13 @@ describe('the sandbox as a Palette-managed cluster', () => {
     const empty = (await custom.listNamespacedCustomObject({ ...GROUP, namespace: 'os-patch' })) as { items: unknown[]; metadata: { resourceVersion: string } };
     expect(empty.items).toEqual([]);
     const events: string[] = [];
-    let stop: AbortController | undefined;
+    let watching!: Promise<AbortController>;
+    // The watch resumes from the list's resourceVersion, so the writes below reach it even if they land first.
     const deleted = new Promise<void>((resolve, reject) => {
-      void new Watch(kc)
-        .watch('/apis/cluster.spectrocloud.com/v1alpha1/namespaces/os-patch/spectrosystemtasks', { resourceVersion: empty.metadata.resourceVersion }, (phase, obj: { metadata: { name: string } }) => {
-          events.push(`${phase} ${obj.metadata.name}`);
-          if (phase === 'DELETED') resolve();
-        }, (err) => (err ? reject(err) : undefined))
-        .then((controller) => (stop = controller));
+      watching = new Watch(kc).watch('/apis/cluster.spectrocloud.com/v1alpha1/namespaces/os-patch/spectrosystemtasks', { resourceVersion: empty.metadata.resourceVersion }, (phase, obj: { metadata: { name: string } }) => {
+        events.push(`${phase} ${obj.metadata.name}`);
+        if (phase === 'DELETED') resolve();
+      }, (err) => (err ? reject(err) : undefined));
     });
     const body = { apiVersion: 'cluster.spectrocloud.com/v1alpha1', kind: 'SpectroSystemTask', metadata: { name: 'os-upgrade-plan' }, spec: { concurrency: 1, version: 'bionic', task: { image: 'ubuntu:22.04' } } };
     const created = (await custom.createNamespacedCustomObject({ ...GROUP, namespace: 'os-patch', body })) as { metadata: { generation: number } };
@@ -111,7 +110,7 @@ describe('the sandbox as a Palette-managed cluster', () => {
     expect(read.metadata.generation).toBe(2);
     await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: 'os-patch', name: 'os-upgrade-plan' });
     await deleted;
-    stop?.abort();
+    (await watching).abort();
     expect(events).toEqual(['ADDED os-upgrade-plan', 'MODIFIED os-upgrade-plan', 'MODIFIED os-upgrade-plan', 'DELETED os-upgrade-plan']);
   });
 
@@ -127,6 +126,15 @@ describe('the sandbox as a Palette-managed cluster', () => {
     expect(pods()).toBe(count);
     expect(JSON.stringify(store.list('jobs', { namespace: 'os-patch' }).items.map((j) => j.status))).toBe(before);
     expect(store.find('nodes', { name: 'worker-2' })!.spec).toMatchObject({ unschedulable: true });
+    // An agent pod a drain takes away is replaced on a schedulable node, as its ReplicaSet would.
+    const agents = () => store.list('pods', { namespace: 'cluster-6851ddd04b1b188784c06291' }).items;
+    const evicted = agents().find((p) => p.metadata.name!.startsWith('cluster-management-agent-'))!;
+    expect((evicted.spec as { nodeName: string }).nodeName).toBe('cp-1');
+    store.delete('pods', { namespace: evicted.metadata.namespace!, name: evicted.metadata.name! }, { internal: true });
+    const replacement = agents().find((p) => p.metadata.name!.startsWith('cluster-management-agent-'))!;
+    expect(replacement.metadata.name).not.toBe(evicted.metadata.name);
+    expect((replacement.spec as { nodeName: string }).nodeName).toBe('worker-1');
+    expect(agents()).toHaveLength(2);
   });
 
   it('a cluster without palette: serves none of it', async () => {

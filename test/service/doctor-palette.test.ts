@@ -178,6 +178,21 @@ describe('doctor on a Palette-managed cluster', () => {
     expect(JSON.stringify(sent[0]!.body)).toBe(body);
   });
 
+  it('a stored value that is not a time: unstick refuses it, so doctor gives the request to send by hand', async () => {
+    palette = await startFakePalette({ apiKey: 'pk-test', clusters: { '6851ddd04b1b188784c06291': { projectUid: 'p1', osPatchConfig: { onDemandPatchAfter: 'soon', patchOnBoot: false } } } });
+    const client = new PaletteClient({ baseUrl: palette.url, apiKey: 'pk-test', projectUid: 'p1' });
+    const r = await report('healthy', { palette: { client, clusterUid: '6851ddd04b1b188784c06291' } });
+    const stamp = finding(r, 'on-demand-timestamp');
+    expect(stamp).toMatchObject({ status: 'problem', title: "Palette's onDemandPatchAfter is not a time" });
+    expect(stamp.fix).toBe(
+      'clear it by hand (unstick clears only a time in the past): PATCH /v1/spectroclusters/6851ddd04b1b188784c06291/clusterConfig/osPatch with ' +
+        '{"osPatchConfig":{"onDemandPatchAfter":"","patchOnBoot":false}}, headers ApiKey and ProjectUid (README: "How unstick clears the timestamp")',
+    );
+    const { unstick } = await import('../../src/service/unstick.ts');
+    await expect(bench!.time.run(unstick(bench!.target, { by: 'tester' }))).rejects.toThrow();
+    expect(palette.requests.filter((q) => q.method === 'PATCH')).toHaveLength(0);
+  });
+
   it('never run (lastRun none): no task, no Job, nothing in progress, no problem', async () => {
     const r = await report('never-run');
     expect(problems(r)).toEqual([]);

@@ -460,7 +460,8 @@ describe('classifyStoredOnDemand', () => {
     const reason = result.state === 'stuck' ? result.reason : '';
     expect(reason).toContain('onDemandPatchAfter is 2026-01-08T17:32:08.000Z, in the past (now is 2026-03-08T10:00:00.000Z)');
     expect(reason).toContain('refuses to register a new On-Demand Update');
-    expect(reason).toContain('{"onDemandPatchAfter":""}');
+    // The body unstick sends (the SDK's wrapper), not the guide's bare {"onDemandPatchAfter":""}.
+    expect(reason).toContain('{"osPatchConfig":{"onDemandPatchAfter":"", ...the other settings}}');
   });
 
   it('refuses a stored value that is not a time', () => {

@@ -281,6 +281,7 @@ export function createSandbox(scenario: Scenario, clock: Clock): Sandbox {
   const store = new KubeStore({ clock, seed: scenario.seed, resources: sandboxResources(scenario) });
   binding = new SandboxBinding({ sim, clock, agent: scenario.plan.agent, store });
   const stopPalette = playPalette({ store, sim, clock, scenario });
+  // Closing the sandbox also detaches Palette's play (its log source and agent-pod replacement).
   const close = binding.close.bind(binding);
   binding.close = () => {
     stopPalette();

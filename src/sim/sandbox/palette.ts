@@ -107,6 +107,7 @@ export function playPalette(options: PalettePlayOptions): () => void {
   if (!store.find('namespaces', { name: agentNamespace })) store.create('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: agentNamespace } }, { internal: true });
   const controlPlane = sim.nodeNames().find((n) => sim.nodeFacts(n)?.role === 'control-plane') ?? sim.nodeNames()[0];
   for (const name of PALETTE_AGENT_DEPLOYMENTS) agentObjects(store, agentNamespace, name, controlPlane, has('palette-agent-not-ready'), now, played);
+  const stopReplacing = replaceEvictedAgentPods(store, sim, clock, agentNamespace);
 
   // The nodes Palette's task selects (kubernetes.io/os=linux, not opted out), in name order (an assumption).
   if (has('palette-no-matching-nodes')) {
@@ -117,7 +118,7 @@ export function playPalette(options: PalettePlayOptions): () => void {
     }
   }
   const stopper = faults.find((f) => PALETTE_RUN_STOPPERS.has(f.kind));
-  if (palette.lastRun === 'none' && !stopper) return attachLogs(store, logs);
+  if (palette.lastRun === 'none' && !stopper) return both(attachLogs(store, logs), stopReplacing);
 
   const selected = sim
     .nodeNames()
@@ -147,7 +148,7 @@ export function playPalette(options: PalettePlayOptions): () => void {
 
   let applying: string[] = [];
   let failed: { node: string; job: string } | null = null;
-  reached.forEach((node, i) => {
+  for (const [i, node] of reached.entries()) {
     const outcome = outcomeOf(node);
     const startedAt = outcome.kind === 'in-progress' || outcome.kind === 'apt-lock' ? now - outcome.sinceMs : runStart + i * (NODE_MS + NODE_GAP_MS);
     const job = cronyObjects(store, sim, scenario, node, version, outcome, startedAt, now, played, logs);
@@ -171,14 +172,14 @@ export function playPalette(options: PalettePlayOptions): () => void {
       annotations[NODE_TASK_ANNOTATIONS.message] = failedNow ? 'gpg: keyserver receive failed: End of file' : 'applying';
     }
     sim.setNodeMetadata(node, { labels, annotations, unschedulable });
-  });
+  }
 
   const resolvedAt = rfc3339(runStart);
   const lastChange = rfc3339(stopper ? now - stopSince : runStart + reached.length * (NODE_MS + NODE_GAP_MS));
   const condition = (type: string, status: string, reason: string, message: string, at: string) => ({ type, status, reason, message, lastUpdateTime: at, lastTransitionTime: at });
   const complete =
     failed !== null
-      ? condition('Complete', 'False', 'JobFailed', `Job ${(failed as { job: string }).job} failed on node ${(failed as { node: string }).node}: BackoffLimitExceeded`, lastChange)
+      ? condition('Complete', 'False', 'JobFailed', `Job ${failed.job} failed on node ${failed.node}: BackoffLimitExceeded`, lastChange)
       : applying.length > 0
         ? condition('Complete', 'False', 'Applying', `applying on ${applying.join(', ')}`, lastChange)
         : condition('Complete', 'True', '', '', lastChange);
@@ -214,7 +215,40 @@ export function playPalette(options: PalettePlayOptions): () => void {
     } as KubeObject,
     { internal: true },
   );
-  return attachLogs(store, logs);
+  return both(attachLogs(store, logs), stopReplacing);
+}
+
+const both = (a: () => void, b: () => void) => () => {
+  a();
+  b();
+};
+
+/**
+ * The ReplicaSet's part, for Palette's agent pods only: one that is deleted (a drain evicted it) is replaced at once on
+ * a schedulable node, as Kubernetes would; without this, a drain of its node would leave Palette without its agent.
+ */
+function replaceEvictedAgentPods(store: KubeStore, sim: SimCluster, clock: Clock, namespace: string): () => void {
+  let generation = 0;
+  return store.hooks.onChange('pods', (event) => {
+    const gone = event.object;
+    if (event.type !== 'DELETED' || gone.metadata.namespace !== namespace || !playedByPalette(gone)) return;
+    const was = (gone.spec as Json | undefined)?.nodeName;
+    const node = sim.nodeNames().find((n) => n !== was && sim.nodeView(n)?.ready === true && sim.nodeView(n)?.unschedulable === false) ?? was;
+    const owner = gone.metadata.ownerReferences?.[0]?.name ?? 'agent';
+    const at = rfc3339(clock.now());
+    const replacement = structuredClone(gone);
+    replacement.metadata = {
+      name: `${owner}-${podSuffix('replacement', owner, String((generation += 1)))}`,
+      namespace,
+      labels: { ...(gone.metadata.labels ?? {}) },
+      annotations: { ...(gone.metadata.annotations ?? {}) },
+      ownerReferences: structuredClone(gone.metadata.ownerReferences ?? []),
+    };
+    (replacement.spec as Json).nodeName = node;
+    const status = replacement.status as Json;
+    status.startTime = at;
+    store.create('pods', replacement, { internal: true });
+  });
 }
 
 /** Serves the crony pods' logs; other pods' logs still come from the simulated kubelet. */
@@ -376,6 +410,8 @@ function cronyObjects(
     kind: 'Job',
     metadata: { name, namespace: PALETTE_PATCH_NAMESPACE, labels, annotations: played },
     spec: {
+      // Palette's agent-mode docs say a failing task Job is retried up to 99 times; the failed keyserver Job is drawn
+      // after its last try (an assumption: the managed on-demand task's retries are not published).
       backoffLimit: outcome.kind === 'keyserver-eof' ? 0 : 99,
       template: { metadata: { labels }, spec: { nodeName: node, serviceAccountName: 'crony', hostPID: true, restartPolicy: 'Never', containers: [container] } },
     },
