@@ -461,7 +461,9 @@ describe('the lease', () => {
   });
 
   it.each([
-    { name: 'a negative duration', spec: { holderIdentity: 'patchpilot/x/1/2026-01-01T00:00:00Z/aaaaaa', leaseDurationSeconds: -5 }, problem: /leaseDurationSeconds is -5/ },
+    // A negative or zero duration never gets this far: the API server refuses it (see the next test), as upstream's
+    // ValidateLeaseSpec does. A duration left out passes validation, and must still not be read as "expired".
+    { name: 'no duration', spec: { holderIdentity: 'patchpilot/x/1/2026-01-01T00:00:00Z/aaaaaa' }, problem: /has no leaseDurationSeconds/ },
     { name: 'no spec at all', spec: undefined, problem: /has no spec/ },
     { name: 'a garbage holder', spec: { holderIdentity: '\u0000;drop table', leaseDurationSeconds: 60 }, problem: null },
   ])('treats a hand-edited Lease with $name as held: a safe wait of a whole term, never a second writer', async ({ spec, problem }) => {
@@ -474,6 +476,17 @@ describe('the lease', () => {
     bench.clock.increment(1_000);
     expect(await run(kube.acquireLease(request('b')))).toMatchObject({ acquired: true });
     expect(leaseSpec()).toMatchObject({ holderIdentity: 'b', leaseDurationSeconds: 60 });
+  });
+
+  it.each([-5, 0])('a Lease edited to leaseDurationSeconds %i is refused by the API server, as upstream refuses it', (seconds) => {
+    expect(() =>
+      bench.store.create('leases', {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: 'patchpilot-prod', namespace: NAMESPACE },
+        spec: { holderIdentity: 'someone', leaseDurationSeconds: seconds },
+      }),
+    ).toThrow(/spec.leaseDurationSeconds: Invalid value: -?\d+: must be greater than 0/);
   });
 
   it.each([403, 409, 500])('answers an API server that refuses the lease write with %i with an error or a refusal, never a grant', async (status) => {
