@@ -158,6 +158,8 @@ export class SimCluster implements ClusterPort {
     heldUpgraded: [] as string[],
     /** Kubernetes or runtime packages that an agent upgraded, as `node:package`. */
     kubernetesUpgraded: [] as string[],
+    /** Nodes that joined and got workloads before anyone cordoned them (patch on join came too late). */
+    workloadsBeforeCordon: [] as string[],
   };
 
   constructor(nodes: readonly SimNodeSpec[], options: SimClusterOptions) {
@@ -234,6 +236,7 @@ export class SimCluster implements ClusterPort {
         if (this.#nodes.get(spec.name) !== node || node.unschedulable) return;
         node.pods = podsOf(spec);
         node.workloadsLandedAt = this.#virtual(this.#clock.now());
+        this.stats.workloadsBeforeCordon.push(spec.name);
         this.#onNodeChange(spec.name);
       }, JOIN_SCHEDULE_DELAY_MS);
     }
@@ -272,6 +275,7 @@ export class SimCluster implements ClusterPort {
     this.stats.patchJobs.clear();
     this.stats.heldUpgraded.length = 0;
     this.stats.kubernetesUpgraded.length = 0;
+    this.stats.workloadsBeforeCordon.length = 0;
   }
 
   #controlPlanesInFlight(): number {

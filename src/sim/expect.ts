@@ -36,6 +36,7 @@ export function checkInvariants(plan: Plan, nodes: readonly SimNodeResult[], sta
   // Percentages are of the nodes the run selected (every node it considered, patched or not).
   const selected = nodes.filter((n) => n.result !== 'not-selected' && n.result !== 'excluded').length;
   const { concurrency } = resolveLimits(plan, selected);
+  const cordonedWithout = nodes.filter((n) => n.result === 'no-updates' && n.timeline.some((e) => e.step === 'cordon')).map((n) => n.name);
   const twice = [...stats.patchJobs.entries()].filter(([, count]) => count > 1).map(([key]) => key);
   const k8s = [...new Set([...stats.kubernetesUpgraded, ...stats.heldUpgraded])];
   const all = [
@@ -65,6 +66,18 @@ export function checkInvariants(plan: Plan, nodes: readonly SimNodeResult[], sta
       `${stats.maxControlPlanesCordoned} control-plane nodes were in maintenance at once`,
     ),
     result('patched-at-most-once', twice.length === 0, 'every node was patched at most once for this hash', `patched twice for one hash: ${twice.join(', ')}`),
+    result(
+      'no-updates-never-cordoned',
+      cordonedWithout.length === 0,
+      'no node without updates was cordoned',
+      `cordoned although nothing applied: ${cordonedWithout.join(', ')}`,
+    ),
+    result(
+      'cordoned-before-workloads',
+      stats.workloadsBeforeCordon.length === 0,
+      'every node that joined was cordoned before workloads landed on it',
+      `workloads landed before the cordon on: ${stats.workloadsBeforeCordon.join(', ')}`,
+    ),
   ];
   return all.filter((i) => i.name !== 'one-node-at-a-time' || concurrency === 1 || requested.includes(i.name));
 }

@@ -47,7 +47,12 @@ export interface SimNodeResult {
   rebootPending: boolean;
   cordonedAtEnd: boolean;
   /** Seconds per phase. */
-  phases: { drain: number; patch: number; reboot: number; rejoin: number };
+  phases: { scan: number; drain: number; patch: number; reboot: number; rejoin: number; soak: number };
+  /**
+   * Seconds the node spent cordoned by this run: from the start of its cordon step to the end of its uncordon (or of
+   * the run, when it stayed cordoned). 0 for a node never cordoned (no updates found by the scan).
+   */
+  cordonedSeconds: number;
   timeline: TimelineEntry[];
 }
 
@@ -393,7 +398,8 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
         rebooted: outcome?.rebooted ?? false,
         rebootPending: outcome?.rebootPending ?? false,
         cordonedAtEnd: facts.unschedulable && facts.cordonedBy === run.handle.runId,
-        phases: { drain: phase('drain'), patch: phase('patch'), reboot: phase('reboot'), rejoin: phase('rejoin') },
+        phases: { scan: phase('scan'), drain: phase('drain'), patch: phase('patch'), reboot: phase('reboot'), rejoin: phase('rejoin'), soak: phase('soak') },
+        cordonedSeconds: cordonedSeconds(timeline),
         timeline,
       });
     }
@@ -490,6 +496,15 @@ async function drive(
     clock.set(next);
     await onTick?.(next);
   }
+}
+
+/** From the start of the cordon step to the end of the uncordon step (or of the last step), in seconds. */
+export function cordonedSeconds(timeline: readonly TimelineEntry[]): number {
+  const from = timeline.findIndex((e) => e.step === 'cordon');
+  if (from < 0) return 0;
+  const until = timeline.findIndex((e, i) => i > from && e.step === 'uncordon');
+  const end = (until >= 0 ? timeline[until]! : timeline.at(-1)!).end;
+  return Math.max(0, Math.round((end - timeline[from]!.start) * 100) / 100);
 }
 
 /** Run states in which the run waits by rule rather than for its nodes. */

@@ -42,6 +42,10 @@ export const INVARIANTS = [
   'concurrency-respected',
   'control-plane-one-at-a-time',
   'patched-at-most-once',
+  /** A node the scan found nothing for was never cordoned. */
+  'no-updates-never-cordoned',
+  /** A node that joined under an on-boot plan was cordoned before the scheduler placed workloads on it. */
+  'cordoned-before-workloads',
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
