@@ -55,11 +55,18 @@ export const retrySchema = z.strictObject({
  * A count, or a percentage of the selected nodes as SSM's MaxConcurrency/MaxErrors and system-upgrade-controller users
  * write it ("25%"). Resolved against the selection by `resolveLimits`, when the run knows how many nodes it has.
  */
+const PERCENT = /^(100|[1-9]?[0-9])(\.[0-9]+)?%$/;
 const countOrPercent = (min: number) =>
-  z.union([
-    z.number().int('must be a whole number').min(min, `must be at least ${min}`),
-    z.string().regex(/^(100|[1-9]?[0-9])(\.[0-9]+)?%$/, 'must be a whole number or a percentage such as "25%" (0% to 100%)'),
-  ]);
+  z.union([z.number(), z.string()], { error: 'must be a whole number or a percentage such as "25%"' }).superRefine((value, ctx) => {
+    if (typeof value === 'number') {
+      if (!Number.isInteger(value)) ctx.addIssue({ code: 'custom', message: 'must be a whole number' });
+      else if (value < min) ctx.addIssue({ code: 'custom', message: min === 0 ? 'cannot be negative' : `must be at least ${min}` });
+    } else if (!PERCENT.test(value)) {
+      ctx.addIssue({ code: 'custom', message: `must be a whole number or a percentage such as "25%" (0% to 100%), got ${JSON.stringify(value)}` });
+    } else if (min > 0 && Number.parseFloat(value) === 0) {
+      ctx.addIssue({ code: 'custom', message: 'must be more than 0%' });
+    }
+  });
 export type CountOrPercent = number | string;
 
 export const healthGateSchema = z.strictObject({

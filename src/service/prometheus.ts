@@ -37,9 +37,18 @@ export function redactUrl(url: string): string {
 export const prometheusAlerts: AlertSource = {
   async firingAlerts(url, signal) {
     const endpoint = new URL('api/v1/alerts', url.endsWith('/') ? url : `${url}/`);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    // fetch refuses a URL with credentials (and would quote it): they go in a Basic Authorization header instead.
+    if (endpoint.username || endpoint.password) {
+      const user = decodeURIComponent(endpoint.username);
+      const password = decodeURIComponent(endpoint.password);
+      headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+      endpoint.username = '';
+      endpoint.password = '';
+    }
     let response: Response;
     try {
-      response = await fetch(endpoint, { signal: AbortSignal.any([signal, AbortSignal.timeout(PROMETHEUS_TIMEOUT_MS)]), headers: { accept: 'application/json' } });
+      response = await fetch(endpoint, { signal: AbortSignal.any([signal, AbortSignal.timeout(PROMETHEUS_TIMEOUT_MS)]), headers });
     } catch (err) {
       const cause = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
       throw new Error(`${redactUrl(endpoint.toString())}: ${cause}`);
