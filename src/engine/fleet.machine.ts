@@ -152,7 +152,7 @@ export function nextBatch(
 }
 
 function gateContext(context: FleetContext, starting: string[]): GateContext {
-  return { plan: context.plan, inFlight: context.inFlight.map((p) => context.queue[p]!), starting, runId: context.runId, failedHere: context.failedNodes };
+  return { plan: context.plan, inFlight: context.inFlight.map((p) => context.queue[p]!), starting, failedHere: context.failedNodes };
 }
 
 function budgetExhausted(context: FleetContext): boolean {

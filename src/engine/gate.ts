@@ -14,8 +14,10 @@ export interface GateContext {
   inFlight: readonly string[];
   /** Nodes about to start: their own state is preflight's business, not the gate's. */
   starting: readonly string[];
-  runId: string;
-  /** Nodes this run failed: a cordon it kept on them is spent from the error budget, which the operator sized. */
+  /**
+   * Nodes this run failed: they are spent from the error budget (maxFailures), which the operator sized, so neither
+   * their NotReady (a node that never came back) nor the cordon the failure policy kept on them holds the run back.
+   */
   failedHere: readonly string[];
 }
 
@@ -24,7 +26,7 @@ const list = (names: readonly string[], max = 5) => (names.length > max ? `${nam
 /** Every reason the gate is closed, joined; open when there is none. */
 export function gateVerdict(health: ClusterHealth, context: GateContext): GateVerdict {
   const reasons: string[] = [];
-  const ours = new Set([...context.inFlight, ...context.starting]);
+  const ours = new Set([...context.inFlight, ...context.starting, ...context.failedHere]);
   const others = health.nodes.filter((n) => !ours.has(n.name));
 
   if (!health.controlPlane.ready) reasons.push(`the control plane is not ready (/readyz: ${health.controlPlane.detail})`);
@@ -35,10 +37,7 @@ export function gateVerdict(health: ClusterHealth, context: GateContext): GateVe
     reasons.push(`${notReady.length} other node(s) NotReady: ${list(notReady)} (healthGate.maxNotReady ${maxNotReady})`);
   }
 
-  const failedHere = new Set(context.failedHere);
-  const leftCordoned = others
-    .filter((n) => n.unschedulable && n.cordonedBy !== null && !(n.cordonedBy === context.runId && failedHere.has(n.name)))
-    .map((n) => `${n.name} (run ${n.cordonedBy})`);
+  const leftCordoned = others.filter((n) => n.unschedulable && n.cordonedBy !== null).map((n) => `${n.name} (run ${n.cordonedBy})`);
   if (leftCordoned.length > 0) reasons.push(`node(s) still cordoned by patchpilot: ${list(leftCordoned)}`);
 
   if (health.blockingPods.length > 0) {

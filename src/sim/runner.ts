@@ -211,7 +211,8 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       run.inFlight.delete(event.outcome.node);
     }
     // Only a wait with nothing in flight lengthens the run beyond what its nodes need.
-    const idleByRule = run.waiting && run.inFlight.size === 0;
+    // Waiting before the first node started is not inside the makespan (which runs from the first node's start).
+    const idleByRule = run.waiting && run.inFlight.size === 0 && run.timelines.size > 0;
     if (idleByRule && run.waitingSince === null) run.waitingSince = event.at;
     if (!idleByRule && run.waitingSince !== null) {
       run.waitedMs += event.at - run.waitingSince;

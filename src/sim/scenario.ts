@@ -359,7 +359,9 @@ export function parseScenario(text: string, source = 'scenario', overrides: { se
   const expect = file.expect === undefined ? [] : Array.isArray(file.expect) ? file.expect : [file.expect];
   if (expect.length > 0 && expect.length !== runs) {
     problems.push(
-      `${locate(['expect'])}: ${expect.length} expectation(s) for ${runs} run(s) (on-demand triggers${joinRuns > 0 ? ', then one per node joining under the on-boot plan' : ''}): give one per run, in order`,
+      joinRuns === 0
+        ? `${locate(['expect'])}: ${expect.length} expectation(s) for ${runs} on-demand trigger(s): give one per trigger, in order`
+        : `${locate(['expect'])}: ${expect.length} expectation(s) for ${runs} run(s) (the on-demand triggers', then one per node joining under the on-boot plan): give one per run, in order`,
     );
   }
   expect.forEach((e, i) => {

@@ -15,7 +15,6 @@ const context = (plan: PlanInput = {}, over: Partial<GateContext> = {}): GateCon
   plan: parsePlan(plan),
   inFlight: [],
   starting: ['w1'],
-  runId: 'run-1',
   failedHere: [],
   ...over,
 });
@@ -45,8 +44,8 @@ describe('gateVerdict', () => {
       reason: 'node(s) still cordoned by patchpilot: w3 (run run-0)',
     },
     {
-      name: 'a node this run failed and kept cordoned (spent from the error budget)',
-      health: healthy({ nodes: [node('w1'), node('w3', { unschedulable: true, cordonedBy: 'run-1' })] }),
+      name: 'a node this run failed, kept cordoned and NotReady (spent from the error budget)',
+      health: healthy({ nodes: [node('w1'), node('w3', { ready: false, unschedulable: true, cordonedBy: 'run-1' })] }),
       ctx: context({}, { failedHere: ['w3'] }),
       reason: null,
     },
