@@ -356,7 +356,7 @@ export class SimCluster implements ClusterPort {
     this.#blockingFaults.forEach((fault, i) => {
       if ((fault.node ?? this.#firstNode()) === name && this.#activeFor(fault)) {
         // A mirror pod, so that no drain ever evicts it: it blocks until its time is over.
-        pods.push({ name: BLOCKING_POD(i, name), namespace: 'ops', owner: 'static', labels: { app: `blocker-${i + 1}`, ...fault.labels } });
+        pods.push({ name: BLOCKING_POD(i, name), namespace: 'default', owner: 'static', labels: { app: `blocker-${i + 1}`, ...fault.labels } });
       }
     });
     return pods;
