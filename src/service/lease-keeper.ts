@@ -206,6 +206,8 @@ export function fencedCluster(cluster: ClusterPort, keeper: LeaseKeeper): Cluste
     // Reads and the lease itself go straight through, bound to the real adapter (its private fields need it).
     listNodes: cluster.listNodes.bind(cluster),
     getNode: cluster.getNode.bind(cluster),
+    listPods: cluster.listPods.bind(cluster),
+    controlPlaneReady: cluster.controlPlaneReady.bind(cluster),
     awaitAgentReport: cluster.awaitAgentReport.bind(cluster),
     awaitReady: cluster.awaitReady.bind(cluster),
     acquireLease: cluster.acquireLease.bind(cluster),

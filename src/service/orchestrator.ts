@@ -11,6 +11,7 @@ import { versionHash } from '../engine/hash.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import { resolveTriggerStart } from '../engine/schedule.ts';
 import type { Store } from '../store/store.ts';
+import type { AlertSource } from './prometheus.ts';
 import { clusterEffects } from './effects.ts';
 import { describeHolder, processHolder } from './holder.ts';
 import { fencedCluster, LeaseKeeper, type LeaseLoss } from './lease-keeper.ts';
@@ -62,6 +63,8 @@ export interface OrchestratorOptions {
   waitForLease?: (refusal: LeaseRefusal) => void;
   newRunId?: (at: number) => string;
   onEvent?: (event: RunEvent) => void;
+  /** Where the blockers learn which alerts fire (default: the plan's Prometheus over HTTP; the simulator's faults). */
+  alerts?: AlertSource;
 }
 
 export interface StartRequest {
@@ -144,6 +147,7 @@ export class Orchestrator {
   readonly #newRunId: (at: number) => string;
   readonly #onEvent: ((event: RunEvent) => void) | undefined;
   readonly #waitForLease: ((refusal: LeaseRefusal) => void) | undefined;
+  readonly #alerts: AlertSource | undefined;
   readonly #active = new Map<string, RunHandle>();
   /** The lease per cluster this orchestrator holds, and how many of its runs use it. */
   readonly #keepers = new Map<string, { keeper: LeaseKeeper; runs: number }>();
@@ -151,6 +155,7 @@ export class Orchestrator {
   constructor(options: OrchestratorOptions) {
     this.#cluster = options.cluster;
     this.#clock = options.clock;
+    this.#alerts = options.alerts;
     this.#store = options.store ?? null;
     this.#holder = options.holder ?? processHolder();
     this.#leaseSeconds = options.leaseSeconds ?? 60;
@@ -255,6 +260,8 @@ export class Orchestrator {
     const machine = provideFleetMachine({
       // Every write waits for a valid lease and carries its generation; a stale holder's cordon is finished, not skipped.
       effects: clusterEffects(fencedCluster(this.#cluster, keeper), {
+        clock: this.#clock,
+        ...(this.#alerts ? { alerts: this.#alerts } : {}),
         generation: () => keeper.generation,
         onAdopted: (node, from) =>
           journal?.audit({
