@@ -22,6 +22,7 @@ import type { RunOptions } from './run.ts';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
 import { UserError } from './user-error.ts';
 import type { ResetCliOptions, TargetOptions as DoctorCliOptions } from './doctor.ts';
+import type { ScanCliOptions, StatusCliOptions } from './status.ts';
 
 const positiveInt = (value: string): number => {
   const n = Number(value);
@@ -134,6 +135,30 @@ export function buildProgram(): Command {
     .action(async (opts: RunOptions) => {
       const { runCommand } = await import('./run.ts');
       process.exitCode = await runCommand(opts, { out: process.stdout });
+    });
+
+  const fleetOptions = (command: Command) =>
+    command
+      .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod\'s service account)')
+      .option('--context <name>', 'a kubeconfig context: one cluster each, repeatable (default: the current context)', collect, [])
+      .option('--all-contexts', 'every context of the kubeconfig')
+      .option('--plan <file>', 'plan file (its cluster name, label key, package policy); one context only')
+      .option('--db <path>', dbOption)
+      .option('--json', 'print {"clusters":[{"name","compliant","total","lastScanAt","nodes":[...]}]}');
+  fleetOptions(program.command('scan'))
+    .description('run the agent report-only on every Linux node (a Job each, no cordon) and record what it finds on the node and in the history; then print the status')
+    .option('--concurrency <n>', 'nodes scanned at once per cluster (default 5)', positiveInt)
+    .option('--timeout <seconds>', 'how long a node\'s scan Job may take to report (default 600)', positiveInt)
+    .action(async (opts: ScanCliOptions) => {
+      const { scanCommand } = await import('./status.ts');
+      process.exitCode = await scanCommand(opts, { out: process.stdout });
+    });
+  fleetOptions(program.command('status'))
+    .description('per node: OS, kernel, security updates pending, reboot, last patch, cordon, compliance; per cluster: compliant X of Y. Exit 1 when a cluster could not be read')
+    .option('--report <file.html>', 'also write an HTML page: compliance tables and a chart of pending updates over time')
+    .action(async (opts: StatusCliOptions) => {
+      const { statusCommand } = await import('./status.ts');
+      process.exitCode = await statusCommand(opts, { out: process.stdout });
     });
 
   const targetOptions = (command: Command) =>
