@@ -149,6 +149,8 @@ export function buildProgram(): Command {
     .description('run the agent report-only on every Linux node (a Job each, no cordon) and record what it finds on the node and in the history; then print the status')
     .option('--concurrency <n>', 'nodes scanned at once per cluster (default 5)', positiveInt)
     .option('--timeout <seconds>', 'how long a node\'s scan Job may take to report (default 600)', positiveInt)
+    .option('--every <duration>', 'scan again every so often (6h, 1d) until stopped: the scheduled scan')
+    .option('--metrics-port <n>', 'with --every: serve the fleet metrics at http://0.0.0.0:<n>/metrics (0: a free port)', portNumber)
     .action(async (opts: ScanCliOptions) => {
       const { scanCommand } = await import('./status.ts');
       process.exitCode = await scanCommand(opts, { out: process.stdout });

@@ -19,6 +19,9 @@ import { table } from './format.ts';
 import { openCliStore } from './paths.ts';
 import { loadPlanFile } from './plan-check.ts';
 import { UserError } from './user-error.ts';
+import { untilSignal } from './signals.ts';
+import { parseDuration } from '../sim/duration.ts';
+import { PatchpilotMetrics, serveMetrics } from '../service/metrics.ts';
 
 export interface FleetCliOptions {
   kubeconfig?: string;
@@ -37,6 +40,10 @@ export interface StatusCliOptions extends FleetCliOptions {
 export interface ScanCliOptions extends FleetCliOptions {
   concurrency?: number;
   timeout?: number;
+  /** Scan again every this long (`6h`), until stopped: the scheduled scan. */
+  every?: string;
+  /** Serve the fleet metrics at /metrics on this port while scanning on a schedule. */
+  metricsPort?: number;
 }
 
 export interface FleetIo {
@@ -119,42 +126,70 @@ export async function statusCommand(options: StatusCliOptions, io: FleetIo): Pro
   }
 }
 
-export async function scanCommand(options: ScanCliOptions, io: FleetIo): Promise<number> {
+export async function scanCommand(options: ScanCliOptions, io: FleetIo & { stopped?: Promise<string> }): Promise<number> {
+  const everyMs = options.every === undefined ? null : parseDuration(options.every);
+  if (typeof everyMs === 'string') throw new UserError(`--every ${everyMs}`, 'give how often to scan, e.g. --every 6h (at least 1m)');
+  if (everyMs !== null && everyMs < 60_000) throw new UserError('--every must be at least 1m', 'scans run a Job on every node: every few hours is plenty');
+  if (options.metricsPort !== undefined && everyMs === null) throw new UserError('--metrics-port needs --every', 'a single scan ends at once; serve metrics from a scheduled scan (--every 6h) or from run');
   const fleet = openFleet(options, io);
   const clock = new SystemClock();
+  const metrics = options.metricsPort === undefined ? null : new PatchpilotMetrics();
+  metrics?.watchFleet(() => readAll(fleet));
+  const served = metrics && options.metricsPort !== undefined ? await serveMetrics(metrics, options.metricsPort) : null;
   try {
-    const scanned = await Promise.all(
-      fleet.targets.map(async (t): Promise<ClusterStatus | null> => {
-        try {
-          const summary = await scanCluster({
-            cluster: t.cluster,
-            plan: t.plan,
-            clock,
-            store: fleet.store,
-            ...(options.concurrency ? { concurrency: options.concurrency } : {}),
-            ...(options.timeout ? { timeoutSeconds: options.timeout } : {}),
-            onNode: (r) => {
-              if (!options.json) io.out.write(`${scanLine(t.name, r)}\n`);
-            },
-          });
-          if (!options.json) io.out.write(`cluster ${t.name}: scanned ${summary.nodes.length} Linux node(s) in ${Math.round((summary.finishedAt - summary.startedAt) / 1000)} s${summary.skipped.length ? `; not Linux, not scanned: ${summary.skipped.join(', ')}` : ''}\n`);
-          return null;
-        } catch (err) {
-          return { name: t.name, compliant: 0, total: 0, lastScanAt: null, oldestUnpatched: null, nodes: [], error: err instanceof Error ? err.message : String(err) };
-        }
-      }),
-    );
-    const unscannable = new Map(scanned.filter((s): s is ClusterStatus => s !== null).map((s) => [s.name, s]));
-    const statuses = (await readAll(fleet)).map((s) => unscannable.get(s.name) ?? s);
-    reportErrors(statuses, io);
-    const now = Date.now();
-    if (options.json) io.out.write(`${JSON.stringify(statusJson(statuses), null, 2)}\n`);
-    else io.out.write(`\n${statuses.map((s) => statusText(s, now)).join('\n\n')}\n`);
-    return exitCode(statuses);
+    if (served) io.out.write(`metrics: http://0.0.0.0:${served.port}/metrics\n`);
+    let code = await scanOnce(fleet, options, clock, io);
+    if (everyMs === null) return code;
+    const stopped = io.stopped ?? untilSignal();
+    let stop = false;
+    void stopped.then(() => (stop = true));
+    while (!stop) {
+      io.out.write(`next scan at ${new Date(clock.now() + everyMs).toISOString()} (every ${options.every}; Ctrl-C stops)\n`);
+      let timer: number | undefined;
+      const reason = await Promise.race([stopped, new Promise<null>((resolve) => (timer = clock.setTimeout(() => resolve(null), everyMs)))]);
+      if (timer !== undefined) clock.clearTimeout(timer);
+      if (reason !== null) break;
+      code = await scanOnce(fleet, options, clock, io);
+    }
+    io.out.write('scans stopped\n');
+    return code;
   } finally {
+    await served?.close();
     fleet.targets.forEach((t) => t.close());
     fleet.store.close();
   }
+}
+
+/** One scan of every cluster, then their status printed; the exit code of that status. */
+async function scanOnce(fleet: Fleet, options: ScanCliOptions, clock: SystemClock, io: FleetIo): Promise<number> {
+  const scanned = await Promise.all(
+    fleet.targets.map(async (t): Promise<ClusterStatus | null> => {
+      try {
+        const summary = await scanCluster({
+          cluster: t.cluster,
+          plan: t.plan,
+          clock,
+          store: fleet.store,
+          ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+          ...(options.timeout ? { timeoutSeconds: options.timeout } : {}),
+          onNode: (r) => {
+            if (!options.json) io.out.write(`${scanLine(t.name, r)}\n`);
+          },
+        });
+        if (!options.json) io.out.write(`cluster ${t.name}: scanned ${summary.nodes.length} Linux node(s) in ${Math.round((summary.finishedAt - summary.startedAt) / 1000)} s${summary.skipped.length ? `; not Linux, not scanned: ${summary.skipped.join(', ')}` : ''}\n`);
+        return null;
+      } catch (err) {
+        return { name: t.name, compliant: 0, total: 0, lastScanAt: null, oldestUnpatched: null, nodes: [], error: err instanceof Error ? err.message : String(err) };
+      }
+    }),
+  );
+  const unscannable = new Map(scanned.filter((s): s is ClusterStatus => s !== null).map((s) => [s.name, s]));
+  const statuses = (await readAll(fleet)).map((s) => unscannable.get(s.name) ?? s);
+  reportErrors(statuses, io);
+  const now = Date.now();
+  if (options.json) io.out.write(`${JSON.stringify(statusJson(statuses), null, 2)}\n`);
+  else io.out.write(`\n${statuses.map((s) => statusText(s, now)).join('\n\n')}\n`);
+  return exitCode(statuses);
 }
 
 function scanLine(cluster: string, r: NodeScanResult): string {
