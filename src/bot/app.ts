@@ -44,6 +44,8 @@ export interface BotOptions {
   progressIntervalMs?: number;
   /** The process's metrics registry (one per process: the bot's counters join the run and fleet metrics). */
   metrics?: PatchpilotMetrics;
+  /** Scan every cluster this often (the agent report-only), from start to stop; none when absent. */
+  scanEveryMs?: number;
 }
 
 export interface Bot {
@@ -122,6 +124,22 @@ export function createBot(options: BotOptions): Bot {
     const statuses = await Promise.all(targets.map((t) => fleetStatusOf(t)));
     const now = Date.now();
     return statuses.map((status, i) => clusterStatusText(status, statusText(targets[i]!), now)).join('\n\n');
+  }
+
+  /** Scheduled scans: one timer per cluster on its own clock, re-armed after each scan ends (never two at once). */
+  const scanTimers = new Map<string, number>();
+  let scansStopped = false;
+  function armScan(target: ClusterTarget, everyMs: number): void {
+    if (scansStopped) return;
+    scanTimers.set(
+      target.name,
+      target.clock.setTimeout(() => {
+        scanCluster({ cluster: target.cluster, plan: target.plan, clock: target.clock, store: target.store })
+          .then((summary) => log('info', `scheduled scan of ${target.name}: ${summary.nodes.length} node(s), ${summary.nodes.filter((n) => n.findings.pending === null).length} not scanned`))
+          .catch((err: unknown) => log('warn', `scheduled scan of ${target.name} failed:`, err))
+          .finally(() => armScan(target, everyMs));
+      }, everyMs),
+    );
   }
 
   app.event('app_home_opened', async ({ event, client }) => {
@@ -563,6 +581,7 @@ export function createBot(options: BotOptions): Bot {
         log('info', `connected to Slack as ${auth.user ?? '?'} in ${auth.team ?? '?'}`);
       }
       if (!receiver) await app.start();
+      if (options.scanEveryMs !== undefined) for (const target of clusters.values()) armScan(target, options.scanEveryMs);
       server = createServer(handle);
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
@@ -574,6 +593,8 @@ export function createBot(options: BotOptions): Bot {
       return { url: `http://127.0.0.1:${actual}`, port: actual };
     },
     async stop() {
+      scansStopped = true;
+      for (const [name, timer] of scanTimers) clusters.get(name)?.clock.clearTimeout(timer);
       for (const [name, entry] of schedules) {
         entry.stopped = true;
         if (entry.timer !== undefined) clusters.get(name)?.clock.clearTimeout(entry.timer);
