@@ -32,9 +32,9 @@ describe('one bot, many clusters', () => {
     await fake.start();
     for (const [name, file] of [['alpha', 'demo.yaml'], ['beta', 'repo-unreachable.yaml']] as const) {
       const scenario = loadScenario(`fixtures/scenarios/${file}`);
-      // 60x, as `bot --sim` runs: a scan Job's simulated half minute passes in half a second, and the scan's
-      // ten-minute deadline (on the same clock) still leaves ten real seconds for the HTTP round trips.
-      const clock = new ScaledClock(60);
+      // 30x: a scan Job's simulated half minute passes in a second, and the scan's ten-minute deadline (on the same
+      // clock) still leaves twenty real seconds for the HTTP round trips on a loaded machine.
+      const clock = new ScaledClock(30);
       const sandbox = createSandbox(scenario, clock);
       const api = await startKubeApiServer({ store: sandbox.store });
       writeFileSync(join(dir, `${name}.kubeconfig`), kubeconfig(api.url));
