@@ -121,6 +121,19 @@ for (const concurrency of [1, 10, 50]) {
   line(`  ratio store on / off (target <= 1.5)`, `${(result.on / result.off).toFixed(2)}x ${result.on / result.off <= 1.5 ? 'ok' : 'ABOVE TARGET'}`);
 }
 
+// Cordoned time per node: scan first and prefetch against today's path, in the simulator.
+{
+  const { benchCordoned } = await import('./cordoned.ts');
+  const { today, scan, scanPrefetch } = await benchCordoned();
+  console.log('');
+  for (const f of [today, scan, scanPrefetch]) {
+    line(`sim cordoned time per node: ${f.label}`, `${f.meanCordonedSeconds.toFixed(1)} s mean over ${f.nodes} nodes (${f.cordonedNodes} cordoned; ${f.meanCordonedWithUpdates.toFixed(1)} s per node with updates), makespan ${f.makespanSeconds} s`);
+  }
+  const ratio = scanPrefetch.meanCordonedSeconds / today.meanCordonedSeconds;
+  line('  ratio scan+prefetch / today, all nodes (target < 0.7)', `${ratio.toFixed(2)} ${ratio < 0.7 ? 'ok' : 'ABOVE TARGET'}`);
+  line('  ratio scan+prefetch / today, nodes with updates only', `${(scanPrefetch.meanCordonedWithUpdates / today.meanCordonedWithUpdates).toFixed(2)}`);
+}
+
 // The simulator at scale, each size in a fresh process (its peak RSS is its own).
 console.log('');
 const { execFileSync } = await import('node:child_process');

@@ -42,7 +42,7 @@ export class RunProgress {
     if (this.#done) return;
     if (event.type === 'run.state') {
       if (event.restored) return;
-      this.#state = describeState(event.state);
+      this.#state = describeState(event.state, event.detail);
       this.#scheduleStatus();
     } else if (event.type === 'node.step') {
       if (event.restored || this.#finished.has(event.node)) return;
@@ -91,8 +91,10 @@ export class RunProgress {
   }
 }
 
-function describeState(state: string): string {
+function describeState(state: string, detail: string | null = null): string {
   if (state.startsWith('rolling.paused')) return 'paused';
+  if (state.startsWith('rolling.blocked')) return `blocked: ${detail ?? 'the health gate or a blocker holds the next node back'}`;
+  if (state.startsWith('rolling.canarySoak')) return 'soaking the canaries';
   if (state.startsWith('rolling.waitingForWindow')) return 'waiting for the maintenance window';
   if (state.startsWith('rolling')) return 'running';
   if (state.startsWith('halting')) return 'halting (error budget used up)';

@@ -49,7 +49,7 @@ export class LiveView {
     switch (event.type) {
       case 'run.state':
         this.#fleetState = event.state;
-        this.#plain(`${clockTime(event.at)}  run      ${event.state}`);
+        this.#plain(`${clockTime(event.at)}  run      ${event.state}${event.detail ? `: ${event.detail}` : ''}`);
         break;
       case 'node.step':
         this.#nodes.set(event.node, { name: event.node, step: event.step, since: event.at, outcome: null });

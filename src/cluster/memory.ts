@@ -21,6 +21,7 @@ import type {
   LeaseResult,
   MetadataPatch,
   PatchJobSpec,
+  PodInfo,
   ScanSpec,
   UncordonResult,
 } from './port.ts';
@@ -272,6 +273,15 @@ export class MemoryCluster implements ClusterPort {
     }
     this.#changed();
     return { jobName: spec.jobName, created: true };
+  }
+
+  /** MemoryCluster models no pods: nothing blocks, and a soak only watches the nodes' Ready condition. */
+  async listPods(): Promise<PodInfo[]> {
+    return [];
+  }
+
+  async controlPlaneReady(): Promise<{ ready: boolean; detail: string }> {
+    return { ready: true, detail: 'ok' };
   }
 
   async scanNode(spec: ScanSpec, signal: AbortSignal): Promise<AgentReport> {

@@ -69,6 +69,26 @@ export interface MetadataPatch {
   keepLabelValues?: Record<string, string>;
 }
 
+/** A pod as the soak and the blockers see it. */
+export interface PodInfo {
+  namespace: string;
+  name: string;
+  node: string | null;
+  /** Pending, Running, Succeeded, Failed, Unknown. */
+  phase: string;
+  /** Its Ready condition is True. */
+  ready: boolean;
+  /** Owned by a DaemonSet, or a mirror pod: stays on a cordoned node. */
+  daemon: boolean;
+}
+
+export interface PodQuery {
+  /** Label selector (kubectl syntax); empty: every pod. */
+  selector?: string;
+  /** Only the pods bound to this node. */
+  node?: string;
+}
+
 export interface ClusterPort {
   readonly name: string;
   listNodes(signal?: AbortSignal): Promise<ClusterNode[]>;
@@ -103,6 +123,10 @@ export interface ClusterPort {
   /** Waits until the node is Ready with a boot id other than `notBootId`. */
   awaitReady(name: string, notBootId: string, signal: AbortSignal): Promise<ClusterNode>;
   patchNodeMetadata(name: string, patch: MetadataPatch, signal?: AbortSignal): Promise<void>;
+  /** Pods in every namespace matching the query (the blockers' selector, a node's pods for its soak). */
+  listPods(query: PodQuery, signal?: AbortSignal): Promise<PodInfo[]>;
+  /** The control plane's readiness endpoint (`GET /readyz`): ready, or what it answered. */
+  controlPlaneReady(signal?: AbortSignal): Promise<{ ready: boolean; detail: string }>;
   acquireLease(request: LeaseRequest): Promise<LeaseResult>;
   renewLease(request: LeaseRequest): Promise<boolean>;
   releaseLease(name: string, holder: string): Promise<void>;

@@ -88,6 +88,43 @@ export interface PrefetchInput extends Omit<PatchJobInput, 'node'> {
   nodes: string[];
 }
 
+/** The scan: the agent report-only on the node, with the patch's package policy. */
+export type ScanInput = Omit<PatchJobInput, 'agent' | 'rebootIfRequired'>;
+
+/** Watch nodes until `until`: each must stay Ready, and its pods be Ready at the end (per-node and canary soak). */
+export interface SoakInput {
+  runId: string;
+  nodes: string[];
+  until: number;
+}
+
+/** What the health gate and the blockers ask of the cluster before a node starts. */
+export interface ObserveInput {
+  runId: string;
+  /** Pods matching it block (empty: no pod blocker). */
+  podSelector: string;
+  /** Prometheus to ask for firing alerts, or null. */
+  prometheus: { url: string } | null;
+}
+
+/** A node as the health gate sees it. */
+export interface NodeHealth {
+  name: string;
+  ready: boolean;
+  unschedulable: boolean;
+  cordonedBy: string | null;
+}
+
+export interface ClusterHealth {
+  nodes: NodeHealth[];
+  /** The control plane's readiness endpoint (/readyz): ready, and what it said otherwise. */
+  controlPlane: { ready: boolean; detail: string };
+  /** `namespace/name` of running pods matching the blockers' selector. */
+  blockingPods: string[];
+  /** Firing alerts (names), or why Prometheus could not be asked (which blocks: unknown is not healthy). */
+  alerts: { firing: string[] } | { error: string } | null;
+}
+
 /** Input of the durable timer actor: the absolute time it fires and the event it sends back. */
 export interface TimerInput {
   at: number;
@@ -104,6 +141,9 @@ export type UncordonOutput = StepResult<null>;
 export type MarkOutput = StepResult<null>;
 export type ListNodesOutput = StepResult<NodeView[]>;
 export type PrefetchOutput = StepResult<{ prefetched: string[]; failed: string[] }>;
+export type ScanOutput = StepResult<AgentReport>;
+export type SoakOutput = StepResult<null>;
+export type ObserveOutput = StepResult<ClusterHealth>;
 
 /** The async functions an adapter implements; `src/service` turns them into the named actors. */
 export interface EngineEffects {
@@ -117,6 +157,10 @@ export interface EngineEffects {
   markNode(input: MarkInput, signal: AbortSignal): Promise<null>;
   listNodes(input: ListNodesInput, signal: AbortSignal): Promise<NodeView[]>;
   prefetch(input: PrefetchInput, signal: AbortSignal): Promise<{ prefetched: string[]; failed: string[] }>;
+  scanNode(input: ScanInput, signal: AbortSignal): Promise<AgentReport>;
+  /** Resolves at `until` when every node stayed healthy; throws SOAK_FAILED naming what was not. */
+  soakNodes(input: SoakInput, signal: AbortSignal): Promise<null>;
+  observeCluster(input: ObserveInput, signal: AbortSignal): Promise<ClusterHealth>;
 }
 
 /** An error an effect throws to say how the engine should classify it. Anything else is a retryable API_ERROR. */

@@ -6,9 +6,23 @@
  * Nodes already in flight always finish: stopping a node half-patched is the one thing worse than waiting.
  */
 import { assign, enqueueActions, fromCallback, setup } from 'xstate';
-import { timeOf, unprovidedEffect, type ListNodesInput, type ListNodesOutput, type PrefetchInput, type PrefetchOutput, type StepResult, type TimerInput } from './effects.ts';
+import {
+  timeOf,
+  unprovidedEffect,
+  type ListNodesInput,
+  type ListNodesOutput,
+  type ObserveInput,
+  type ObserveOutput,
+  type PrefetchInput,
+  type PrefetchOutput,
+  type SoakInput,
+  type SoakOutput,
+  type StepResult,
+  type TimerInput,
+} from './effects.ts';
+import { gateVerdict, type GateContext } from './gate.ts';
 import { idleTimer, nodeMachine, nodePolicy, type NodeOutcome, type NodeResult } from './node.machine.ts';
-import type { Plan } from './plan.ts';
+import { resolveLimits, type Plan } from './plan.ts';
 import { noMatchingNodes, selectNodes } from './selection.ts';
 import { isWithinWindow, type MaintenanceWindow } from './window.ts';
 
@@ -49,6 +63,16 @@ export interface FleetContext extends FleetInput {
   startedAt: number | null;
   finishedAt: number | null;
   outcome: RunOutcome | null;
+  /** concurrency and maxFailures as numbers (percentages resolved against the selection). */
+  limits: { concurrency: number; maxFailures: number };
+  /** Why the run is waiting in `blocked` (health gate, blockers), and since when; null when it is not. */
+  blocked: { reason: string; since: number; checkAt: number } | null;
+  /** Why the run halted when it was not the error budget: BLOCKED_TIMEOUT, a failed canary. */
+  haltReason: string | null;
+  /** Canary nodes this run patched (watched during the canary soak). */
+  canariesPatched: string[];
+  /** The canary soak is over (or there is none). */
+  canarySoaked: boolean;
 }
 
 export type FleetEvent =
@@ -94,13 +118,30 @@ export function approvalVerdict(plan: Plan, requestedBy: string, approver: strin
 
 export const childId = (position: number) => `node-${position}`;
 
+/** How often a blocked run looks at the cluster again. */
+export const GATE_POLL_MS = 30_000;
+
+/** The canary nodes: the first canary.nodes of the queue. */
+const canaryCount = (context: Pick<FleetContext, 'plan' | 'queue'>) => Math.min(context.plan.canary.nodes, context.queue.length);
+
 /** Which queued nodes to start now: fill free slots in order, at most one control-plane node in flight. */
-export function nextBatch(context: Pick<FleetContext, 'queue' | 'controlPlanes' | 'next' | 'inFlight' | 'plan'>): number[] {
+export function nextBatch(
+  context: Pick<FleetContext, 'queue' | 'controlPlanes' | 'next' | 'inFlight' | 'plan' | 'limits' | 'canarySoaked'>,
+): number[] {
   const picks: number[] = [];
   const isControlPlane = (p: number) => context.controlPlanes.includes(p);
   let controlPlaneBusy = context.inFlight.some(isControlPlane);
+  const canaries = canaryCount(context);
   for (let p = context.next; p < context.queue.length; p++) {
-    if (context.inFlight.length + picks.length >= context.plan.concurrency) break;
+    const busy = context.inFlight.length + picks.length;
+    if (p < canaries) {
+      // Canaries go one at a time.
+      if (busy >= 1) break;
+    } else {
+      // Nothing after the canaries until they have all finished and soaked.
+      if (context.inFlight.some((q) => q < canaries) || picks.some((q) => q < canaries) || !context.canarySoaked) break;
+      if (busy >= context.limits.concurrency) break;
+    }
     if (isControlPlane(p)) {
       if (controlPlaneBusy) break;
       controlPlaneBusy = true;
@@ -110,8 +151,12 @@ export function nextBatch(context: Pick<FleetContext, 'queue' | 'controlPlanes' 
   return picks;
 }
 
+function gateContext(context: FleetContext, starting: string[]): GateContext {
+  return { plan: context.plan, inFlight: context.inFlight.map((p) => context.queue[p]!), starting, failedHere: context.failedNodes };
+}
+
 function budgetExhausted(context: FleetContext): boolean {
-  return context.tally.failed > context.plan.maxFailures;
+  return context.tally.failed > context.limits.maxFailures || context.haltReason !== null;
 }
 
 function concludedOutcome(context: FleetContext): RunOutcome {
@@ -141,6 +186,8 @@ export const fleetMachine = setup({
   actors: {
     nodeRun: nodeMachine,
     listNodes: unprovidedEffect<ListNodesInput, ListNodesOutput>('listNodes'),
+    observeCluster: unprovidedEffect<ObserveInput, ObserveOutput>('observeCluster'),
+    soakNodes: unprovidedEffect<SoakInput, SoakOutput>('soakNodes'),
     prefetch: unprovidedEffect<PrefetchInput, PrefetchOutput>('prefetch'),
     timer: idleTimer as unknown as ReturnType<typeof fromCallback<{ type: string }, TimerInput>>,
     windowWatcher: idleWindowWatcher,
@@ -161,6 +208,21 @@ export const fleetMachine = setup({
     windowClosed: ({ context }) => !context.windowOpen,
     allDone: ({ context }) => context.next >= context.queue.length && context.inFlight.length === 0,
     idle: ({ context }) => context.inFlight.length === 0,
+    /** No free slot, or nothing left to start: wait for a node to finish. */
+    nothingToStart: ({ context }) => nextBatch(context).length === 0,
+    /** Every canary finished and none is in flight: soak them before anything else starts. */
+    canarySoakDue: ({ context }) => {
+      const canaries = canaryCount(context);
+      return !context.canarySoaked && context.next >= canaries && !context.inFlight.some((p) => p < canaries);
+    },
+    gateOpen: ({ context, event }) => {
+      const out = outputOf(event) as ObserveOutput;
+      if (!out.ok) return false;
+      const starting = nextBatch(context).map((p) => context.queue[p]!);
+      return gateVerdict(out.value, gateContext(context, starting)).open;
+    },
+    blockedTooLong: ({ context, event }) =>
+      context.blocked !== null && timeOf(event, context.createdAt) >= context.blocked.since + context.plan.healthGate.blockedTimeoutSeconds * 1000,
   },
   actions: {
     recordApproval: assign(({ event }) => (event.type === 'APPROVE' ? { approval: { by: event.by, at: event.at } } : {})),
@@ -187,11 +249,14 @@ export const fleetMachine = setup({
             (Object.keys(context.plan.nodeSelector).length > 0 ? ' and matches the node selector' : ''),
         };
       }
+      const canaries = Math.min(context.plan.canary.nodes, selection.selected.length);
       return {
         queue: selection.selected.map((t) => t.name),
         controlPlanes: selection.selected.flatMap((t, p) => (t.role === 'control-plane' ? [p] : [])),
         excludedCount: selection.excluded.length,
         attempt: 1,
+        limits: resolveLimits(context.plan, selection.selected.length),
+        canarySoaked: canaries === 0 || context.plan.canary.soakSeconds === 0,
       };
     }),
     failSelection: assign(({ event }) => {
@@ -228,16 +293,44 @@ export const fleetMachine = setup({
       const position = context.inFlight.find((p) => context.queue[p] === outcome.node);
       if (position === undefined) return;
       enqueue.stopChild(childId(position));
+      const canary = position < canaryCount(context);
+      const canaryFailed = canary && outcome.result === 'failed' && context.haltReason === null;
       enqueue.assign({
         inFlight: context.inFlight.filter((p) => p !== position),
         tally: { ...context.tally, [outcome.result]: context.tally[outcome.result] + 1 },
         failedNodes: outcome.result === 'failed' ? [...context.failedNodes, outcome.node] : context.failedNodes,
+        canariesPatched: canary && outcome.result === 'patched' ? [...context.canariesPatched, outcome.node] : context.canariesPatched,
+        haltReason: canaryFailed
+          ? `canary ${outcome.node} failed (${outcome.error?.code ?? 'failed'}): the run halts whatever maxFailures allows`
+          : context.haltReason,
       });
     }),
     cancelInFlight: enqueueActions(({ context, event, enqueue }) => {
       const at = timeOf(event, context.createdAt);
       const by = context.cancelledBy ?? 'operator';
       for (const position of context.inFlight) enqueue.sendTo(childId(position), { type: 'CANCEL', at, by });
+    }),
+    noteBlocked: assign(({ context, event }) => {
+      const out = outputOf(event) as ObserveOutput;
+      const at = timeOf(event, context.createdAt);
+      const starting = nextBatch(context).map((p) => context.queue[p]!);
+      const verdict = out.ok
+        ? gateVerdict(out.value, gateContext(context, starting))
+        : { open: false as const, reason: `cannot observe the cluster (${out.error.code}: ${out.error.message})` };
+      const reason = verdict.open ? 'unknown' : verdict.reason;
+      const since = context.blocked?.since ?? at;
+      const deadline = since + context.plan.healthGate.blockedTimeoutSeconds * 1000;
+      return { blocked: { reason, since, checkAt: Math.min(at + GATE_POLL_MS, deadline) } };
+    }),
+    clearBlocked: assign({ blocked: null }),
+    blockedTimeout: assign(({ context }) => ({
+      haltReason: `BLOCKED_TIMEOUT: blocked for more than ${context.plan.healthGate.blockedTimeoutSeconds}s (healthGate.blockedTimeoutSeconds): ${context.blocked?.reason ?? 'unknown'}`,
+      blocked: null,
+    })),
+    canarySoakFailed: assign(({ event }) => {
+      const out = outputOf(event) as SoakOutput;
+      const why = out.ok ? 'unknown' : `${out.error.code}: ${out.error.message}`;
+      return { haltReason: `canary soak failed (${why}): the run halts whatever maxFailures allows` };
     }),
     conclude: assign(({ context, event }) => ({
       outcome: concludedOutcome(context),
@@ -271,12 +364,18 @@ export const fleetMachine = setup({
     startedAt: null,
     finishedAt: null,
     outcome: null,
+    limits: resolveLimits(input.plan, 0),
+    blocked: null,
+    haltReason: null,
+    canariesPatched: [],
+    canarySoaked: true,
   }),
   initial: 'scheduled',
   output: ({ context }) => ({
     runId: context.runId,
     outcome: context.outcome ?? concludedOutcome(context),
-    reason: context.reason ?? (context.rejection ? `rejected by ${context.rejection.by}: ${context.rejection.reason}` : null),
+    reason:
+      context.reason ?? context.haltReason ?? (context.rejection ? `rejected by ${context.rejection.by}: ${context.rejection.reason}` : null),
     selected: context.queue,
     excludedCount: context.excludedCount,
     notStarted: context.queue.slice(context.next),
@@ -377,8 +476,50 @@ export const fleetMachine = setup({
             { guard: 'budgetExhausted', target: 'halting' },
             { guard: 'paused', target: 'paused' },
             { guard: 'windowClosed', target: 'waitingForWindow' },
-            { target: 'active' },
+            { guard: 'canarySoakDue', target: 'canarySoak' },
+            { guard: 'nothingToStart', target: 'active' },
+            { target: 'gating' },
           ],
+        },
+        /** Before any node starts: the health gate and the blockers (gate.ts). */
+        gating: {
+          invoke: {
+            src: 'observeCluster',
+            input: ({ context }) => ({
+              runId: context.runId,
+              podSelector: context.plan.blockers.podSelector,
+              prometheus: context.plan.blockers.prometheus ? { url: context.plan.blockers.prometheus.url } : null,
+            }),
+            onDone: [
+              { guard: 'gateOpen', target: 'active', actions: 'clearBlocked' },
+              { target: 'blocked', actions: 'noteBlocked' },
+            ],
+          },
+        },
+        /** Nothing new starts (in-flight nodes finish); look again every GATE_POLL_MS until the timeout. */
+        blocked: {
+          invoke: { src: 'timer', input: ({ context }) => ({ at: context.blocked?.checkAt ?? context.createdAt, event: 'RETRY' as const }) },
+          on: {
+            RETRY: [
+              { guard: 'blockedTooLong', target: 'halting', actions: 'blockedTimeout' },
+              { target: 'gating' },
+            ],
+          },
+        },
+        /** The canaries are done: nothing starts for canary.soakSeconds while they are watched. */
+        canarySoak: {
+          invoke: {
+            src: 'soakNodes',
+            input: ({ context, event }) => ({
+              runId: context.runId,
+              nodes: context.canariesPatched,
+              until: timeOf(event, context.createdAt) + context.plan.canary.soakSeconds * 1000,
+            }),
+            onDone: [
+              { guard: 'stepOk', target: 'route', actions: assign({ canarySoaked: true }) },
+              { target: 'halting', actions: ['canarySoakFailed', assign({ canarySoaked: true })] },
+            ],
+          },
         },
         active: { entry: 'startNodes' },
         paused: {},

@@ -24,6 +24,10 @@ import {
   type RebootOutput,
   type RejoinInput,
   type RejoinOutput,
+  type ScanInput,
+  type ScanOutput,
+  type SoakInput,
+  type SoakOutput,
   type StepResult,
   type TimerInput,
   type UncordonOutput,
@@ -33,7 +37,7 @@ import type { Plan } from './plan.ts';
 import type { AgentReport, ErrorCode } from './report.ts';
 import { DISABLED } from './selection.ts';
 
-export const NODE_STEPS = ['preflight', 'cordon', 'drain', 'patch', 'reboot', 'rejoin', 'uncordon', 'mark', 'recover'] as const;
+export const NODE_STEPS = ['preflight', 'scan', 'cordon', 'drain', 'patch', 'reboot', 'rejoin', 'uncordon', 'soak', 'mark', 'recover'] as const;
 export type NodeStep = (typeof NODE_STEPS)[number];
 
 export interface NodePolicy {
@@ -50,6 +54,10 @@ export interface NodePolicy {
   timeoutsMs: Record<NodeStep, number>;
   retryAttempts: number;
   retryBackoffMs: number;
+  /** Scan (the agent's dry run) before the cordon; a node with nothing to apply is marked and never cordoned. */
+  scanFirst: boolean;
+  /** Per-node soak after uncordon (0: none). */
+  soakMs: number;
 }
 
 /**
@@ -75,6 +83,8 @@ export function nodePolicy(plan: Plan): NodePolicy {
     drainOnTimeout: plan.drain.onTimeout,
     timeoutsMs: {
       preflight: API_STEP_TIMEOUT_MS,
+      scan: plan.patchTimeoutSeconds * 1000,
+      soak: plan.soakSeconds * 1000 + API_STEP_TIMEOUT_MS,
       cordon: API_STEP_TIMEOUT_MS,
       drain: plan.drainTimeoutSeconds * 1000,
       patch: plan.patchTimeoutSeconds * 1000,
@@ -86,12 +96,16 @@ export function nodePolicy(plan: Plan): NodePolicy {
     },
     retryAttempts: plan.retry.attempts,
     retryBackoffMs: plan.retry.backoffSeconds * 1000,
+    scanFirst: plan.scanFirst,
+    soakMs: plan.soakSeconds * 1000,
   };
 }
 
 /** The error a step reports when its deadline passes. */
 const TIMEOUT_CODES: Record<NodeStep, ErrorCode> = {
   preflight: 'API_ERROR',
+  scan: 'JOB_FAILED',
+  soak: 'SOAK_FAILED',
   cordon: 'API_ERROR',
   drain: 'DRAIN_TIMEOUT',
   patch: 'JOB_FAILED',
@@ -228,6 +242,8 @@ const nodeSetup = setup({
     awaitRejoin: effect<RejoinInput, RejoinOutput>('awaitRejoin'),
     uncordonNode: effect<EffectKey, UncordonOutput>('uncordonNode'),
     markNode: effect<MarkInput, MarkOutput>('markNode'),
+    scanNode: effect<ScanInput, ScanOutput>('scanNode'),
+    soakNodes: effect<SoakInput, SoakOutput>('soakNodes'),
     timer: idleTimer,
   },
   guards: {
@@ -279,6 +295,20 @@ const nodeSetup = setup({
       return out.ok && context.before !== null && out.value.kubeletVersion !== context.before.kubeletVersion;
     },
     weCordoned: ({ context }) => context.cordonedByUs,
+    weDidNotCordon: ({ context }) => !context.cordonedByOthers,
+    scanFirst: ({ context }) => context.input.policy.scanFirst,
+    /** Only a node that was patched soaks: nothing changed on one without updates. */
+    wantsSoak: ({ context }) => context.input.policy.soakMs > 0 && context.report?.result === 'patched',
+    /** The scan found nothing to apply. */
+    /** A soak that saw the node fail is not retried: it is the answer. */
+    soakFailed: ({ event }) => {
+      const out = outputOf(event);
+      return out !== undefined && !out.ok && out.error.code === 'SOAK_FAILED';
+    },
+    nothingToApply: ({ event }) => {
+      const out = outputOf(event) as ScanOutput;
+      return out.ok && out.value.result === 'no-updates';
+    },
     /** The failure policy: hand the node back only if it is healthy, the cordon is ours, and the failure allows it. */
     mayUncordon: ({ context, event }) => {
       const out = outputOf(event) as PreflightOutput;
@@ -473,7 +503,7 @@ export const nodeMachine = nodeSetup.createMachine({
           },
           {
             guard: 'cordonedByOthers',
-            target: '#node.drain',
+            target: '#node.afterPreflight',
             actions: assign({
               before: ({ event }) => bootOf(valueOf(event.output)),
               cordonedByOthers: true,
@@ -482,7 +512,7 @@ export const nodeMachine = nodeSetup.createMachine({
           },
           {
             guard: 'stepOk',
-            target: '#node.cordon',
+            target: '#node.afterPreflight',
             actions: assign({
               before: ({ event }) => bootOf(valueOf(event.output)),
               // A cordon carrying our run id survives a crash between cordon and persist: it is still ours.
@@ -495,6 +525,34 @@ export const nodeMachine = nodeSetup.createMachine({
         ],
       },
     }),
+    /** Scan first (before anything is cordoned), unless the plan says not to. */
+    afterPreflight: {
+      always: [{ guard: 'scanFirst', target: 'scan' }, { target: 'maintenance' }],
+    },
+    scan: step('scan', 'abort', {
+      invoke: {
+        src: 'scanNode',
+        input: ({ context }) => ({
+          ...key(context),
+          hash: context.input.hash,
+          mode: context.input.policy.mode,
+          securityOnly: context.input.policy.securityOnly,
+          holdPackages: context.input.policy.holdPackages,
+          lockTimeoutSeconds: context.input.policy.lockTimeoutSeconds,
+        }),
+        onDone: [
+          { guard: 'agentFailed', target: '#node.recovering', actions: 'failFromReport' },
+          // Nothing applies: marked no-updates, never cordoned nor drained. The scan's report is the node's report.
+          // (Through afterPatch: a run resumed after a crash may find its own cordon there, which it lifts.)
+          { guard: 'nothingToApply', target: '#node.afterPatch', actions: assign({ report: ({ event }) => valueOf(event.output) }) },
+          { guard: 'stepOk', target: '#node.maintenance' },
+        ],
+      },
+    }),
+    /** Into maintenance: our cordon, or someone else's left in place. */
+    maintenance: {
+      always: [{ guard: 'weDidNotCordon', target: 'cordon' }, { target: 'drain' }],
+    },
     cordon: step('cordon', 'abort', {
       invoke: {
         src: 'cordonNode',
@@ -578,14 +636,28 @@ export const nodeMachine = nodeSetup.createMachine({
     }),
     /** Only a cordon we made is ours to lift. */
     afterPatch: {
-      always: [{ guard: 'weCordoned', target: 'uncordon' }, { target: 'mark' }],
+      always: [{ guard: 'weCordoned', target: 'uncordon' }, { target: 'afterUncordon' }],
+    },
+    afterUncordon: {
+      always: [{ guard: 'wantsSoak', target: 'soak' }, { target: 'mark' }],
     },
     uncordon: step('uncordon', 'ignore', {
       invoke: {
         src: 'uncordonNode',
         input: ({ context }) => key(context),
         onDone: [
-          { guard: 'stepOk', target: '#node.mark', actions: assign({ cordonedByUs: false }) },
+          { guard: 'stepOk', target: '#node.afterUncordon', actions: assign({ cordonedByUs: false }) },
+        ],
+      },
+    }),
+    /** The node must stay Ready, and its pods come back Ready, for soakSeconds after it is handed back. */
+    soak: step('soak', 'ignore', {
+      invoke: {
+        src: 'soakNodes',
+        input: ({ context }) => ({ runId: context.input.runId, nodes: [context.input.node], until: context.stepStartedAt + context.input.policy.soakMs }),
+        onDone: [
+          { guard: 'stepOk', target: '#node.mark' },
+          { guard: 'soakFailed', target: '#node.recovering', actions: 'failFromOutput' },
         ],
       },
     }),

@@ -51,6 +51,82 @@ export const retrySchema = z.strictObject({
   backoffSeconds: z.number().int().min(0).default(10),
 });
 
+/**
+ * A count, or a percentage of the selected nodes as SSM's MaxConcurrency/MaxErrors and system-upgrade-controller users
+ * write it ("25%"). Resolved against the selection by `resolveLimits`, when the run knows how many nodes it has.
+ */
+const PERCENT = /^(100|[1-9]?[0-9])(\.[0-9]+)?%$/;
+const countOrPercent = (min: number) =>
+  z.union([z.number(), z.string()], { error: 'must be a whole number or a percentage such as "25%"' }).superRefine((value, ctx) => {
+    if (typeof value === 'number') {
+      if (!Number.isInteger(value)) ctx.addIssue({ code: 'custom', message: 'must be a whole number' });
+      else if (value < min) ctx.addIssue({ code: 'custom', message: min === 0 ? 'cannot be negative' : `must be at least ${min}` });
+    } else if (!PERCENT.test(value)) {
+      ctx.addIssue({ code: 'custom', message: `must be a whole number or a percentage such as "25%" (0% to 100%), got ${JSON.stringify(value)}` });
+    } else if (min > 0 && Number.parseFloat(value) === 0) {
+      ctx.addIssue({ code: 'custom', message: 'must be more than 0%' });
+    }
+  });
+export type CountOrPercent = number | string;
+
+export const healthGateSchema = z.strictObject({
+  /** Nodes other than those being patched that may be NotReady when the next node starts. */
+  maxNotReady: z.number().int('must be a whole number').min(0, 'cannot be negative').default(0),
+  /** How long the run may wait in `blocked` (health gate or blockers) before it halts with BLOCKED_TIMEOUT. */
+  blockedTimeoutSeconds: seconds(3600),
+});
+
+export const canarySchema = z.strictObject({
+  /** The first N nodes of the queue, patched one at a time before any other. */
+  nodes: z.number().int('must be a whole number').min(0, 'cannot be negative').default(0),
+  /** After the last canary, nothing starts for this long while the canaries' health is watched. */
+  soakSeconds: z.number().int('must be a whole number of seconds').min(0, 'cannot be negative').default(0),
+});
+
+/** Kubernetes label selector syntax (equality and set-based), as `kubectl get pods -l` takes it. */
+const SELECTOR_TERM = /^\s*!?[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?\s*((==?|!=)\s*[A-Za-z0-9]?([-A-Za-z0-9_.]*[A-Za-z0-9])?\s*|\s+(in|notin)\s*\(\s*[-A-Za-z0-9_.,\s]*\)\s*)?$/;
+const labelSelector = z.string().refine((s) => s.trim() === '' || splitSelector(s).every((term) => SELECTOR_TERM.test(term)), 'not a valid label selector (e.g. "app=backup,tier in (db)")');
+
+/** Splits a selector at the commas outside parentheses. */
+export function splitSelector(selector: string): string[] {
+  const terms: string[] = [];
+  let depth = 0;
+  let current = '';
+  for (const ch of selector) {
+    if (ch === '(') depth += 1;
+    if (ch === ')') depth -= 1;
+    if (ch === ',' && depth === 0) {
+      terms.push(current);
+      current = '';
+    } else current += ch;
+  }
+  terms.push(current);
+  return terms;
+}
+
+export const blockersSchema = z.strictObject({
+  /** While any pod in the cluster matching this selector is running, no node starts (kured's --blocking-pod-selector). */
+  podSelector: labelSelector.default(''),
+  prometheus: z
+    .strictObject({
+      /** Base URL of the Prometheus HTTP API; its /api/v1/alerts is asked before each node starts. */
+      url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+      /** Regular expression over alert names: firing alerts whose name matches block; empty: every firing alert. */
+      alertFilter: z
+        .string()
+        .default('')
+        .refine((r) => {
+          try {
+            new RegExp(r);
+            return true;
+          } catch {
+            return false;
+          }
+        }, 'not a valid regular expression'),
+    })
+    .optional(),
+});
+
 export const planSchema = z
   .strictObject({
     cluster: z.string().min(1, 'must name the cluster').default('default'),
@@ -62,8 +138,10 @@ export const planSchema = z
     rebootIfRequired: z.boolean().default(true),
     securityOnly: z.boolean().default(true),
     holdPackages: z.array(z.string().min(1)).default([...DEFAULT_HOLD_PACKAGES]),
-    concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').default(1),
-    maxFailures: z.number().int('must be a whole number').min(0, 'cannot be negative').default(0),
+    /** Nodes in maintenance at once: a count, or a percentage of the selected nodes (at least 1). */
+    concurrency: countOrPercent(1).default(1),
+    /** The error budget: a count, or a percentage of the selected nodes (rounded down). */
+    maxFailures: countOrPercent(0).default(0),
     window: maintenanceWindowSchema.optional(),
     drainTimeoutSeconds: seconds(600),
     readyTimeoutSeconds: seconds(600),
@@ -78,11 +156,38 @@ export const planSchema = z
     approval: approvalSchema.prefault({}),
     /** Download packages on every selected node before the first cordon, so each node's maintenance is shorter. */
     prefetch: z.boolean().default(false),
+    /** Scan each node (the agent's dry run) before cordoning it: a node with nothing to apply is never drained. */
+    scanFirst: z.boolean().default(true),
+    healthGate: healthGateSchema.prefault({}),
+    canary: canarySchema.prefault({}),
+    /** After uncordon, the node must stay Ready and its pods return to Ready for this long (AKS's nodeSoakDuration). */
+    soakSeconds: z.number().int('must be a whole number of seconds').min(0, 'cannot be negative').default(0),
+    blockers: blockersSchema.prefault({}),
   })
   .transform((plan) => ({
     ...plan,
     labelKey: plan.labelKey ?? (plan.mode === 'palette' ? PALETTE_LABEL_KEY : NATIVE_LABEL_KEY),
   }));
+
+/** A count or percentage resolved against `total` selected nodes; percentages round down. */
+export function resolveCount(value: CountOrPercent, total: number): number {
+  if (typeof value === 'number') return value;
+  return Math.floor((Number.parseFloat(value) / 100) * total);
+}
+
+/** The run's concurrency and error budget as numbers, once it knows how many nodes it selected. */
+export function resolveLimits(plan: Pick<Plan, 'concurrency' | 'maxFailures'>, selected: number): { concurrency: number; maxFailures: number } {
+  return { concurrency: Math.max(1, resolveCount(plan.concurrency, selected)), maxFailures: resolveCount(plan.maxFailures, selected) };
+}
+
+/**
+ * Patch on join (trigger on-boot): the run for a node that joined without the current hash. That node alone, cordoned
+ * at once, before the scheduler places workloads on it: no scan first (an empty node costs nothing to cordon, and
+ * the minute a scan takes is when workloads land), and no canary (it is one node).
+ */
+export function joinPlan(plan: Plan, node: string): Plan {
+  return { ...plan, nodes: [node], scanFirst: false, canary: { nodes: 0, soakSeconds: 0 } };
+}
 
 export type PlanInput = z.input<typeof planSchema>;
 export type Plan = z.output<typeof planSchema>;

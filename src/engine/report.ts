@@ -34,6 +34,10 @@ export const ENGINE_ERROR_CODES = [
   'API_ERROR',
   'CANCELLED',
   'WINDOW_CLOSED',
+  /** The node (or a canary) went NotReady, or its pods did not return to Ready, during its soak. */
+  'SOAK_FAILED',
+  /** The health gate or a blocker held the run back longer than healthGate.blockedTimeoutSeconds. */
+  'BLOCKED_TIMEOUT',
 ] as const;
 
 export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[number];

@@ -2,7 +2,10 @@
  * The engine's effects on top of a ClusterPort. Each is idempotent and re-reads the cluster before acting, so that a
  * step repeated after a crash finds its own earlier work and does not do it twice.
  */
-import type { ClusterNode, ClusterPort } from '../cluster/port.ts';
+import { sleep } from '../cluster/in-process.ts';
+import type { ClusterNode, ClusterPort, PodInfo } from '../cluster/port.ts';
+import type { Clock } from '../engine/clock.ts';
+import { prometheusAlerts, type AlertSource } from './prometheus.ts';
 import { patchJobName } from '../cluster/jobs.ts';
 import { EffectError, type EngineEffects, type NodeState } from '../engine/effects.ts';
 import { ANNOTATIONS } from '../engine/metadata.ts';
@@ -24,7 +27,35 @@ export function nodeState(node: ClusterNode | null, name: string): NodeState {
   };
 }
 
-export function clusterEffects(cluster: ClusterPort): EngineEffects {
+/** How often a soak looks at its nodes. */
+export const SOAK_POLL_MS = 10_000;
+
+export interface ClusterEffectsOptions {
+  clock: Clock;
+  /** Where firing alerts come from (default: Prometheus over HTTP). */
+  alerts?: AlertSource;
+}
+
+const finished = (pod: PodInfo) => pod.phase === 'Succeeded' || pod.phase === 'Failed';
+
+export function clusterEffects(cluster: ClusterPort, options: ClusterEffectsOptions): EngineEffects {
+  const { clock, alerts = prometheusAlerts } = options;
+
+  /** Every node must be there and Ready; at the end of the soak, its unfinished pods must be Ready too. */
+  async function checkSoak(nodes: readonly string[], final: boolean, signal: AbortSignal): Promise<void> {
+    for (const name of nodes) {
+      const node = await cluster.getNode(name, signal);
+      if (!node) throw new EffectError('SOAK_FAILED', `node ${name} disappeared during its soak`);
+      if (!node.ready) throw new EffectError('SOAK_FAILED', `node ${name} went NotReady during its soak`);
+      if (!final) continue;
+      const unready = (await cluster.listPods({ node: name }, signal)).filter((p) => !finished(p) && !p.ready);
+      if (unready.length > 0) {
+        const names = unready.slice(0, 5).map((p) => `${p.namespace}/${p.name}`).join(', ');
+        throw new EffectError('SOAK_FAILED', `${unready.length} pod(s) on ${name} not Ready at the end of its soak: ${names}`);
+      }
+    }
+  }
+
   return {
     async inspectNode({ node }, signal) {
       return nodeState(await cluster.getNode(node, signal), node);
@@ -75,6 +106,42 @@ export function clusterEffects(cluster: ClusterPort): EngineEffects {
 
     async listNodes(_input, signal) {
       return (await cluster.listNodes(signal)).map((n) => ({ name: n.name, labels: n.labels }));
+    },
+
+    async scanNode(input, signal) {
+      return cluster.scanNode(input, signal);
+    },
+
+    async soakNodes({ nodes, until }, signal) {
+      for (;;) {
+        const now = clock.now();
+        if (now >= until) {
+          await checkSoak(nodes, true, signal);
+          return null;
+        }
+        await checkSoak(nodes, false, signal);
+        await sleep(clock, Math.min(SOAK_POLL_MS, until - now), signal);
+      }
+    },
+
+    async observeCluster({ podSelector, prometheus }, signal) {
+      const [nodes, controlPlane, pods, firing] = await Promise.all([
+        cluster.listNodes(signal),
+        cluster.controlPlaneReady(signal),
+        podSelector.trim() === '' ? Promise.resolve([]) : cluster.listPods({ selector: podSelector }, signal),
+        prometheus === null
+          ? Promise.resolve(null)
+          : alerts.firingAlerts(prometheus.url, signal).then(
+              (names) => ({ firing: names }),
+              (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }),
+            ),
+      ]);
+      return {
+        nodes: nodes.map((n) => ({ name: n.name, ready: n.ready, unschedulable: n.unschedulable, cordonedBy: n.annotations[ANNOTATIONS.cordonedBy] ?? null })),
+        controlPlane,
+        blockingPods: pods.filter((p) => !finished(p)).map((p) => `${p.namespace}/${p.name}`),
+        alerts: firing,
+      };
     },
 
     async prefetch({ nodes, ...spec }, signal) {

@@ -48,6 +48,7 @@ export function runStatusOf(state: string): RunStatus {
   if (state === 'awaitingApproval') return 'awaiting-approval';
   if (state.startsWith('selecting') || state === 'selected' || state === 'prefetching') return 'selecting';
   if (state === 'rolling.paused' || state === 'rolling.waitingForWindow') return 'paused';
+  if (state === 'rolling.blocked') return 'blocked';
   if (state.startsWith('rolling')) return 'rolling';
   if (state === 'cancelling') return 'cancelling';
   return 'done';
@@ -97,8 +98,16 @@ export class Journal implements RunListener {
       case 'run.state':
         // A resumed run reporting the state it was saved in is not a new state.
         if (event.restored) return;
-        batch.audit.push({ at: this.#time(event.at), actor: 'engine', action: 'run.state', details: { from: event.from, to: event.state } });
+        batch.audit.push({
+          at: this.#time(event.at),
+          actor: 'engine',
+          action: 'run.state',
+          details: { from: event.from, to: event.state, ...(event.detail ? { detail: event.detail } : {}) },
+        });
         batch.run.status = runStatusOf(event.state);
+        // While blocked, the run's reason says why (status, /patch status); it is cleared when the run goes on.
+        if (event.state === 'rolling.blocked') batch.run.reason = event.detail;
+        else if (event.from === 'rolling.blocked' && !event.state.startsWith('rolling.halting') && event.state !== 'done') batch.run.reason = null;
         break;
       case 'node.step':
         if (event.restored) return;

@@ -12,6 +12,7 @@ import { versionHash } from '../engine/hash.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import { resolveTriggerStart } from '../engine/schedule.ts';
 import type { Store } from '../store/store.ts';
+import type { AlertSource } from './prometheus.ts';
 import { clusterEffects } from './effects.ts';
 import { FLEET_ACTOR_ID, Journal, restoreRunSnapshot, type PersistedFleet } from './journal.ts';
 import { RunObserver, stateString, topState, type RestoredState, type RunEvent, type RunListener } from './progress.ts';
@@ -53,6 +54,8 @@ export interface OrchestratorOptions {
   leaseSeconds?: number;
   newRunId?: (at: number) => string;
   onEvent?: (event: RunEvent) => void;
+  /** Where the blockers learn which alerts fire (default: the plan's Prometheus over HTTP; the simulator's faults). */
+  alerts?: AlertSource;
 }
 
 export interface StartRequest {
@@ -119,11 +122,13 @@ export class Orchestrator {
   readonly #leaseSeconds: number;
   readonly #newRunId: (at: number) => string;
   readonly #onEvent: ((event: RunEvent) => void) | undefined;
+  readonly #alerts: AlertSource | undefined;
   readonly #active = new Map<string, RunHandle>();
 
   constructor(options: OrchestratorOptions) {
     this.#cluster = options.cluster;
     this.#clock = options.clock;
+    this.#alerts = options.alerts;
     this.#store = options.store ?? null;
     this.#holder = options.holder ?? `patchpilot@${hostname()}`;
     this.#leaseSeconds = options.leaseSeconds ?? 60;
@@ -219,7 +224,7 @@ export class Orchestrator {
   ): RunHandle {
     const { runId } = input;
     const machine = provideFleetMachine({
-      effects: clusterEffects(this.#cluster),
+      effects: clusterEffects(this.#cluster, { clock: this.#clock, ...(this.#alerts ? { alerts: this.#alerts } : {}) }),
       clock: this.#clock,
       beforeEffect: () => journal?.flush(),
     });

@@ -13,7 +13,8 @@ import type { NodeContext, NodeOutcome } from '../engine/node.machine.ts';
 
 export type RunEvent =
   /** `restored`: the state a resumed run was saved in, reported again when it is picked up. */
-  | { type: 'run.state'; runId: string; state: string; from: string | null; at: number; restored: boolean }
+  /** `detail`: why the run waits in `rolling.blocked` (health gate, blockers), or why it halts; null otherwise. */
+  | { type: 'run.state'; runId: string; state: string; from: string | null; at: number; restored: boolean; detail: string | null }
   | { type: 'node.step'; runId: string; node: string; position: number; step: string; startedAt: number; at: number; restored: boolean }
   | { type: 'node.finished'; runId: string; position: number; outcome: NodeOutcome; at: number }
   | { type: 'run.finished'; runId: string; output: FleetOutput; at: number };
@@ -105,7 +106,9 @@ export class RunObserver {
     const state = stateString(snapshot.value);
     const at = this.#now();
     if (state !== this.#fleetState) {
-      this.#emit({ type: 'run.state', runId: this.#runId, state, from: this.#fleetState, at, restored: state === this.#restoredFleet });
+      const context = snapshot.context as FleetContext;
+      const detail = state === 'rolling.blocked' ? (context.blocked?.reason ?? null) : state === 'rolling.halting' ? context.haltReason : null;
+      this.#emit({ type: 'run.state', runId: this.#runId, state, from: this.#fleetState, at, restored: state === this.#restoredFleet, detail });
       this.#fleetState = state;
       this.#restoredFleet = null;
     }

@@ -25,7 +25,7 @@ type EffectName = keyof EngineEffects;
  * Effects that only look (or wait) change nothing that a crash could leave half-recorded: repeating them after a
  * restore is harmless, so they do not force a commit. Every other effect changes the cluster.
  */
-const READ_ONLY: ReadonlySet<EffectName> = new Set<EffectName>(['inspectNode', 'listNodes', 'awaitRejoin']);
+const READ_ONLY: ReadonlySet<EffectName> = new Set<EffectName>(['inspectNode', 'listNodes', 'awaitRejoin', 'soakNodes', 'observeCluster']);
 
 function effectActor<K extends EffectName>(name: K, options: RuntimeOptions) {
   type Input = Parameters<EngineEffects[K]>[0];
@@ -56,6 +56,8 @@ export function provideNodeMachine(options: RuntimeOptions) {
       awaitRejoin: effectActor('awaitRejoin', options),
       uncordonNode: effectActor('uncordonNode', options),
       markNode: effectActor('markNode', options),
+      scanNode: effectActor('scanNode', options),
+      soakNodes: effectActor('soakNodes', options),
       timer: createTimerActor(options.clock),
     },
   });
@@ -67,6 +69,8 @@ export function provideFleetMachine(options: RuntimeOptions) {
       nodeRun: provideNodeMachine(options),
       listNodes: effectActor('listNodes', options),
       prefetch: effectActor('prefetch', options),
+      observeCluster: effectActor('observeCluster', options),
+      soakNodes: effectActor('soakNodes', options),
       timer: createTimerActor(options.clock),
       windowWatcher: createWindowWatcher(options.clock),
     },

@@ -22,9 +22,13 @@ import type {
   LeaseResult,
   MetadataPatch,
   PatchJobSpec,
+  PodInfo,
+  PodQuery,
   ScanSpec,
   UncordonResult,
 } from '../cluster/port.ts';
+import type { AlertSource } from '../service/prometheus.ts';
+import { matchesLabels, parseLabelSelector } from './kube-api/selectors.ts';
 import { scanJobSpec } from '../cluster/jobs.ts';
 import { NO_AGENT_FAULTS, runAgent, type AgentFaults, type AgentRun } from './agent-model.ts';
 import { InstalledPackages, KUBERNETES_PACKAGES, OS_PROFILES, packageNameOn, type OsProfile } from './os.ts';
@@ -37,7 +41,12 @@ export interface SimPod {
   name: string;
   namespace: string;
   owner: PodOwner;
+  /** Labels beyond the app label (a blocking-pod fault's). */
+  labels?: Record<string, string>;
 }
+
+/** How long after a node joins the scheduler starts putting workloads on it, unless it is cordoned by then. */
+export const JOIN_SCHEDULE_DELAY_MS = 20_000;
 
 /** What a node did, as observed from outside: the material of recordings and replays. */
 export type Observation =
@@ -82,6 +91,8 @@ interface SimNode {
   gone: Set<string>;
   /** A download-only Job filled the package cache: the next patch skips the download. */
   prefetched: boolean;
+  /** Virtual time the scheduler put workloads on a node that joined (null: not yet, or it was there from the start). */
+  workloadsLandedAt: number | null;
 }
 
 interface SimJob {
@@ -123,6 +134,8 @@ export class SimCluster implements ClusterPort {
   readonly #nodes = new Map<string, SimNode>();
   readonly #jobs = new Map<string, SimJob>();
   readonly #clusterFaults: Fault[];
+  readonly #blockingFaults: Extract<Fault, { kind: 'blocking-pod' }>[];
+  readonly #alertFaults: Extract<Fault, { kind: 'alert-firing' }>[];
   readonly #faultsByNode = new Map<string, Fault[]>();
   readonly #observe: (observation: Observation) => void;
   readonly #recorded: ReadonlyMap<string, RecordedBehaviour>;
@@ -145,6 +158,8 @@ export class SimCluster implements ClusterPort {
     heldUpgraded: [] as string[],
     /** Kubernetes or runtime packages that an agent upgraded, as `node:package`. */
     kubernetesUpgraded: [] as string[],
+    /** Nodes that joined and got workloads before anyone cordoned them (patch on join came too late). */
+    workloadsBeforeCordon: [] as string[],
   };
 
   constructor(nodes: readonly SimNodeSpec[], options: SimClusterOptions) {
@@ -160,6 +175,8 @@ export class SimCluster implements ClusterPort {
     this.#watched = options.onNodeChange !== undefined;
     this.#apiErrorsAtPort = (options.apiErrorsAt ?? 'port') === 'port';
     this.#clusterFaults = (options.faults ?? []).filter((f) => f.node === undefined);
+    this.#blockingFaults = (options.faults ?? []).filter((f): f is Extract<Fault, { kind: 'blocking-pod' }> => f.kind === 'blocking-pod');
+    this.#alertFaults = (options.faults ?? []).filter((f): f is Extract<Fault, { kind: 'alert-firing' }> => f.kind === 'alert-firing');
     for (const fault of options.faults ?? []) {
       if (fault.node === undefined) continue;
       const list = this.#faultsByNode.get(fault.node) ?? [];
@@ -170,8 +187,11 @@ export class SimCluster implements ClusterPort {
     this.#scheduleTimedFaults(options.faults ?? []);
   }
 
-  /** A node joins (scenario event `node-added`). */
-  addNode(spec: SimNodeSpec): void {
+  /**
+   * A node joins (scenario event `node-added`). A node that `joins` later starts with its DaemonSet and static pods
+   * only; the scheduler places its workloads JOIN_SCHEDULE_DELAY_MS later, unless it has been cordoned by then.
+   */
+  addNode(spec: SimNodeSpec, options: { joining?: boolean } = {}): void {
     if (this.#nodes.has(spec.name)) throw new Error(`node ${spec.name} already exists in cluster ${this.name}`);
     const os = OS_PROFILES[spec.os];
     const labels: Record<string, string> = {
@@ -206,9 +226,20 @@ export class SimCluster implements ClusterPort {
       spent: new Set(),
       gone: new Set(),
       prefetched: false,
+      workloadsLandedAt: null,
     };
     const notReady = faults.find((f) => f.kind === 'node-not-ready' && f.at === undefined);
     if (notReady) this.#setReady(node, false, notReady.kind === 'node-not-ready' ? notReady.forSeconds : undefined);
+    if (options.joining) {
+      node.pods = node.pods.filter((p) => p.owner !== 'Deployment');
+      this.#clock.setTimeout(() => {
+        if (this.#nodes.get(spec.name) !== node || node.unschedulable) return;
+        node.pods = podsOf(spec);
+        node.workloadsLandedAt = this.#virtual(this.#clock.now());
+        this.stats.workloadsBeforeCordon.push(spec.name);
+        this.#onNodeChange(spec.name);
+      }, JOIN_SCHEDULE_DELAY_MS);
+    }
     this.#nodes.set(spec.name, node);
     this.#onNodeChange(spec.name);
   }
@@ -244,6 +275,7 @@ export class SimCluster implements ClusterPort {
     this.stats.patchJobs.clear();
     this.stats.heldUpgraded.length = 0;
     this.stats.kubernetesUpgraded.length = 0;
+    this.stats.workloadsBeforeCordon.length = 0;
   }
 
   #controlPlanesInFlight(): number {
@@ -269,6 +301,7 @@ export class SimCluster implements ClusterPort {
       kubeletVersion: node.kubeletVersion,
       labels: { ...node.labels },
       annotations: { ...node.annotations },
+      workloadsLandedAt: node.workloadsLandedAt,
     };
   }
 
@@ -320,7 +353,42 @@ export class SimCluster implements ClusterPort {
     if (node.faults.some((f) => f.kind === 'pod-stuck-terminating') && !node.gone.has(STUCK_POD(name))) {
       pods.push({ name: STUCK_POD(name), namespace: 'jobs', owner: 'Deployment' });
     }
+    this.#blockingFaults.forEach((fault, i) => {
+      if ((fault.node ?? this.#firstNode()) === name && this.#activeFor(fault)) {
+        // A mirror pod, so that no drain ever evicts it: it blocks until its time is over.
+        pods.push({ name: BLOCKING_POD(i, name), namespace: 'ops', owner: 'static', labels: { app: `blocker-${i + 1}`, ...fault.labels } });
+      }
+    });
     return pods;
+  }
+
+  /** The blockers' and the soak's view of pods: Running, Ready while their node is. */
+  async listPods(query: PodQuery): Promise<PodInfo[]> {
+    const selector = parseLabelSelector(query.selector || undefined);
+    const names = query.node !== undefined ? (this.#nodes.has(query.node) ? [query.node] : []) : [...this.#nodes.keys()];
+    const pods: PodInfo[] = [];
+    for (const name of names) {
+      const node = this.#require(name);
+      for (const pod of this.podsOn(name)) {
+        if (!matchesLabels(selector, pod.labels ?? {})) continue;
+        pods.push({ namespace: pod.namespace, name: pod.name, node: name, phase: 'Running', ready: node.ready, daemon: pod.owner !== 'Deployment' });
+      }
+    }
+    return pods;
+  }
+
+  /** The simulated API server always answers /readyz. */
+  async controlPlaneReady(): Promise<{ ready: boolean; detail: string }> {
+    return { ready: true, detail: 'ok' };
+  }
+
+  /** The alert-firing faults active now, as Prometheus would list them (the URL is not asked). */
+  readonly alertSource: AlertSource = {
+    firingAlerts: async () => this.#alertFaults.filter((f) => this.#activeFor(f)).map((f) => f.name),
+  };
+
+  #firstNode(): string {
+    return this.#nodes.keys().next().value ?? '';
   }
 
   /** An evicted pod finished terminating. */
@@ -712,13 +780,31 @@ export class SimCluster implements ClusterPort {
     this.#observe({ type: 'fault', at: this.#virtual(this.#clock.now()), node: node.spec.name, kind });
   }
 
-  #activeFor(fault: Extract<Fault, { kind: 'api-errors' }>): boolean {
+  /** A fault with a span: from `at` (default 0) for `forSeconds` (default: for ever). */
+  #activeFor(fault: { at?: number | undefined; forSeconds?: number | undefined }): boolean {
     const now = this.#virtual(this.#clock.now());
     const from = fault.at ?? 0;
     return now >= from && (fault.forSeconds === undefined || now < from + fault.forSeconds * 1000);
   }
 
   #scheduleTimedFaults(faults: readonly Fault[]): void {
+    // A blocking pod appears and goes: its node's pods change (the sandbox renders them); an alert leaves a marker.
+    this.#blockingFaults.forEach((fault) => {
+      const from = fault.at ?? 0;
+      const node = fault.node ?? this.#firstNode();
+      const change = (what: 'start' | 'end') => () => {
+        if (what === 'start') this.#observe({ type: 'fault', at: this.#virtual(this.#clock.now()), node, kind: 'blocking-pod' });
+        if (this.#nodes.has(node)) this.#onNodeChange(node);
+      };
+      this.#clock.setTimeout(change('start'), Math.max(0, this.#epoch + from - this.#clock.now()));
+      if (fault.forSeconds !== undefined) this.#clock.setTimeout(change('end'), Math.max(0, this.#epoch + from + fault.forSeconds * 1000 - this.#clock.now()));
+    });
+    for (const fault of this.#alertFaults) {
+      this.#clock.setTimeout(
+        () => this.#observe({ type: 'fault', at: this.#virtual(this.#clock.now()), node: fault.node ?? null, kind: 'alert-firing' }),
+        Math.max(0, this.#epoch + (fault.at ?? 0) - this.#clock.now()),
+      );
+    }
     for (const fault of faults) {
       if (fault.kind !== 'node-not-ready' || fault.at === undefined || fault.node === undefined) continue;
       const name = fault.node;
@@ -776,6 +862,8 @@ export class SimCluster implements ClusterPort {
 export const PDB_POD = (node: string) => `web-${node}`;
 export const STUCK_POD = (node: string) => `worker-queue-${node}`;
 export const STUCK_FINALIZER = 'example.com/drain-protection';
+/** The pod a blocking-pod fault puts on its node (the i-th fault of the scenario). */
+export const BLOCKING_POD = (i: number, node: string) => `blocker-${i + 1}-${node}`;
 
 function podsOf(spec: SimNodeSpec): SimPod[] {
   const pods: SimPod[] = [];

@@ -2,6 +2,7 @@
  * What a scenario says must happen, checked against what did: the outcome, which nodes ended how, and the safety
  * invariants (the properties an operator relies on whatever goes wrong). Every failed expectation is one sentence.
  */
+import { resolveLimits } from '../engine/plan.ts';
 import type { Plan } from '../engine/plan.ts';
 import type { SimCluster } from './cluster.ts';
 import type { SimNodeResult, SimRunResult } from './runner.ts';
@@ -32,6 +33,10 @@ export function checkInvariants(plan: Plan, nodes: readonly SimNodeResult[], sta
     if (n.error === 'DRAIN_TIMEOUT' && plan.drain.onTimeout === 'keep-cordoned') return false;
     return true;
   });
+  // Percentages are of the nodes the run selected (every node it considered, patched or not).
+  const selected = nodes.filter((n) => n.result !== 'not-selected' && n.result !== 'excluded').length;
+  const { concurrency } = resolveLimits(plan, selected);
+  const cordonedWithout = nodes.filter((n) => n.result === 'no-updates' && n.timeline.some((e) => e.step === 'cordon')).map((n) => n.name);
   const twice = [...stats.patchJobs.entries()].filter(([, count]) => count > 1).map(([key]) => key);
   const k8s = [...new Set([...stats.kubernetesUpgraded, ...stats.heldUpgraded])];
   const all = [
@@ -50,8 +55,8 @@ export function checkInvariants(plan: Plan, nodes: readonly SimNodeResult[], sta
     ),
     result(
       'concurrency-respected',
-      stats.maxCordonedByUs <= plan.concurrency,
-      `at most ${plan.concurrency} node(s) in maintenance at once`,
+      stats.maxCordonedByUs <= concurrency,
+      `at most ${concurrency} node(s) in maintenance at once`,
       `${stats.maxCordonedByUs} nodes were cordoned by patchpilot at once (concurrency ${plan.concurrency})`,
     ),
     result(
@@ -61,8 +66,20 @@ export function checkInvariants(plan: Plan, nodes: readonly SimNodeResult[], sta
       `${stats.maxControlPlanesCordoned} control-plane nodes were in maintenance at once`,
     ),
     result('patched-at-most-once', twice.length === 0, 'every node was patched at most once for this hash', `patched twice for one hash: ${twice.join(', ')}`),
+    result(
+      'no-updates-never-cordoned',
+      cordonedWithout.length === 0,
+      'no node without updates was cordoned',
+      `cordoned although nothing applied: ${cordonedWithout.join(', ')}`,
+    ),
+    result(
+      'cordoned-before-workloads',
+      stats.workloadsBeforeCordon.length === 0,
+      'every node that joined was cordoned before workloads landed on it',
+      `workloads landed before the cordon on: ${stats.workloadsBeforeCordon.join(', ')}`,
+    ),
   ];
-  return all.filter((i) => i.name !== 'one-node-at-a-time' || plan.concurrency === 1 || requested.includes(i.name));
+  return all.filter((i) => i.name !== 'one-node-at-a-time' || concurrency === 1 || requested.includes(i.name));
 }
 
 export function checkExpectations(scenario: Scenario, runs: readonly SimRunResult[]): string[] {

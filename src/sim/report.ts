@@ -24,10 +24,12 @@ const UPGRADED_SHOWN = 4;
 
 /** The phases an operator reasons about get colours; the short bookkeeping steps share a neutral grey. */
 const PHASE_COLOURS: Record<string, string> = {
+  scan: '#56b4e9',
   drain: '#e69f00',
   patch: '#0072b2',
   reboot: '#cc79a7',
   rejoin: '#009e73',
+  soak: '#999933',
 };
 const NEUTRAL = '#c4c4c4';
 const NEUTRAL_STEPS = ['preflight', 'cordon', 'uncordon', 'mark'];

@@ -9,6 +9,7 @@ import type { VirtualClock } from '../engine/clock.ts';
 import { VirtualClock as Clock } from '../engine/clock.ts';
 import type { FleetOutput } from '../engine/fleet.machine.ts';
 import type { NodeOutcome } from '../engine/node.machine.ts';
+import { joinPlan, resolveLimits } from '../engine/plan.ts';
 import { classifyStoredOnDemand, ON_DEMAND_DELAY_MS } from '../engine/schedule.ts';
 import { DISABLED } from '../engine/selection.ts';
 import { settle, StalledRunError } from '../service/drive.ts';
@@ -46,7 +47,12 @@ export interface SimNodeResult {
   rebootPending: boolean;
   cordonedAtEnd: boolean;
   /** Seconds per phase. */
-  phases: { drain: number; patch: number; reboot: number; rejoin: number };
+  phases: { scan: number; drain: number; patch: number; reboot: number; rejoin: number; soak: number };
+  /**
+   * Seconds the node spent cordoned by this run: from the start of its cordon step to the end of its uncordon (or of
+   * the run, when it stayed cordoned). 0 for a node never cordoned (no updates found by the scan).
+   */
+  cordonedSeconds: number;
   timeline: TimelineEntry[];
 }
 
@@ -122,7 +128,8 @@ export interface AttachedPort {
 }
 
 interface ActiveRun {
-  trigger: Trigger & { kind: 'on-demand' };
+  /** The scenario's trigger, or the join of a node under an on-boot plan (`join:<node>`). */
+  trigger: { id?: string | undefined; by: string };
   triggeredAt: number;
   handle: RunHandle;
   outcomes: Map<string, NodeOutcome>;
@@ -174,13 +181,16 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
   const staleFault = scenario.faults.find((f) => f.kind === 'palette-stale-timestamp');
   let staleStruck = false;
 
+  /** Every run in progress by id: the trigger's (`active`) and those of nodes that joined under an on-boot plan. */
+  const live = new Map<string, ActiveRun>();
   const onEvent = (event: RunEvent) => {
     write({ line: 'engine', ...event });
     options.onEvent?.(event);
-    const run = active;
-    if (!run || event.runId !== run.handle.runId) return;
+    const run = live.get(event.runId);
+    if (!run) return;
     if (event.type === 'run.state') {
-      run.waiting = event.state === 'rolling.waitingForWindow' || event.state === 'rolling.paused';
+      // Waiting by rule: a closed window, a pause, the health gate or a blocker, the canaries' soak.
+      run.waiting = WAITING_STATES.has(event.state);
     } else if (event.type === 'node.step') {
       run.inFlight.add(event.node);
       run.positions.set(event.node, event.position);
@@ -201,7 +211,8 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       run.inFlight.delete(event.outcome.node);
     }
     // Only a wait with nothing in flight lengthens the run beyond what its nodes need.
-    const idleByRule = run.waiting && run.inFlight.size === 0;
+    // Waiting before the first node started is not inside the makespan (which runs from the first node's start).
+    const idleByRule = run.waiting && run.inFlight.size === 0 && run.timelines.size > 0;
     if (idleByRule && run.waitingSince === null) run.waitingSince = event.at;
     if (!idleByRule && run.waitingSince !== null) {
       run.waitedMs += event.at - run.waitingSince;
@@ -218,6 +229,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       holder: SIM_HOLDER,
       newRunId: () => `${scenario.name}-${++runCounter}`,
       onEvent,
+      alerts: cluster.alertSource,
     });
   }
 
@@ -238,6 +250,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     run.handle.detach();
     orchestrator = newOrchestrator();
     run.handle = await orchestrator.resume(run.handle.runId);
+    live.set(run.handle.runId, run);
     watch(run);
   }
 
@@ -261,7 +274,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       return;
     }
     const ignored = (reason: string) => {
-      runs.push(notTriggered(trigger.id ?? '?', seconds(now), reason, scenario.plan.concurrency));
+      runs.push(notTriggered(trigger.id ?? '?', seconds(now), reason, resolveLimits(scenario.plan, 0).concurrency));
     };
     if (active) return ignored(`run ${active.handle.runId} is still in progress; the trigger was ignored`);
     let notBefore: number | null = null;
@@ -284,9 +297,33 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     }
     cluster.resetRunStats();
     const handle = await orchestrator.start({ plan: scenario.plan, requestedBy: trigger.by, triggerId: trigger.id ?? 't', notBefore });
-    const run: ActiveRun = {
-      trigger: trigger as ActiveRun['trigger'],
-      triggeredAt: now,
+    const run = newRun({ id: trigger.id, by: trigger.by }, now, handle);
+    active = run;
+    live.set(handle.runId, run);
+    watch(run);
+  }
+
+  /**
+   * Patch on join (plan trigger on-boot): the watcher sees a node arrive without the current hash and starts a run of
+   * that node alone at once, cordoning before the scheduler places workloads; the same steps as any node, with no
+   * scan first (cordoning an empty node costs nothing, and waiting for a scan would let workloads land).
+   */
+  async function join(name: string): Promise<void> {
+    const now = clock.now();
+    const triggerId = scenario.triggers.find((t) => t.kind === 'on-demand')?.id ?? 't1';
+    write({ line: 'trigger', kind: 'join', node: name, at: now });
+    const plan = joinPlan(scenario.plan, name);
+    const handle = await orchestrator.start({ plan, requestedBy: 'on-boot', triggerId, notBefore: null });
+    const run = newRun({ id: `join:${name}`, by: 'on-boot' }, now, handle);
+    joins.add(run);
+    live.set(handle.runId, run);
+    watch(run);
+  }
+
+  function newRun(trigger: ActiveRun['trigger'], triggeredAt: number, handle: RunHandle): ActiveRun {
+    return {
+      trigger,
+      triggeredAt,
       handle,
       outcomes: new Map(),
       positions: new Map(),
@@ -297,16 +334,20 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       waiting: false,
       inFlight: new Set(),
     };
-    active = run;
-    watch(run);
   }
 
   function apply(event: ScenarioEvent): void {
     write({ line: 'event', ...event, at: clock.now() });
     switch (event.kind) {
-      case 'node-added':
-        cluster.addNode(event.node);
+      case 'node-added': {
+        const onBoot = scenario.plan.trigger.kind === 'on-boot';
+        cluster.addNode(event.node, { joining: onBoot });
+        if (onBoot) {
+          pendingJoins += 1;
+          void join(event.node.name).finally(() => (pendingJoins -= 1));
+        }
         return;
+      }
       case 'exclude':
         cluster.setLabel(event.node, scenario.plan.labelKey, DISABLED);
         return;
@@ -324,6 +365,8 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
 
   function finish(run: ActiveRun, output: FleetOutput): void {
     runs.push(runResult(run, output));
+    live.delete(run.handle.runId);
+    if (joins.delete(run)) return;
     // Palette clears the timestamp once the patch is done, unless the stale-timestamp fault keeps it.
     if (scenario.plan.mode === 'palette' && !(staleFault && staleFault.at === undefined)) onDemandPatchAfter = null;
     active = null;
@@ -356,7 +399,8 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
         rebooted: outcome?.rebooted ?? false,
         rebootPending: outcome?.rebootPending ?? false,
         cordonedAtEnd: facts.unschedulable && facts.cordonedBy === run.handle.runId,
-        phases: { drain: phase('drain'), patch: phase('patch'), reboot: phase('reboot'), rejoin: phase('rejoin') },
+        phases: { scan: phase('scan'), drain: phase('drain'), patch: phase('patch'), reboot: phase('reboot'), rejoin: phase('rejoin'), soak: phase('soak') },
+        cordonedSeconds: cordonedSeconds(timeline),
         timeline,
       });
     }
@@ -373,6 +417,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       lastEnd = Math.max(lastEnd, o.finishedAt);
     }
     const makespanMs = started.length > 0 ? lastEnd - firstStart : 0;
+    const { concurrency } = resolveLimits(scenario.plan, output.selected.length);
     return {
       trigger: run.trigger.id ?? '?',
       runId: run.handle.runId,
@@ -383,15 +428,20 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       finishedAt: output.finishedAt === null ? null : seconds(output.finishedAt),
       makespanSeconds: Math.round(makespanMs / 1000),
       // Waiting for a window or through a pause is the plan's or an operator's doing, not idle time of the engine.
-      lowerBoundSeconds: Math.round((lowerBoundMs(started, scenario.plan.concurrency) + run.waitedMs) / 1000),
+      lowerBoundSeconds: Math.round((lowerBoundMs(started, concurrency) + run.waitedMs) / 1000),
       waitedSeconds: Math.round(run.waitedMs / 1000),
-      concurrency: scenario.plan.concurrency,
+      concurrency,
       nodes,
       invariants: checkInvariants(scenario.plan, nodes, cluster.stats, scenario.expect[runs.length]?.invariants ?? []),
       faults: markers.splice(0).sort((a, b) => a.at - b.at),
     };
   }
 
+  const joins = new Set<ActiveRun>();
+  let pendingJoins = 0;
+  // Under an on-boot plan the watcher keeps running: the scenario ends after the last node has joined and its run ended.
+  const lastJoinAt = scenario.plan.trigger.kind === 'on-boot' ? Math.max(-1, ...scenario.events.filter((e) => e.kind === 'node-added').map((e) => e.at)) : -1;
+  const joinsAhead = () => clock.now() - epoch < lastJoinAt;
   const triggers = [...scenario.triggers].sort((a, b) => a.at - b.at);
   let pendingTriggers = triggers.length;
   for (const trigger of triggers) {
@@ -411,14 +461,15 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
   const horizon = epoch + (options.horizonMs ?? 60 * 86_400_000);
   try {
     await drive(clock, horizon, options.onTick, attached?.idle, () => {
-      const run = active;
-      if (run?.output) finish(run, run.output);
-      return pendingTriggers === 0 && active === null;
+      for (const run of [...live.values()]) if (run.output) finish(run, run.output);
+      return pendingTriggers === 0 && pendingJoins === 0 && live.size === 0 && !joinsAhead();
     }, () => (active ? `run ${active.handle.runId} is ${active.handle.state}` : 'waiting for a trigger'));
   } finally {
     store?.close();
     await attached?.close();
   }
+  // Runs in the order they were triggered (a join's run may end before the trigger's).
+  runs.sort((a, b) => a.triggeredAt - b.triggeredAt);
   const failedExpectations = checkExpectations(scenario, runs);
   const result: SimResult = { scenario: scenario.name, seed: scenario.seed, ok: failedExpectations.length === 0, failedExpectations, runs };
   write({ line: 'result', result });
@@ -447,6 +498,18 @@ async function drive(
     await onTick?.(next);
   }
 }
+
+/** From the start of the cordon step to the end of the uncordon step (or of the last step), in seconds. */
+export function cordonedSeconds(timeline: readonly TimelineEntry[]): number {
+  const from = timeline.findIndex((e) => e.step === 'cordon');
+  if (from < 0) return 0;
+  const until = timeline.findIndex((e, i) => i > from && e.step === 'uncordon');
+  const end = (until >= 0 ? timeline[until]! : timeline.at(-1)!).end;
+  return Math.max(0, Math.round((end - timeline[from]!.start) * 100) / 100);
+}
+
+/** Run states in which the run waits by rule rather than for its nodes. */
+const WAITING_STATES: ReadonlySet<string> = new Set(['rolling.waitingForWindow', 'rolling.paused', 'rolling.blocked', 'rolling.canarySoak']);
 
 /** A trigger that started no run (Palette's stuck timestamp, a run already in progress). */
 function notTriggered(trigger: string, at: number, reason: string, concurrency: number): SimRunResult {

@@ -29,6 +29,8 @@ export const FAULT_KINDS = [
   'agent-crash',
   'orchestrator-crash',
   'palette-stale-timestamp',
+  'alert-firing',
+  'blocking-pod',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -40,6 +42,10 @@ export const INVARIANTS = [
   'concurrency-respected',
   'control-plane-one-at-a-time',
   'patched-at-most-once',
+  /** A node the scan found nothing for was never cordoned. */
+  'no-updates-never-cordoned',
+  /** A node that joined under an on-boot plan was cordoned before the scheduler placed workloads on it. */
+  'cordoned-before-workloads',
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
@@ -112,6 +118,20 @@ export const faultSchema = z.discriminatedUnion(
     z.strictObject({ ...common, kind: z.literal('agent-crash') }),
     z.strictObject({ ...common, kind: z.literal('orchestrator-crash'), step: z.enum(STEPS).default('patch') }),
     z.strictObject({ ...common, kind: z.literal('palette-stale-timestamp') }),
+    /** A Prometheus alert named `name` fires from `at` (default 0) for `forSeconds` (default: until the end). */
+    z.strictObject({
+      ...common,
+      kind: z.literal('alert-firing'),
+      name: z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus alert name (letters, digits, "_")'),
+      forSeconds: secondsParam.optional(),
+    }),
+    /** A pod with these labels runs (on `node`, default the first) from `at` for `forSeconds` (blockers.podSelector). */
+    z.strictObject({
+      ...common,
+      kind: z.literal('blocking-pod'),
+      labels: z.record(z.string().regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'not a valid label key'), z.string().regex(/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/, 'not a valid label value').max(63)).refine((l) => Object.keys(l).length > 0, 'a blocking pod needs at least one label'),
+      forSeconds: secondsParam.optional(),
+    }),
   ],
   { error: (issue) => (issue.code === 'invalid_union' ? `unknown fault kind; known kinds: ${FAULT_KINDS.join(', ')}` : undefined) },
 );
@@ -319,7 +339,7 @@ export function parseScenario(text: string, source = 'scenario', overrides: { se
   file.events.forEach((event, i) => {
     if (event.kind === 'exclude' || event.kind === 'cordon') requireNode(event.node, ['events', i, 'node']);
   });
-  const NODELESS: ReadonlySet<FaultKind> = new Set(['api-errors', 'orchestrator-crash', 'palette-stale-timestamp']);
+  const NODELESS: ReadonlySet<FaultKind> = new Set(['api-errors', 'orchestrator-crash', 'palette-stale-timestamp', 'alert-firing', 'blocking-pod']);
   file.faults.forEach((fault, i) => {
     requireNode(fault.node, ['faults', i, 'node']);
     if (fault.node === undefined && !NODELESS.has(fault.kind)) problems.push(`${locate(['faults', i])}: a ${fault.kind} fault needs a "node"`);
@@ -332,11 +352,17 @@ export function parseScenario(text: string, source = 'scenario', overrides: { se
   const triggers: Trigger[] = written.map((t, i) =>
     t.kind === 'on-demand' ? { ...t, id: t.id ?? `t${i + 1}` } : t,
   );
-  const runs = triggers.filter((t) => t.kind === 'on-demand').length;
+  // Under an on-boot plan every node that joins gets a run of its own (patch on join), after the triggers' runs.
+  const joinRuns = plan?.trigger.kind === 'on-boot' ? events.filter((e) => e.kind === 'node-added').length : 0;
+  const runs = triggers.filter((t) => t.kind === 'on-demand').length + joinRuns;
   if (runs === 0) problems.push(`${locate(['triggers'])}: at least one on-demand trigger is needed`);
   const expect = file.expect === undefined ? [] : Array.isArray(file.expect) ? file.expect : [file.expect];
   if (expect.length > 0 && expect.length !== runs) {
-    problems.push(`${locate(['expect'])}: ${expect.length} expectation(s) for ${runs} on-demand trigger(s): give one per trigger, in order`);
+    problems.push(
+      joinRuns === 0
+        ? `${locate(['expect'])}: ${expect.length} expectation(s) for ${runs} on-demand trigger(s): give one per trigger, in order`
+        : `${locate(['expect'])}: ${expect.length} expectation(s) for ${runs} run(s) (the on-demand triggers', then one per node joining under the on-boot plan): give one per run, in order`,
+    );
   }
   expect.forEach((e, i) => {
     const path = Array.isArray(file.expect) ? ['expect', i] : ['expect'];

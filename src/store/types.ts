@@ -1,6 +1,7 @@
 /** Records the store reads and writes. Timestamps are epoch milliseconds chosen by the caller. */
 
-export type RunStatus = 'scheduled' | 'awaiting-approval' | 'selecting' | 'rolling' | 'paused' | 'cancelling' | 'done';
+/** `blocked`: waiting for the health gate or a blocker (the run's reason says which) before the next node starts. */
+export type RunStatus = 'scheduled' | 'awaiting-approval' | 'selecting' | 'rolling' | 'paused' | 'blocked' | 'cancelling' | 'done';
 export type RunOutcome = 'succeeded' | 'partial' | 'halted' | 'failed' | 'cancelled';
 
 export interface NewRun {

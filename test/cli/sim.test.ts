@@ -58,7 +58,7 @@ describe('patchpilot sim', () => {
     expect(result).toMatchObject({ scenario: 'demo', seed: 99, ok: true, failedExpectations: [] });
     const node = result.runs[0]!.nodes.find((n) => n.name === 'rocky-2')!;
     expect(node).toMatchObject({ os: 'rocky-9', result: 'failed', error: 'REJOIN_TIMEOUT', rebooted: true, cordonedAtEnd: true });
-    expect(Object.keys(node.phases).sort()).toEqual(['drain', 'patch', 'reboot', 'rejoin']);
+    expect(Object.keys(node.phases).sort()).toEqual(['drain', 'patch', 'reboot', 'rejoin', 'scan', 'soak']);
     expect(node.held).toContain('kubelet');
     expect(result.runs[0]!.makespanSeconds).toBeGreaterThanOrEqual(result.runs[0]!.lowerBoundSeconds);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { versionHash } from '../../src/engine/hash.ts';
-import { DEFAULT_HOLD_PACKAGES, NATIVE_LABEL_KEY, PlanError, parsePlan } from '../../src/engine/plan.ts';
+import { DEFAULT_HOLD_PACKAGES, NATIVE_LABEL_KEY, PlanError, joinPlan, parsePlan, resolveLimits } from '../../src/engine/plan.ts';
 
 describe('parsePlan', () => {
   it('fills every default', () => {
@@ -75,5 +75,67 @@ describe('versionHash', () => {
 
   it('fits a Kubernetes label value', () => {
     expect(versionHash(base, 'x')).toMatch(/^[0-9a-f]{20}$/);
+  });
+});
+
+describe('rollout safety keys', () => {
+  it('defaults: scan first, a strict health gate with a one-hour timeout, no canary, no soak, no blockers', () => {
+    expect(parsePlan({})).toMatchObject({
+      scanFirst: true,
+      prefetch: false,
+      healthGate: { maxNotReady: 0, blockedTimeoutSeconds: 3600 },
+      canary: { nodes: 0, soakSeconds: 0 },
+      soakSeconds: 0,
+      blockers: { podSelector: '' },
+    });
+    expect(parsePlan({}).blockers.prometheus).toBeUndefined();
+  });
+
+  it.each([
+    { input: { scanFirst: 'yes' }, problem: 'scanFirst:' },
+    { input: { prefetch: 1 }, problem: 'prefetch:' },
+    { input: { healthGate: { maxNotReady: -1 } }, problem: 'healthGate.maxNotReady: cannot be negative' },
+    { input: { healthGate: { blockedTimeoutSeconds: 0 } }, problem: 'healthGate.blockedTimeoutSeconds: must be > 0' },
+    { input: { healthGate: { maxNotready: 1 } }, problem: 'healthGate: unknown field(s) "maxNotready"' },
+    { input: { canary: { nodes: 1.5 } }, problem: 'canary.nodes: must be a whole number' },
+    { input: { canary: { soakSeconds: -5 } }, problem: 'canary.soakSeconds: cannot be negative' },
+    { input: { soakSeconds: 'ten' }, problem: 'soakSeconds:' },
+    { input: { blockers: { podSelector: 'app in (a' } }, problem: 'blockers.podSelector: not a valid label selector' },
+    { input: { blockers: { prometheus: { url: 'ftp://prom' } } }, problem: 'blockers.prometheus.url: must be an http(s) URL' },
+    { input: { blockers: { prometheus: { url: 'http://prom:9090', alertFilter: '(' } } }, problem: 'blockers.prometheus.alertFilter: not a valid regular expression' },
+    { input: { blockers: { prometheus: { alertFilter: 'x' } } }, problem: 'blockers.prometheus.url' },
+    { input: { concurrency: '0%' }, problem: 'concurrency: must be more than 0%' },
+    { input: { concurrency: '150%' }, problem: 'concurrency: must be a whole number or a percentage' },
+    { input: { concurrency: 'half' }, problem: 'concurrency: must be a whole number or a percentage' },
+    { input: { maxFailures: '-5%' }, problem: 'maxFailures: must be a whole number or a percentage' },
+    { input: { maxFailures: true }, problem: 'maxFailures: must be a whole number or a percentage' },
+  ])('refuses $input, naming the key', ({ input, problem }) => {
+    let error: unknown;
+    try {
+      parsePlan(input);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(PlanError);
+    const problems = (error as PlanError).problems;
+    expect(problems.some((p) => p.startsWith(problem)), problems.join('\n')).toBe(true);
+  });
+
+  it.each([
+    { concurrency: '25%', maxFailures: '25%', selected: 8, expected: { concurrency: 2, maxFailures: 2 } },
+    { concurrency: '25%', maxFailures: '25%', selected: 3, expected: { concurrency: 1, maxFailures: 0 } },
+    { concurrency: '100%', maxFailures: '10%', selected: 7, expected: { concurrency: 7, maxFailures: 0 } },
+    { concurrency: '1%', maxFailures: '50%', selected: 0, expected: { concurrency: 1, maxFailures: 0 } },
+    { concurrency: 3, maxFailures: 1, selected: 100, expected: { concurrency: 3, maxFailures: 1 } },
+    { concurrency: '12.5%', maxFailures: '0%', selected: 16, expected: { concurrency: 2, maxFailures: 0 } },
+  ])('resolves concurrency $concurrency and maxFailures $maxFailures of $selected nodes', ({ concurrency, maxFailures, selected, expected }) => {
+    expect(resolveLimits(parsePlan({ concurrency, maxFailures }), selected)).toEqual(expected);
+  });
+
+  it('a joining node gets a plan of its own: that node, no scan first, no canary, the same hash', () => {
+    const plan = parsePlan({ trigger: { kind: 'on-boot' }, canary: { nodes: 2, soakSeconds: 60 } });
+    const join = joinPlan(plan, 'new-1');
+    expect(join).toMatchObject({ nodes: ['new-1'], scanFirst: false, canary: { nodes: 0, soakSeconds: 0 } });
+    expect(versionHash(join, 't1')).toBe(versionHash(plan, 't1'));
   });
 });

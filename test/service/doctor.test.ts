@@ -59,10 +59,11 @@ describe('doctor', () => {
     bench = await sandboxTarget('apt-lock-timeout.yaml');
     const b = bench;
     const handle = await b.start();
-    // Stop the clock while the first patch Job runs.
+    // Stop the clock while the first patch Job runs (after its node's scan Job).
     const jobRunning = new Promise<void>((resolve) => {
       b.kube.hooks.onChange('pods', (event) => {
-        if (event.object.metadata.namespace === 'os-patch' && (event.object.status as { phase?: string } | undefined)?.phase === 'Running') resolve();
+        const patch = event.object.metadata.labels?.['patchpilot.io/action'] === 'patch';
+        if (patch && event.object.metadata.namespace === 'os-patch' && (event.object.status as { phase?: string } | undefined)?.phase === 'Running') resolve();
       });
     });
     await b.time.run(jobRunning);

@@ -11,7 +11,7 @@ type Entry = { kind: 'commit'; steps: Map<string, string> } | { kind: 'effect'; 
 /** Which node step a mutating cluster call belongs to. */
 const STEP_OF: Record<string, string[]> = {
   cordon: ['cordon'],
-  startPatchJob: ['patch'],
+  startPatchJob: ['patch', 'scan'],
   reboot: ['reboot'],
   uncordon: ['uncordon', 'recovering'],
   patchNodeMetadata: ['mark', 'recovering'],

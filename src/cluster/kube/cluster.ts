@@ -11,7 +11,10 @@ import {
   CoreV1Api,
   type KubeConfig,
   type V1Node,
+  type V1Pod,
 } from '@kubernetes/client-node';
+import http from 'node:http';
+import https from 'node:https';
 import { agentScript as defaultAgentScript } from '../../agent/index.ts';
 import { AGENT_CONFIGMAP_NAME, DEFAULT_NAMESPACE, type PatchJobOptions } from '../../agent/job.ts';
 import type { Clock } from '../../engine/clock.ts';
@@ -35,6 +38,8 @@ import type {
   LeaseRequest,
   LeaseResult,
   MetadataPatch,
+  PodInfo,
+  PodQuery,
   ScanSpec,
   PatchJobSpec,
   UncordonResult,
@@ -124,6 +129,36 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
     });
     this.#lease = new KubeLease({ ...shared, coordination: kc.makeApiClient(CoordinationV1Api) });
     this.#events = new NodeEvents({ ...shared, core: this.#core, enabled: options.events ?? true, uidOf: (node) => this.#nodeUids.get(node) });
+  }
+
+  async listPods(query: PodQuery, signal?: AbortSignal): Promise<PodInfo[]> {
+    const list = await this.#requests.send(
+      { verb: 'list', resource: 'pods', group: '' },
+      (o) =>
+        this.#core.listPodForAllNamespaces(
+          { ...(query.selector ? { labelSelector: query.selector } : {}), ...(query.node ? { fieldSelector: `spec.nodeName=${query.node}` } : {}) },
+          o,
+        ),
+      { signal },
+    );
+    return list.items.map(toPodInfo);
+  }
+
+  /**
+   * GET /readyz, which every authenticated (and, by default, anonymous) client may read (system:public-info-viewer).
+   * Not a typed API in client-node: sent with the kubeconfig's TLS and credentials applied to a plain request.
+   */
+  async controlPlaneReady(signal?: AbortSignal): Promise<{ ready: boolean; detail: string }> {
+    return this.#requests.send(
+      { verb: 'get', resource: 'readyz', group: '' },
+      async () => {
+        const { status, body } = await rawGet(this.#kubeConfig, new URL('/readyz', this.server), signal);
+        if (status === 200) return { ready: true, detail: 'ok' };
+        const failing = body.split('\n').filter((line) => line.startsWith('[-]')).slice(0, 3).join('; ');
+        return { ready: false, detail: `HTTP ${status}${failing ? `: ${failing}` : body.trim() ? `: ${body.trim().slice(0, 200)}` : ''}` };
+      },
+      { signal, attempts: 1 },
+    );
   }
 
   async listNodes(signal?: AbortSignal): Promise<ClusterNode[]> {
@@ -397,4 +432,35 @@ function describeMetadataChange(ops: JsonPatchOp[]): string {
       return `${decode(op.path)}=${String(op.value)}`;
     })
     .join(', ');
+}
+
+function toPodInfo(pod: V1Pod): PodInfo {
+  const owners = pod.metadata?.ownerReferences ?? [];
+  const mirror = pod.metadata?.annotations?.['kubernetes.io/config.mirror'] !== undefined;
+  return {
+    namespace: pod.metadata?.namespace ?? '',
+    name: pod.metadata?.name ?? '',
+    node: pod.spec?.nodeName ?? null,
+    phase: pod.status?.phase ?? 'Unknown',
+    ready: (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+    daemon: mirror || owners.some((o) => o.kind === 'DaemonSet'),
+  };
+}
+
+/** One GET with the kubeconfig's TLS settings and credentials: status and body. */
+async function rawGet(kc: KubeConfig, url: URL, signal?: AbortSignal): Promise<{ status: number; body: string }> {
+  const options: https.RequestOptions = { method: 'GET', headers: { accept: 'text/plain' } };
+  await kc.applyToHTTPSOptions(options);
+  const client = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const request = client.request(url, { ...options, ...(signal ? { signal } : {}) }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end();
+  });
 }

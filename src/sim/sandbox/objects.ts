@@ -126,7 +126,7 @@ export function podObject(pod: SimPod, node: string, createdAt: string): Json {
     namespace: pod.namespace,
     uid: uidOf('pod', pod.namespace, pod.name, createdAt),
     creationTimestamp: createdAt,
-    labels: { app },
+    labels: { app, ...pod.labels },
     ownerReferences: [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: uidOf(owner.kind, owner.namespace, owner.name), controller: true, blockOwnerDeletion: true }],
   };
   if (pod.owner === 'static') {

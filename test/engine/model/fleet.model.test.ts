@@ -15,10 +15,21 @@
  */
 import { expect } from 'vitest';
 import { assign, fromCallback, setup, type AnyMachineSnapshot } from 'xstate';
-import type { ListNodesInput, ListNodesOutput, PrefetchInput, PrefetchOutput, StepError } from '../../../src/engine/effects.ts';
+import type {
+  ClusterHealth,
+  ListNodesInput,
+  ListNodesOutput,
+  ObserveInput,
+  ObserveOutput,
+  PrefetchInput,
+  PrefetchOutput,
+  SoakInput,
+  SoakOutput,
+  StepError,
+} from '../../../src/engine/effects.ts';
 import { fleetMachine, type FleetContext, type FleetInput, type FleetOutput, type RunOutcome } from '../../../src/engine/fleet.machine.ts';
 import { nodeMachine, nodePolicy, type NodeOutcome, type NodeResult, type NodeRunInput } from '../../../src/engine/node.machine.ts';
-import { parsePlan, type PlanInput } from '../../../src/engine/plan.ts';
+import { parsePlan, resolveLimits, type PlanInput } from '../../../src/engine/plan.ts';
 import { CONTROL_PLANE_LABELS, OS_LABEL, ZONE_LABEL, type NodeView } from '../../../src/engine/selection.ts';
 import { createTimerActor } from '../../../src/engine/timers.ts';
 import type { MaintenanceWindow } from '../../../src/engine/window.ts';
@@ -90,6 +101,8 @@ function buildFleetMachine(world: World) {
       nodeRun: scriptedNode as unknown as typeof nodeMachine,
       listNodes: effects.actor<ListNodesOutput, ListNodesInput>('listNodes'),
       prefetch: effects.actor<PrefetchOutput, PrefetchInput>('prefetch'),
+      observeCluster: effects.actor<ObserveOutput, ObserveInput>('observeCluster'),
+      soakNodes: effects.actor<SoakOutput, SoakInput>('soakNodes'),
       timer: createTimerActor(clock),
       windowWatcher: scriptedWatcher(world),
     },
@@ -172,6 +185,27 @@ function listOutputs(k: FleetCase, c: FleetContext): Array<[string, Result]> {
   return choices;
 }
 
+/** A node outside the run (not selected), whose health the gate still watches. */
+const OUTSIDER = 'db-1';
+
+function observeOutputs(k: FleetCase): Array<[string, Result]> {
+  const nodes = [...k.cluster.map((n) => n.name), OUTSIDER].map((name) => ({ name, ready: true, unschedulable: false, cordonedBy: null }));
+  const healthy: ClusterHealth = { nodes, controlPlane: { ready: true, detail: 'ok' }, blockingPods: [], alerts: null };
+  const sick: ClusterHealth = { ...healthy, nodes: nodes.map((n) => (n.name === OUTSIDER ? { ...n, ready: false } : n)) };
+  return [
+    ['healthy', ok(healthy)],
+    [`${OUTSIDER} NotReady`, ok(sick)],
+    ['error', transient],
+  ];
+}
+
+function soakOutputs(): Array<[string, Result]> {
+  return [
+    ['the canaries stayed healthy', ok(null)],
+    ['a canary went NotReady', { ok: false, error: { code: 'SOAK_FAILED', message: 'node worker-1 went NotReady during its soak', retryable: false } }],
+  ];
+}
+
 function prefetchOutputs(c: FleetContext): Array<[string, Result]> {
   const names = c.queue;
   return [
@@ -197,7 +231,16 @@ function fleetEvents(k: FleetCase) {
     const events: FleetModelEvent[] = [];
     for (const node of s._nodes) {
       for (const inv of node.invoke) {
-        const outputs = inv.src === 'listNodes' ? listOutputs(k, c) : inv.src === 'prefetch' ? prefetchOutputs(c) : [];
+        const outputs =
+          inv.src === 'listNodes'
+            ? listOutputs(k, c)
+            : inv.src === 'prefetch'
+              ? prefetchOutputs(c)
+              : inv.src === 'observeCluster'
+                ? observeOutputs(k)
+                : inv.src === 'soakNodes'
+                  ? soakOutputs()
+                  : [];
         for (const [label, result] of outputs) {
           events.push({ type: `xstate.done.actor.${inv.id}`, output: { ...result, at }, label: `${String(inv.src)}: ${label}` });
         }
@@ -243,6 +286,11 @@ function abstractFleet(s: AnyMachineSnapshot) {
     reason: c.reason,
     attempt: c.attempt,
     outcome: c.outcome,
+    limits: c.limits,
+    blocked: c.blocked?.reason ?? null,
+    haltReason: c.haltReason,
+    canariesPatched: c.canariesPatched,
+    canarySoaked: c.canarySoaked,
     output: out && { outcome: out.outcome, reason: out.reason, selected: out.selected, notStarted: out.notStarted, tally: out.tally },
   };
 }
@@ -255,7 +303,8 @@ function abstractFleet(s: AnyMachineSnapshot) {
 function designOutcome(c: FleetContext): RunOutcome {
   if (c.cancelledBy !== null || c.rejection !== null) return 'cancelled'; // an operator stopped or refused it
   if (c.reason !== null) return 'failed'; // it could not proceed
-  if (c.tally.failed > c.plan.maxFailures) return 'halted'; // the error budget ran out
+  // The error budget ran out, a canary failed, or the run was blocked too long.
+  if (c.tally.failed > resolveLimits(c.plan, c.queue.length).maxFailures || c.haltReason !== null) return 'halted';
   return c.tally.failed > 0 ? 'partial' : 'succeeded';
 }
 
@@ -278,7 +327,10 @@ function fleetInvariants(run: ModelRun<FleetModelEvent>, s: AnyMachineSnapshot, 
   const inFlight = c.inFlight.map((p) => `node-${p}`).sort();
   if (s.matches({ selecting: 'backoff' }) && !prev?.matches({ selecting: 'backoff' })) n.failedAt = run.world.clock.now();
 
-  if (children.length > c.plan.concurrency) v.push(`${children.length} nodes in flight, concurrency is ${c.plan.concurrency}`);
+  const limits = resolveLimits(c.plan, c.queue.length);
+  if (children.length > limits.concurrency) v.push(`${children.length} nodes in flight, concurrency is ${c.plan.concurrency}`);
+  const canaries = Math.min(c.plan.canary.nodes, c.queue.length);
+  if (c.inFlight.some((p) => p < canaries) && c.inFlight.length > 1) v.push(`a canary in flight beside other nodes: ${c.inFlight}`);
   if (JSON.stringify(children) !== JSON.stringify(inFlight)) v.push(`children ${children} differ from inFlight ${inFlight}`);
   const controlPlanes = c.inFlight.filter((p) => c.controlPlanes.includes(p));
   if (controlPlanes.length > 1) v.push(`two control-plane nodes in flight: ${controlPlanes}`);
@@ -288,7 +340,11 @@ function fleetInvariants(run: ModelRun<FleetModelEvent>, s: AnyMachineSnapshot, 
   for (const id of spawned) n.spawnedAt.set(id, run.world.clock.now());
   if (spawned.length > 0) {
     if (!s.matches({ rolling: 'active' })) v.push(`spawned ${spawned} outside rolling.active`);
-    if (c.tally.failed > c.plan.maxFailures) v.push(`spawned ${spawned} with the error budget spent`);
+    if (c.tally.failed > limits.maxFailures) v.push(`spawned ${spawned} with the error budget spent`);
+    if (c.haltReason !== null) v.push(`spawned ${spawned} after the run was told to halt (${c.haltReason})`);
+    const past = spawned.map((id) => Number(id.slice('node-'.length))).filter((p) => p >= canaries);
+    if (past.length > 0 && (!c.canarySoaked || c.inFlight.some((p) => p < canaries))) v.push(`spawned ${past} before the canaries finished their soak`);
+    if (prev && !prev.matches({ rolling: 'gating' })) v.push(`spawned ${spawned} without asking the health gate first`);
     if (c.pausedBy !== null) v.push(`spawned ${spawned} while paused`);
     if (!c.windowOpen) v.push(`spawned ${spawned} with the window closed`);
     if (c.cancelledBy !== null) v.push(`spawned ${spawned} after a cancel`);
@@ -348,6 +404,15 @@ function fleetAfterStep(k: FleetCase, input: FleetInput) {
     for (const call of effects.calls) {
       if (call.src === 'listNodes') expect(call.input).toEqual({ runId: RUN_ID });
       if (call.src === 'prefetch') expect(call.input).toMatchObject({ runId: RUN_ID, hash: HASH, nodes: c.queue });
+      if (call.src === 'observeCluster') expect(call.input).toEqual({ runId: RUN_ID, podSelector: '', prometheus: null });
+      if (call.src === 'soakNodes') {
+        expect(call.input).toMatchObject({ runId: RUN_ID, nodes: c.canariesPatched });
+      }
+    }
+    // A blocked run says why, and names the time-out when it halts for it.
+    if (s.matches({ rolling: 'blocked' })) expect(c.blocked?.reason).toMatch(/NotReady|cannot observe/);
+    if (c.haltReason?.startsWith('BLOCKED_TIMEOUT')) {
+      expect(c.haltReason).toContain(`blocked for more than ${c.plan.healthGate.blockedTimeoutSeconds}s`);
     }
     // The window watcher runs exactly while rolling, watching the plan's window.
     const live = (watchers.get(run.world) ?? []).filter((w) => w.live);
@@ -409,6 +474,18 @@ const CASES: FleetCase[] = [
       retry: { attempts: 1, backoffSeconds: 10 },
     },
     cluster: [view('worker-1', 'a'), view('worker-2', 'b')],
+    notBefore: null,
+  },
+  {
+    name: 'one canary of three with a 60 s soak, concurrency "67%", maxFailures "34%", blocked for 30 s at most',
+    plan: {
+      concurrency: '67%',
+      maxFailures: '34%',
+      canary: { nodes: 1, soakSeconds: 60 },
+      healthGate: { blockedTimeoutSeconds: 30 },
+      retry: { attempts: 1, backoffSeconds: 10 },
+    },
+    cluster: [view('worker-1', 'a'), view('worker-2', 'b'), view('worker-3', 'c')],
     notBefore: null,
   },
   {

@@ -27,6 +27,10 @@ import type {
   RebootOutput,
   RejoinInput,
   RejoinOutput,
+  ScanInput,
+  ScanOutput,
+  SoakInput,
+  SoakOutput,
   StepError,
   UncordonOutput,
 } from '../../../src/engine/effects.ts';
@@ -63,6 +67,8 @@ function buildNodeMachine(world: World) {
       awaitRejoin: effects.actor<RejoinOutput, RejoinInput>('awaitRejoin'),
       uncordonNode: effects.actor<UncordonOutput, EffectKey>('uncordonNode'),
       markNode: effects.actor<MarkOutput, MarkInput>('markNode'),
+      scanNode: effects.actor<ScanOutput, ScanInput>('scanNode'),
+      soakNodes: effects.actor<SoakOutput, SoakInput>('soakNodes'),
       timer: createTimerActor(clock),
     },
   });
@@ -157,6 +163,21 @@ function outputsFor(stateId: string, c: NodeContext): Choice[] {
         ['no updates', ok(report({ result: 'no-updates', upgraded: [] }))],
         ['agent failed LOCK_TIMEOUT', ok(agentFailure('LOCK_TIMEOUT'))],
         ['agent failed DPKG_INTERRUPTED', ok(agentFailure('DPKG_INTERRUPTED'))],
+        ['transient error', transient],
+        ['fatal error', fatal],
+      ];
+    case 'node.scan.running':
+      return [
+        ['updates apply', ok(report({}))],
+        ['nothing applies', ok(report({ result: 'no-updates', upgraded: [] }))],
+        ['scan failed REPO_UNREACHABLE', ok(agentFailure('REPO_UNREACHABLE'))],
+        ['transient error', transient],
+        ['fatal error', fatal],
+      ];
+    case 'node.soak.running':
+      return [
+        ['stayed healthy', ok(null)],
+        ['went NotReady', { ok: false, error: { code: 'SOAK_FAILED', message: 'node worker-1 went NotReady during its soak', retryable: false } }],
         ['transient error', transient],
         ['fatal error', fatal],
       ];
@@ -314,7 +335,13 @@ function nodeAfterStep(run: ModelRun<NodeModelEvent>): void {
   // must match the cluster. A node deleted during recovery is the exception: see the regression tests below.
   if (cordon !== 'node gone') expect(c.cordonedByUs, `cordonedByUs while the cluster says: ${cordon}`).toBe(cordon === 'ours');
   for (const call of run.world.effects.calls) {
-    expect(call.input, `${call.src} input`).toMatchObject({ runId: RUN_ID, node: c.input.node });
+    if (call.src === 'soakNodes') {
+      // The soak watches this node until the soak's end: its step start + soakSeconds.
+      const soak = call.input as SoakInput;
+      expect(soak.runId).toBe(RUN_ID);
+      expect(soak.nodes).toEqual([c.input.node]);
+      expect(soak.until - c.input.policy.soakMs, 'the soak ends soakSeconds after it began').toBeGreaterThanOrEqual(START);
+    } else expect(call.input, `${call.src} input`).toMatchObject({ runId: RUN_ID, node: c.input.node });
   }
   if (s.status === 'active') {
     const top = topState(s);
@@ -347,6 +374,13 @@ function nodeAfterStep(run: ModelRun<NodeModelEvent>): void {
     case 'patched':
     case 'no-updates': {
       expect(out.error).toBeNull();
+      // A node whose scan found nothing to apply is marked and left alone: never cordoned, drained or patched.
+      if (okFrom('scanNode').some((r) => ((r.output as Result & { value: AgentReport }).value).result === 'no-updates')) {
+        const touched = run.world.effects.calls.filter((x) => ['cordonNode', 'drainNode', 'runPatchJob', 'rebootNode'].includes(String(x.src)));
+        expect(touched.map((x) => x.src), 'a node without updates is never put into maintenance').toEqual([]);
+      }
+      // The soak ran before a success was marked, whenever the plan asks for one and the node was patched.
+      if (c.input.policy.soakMs > 0 && out.result === 'patched') expect(okFrom('soakNodes').length, 'a patched node soaks').toBe(1);
       expect(out.result).toBe(out.report?.result);
       const mark = okFrom('markNode').at(-1)?.input as MarkInput | undefined;
       expect(mark?.labels, 'success moves the task label').toEqual({ [c.input.policy.labelKey]: c.input.hash });
@@ -391,14 +425,20 @@ function nodeSpec(name: string, plan: PlanInput): ModelSpec<NodeModelEvent> {
 }
 
 const SPECS = [
-  nodeSpec('reboot if required, 2 attempts, drain timeout uncordons', { retry: { attempts: 2, backoffSeconds: 10 } }),
-  nodeSpec('no reboot, 1 attempt, drain timeout keeps the cordon', {
+  nodeSpec('no scan first, reboot if required, 2 attempts, drain timeout uncordons', { scanFirst: false, retry: { attempts: 2, backoffSeconds: 10 } }),
+  nodeSpec('scan first, a 300 s soak after uncordon, no reboot, 2 attempts, drain timeout keeps the cordon', {
+    scanFirst: true,
+    soakSeconds: 300,
     rebootIfRequired: false,
     drain: { onTimeout: 'keep-cordoned' },
-    retry: { attempts: 1, backoffSeconds: 10 },
+    retry: { attempts: 2, backoffSeconds: 10 },
   }),
   // The second drain retry would come after the 15 s deadline: the deadline fires during the backoff.
-  nodeSpec('drain deadline 15 s shorter than the backoff, 3 attempts', { drainTimeoutSeconds: 15, retry: { attempts: 3, backoffSeconds: 10 } }),
+  nodeSpec('no scan first, drain deadline 15 s shorter than the backoff, 3 attempts', {
+    scanFirst: false,
+    drainTimeoutSeconds: 15,
+    retry: { attempts: 3, backoffSeconds: 10 },
+  }),
 ];
 
 describeModel('node', nodeMachine, SPECS);
