@@ -169,11 +169,20 @@ export class Notifier {
         this.#started.add(event.runId);
         this.notify({ event: 'run.started', cluster, runId: event.runId, at, text: `patchpilot started patching cluster ${cluster} (run ${event.runId})`, details: { from: event.from } });
       }
-      if (event.state.startsWith('blocked')) {
+      if (event.state === 'rolling.blocked') {
+        // Once per spell of blocking, however often the gate re-checks.
         if (this.#blocked.has(event.runId)) return;
         this.#blocked.add(event.runId);
-        this.notify({ event: 'run.blocked', cluster, runId: event.runId, at, text: `run ${event.runId} of cluster ${cluster} is blocked (${event.state}): it waits before starting another node`, details: { state: event.state } });
-      } else {
+        this.notify({
+          event: 'run.blocked',
+          cluster,
+          runId: event.runId,
+          at,
+          text: `run ${event.runId} of cluster ${cluster} is blocked${event.detail ? `: ${event.detail}` : ''}; it starts no other node until that clears`,
+          details: { reason: event.detail },
+        });
+      } else if (event.state !== 'rolling.gating') {
+        // The gate re-checks (gating → blocked) every little while; the spell ends only when a node may start again.
         this.#blocked.delete(event.runId);
       }
       return;

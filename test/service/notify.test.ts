@@ -257,4 +257,21 @@ describe('run events become notifications', () => {
     expect(sent[2]!.text).toMatch(/finished PARTIAL: 3 patched, 1 failed/);
     expect(new Set(sent.map((n) => n.runId)).size).toBe(1);
   });
+
+  it('a run held by the health gate: run.blocked once, with the reason, then it finishes', async () => {
+    const scenario = loadScenario('fixtures/scenarios/health-gate-not-ready.yaml');
+    const sent: Notification[] = [];
+    const notifier = new Notifier({
+      sinks: [new WebhookSink('http://127.0.0.1:9/unused', SECRET)],
+      clock: new VirtualClock(0),
+      fetch: async (_url, init) => {
+        sent.push(JSON.parse(init.body) as Notification);
+        return { status: 200, text: async () => '' };
+      },
+    });
+    await runScenario(scenario, { onEvent: (e) => notifier.observeRun(scenario.clusterName, e) });
+    await notifier.idle();
+    expect(sent.map((n) => n.event)).toEqual(['run.started', 'run.blocked', 'run.finished']);
+    expect(sent[1]!.text).toMatch(/is blocked: .*worker-3/);
+  });
 });
