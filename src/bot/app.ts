@@ -25,6 +25,9 @@ import {
 import { parsePatchCommand, type PatchCommand } from './commands.ts';
 import { secretsOf, type BotConfig } from './config.ts';
 import { PatchpilotMetrics } from '../service/metrics.ts';
+import { readClusterStatus, triggerOfRun, type ClusterStatus } from '../service/fleet-status.ts';
+import { scanCluster } from '../service/scan.ts';
+import { clusterStatusText, homeView } from './fleet.ts';
 import { RunProgress } from './progress.ts';
 import { ACTIONS, cardBlocks, cardText, resetBlocks, type CardFacts } from './views.ts';
 
@@ -41,6 +44,8 @@ export interface BotOptions {
   progressIntervalMs?: number;
   /** The process's metrics registry (one per process: the bot's counters join the run and fleet metrics). */
   metrics?: PatchpilotMetrics;
+  /** Scan every cluster this often (the agent report-only), from start to stop; none when absent. */
+  scanEveryMs?: number;
 }
 
 export interface Bot {
@@ -97,6 +102,51 @@ export function createBot(options: BotOptions): Bot {
       new Orchestrator({ cluster: target.cluster, clock: target.clock, store: target.store, onEvent: (event) => onRunEvent(target.name, event) }),
     );
   }
+
+  /** A cluster's status, read from the cluster; given up after `timeoutMs` (a status answer must fit Slack's 3 s ack). */
+  async function fleetStatusOf(target: ClusterTarget, timeoutMs = 2000): Promise<ClusterStatus> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    try {
+      const read = readClusterStatus(target.cluster, { labelKey: target.plan.labelKey, signal: controller.signal, ...(target.store ? { triggerOf: (id: string) => triggerOfRun(target.store!, id) } : {}) });
+      const gaveUp = new Promise<ClusterStatus>((resolve) =>
+        controller.signal.addEventListener('abort', () => resolve({ name: target.name, compliant: 0, total: 0, lastScanAt: null, oldestUnpatched: null, nodes: [], error: `the cluster did not answer within ${timeoutMs / 1000} s` })),
+      );
+      const status = await Promise.race([read, gaveUp]);
+      return status.error === undefined ? status : { ...status, error: redact(status.error) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  registry.watchFleet(() => Promise.all([...clusters.values()].map((t) => fleetStatusOf(t, 10_000))));
+
+  async function statusAnswer(targets: readonly ClusterTarget[]): Promise<string> {
+    const statuses = await Promise.all(targets.map((t) => fleetStatusOf(t)));
+    const now = Date.now();
+    return statuses.map((status, i) => clusterStatusText(status, statusText(targets[i]!), now)).join('\n\n');
+  }
+
+  /** Scheduled scans: one timer per cluster on its own clock, re-armed after each scan ends (never two at once). */
+  const scanTimers = new Map<string, number>();
+  let scansStopped = false;
+  function armScan(target: ClusterTarget, everyMs: number): void {
+    if (scansStopped) return;
+    scanTimers.set(
+      target.name,
+      target.clock.setTimeout(() => {
+        scanCluster({ cluster: target.cluster, plan: target.plan, clock: target.clock, store: target.store })
+          .then((summary) => log('info', `scheduled scan of ${target.name}: ${summary.nodes.length} node(s), ${summary.nodes.filter((n) => n.findings.pending === null).length} not scanned`))
+          .catch((err: unknown) => log('warn', `scheduled scan of ${target.name} failed:`, err))
+          .finally(() => armScan(target, everyMs));
+      }, everyMs),
+    );
+  }
+
+  app.event('app_home_opened', async ({ event, client }) => {
+    if (event.tab !== 'home') return;
+    const statuses = await Promise.all([...clusters.values()].map((t) => fleetStatusOf(t)));
+    await client.views.publish({ user_id: event.user, view: homeView(statuses, Date.now()) as never });
+  });
 
   function onRunEvent(cluster: string, event: RunEvent): void {
     registry.observeRun(cluster, event);
@@ -177,6 +227,13 @@ export function createBot(options: BotOptions): Bot {
       return;
     }
     const named = 'cluster' in cmd ? cmd.cluster : undefined;
+    if (cmd.kind === 'status' && named === undefined && config.channels.size === 0 && clusters.size > 1) {
+      // No cluster named where no channel is bound: the whole fleet, one paragraph per cluster.
+      await ack({ response_type: 'ephemeral', text: await statusAnswer([...clusters.values()]) });
+      metrics.ack(performance.now() - started);
+      audit(clusterOrNull(channel), { actor: user, action: 'slack.command.status', details: { channel, text: command.text } });
+      return;
+    }
     const runTarget = 'runId' in cmd ? targetOfRun(cmd.runId) : undefined;
     const resolved = runTarget ? { target: runTarget } : clusterFor(channel, named);
     if ('refusal' in resolved) {
@@ -195,8 +252,9 @@ export function createBot(options: BotOptions): Bot {
       return;
     }
     if (cmd.kind === 'status' || cmd.kind === 'history') {
-      // Answered from the store at once: in the ack itself, with no second request to Slack.
-      const text = cmd.kind === 'status' ? statusText(target) : historyText(target);
+      // Answered at once, in the ack itself, with no second request to Slack: the cluster's compliance (read with a
+      // deadline inside Slack's three seconds) and the store's last run.
+      const text = cmd.kind === 'status' ? await statusAnswer([target]) : historyText(target);
       await ack({ response_type: 'ephemeral', text });
       metrics.ack(performance.now() - started);
       audit(target, { actor: user, action: `slack.command.${cmd.kind}`, details: { channel, text: command.text } });
@@ -240,7 +298,14 @@ export function createBot(options: BotOptions): Bot {
     const orchestrator = orchestrators.get(target.name)!;
     switch (cmd.kind) {
       case 'status':
-        return say(statusText(target));
+        return say(await statusAnswer([target]));
+      case 'scan': {
+        await ctx.respond({ response_type: 'ephemeral', replace_original: false, text: `Scanning the Linux nodes of ${target.name} (the agent report-only, no cordon)…` });
+        const summary = await scanCluster({ cluster: target.cluster, plan: target.plan, clock: target.clock, store: target.store });
+        const failed = summary.nodes.filter((n) => n.findings.pending === null);
+        const head = `Scanned ${summary.nodes.length} node(s) of ${target.name}${failed.length ? `; ${failed.length} could not be scanned: ${failed.map((n) => `\`${n.node}\` (${redact(n.findings.error ?? '')})`).join(', ')}` : ''}.`;
+        return say(`${head}\n${await statusAnswer([target])}`);
+      }
       case 'history':
         return say(historyText(target));
       case 'doctor':
@@ -516,6 +581,7 @@ export function createBot(options: BotOptions): Bot {
         log('info', `connected to Slack as ${auth.user ?? '?'} in ${auth.team ?? '?'}`);
       }
       if (!receiver) await app.start();
+      if (options.scanEveryMs !== undefined) for (const target of clusters.values()) armScan(target, options.scanEveryMs);
       server = createServer(handle);
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
@@ -527,6 +593,8 @@ export function createBot(options: BotOptions): Bot {
       return { url: `http://127.0.0.1:${actual}`, port: actual };
     },
     async stop() {
+      scansStopped = true;
+      for (const [name, timer] of scanTimers) clusters.get(name)?.clock.clearTimeout(timer);
       for (const [name, entry] of schedules) {
         entry.stopped = true;
         if (entry.timer !== undefined) clusters.get(name)?.clock.clearTimeout(entry.timer);

@@ -7,7 +7,7 @@ import { PRESETS, presetToCron, scheduleSchema, type Preset } from '../engine/sc
 
 export type PatchCommand =
   | { kind: 'help' }
-  | { kind: 'status' | 'doctor' | 'unstick' | 'history'; cluster?: string }
+  | { kind: 'status' | 'scan' | 'doctor' | 'unstick' | 'history'; cluster?: string }
   | { kind: 'run'; cluster?: string; nodes?: string[]; noReboot: boolean; concurrency?: number }
   | { kind: 'approve' | 'reject' | 'pause' | 'resume' | 'cancel'; runId: string }
   | { kind: 'reset'; cluster?: string; nodes?: string[] }
@@ -26,6 +26,7 @@ export type ParseResult = { ok: true; command: PatchCommand } | { ok: false; err
 export const USAGE: Record<PatchCommand['kind'], string> = {
   help: '/patch help',
   status: '/patch status [cluster]',
+  scan: '/patch scan [cluster]',
   run: '/patch run [cluster] [--nodes a,b] [--no-reboot] [--concurrency N]',
   approve: '/patch approve RUN',
   reject: '/patch reject RUN',
@@ -41,7 +42,8 @@ export const USAGE: Record<PatchCommand['kind'], string> = {
 
 const WHAT: Record<PatchCommand['kind'], string> = {
   help: 'this list',
-  status: 'the active run and its nodes, or the last run',
+  status: 'compliance (nodes behind on security updates or needing a reboot) and the active or last run; every cluster when none is named',
+  scan: 'run the agent report-only on every Linux node (no cordon) and record what it finds',
   run: 'patch the cluster (or only some nodes); posts a card that someone else approves',
   approve: 'approve a run waiting for approval (not your own)',
   reject: 'reject a run waiting for approval',
@@ -60,7 +62,7 @@ export const HELP_TEXT = [
   ...(Object.keys(USAGE) as PatchCommand['kind'][]).map((kind) => `• \`${USAGE[kind]}\`: ${WHAT[kind]}`),
 ].join('\n');
 
-const CLUSTER_COMMANDS = new Set(['status', 'doctor', 'unstick', 'history']);
+const CLUSTER_COMMANDS = new Set(['status', 'scan', 'doctor', 'unstick', 'history']);
 const OPTIONS: Partial<Record<PatchCommand['kind'], readonly string[]>> = { run: ['--nodes', '--no-reboot', '--concurrency'], reset: ['--nodes'] };
 /** Cron's descriptors (robfig/cron and croner read them); @reboot is not a time. */
 const DESCRIPTOR = /^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$/;
@@ -267,6 +269,7 @@ export function formatPatchCommand(command: PatchCommand): string {
     case 'help':
       return 'help';
     case 'status':
+    case 'scan':
     case 'doctor':
     case 'unstick':
     case 'history':

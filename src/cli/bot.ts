@@ -20,12 +20,16 @@ import { DEFAULT_DB } from './paths.ts';
 import { loadPlanFile } from './plan-check.ts';
 import { untilSignal } from './signals.ts';
 import { UserError } from './user-error.ts';
+import { parseDuration } from '../sim/duration.ts';
 
 export interface BotCliOptions {
   sim?: string;
   kubeconfig?: string;
-  context?: string;
+  /** One cluster per context (repeatable); with several, each cluster is named after its context. */
+  context?: string | string[];
   plan?: string;
+  /** Scan every cluster this often (`6h`). */
+  scanEvery?: string;
   db?: string;
   socket?: boolean;
   speed?: number;
@@ -39,7 +43,12 @@ export async function botCommand(options: BotCliOptions, io: { out: Writable; en
   const config = loadBotConfig(env, { socket: options.socket === true });
   const write = (text: string) => io.out.write(`${text}\n`);
   const cleanups: Array<() => void | Promise<void>> = [];
-  let target: KubeTarget;
+  let targets: KubeTarget[];
+  const scanEveryMs = options.scanEvery === undefined ? undefined : parseDuration(options.scanEvery);
+  if (typeof scanEveryMs === 'string') throw new UserError(`--scan-every ${scanEveryMs}`, 'give how often to scan, e.g. --scan-every 6h');
+  if (scanEveryMs !== undefined && scanEveryMs < 60_000) throw new UserError('--scan-every must be at least 1m', 'scans run a Job on every node: every few hours is plenty');
+  const contexts = options.context === undefined ? [] : [...new Set([options.context].flat())];
+  if (contexts.length > 1 && options.plan) throw new UserError('--plan names one cluster, but several contexts were given', 'leave --plan out: each cluster is then named after its context, with the default plan');
   try {
     if (options.sim) {
       const scenario = loadScenario(options.sim);
@@ -56,7 +65,7 @@ export async function botCommand(options: BotCliOptions, io: { out: Writable; en
         await server.close();
         rmSync(dir, { recursive: true, force: true });
       });
-      target = kubeTarget({ kubeconfig: join(dir, 'kubeconfig'), plan: parsePlan({ ...scenario.planInput, cluster: scenario.clusterName }), db: store, clock, palette: null, env });
+      targets = [kubeTarget({ kubeconfig: join(dir, 'kubeconfig'), plan: parsePlan({ ...scenario.planInput, cluster: scenario.clusterName }), db: store, clock, palette: null, env })];
       write(`simulated cluster ${scenario.clusterName}: ${scenario.nodes.length} nodes from ${options.sim}, time ${clock.speed}x (kubectl: KUBECONFIG=${join(dir, 'kubeconfig')})`);
     } else {
       const db = resolve(options.db ?? DEFAULT_DB);
@@ -64,11 +73,16 @@ export async function botCommand(options: BotCliOptions, io: { out: Writable; en
       const store = openStore(db);
       cleanups.push(() => store.close());
       const plan = options.plan ? loadPlanFile(options.plan) : undefined;
-      target = kubeTarget({ kubeconfig: options.kubeconfig, ...(options.context ? { context: options.context } : {}), ...(plan ? { plan } : {}), db: store, env });
-      write(`cluster ${target.name} at ${target.cluster.server} (${target.source})`);
+      if (contexts.length > 1) {
+        // Many clusters from one bot: each its own orchestrator, lease (in its own cluster) and runs in the store.
+        targets = contexts.map((context) => kubeTarget({ kubeconfig: options.kubeconfig, context, plan: parsePlan({ cluster: context }), db: store, palette: null, env }));
+      } else {
+        targets = [kubeTarget({ kubeconfig: options.kubeconfig, ...(contexts[0] ? { context: contexts[0] } : {}), ...(plan ? { plan } : {}), db: store, env })];
+      }
+      for (const target of targets) write(`cluster ${target.name} at ${target.cluster.server} (${target.source})`);
     }
     const paletteKey = env.PALETTE_API_KEY;
-    const bot = createBot({ config, clusters: [target], ...(paletteKey ? { secrets: [paletteKey] } : {}) });
+    const bot = createBot({ config, clusters: targets, ...(scanEveryMs !== undefined ? { scanEveryMs } : {}), ...(paletteKey ? { secrets: [paletteKey] } : {}) });
     const { port } = await bot.start(options.port ?? config.port);
     write(
       config.mode === 'http'

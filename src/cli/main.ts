@@ -23,6 +23,7 @@ import { KubeConfigError } from '../cluster/kube/config-error.ts';
 import { UserError } from './user-error.ts';
 import { describeUnreachable } from './network-error.ts';
 import type { ResetCliOptions, TargetOptions as DoctorCliOptions } from './doctor.ts';
+import type { ScanCliOptions, StatusCliOptions } from './status.ts';
 
 const positiveInt = (value: string): number => {
   const n = Number(value);
@@ -138,6 +139,32 @@ export function buildProgram(): Command {
       process.exitCode = await runCommand(opts, { out: process.stdout });
     });
 
+  const fleetOptions = (command: Command) =>
+    command
+      .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod\'s service account)')
+      .option('--context <name>', 'a kubeconfig context: one cluster each, repeatable (default: the current context)', collect, [])
+      .option('--all-contexts', 'every context of the kubeconfig')
+      .option('--plan <file>', 'plan file (its cluster name, label key, package policy); one context only')
+      .option('--db <path>', dbOption)
+      .option('--json', 'print {"clusters":[{"name","compliant","total","lastScanAt","nodes":[...]}]}');
+  fleetOptions(program.command('scan'))
+    .description('run the agent report-only on every Linux node (a Job each, no cordon) and record what it finds on the node and in the history; then print the status')
+    .option('--concurrency <n>', 'nodes scanned at once per cluster (default 5)', positiveInt)
+    .option('--timeout <seconds>', 'how long a node\'s scan Job may take to report (default 600)', positiveInt)
+    .option('--every <duration>', 'scan again every so often (6h, 1d) until stopped: the scheduled scan')
+    .option('--metrics-port <n>', 'with --every: serve the fleet metrics at http://0.0.0.0:<n>/metrics (0: a free port)', portNumber)
+    .action(async (opts: ScanCliOptions) => {
+      const { scanCommand } = await import('./status.ts');
+      process.exitCode = await scanCommand(opts, { out: process.stdout });
+    });
+  fleetOptions(program.command('status'))
+    .description('per node: OS, kernel, security updates pending, reboot, last patch, cordon, compliance; per cluster: compliant X of Y. Exit 1 when a cluster could not be read')
+    .option('--report <file.html>', 'also write an HTML page: compliance tables and a chart of pending updates over time')
+    .action(async (opts: StatusCliOptions) => {
+      const { statusCommand } = await import('./status.ts');
+      process.exitCode = await statusCommand(opts, { out: process.stdout });
+    });
+
   const targetOptions = (command: Command) =>
     command
       .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod\'s service account)')
@@ -174,8 +201,9 @@ export function buildProgram(): Command {
     .description('the Slack bot (/patch): configuration from SLACK_* and PATCHPILOT_* variables (see the README), until stopped')
     .option('--sim <scenario>', 'against a simulated cluster: the scenario served in-process, time sped up')
     .option('--kubeconfig <path>', 'against a real cluster')
-    .option('--context <name>', 'kubeconfig context to use')
-    .option('--plan <file>', 'the cluster\'s plan (YAML or JSON)')
+    .option('--context <name>', 'kubeconfig context: one cluster each, repeatable (several: each cluster named after its context)', collect, [])
+    .option('--plan <file>', 'the cluster\'s plan (YAML or JSON; one context only)')
+    .option('--scan-every <duration>', 'scan every cluster this often (6h, 1d): the agent report-only on every Linux node')
     .option('--db <path>', dbOption)
     .option('--socket', 'Socket Mode (SLACK_APP_TOKEN) instead of an HTTP endpoint')
     .option('--speed <n>', 'with --sim: virtual seconds per real second (default 60)', positiveNumber)

@@ -27,6 +27,7 @@ import { Orchestrator, type RunEvent } from '../service/orchestrator.ts';
 import { SystemClock } from '../service/system-clock.ts';
 import { PatchpilotMetrics, serveMetrics } from '../service/metrics.ts';
 import { readClusterStatus, triggerOfRun } from '../service/fleet-status.ts';
+import { Notifier, sinksFromEnv } from '../service/notify.ts';
 import { table } from './format.ts';
 import { LiveView, outcomeLine, summaryTable } from './live.ts';
 import { DEFAULT_DB, openCliStore } from './paths.ts';
@@ -79,12 +80,16 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
     throw new RunError(`forbidden: the credentials from ${source} cannot ${describePermission(first)}${missing.length > 1 ? ` (missing: ${all})` : ''}`, RBAC_HINT);
   }
 
+  const env = io.env ?? process.env;
+  const configured = sinksFromEnv(env);
+  if (configured.problems.length > 0) throw new RunError(configured.problems.join('; '), 'see "Notifications" in the README');
   const store = openCliStore(options.db);
   const requestedBy = whoAmI();
   const tty = io.out.isTTY === true;
   const view = new LiveView({ out: io.out, tty, title: `patchpilot run · cluster ${plan.cluster}`, now: () => clock.now(), virtualTime: false });
   const outcomes: NodeOutcome[] = [];
   const metrics = options.metricsPort === undefined ? null : new PatchpilotMetrics();
+  const notifier = configured.sinks.length === 0 ? null : new Notifier({ sinks: configured.sinks, clock, store, metrics, log: (line) => process.stderr.write(`notify: ${line}\n`) });
   metrics?.watchFleet(async () => [await readClusterStatus(cluster, { labelKey: plan.labelKey, triggerOf: (id) => triggerOfRun(store, id) })]);
   const metricsServer = metrics && options.metricsPort !== undefined ? await serveMetrics(metrics, options.metricsPort) : null;
   if (metricsServer) write(`${tty ? '' : '# '}metrics: http://0.0.0.0:${metricsServer.port}/metrics`);
@@ -95,6 +100,7 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
     onEvent: (event: RunEvent) => {
       if (event.type === 'node.finished') outcomes.push(event.outcome);
       metrics?.observeRun(plan.cluster, event);
+      notifier?.observeRun(plan.cluster, event);
       view.handle(event);
       view.draw();
     },
@@ -139,6 +145,10 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   try {
     const output = await handle.result;
     view.draw();
+    if (notifier) {
+      write(`${tty ? '' : '# '}delivering notifications to ${notifier.sinks.map((s) => s.name).join(', ')}`);
+      await notifier.idle();
+    }
     write(`\n${summaryTable(outcomes)}\n\n${outcomeLine(output)}`);
     const db = options.db ? ` --db ${options.db}` : '';
     write(`history: npx patchpilot runs show ${output.runId}${db}   audit trail: npx patchpilot audit show --run ${output.runId}${db}`);

@@ -187,3 +187,33 @@ export function triggerOfRun(store: Pick<Store, 'getRun'>, runId: string): strin
   const trigger = store.getRun(runId)?.trigger as { id?: unknown } | undefined;
   return typeof trigger?.id === 'string' ? trigger.id : null;
 }
+
+/** "3m", "5h", "2d": how long ago, for people. */
+export function age(iso: string | null, now: number): string {
+  if (iso === null) return 'never';
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 120) return `${s}s ago`;
+  if (s < 7200) return `${Math.round(s / 60)}m ago`;
+  if (s < 172_800) return `${Math.round(s / 3600)}h ago`;
+  return `${Math.round(s / 86_400)}d ago`;
+}
+
+/** One line per cluster, the same in the terminal, in Slack and on the App Home tab. */
+export function clusterSummary(status: ClusterStatus, now: number): string {
+  if (status.error !== undefined) return `cluster ${status.name}: status unknown (${status.error})`;
+  const oldest = status.oldestUnpatched;
+  return [
+    `cluster ${status.name}: ${status.compliant} of ${status.total} Linux node(s) compliant`,
+    oldest ? `oldest unpatched: ${oldest.name} (${oldest.lastPatchedAt === null ? 'never patched' : `patched ${age(oldest.lastPatchedAt, now)}`})` : 'no Linux node',
+    `last scan: ${status.lastScanAt === null ? 'never (run patchpilot scan)' : age(status.lastScanAt, now)}`,
+  ].join('; ');
+}
+
+/** What the pending column shows: the count and the first few names. */
+export function pendingText(node: NodeStatus, names = 3): string {
+  if (node.securityUpdatesPending === null) return node.scanError ? 'scan failed' : 'unknown';
+  if (node.securityUpdatesPending === 0) return '0';
+  const shown = node.securityUpdates.slice(0, names);
+  const more = node.securityUpdatesPending - shown.length;
+  return `${node.securityUpdatesPending} (${shown.join(', ')}${more > 0 ? `, +${more}` : ''})`;
+}

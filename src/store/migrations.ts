@@ -111,6 +111,37 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'audit head only moves forward, onto an existing entry'); END;
     `,
   },
+  {
+    version: 2,
+    name: 'scan history and notification dead letters',
+    up: `
+      -- One row per node per scan: the history behind the report's chart. The node's annotations hold the latest.
+      CREATE TABLE scans (
+        scan_id         TEXT NOT NULL,
+        cluster         TEXT NOT NULL,
+        node            TEXT NOT NULL,
+        at              INTEGER NOT NULL,
+        -- NULL when the scan failed: unknown, never zero.
+        pending         INTEGER,
+        packages_json   TEXT NOT NULL,
+        reboot_required INTEGER,
+        error           TEXT,
+        PRIMARY KEY (scan_id, cluster, node)
+      );
+      CREATE INDEX scans_by_cluster ON scans (cluster, at);
+
+      -- Notifications every retry failed to deliver, kept for an operator to look at and resend.
+      CREATE TABLE dead_letters (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        sink         TEXT NOT NULL,
+        event        TEXT NOT NULL,
+        body_json    TEXT NOT NULL,
+        attempts     INTEGER NOT NULL,
+        last_error   TEXT NOT NULL,
+        failed_at    INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;

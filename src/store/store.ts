@@ -19,6 +19,7 @@ import type {
   AuditVerification,
   CommitBatch,
   ConnectionSettings,
+  DeadLetter,
   Decision,
   DecisionResult,
   ListRunsOptions,
@@ -28,6 +29,7 @@ import type {
   RunOutcome,
   RunRecord,
   RunStatus,
+  ScanRecord,
   SnapshotRecord,
 } from './types.ts';
 
@@ -477,6 +479,50 @@ export class Store {
       foreignKeys: this.#db.pragma('foreign_keys', { simple: true }) === 1,
       busyTimeoutMs: Number(this.#db.pragma('busy_timeout', { simple: true })),
     }));
+  }
+
+  /** One scan's findings for one node (history; the node's annotations hold the latest). */
+  recordScan(row: ScanRecord): void {
+    this.#guard(() =>
+      this.#db
+        .prepare(
+          `INSERT OR REPLACE INTO scans (scan_id, cluster, node, at, pending, packages_json, reboot_required, error)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(row.scanId, row.cluster, row.node, row.at, row.pending, JSON.stringify(row.packages), row.rebootRequired === null ? null : Number(row.rebootRequired), row.error),
+    );
+  }
+
+  /** A cluster's scan rows since `since`, oldest first. */
+  scanHistory(cluster: string, since = 0): ScanRecord[] {
+    type Row = Omit<ScanRecord, 'packages' | 'rebootRequired'> & { packagesJson: string; rebootRequired: number | null };
+    const rows = this.#guard(() =>
+      this.#db
+        .prepare<[string, number], Row>(
+          `SELECT scan_id AS scanId, cluster, node, at, pending, packages_json AS packagesJson, reboot_required AS rebootRequired, error
+           FROM scans WHERE cluster = ? AND at >= ? ORDER BY at, node`,
+        )
+        .all(cluster, since),
+    );
+    return rows.map(({ packagesJson, rebootRequired, ...rest }) => ({ ...rest, packages: JSON.parse(packagesJson) as string[], rebootRequired: rebootRequired === null ? null : rebootRequired === 1 }));
+  }
+
+  /** A notification that could not be delivered after every retry. */
+  addDeadLetter(letter: Omit<DeadLetter, 'id'>): DeadLetter {
+    const id = this.#guard(() =>
+      this.#db
+        .prepare('INSERT INTO dead_letters (sink, event, body_json, attempts, last_error, failed_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(letter.sink, letter.event, letter.body, letter.attempts, letter.lastError, letter.failedAt).lastInsertRowid,
+    );
+    return { id: Number(id), ...letter };
+  }
+
+  deadLetters(): DeadLetter[] {
+    return this.#guard(() =>
+      this.#db
+        .prepare<[], DeadLetter>('SELECT id, sink, event, body_json AS body, attempts, last_error AS lastError, failed_at AS failedAt FROM dead_letters ORDER BY id')
+        .all(),
+    );
   }
 
   close(): void {

@@ -156,3 +156,27 @@ export interface ConnectionSettings {
   foreignKeys: boolean;
   busyTimeoutMs: number;
 }
+
+/** One node's findings in one scan (`patchpilot scan`). */
+export interface ScanRecord {
+  scanId: string;
+  cluster: string;
+  node: string;
+  at: number;
+  /** null when the scan failed. */
+  pending: number | null;
+  packages: string[];
+  rebootRequired: boolean | null;
+  error: string | null;
+}
+
+/** A notification every retry failed to deliver. `body` is the JSON that was sent (it carries no secret). */
+export interface DeadLetter {
+  id: number;
+  sink: string;
+  event: string;
+  body: string;
+  attempts: number;
+  lastError: string;
+  failedAt: number;
+}

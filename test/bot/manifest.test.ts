@@ -42,6 +42,7 @@ const METHOD_SCOPES: Record<string, string[]> = {
   'users.info': ['users:read'],
   'reactions.add': ['reactions:write'],
   'views.open': [],
+  'views.publish': [],
 };
 
 /** Every Web API method called in src/bot (`client.chat.postMessage(...)`, `app.client.usergroups.users.list`, ...). */

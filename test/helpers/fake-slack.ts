@@ -155,6 +155,12 @@ export class FakeSlack {
         return { ok: true, message_ts: `${++this.#ts}.000200` };
       case 'views.open':
         return { ok: true, view: { id: 'V1' } };
+      case 'views.publish': {
+        // Slack refuses a view that is not a Home tab, or one with more than 100 blocks.
+        const view = args.view as { type?: string; blocks?: unknown[] } | undefined;
+        if (view?.type !== 'home' || !Array.isArray(view.blocks) || view.blocks.length > 100) return { ok: false, error: 'invalid_arguments' };
+        return { ok: true, view: { id: 'VHOME', type: 'home' } };
+      }
       case 'usergroups.users.list':
         return { ok: true, users: this.groups.get(String(args.usergroup)) ?? [] };
       default:
@@ -217,4 +223,9 @@ export function buttonBody(fake: FakeSlack, actionId: string, value: string, use
 export async function send(url: string, body: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
   const res = await fetch(`${url}/slack/events`, { method: 'POST', body, headers });
   return { status: res.status, text: await res.text() };
+}
+
+/** An Events API delivery (event_callback), as Slack POSTs it as JSON to the request URL. */
+export function eventBody(event: Record<string, unknown>): string {
+  return JSON.stringify({ token: 'legacy', team_id: 'T1', api_app_id: 'A1', event, type: 'event_callback', event_id: `Ev${`${Math.random()}`.slice(2, 12)}`, event_time: Math.floor(Date.now() / 1000), authorizations: [{ team_id: 'T1', user_id: 'UBOT', is_bot: true }] });
 }
