@@ -33,7 +33,7 @@ describe.skipIf(!KUBECTL)('patchpilot sandbox with kubectl (Palette mode)', () =
     sandbox = spawn(process.execPath, [BIN, 'sandbox', '--scenario', SCENARIO, '--kubeconfig', kubeconfig, '--speed', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
     sandbox.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     sandbox.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await until('the kubeconfig', () => existsSync(kubeconfig) && existsSync(plan));
+    await until('the kubeconfig and the banner', () => existsSync(kubeconfig) && existsSync(plan) && output.includes('Stop with Ctrl-C'));
   });
 
   afterAll(async () => {

@@ -21,7 +21,7 @@ import {
   success,
   unsupportedMediaType,
 } from './status.ts';
-import type { KubeStore } from './store.ts';
+import { parseDryRun, type KubeStore } from './store.ts';
 import { toTable, type IncludeObject } from './tables.ts';
 import type { WatchEvent, WatchHandle } from './watch.ts';
 
@@ -135,8 +135,12 @@ function parseJson(text: string): unknown {
   }
 }
 
+/**
+ * A boolean query parameter as apimachinery converts it (Convert_Slice_string_To_bool): absent is false, "0" and
+ * "false" in any case are false, anything else (even empty) is true: python-kubernetes sends `watch=True`.
+ */
 function queryBool(value: string | null): boolean {
-  return value === 'true' || value === '1';
+  return value !== null && value !== '0' && value.toLowerCase() !== 'false';
 }
 
 function queryInt(query: URLSearchParams, key: string): number | undefined {
@@ -161,6 +165,7 @@ function deleteOptionsFrom(query: URLSearchParams, body: unknown): DeleteOptions
   } else if (orphan === true || orphan === 'true') {
     options.propagationPolicy = 'Orphan';
   }
+  if (parseDryRun(query.getAll('dryRun')) || parseDryRun(fromBody.dryRun)) options.dryRun = true;
   const grace = queryInt(query, 'gracePeriodSeconds') ?? fromBody.gracePeriodSeconds;
   if (typeof grace === 'number') options.gracePeriodSeconds = grace;
   if (isPlainObject(fromBody.preconditions)) {
@@ -300,7 +305,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     const { type, namespace, name, subresource } = route;
     const ref = { name: name ?? '', ...(namespace === undefined ? {} : { namespace }) };
     const user = principal.user;
-    if (query.has('dryRun')) throw badRequest('dryRun is not supported by the patchpilot sandbox API server');
+    const dryRun = parseDryRun(query.getAll('dryRun'));
     if (subresource === 'log') return servePodLog(res, query, { namespace: namespace!, name: name! });
     const representation = negotiate(req.headers.accept, verb === 'get' || verb === 'list' || verb === 'watch');
     if (!representation) throw notAcceptable([JSON_TYPE, 'application/json;as=Table;v=v1;g=meta.k8s.io']);
@@ -331,10 +336,10 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
       case 'create': {
         const body = await readJsonBody(req);
         if (subresource === 'eviction') {
-          await store.evict({ namespace: namespace!, name: name! }, body as KubeObject, user);
+          await store.evict({ namespace: namespace!, name: name! }, body as KubeObject, user, { dryRun });
           return send(res, 201, JSON.stringify(success(undefined, 201)));
         }
-        const created = store.create(resourceName(type), body as KubeObject, { user, ...(namespace === undefined ? {} : { namespace }) });
+        const created = store.create(resourceName(type), body as KubeObject, { user, dryRun, ...(namespace === undefined ? {} : { namespace }) });
         return answerObject(201, created);
       }
       case 'update': {
@@ -345,7 +350,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
           throw badRequest(`the name of the object (${object.metadata.name}) does not match the name on the URL (${name})`);
         }
         object.metadata.name = name;
-        const updated = store.update(resourceName(type), object, { user, ...(namespace === undefined ? {} : { namespace }), ...(subresource === undefined ? {} : { subresource }) });
+        const updated = store.update(resourceName(type), object, { user, dryRun, ...(namespace === undefined ? {} : { namespace }), ...(subresource === undefined ? {} : { subresource }) });
         return answerObject(200, updated);
       }
       case 'patch': {
@@ -353,7 +358,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
         const patchType = patchTypeOf(contentType);
         if (!patchType) throw unsupportedMediaType(contentType, [PATCH_TYPES.json, PATCH_TYPES.merge, PATCH_TYPES.strategic]);
         const patch = parseJson(await readBody(req));
-        const patched = store.patch(resourceName(type), ref, patchType, patch, { user, ...(subresource === undefined ? {} : { subresource }) });
+        const patched = store.patch(resourceName(type), ref, patchType, patch, { user, dryRun, ...(subresource === undefined ? {} : { subresource }) });
         return answerObject(200, patched);
       }
       case 'delete': {

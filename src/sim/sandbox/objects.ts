@@ -126,7 +126,7 @@ export function podObject(pod: SimPod, node: string, createdAt: string): Json {
     namespace: pod.namespace,
     uid: uidOf('pod', pod.namespace, pod.name, createdAt),
     creationTimestamp: createdAt,
-    labels: { app },
+    labels: pod.name === PDB_POD(node) ? { app, [BUDGET_LABEL]: budgetKey(node) } : { app },
     ownerReferences: [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: uidOf(owner.kind, owner.namespace, owner.name), controller: true, blockOwnerDeletion: true }],
   };
   if (pod.owner === 'static') {
@@ -188,13 +188,28 @@ export function controllerObjects(owners: Iterable<Owner>, createdAt: string): A
   return out;
 }
 
-/** The budget a pdb-blocks-drain fault stands for: every replica of `web` must stay up. */
-export function pdbObject(createdAt: string): Json {
+/** Tells apart the `web` pods of different nodes, each under its own budget (label values are at most 63 characters). */
+export const BUDGET_LABEL = 'sandbox.patchpilot.io/budget';
+
+export function budgetKey(node: string): string {
+  return createHash('sha256').update(node).digest('hex').slice(0, 12);
+}
+
+export function budgetName(node: string): string {
+  return `web-${budgetKey(node)}`;
+}
+
+/**
+ * The budget a pdb-blocks-drain fault stands for: the node's `web` pod must stay up (minAvailable 1) while the fault
+ * protects it; the binding relaxes it to maxUnavailable 1 when the protection ends (another replica became healthy).
+ * Its status is the disruption controller's (src/sim/kube-api/disruption.ts), as on a cluster.
+ */
+export function pdbObject(node: string, createdAt: string): Json {
+  const name = budgetName(node);
   return {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
-    metadata: { name: 'web', namespace: 'shop', uid: uidOf('pdb', 'shop', 'web'), creationTimestamp: createdAt },
-    spec: { minAvailable: '100%', selector: { matchLabels: { app: 'web' } } },
-    status: { currentHealthy: 2, desiredHealthy: 2, disruptionsAllowed: 0, expectedPods: 2, observedGeneration: 1 },
+    metadata: { name, namespace: 'shop', uid: uidOf('pdb', 'shop', name), creationTimestamp: createdAt },
+    spec: { minAvailable: 1, selector: { matchLabels: { app: 'web', [BUDGET_LABEL]: budgetKey(node) } } },
   };
 }
