@@ -85,6 +85,14 @@ function negotiate(accept: string | undefined, tableAllowed: boolean): Represent
   return undefined;
 }
 
+function sendBytes(res: ServerResponse, code: number, body: Buffer): void {
+  res.writeHead(code, { 'Content-Type': JSON_TYPE, 'Content-Length': body.length });
+  res.end(body);
+}
+
+/** Distinct lists (resource, namespace, selectors) whose bodies are kept; the oldest goes first. */
+const LIST_CACHE_ENTRIES = 64;
+
 function send(res: ServerResponse, code: number, body: string, contentType = JSON_TYPE): void {
   res.writeHead(code, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
@@ -183,6 +191,17 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
   const openStreams = new Set<() => void>();
   const discoverable = new ResourceRegistry([...store.resources.all, SELF_SUBJECT_ACCESS_REVIEWS]);
   let address = '127.0.0.1:0';
+
+  /**
+   * Serialised list bodies, as the real watch cache keeps them: a list asked again before anything changed (the
+   * store's resourceVersion is the same) is the same bytes, sent without listing, filtering or joining again.
+   */
+  const listCache = new Map<string, { resourceVersion: string; body: Buffer }>();
+  const remember = (key: string, entry: { resourceVersion: string; body: Buffer }) => {
+    listCache.delete(key);
+    listCache.set(key, entry);
+    if (listCache.size > LIST_CACHE_ENTRIES) listCache.delete(listCache.keys().next().value!);
+  };
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => sendStatus(res, asStatusError(error)));
@@ -323,13 +342,18 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
         if (subresource === 'status' || subresource === undefined) return answerObject(200, store.get(resourceName(type), ref));
         break;
       case 'list': {
+        const listKey = representation.kind === 'json' ? `${resourceName(type)}|${namespace ?? ''}|${query.get('labelSelector') ?? ''}|${query.get('fieldSelector') ?? ''}` : undefined;
+        const cached = listKey === undefined ? undefined : listCache.get(listKey);
+        if (cached !== undefined && cached.resourceVersion === store.resourceVersion) return sendBytes(res, 200, cached.body);
         const result = store.list(resourceName(type), listOptions(query, namespace));
         if (representation.kind === 'table') {
           const table = toTable(type, result.items, { now: now(), includeObject, withColumns: true, resourceVersion: result.resourceVersion });
           return send(res, 200, JSON.stringify(table));
         }
         const head = `{"kind":"${type.kind}List","apiVersion":"${apiVersionOf(type)}","metadata":{"resourceVersion":"${result.resourceVersion}"},"items":[`;
-        return send(res, 200, `${head}${result.items.map(toJson).join(',')}]}`);
+        const body = Buffer.from(`${head}${result.items.map(toJson).join(',')}]}`);
+        if (listKey !== undefined) remember(listKey, { resourceVersion: result.resourceVersion, body });
+        return sendBytes(res, 200, body);
       }
       case 'watch':
         return serveWatch(req, res, query, route, representation, includeObject);

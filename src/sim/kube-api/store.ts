@@ -549,7 +549,9 @@ export class KubeStore {
   }
 
   #update(type: ResourceType, old: KubeObject, input: KubeObject, options: WriteOptions, verb: 'update' | 'patch'): KubeObject {
-    this.#decode(type, input, verb);
+    // The simulation's own updates (status renders, heartbeats: most writes) are trusted to keep the shape their
+    // create was decoded with; every client write is decoded.
+    if (options.internal !== true) this.#decode(type, input, verb);
     const name = old.metadata.name ?? '';
     if (!isPlainObject(input.metadata)) input.metadata = {};
     if (input.metadata.name !== undefined && input.metadata.name !== name) {
