@@ -60,6 +60,10 @@ export interface KubeStoreOptions {
   seed?: number;
   /** How many changes a watch can resume across (older resourceVersions get 410 Gone). */
   watchHistory?: number;
+  /** Clock time a change can be resumed from (older resourceVersions get 410 Gone); 5 minutes, like etcd's compaction. */
+  compactionWindowMs?: number;
+  /** The API server's --min-request-timeout: a watch without timeoutSeconds ends after 1-2x this (1800 s). */
+  minRequestTimeoutSeconds?: number;
   /** Clock interval between BOOKMARK events; under client-node's 30 s watch inactivity timeout by default. */
   bookmarkIntervalMs?: number;
   /** Where an exception thrown by a change listener goes (the write itself has happened). */
@@ -161,7 +165,13 @@ export class KubeStore {
     this.clock = options.clock;
     this.resources = new ResourceRegistry(options.resources ?? BUILTIN_RESOURCES);
     this.#random = seededRandom(options.seed ?? 1);
-    this.#hub = new WatchHub(options.clock, options.watchHistory ?? 10_000, options.bookmarkIntervalMs ?? 15_000);
+    this.#hub = new WatchHub(options.clock, {
+      historyLimit: options.watchHistory ?? 10_000,
+      compactionWindowMs: options.compactionWindowMs ?? 5 * 60_000,
+      bookmarkIntervalMs: options.bookmarkIntervalMs ?? 15_000,
+      minRequestTimeoutSeconds: options.minRequestTimeoutSeconds ?? 1800,
+      random: seededRandom((options.seed ?? 1) ^ 0x5bd1e995),
+    });
     this.hooks = new KubeHooks(options.onListenerError ?? ((error) => console.error('kube-api: a change listener failed:', error)));
     for (const type of this.resources.all) this.#tables.set(type, { objects: new Map(), sorted: undefined });
     const plurals = new Set(this.resources.all.map((t) => `${t.group}/${t.plural}`));
