@@ -44,7 +44,7 @@ export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Pr
   const scenario = loadScenario(file);
   const speed = options.speed ?? DEFAULT_SANDBOX_SPEED;
   const clock = new ScaledClock(speed);
-  const { binding, store } = createSandbox(scenario, clock);
+  const { binding, store } = createSandbox(scenario, clock, { heartbeats: true });
   let server: KubeApiServer;
   try {
     // No credentials: kubectl sends no bearer token over plain HTTP, and the sandbox listens on 127.0.0.1 only.

@@ -19,7 +19,7 @@ import { deepEqual } from '../kube-api/patch.ts';
 import { StatusError, internalError, tooManyRequests } from '../kube-api/status.ts';
 import { KubeStore } from '../kube-api/store.ts';
 import { Kubelets } from './kubelet.ts';
-import { budgetName, controllerObjects, nodeObject, ownerOf, pdbObject, podObject, type Json } from './objects.ts';
+import { budgetName, controllerObjects, microTime, nodeLeaseObject, nodeObject, ownerOf, pdbObject, podObject, type Json } from './objects.ts';
 
 /** Namespaces every sandbox has: the system ones, Palette's os-patch, and those of the simulated workloads. */
 export const SANDBOX_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease', 'os-patch', 'apps', 'shop', 'jobs'] as const;
@@ -43,7 +43,17 @@ export interface SandboxBindingOptions {
   /** An existing store (with its server's hooks); a new one otherwise. */
   store?: KubeStore;
   seed?: number;
+  /**
+   * The kubelets' heartbeats at their real cadence on the clock: each Ready node renews its Lease in kube-node-lease
+   * every 10 s and reports its status (the conditions' lastHeartbeatTime) every 5 minutes, so resourceVersions churn
+   * as on a cluster. Off by default: a scenario run through the sandbox in virtual time would spend its writes on them.
+   */
+  heartbeats?: boolean;
 }
+
+/** kubelet defaults: a node Lease renewed every 10 s (a quarter of its 40 s), the status reported every 5 minutes. */
+export const LEASE_RENEW_MS = 10_000;
+export const NODE_STATUS_REPORT_MS = 5 * 60_000;
 
 /**
  * Binds a SimCluster to a KubeStore. Create the SimCluster with `onNodeChange` calling `nodeChanged` (and
@@ -61,6 +71,9 @@ export class SandboxBinding {
   readonly #terminating = new Map<string, Terminating>();
   /** resourceVersions of the Node writes this binding made (its renders), so that their events are not taken for a client's. */
   readonly #rendered = new Set<string>();
+  /** Each node's last status report (ISO). */
+  readonly #heartbeatAt = new Map<string, string>();
+  #heartbeatTimer: number | undefined;
 
   constructor(options: SandboxBindingOptions) {
     this.sim = options.sim;
@@ -130,6 +143,39 @@ export class SandboxBinding {
       if (this.sim.podsOn(name).some((p) => p.name === PDB_POD(name))) this.store.create('poddisruptionbudgets', pdbObject(name, this.#createdAt) as KubeObject, { internal: true });
     }
     for (const name of this.sim.nodeNames()) this.nodeChanged(name);
+    if (options.heartbeats) this.#startHeartbeats();
+  }
+
+  #startHeartbeats(): void {
+    let lastReport = this.#clock.now();
+    const beat = () => {
+      const now = this.#clock.now();
+      const report = now - lastReport >= NODE_STATUS_REPORT_MS;
+      if (report) lastReport = now;
+      for (const name of this.sim.nodeNames()) {
+        const view = this.sim.nodeView(name);
+        // A node that is down renews nothing: its Lease runs out and its heartbeats stop, as with a dead kubelet.
+        if (!view?.ready) continue;
+        this.#renewLease(name, now);
+        if (report) {
+          this.#heartbeatAt.set(name, rfc3339(now));
+          this.nodeChanged(name);
+        }
+      }
+      this.#heartbeatTimer = this.#clock.setTimeout(beat, LEASE_RENEW_MS);
+    };
+    for (const name of this.sim.nodeNames()) if (this.sim.nodeView(name)?.ready) this.#renewLease(name, lastReport);
+    this.#heartbeatTimer = this.#clock.setTimeout(beat, LEASE_RENEW_MS);
+  }
+
+  #renewLease(name: string, at: number): void {
+    const ref = { namespace: 'kube-node-lease', name };
+    const uid = this.store.find('nodes', { name })?.metadata.uid ?? '';
+    if (!this.store.find('leases', ref)) {
+      this.store.create('leases', nodeLeaseObject(name, uid, at) as KubeObject, { internal: true });
+      return;
+    }
+    this.store.modify('leases', ref, (draft) => void ((draft.spec as Json).renewTime = microTime(at)), { internal: true });
   }
 
   /** SimCluster's onNodeChange: bring the Node object and its pods in line with the simulator. */
@@ -139,6 +185,8 @@ export class SandboxBinding {
     if (!view || !facts) return;
     if (!this.#index.has(name)) this.#index.set(name, this.#index.size);
     const now = rfc3339(this.#clock.now());
+    // The kubelet reports at once when something changed (Ready, the cordon), so a change is a heartbeat too.
+    if (!this.#heartbeatAt.has(name)) this.#heartbeatAt.set(name, now);
     const previous = this.#readySince.get(name);
     if (!previous || previous.ready !== view.ready) this.#readySince.set(name, { ready: view.ready, since: previous ? now : this.#createdAt });
     if (!view.unschedulable) this.#endSession(name);
@@ -154,6 +202,7 @@ export class SandboxBinding {
         bootId: view.bootId,
         kubeletVersion: view.kubeletVersion,
         readySince: this.#readySince.get(name)!.since,
+        heartbeatAt: this.#heartbeatAt.get(name) ?? now,
         createdAt: this.#createdAt,
         index: this.#index.get(name)!,
       },
@@ -216,6 +265,7 @@ export class SandboxBinding {
 
   /** Stops the simulated containers and pending terminations. */
   close(): void {
+    if (this.#heartbeatTimer !== undefined) this.#clock.clearTimeout(this.#heartbeatTimer);
     for (const session of this.#sessions.values()) if (session.relaxTimer !== undefined) this.#clock.clearTimeout(session.relaxTimer);
     this.#kubelets.stopAll();
     for (const t of this.#terminating.values()) if (t.timer !== undefined) this.#clock.clearTimeout(t.timer);
@@ -309,7 +359,7 @@ export interface Sandbox {
 }
 
 /** A sandbox for a scenario on a clock: its nodes, faults and updates, served through a KubeStore. */
-export function createSandbox(scenario: Scenario, clock: Clock): Sandbox {
+export function createSandbox(scenario: Scenario, clock: Clock, options: { heartbeats?: boolean } = {}): Sandbox {
   let binding: SandboxBinding | null = null;
   const sim = new SimCluster(scenario.nodes, {
     name: scenario.clusterName,
@@ -321,6 +371,6 @@ export function createSandbox(scenario: Scenario, clock: Clock): Sandbox {
     apiErrorsAt: 'external',
     onNodeChange: (name) => binding?.nodeChanged(name),
   });
-  binding = new SandboxBinding({ sim, clock, agent: scenario.plan.agent, seed: scenario.seed });
+  binding = new SandboxBinding({ sim, clock, agent: scenario.plan.agent, seed: scenario.seed, heartbeats: options.heartbeats ?? false });
   return { binding, sim, store: binding.store };
 }

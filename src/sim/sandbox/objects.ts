@@ -27,6 +27,8 @@ export interface NodeFacts {
   kubeletVersion: string;
   /** When Ready last changed (ISO), for the condition's lastTransitionTime. */
   readySince: string;
+  /** The kubelet's last status report (ISO), for the conditions' lastHeartbeatTime. */
+  heartbeatAt: string;
   createdAt: string;
   index: number;
 }
@@ -52,7 +54,7 @@ export function nodeObject(facts: NodeFacts, now: string): Json {
     status: healthy ? 'False' : 'True',
     reason: `KubeletHas${healthy ? 'No' : ''}${type}`,
     message: `kubelet has ${healthy ? 'no ' : ''}${type.replace(/Pressure/, ' pressure').toLowerCase()}`,
-    lastHeartbeatTime: now,
+    lastHeartbeatTime: facts.heartbeatAt,
     lastTransitionTime: facts.createdAt,
   });
   return {
@@ -76,7 +78,7 @@ export function nodeObject(facts: NodeFacts, now: string): Json {
           status: facts.ready ? 'True' : 'Unknown',
           reason: facts.ready ? 'KubeletReady' : 'NodeStatusUnknown',
           message: facts.ready ? 'kubelet is posting ready status' : 'Kubelet stopped posting node status.',
-          lastHeartbeatTime: now,
+          lastHeartbeatTime: facts.heartbeatAt,
           lastTransitionTime: facts.readySince,
         },
       ],
@@ -99,6 +101,21 @@ export function nodeObject(facts: NodeFacts, now: string): Json {
         architecture: 'amd64',
       },
     },
+  };
+}
+
+/** metav1.MicroTime: RFC 3339 with exactly six fractional digits. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+/** The kubelet's node Lease in kube-node-lease, as `kubectl describe node` reads it (Lease: HolderIdentity, RenewTime). */
+export function nodeLeaseObject(node: string, nodeUid: string, renewedAt: number): Json {
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: node, namespace: 'kube-node-lease', ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: node, uid: nodeUid }] },
+    spec: { holderIdentity: node, leaseDurationSeconds: 40, renewTime: microTime(renewedAt) },
   };
 }
 
