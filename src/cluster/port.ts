@@ -4,6 +4,7 @@
  * repeats the step it was in: a second cordon, drain, job start or reboot with the same key must change nothing.
  */
 import type { DrainOutcome, PatchJobInput } from '../engine/effects.ts';
+import type { DrainFlags } from './drain-rules.ts';
 import type { AgentReport } from '../engine/report.ts';
 
 export interface ClusterNode {
@@ -17,7 +18,7 @@ export interface ClusterNode {
   osImage: string;
 }
 
-export interface DrainOptions {
+export interface DrainOptions extends DrainFlags {
   gracePeriodSeconds: number;
   podSelector: string;
   /** Clock time at which to stop retrying refused evictions and return what refused them. */

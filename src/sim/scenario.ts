@@ -55,6 +55,10 @@ const podsSchema = z.strictObject({
   deployment: z.number().int().min(0).default(2),
   daemonset: z.number().int().min(0).default(1),
   static: z.number().int().min(0).default(0),
+  /** Pods no controller owns: a drain refuses them unless the plan says drain.force. */
+  bare: z.number().int().min(0).default(0),
+  /** Deployment pods with an emptyDir volume: a drain refuses them unless the plan says drain.deleteEmptyDirData. */
+  emptyDir: z.number().int().min(0).default(0),
 });
 
 const nodeSpecSchema = z.strictObject({
@@ -188,7 +192,7 @@ export interface SimNodeSpec {
   zone: string;
   labels: Record<string, string>;
   kubeletVersion: string;
-  pods: { deployment: number; daemonset: number; static: number };
+  pods: { deployment: number; daemonset: number; static: number; bare: number; emptyDir: number };
   packages: string[];
   updates: Updates | null;
   unschedulable: boolean;
@@ -387,7 +391,7 @@ function duplicateNamesInRaw(raw: unknown, locate: (path: readonly PropertyKey[]
 const ZONES = ['zone-a', 'zone-b', 'zone-c'];
 
 function toSimNode(spec: Omit<NodeSpecOutput, 'count'>, name: string, index: number): SimNodeSpec {
-  const defaultPods = spec.role === 'control-plane' ? { deployment: 1, daemonset: 2, static: 4 } : { deployment: 2, daemonset: 1, static: 0 };
+  const defaultPods = spec.role === 'control-plane' ? { deployment: 1, daemonset: 2, static: 4, bare: 0, emptyDir: 0 } : { deployment: 2, daemonset: 1, static: 0, bare: 0, emptyDir: 0 };
   return {
     name,
     os: spec.os,

@@ -122,13 +122,16 @@ export function nodeLeaseObject(node: string, nodeUid: string, renewedAt: number
 /** The controller objects the pods point at: ReplicaSets and DaemonSets exist, as kubectl drain checks. */
 export interface Owner {
   apiVersion: string;
-  kind: 'ReplicaSet' | 'DaemonSet' | 'Node';
+  /** 'None': a bare pod, with no ownerReference. */
+  kind: 'ReplicaSet' | 'DaemonSet' | 'Node' | 'None';
   namespace: string;
   name: string;
 }
 
 export function ownerOf(pod: SimPod, node: string): Owner {
   if (pod.owner === 'static') return { apiVersion: 'v1', kind: 'Node', namespace: pod.namespace, name: node };
+  if (pod.owner === 'none') return { apiVersion: 'v1', kind: 'None', namespace: pod.namespace, name: '' };
+  if (pod.emptyDir) return { apiVersion: 'apps/v1', kind: 'ReplicaSet', namespace: pod.namespace, name: 'cache-5b6f7d8c9' };
   if (pod.owner === 'DaemonSet') return { apiVersion: 'apps/v1', kind: 'DaemonSet', namespace: pod.namespace, name: pod.name.replace(`-${node}`, '') };
   if (pod.name === PDB_POD(node)) return { apiVersion: 'apps/v1', kind: 'ReplicaSet', namespace: pod.namespace, name: 'web-6c8b9d7f5' };
   if (pod.name === STUCK_POD(node)) return { apiVersion: 'apps/v1', kind: 'ReplicaSet', namespace: pod.namespace, name: 'worker-queue-5f7d4c9b8' };
@@ -137,21 +140,24 @@ export function ownerOf(pod: SimPod, node: string): Owner {
 
 export function podObject(pod: SimPod, node: string, createdAt: string): Json {
   const owner = ownerOf(pod, node);
-  const app = owner.kind === 'Node' ? pod.name.replace(`-${node}`, '') : owner.kind === 'DaemonSet' ? owner.name : owner.name.replace(/-[a-z0-9]+$/, '');
+  const app =
+    owner.kind === 'Node' ? pod.name.replace(`-${node}`, '') : owner.kind === 'None' ? 'debug' : owner.kind === 'DaemonSet' ? owner.name : owner.name.replace(/-[a-z0-9]+$/, '');
   const metadata: Json = {
     name: pod.name,
     namespace: pod.namespace,
     uid: uidOf('pod', pod.namespace, pod.name, createdAt),
     creationTimestamp: createdAt,
     labels: pod.name === PDB_POD(node) ? { app, [BUDGET_LABEL]: budgetKey(node) } : { app },
-    ownerReferences: [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: uidOf(owner.kind, owner.namespace, owner.name), controller: true, blockOwnerDeletion: true }],
   };
+  if (owner.kind !== 'None') {
+    metadata.ownerReferences = [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: uidOf(owner.kind, owner.namespace, owner.name), controller: true, blockOwnerDeletion: true }];
+  }
   if (pod.owner === 'static') {
     // A mirror pod: the kubelet runs it from a manifest; the API object only reflects it, and drains skip it.
     metadata.annotations = { 'kubernetes.io/config.mirror': uidOf('mirror', pod.name).replace(/-/g, '').slice(0, 32), 'kubernetes.io/config.source': 'file' };
   }
   if (pod.name === STUCK_POD(node)) metadata.finalizers = [STUCK_FINALIZER];
-  const volumes = pod.owner === 'Deployment' ? [{ name: 'cache', emptyDir: {} }] : [];
+  const volumes = pod.emptyDir ? [{ name: 'cache', emptyDir: {} }] : [];
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -185,7 +191,7 @@ export function controllerObjects(owners: Iterable<Owner>, createdAt: string): A
   const seen = new Set<string>();
   const out: Array<{ resource: 'replicasets' | 'daemonsets'; object: Json }> = [];
   for (const owner of owners) {
-    if (owner.kind === 'Node') continue;
+    if (owner.kind === 'Node' || owner.kind === 'None') continue;
     const key = `${owner.kind}/${owner.namespace}/${owner.name}`;
     if (seen.has(key)) continue;
     seen.add(key);
