@@ -179,6 +179,12 @@ export const scenarioFileSchema = z.strictObject({
   triggers: z.array(triggerSchema).optional(),
   events: z.array(eventSchema).default([]),
   expect: z.union([expectationSchema, z.array(expectationSchema)]).optional(),
+  /**
+   * API chaos when the scenario is served by the sandbox (`patchpilot sandbox`, the equivalence suite): this share of
+   * API requests fails transiently (429 with Retry-After, 500, 409 on Node writes) and of watches is dropped. The
+   * simulator's own runs are unaffected: the outcomes must be the same.
+   */
+  apiChaos: z.number().min(0).max(0.5).optional(),
 });
 
 type NodeSpecOutput = z.output<typeof nodeSpecSchema>;
@@ -223,6 +229,8 @@ export interface Scenario {
   expect: Expectation[];
   /** Where it came from, for messages. */
   source: string;
+  /** The share of API requests the sandbox fails transiently (src/sim/kube-api/chaos.ts); unset is none. */
+  apiChaos?: number;
 }
 
 export class ScenarioError extends Error {
@@ -366,6 +374,7 @@ export function parseScenario(text: string, source = 'scenario', overrides: { se
     events: events.sort((a, b) => a.at - b.at),
     expect,
     source,
+    ...(file.apiChaos === undefined ? {} : { apiChaos: file.apiChaos }),
   };
 }
 

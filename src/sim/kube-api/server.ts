@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { authenticate, authorize, reviewAccess, type Principal, type TokenGrant } from './auth.ts';
 import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, versionInfo } from './discovery.ts';
+import type { ApiChaos } from './chaos.ts';
 import type { DeleteOptions, RequestInfo } from './hooks.ts';
 import { isPlainObject, type KubeObject } from './objects.ts';
 import { PATCH_TYPES, patchTypeOf } from './patch.ts';
@@ -33,6 +34,8 @@ export interface KubeApiServerOptions {
   port?: number;
   /** What /version reports. */
   gitVersion?: string;
+  /** Transient failures on any resource endpoint and dropped watches (chaos.ts). */
+  chaos?: ApiChaos;
 }
 
 export interface KubeApiServer {
@@ -238,8 +241,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     if (route.name !== undefined) info.name = route.name;
     const denied = authorize(principal, info);
     if (denied) return sendStatus(res, denied);
-    const injected = store.hooks.checkRequest(info);
-    if (injected) return sendStatus(res, injected);
+    const injected = store.hooks.checkRequest(info) ?? options.chaos?.strike(info);
+    if (injected) {
+      req.resume();
+      return sendStatus(res, injected);
+    }
     await serveResource(req, res, url.searchParams, route, verb, principal);
   }
 
@@ -459,9 +465,18 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     if (res.writableEnded) return;
     begin();
     openStreams.add(finish);
+    // Chaos: the connection goes mid-stream, with no last event, as a restarting API server or a proxy drops it.
+    const dropAfter = options.chaos?.watchDropAfter();
+    const dropTimer = dropAfter === undefined ? undefined : store.clock.setTimeout(() => {
+      options.chaos?.watchDropped();
+      openStreams.delete(finish);
+      handle?.stop();
+      res.destroy();
+    }, dropAfter);
     res.on('close', () => {
       openStreams.delete(finish);
       handle?.stop();
+      if (dropTimer !== undefined) store.clock.clearTimeout(dropTimer);
     });
     req.resume();
   }
