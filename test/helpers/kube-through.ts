@@ -14,6 +14,8 @@ import type { Scenario } from '../../src/sim/scenario.ts';
 export interface KubeThrough extends ClusterThrough {
   /** HTTP requests the adapter sent. */
   readonly requests: () => number;
+  /** What the adapter warned about (Events the API refused). */
+  readonly warnings: () => readonly string[];
   /** What API chaos injected (all zero without chaos). */
   readonly chaos: () => ApiChaos['injected'];
 }
@@ -22,6 +24,7 @@ export interface KubeThrough extends ClusterThrough {
 export function throughKubeApi(scenario: Scenario, options: { chaos?: number } = {}): KubeThrough {
   const rate = options.chaos ?? scenario.apiChaos ?? 0;
   const chaos = rate > 0 ? new ApiChaos({ rate, seed: scenario.seed }) : undefined;
+  const warnings: string[] = [];
   let binding: SandboxBinding | null = null;
   let inFlight = 0;
   let sent = 0;
@@ -42,6 +45,7 @@ export function throughKubeApi(scenario: Scenario, options: { chaos?: number } =
   };
   return {
     requests: () => sent,
+    warnings: () => warnings,
     chaos: () => chaos?.injected ?? { tooManyRequests: 0, internalError: 0, conflict: 0, watchDropped: 0 },
     onNodeChange: (name) => binding?.nodeChanged(name),
     async attach(sim, clock) {
@@ -49,7 +53,8 @@ export function throughKubeApi(scenario: Scenario, options: { chaos?: number } =
       const server = await startKubeApiServer({ store: binding.store, ...(chaos ? { chaos } : {}) });
       const kc = new KubeConfig();
       kc.loadFromString(kubeconfig(server.url));
-      const port = new KubeCluster({ kubeConfig: kc, clock, name: scenario.clusterName, activity, events: true });
+      // Chaos refuses some Events: the adapter's once-per-refusal warning is expected there, not worth a test's stderr.
+      const port = new KubeCluster({ kubeConfig: kc, clock, name: scenario.clusterName, activity, events: true, onWarning: (message) => warnings.push(message) });
       return {
         port,
         async idle() {
