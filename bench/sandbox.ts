@@ -7,6 +7,8 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { Worker } from 'node:worker_threads';
+import { get } from './list-clients.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKubeApiServer } from '../src/sim/kube-api/index.ts';
@@ -25,19 +27,6 @@ function percentile(sorted: number[], p: number): number {
 
 const ms = (value: number) => Math.round(value * 100) / 100;
 
-function get(agent: Agent, url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent, headers: { Accept: 'application/json' } }, (res) => {
-      let bytes = 0;
-      res.on('data', (chunk: Buffer) => (bytes += chunk.length));
-      res.on('end', () => (res.statusCode === 200 ? resolve(bytes) : reject(new Error(`GET ${url}: ${res.statusCode}`))));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 export async function benchSandbox(nodes: number) {
   const dir = mkdtempSync(join(tmpdir(), 'patchpilot-bench-sandbox-'));
   const file = join(dir, 'bench.yaml');
@@ -53,19 +42,13 @@ export async function benchSandbox(nodes: number) {
   try {
     const listUrl = `${server.url}/api/v1/nodes`;
     const listBytes = await get(agent, listUrl);
-    const lists: number[] = [];
-    const deadline = performance.now() + LIST_MS;
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: CLIENTS }, async () => {
-        while (performance.now() < deadline) {
-          const t0 = performance.now();
-          await get(agent, listUrl);
-          lists.push(performance.now() - t0);
-        }
-      }),
-    );
-    const listSeconds = (performance.now() - started) / 1000;
+    // The clients run in a worker thread, as they would in another process (kubectl, client-go).
+    const worker = new Worker(new URL('./list-clients.ts', import.meta.url), { workerData: { url: listUrl, clients: CLIENTS, durationMs: LIST_MS } });
+    const { latencies: lists, seconds: listSeconds } = await new Promise<{ latencies: number[]; seconds: number }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await worker.terminate();
     lists.sort((a, b) => a - b);
 
     const names = sim.nodeNames();

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { authenticate, authorize, reviewAccess, type Principal, type TokenGrant } from './auth.ts';
 import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, versionInfo } from './discovery.ts';
 import type { ApiChaos } from './chaos.ts';
@@ -88,9 +89,30 @@ function negotiate(accept: string | undefined, tableAllowed: boolean): Represent
   return undefined;
 }
 
-function sendBytes(res: ServerResponse, code: number, body: Buffer): void {
-  res.writeHead(code, { 'Content-Type': JSON_TYPE, 'Content-Length': body.length });
+function sendBytes(res: ServerResponse, code: number, body: Buffer, encoding?: 'gzip'): void {
+  res.writeHead(code, { 'Content-Type': JSON_TYPE, 'Content-Length': body.length, ...(encoding ? { 'Content-Encoding': encoding, Vary: 'Accept-Encoding' } : {}) });
   res.end(body);
+}
+
+/** The API server gzips a response above 128 KiB for a client that accepts it (APIResponseCompression). */
+const GZIP_THRESHOLD = 128 * 1024;
+
+function acceptsGzip(req: IncomingMessage): boolean {
+  const accepted = req.headers['accept-encoding'];
+  return typeof accepted === 'string' && accepted.split(',').some((e) => e.split(';')[0]!.trim().toLowerCase() === 'gzip');
+}
+
+interface CachedList {
+  resourceVersion: string;
+  body: Buffer;
+  /** Compressed once, when a client that accepts gzip first asks for it. */
+  gzipped?: Buffer;
+}
+
+function sendList(req: IncomingMessage, res: ServerResponse, entry: CachedList): void {
+  if (entry.body.length < GZIP_THRESHOLD || !acceptsGzip(req)) return sendBytes(res, 200, entry.body);
+  entry.gzipped ??= gzipSync(entry.body, { level: 1 });
+  sendBytes(res, 200, entry.gzipped, 'gzip');
 }
 
 /** Distinct lists (resource, namespace, selectors) whose bodies are kept; the oldest goes first. */
@@ -199,8 +221,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
    * Serialised list bodies, as the real watch cache keeps them: a list asked again before anything changed (the
    * store's resourceVersion is the same) is the same bytes, sent without listing, filtering or joining again.
    */
-  const listCache = new Map<string, { resourceVersion: string; body: Buffer }>();
-  const remember = (key: string, entry: { resourceVersion: string; body: Buffer }) => {
+  const listCache = new Map<string, CachedList>();
+  const remember = (key: string, entry: CachedList) => {
     listCache.delete(key);
     listCache.set(key, entry);
     if (listCache.size > LIST_CACHE_ENTRIES) listCache.delete(listCache.keys().next().value!);
@@ -350,16 +372,16 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
       case 'list': {
         const listKey = representation.kind === 'json' ? `${resourceName(type)}|${namespace ?? ''}|${query.get('labelSelector') ?? ''}|${query.get('fieldSelector') ?? ''}` : undefined;
         const cached = listKey === undefined ? undefined : listCache.get(listKey);
-        if (cached !== undefined && cached.resourceVersion === store.resourceVersion) return sendBytes(res, 200, cached.body);
+        if (cached !== undefined && cached.resourceVersion === store.resourceVersion) return sendList(req, res, cached);
         const result = store.list(resourceName(type), listOptions(query, namespace));
         if (representation.kind === 'table') {
           const table = toTable(type, result.items, { now: now(), includeObject, withColumns: true, resourceVersion: result.resourceVersion });
           return send(res, 200, JSON.stringify(table));
         }
         const head = `{"kind":"${type.kind}List","apiVersion":"${apiVersionOf(type)}","metadata":{"resourceVersion":"${result.resourceVersion}"},"items":[`;
-        const body = Buffer.from(`${head}${result.items.map(toJson).join(',')}]}`);
-        if (listKey !== undefined) remember(listKey, { resourceVersion: result.resourceVersion, body });
-        return sendBytes(res, 200, body);
+        const entry: CachedList = { resourceVersion: result.resourceVersion, body: Buffer.from(`${head}${result.items.map(toJson).join(',')}]}`) };
+        if (listKey !== undefined) remember(listKey, entry);
+        return sendList(req, res, entry);
       }
       case 'watch':
         return serveWatch(req, res, query, route, representation, includeObject);
