@@ -10,13 +10,15 @@ export interface ListClientsInput {
   url: string;
   clients: number;
   durationMs: number;
+  /** Gunzip each response as client-go does (its cost is then the client's and counted); false measures the server. */
+  decompress: boolean;
 }
 
 /** GETs `url` and counts the (decompressed) bytes, as client-go asks: gzip accepted. */
-export function get(agent: Agent, url: string): Promise<number> {
+export function get(agent: Agent, url: string, decompress = true): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(url, { agent, headers: { Accept: 'application/json', 'Accept-Encoding': 'gzip' } }, (res) => {
-      const stream = res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res;
+      const stream = decompress && res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res;
       let bytes = 0;
       stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
       stream.on('end', () => (res.statusCode === 200 ? resolve(bytes) : reject(new Error(`GET ${url}: ${res.statusCode}`))));
@@ -27,7 +29,7 @@ export function get(agent: Agent, url: string): Promise<number> {
   });
 }
 
-async function listLoop({ url, clients, durationMs }: ListClientsInput): Promise<{ latencies: number[]; seconds: number }> {
+async function listLoop({ url, clients, durationMs, decompress }: ListClientsInput): Promise<{ latencies: number[]; seconds: number }> {
   const agent = new Agent({ keepAlive: true, maxSockets: clients });
   const latencies: number[] = [];
   const started = performance.now();
@@ -36,7 +38,7 @@ async function listLoop({ url, clients, durationMs }: ListClientsInput): Promise
     Array.from({ length: clients }, async () => {
       while (performance.now() < deadline) {
         const t0 = performance.now();
-        await get(agent, url);
+        await get(agent, url, decompress);
         latencies.push(performance.now() - t0);
       }
     }),
