@@ -7,6 +7,8 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { Worker } from 'node:worker_threads';
+import { get } from './list-clients.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKubeApiServer } from '../src/sim/kube-api/index.ts';
@@ -25,19 +27,6 @@ function percentile(sorted: number[], p: number): number {
 
 const ms = (value: number) => Math.round(value * 100) / 100;
 
-function get(agent: Agent, url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent, headers: { Accept: 'application/json' } }, (res) => {
-      let bytes = 0;
-      res.on('data', (chunk: Buffer) => (bytes += chunk.length));
-      res.on('end', () => (res.statusCode === 200 ? resolve(bytes) : reject(new Error(`GET ${url}: ${res.statusCode}`))));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 export async function benchSandbox(nodes: number) {
   const dir = mkdtempSync(join(tmpdir(), 'patchpilot-bench-sandbox-'));
   const file = join(dir, 'bench.yaml');
@@ -53,20 +42,20 @@ export async function benchSandbox(nodes: number) {
   try {
     const listUrl = `${server.url}/api/v1/nodes`;
     const listBytes = await get(agent, listUrl);
-    const lists: number[] = [];
-    const deadline = performance.now() + LIST_MS;
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: CLIENTS }, async () => {
-        while (performance.now() < deadline) {
-          const t0 = performance.now();
-          await get(agent, listUrl);
-          lists.push(performance.now() - t0);
-        }
-      }),
-    );
-    const listSeconds = (performance.now() - started) / 1000;
-    lists.sort((a, b) => a - b);
+    // The clients run in a worker thread, as they would in another process (kubectl, client-go): once taking the
+    // gzipped bytes as sent (what the server sustains), once also gunzipping them (what a client sees end to end).
+    const listPhase = async (decompress: boolean) => {
+      const worker = new Worker(new URL('./list-clients.ts', import.meta.url), { workerData: { url: listUrl, clients: CLIENTS, durationMs: LIST_MS, decompress } });
+      const result = await new Promise<{ latencies: number[]; seconds: number }>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      await worker.terminate();
+      result.latencies.sort((a, b) => a - b);
+      return result;
+    };
+    const { latencies: lists, seconds: listSeconds } = await listPhase(false);
+    const { latencies: decompressed, seconds: decompressedSeconds } = await listPhase(true);
 
     const names = sim.nodeNames();
     const gets: number[] = [];
@@ -88,6 +77,9 @@ export async function benchSandbox(nodes: number) {
       listRequestsPerSecond: Math.round(lists.length / listSeconds),
       listP50Ms: ms(percentile(lists, 50)),
       listP99Ms: ms(percentile(lists, 99)),
+      listGunzippedRequestsPerSecond: Math.round(decompressed.length / decompressedSeconds),
+      listGunzippedP50Ms: ms(percentile(decompressed, 50)),
+      listGunzippedP99Ms: ms(percentile(decompressed, 99)),
       getP50Ms: ms(percentile(gets, 50)),
       getP99Ms: ms(percentile(gets, 99)),
       watchChanges: watches.length,

@@ -44,6 +44,12 @@ const positiveNumber = (value: string): number => {
   return n;
 };
 
+const chaosRate = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError('expected a share of requests, at least 0 and below 1 (0.05 is one in twenty)');
+  return n;
+};
+
 const nonNegative = (value: string): number => {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number, 0 or more');
@@ -221,6 +227,7 @@ export function buildProgram(): Command {
     .option('--kubeconfig <path>', `where to write its kubeconfig (default ${join('.patchpilot', 'sandbox.kubeconfig')})`)
     .option('--speed <n>', 'virtual seconds per real second (default 10)', positiveNumber)
     .option('--quiet', 'do not narrate node and Job changes')
+    .option('--chaos <rate>', 'fail this share of API requests transiently (429 with Retry-After, 500, 409 on Node writes) and drop watches (0 to below 1; default: the scenario\'s apiChaos, else 0)', chaosRate)
     .action(async (opts: SandboxOptions) => {
       const { sandboxCommand } = await import('./sandbox.ts');
       process.exitCode = await sandboxCommand(opts, { out: process.stdout });

@@ -13,6 +13,7 @@ import { startKubeApiServer, kubeconfig, type KubeApiServer } from '../sim/kube-
 import type { ChangeEvent } from '../sim/kube-api/hooks.ts';
 import { ScaledClock } from '../sim/scaled-clock.ts';
 import { createSandbox } from '../sim/sandbox/index.ts';
+import { ApiChaos } from '../sim/kube-api/chaos.ts';
 import { loadScenario, type Scenario } from '../sim/scenario.ts';
 import { checkOutputFile } from './output-file.ts';
 import { untilSignal } from './signals.ts';
@@ -30,6 +31,8 @@ export interface SandboxOptions {
   speed?: number;
   /** Print nothing about nodes and Jobs (tests, scripts). */
   quiet?: boolean;
+  /** Share of API requests failed transiently (and of watches dropped); default the scenario's apiChaos. */
+  chaos?: number;
 }
 
 export interface SandboxIo {
@@ -53,11 +56,12 @@ export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Pr
   checkOutputFile(planPathFor(path), '--kubeconfig (its plan file beside it)');
   const speed = options.speed ?? DEFAULT_SANDBOX_SPEED;
   const clock = new ScaledClock(speed);
-  const { binding, store } = createSandbox(scenario, clock);
+  const { binding, store } = createSandbox(scenario, clock, { heartbeats: true });
+  const chaosRate = options.chaos ?? scenario.apiChaos ?? 0;
   let server: KubeApiServer;
   try {
     // No credentials: kubectl sends no bearer token over plain HTTP, and the sandbox listens on 127.0.0.1 only.
-    server = await startKubeApiServer({ store, port: options.port ?? 0 });
+    server = await startKubeApiServer({ store, port: options.port ?? 0, ...(chaosRate > 0 ? { chaos: new ApiChaos({ rate: chaosRate, seed: scenario.seed }) } : {}) });
   } catch (err) {
     binding.close();
     clock.clearAll();
@@ -73,7 +77,7 @@ export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Pr
   const write = (text: string) => io.out.write(`${text}\n`);
   const shown = relative(process.cwd(), path) || path;
   const shownPlan = relative(process.cwd(), planPath) || planPath;
-  write(banner(scenario, file, server.url, shown, shownPlan, speed));
+  write(banner(scenario, file, server.url, shown, shownPlan, speed, chaosRate));
   io.onReady?.({ url: server.url, kubeconfig: path, plan: planPath });
 
   const narrator = options.quiet ? null : narrate(store, clock, scenario, write);
@@ -90,12 +94,12 @@ export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Pr
   return 0;
 }
 
-function banner(scenario: Scenario, file: string, url: string, kubeconfigPath: string, planPath: string, speed: number): string {
+function banner(scenario: Scenario, file: string, url: string, kubeconfigPath: string, planPath: string, speed: number, chaosRate: number): string {
   const palette = scenario.plan.mode === 'palette';
   const faults = scenario.faults.filter((f) => f.kind !== 'orchestrator-crash' && f.kind !== 'palette-stale-timestamp');
   const lines = [
     `patchpilot sandbox: cluster ${scenario.clusterName} (${scenario.nodes.length} simulated nodes, ${faults.length} fault(s) from ${relative(process.cwd(), file) || file})`,
-    `  API server   ${url}   (time runs ${speed}x)`,
+    `  API server   ${url}   (time runs ${speed}x${chaosRate > 0 ? `; API chaos: ${Math.round(chaosRate * 100)}% of requests fail transiently` : ''})`,
     `  kubeconfig   ${kubeconfigPath}`,
     `  plan         ${planPath}   (the scenario's plan${palette ? ', Palette mode' : ''})`,
     '',

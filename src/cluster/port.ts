@@ -4,6 +4,7 @@
  * repeats the step it was in: a second cordon, drain, job start or reboot with the same key must change nothing.
  */
 import type { DrainOutcome, PatchJobInput } from '../engine/effects.ts';
+import type { DrainFlags } from './drain-rules.ts';
 import type { AgentReport } from '../engine/report.ts';
 import type { PaletteArtifacts } from './palette.ts';
 
@@ -20,7 +21,7 @@ export interface ClusterNode {
   kernelVersion?: string;
 }
 
-export interface DrainOptions {
+export interface DrainOptions extends DrainFlags {
   gracePeriodSeconds: number;
   podSelector: string;
   /** Clock time at which to stop retrying refused evictions and return what refused them. */

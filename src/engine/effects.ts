@@ -39,6 +39,9 @@ export interface EffectKey {
 export interface DrainInput extends EffectKey {
   gracePeriodSeconds: number;
   podSelector: string;
+  /** The plan's drain.force and drain.deleteEmptyDirData (absent in runs persisted before they existed: false). */
+  force?: boolean;
+  deleteEmptyDirData?: boolean;
   /** When to stop retrying blocked evictions and report what blocked them (just before the step's deadline). */
   giveUpAt: number;
 }

@@ -50,6 +50,8 @@ export interface NodePolicy {
   rebootIfRequired: boolean;
   gracePeriodSeconds: number;
   podSelector: string;
+  drainForce?: boolean;
+  deleteEmptyDirData?: boolean;
   drainOnTimeout: Plan['drain']['onTimeout'];
   timeoutsMs: Record<NodeStep, number>;
   retryAttempts: number;
@@ -80,6 +82,8 @@ export function nodePolicy(plan: Plan): NodePolicy {
     rebootIfRequired: plan.rebootIfRequired,
     gracePeriodSeconds: plan.drain.gracePeriodSeconds,
     podSelector: plan.drain.podSelector,
+    drainForce: plan.drain.force,
+    deleteEmptyDirData: plan.drain.deleteEmptyDirData,
     drainOnTimeout: plan.drain.onTimeout,
     timeoutsMs: {
       preflight: API_STEP_TIMEOUT_MS,
@@ -569,6 +573,8 @@ export const nodeMachine = nodeSetup.createMachine({
           ...key(context),
           gracePeriodSeconds: context.input.policy.gracePeriodSeconds,
           podSelector: context.input.policy.podSelector,
+          force: context.input.policy.drainForce ?? false,
+          deleteEmptyDirData: context.input.policy.deleteEmptyDirData ?? false,
           giveUpAt: Math.max(context.stepStartedAt, context.deadline - DRAIN_REPORT_MARGIN_MS),
         }),
         onDone: [

@@ -44,6 +44,10 @@ export const drainSchema = z.strictObject({
   gracePeriodSeconds: z.number().int().min(-1).default(-1),
   /** Only evict pods matching this label selector (kubectl syntax); empty evicts all but DaemonSet and mirror pods. */
   podSelector: z.string().default(''),
+  /** Also evict pods that no controller would recreate (kubectl drain --force); otherwise the drain refuses them. */
+  force: z.boolean().default(false),
+  /** Also evict pods with emptyDir volumes, losing that data (kubectl drain --delete-emptydir-data). */
+  deleteEmptyDirData: z.boolean().default(false),
   /** After DRAIN_TIMEOUT: give the node back (uncordon) or keep it cordoned for a human (AKS's "Cordon" behaviour). */
   onTimeout: z.enum(['uncordon', 'keep-cordoned']).default('uncordon'),
 });

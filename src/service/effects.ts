@@ -96,8 +96,8 @@ export function clusterEffects(cluster: ClusterPort, options: ClusterEffectsOpti
       return null;
     },
 
-    async drainNode({ node, gracePeriodSeconds, podSelector, giveUpAt }, signal) {
-      return cluster.drain(node, { gracePeriodSeconds, podSelector, giveUpAt, signal });
+    async drainNode({ node, gracePeriodSeconds, podSelector, force, deleteEmptyDirData, giveUpAt }, signal) {
+      return cluster.drain(node, { gracePeriodSeconds, podSelector, force: force ?? false, deleteEmptyDirData: deleteEmptyDirData ?? false, giveUpAt, signal });
     },
 
     async runPatchJob(input, signal) {

@@ -7,6 +7,7 @@
  * Observation, so a run can be recorded and replayed with nodes behaving exactly as they did (src/sim/replay.ts).
  */
 import type { Clock } from '../engine/clock.ts';
+import { drainRefusals } from '../cluster/drain-rules.ts';
 import { EffectError, type BlockedEviction } from '../engine/effects.ts';
 import { ANNOTATIONS } from '../engine/metadata.ts';
 import type { AgentReport } from '../engine/report.ts';
@@ -36,7 +37,8 @@ import { InstalledPackages, KUBERNETES_PACKAGES, OS_PROFILES, packageNameOn, typ
 import { RandomStreams } from './random.ts';
 import type { Fault, SimNodeSpec, Updates } from './scenario.ts';
 
-export type PodOwner = 'Deployment' | 'DaemonSet' | 'static';
+/** 'none': a bare pod (no controller: the drain refuses it unless forced, and nothing brings it back). */
+export type PodOwner = 'Deployment' | 'DaemonSet' | 'static' | 'none';
 
 export interface SimPod {
   name: string;
@@ -44,10 +46,15 @@ export interface SimPod {
   owner: PodOwner;
   /** Labels beyond the app label (a blocking-pod fault's). */
   labels?: Record<string, string>;
+  /** Has an emptyDir volume: the drain refuses it unless drain.deleteEmptyDirData. */
+  emptyDir?: boolean;
 }
 
 /** How long after a node joins the scheduler starts putting workloads on it, unless it is cordoned by then. */
 export const JOIN_SCHEDULE_DELAY_MS = 20_000;
+
+/** Pods a drain evicts (DaemonSet and static pods stay). */
+const evicts = (pod: SimPod) => pod.owner === 'Deployment' || pod.owner === 'none';
 
 /** What a node did, as observed from outside: the material of recordings and replays. */
 export type Observation =
@@ -409,7 +416,7 @@ export class SimCluster implements ClusterPort {
     const node = this.#require(name);
     const random = this.#random.of(`${name}/drain`);
     const terminationMs = new Map<string, number>();
-    for (const pod of node.pods) if (pod.owner === 'Deployment') terminationMs.set(pod.name, random.int(3_000, 25_000));
+    for (const pod of node.pods) if (evicts(pod)) terminationMs.set(pod.name, random.int(3_000, 25_000));
     const protectedPods = new Map<string, { kind: 'pdb' | 'finalizer'; forMs: number | null; reason: string }>();
     const pdb = this.#fault(node, 'pdb-blocks-drain');
     if (pdb) {
@@ -487,7 +494,13 @@ export class SimCluster implements ClusterPort {
   async drain(name: string, options: DrainOptions): Promise<DrainResult> {
     const node = this.#require(name);
     const started = this.#clock.now();
-    const evictable = node.pods.filter((p) => p.owner === 'Deployment');
+    const evictable = node.pods.filter(evicts);
+    // kubectl drain's checks come first and evict nothing: the same rules (and words) as the Kubernetes adapter.
+    const refused = drainRefusals(
+      evictable.map((p) => ({ namespace: p.namespace, name: p.name, controlled: p.owner !== 'none', emptyDir: p.emptyDir === true })),
+      options,
+    );
+    if (refused.length > 0) return { evicted: 0, blocked: refused };
     const plan = this.#recorded.get(name)?.drain ?? this.#drainPlan(node, evictable.length);
     this.#observe({ type: 'drain', at: this.#virtual(started), node: name, ...plan });
     if (!this.#replaying) {
@@ -500,7 +513,7 @@ export class SimCluster implements ClusterPort {
       return { evicted: evictable.length - plan.blocked.length, blocked: plan.blocked };
     }
     await sleep(this.#clock, doneAt - started, options.signal);
-    node.pods = node.pods.filter((p) => p.owner !== 'Deployment');
+    node.pods = node.pods.filter((p) => !evicts(p));
     this.#onNodeChange(name);
     return { evicted: evictable.length, blocked: [] };
   }
@@ -874,5 +887,7 @@ function podsOf(spec: SimNodeSpec): SimPod[] {
   for (let i = 0; i < spec.pods.daemonset; i++) pods.push({ name: `ds-${i + 1}-${spec.name}`, namespace: 'kube-system', owner: 'DaemonSet' });
   const statics = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'etcd'];
   for (let i = 0; i < spec.pods.static; i++) pods.push({ name: `${statics[i % statics.length]}-${spec.name}`, namespace: 'kube-system', owner: 'static' });
+  for (let i = 0; i < (spec.pods.bare ?? 0); i++) pods.push({ name: `debug-${spec.name}-${i + 1}`, namespace: 'apps', owner: 'none' });
+  for (let i = 0; i < (spec.pods.emptyDir ?? 0); i++) pods.push({ name: `cache-${spec.name}-${i + 1}`, namespace: 'apps', owner: 'Deployment', emptyDir: true });
   return pods;
 }

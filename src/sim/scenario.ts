@@ -64,6 +64,10 @@ const podsSchema = z.strictObject({
   deployment: z.number().int().min(0).default(2),
   daemonset: z.number().int().min(0).default(1),
   static: z.number().int().min(0).default(0),
+  /** Pods no controller owns: a drain refuses them unless the plan says drain.force. */
+  bare: z.number().int().min(0).default(0),
+  /** Deployment pods with an emptyDir volume: a drain refuses them unless the plan says drain.deleteEmptyDirData. */
+  emptyDir: z.number().int().min(0).default(0),
 });
 
 const nodeSpecSchema = z.strictObject({
@@ -201,6 +205,12 @@ export const scenarioFileSchema = z.strictObject({
   triggers: z.array(triggerSchema).optional(),
   events: z.array(eventSchema).default([]),
   expect: z.union([expectationSchema, z.array(expectationSchema)]).optional(),
+  /**
+   * API chaos when the scenario is served by the sandbox (`patchpilot sandbox`, the equivalence suite): this share of
+   * API requests fails transiently (429 with Retry-After, 500, 409 on Node writes) and of watches is dropped. The
+   * simulator's own runs are unaffected: the outcomes must be the same.
+   */
+  apiChaos: z.number().min(0).max(0.5).optional(),
 });
 
 type NodeSpecOutput = z.output<typeof nodeSpecSchema>;
@@ -214,7 +224,7 @@ export interface SimNodeSpec {
   zone: string;
   labels: Record<string, string>;
   kubeletVersion: string;
-  pods: { deployment: number; daemonset: number; static: number };
+  pods: { deployment: number; daemonset: number; static: number; bare: number; emptyDir: number };
   packages: string[];
   updates: Updates | null;
   unschedulable: boolean;
@@ -247,6 +257,8 @@ export interface Scenario {
   expect: Expectation[];
   /** Where it came from, for messages. */
   source: string;
+  /** The share of API requests the sandbox fails transiently (src/sim/kube-api/chaos.ts); unset is none. */
+  apiChaos?: number;
 }
 
 export class ScenarioError extends Error {
@@ -418,6 +430,7 @@ export function parseScenario(text: string, source = 'scenario', overrides: { se
     events: events.sort((a, b) => a.at - b.at),
     expect,
     source,
+    ...(file.apiChaos === undefined ? {} : { apiChaos: file.apiChaos }),
   };
 }
 
@@ -443,7 +456,7 @@ function duplicateNamesInRaw(raw: unknown, locate: (path: readonly PropertyKey[]
 const ZONES = ['zone-a', 'zone-b', 'zone-c'];
 
 function toSimNode(spec: Omit<NodeSpecOutput, 'count'>, name: string, index: number): SimNodeSpec {
-  const defaultPods = spec.role === 'control-plane' ? { deployment: 1, daemonset: 2, static: 4 } : { deployment: 2, daemonset: 1, static: 0 };
+  const defaultPods = spec.role === 'control-plane' ? { deployment: 1, daemonset: 2, static: 4, bare: 0, emptyDir: 0 } : { deployment: 2, daemonset: 1, static: 0, bare: 0, emptyDir: 0 };
   return {
     name,
     os: spec.os,

@@ -6,7 +6,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeCluster } from '../../src/cluster/kube/index.ts';
 import { settle } from '../../src/service/drive.ts';
-import { startKubeApiServer, kubeconfig } from '../../src/sim/kube-api/index.ts';
+import { ApiChaos, startKubeApiServer, kubeconfig } from '../../src/sim/kube-api/index.ts';
 import type { ClusterThrough } from '../../src/sim/runner.ts';
 import { SandboxBinding } from '../../src/sim/sandbox/index.ts';
 import type { Scenario } from '../../src/sim/scenario.ts';
@@ -14,9 +14,17 @@ import type { Scenario } from '../../src/sim/scenario.ts';
 export interface KubeThrough extends ClusterThrough {
   /** HTTP requests the adapter sent. */
   readonly requests: () => number;
+  /** What the adapter warned about (Events the API refused). */
+  readonly warnings: () => readonly string[];
+  /** What API chaos injected (all zero without chaos). */
+  readonly chaos: () => ApiChaos['injected'];
 }
 
-export function throughKubeApi(scenario: Scenario): KubeThrough {
+/** `chaos`: the share of requests failed transiently and of watches dropped (default: the scenario's apiChaos). */
+export function throughKubeApi(scenario: Scenario, options: { chaos?: number } = {}): KubeThrough {
+  const rate = options.chaos ?? scenario.apiChaos ?? 0;
+  const chaos = rate > 0 ? new ApiChaos({ rate, seed: scenario.seed }) : undefined;
+  const warnings: string[] = [];
   let binding: SandboxBinding | null = null;
   let inFlight = 0;
   let sent = 0;
@@ -37,13 +45,16 @@ export function throughKubeApi(scenario: Scenario): KubeThrough {
   };
   return {
     requests: () => sent,
+    warnings: () => warnings,
+    chaos: () => chaos?.injected ?? { tooManyRequests: 0, internalError: 0, conflict: 0, watchDropped: 0 },
     onNodeChange: (name) => binding?.nodeChanged(name),
     async attach(sim, clock) {
       binding = new SandboxBinding({ sim, clock, agent: scenario.plan.agent, seed: scenario.seed });
-      const server = await startKubeApiServer({ store: binding.store });
+      const server = await startKubeApiServer({ store: binding.store, ...(chaos ? { chaos } : {}) });
       const kc = new KubeConfig();
       kc.loadFromString(kubeconfig(server.url));
-      const port = new KubeCluster({ kubeConfig: kc, clock, name: scenario.clusterName, activity, events: true });
+      // Chaos refuses some Events: the adapter's once-per-refusal warning is expected there, not worth a test's stderr.
+      const port = new KubeCluster({ kubeConfig: kc, clock, name: scenario.clusterName, activity, events: true, onWarning: (message) => warnings.push(message) });
       return {
         port,
         async idle() {

@@ -282,6 +282,37 @@ describe('KubeStore: watches and listeners', () => {
     expect(collect(store, 'nodes', { resourceVersion: '2' }).summary()).toEqual(['ADDED n3', 'ADDED n4', 'ADDED n5']);
   });
 
+  it('forgets changes older than the compaction window (5 minutes of clock time): resuming from before them is 410', () => {
+    const clock = new VirtualClock();
+    const store = new KubeStore({ clock });
+    store.create('nodes', node('n1'));
+    const seen = store.resourceVersion;
+    store.create('nodes', node('n2'));
+    clock.increment(4 * 60_000);
+    expect(collect(store, 'nodes', { resourceVersion: seen }).summary()).toEqual(['ADDED n2']);
+    clock.increment(2 * 60_000);
+    store.create('nodes', node('n3'));
+    const late = collect(store, 'nodes', { resourceVersion: seen });
+    expect(late.events[0]).toMatchObject({ type: 'ERROR', object: { code: 410, reason: 'Expired' } });
+    expect(late.ended()).toBe(true);
+    // A client already at the newest forgotten change, however long ago, is not behind.
+    expect(collect(store, 'nodes', { resourceVersion: String(Number(store.resourceVersion) - 1) }).summary()).toEqual(['ADDED n3']);
+  });
+
+  it('ends a watch without timeoutSeconds after 1-2x the minimum request timeout, as the API server spreads them', () => {
+    const clock = new VirtualClock();
+    const store = new KubeStore({ clock, minRequestTimeoutSeconds: 1800 });
+    const watches = Array.from({ length: 20 }, () => collect(store, 'nodes', {}));
+    clock.increment(1800 * 1000 - 1);
+    expect(watches.filter((w) => w.ended())).toHaveLength(0);
+    clock.increment(900 * 1000);
+    const halfway = watches.filter((w) => w.ended()).length;
+    expect(halfway).toBeGreaterThan(0);
+    expect(halfway).toBeLessThan(20);
+    clock.increment(900 * 1000);
+    expect(watches.filter((w) => w.ended())).toHaveLength(20);
+  });
+
   it('sends bookmarks on the clock when asked, and one last bookmark at timeoutSeconds', () => {
     const clock = new VirtualClock();
     const store = new KubeStore({ clock, bookmarkIntervalMs: 10_000 });

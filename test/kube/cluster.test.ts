@@ -167,6 +167,24 @@ describe('drain', () => {
     expect(eventsFor(bench.store, 'w1')).toContainEqual({ reason: 'PatchpilotDrain', type: 'Normal', message: 'drained: 2 pod(s) evicted' });
   });
 
+  it('refuses, as kubectl drain does, a pod with no controller or with emptyDir data, evicting nothing, unless the plan allows', async () => {
+    seedPod(bench.store, 'debug', { node: 'w1' });
+    bench.store.modify('pods', { namespace: 'shop', name: 'api-1' }, (p) => void ((p.spec as Record<string, unknown>).volumes = [{ name: 'scratch', emptyDir: {} }]), { internal: true });
+    const refused = await run(kube.drain('w1', { gracePeriodSeconds: 30, podSelector: '', giveUpAt: START + 60_000, signal: signal() }));
+    expect(refused).toEqual({
+      evicted: 0,
+      blocked: [
+        { pod: 'api-1', namespace: 'shop', reason: 'cannot delete Pods with local storage (set drain.deleteEmptyDirData in the plan to override)' },
+        { pod: 'debug', namespace: 'shop', reason: 'cannot delete Pods that declare no controller (set drain.force in the plan to override)' },
+      ],
+    });
+    expect(bench.requests.filter((r) => r.subresource === 'eviction')).toEqual([]);
+    expect(eventsFor(bench.store, 'w1').at(-1)).toMatchObject({ reason: 'PatchpilotDrain', type: 'Warning', message: expect.stringContaining('shop/debug: cannot delete Pods that declare no controller') });
+    const allowed = await run(kube.drain('w1', { gracePeriodSeconds: 30, podSelector: '', force: true, deleteEmptyDirData: true, giveUpAt: START + 60_000, signal: signal() }));
+    expect(allowed).toEqual({ evicted: 3, blocked: [] });
+    expect(remaining()).toEqual(['batch-done', 'etcd-w1', 'fluentd-x1', 'web-2']);
+  });
+
   it("evicts only the plan's pod selector", async () => {
     const result = await run(kube.drain('w1', { gracePeriodSeconds: -1, podSelector: 'app=web', giveUpAt: START + 60_000, signal: signal() }));
     expect(result.evicted).toBe(1);

@@ -19,22 +19,31 @@ function outcomes(result: SimResult) {
   }));
 }
 
-/** Defines the tests for every `of`-th scenario file, starting with the `part`-th (EQUIVALENCE_ONLY=a,b narrows them). */
-export function equivalenceTests(part: number, of: number): void {
-  const only = process.env.EQUIVALENCE_ONLY?.split(',');
+/**
+ * Defines the tests for every `of`-th scenario file, starting with the `part`-th (EQUIVALENCE_ONLY=a,b narrows them;
+ * `files` names them instead). With `chaos`, the sandbox fails that share of API requests transiently and drops
+ * watches (src/sim/kube-api/chaos.ts): the node outcomes must not change.
+ */
+export function equivalenceTests(part: number, of: number, options: { chaos?: number; files?: readonly string[] } = {}): void {
+  const only = options.files ?? process.env.EQUIVALENCE_ONLY?.split(',');
   const files = readdirSync(DIR)
     .filter((f) => f.endsWith('.yaml'))
     .sort()
     .filter((_, i) => i % of === part)
     .filter((f) => !only || only.some((o) => f.startsWith(o)));
-  describe(`the engine through the Kubernetes adapter and the sandbox matches the simulator (part ${part + 1} of ${of})`, () => {
+  const chaos = options.chaos ? ` under ${Math.round(options.chaos * 100)}% API chaos` : '';
+  describe(`the engine through the Kubernetes adapter and the sandbox matches the simulator${chaos} (part ${part + 1} of ${of})`, () => {
     for (const file of files) {
       it(file, { timeout: 120_000 }, async () => {
         const scenario = loadScenario(`${DIR}/${file}`);
         const direct = await runScenario(scenario);
-        const through = throughKubeApi(scenario);
+        const through = throughKubeApi(scenario, options.chaos === undefined ? {} : { chaos: options.chaos });
         const viaKube = await runScenario(scenario, { through });
         expect(through.requests()).toBeGreaterThan(0);
+        if (options.chaos) {
+          const injected = through.chaos();
+          expect(injected.tooManyRequests + injected.internalError + injected.conflict).toBeGreaterThan(0);
+        }
         expect(outcomes(viaKube)).toEqual(outcomes(direct));
         expect(viaKube.failedExpectations).toEqual([]);
       });

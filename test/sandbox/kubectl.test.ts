@@ -4,7 +4,7 @@
  * stopped with SIGTERM.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scratchDirs } from '../helpers/scratch.ts';
@@ -33,8 +33,8 @@ describe.skipIf(!KUBECTL)('patchpilot sandbox with kubectl (Palette mode)', () =
     sandbox = spawn(process.execPath, [BIN, 'sandbox', '--scenario', SCENARIO, '--kubeconfig', kubeconfig, '--speed', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
     sandbox.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     sandbox.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await until('the kubeconfig', () => existsSync(kubeconfig) && existsSync(plan));
-  });
+    await until('the kubeconfig and the banner', () => existsSync(kubeconfig) && existsSync(plan) && output.includes('Stop with Ctrl-C'));
+  }, 60_000);
 
   afterAll(async () => {
     if (sandbox.exitCode === null) {
@@ -81,6 +81,44 @@ describe.skipIf(!KUBECTL)('patchpilot sandbox with kubectl (Palette mode)', () =
     const marked = labels.out.split('\n').filter((line) => line.includes(`${TASK_LABEL}=`));
     expect(marked.map((line) => line.split(/\s+/)[0]).sort()).toEqual(['cp-1', 'rocky-1', 'worker-1', 'worker-2']);
     expect(kubectl('get', 'nodes').out).not.toContain('SchedulingDisabled');
+
+    // patchpilot's Events are where a real API server accepts Events about Nodes (default), so kubectl finds them.
+    const events = kubectl('get', 'events', '--field-selector', 'involvedObject.name=worker-2', '-o', 'jsonpath={.items[*].reason}');
+    expect(events.code).toBe(0);
+    expect(events.out.split(' ')).toEqual(expect.arrayContaining(['PatchpilotCordon', 'PatchpilotDrain', 'PatchpilotPatch', 'PatchpilotUncordon']));
+  });
+
+  it('refuses what Kubernetes refuses, computes budgets, honours server-side dry run, and has node Leases', { timeout: 90_000 }, () => {
+    const bad = kubectl('patch', 'node', 'worker-1', '--type', 'merge', '-p', '{"metadata":{"labels":"not-a-map"}}');
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/The request is invalid: patch: Invalid value: .*metadata\.labels: must be object/);
+    expect(kubectl('get', 'node', 'worker-1', '--show-labels').out).toContain('kubernetes.io/os=linux');
+
+    const budget = join(dir, 'pdb.json');
+    writeFileSync(budget, JSON.stringify({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'app-none', namespace: 'apps' }, spec: { maxUnavailable: 0, selector: { matchLabels: { app: 'app' } } } }));
+    // No OpenAPI document is served (see README), so client-side validation is off.
+    expect(kubectl('create', '-f', budget, '--validate=false').code).toBe(0);
+    expect(kubectl('get', 'pdb', 'app-none', '-n', 'apps', '-o', 'jsonpath={.status.disruptionsAllowed}').out).toBe('0');
+    const blocked = kubectl('drain', 'worker-2', '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=3s');
+    expect(blocked.code).not.toBe(0);
+    expect(blocked.err).toContain("Cannot evict pod as it would violate the pod's disruption budget.");
+    expect(kubectl('delete', 'pdb', 'app-none', '-n', 'apps').code).toBe(0);
+    expect(kubectl('uncordon', 'worker-2').code).toBe(0);
+
+    const podsOn = (node: string) => kubectl('get', 'pods', '-A', '--field-selector', `spec.nodeName=${node}`, '-o', 'name').out;
+    const before = podsOn('worker-2');
+    const dryDrain = kubectl('drain', 'worker-2', '--ignore-daemonsets', '--delete-emptydir-data', '--dry-run=server');
+    expect(dryDrain.code).toBe(0);
+    expect(dryDrain.out).toContain('node/worker-2 drained (server dry run)');
+    expect(podsOn('worker-2')).toBe(before);
+    expect(kubectl('get', 'node', 'worker-2').out).not.toContain('SchedulingDisabled');
+    expect(kubectl('delete', 'node', 'worker-2', '--dry-run=server').out).toContain('(server dry run)');
+    expect(kubectl('get', 'node', 'worker-2', '-o', 'name').out.trim()).toBe('node/worker-2');
+
+    expect(kubectl('get', 'leases', '-n', 'kube-node-lease', '-o', 'name').out).toContain('lease.coordination.k8s.io/worker-1');
+    const described = kubectl('describe', 'node', 'worker-1').out;
+    expect(described).toMatch(/Lease:\s+HolderIdentity:\s+worker-1/);
+    expect(described).not.toContain('Failed to get lease');
   });
 
   it('shows a cordon to `kubectl get nodes -w`, and takes label, uncordon and drain', { timeout: 60_000 }, async () => {

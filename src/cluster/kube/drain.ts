@@ -1,5 +1,6 @@
 /**
- * Draining a node as `kubectl drain --ignore-daemonsets` does, through the Eviction API so that PodDisruptionBudgets
+ * Draining a node as `kubectl drain --ignore-daemonsets` does (and, like it, refusing up front, evicting nothing, when
+ * a pod has no controller or has emptyDir data the plan did not allow to lose: drain-rules.ts), through the Eviction API so that PodDisruptionBudgets
  * are honoured: DaemonSet pods (their controller would put them straight back), mirror pods (the kubelet owns them)
  * and pods that already finished are left alone; every other pod is evicted, a refused eviction (429: a PDB) is asked
  * again every poll until `giveUpAt`, and an evicted pod counts as gone once it no longer exists (or its name belongs
@@ -9,6 +10,7 @@ import type { CoreV1Api, V1Eviction, V1Pod } from '@kubernetes/client-node';
 import type { Clock } from '../../engine/clock.ts';
 import type { BlockedEviction } from '../../engine/effects.ts';
 import { sleep } from '../in-process.ts';
+import { drainRefusals } from '../drain-rules.ts';
 import type { DrainOptions, DrainResult } from '../port.ts';
 import { statusText, KubeApiError } from './errors.ts';
 import { isNotFound, type KubeRequests } from './requests.ts';
@@ -47,9 +49,19 @@ export async function drainNode(ctx: DrainContext, node: string, options: DrainO
     (o) => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}`, ...(options.podSelector ? { labelSelector: options.podSelector } : {}) }, o),
     { signal },
   );
+  const candidates = list.items.filter((pod) => skipReason(pod) === null);
+  const refused = drainRefusals(
+    candidates.map((pod) => ({
+      namespace: pod.metadata?.namespace ?? 'default',
+      name: pod.metadata?.name ?? '',
+      controlled: pod.metadata?.ownerReferences?.some((o) => o.controller === true) ?? false,
+      emptyDir: pod.spec?.volumes?.some((v) => v.emptyDir !== undefined) ?? false,
+    })),
+    options,
+  );
+  if (refused.length > 0) return { evicted: 0, blocked: refused };
   const toEvict = new Map<string, PodRef>();
-  for (const pod of list.items) {
-    if (skipReason(pod) !== null) continue;
+  for (const pod of candidates) {
     const ref = { namespace: pod.metadata?.namespace ?? 'default', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' };
     toEvict.set(key(ref), ref);
   }

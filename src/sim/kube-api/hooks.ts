@@ -40,6 +40,8 @@ export interface RequestInfo {
 export type RequestHook = (request: RequestInfo) => StatusError | void;
 
 export interface DeleteOptions {
+  /** Server-side dry run: everything is checked and admitted, nothing is stored. */
+  dryRun?: boolean;
   propagationPolicy?: PropagationPolicy;
   gracePeriodSeconds?: number;
   preconditions?: { uid?: string; resourceVersion?: string };
@@ -47,6 +49,8 @@ export interface DeleteOptions {
 
 interface AdmissionBase {
   resource: ResourceType;
+  /** A dry run: decide as for a real write, but change nothing outside the request (no timers, no simulation). */
+  dryRun?: boolean;
   subresource?: string;
   namespace?: string;
   name: string;
@@ -87,6 +91,8 @@ export interface EvictionRequest {
   eviction: KubeObject;
   user: UserInfo;
   store: KubeStore;
+  /** A dry run (query or deleteOptions.dryRun): refuse as for real, but carry nothing out. */
+  dryRun: boolean;
 }
 
 /**

@@ -6,6 +6,7 @@
 export { KubeStore } from './store.ts';
 export type { KubeStoreOptions, WriteOptions, StoreDeleteOptions, DeleteResult, ListOptions, ListResult, PodLogOptions, EventRecord } from './store.ts';
 export { startKubeApiServer } from './server.ts';
+export { ApiChaos, type ChaosOptions } from './chaos.ts';
 export type { KubeApiServer, KubeApiServerOptions } from './server.ts';
 export { kubeconfig } from './kubeconfig.ts';
 export { KubeHooks, ADMIN_USER } from './hooks.ts';

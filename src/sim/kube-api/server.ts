@@ -5,8 +5,10 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { authenticate, authorize, reviewAccess, type Principal, type TokenGrant } from './auth.ts';
 import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, versionInfo } from './discovery.ts';
+import type { ApiChaos } from './chaos.ts';
 import type { DeleteOptions, RequestInfo } from './hooks.ts';
 import { isPlainObject, type KubeObject } from './objects.ts';
 import { PATCH_TYPES, patchTypeOf } from './patch.ts';
@@ -21,7 +23,7 @@ import {
   success,
   unsupportedMediaType,
 } from './status.ts';
-import type { KubeStore } from './store.ts';
+import { parseDryRun, type KubeStore } from './store.ts';
 import { toTable, type IncludeObject } from './tables.ts';
 import type { WatchEvent, WatchHandle } from './watch.ts';
 
@@ -33,6 +35,8 @@ export interface KubeApiServerOptions {
   port?: number;
   /** What /version reports. */
   gitVersion?: string;
+  /** Transient failures on any resource endpoint and dropped watches (chaos.ts). */
+  chaos?: ApiChaos;
 }
 
 export interface KubeApiServer {
@@ -85,6 +89,35 @@ function negotiate(accept: string | undefined, tableAllowed: boolean): Represent
   return undefined;
 }
 
+function sendBytes(res: ServerResponse, code: number, body: Buffer, encoding?: 'gzip'): void {
+  res.writeHead(code, { 'Content-Type': JSON_TYPE, 'Content-Length': body.length, ...(encoding ? { 'Content-Encoding': encoding, Vary: 'Accept-Encoding' } : {}) });
+  res.end(body);
+}
+
+/** The API server gzips a response above 128 KiB for a client that accepts it (APIResponseCompression). */
+const GZIP_THRESHOLD = 128 * 1024;
+
+function acceptsGzip(req: IncomingMessage): boolean {
+  const accepted = req.headers['accept-encoding'];
+  return typeof accepted === 'string' && accepted.split(',').some((e) => e.split(';')[0]!.trim().toLowerCase() === 'gzip');
+}
+
+interface CachedList {
+  resourceVersion: string;
+  body: Buffer;
+  /** Compressed once, when a client that accepts gzip first asks for it. */
+  gzipped?: Buffer;
+}
+
+function sendList(req: IncomingMessage, res: ServerResponse, entry: CachedList): void {
+  if (entry.body.length < GZIP_THRESHOLD || !acceptsGzip(req)) return sendBytes(res, 200, entry.body);
+  entry.gzipped ??= gzipSync(entry.body, { level: 1 });
+  sendBytes(res, 200, entry.gzipped, 'gzip');
+}
+
+/** Distinct lists (resource, namespace, selectors) whose bodies are kept; the oldest goes first. */
+const LIST_CACHE_ENTRIES = 64;
+
 function send(res: ServerResponse, code: number, body: string, contentType = JSON_TYPE): void {
   res.writeHead(code, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
@@ -135,8 +168,12 @@ function parseJson(text: string): unknown {
   }
 }
 
+/**
+ * A boolean query parameter as apimachinery converts it (Convert_Slice_string_To_bool): absent is false, "0" and
+ * "false" in any case are false, anything else (even empty) is true: python-kubernetes sends `watch=True`.
+ */
 function queryBool(value: string | null): boolean {
-  return value === 'true' || value === '1';
+  return value !== null && value !== '0' && value.toLowerCase() !== 'false';
 }
 
 function queryInt(query: URLSearchParams, key: string): number | undefined {
@@ -161,6 +198,7 @@ function deleteOptionsFrom(query: URLSearchParams, body: unknown): DeleteOptions
   } else if (orphan === true || orphan === 'true') {
     options.propagationPolicy = 'Orphan';
   }
+  if (parseDryRun(query.getAll('dryRun')) || parseDryRun(fromBody.dryRun)) options.dryRun = true;
   const grace = queryInt(query, 'gracePeriodSeconds') ?? fromBody.gracePeriodSeconds;
   if (typeof grace === 'number') options.gracePeriodSeconds = grace;
   if (isPlainObject(fromBody.preconditions)) {
@@ -178,6 +216,17 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
   const openStreams = new Set<() => void>();
   const discoverable = new ResourceRegistry([...store.resources.all, SELF_SUBJECT_ACCESS_REVIEWS]);
   let address = '127.0.0.1:0';
+
+  /**
+   * Serialised list bodies, as the real watch cache keeps them: a list asked again before anything changed (the
+   * store's resourceVersion is the same) is the same bytes, sent without listing, filtering or joining again.
+   */
+  const listCache = new Map<string, CachedList>();
+  const remember = (key: string, entry: CachedList) => {
+    listCache.delete(key);
+    listCache.set(key, entry);
+    if (listCache.size > LIST_CACHE_ENTRIES) listCache.delete(listCache.keys().next().value!);
+  };
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => sendStatus(res, asStatusError(error)));
@@ -214,8 +263,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     if (route.name !== undefined) info.name = route.name;
     const denied = authorize(principal, info);
     if (denied) return sendStatus(res, denied);
-    const injected = store.hooks.checkRequest(info);
-    if (injected) return sendStatus(res, injected);
+    const injected = store.hooks.checkRequest(info) ?? options.chaos?.strike(info);
+    if (injected) {
+      req.resume();
+      return sendStatus(res, injected);
+    }
     await serveResource(req, res, url.searchParams, route, verb, principal);
   }
 
@@ -300,7 +352,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     const { type, namespace, name, subresource } = route;
     const ref = { name: name ?? '', ...(namespace === undefined ? {} : { namespace }) };
     const user = principal.user;
-    if (query.has('dryRun')) throw badRequest('dryRun is not supported by the patchpilot sandbox API server');
+    const dryRun = parseDryRun(query.getAll('dryRun'));
     if (subresource === 'log') return servePodLog(res, query, { namespace: namespace!, name: name! });
     const representation = negotiate(req.headers.accept, verb === 'get' || verb === 'list' || verb === 'watch');
     if (!representation) throw notAcceptable([JSON_TYPE, 'application/json;as=Table;v=v1;g=meta.k8s.io']);
@@ -318,23 +370,28 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
         if (subresource === 'status' || subresource === undefined) return answerObject(200, store.get(resourceName(type), ref));
         break;
       case 'list': {
+        const listKey = representation.kind === 'json' ? `${resourceName(type)}|${namespace ?? ''}|${query.get('labelSelector') ?? ''}|${query.get('fieldSelector') ?? ''}` : undefined;
+        const cached = listKey === undefined ? undefined : listCache.get(listKey);
+        if (cached !== undefined && cached.resourceVersion === store.resourceVersion) return sendList(req, res, cached);
         const result = store.list(resourceName(type), listOptions(query, namespace));
         if (representation.kind === 'table') {
           const table = toTable(type, result.items, { now: now(), includeObject, withColumns: true, resourceVersion: result.resourceVersion });
           return send(res, 200, JSON.stringify(table));
         }
         const head = `{"kind":"${type.kind}List","apiVersion":"${apiVersionOf(type)}","metadata":{"resourceVersion":"${result.resourceVersion}"},"items":[`;
-        return send(res, 200, `${head}${result.items.map(toJson).join(',')}]}`);
+        const entry: CachedList = { resourceVersion: result.resourceVersion, body: Buffer.from(`${head}${result.items.map(toJson).join(',')}]}`) };
+        if (listKey !== undefined) remember(listKey, entry);
+        return sendList(req, res, entry);
       }
       case 'watch':
         return serveWatch(req, res, query, route, representation, includeObject);
       case 'create': {
         const body = await readJsonBody(req);
         if (subresource === 'eviction') {
-          await store.evict({ namespace: namespace!, name: name! }, body as KubeObject, user);
+          await store.evict({ namespace: namespace!, name: name! }, body as KubeObject, user, { dryRun });
           return send(res, 201, JSON.stringify(success(undefined, 201)));
         }
-        const created = store.create(resourceName(type), body as KubeObject, { user, ...(namespace === undefined ? {} : { namespace }) });
+        const created = store.create(resourceName(type), body as KubeObject, { user, dryRun, ...(namespace === undefined ? {} : { namespace }) });
         return answerObject(201, created);
       }
       case 'update': {
@@ -345,7 +402,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
           throw badRequest(`the name of the object (${object.metadata.name}) does not match the name on the URL (${name})`);
         }
         object.metadata.name = name;
-        const updated = store.update(resourceName(type), object, { user, ...(namespace === undefined ? {} : { namespace }), ...(subresource === undefined ? {} : { subresource }) });
+        const updated = store.update(resourceName(type), object, { user, dryRun, ...(namespace === undefined ? {} : { namespace }), ...(subresource === undefined ? {} : { subresource }) });
         return answerObject(200, updated);
       }
       case 'patch': {
@@ -353,7 +410,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
         const patchType = patchTypeOf(contentType);
         if (!patchType) throw unsupportedMediaType(contentType, [PATCH_TYPES.json, PATCH_TYPES.merge, PATCH_TYPES.strategic]);
         const patch = parseJson(await readBody(req));
-        const patched = store.patch(resourceName(type), ref, patchType, patch, { user, ...(subresource === undefined ? {} : { subresource }) });
+        const patched = store.patch(resourceName(type), ref, patchType, patch, { user, dryRun, ...(subresource === undefined ? {} : { subresource }) });
         return answerObject(200, patched);
       }
       case 'delete': {
@@ -430,9 +487,18 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     if (res.writableEnded) return;
     begin();
     openStreams.add(finish);
+    // Chaos: the connection goes mid-stream, with no last event, as a restarting API server or a proxy drops it.
+    const dropAfter = options.chaos?.watchDropAfter();
+    const dropTimer = dropAfter === undefined ? undefined : store.clock.setTimeout(() => {
+      options.chaos?.watchDropped();
+      openStreams.delete(finish);
+      handle?.stop();
+      res.destroy();
+    }, dropAfter);
     res.on('close', () => {
       openStreams.delete(finish);
       handle?.stop();
+      if (dropTimer !== undefined) store.clock.clearTimeout(dropTimer);
     });
     req.resume();
   }

@@ -192,7 +192,8 @@ export function notAcceptable(accepted: readonly string[]): StatusError {
 }
 
 export function tooManyRequests(message: string, retryAfterSeconds = 1, causes?: StatusCause[]): StatusError {
-  const details: StatusDetails = { retryAfterSeconds };
+  // Go's omitempty: a 0 (the eviction subresource's) is not sent, and neither is a Retry-After header.
+  const details: StatusDetails = retryAfterSeconds > 0 ? { retryAfterSeconds } : {};
   if (causes !== undefined) details.causes = causes;
   return new StatusError(429, 'TooManyRequests', message, details);
 }

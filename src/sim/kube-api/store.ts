@@ -48,6 +48,7 @@ import {
   undecodablePatch,
 } from './status.ts';
 import { decodeError } from './schema.ts';
+import { evictionVerdict, syncBudgets } from './disruption.ts';
 import { applyCreateDefaults, validate } from './strategies.ts';
 import { WatchHub, type Change, type WatchEvent, type WatchHandle, type WatchOptions } from './watch.ts';
 
@@ -59,6 +60,10 @@ export interface KubeStoreOptions {
   seed?: number;
   /** How many changes a watch can resume across (older resourceVersions get 410 Gone). */
   watchHistory?: number;
+  /** Clock time a change can be resumed from (older resourceVersions get 410 Gone); 5 minutes, like etcd's compaction. */
+  compactionWindowMs?: number;
+  /** The API server's --min-request-timeout: a watch without timeoutSeconds ends after 1-2x this (1800 s). */
+  minRequestTimeoutSeconds?: number;
   /** Clock interval between BOOKMARK events; under client-node's 30 s watch inactivity timeout by default. */
   bookmarkIntervalMs?: number;
   /** Where an exception thrown by a change listener goes (the write itself has happened). */
@@ -74,6 +79,8 @@ export interface WriteOptions {
   subresource?: string;
   /** For a namespaced resource when the object does not say (or to check that it says the same). */
   namespace?: string;
+  /** Server-side dry run: decoded, admitted and validated as for real, answered, never stored. */
+  dryRun?: boolean;
 }
 
 export interface StoreDeleteOptions extends DeleteOptions {
@@ -151,14 +158,33 @@ export class KubeStore {
   #pending: Change[] = [];
   #dispatching = false;
   #depth = 0;
+  /** Whether this store serves pods and PodDisruptionBudgets, so evictions meet budgets. */
+  readonly #budgets: boolean;
 
   constructor(options: KubeStoreOptions) {
     this.clock = options.clock;
     this.resources = new ResourceRegistry(options.resources ?? BUILTIN_RESOURCES);
     this.#random = seededRandom(options.seed ?? 1);
-    this.#hub = new WatchHub(options.clock, options.watchHistory ?? 10_000, options.bookmarkIntervalMs ?? 15_000);
+    this.#hub = new WatchHub(options.clock, {
+      historyLimit: options.watchHistory ?? 10_000,
+      compactionWindowMs: options.compactionWindowMs ?? 5 * 60_000,
+      bookmarkIntervalMs: options.bookmarkIntervalMs ?? 15_000,
+      minRequestTimeoutSeconds: options.minRequestTimeoutSeconds ?? 1800,
+      random: seededRandom((options.seed ?? 1) ^ 0x5bd1e995),
+    });
     this.hooks = new KubeHooks(options.onListenerError ?? ((error) => console.error('kube-api: a change listener failed:', error)));
     for (const type of this.resources.all) this.#tables.set(type, { objects: new Map(), sorted: undefined });
+    const plurals = new Set(this.resources.all.map((t) => `${t.group}/${t.plural}`));
+    this.#budgets = plurals.has('/pods') && plurals.has('policy/poddisruptionbudgets');
+    if (this.#budgets) {
+      // The disruption controller: a budget's status follows every change of a pod or a budget in its namespace.
+      const sync = (event: ChangeEvent) => {
+        const namespace = event.object.metadata.namespace;
+        if (namespace !== undefined) syncBudgets(this, namespace, () => rfc3339(this.clock.now()));
+      };
+      this.hooks.onChange('pods', sync);
+      this.hooks.onChange('poddisruptionbudgets', sync);
+    }
   }
 
   /** The resourceVersion of the latest change. */
@@ -290,17 +316,26 @@ export class KubeStore {
   }
 
   /** POST pods/eviction: the eviction handler decides; without one the pod is deleted as a client delete would. */
-  async evict(ref: { namespace: string; name: string }, eviction: KubeObject, user: UserInfo = ADMIN_USER): Promise<void> {
+  async evict(ref: { namespace: string; name: string }, eviction: KubeObject, user: UserInfo = ADMIN_USER, options: { dryRun?: boolean } = {}): Promise<void> {
+    const undecodableBecause = decodeError('policy', 'v1', 'Eviction', { ...eviction, apiVersion: 'policy/v1', kind: 'Eviction' });
+    if (undecodableBecause !== undefined) throw undecodable('Eviction', 'v1', undecodableBecause);
     const pod = this.get('pods', ref);
     const evictionName = eviction.metadata?.name;
     if (evictionName !== undefined && evictionName !== ref.name) throw badRequest('name in URL does not match name in Eviction object');
+    const bodyOptions = isPlainObject(eviction.deleteOptions) ? eviction.deleteOptions : {};
+    const dryRun = options.dryRun === true || parseDryRun(bodyOptions.dryRun);
+    if (this.#budgets) {
+      const verdict = evictionVerdict(pod, this.list('poddisruptionbudgets', { namespace: ref.namespace }).items);
+      if (verdict instanceof StatusError) throw verdict;
+    }
     const handler = this.hooks.evictionHandler;
     if (handler) {
-      await handler({ namespace: ref.namespace, name: ref.name, pod, eviction, user, store: this });
+      await handler({ namespace: ref.namespace, name: ref.name, pod, eviction, user, store: this, dryRun });
       return;
     }
-    const deleteOptions = isPlainObject(eviction.deleteOptions) ? (eviction.deleteOptions as DeleteOptions) : {};
-    this.delete('pods', ref, { ...deleteOptions, user });
+    const deleteOptions: StoreDeleteOptions = { user, dryRun };
+    if (typeof bodyOptions.gracePeriodSeconds === 'number') deleteOptions.gracePeriodSeconds = bodyOptions.gracePeriodSeconds;
+    this.delete('pods', ref, deleteOptions);
   }
 
   /** GET pods/log: the lines the log handler gives, with the server's container check, tail, since and timestamps. */
@@ -493,13 +528,14 @@ export class KubeStore {
     const fromClient = options.internal !== true;
     applyCreateDefaults(type, draft, { now: this.clock.now(), fromClient });
     if (fromClient) {
-      this.hooks.runAdmission({ operation: 'CREATE', verb: 'create', resource: type, namespace, name: meta.name ?? '', user: options.user ?? ADMIN_USER, object: draft });
+      this.hooks.runAdmission({ operation: 'CREATE', verb: 'create', resource: type, namespace, name: meta.name ?? '', user: options.user ?? ADMIN_USER, object: draft, dryRun: options.dryRun === true });
     }
     const errors = validate(type, draft, undefined);
     if (errors.length > 0) throw invalid(type.group, type.kind, meta.name ?? '', errors);
     dropEmptyMetadata(draft);
     if (namespace !== undefined) this.#checkNamespaceAccepts(type, namespace, meta.name ?? '');
     if (this.#lookup(type, { namespace, name: meta.name ?? '' })) throw alreadyExists(groupResource(type), meta.name ?? '');
+    if (options.dryRun) return deepFreeze(draft);
     return this.#commit(type, 'ADDED', draft, undefined);
   }
 
@@ -523,7 +559,9 @@ export class KubeStore {
   }
 
   #update(type: ResourceType, old: KubeObject, input: KubeObject, options: WriteOptions, verb: 'update' | 'patch'): KubeObject {
-    this.#decode(type, input, verb);
+    // The simulation's own updates (status renders, heartbeats: most writes) are trusted to keep the shape their
+    // create was decoded with; every client write is decoded.
+    if (options.internal !== true) this.#decode(type, input, verb);
     const name = old.metadata.name ?? '';
     if (!isPlainObject(input.metadata)) input.metadata = {};
     if (input.metadata.name !== undefined && input.metadata.name !== name) {
@@ -562,7 +600,7 @@ export class KubeStore {
       else meta[field] = old.metadata[field] as never;
     }
     if (options.internal !== true) {
-      const request = { operation: 'UPDATE', verb, resource: type, name, user: options.user ?? ADMIN_USER, object: draft, oldObject: old } as const;
+      const request = { operation: 'UPDATE', verb, resource: type, name, user: options.user ?? ADMIN_USER, object: draft, oldObject: old, dryRun: options.dryRun === true } as const;
       const namespace = old.metadata.namespace;
       const subresource = options.subresource;
       this.hooks.runAdmission({ ...request, ...(namespace === undefined ? {} : { namespace }), ...(subresource === undefined ? {} : { subresource }) });
@@ -573,6 +611,7 @@ export class KubeStore {
     meta.resourceVersion = old.metadata.resourceVersion;
     dropEmptyMetadata(draft);
     if (deepEqual(old, draft)) return old;
+    if (options.dryRun) return deepFreeze(draft);
     if (old.metadata.deletionTimestamp !== undefined && (meta.finalizers ?? []).length === 0) return this.#remove(type, draft, old);
     return this.#commit(type, 'MODIFIED', draft, old);
   }
@@ -583,11 +622,14 @@ export class KubeStore {
     if (options.propagationPolicy !== undefined) deleteOptions.propagationPolicy = options.propagationPolicy;
     if (options.gracePeriodSeconds !== undefined) deleteOptions.gracePeriodSeconds = options.gracePeriodSeconds;
     if (options.preconditions !== undefined) deleteOptions.preconditions = options.preconditions;
+    const dryRun = options.dryRun === true;
+    if (dryRun) deleteOptions.dryRun = true;
     if (options.internal !== true) {
       const namespace = old.metadata.namespace;
-      const request = { operation: 'DELETE', verb, resource: type, name: old.metadata.name ?? '', user: options.user ?? ADMIN_USER, oldObject: old, options: deleteOptions } as const;
+      const request = { operation: 'DELETE', verb, resource: type, name: old.metadata.name ?? '', user: options.user ?? ADMIN_USER, oldObject: old, options: deleteOptions, dryRun } as const;
       deferred = this.hooks.runAdmission(namespace === undefined ? request : { ...request, namespace }) === 'deferred';
     }
+    if (dryRun) return this.#deleteDryRun(type, old, deferred, options);
     if (type.group === '' && type.plural === 'namespaces') return this.#deleteNamespace(old);
     const policy: PropagationPolicy = options.propagationPolicy ?? type.defaultPropagation;
     const uid = old.metadata.uid ?? '';
@@ -616,6 +658,21 @@ export class KubeStore {
       return now ? { object: now, removed: false } : { object: current, removed: true };
     }
     return { object: this.#remove(type, structuredClone(old), old), removed: true };
+  }
+
+  /** What a delete would answer, changing nothing: the object marked for deletion, or the object as it goes. */
+  #deleteDryRun(type: ResourceType, old: KubeObject, deferred: boolean, options: StoreDeleteOptions): DeleteResult {
+    const policy: PropagationPolicy = options.propagationPolicy ?? type.defaultPropagation;
+    const waits = type.group === '' && type.plural === 'namespaces';
+    const foreground = policy === 'Foreground' && this.#dependentsOf(old.metadata.uid ?? '').length > 0;
+    if (!deferred && !waits && !foreground && (old.metadata.finalizers ?? []).length === 0) return { object: old, removed: true };
+    const draft = structuredClone(old);
+    if (draft.metadata.deletionTimestamp === undefined) {
+      const grace = deferred ? (options.gracePeriodSeconds ?? podGracePeriod(old)) : 0;
+      draft.metadata.deletionTimestamp = rfc3339(this.clock.now() + grace * 1000);
+      draft.metadata.deletionGracePeriodSeconds = grace;
+    }
+    return { object: deepFreeze(draft), removed: false };
   }
 
   /** Takes the object out, then does what its absence implies: GC of dependents, foreground owners, namespaces. */
@@ -721,6 +778,19 @@ export class KubeStore {
     const draft = structuredClone(ns);
     this.#remove(this.resources.resolve('namespaces'), draft, ns);
   }
+}
+
+/**
+ * metav1's dryRun: a list whose only allowed value is "All" (an empty list is no dry run); anything else is a 400, as
+ * ValidateDryRun answers.
+ */
+export function parseDryRun(value: unknown): boolean {
+  if (value === undefined || value === null) return false;
+  const values = Array.isArray(value) ? value : [value];
+  for (const v of values) {
+    if (v !== 'All') throw badRequest(`Invalid dryRun: dryRun: Unsupported value: ${JSON.stringify(v)}: supported values: "All"`);
+  }
+  return values.length > 0;
 }
 
 /** Go's omitempty: an empty labels map or finalizers list is no labels or finalizers at all. */

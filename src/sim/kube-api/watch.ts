@@ -92,8 +92,9 @@ class Watcher {
     else if (before) this.request.onEvent({ type: 'DELETED', object });
   }
 
-  start(clock: Clock, bookmarkIntervalMs: number): void {
-    const { allowWatchBookmarks, timeoutSeconds } = this.request;
+  start(clock: Clock, bookmarkIntervalMs: number, defaultTimeoutSeconds: number): void {
+    const { allowWatchBookmarks } = this.request;
+    const timeoutSeconds = this.request.timeoutSeconds ?? defaultTimeoutSeconds;
     if (allowWatchBookmarks) {
       const tick = () => {
         this.#bookmark();
@@ -133,22 +134,34 @@ class Watcher {
   }
 }
 
+export interface WatchHubOptions {
+  /** How many changes a watch can resume across at most. */
+  historyLimit: number;
+  /** Clock time a change stays resumable (etcd's compaction interval: 5 minutes by default). */
+  compactionWindowMs: number;
+  bookmarkIntervalMs: number;
+  /**
+   * A watch without timeoutSeconds ends after this many seconds times a random factor in [1, 2), as the API server's
+   * --min-request-timeout (1800 s) spreads its watches; the client then watches again from where it was.
+   */
+  minRequestTimeoutSeconds: number;
+  random: () => number;
+}
+
 export class WatchHub {
   readonly clock: Clock;
-  readonly #historyLimit: number;
-  readonly #bookmarkIntervalMs: number;
-  /** A ring of the last `historyLimit` changes, oldest at `#historyStart`. */
-  #history: Change[] = [];
+  readonly #options: WatchHubOptions;
+  /** Resumable changes, oldest at `#historyStart`; what is before it was compacted away. */
+  #history: Array<{ change: Change; at: number }> = [];
   #historyStart = 0;
   /** The newest resourceVersion dropped from the history: a watch must start at or after it. */
   #compactedRv = 0;
   #publishedRv = 0;
   #watchers = new Map<ResourceType, Set<Watcher>>();
 
-  constructor(clock: Clock, historyLimit: number, bookmarkIntervalMs: number) {
+  constructor(clock: Clock, options: WatchHubOptions) {
     this.clock = clock;
-    this.#historyLimit = Math.max(1, historyLimit);
-    this.#bookmarkIntervalMs = bookmarkIntervalMs;
+    this.#options = { ...options, historyLimit: Math.max(1, options.historyLimit) };
   }
 
   get publishedRv(): number {
@@ -157,19 +170,30 @@ export class WatchHub {
 
   publish(change: Change): void {
     this.#publishedRv = change.rv;
-    if (this.#history.length < this.#historyLimit) {
-      this.#history.push(change);
-    } else {
-      this.#compactedRv = this.#history[this.#historyStart]!.rv;
-      this.#history[this.#historyStart] = change;
-      this.#historyStart = (this.#historyStart + 1) % this.#historyLimit;
-    }
+    this.#history.push({ change, at: this.clock.now() });
+    this.#compact();
     const watchers = this.#watchers.get(change.resource);
     if (watchers) for (const watcher of [...watchers]) watcher.deliver(change);
   }
 
+  /** Drops changes beyond the history limit or older than the compaction window; the newest dropped bounds resumes. */
+  #compact(): void {
+    const cutoff = this.clock.now() - this.#options.compactionWindowMs;
+    while (this.#historyStart < this.#history.length) {
+      const oldest = this.#history[this.#historyStart]!;
+      if (this.#history.length - this.#historyStart <= this.#options.historyLimit && oldest.at >= cutoff) break;
+      this.#compactedRv = oldest.change.rv;
+      this.#historyStart++;
+    }
+    if (this.#historyStart > 1024 && this.#historyStart * 2 > this.#history.length) {
+      this.#history = this.#history.slice(this.#historyStart);
+      this.#historyStart = 0;
+    }
+  }
+
   /** Starts a watch; a request for a resourceVersion older than the history gets the 410 ERROR event and ends. */
   watch(request: WatchRequest): WatchHandle {
+    this.#compact();
     const rvText = request.resourceVersion;
     if (rvText === undefined || rvText === '' || rvText === '0') {
       const watcher = new Watcher(this, request, request.currentRv);
@@ -201,14 +225,14 @@ export class WatchHub {
     const set = this.#watchers.get(watcher.request.type) ?? new Set();
     set.add(watcher);
     this.#watchers.set(watcher.request.type, set);
-    watcher.start(this.clock, this.#bookmarkIntervalMs);
+    const { bookmarkIntervalMs, minRequestTimeoutSeconds, random } = this.#options;
+    watcher.start(this.clock, bookmarkIntervalMs, Math.floor(minRequestTimeoutSeconds * (1 + random())));
     return { stop: () => watcher.stop() };
   }
 
   *#historySince(rv: number): Generator<Change> {
-    const n = this.#history.length;
-    for (let i = 0; i < n; i++) {
-      const change = this.#history[(this.#historyStart + i) % n]!;
+    for (let i = this.#historyStart; i < this.#history.length; i++) {
+      const { change } = this.#history[i]!;
       if (change.rv > rv) yield change;
     }
   }

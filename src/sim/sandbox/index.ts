@@ -19,7 +19,7 @@ import { deepEqual } from '../kube-api/patch.ts';
 import { StatusError, internalError, tooManyRequests } from '../kube-api/status.ts';
 import { KubeStore } from '../kube-api/store.ts';
 import { Kubelets } from './kubelet.ts';
-import { controllerObjects, nodeObject, ownerOf, pdbObject, podObject, type Json } from './objects.ts';
+import { budgetName, controllerObjects, microTime, nodeLeaseObject, nodeObject, ownerOf, pdbObject, podObject, type Json } from './objects.ts';
 import { playedByPalette, playPalette, sandboxResources } from './palette.ts';
 
 /** Namespaces every sandbox has: the system ones, Palette's os-patch, and those of the simulated workloads. */
@@ -28,6 +28,8 @@ export const SANDBOX_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kub
 interface DrainSession {
   startedAt: number;
   plan: ReturnType<SimCluster['evictionPlan']>;
+  /** When the node's budget is relaxed (a pdb-blocks-drain fault with forSeconds). */
+  relaxTimer: number | undefined;
 }
 
 interface Terminating {
@@ -42,7 +44,17 @@ export interface SandboxBindingOptions {
   /** An existing store (with its server's hooks); a new one otherwise. */
   store?: KubeStore;
   seed?: number;
+  /**
+   * The kubelets' heartbeats at their real cadence on the clock: each Ready node renews its Lease in kube-node-lease
+   * every 10 s and reports its status (the conditions' lastHeartbeatTime) every 5 minutes, so resourceVersions churn
+   * as on a cluster. Off by default: a scenario run through the sandbox in virtual time would spend its writes on them.
+   */
+  heartbeats?: boolean;
 }
+
+/** kubelet defaults: a node Lease renewed every 10 s (a quarter of its 40 s), the status reported every 5 minutes. */
+export const LEASE_RENEW_MS = 10_000;
+export const NODE_STATUS_REPORT_MS = 5 * 60_000;
 
 /**
  * Binds a SimCluster to a KubeStore. Create the SimCluster with `onNodeChange` calling `nodeChanged` (and
@@ -60,6 +72,9 @@ export class SandboxBinding {
   readonly #terminating = new Map<string, Terminating>();
   /** resourceVersions of the Node writes this binding made (its renders), so that their events are not taken for a client's. */
   readonly #rendered = new Set<string>();
+  /** Each node's last status report (ISO). */
+  readonly #heartbeatAt = new Map<string, string>();
+  #heartbeatTimer: number | undefined;
 
   constructor(options: SandboxBindingOptions) {
     this.sim = options.sim;
@@ -83,7 +98,7 @@ export class SandboxBinding {
       // go) would set the simulator back, re-render, and the two versions would take turns for ever.
       if (event.type === 'MODIFIED' && this.store.find('nodes', { name })?.metadata.resourceVersion === rv) this.#nodeWrittenByClient(event.object);
     });
-    this.store.hooks.onEviction((request) => this.#evict(request.pod));
+    this.store.hooks.onEviction((request) => this.#evict(request.pod, request.dryRun));
     this.store.hooks.admit('pods', (request) => {
       if (request.operation !== 'DELETE') return undefined;
       const pod = request.oldObject;
@@ -91,10 +106,18 @@ export class SandboxBinding {
       if (pod.metadata.ownerReferences?.some((o) => o.kind === 'Job')) return undefined;
       const node = (pod.spec as Json | undefined)?.nodeName;
       if (typeof node !== 'string') return undefined;
+      if (request.dryRun) return 'deferred';
       this.#terminate(pod, node, this.#sessions.get(node)?.plan.terminationMs.get(pod.metadata.name!) ?? 5_000, null);
       return 'deferred';
     });
     this.store.hooks.onRequest((request) => {
+      // An eviction starts the node's drain session before the API server weighs the pod's budget: the fault's
+      // protection runs from the first eviction, as in the simulator.
+      if (request.resource === 'pods' && request.subresource === 'eviction' && request.namespace !== undefined && request.name !== undefined) {
+        const pod = this.store.find('pods', { namespace: request.namespace, name: request.name });
+        const node = (pod?.spec as Json | undefined)?.nodeName;
+        if (typeof node === 'string' && this.sim.nodeView(node) !== null && pod?.metadata.deletionTimestamp === undefined) this.#session(node);
+      }
       let call: string | undefined;
       let node: string | null = null;
       if (request.resource === 'nodes' && request.subresource === undefined) {
@@ -117,10 +140,43 @@ export class SandboxBinding {
       }
     }
     for (const { resource, object } of controllerObjects(owners.values(), this.#createdAt)) this.store.create(resource, object as KubeObject, { internal: true });
-    if (this.sim.nodeNames().some((name) => this.sim.podsOn(name).some((p) => p.name === PDB_POD(name)))) {
-      this.store.create('poddisruptionbudgets', pdbObject(this.#createdAt) as KubeObject, { internal: true });
+    for (const name of this.sim.nodeNames()) {
+      if (this.sim.podsOn(name).some((p) => p.name === PDB_POD(name))) this.store.create('poddisruptionbudgets', pdbObject(name, this.#createdAt) as KubeObject, { internal: true });
     }
     for (const name of this.sim.nodeNames()) this.nodeChanged(name);
+    if (options.heartbeats) this.#startHeartbeats();
+  }
+
+  #startHeartbeats(): void {
+    let lastReport = this.#clock.now();
+    const beat = () => {
+      const now = this.#clock.now();
+      const report = now - lastReport >= NODE_STATUS_REPORT_MS;
+      if (report) lastReport = now;
+      for (const name of this.sim.nodeNames()) {
+        const view = this.sim.nodeView(name);
+        // A node that is down renews nothing: its Lease runs out and its heartbeats stop, as with a dead kubelet.
+        if (!view?.ready) continue;
+        this.#renewLease(name, now);
+        if (report) {
+          this.#heartbeatAt.set(name, rfc3339(now));
+          this.nodeChanged(name);
+        }
+      }
+      this.#heartbeatTimer = this.#clock.setTimeout(beat, LEASE_RENEW_MS);
+    };
+    for (const name of this.sim.nodeNames()) if (this.sim.nodeView(name)?.ready) this.#renewLease(name, lastReport);
+    this.#heartbeatTimer = this.#clock.setTimeout(beat, LEASE_RENEW_MS);
+  }
+
+  #renewLease(name: string, at: number): void {
+    const ref = { namespace: 'kube-node-lease', name };
+    const uid = this.store.find('nodes', { name })?.metadata.uid ?? '';
+    if (!this.store.find('leases', ref)) {
+      this.store.create('leases', nodeLeaseObject(name, uid, at) as KubeObject, { internal: true });
+      return;
+    }
+    this.store.modify('leases', ref, (draft) => void ((draft.spec as Json).renewTime = microTime(at)), { internal: true });
   }
 
   /** SimCluster's onNodeChange: bring the Node object and its pods in line with the simulator. */
@@ -130,9 +186,11 @@ export class SandboxBinding {
     if (!view || !facts) return;
     if (!this.#index.has(name)) this.#index.set(name, this.#index.size);
     const now = rfc3339(this.#clock.now());
+    // The kubelet reports at once when something changed (Ready, the cordon), so a change is a heartbeat too.
+    if (!this.#heartbeatAt.has(name)) this.#heartbeatAt.set(name, now);
     const previous = this.#readySince.get(name);
     if (!previous || previous.ready !== view.ready) this.#readySince.set(name, { ready: view.ready, since: previous ? now : this.#createdAt });
-    if (!view.unschedulable) this.#sessions.delete(name);
+    if (!view.unschedulable) this.#endSession(name);
     const rendered = nodeObject(
       {
         name,
@@ -145,6 +203,7 @@ export class SandboxBinding {
         bootId: view.bootId,
         kubeletVersion: view.kubeletVersion,
         readySince: this.#readySince.get(name)!.since,
+        heartbeatAt: this.#heartbeatAt.get(name) ?? now,
         createdAt: this.#createdAt,
         index: this.#index.get(name)!,
       },
@@ -165,8 +224,50 @@ export class SandboxBinding {
     this.#syncPods(name);
   }
 
+  /**
+   * The node's drain session, started at its first eviction: the simulator's eviction plan (termination times, which
+   * pods a fault protects and how long). A budget the plan does not protect this time is relaxed at once; one it
+   * protects for a while, when that while is over; one it protects for good, never.
+   */
+  #session(node: string): DrainSession {
+    let session = this.#sessions.get(node);
+    if (session) return session;
+    session = { startedAt: this.#clock.now(), plan: this.sim.evictionPlan(node), relaxTimer: undefined };
+    this.#sessions.set(node, session);
+    const protection = session.plan.protectedPods.get(PDB_POD(node));
+    if (protection?.kind !== 'pdb') this.#setBudget(node, false);
+    else if (protection.forMs !== null) session.relaxTimer = this.#clock.setTimeout(() => this.#setBudget(node, false), protection.forMs);
+    return session;
+  }
+
+  #endSession(node: string): void {
+    const session = this.#sessions.get(node);
+    if (!session) return;
+    if (session.relaxTimer !== undefined) this.#clock.clearTimeout(session.relaxTimer);
+    this.#sessions.delete(node);
+    this.#setBudget(node, true);
+  }
+
+  /** The node's budget: minAvailable 1 while protecting its pod, maxUnavailable 1 once it no longer does. */
+  #setBudget(node: string, protecting: boolean): void {
+    const ref = { namespace: 'shop', name: budgetName(node) };
+    if (!this.store.find('poddisruptionbudgets', ref)) return;
+    this.store.modify('poddisruptionbudgets', ref, (draft) => {
+      const spec = draft.spec as Json;
+      if (protecting) {
+        delete spec.maxUnavailable;
+        spec.minAvailable = 1;
+      } else {
+        delete spec.minAvailable;
+        spec.maxUnavailable = 1;
+      }
+    }, { internal: true });
+  }
+
   /** Stops the simulated containers and pending terminations. */
   close(): void {
+    if (this.#heartbeatTimer !== undefined) this.#clock.clearTimeout(this.#heartbeatTimer);
+    for (const session of this.#sessions.values()) if (session.relaxTimer !== undefined) this.#clock.clearTimeout(session.relaxTimer);
     this.#kubelets.stopAll();
     for (const t of this.#terminating.values()) if (t.timer !== undefined) this.#clock.clearTimeout(t.timer);
     this.#terminating.clear();
@@ -199,25 +300,18 @@ export class SandboxBinding {
   }
 
   /** The Eviction API: refused while a PodDisruptionBudget fault protects the pod, else a graceful termination. */
-  #evict(pod: KubeObject): void {
+  #evict(pod: KubeObject, dryRun: boolean): void {
     const node = (pod.spec as Json | undefined)?.nodeName;
     const ref = { namespace: pod.metadata.namespace!, name: pod.metadata.name! };
     if (typeof node !== 'string' || pod.metadata.ownerReferences?.some((o) => o.kind === 'Job') || this.sim.nodeView(node) === null) {
-      this.store.delete('pods', ref, { internal: true });
+      this.store.delete('pods', ref, { internal: true, dryRun });
       return;
     }
-    if (pod.metadata.deletionTimestamp !== undefined) return;
-    let session = this.#sessions.get(node);
-    if (!session) {
-      session = { startedAt: this.#clock.now(), plan: this.sim.evictionPlan(node) };
-      this.#sessions.set(node, session);
-    }
+    // The API server has already weighed the pod's budget; a dry run stops here, having started nothing.
+    if (pod.metadata.deletionTimestamp !== undefined || dryRun) return;
+    const session = this.#session(node);
     const protection = session.plan.protectedPods.get(ref.name);
-    const now = this.#clock.now();
     const protectedUntil = protection?.forMs === null ? Infinity : session.startedAt + (protection?.forMs ?? 0);
-    if (protection?.kind === 'pdb' && now < protectedUntil) {
-      throw tooManyRequests(protection.reason, 10, [{ reason: 'DisruptionBudget', message: 'The disruption budget web needs 2 healthy pods and has 2 currently' }]);
-    }
     const terminationMs = session.plan.terminationMs.get(ref.name) ?? 5_000;
     this.#terminate(pod, node, terminationMs, protection?.kind === 'finalizer' ? protectedUntil : null);
   }
@@ -266,7 +360,7 @@ export interface Sandbox {
 }
 
 /** A sandbox for a scenario on a clock: its nodes, faults and updates, served through a KubeStore. */
-export function createSandbox(scenario: Scenario, clock: Clock): Sandbox {
+export function createSandbox(scenario: Scenario, clock: Clock, options: { heartbeats?: boolean } = {}): Sandbox {
   let binding: SandboxBinding | null = null;
   const sim = new SimCluster(scenario.nodes, {
     name: scenario.clusterName,
@@ -279,7 +373,7 @@ export function createSandbox(scenario: Scenario, clock: Clock): Sandbox {
     onNodeChange: (name) => binding?.nodeChanged(name),
   });
   const store = new KubeStore({ clock, seed: scenario.seed, resources: sandboxResources(scenario) });
-  binding = new SandboxBinding({ sim, clock, agent: scenario.plan.agent, store });
+  binding = new SandboxBinding({ sim, clock, agent: scenario.plan.agent, store, seed: scenario.seed, heartbeats: options.heartbeats ?? false });
   const stopPalette = playPalette({ store, sim, clock, scenario });
   // Closing the sandbox also detaches Palette's play (its log source and agent-pod replacement).
   const close = binding.close.bind(binding);

@@ -27,6 +27,8 @@ export interface NodeFacts {
   kubeletVersion: string;
   /** When Ready last changed (ISO), for the condition's lastTransitionTime. */
   readySince: string;
+  /** The kubelet's last status report (ISO), for the conditions' lastHeartbeatTime. */
+  heartbeatAt: string;
   createdAt: string;
   index: number;
 }
@@ -52,7 +54,7 @@ export function nodeObject(facts: NodeFacts, now: string): Json {
     status: healthy ? 'False' : 'True',
     reason: `KubeletHas${healthy ? 'No' : ''}${type}`,
     message: `kubelet has ${healthy ? 'no ' : ''}${type.replace(/Pressure/, ' pressure').toLowerCase()}`,
-    lastHeartbeatTime: now,
+    lastHeartbeatTime: facts.heartbeatAt,
     lastTransitionTime: facts.createdAt,
   });
   return {
@@ -76,7 +78,7 @@ export function nodeObject(facts: NodeFacts, now: string): Json {
           status: facts.ready ? 'True' : 'Unknown',
           reason: facts.ready ? 'KubeletReady' : 'NodeStatusUnknown',
           message: facts.ready ? 'kubelet is posting ready status' : 'Kubelet stopped posting node status.',
-          lastHeartbeatTime: now,
+          lastHeartbeatTime: facts.heartbeatAt,
           lastTransitionTime: facts.readySince,
         },
       ],
@@ -102,16 +104,34 @@ export function nodeObject(facts: NodeFacts, now: string): Json {
   };
 }
 
+/** metav1.MicroTime: RFC 3339 with exactly six fractional digits. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+/** The kubelet's node Lease in kube-node-lease, as `kubectl describe node` reads it (Lease: HolderIdentity, RenewTime). */
+export function nodeLeaseObject(node: string, nodeUid: string, renewedAt: number): Json {
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: node, namespace: 'kube-node-lease', ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: node, uid: nodeUid }] },
+    spec: { holderIdentity: node, leaseDurationSeconds: 40, renewTime: microTime(renewedAt) },
+  };
+}
+
 /** The controller objects the pods point at: ReplicaSets and DaemonSets exist, as kubectl drain checks. */
 export interface Owner {
   apiVersion: string;
-  kind: 'ReplicaSet' | 'DaemonSet' | 'Node';
+  /** 'None': a bare pod, with no ownerReference. */
+  kind: 'ReplicaSet' | 'DaemonSet' | 'Node' | 'None';
   namespace: string;
   name: string;
 }
 
 export function ownerOf(pod: SimPod, node: string): Owner {
   if (pod.owner === 'static') return { apiVersion: 'v1', kind: 'Node', namespace: pod.namespace, name: node };
+  if (pod.owner === 'none') return { apiVersion: 'v1', kind: 'None', namespace: pod.namespace, name: '' };
+  if (pod.emptyDir) return { apiVersion: 'apps/v1', kind: 'ReplicaSet', namespace: pod.namespace, name: 'cache-5b6f7d8c9' };
   if (pod.owner === 'DaemonSet') return { apiVersion: 'apps/v1', kind: 'DaemonSet', namespace: pod.namespace, name: pod.name.replace(`-${node}`, '') };
   if (pod.name === PDB_POD(node)) return { apiVersion: 'apps/v1', kind: 'ReplicaSet', namespace: pod.namespace, name: 'web-6c8b9d7f5' };
   if (pod.name === STUCK_POD(node)) return { apiVersion: 'apps/v1', kind: 'ReplicaSet', namespace: pod.namespace, name: 'worker-queue-5f7d4c9b8' };
@@ -120,21 +140,24 @@ export function ownerOf(pod: SimPod, node: string): Owner {
 
 export function podObject(pod: SimPod, node: string, createdAt: string): Json {
   const owner = ownerOf(pod, node);
-  const app = owner.kind === 'Node' ? pod.name.replace(`-${node}`, '') : owner.kind === 'DaemonSet' ? owner.name : owner.name.replace(/-[a-z0-9]+$/, '');
+  const app =
+    owner.kind === 'Node' ? pod.name.replace(`-${node}`, '') : owner.kind === 'None' ? 'debug' : owner.kind === 'DaemonSet' ? owner.name : owner.name.replace(/-[a-z0-9]+$/, '');
   const metadata: Json = {
     name: pod.name,
     namespace: pod.namespace,
     uid: uidOf('pod', pod.namespace, pod.name, createdAt),
     creationTimestamp: createdAt,
-    labels: { app, ...pod.labels },
-    ownerReferences: [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: uidOf(owner.kind, owner.namespace, owner.name), controller: true, blockOwnerDeletion: true }],
+    labels: { ...(pod.name === PDB_POD(node) ? { app, [BUDGET_LABEL]: budgetKey(node) } : { app }), ...pod.labels },
   };
+  if (owner.kind !== 'None') {
+    metadata.ownerReferences = [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: uidOf(owner.kind, owner.namespace, owner.name), controller: true, blockOwnerDeletion: true }];
+  }
   if (pod.owner === 'static') {
     // A mirror pod: the kubelet runs it from a manifest; the API object only reflects it, and drains skip it.
     metadata.annotations = { 'kubernetes.io/config.mirror': uidOf('mirror', pod.name).replace(/-/g, '').slice(0, 32), 'kubernetes.io/config.source': 'file' };
   }
   if (pod.name === STUCK_POD(node)) metadata.finalizers = [STUCK_FINALIZER];
-  const volumes = pod.owner === 'Deployment' ? [{ name: 'cache', emptyDir: {} }] : [];
+  const volumes = pod.emptyDir ? [{ name: 'cache', emptyDir: {} }] : [];
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -168,7 +191,7 @@ export function controllerObjects(owners: Iterable<Owner>, createdAt: string): A
   const seen = new Set<string>();
   const out: Array<{ resource: 'replicasets' | 'daemonsets'; object: Json }> = [];
   for (const owner of owners) {
-    if (owner.kind === 'Node') continue;
+    if (owner.kind === 'Node' || owner.kind === 'None') continue;
     const key = `${owner.kind}/${owner.namespace}/${owner.name}`;
     if (seen.has(key)) continue;
     seen.add(key);
@@ -188,13 +211,28 @@ export function controllerObjects(owners: Iterable<Owner>, createdAt: string): A
   return out;
 }
 
-/** The budget a pdb-blocks-drain fault stands for: every replica of `web` must stay up. */
-export function pdbObject(createdAt: string): Json {
+/** Tells apart the `web` pods of different nodes, each under its own budget (label values are at most 63 characters). */
+export const BUDGET_LABEL = 'sandbox.patchpilot.io/budget';
+
+export function budgetKey(node: string): string {
+  return createHash('sha256').update(node).digest('hex').slice(0, 12);
+}
+
+export function budgetName(node: string): string {
+  return `web-${budgetKey(node)}`;
+}
+
+/**
+ * The budget a pdb-blocks-drain fault stands for: the node's `web` pod must stay up (minAvailable 1) while the fault
+ * protects it; the binding relaxes it to maxUnavailable 1 when the protection ends (another replica became healthy).
+ * Its status is the disruption controller's (src/sim/kube-api/disruption.ts), as on a cluster.
+ */
+export function pdbObject(node: string, createdAt: string): Json {
+  const name = budgetName(node);
   return {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
-    metadata: { name: 'web', namespace: 'shop', uid: uidOf('pdb', 'shop', 'web'), creationTimestamp: createdAt },
-    spec: { minAvailable: '100%', selector: { matchLabels: { app: 'web' } } },
-    status: { currentHealthy: 2, desiredHealthy: 2, disruptionsAllowed: 0, expectedPods: 2, observedGeneration: 1 },
+    metadata: { name, namespace: 'shop', uid: uidOf('pdb', 'shop', name), creationTimestamp: createdAt },
+    spec: { minAvailable: 1, selector: { matchLabels: { app: 'web', [BUDGET_LABEL]: budgetKey(node) } } },
   };
 }

@@ -1,0 +1,125 @@
+/**
+ * The sandbox refuses what a real API server refuses, with the same codes and messages: undecodable bodies (types
+ * from the upstream OpenAPI schema, MicroTime's six digits) are 400, a patch that does not decode is upstream's 422 on
+ * `patch`, and semantic rules (labels, annotations, Event namespaces, Leases, Node taints) are 422 Invalid with causes.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { startKubeApiServer, type KubeApiServer, type KubeStore } from '../../src/sim/kube-api/index.ts';
+import { clusterStore, node, wallClock } from './fixtures.ts';
+
+let server: KubeApiServer | undefined;
+let store: KubeStore;
+let url: string;
+
+async function serve(): Promise<void> {
+  store = clusterStore(wallClock);
+  store.create('nodes', node('n1'), { internal: true });
+  server = await startKubeApiServer({ store });
+  url = server.url;
+}
+
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function call(method: string, path: string, body: unknown, contentType = 'application/json') {
+  const response = await fetch(`${url}${path}`, { method, headers: { 'Content-Type': contentType }, body: JSON.stringify(body) });
+  return { code: response.status, body: (await response.json()) as { reason?: string; message?: string; code?: number; details?: { causes?: { reason: string; field: string; message: string }[] } } };
+}
+
+const MERGE = 'application/merge-patch+json';
+const lease = (spec: Record<string, unknown>) => ({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'l1' }, spec });
+
+describe('the sandbox refuses what Kubernetes refuses', () => {
+  it('refuses a merge patch that makes labels a string (422 on patch), and the labels stay as they were', async () => {
+    await serve();
+    const answer = await call('PATCH', '/api/v1/nodes/n1', { metadata: { labels: 'not-a-map' } }, MERGE);
+    expect(answer.code).toBe(422);
+    expect(answer.body.reason).toBe('Invalid');
+    expect(answer.body.message).toMatch(/^ "" is invalid: patch: Invalid value: ".*": metadata\.labels: must be object/);
+    expect(answer.body.details?.causes?.[0]).toMatchObject({ reason: 'FieldValueInvalid', field: 'patch' });
+    expect(store.get('nodes', { name: 'n1' }).metadata.labels).toMatchObject({ 'kubernetes.io/os': 'linux' });
+  });
+
+  it('refuses spec.unschedulable "yes" instead of dropping it', async () => {
+    await serve();
+    const answer = await call('PATCH', '/api/v1/nodes/n1', { spec: { unschedulable: 'yes' } }, MERGE);
+    expect(answer.code).toBe(422);
+    expect(answer.body.message).toContain('spec.unschedulable: must be boolean');
+    expect((store.get('nodes', { name: 'n1' }).spec as Record<string, unknown>).unschedulable).toBeUndefined();
+  });
+
+  it('answers a create whose types are wrong with 400, as the decoder words it', async () => {
+    await serve();
+    const answer = await call('POST', '/apis/coordination.k8s.io/v1/namespaces/default/leases', lease({ leaseDurationSeconds: 'sixty' }));
+    expect(answer).toMatchObject({ code: 400, body: { reason: 'BadRequest', message: 'Lease in version "v1" cannot be handled as a Lease: spec.leaseDurationSeconds: must be integer' } });
+  });
+
+  it('wants MicroTimes with exactly six fractional digits', async () => {
+    await serve();
+    const millis = await call('POST', '/apis/coordination.k8s.io/v1/namespaces/default/leases', lease({ renewTime: '2026-12-06T04:00:00.123Z' }));
+    expect(millis.code).toBe(400);
+    expect(millis.body.message).toContain('spec.renewTime: parsing time "2026-12-06T04:00:00.123Z"');
+    const micros = await call('POST', '/apis/coordination.k8s.io/v1/namespaces/default/leases', lease({ renewTime: '2026-12-06T04:00:00.123456Z', leaseDurationSeconds: 15 }));
+    expect(micros.code).toBe(201);
+  });
+
+  it('refuses a Lease whose duration is not positive (422 with the field)', async () => {
+    await serve();
+    const answer = await call('POST', '/apis/coordination.k8s.io/v1/namespaces/default/leases', lease({ leaseDurationSeconds: 0 }));
+    expect(answer.code).toBe(422);
+    expect(answer.body.message).toBe('Lease.coordination.k8s.io "l1" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0');
+    expect(answer.body.details?.causes).toEqual([{ reason: 'FieldValueInvalid', field: 'spec.leaseDurationSeconds', message: 'Invalid value: 0: must be greater than 0' }]);
+  });
+
+  it('refuses label keys and values that are not qualified names', async () => {
+    await serve();
+    const answer = await call('PATCH', '/api/v1/nodes/n1', { metadata: { labels: { 'bad key!': 'x', ok: 'not ok' } } }, MERGE);
+    expect(answer.code).toBe(422);
+    expect(answer.body.details?.causes?.map((c) => `${c.field} ${c.message.split(',')[0]}`)).toEqual([
+      "metadata.labels Invalid value: \"bad key!\": name part must consist of alphanumeric characters",
+      "metadata.labels Invalid value: \"not ok\": a valid label must be an empty string or consist of alphanumeric characters",
+    ]);
+    expect(store.get('nodes', { name: 'n1' }).metadata.labels?.['bad key!']).toBeUndefined();
+  });
+
+  it('refuses annotations over 256 KiB in total', async () => {
+    await serve();
+    const answer = await call('PATCH', '/api/v1/nodes/n1', { metadata: { annotations: { big: 'x'.repeat(300 * 1024) } } }, MERGE);
+    expect(answer.code).toBe(422);
+    expect(answer.body.message).toBe('Node "n1" is invalid: metadata.annotations: Too long: may not be more than 262144 bytes');
+  });
+
+  it('refuses an Event about a Node outside default, and one with eventTime that lacks the reporting fields', async () => {
+    await serve();
+    const base = { involvedObject: { kind: 'Node', name: 'n1', apiVersion: 'v1' }, reason: 'Test', message: 'm', type: 'Normal' };
+    const misplaced = await call('POST', '/api/v1/namespaces/os-patch/events', { metadata: { name: 'n1.a' }, ...base });
+    expect(misplaced.code).toBe(422);
+    expect(misplaced.body.message).toBe('Event "n1.a" is invalid: involvedObject.namespace: Invalid value: "": does not match event.namespace');
+    expect((await call('POST', '/api/v1/namespaces/default/events', { metadata: { name: 'n1.b' }, ...base })).code).toBe(201);
+    const modern = await call('POST', '/api/v1/namespaces/default/events', { metadata: { name: 'n1.c' }, ...base, eventTime: '2026-12-06T04:00:00.000000Z' });
+    expect(modern.code).toBe(422);
+    expect(modern.body.details?.causes?.map((c) => c.field)).toEqual(['reportingController', 'reportingInstance', 'action']);
+    const pod = { ...base, involvedObject: { kind: 'Pod', name: 'p', namespace: 'kube-system' } };
+    expect((await call('POST', '/api/v1/namespaces/default/events', { metadata: { name: 'p.a' }, ...pod })).code).toBe(422);
+  });
+
+  it('refuses taints with an unknown effect, and a change of a Node providerID once set', async () => {
+    await serve();
+    const taint = await call('PATCH', '/api/v1/nodes/n1', { spec: { taints: [{ key: 'k', effect: 'Sometimes' }] } }, MERGE);
+    expect(taint.code).toBe(422);
+    expect(taint.body.message).toContain('spec.taints[0].effect: Unsupported value: "Sometimes": supported values: "NoSchedule", "PreferNoSchedule", "NoExecute"');
+    expect((await call('PATCH', '/api/v1/nodes/n1', { spec: { providerID: 'aws:///i-1' } }, MERGE)).code).toBe(200);
+    const moved = await call('PATCH', '/api/v1/nodes/n1', { spec: { providerID: 'aws:///i-2' } }, MERGE);
+    expect(moved.code).toBe(422);
+    expect(moved.body.message).toContain('spec.providerID: Forbidden: node updates may not change providerID except from "" to valid');
+  });
+
+  it('refuses a Node named with upper case (DNS-1123 subdomain)', async () => {
+    await serve();
+    const answer = await call('POST', '/api/v1/nodes', { metadata: { name: 'Node_1' } });
+    expect(answer.code).toBe(422);
+    expect(answer.body.details?.causes?.[0]).toMatchObject({ field: 'metadata.name', reason: 'FieldValueInvalid' });
+  });
+});
