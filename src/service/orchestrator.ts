@@ -8,9 +8,8 @@ import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { ClusterPort } from '../cluster/port.ts';
 import type { Clock } from '../engine/clock.ts';
 import { approvalVerdict, type FleetEvent, type FleetInput, type FleetOutput } from '../engine/fleet.machine.ts';
-import { versionHash } from '../engine/hash.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
-import { resolveTriggerStart } from '../engine/schedule.ts';
+import { deriveRunStart } from '../engine/run-start.ts';
 import type { Store } from '../store/store.ts';
 import { clusterEffects } from './effects.ts';
 import { FLEET_ACTOR_ID, Journal, restoreRunSnapshot, type PersistedFleet } from './journal.ts';
@@ -138,14 +137,12 @@ export class Orchestrator {
   async start(request: StartRequest): Promise<RunHandle> {
     const now = this.#clock.now();
     const plan = request.plan;
-    const derived = resolveTriggerStart(plan.trigger, now);
-    const notBefore = request.notBefore === undefined ? derived.notBefore : request.notBefore;
-    const triggerId = request.triggerId ?? derived.triggerId;
+    const { notBefore, triggerId, hash } = deriveRunStart(plan, now, request);
     const runId = this.#newRunId(now);
     const input: FleetInput = {
       runId,
       plan,
-      hash: versionHash(plan, triggerId),
+      hash,
       requestedBy: request.requestedBy,
       createdAt: now,
       notBefore,
