@@ -330,7 +330,7 @@ export function resolveOnDemandNotBefore(requested: string | undefined, now: num
   if (at < now) {
     throw new ScheduleError(
       `on-demand notBefore ${iso(at)} is in the past (now is ${iso(now)}); ` +
-        'omit it to start at once, or pick a future time',
+        'omit it, or pick a future time',
     );
   }
   return at;

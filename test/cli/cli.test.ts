@@ -131,7 +131,7 @@ describe('plan check', () => {
       name: 'a valid plan shows the resolved plan, its schedule and hash',
       text: 'cluster: prod-east\nconcurrency: 2\ntrigger: { kind: preset, preset: monthly, timeZone: Europe/Berlin }\n',
       code: 0,
-      out: [/valid/, /trigger: .*1st/i, /a run started now begins: \d{4}-\d\d-\d\dT\d\d:00:00\.000Z/, /next fire times: \d{4}-\d\d-\d\dT/, /version hash for trigger "on-demand": [0-9a-f]{20}/, /holdPackages:/],
+      out: [/valid/, /trigger: .*1st/i, /a run started now begins: \d{4}-\d\d-\d\dT\d\d:00:00\.000Z/, /next fire times: \d{4}-\d\d-\d\dT/, /version hash for trigger "preset@\d{4}-\d\d-\d\dT[\d:.]+Z": [0-9a-f]{20}/, /holdPackages:/],
     },
     {
       name: 'an on-demand time already in the past is refused, as Palette refuses it',
