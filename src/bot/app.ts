@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { App, HTTPReceiver, LogLevel, type Logger, type RespondFn } from '@slack/bolt';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import { describeSchedule, nextFireTime, scheduleSchema, type ScheduleInput } from '../engine/schedule.ts';
-import { versionHash } from '../engine/hash.ts';
+import { deriveRunStart } from '../engine/run-start.ts';
 import { selectNodes } from '../engine/selection.ts';
 import {
   Orchestrator,
@@ -22,8 +22,9 @@ import {
   type ClusterTarget,
   type RunEvent,
 } from '../service/index.ts';
+import type { MembershipResolver } from '../service/orchestrator.ts';
 import { parsePatchCommand, type PatchCommand } from './commands.ts';
-import { secretsOf, type BotConfig } from './config.ts';
+import { BotConfigError, secretsOf, type BotConfig } from './config.ts';
 import { BotMetrics } from './metrics.ts';
 import { RunProgress } from './progress.ts';
 import { ACTIONS, cardBlocks, cardText, resetBlocks, type CardFacts } from './views.ts';
@@ -39,6 +40,8 @@ export interface BotOptions {
   botUserId?: string;
   /** Minimum time between two edits of a card's status line. */
   progressIntervalMs?: number;
+  /** How long a user group's members are trusted before Slack is asked again (default 5 minutes). */
+  groupCacheTtlMs?: number;
 }
 
 export interface Bot {
@@ -91,7 +94,7 @@ export function createBot(options: BotOptions): Bot {
   for (const target of options.clusters) {
     orchestrators.set(
       target.name,
-      new Orchestrator({ cluster: target.cluster, clock: target.clock, store: target.store, onEvent: (event) => onRunEvent(event) }),
+      new Orchestrator({ cluster: target.cluster, clock: target.clock, store: target.store, membership: (user, entries) => membership(user, entries), onEvent: (event) => onRunEvent(event) }),
     );
   }
 
@@ -127,32 +130,30 @@ export function createBot(options: BotOptions): Bot {
     return { refusal: config.channels.size > 0 ? 'this channel is not bound to any cluster (PATCHPILOT_CHANNELS)' : `name the cluster: one of ${[...clusters.keys()].join(', ')}` };
   }
 
-  /** Who may decide: not the requester, on the allow-list (user ids, or members of allow-listed user groups). */
-  async function mayApprove(user: string, requester: string): Promise<string | null> {
-    if (user === requester) return 'you requested this run: someone else must approve it (two-person rule)';
-    if (config.approvers.length === 0) return null;
-    if (config.approvers.includes(user)) return null;
-    for (const group of config.approvers.filter((a) => a.startsWith('S'))) {
-      const members = await groupMembers(group);
-      if (members.includes(user)) return null;
-    }
-    return 'you are not on the approver list (PATCHPILOT_APPROVERS)';
-  }
-
-  const groupCache = new Map<string, { members: string[]; until: number }>();
-  async function groupMembers(group: string): Promise<string[]> {
+  /**
+   * Slack user groups among the approvers (ids starting with S), resolved through usergroups.users.list and cached
+   * for a while: the Orchestrator's injected membership resolver. The engine decides with the answer.
+   */
+  const groupCache = new Map<string, { members: readonly string[]; until: number }>();
+  const groupTtlMs = options.groupCacheTtlMs ?? 5 * 60_000;
+  async function groupMembers(group: string): Promise<readonly string[]> {
     const cached = groupCache.get(group);
     if (cached && cached.until > Date.now()) return cached.members;
     try {
       const answer = await app.client.usergroups.users.list({ usergroup: group });
       const members = answer.users ?? [];
-      groupCache.set(group, { members, until: Date.now() + 5 * 60_000 });
+      groupCache.set(group, { members, until: Date.now() + groupTtlMs });
       return members;
     } catch (err) {
       log('warn', `user group ${group} could not be read:`, err);
       return [];
     }
   }
+  const membership: MembershipResolver = async (user, entries) => {
+    const groups = entries.filter((entry) => /^S[A-Z0-9]+$/.test(entry));
+    const found = await Promise.all(groups.map(async (group) => ((await groupMembers(group)).includes(user) ? group : null)));
+    return found.filter((group): group is string => group !== null);
+  };
 
   app.command('/patch', async ({ command, ack, respond, client }) => {
     const started = performance.now();
@@ -206,6 +207,12 @@ export function createBot(options: BotOptions): Bot {
       audit(target, { actor: user, action: `slack.command.${cmd.kind}`, runId: 'runId' in cmd ? cmd.runId : result.runId ?? null, details: { channel, text: command.text, result: result.summary } });
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
+      if (err instanceof BotRefusal) {
+        metrics.count('refusals', { reason: 'usage' });
+        audit(target, { actor: user, action: 'slack.command.refused', details: { channel, text: command.text, reason: message } });
+        await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${message}.` }).catch(() => {});
+        return;
+      }
       log('error', `/patch ${cmd.kind} failed:`, err);
       audit(target, { actor: user, action: `slack.command.${cmd.kind}`, details: { channel, text: command.text, error: message } });
       await respond({ response_type: 'ephemeral', replace_original: false, text: `:warning: \`/patch ${cmd.kind}\` failed: ${redact(message)}` }).catch(() => {});
@@ -254,14 +261,8 @@ export function createBot(options: BotOptions): Bot {
         return { summary: `asked to confirm the reset of ${nodes.length} node(s)` };
       }
       case 'approve':
-      case 'reject': {
-        const refusal = await decisionRefusal(cmd.runId, ctx.user);
-        if (refusal) {
-          metrics.count('refusals', { reason: 'approver' });
-          return say(`Refused: ${refusal}.`);
-        }
+      case 'reject':
         return decide(target, cmd.runId, ctx.user, cmd.kind === 'approve', ctx.respond);
-      }
       case 'pause':
       case 'resume':
       case 'cancel': {
@@ -340,13 +341,19 @@ export function createBot(options: BotOptions): Bot {
       ...(cmd.noReboot ? { rebootIfRequired: false } : {}),
       ...(cmd.concurrency !== undefined ? { concurrency: cmd.concurrency } : {}),
       trigger: { kind: 'on-demand' },
-      approval: { required: true, approvers: config.approvers.filter((a) => !a.startsWith('S')), twoPersonRule: true },
+      // User groups stay in the list: the engine asks the membership resolver about them.
+      approval: { required: true, approvers: config.approvers, twoPersonRule: true },
     });
-    const triggerId = `slack-${randomUUID().slice(0, 8)}`;
+    // Each Slack request is a trigger of its own, starting at once (deriveRunStart, as `run --trigger` does).
+    const start = deriveRunStart(plan, target.clock.now(), { triggerId: `slack-${randomUUID().slice(0, 8)}`, notBefore: null });
     const nodes = await target.cluster.listNodes();
-    const selection = selectNodes(nodes, { labelKey: plan.labelKey, hash: versionHash(plan, triggerId), nodeSelector: plan.nodeSelector, nodes: plan.nodes });
+    const selection = selectNodes(nodes, { labelKey: plan.labelKey, hash: start.hash, nodeSelector: plan.nodeSelector, nodes: plan.nodes });
+    if (selection.unknown.length > 0) {
+      // Refused before a card is posted: nobody should approve a run that cannot start.
+      throw new BotRefusal(`no node named ${selection.unknown.map((n) => `\`${n}\``).join(', ')} in ${target.name}`);
+    }
     const orchestrator = orchestrators.get(target.name)!;
-    const handle = await orchestrator.start({ plan, requestedBy: ctx.user, triggerId, notBefore: null });
+    const handle = await orchestrator.start({ plan, requestedBy: ctx.user, triggerId: start.triggerId, notBefore: start.notBefore });
     const facts: CardFacts = {
       runId: handle.runId,
       cluster: target.name,
@@ -381,13 +388,6 @@ export function createBot(options: BotOptions): Bot {
     return { summary: `run ${handle.runId} requested, ${facts.nodes.length} node(s); card posted`, runId: handle.runId };
   }
 
-  async function decisionRefusal(runId: string, user: string): Promise<string | null> {
-    const target = targetOfRun(runId);
-    const run = target?.store?.getRun(runId);
-    if (!run) return `there is no run ${runId}`;
-    return mayApprove(user, run.requestedBy);
-  }
-
   /** Compare-and-set through the store: of two clicks (or two approvers), one decides and the other is told. */
   async function decide(target: ClusterTarget, runId: string, user: string, approved: boolean, respond: RespondFn): Promise<{ summary: string }> {
     const orchestrator = orchestrators.get(target.name)!;
@@ -399,8 +399,10 @@ export function createBot(options: BotOptions): Bot {
       await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${text}.` });
       return { summary: text };
     }
-    const answer = orchestrator.command(runId, { type: approved ? 'APPROVE' : 'REJECT', by: user });
+    // The engine decides (approvalVerdict, group approvers resolved through Slack); this only reports its answer.
+    const answer = await orchestrator.decide(runId, { type: approved ? 'APPROVE' : 'REJECT', by: user });
     metrics.count('decisions', { decision: approved ? 'approve' : 'reject', accepted: String(answer.ok) });
+    if (!answer.ok) metrics.count('refusals', { reason: 'approver' });
     audit(target, { actor: user, action: approved ? 'slack.decision.approve' : 'slack.decision.reject', runId, details: { accepted: answer.ok, message: answer.message } });
     if (!answer.ok) {
       await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${answer.message}.` });
@@ -429,8 +431,6 @@ export function createBot(options: BotOptions): Bot {
       };
       if (!target) return refuse(`there is no run ${runId}`, 'unknown');
       if (config.channels.size > 0 && config.channels.get(channel) !== target.name) return refuse(`this channel is not bound to cluster ${target.name}`, 'channel');
-      const refusal = await decisionRefusal(runId, user);
-      if (refusal) return refuse(refusal, 'approver');
       try {
         await decide(target, runId, user, approved, respond);
       } catch (err) {
@@ -499,7 +499,10 @@ export function createBot(options: BotOptions): Bot {
     async start(port = config.port) {
       if (!options.botUserId) {
         const auth = await app.client.auth.test().catch((err: unknown) => {
-          throw new Error(`Slack refused the bot token (auth.test): ${redact(err instanceof Error ? err.message : String(err))}`);
+          const text = redact(err instanceof Error ? err.message : String(err));
+          // @slack/web-api tells a refusal (an answer with ok: false) from a request that got no answer at all.
+          if ((err as { code?: string }).code === 'slack_webapi_platform_error') throw new BotConfigError(`Slack refused the bot token (auth.test): ${text}`, 'check SLACK_BOT_TOKEN (an xoxb- token of this app, installed in the workspace)');
+          throw new BotConfigError(`cannot reach Slack at ${config.apiUrl ?? 'https://slack.com/api/'}: ${text}`, 'check SLACK_API_URL (unset it to use Slack itself) and the network');
         });
         log('info', `connected to Slack as ${auth.user ?? '?'} in ${auth.team ?? '?'}`);
       }
@@ -527,6 +530,11 @@ export function createBot(options: BotOptions): Bot {
       await Promise.all([...cards.values()].map((c) => c.progress.idle()));
     },
   };
+}
+
+/** A request the bot turns down with a reason (answered ephemerally, audited), not a failure. */
+class BotRefusal extends Error {
+  override readonly name = 'BotRefusal';
 }
 
 function statusText(target: ClusterTarget): string {

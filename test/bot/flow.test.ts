@@ -111,7 +111,7 @@ describe('the Slack bot against a simulated cluster', () => {
     await click(ACTIONS.approve, runId, REQUESTER);
     await until('the refusal', () => lastResponse()?.includes('two-person rule'));
     await click(ACTIONS.approve, runId, STRANGER);
-    await until('the refusal', () => lastResponse()?.includes('not on the approver list'));
+    await until('the refusal', () => lastResponse()?.includes('is not an approver'));
     expect(store.getDecision(runId)).toBeNull();
     expect(fake.called('chat.update')).toHaveLength(0);
   });
