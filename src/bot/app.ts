@@ -479,6 +479,14 @@ export function createBot(options: BotOptions): Bot {
     if (path === '/slack/events' && receiver) {
       const signature = String(req.headers['x-slack-signature'] ?? '');
       const now = Date.now();
+      // Bolt refuses timestamps more than five minutes old but not ones in the future, which a captured request
+      // could carry to outlive the replay window: both directions are refused here.
+      const stamp = Number(req.headers['x-slack-request-timestamp']) * 1000;
+      if (signature && Number.isFinite(stamp) && stamp - now > REPLAY_WINDOW_MS) {
+        metrics.count('replays_refused', {});
+        log('warn', 'refused a request stamped in the future');
+        return void res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"error":"timestamp too far in the future"}');
+      }
       for (const [key, until] of seen) if (until < now) seen.delete(key);
       if (signature && seen.has(signature)) {
         // Bolt accepts a validly signed request again for five minutes; a captured request must not run twice.
@@ -486,7 +494,8 @@ export function createBot(options: BotOptions): Bot {
         log('warn', 'refused a replayed request');
         return void res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"error":"replayed request"}');
       }
-      if (signature) seen.set(signature, now + REPLAY_WINDOW_MS);
+      // Remembered for as long as Bolt would accept its timestamp.
+      if (signature) seen.set(signature, Math.max(now, Number.isFinite(stamp) ? stamp : now) + REPLAY_WINDOW_MS);
       return receiver.requestListener(req, res);
     }
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');

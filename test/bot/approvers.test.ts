@@ -87,4 +87,12 @@ describe('approval by a Slack user group', () => {
     // Two questions about the group within its cache lifetime: Slack was asked once.
     expect(fake.called('usergroups.users.list').map((c) => c.args.usergroup)).toEqual([GROUP]);
   });
+
+  it('refuses a signed request stamped more than five minutes in the future (Bolt checks only the past)', async () => {
+    const body = slashBody(fake, 'help', REQUESTER);
+    const future = await send(url, body, signedHeaders(body, SIGNING_SECRET, Math.floor(Date.now() / 1000) + 15 * 60));
+    expect(future).toEqual({ status: 401, text: '{"error":"timestamp too far in the future"}' });
+    const soon = slashBody(fake, 'help', REQUESTER);
+    expect((await send(url, soon, signedHeaders(soon, SIGNING_SECRET, Math.floor(Date.now() / 1000) + 60))).status).toBe(200);
+  });
 });
