@@ -17,14 +17,19 @@ export function loadPlanFile(path: string) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new PlanError([code === 'ENOENT' ? 'no such file' : `cannot read it (${code ?? String(err)})`], path);
   }
+  return parsePlanText(text, path);
+}
+
+/** A plan file's text (YAML or JSON) to a Plan; every mistake is a PlanError naming `source`. */
+export function parsePlanText(text: string, source: string) {
   let data: unknown;
   try {
     data = parseYamlText(text).value;
   } catch (err) {
-    if (err instanceof DocumentError) throw new PlanError([`${err.position}${err.message}`], path);
+    if (err instanceof DocumentError) throw new PlanError([`${err.position}${err.message}`], source);
     throw err;
   }
-  return parsePlan(data, path);
+  return parsePlan(data, source);
 }
 
 export function planCheck(path: string, options: { trigger?: string; now: number }): string {
