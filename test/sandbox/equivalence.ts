@@ -19,9 +19,12 @@ function outcomes(result: SimResult) {
   }));
 }
 
-/** Defines the tests for every `of`-th scenario file, starting with the `part`-th (EQUIVALENCE_ONLY=a,b narrows them). */
-export function equivalenceTests(part: number, of: number): void {
-  const only = process.env.EQUIVALENCE_ONLY?.split(',');
+/**
+ * Defines the tests for every `of`-th scenario file, starting with the `part`-th (EQUIVALENCE_ONLY=a,b or `names`
+ * narrows them: `npm test` runs a representative few, `npm run test:full` every file).
+ */
+export function equivalenceTests(part: number, of: number, names?: readonly string[]): void {
+  const only = names ?? process.env.EQUIVALENCE_ONLY?.split(',');
   const files = readdirSync(DIR)
     .filter((f) => f.endsWith('.yaml'))
     .sort()
