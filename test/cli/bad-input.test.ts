@@ -5,7 +5,7 @@
  * trace or an exception it does not know. In-process for speed; a few real CLI processes check the exit codes.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
@@ -62,7 +62,7 @@ const KUBECONFIG = 'apiVersion: v1\nkind: Config\nclusters: [{ name: c, cluster:
 
 describe('generated input at every loader of user files', () => {
   it('scenario files', () => {
-    fc.assert(fc.property(around(SCENARIO), (text) => loadsOrRefuses(() => parseScenario(text, 'x.yaml'))), { numRuns: 150 });
+    fc.assert(fc.property(around(SCENARIO), (text) => loadsOrRefuses(() => parseScenario(text, 'x.yaml'))), { numRuns: 100 });
   });
 
   it('plan files', () => {
@@ -115,14 +115,11 @@ describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
   it.each([
     { name: 'an alias bomb to sim', file: 'bomb.yaml', text: BOMB, args: ['sim', 'bomb.yaml'], message: 'error: invalid scenario bomb.yaml:' },
     { name: '100,000-deep YAML to plan check', file: 'deep.yaml', text: DEEP_FLOW, args: ['plan', 'check', 'deep.yaml'], message: 'error: invalid deep.yaml:' },
-    { name: 'an alias bomb to sandbox --scenario', file: 'bomb.yaml', text: BOMB, args: ['sandbox', '--scenario', 'bomb.yaml', '--port', '0'], message: 'error: invalid scenario bomb.yaml:' },
     { name: 'a recording cut short to replay', file: 'r.jsonl', text: `${JSON.stringify({ line: 'header', format: 'patchpilot-recording/1', scenario: {} })}\n{"line":"obs`, args: ['replay', 'r.jsonl'], message: 'error: invalid scenario r.jsonl:' },
-    { name: 'a directory as --report', file: 'out/', text: null, args: ['sim', join(ROOT, 'fixtures/scenarios/demo.yaml'), '--report', 'out'], message: 'error: --report out is a directory, not a file' },
     { name: 'binary garbage as a kubeconfig', file: 'k', text: '\u0000\u0001\u00ff{[', args: ['run', '--kubeconfig', 'k', '--dry-run'], message: 'error: kubeconfig k' },
   ])('$name', ({ file, text, args, message }) => {
     const cwd = scratch();
-    if (text === null) mkdirSync(join(cwd, file), { recursive: true });
-    else writeFileSync(join(cwd, file), text);
+    writeFileSync(join(cwd, file), text);
     const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH, HOME: cwd, NO_COLOR: '1' } });
     expect(result.status, result.stderr).toBe(2);
     expect(result.stderr.startsWith(message), result.stderr).toBe(true);
