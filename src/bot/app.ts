@@ -25,6 +25,8 @@ import {
 import type { MembershipResolver } from '../service/orchestrator.ts';
 import { parsePatchCommand, type PatchCommand } from './commands.ts';
 import { BotConfigError, secretsOf, type BotConfig } from './config.ts';
+import { createBotLogger, scrubber } from './logger.ts';
+import type { Logger as PinoLogger } from 'pino';
 import { BotMetrics } from './metrics.ts';
 import { RunProgress } from './progress.ts';
 import { ACTIONS, cardBlocks, cardText, resetBlocks, type CardFacts } from './views.ts';
@@ -32,7 +34,7 @@ import { ACTIONS, cardBlocks, cardText, resetBlocks, type CardFacts } from './vi
 export interface BotOptions {
   config: BotConfig;
   clusters: ClusterTarget[];
-  /** Where log lines go (stderr by default); every secret is redacted before it gets there. */
+  /** Where log lines (pino's JSON) go (stderr by default); every secret is redacted before it gets there. */
   log?: (line: string) => void;
   /** Other secrets to keep out of the logs (a Palette API key). */
   secrets?: string[];
@@ -67,10 +69,17 @@ const SCHEDULE_ACTION = 'slack.schedule';
 export function createBot(options: BotOptions): Bot {
   const { config } = options;
   if (options.clusters.length === 0) throw new Error('the bot needs at least one cluster');
-  const redact = redactor([...secretsOf(config), ...(options.secrets ?? [])]);
-  const sink = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const log = (level: string, ...parts: unknown[]) => sink(redact(`${new Date().toISOString()} ${level} ${parts.map(show).join(' ')}`));
-  const logger = boltLogger(log);
+  const secrets = [...secretsOf(config), ...(options.secrets ?? [])];
+  // Texts shown to users (error replies) are scrubbed the same way as the log.
+  const redact = scrubber(secrets);
+  const pinoLogger = createBotLogger({ secrets, ...(options.log ? { write: options.log } : {}) });
+  const log = (level: 'debug' | 'info' | 'warn' | 'error', ...parts: unknown[]) => {
+    const err = parts.find((p): p is Error => p instanceof Error);
+    const text = parts.filter((p) => !(p instanceof Error)).map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join(' ');
+    if (err) pinoLogger[level]({ err }, text);
+    else pinoLogger[level](text);
+  };
+  const logger = boltLogger(pinoLogger.child({ component: 'bolt' }));
   const metrics = new BotMetrics();
   const clusters = new Map(options.clusters.map((t) => [t.name, t]));
   const cards = new Map<string, Card>();
@@ -568,32 +577,26 @@ function historyText(target: ClusterTarget): string {
   return [`*Last runs of ${target.name}:*`, ...runs.map((r) => `• \`${r.id}\` ${new Date(r.createdAt).toISOString().slice(0, 16).replace('T', ' ')} by <@${r.requestedBy}>: ${r.status === 'done' ? (r.outcome ?? '') : r.status}`)].join('\n');
 }
 
-function show(value: unknown): string {
-  if (value instanceof Error) return value.stack ?? value.message;
-  return typeof value === 'string' ? value : JSON.stringify(value);
-}
-
-export function redactor(secrets: string[]): (text: string) => string {
-  const list = secrets.filter((s) => s.length >= 6).sort((a, b) => b.length - a.length);
-  return (text) => {
-    let out = text;
-    for (const secret of list) out = out.split(secret).join('[redacted]');
-    // Tokens the bot does not know of (a user pasting one) are redacted by shape.
-    return out.replace(/xox[abposr]-[A-Za-z0-9-]{8,}/g, 'xox?-[redacted]').replace(/xapp-[A-Za-z0-9-]{8,}/g, 'xapp-[redacted]');
+/** Bolt's Logger interface over a pino logger (Bolt logs free-form arguments; errors keep their stack). */
+function boltLogger(logger: PinoLogger): Logger {
+  const write = (level: 'debug' | 'info' | 'warn' | 'error', parts: unknown[]) => {
+    const err = parts.find((p): p is Error => p instanceof Error);
+    const text = parts.filter((p) => !(p instanceof Error)).map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join(' ');
+    if (err) logger[level]({ err }, text);
+    else logger[level](text);
   };
-}
-
-function boltLogger(log: (level: string, ...parts: unknown[]) => void): Logger {
+  const levels: Record<LogLevel, string> = { [LogLevel.DEBUG]: 'debug', [LogLevel.INFO]: 'info', [LogLevel.WARN]: 'warn', [LogLevel.ERROR]: 'error' };
   let level = LogLevel.INFO;
-  const order = [LogLevel.DEBUG, LogLevel.INFO, LogLevel.WARN, LogLevel.ERROR];
-  const at = (l: LogLevel) => order.indexOf(l) >= order.indexOf(level);
   return {
-    debug: (...m) => at(LogLevel.DEBUG) && log('debug', ...m),
-    info: (...m) => at(LogLevel.INFO) && log('info', ...m),
-    warn: (...m) => at(LogLevel.WARN) && log('warn', ...m),
-    error: (...m) => log('error', ...m),
-    setLevel: (l) => void (level = l),
+    debug: (...m: unknown[]) => write('debug', m),
+    info: (...m: unknown[]) => write('info', m),
+    warn: (...m: unknown[]) => write('warn', m),
+    error: (...m: unknown[]) => write('error', m),
+    setLevel: (l: LogLevel) => {
+      level = l;
+      logger.level = levels[l];
+    },
     getLevel: () => level,
     setName: () => {},
-  } as Logger;
+  };
 }
