@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { App, HTTPReceiver, LogLevel, type Logger, type RespondFn } from '@slack/bolt';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import { describeSchedule, nextFireTime, scheduleSchema, type ScheduleInput } from '../engine/schedule.ts';
-import { versionHash } from '../engine/hash.ts';
+import { deriveRunStart } from '../engine/run-start.ts';
 import { selectNodes } from '../engine/selection.ts';
 import {
   Orchestrator,
@@ -22,19 +22,22 @@ import {
   type ClusterTarget,
   type RunEvent,
 } from '../service/index.ts';
+import type { MembershipResolver } from '../service/orchestrator.ts';
 import { parsePatchCommand, type PatchCommand } from './commands.ts';
-import { secretsOf, type BotConfig } from './config.ts';
+import { BotConfigError, secretsOf, type BotConfig } from './config.ts';
 import { PatchpilotMetrics } from '../service/metrics.ts';
 import { readClusterStatus, triggerOfRun, type ClusterStatus } from '../service/fleet-status.ts';
 import { scanCluster } from '../service/scan.ts';
 import { clusterStatusText, homeView } from './fleet.ts';
+import { createBotLogger, scrubber } from './logger.ts';
+import type { Logger as PinoLogger } from 'pino';
 import { RunProgress } from './progress.ts';
 import { ACTIONS, cardBlocks, cardText, resetBlocks, type CardFacts } from './views.ts';
 
 export interface BotOptions {
   config: BotConfig;
   clusters: ClusterTarget[];
-  /** Where log lines go (stderr by default); every secret is redacted before it gets there. */
+  /** Where log lines (pino's JSON) go (stderr by default); every secret is redacted before it gets there. */
   log?: (line: string) => void;
   /** Other secrets to keep out of the logs (a Palette API key). */
   secrets?: string[];
@@ -46,6 +49,8 @@ export interface BotOptions {
   metrics?: PatchpilotMetrics;
   /** Scan every cluster this often (the agent report-only), from start to stop; none when absent. */
   scanEveryMs?: number;
+  /** How long a user group's members are trusted before Slack is asked again (default 5 minutes). */
+  groupCacheTtlMs?: number;
 }
 
 export interface Bot {
@@ -71,10 +76,17 @@ const SCHEDULE_ACTION = 'slack.schedule';
 export function createBot(options: BotOptions): Bot {
   const { config } = options;
   if (options.clusters.length === 0) throw new Error('the bot needs at least one cluster');
-  const redact = redactor([...secretsOf(config), ...(options.secrets ?? [])]);
-  const sink = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const log = (level: string, ...parts: unknown[]) => sink(redact(`${new Date().toISOString()} ${level} ${parts.map(show).join(' ')}`));
-  const logger = boltLogger(log);
+  const secrets = [...secretsOf(config), ...(options.secrets ?? [])];
+  // Texts shown to users (error replies) are scrubbed the same way as the log.
+  const redact = scrubber(secrets);
+  const pinoLogger = createBotLogger({ secrets, ...(options.log ? { write: options.log } : {}) });
+  const log = (level: 'debug' | 'info' | 'warn' | 'error', ...parts: unknown[]) => {
+    const err = parts.find((p): p is Error => p instanceof Error);
+    const text = parts.filter((p) => !(p instanceof Error)).map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join(' ');
+    if (err) pinoLogger[level]({ err }, text);
+    else pinoLogger[level](text);
+  };
+  const logger = boltLogger(pinoLogger.child({ component: 'bolt' }));
   const registry = options.metrics ?? new PatchpilotMetrics();
   const metrics = registry.bot();
   const clusters = new Map(options.clusters.map((t) => [t.name, t]));
@@ -99,7 +111,7 @@ export function createBot(options: BotOptions): Bot {
   for (const target of options.clusters) {
     orchestrators.set(
       target.name,
-      new Orchestrator({ cluster: target.cluster, clock: target.clock, store: target.store, onEvent: (event) => onRunEvent(target.name, event) }),
+      new Orchestrator({ cluster: target.cluster, clock: target.clock, store: target.store, membership: (user, entries) => membership(user, entries), onEvent: (event) => onRunEvent(target.name, event) }),
     );
   }
 
@@ -180,32 +192,30 @@ export function createBot(options: BotOptions): Bot {
     return { refusal: config.channels.size > 0 ? 'this channel is not bound to any cluster (PATCHPILOT_CHANNELS)' : `name the cluster: one of ${[...clusters.keys()].join(', ')}` };
   }
 
-  /** Who may decide: not the requester, on the allow-list (user ids, or members of allow-listed user groups). */
-  async function mayApprove(user: string, requester: string): Promise<string | null> {
-    if (user === requester) return 'you requested this run: someone else must approve it (two-person rule)';
-    if (config.approvers.length === 0) return null;
-    if (config.approvers.includes(user)) return null;
-    for (const group of config.approvers.filter((a) => a.startsWith('S'))) {
-      const members = await groupMembers(group);
-      if (members.includes(user)) return null;
-    }
-    return 'you are not on the approver list (PATCHPILOT_APPROVERS)';
-  }
-
-  const groupCache = new Map<string, { members: string[]; until: number }>();
-  async function groupMembers(group: string): Promise<string[]> {
+  /**
+   * Slack user groups among the approvers (ids starting with S), resolved through usergroups.users.list and cached
+   * for a while: the Orchestrator's injected membership resolver. The engine decides with the answer.
+   */
+  const groupCache = new Map<string, { members: readonly string[]; until: number }>();
+  const groupTtlMs = options.groupCacheTtlMs ?? 5 * 60_000;
+  async function groupMembers(group: string): Promise<readonly string[]> {
     const cached = groupCache.get(group);
     if (cached && cached.until > Date.now()) return cached.members;
     try {
       const answer = await app.client.usergroups.users.list({ usergroup: group });
       const members = answer.users ?? [];
-      groupCache.set(group, { members, until: Date.now() + 5 * 60_000 });
+      groupCache.set(group, { members, until: Date.now() + groupTtlMs });
       return members;
     } catch (err) {
       log('warn', `user group ${group} could not be read:`, err);
       return [];
     }
   }
+  const membership: MembershipResolver = async (user, entries) => {
+    const groups = entries.filter((entry) => /^S[A-Z0-9]+$/.test(entry));
+    const found = await Promise.all(groups.map(async (group) => ((await groupMembers(group)).includes(user) ? group : null)));
+    return found.filter((group): group is string => group !== null);
+  };
 
   app.command('/patch', async ({ command, ack, respond, client }) => {
     const started = performance.now();
@@ -267,6 +277,12 @@ export function createBot(options: BotOptions): Bot {
       audit(target, { actor: user, action: `slack.command.${cmd.kind}`, runId: 'runId' in cmd ? cmd.runId : result.runId ?? null, details: { channel, text: command.text, result: result.summary } });
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
+      if (err instanceof BotRefusal) {
+        metrics.refusal('usage');
+        audit(target, { actor: user, action: 'slack.command.refused', details: { channel, text: command.text, reason: message } });
+        await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${message}.` }).catch(() => {});
+        return;
+      }
       log('error', `/patch ${cmd.kind} failed:`, err);
       audit(target, { actor: user, action: `slack.command.${cmd.kind}`, details: { channel, text: command.text, error: message } });
       await respond({ response_type: 'ephemeral', replace_original: false, text: `:warning: \`/patch ${cmd.kind}\` failed: ${redact(message)}` }).catch(() => {});
@@ -322,14 +338,8 @@ export function createBot(options: BotOptions): Bot {
         return { summary: `asked to confirm the reset of ${nodes.length} node(s)` };
       }
       case 'approve':
-      case 'reject': {
-        const refusal = await decisionRefusal(cmd.runId, ctx.user);
-        if (refusal) {
-          metrics.refusal('approver');
-          return say(`Refused: ${refusal}.`);
-        }
+      case 'reject':
         return decide(target, cmd.runId, ctx.user, cmd.kind === 'approve', ctx.respond);
-      }
       case 'pause':
       case 'resume':
       case 'cancel': {
@@ -408,13 +418,19 @@ export function createBot(options: BotOptions): Bot {
       ...(cmd.noReboot ? { rebootIfRequired: false } : {}),
       ...(cmd.concurrency !== undefined ? { concurrency: cmd.concurrency } : {}),
       trigger: { kind: 'on-demand' },
-      approval: { required: true, approvers: config.approvers.filter((a) => !a.startsWith('S')), twoPersonRule: true },
+      // User groups stay in the list: the engine asks the membership resolver about them.
+      approval: { required: true, approvers: config.approvers, twoPersonRule: true },
     });
-    const triggerId = `slack-${randomUUID().slice(0, 8)}`;
+    // Each Slack request is a trigger of its own, starting at once (deriveRunStart, as `run --trigger` does).
+    const start = deriveRunStart(plan, target.clock.now(), { triggerId: `slack-${randomUUID().slice(0, 8)}`, notBefore: null });
     const nodes = await target.cluster.listNodes();
-    const selection = selectNodes(nodes, { labelKey: plan.labelKey, hash: versionHash(plan, triggerId), nodeSelector: plan.nodeSelector, nodes: plan.nodes });
+    const selection = selectNodes(nodes, { labelKey: plan.labelKey, hash: start.hash, nodeSelector: plan.nodeSelector, nodes: plan.nodes });
+    if (selection.unknown.length > 0) {
+      // Refused before a card is posted: nobody should approve a run that cannot start.
+      throw new BotRefusal(`no node named ${selection.unknown.map((n) => `\`${n}\``).join(', ')} in ${target.name}`);
+    }
     const orchestrator = orchestrators.get(target.name)!;
-    const handle = await orchestrator.start({ plan, requestedBy: ctx.user, triggerId, notBefore: null });
+    const handle = await orchestrator.start({ plan, requestedBy: ctx.user, triggerId: start.triggerId, notBefore: start.notBefore });
     const facts: CardFacts = {
       runId: handle.runId,
       cluster: target.name,
@@ -449,13 +465,6 @@ export function createBot(options: BotOptions): Bot {
     return { summary: `run ${handle.runId} requested, ${facts.nodes.length} node(s); card posted`, runId: handle.runId };
   }
 
-  async function decisionRefusal(runId: string, user: string): Promise<string | null> {
-    const target = targetOfRun(runId);
-    const run = target?.store?.getRun(runId);
-    if (!run) return `there is no run ${runId}`;
-    return mayApprove(user, run.requestedBy);
-  }
-
   /** Compare-and-set through the store: of two clicks (or two approvers), one decides and the other is told. */
   async function decide(target: ClusterTarget, runId: string, user: string, approved: boolean, respond: RespondFn): Promise<{ summary: string }> {
     const orchestrator = orchestrators.get(target.name)!;
@@ -467,8 +476,10 @@ export function createBot(options: BotOptions): Bot {
       await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${text}.` });
       return { summary: text };
     }
-    const answer = orchestrator.command(runId, { type: approved ? 'APPROVE' : 'REJECT', by: user });
+    // The engine decides (approvalVerdict, group approvers resolved through Slack); this only reports its answer.
+    const answer = await orchestrator.decide(runId, { type: approved ? 'APPROVE' : 'REJECT', by: user });
     metrics.decision(approved ? 'approve' : 'reject', answer.ok);
+    if (!answer.ok) metrics.refusal('approver');
     audit(target, { actor: user, action: approved ? 'slack.decision.approve' : 'slack.decision.reject', runId, details: { accepted: answer.ok, message: answer.message } });
     if (!answer.ok) {
       await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${answer.message}.` });
@@ -497,8 +508,6 @@ export function createBot(options: BotOptions): Bot {
       };
       if (!target) return refuse(`there is no run ${runId}`, 'unknown');
       if (config.channels.size > 0 && config.channels.get(channel) !== target.name) return refuse(`this channel is not bound to cluster ${target.name}`, 'channel');
-      const refusal = await decisionRefusal(runId, user);
-      if (refusal) return refuse(refusal, 'approver');
       try {
         await decide(target, runId, user, approved, respond);
       } catch (err) {
@@ -556,6 +565,14 @@ export function createBot(options: BotOptions): Bot {
     if (path === '/slack/events' && receiver) {
       const signature = String(req.headers['x-slack-signature'] ?? '');
       const now = Date.now();
+      // Bolt refuses timestamps more than five minutes old but not ones in the future, which a captured request
+      // could carry to outlive the replay window: both directions are refused here.
+      const stamp = Number(req.headers['x-slack-request-timestamp']) * 1000;
+      if (signature && Number.isFinite(stamp) && stamp - now > REPLAY_WINDOW_MS) {
+        metrics.replayRefused();
+        log('warn', 'refused a request stamped in the future');
+        return void res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"error":"timestamp too far in the future"}');
+      }
       for (const [key, until] of seen) if (until < now) seen.delete(key);
       if (signature && seen.has(signature)) {
         // Bolt accepts a validly signed request again for five minutes; a captured request must not run twice.
@@ -563,7 +580,8 @@ export function createBot(options: BotOptions): Bot {
         log('warn', 'refused a replayed request');
         return void res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"error":"replayed request"}');
       }
-      if (signature) seen.set(signature, now + REPLAY_WINDOW_MS);
+      // Remembered for as long as Bolt would accept its timestamp.
+      if (signature) seen.set(signature, Math.max(now, Number.isFinite(stamp) ? stamp : now) + REPLAY_WINDOW_MS);
       return receiver.requestListener(req, res);
     }
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
@@ -576,7 +594,10 @@ export function createBot(options: BotOptions): Bot {
     async start(port = config.port) {
       if (!options.botUserId) {
         const auth = await app.client.auth.test().catch((err: unknown) => {
-          throw new Error(`Slack refused the bot token (auth.test): ${redact(err instanceof Error ? err.message : String(err))}`);
+          const text = redact(err instanceof Error ? err.message : String(err));
+          // @slack/web-api tells a refusal (an answer with ok: false) from a request that got no answer at all.
+          if ((err as { code?: string }).code === 'slack_webapi_platform_error') throw new BotConfigError(`Slack refused the bot token (auth.test): ${text}`, 'check SLACK_BOT_TOKEN (an xoxb- token of this app, installed in the workspace)');
+          throw new BotConfigError(`cannot reach Slack at ${config.apiUrl ?? 'https://slack.com/api/'}: ${text}`, 'check SLACK_API_URL (unset it to use Slack itself) and the network');
         });
         log('info', `connected to Slack as ${auth.user ?? '?'} in ${auth.team ?? '?'}`);
       }
@@ -609,6 +630,11 @@ export function createBot(options: BotOptions): Bot {
   };
 }
 
+/** A request the bot turns down with a reason (answered ephemerally, audited), not a failure. */
+class BotRefusal extends Error {
+  override readonly name = 'BotRefusal';
+}
+
 function statusText(target: ClusterTarget): string {
   const store = target.store;
   if (!store) return `No run history is kept for ${target.name}.`;
@@ -631,32 +657,26 @@ function historyText(target: ClusterTarget): string {
   return [`*Last runs of ${target.name}:*`, ...runs.map((r) => `• \`${r.id}\` ${new Date(r.createdAt).toISOString().slice(0, 16).replace('T', ' ')} by <@${r.requestedBy}>: ${r.status === 'done' ? (r.outcome ?? '') : r.status}`)].join('\n');
 }
 
-function show(value: unknown): string {
-  if (value instanceof Error) return value.stack ?? value.message;
-  return typeof value === 'string' ? value : JSON.stringify(value);
-}
-
-export function redactor(secrets: string[]): (text: string) => string {
-  const list = secrets.filter((s) => s.length >= 6).sort((a, b) => b.length - a.length);
-  return (text) => {
-    let out = text;
-    for (const secret of list) out = out.split(secret).join('[redacted]');
-    // Tokens the bot does not know of (a user pasting one) are redacted by shape.
-    return out.replace(/xox[abposr]-[A-Za-z0-9-]{8,}/g, 'xox?-[redacted]').replace(/xapp-[A-Za-z0-9-]{8,}/g, 'xapp-[redacted]');
+/** Bolt's Logger interface over a pino logger (Bolt logs free-form arguments; errors keep their stack). */
+function boltLogger(logger: PinoLogger): Logger {
+  const write = (level: 'debug' | 'info' | 'warn' | 'error', parts: unknown[]) => {
+    const err = parts.find((p): p is Error => p instanceof Error);
+    const text = parts.filter((p) => !(p instanceof Error)).map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join(' ');
+    if (err) logger[level]({ err }, text);
+    else logger[level](text);
   };
-}
-
-function boltLogger(log: (level: string, ...parts: unknown[]) => void): Logger {
+  const levels: Record<LogLevel, string> = { [LogLevel.DEBUG]: 'debug', [LogLevel.INFO]: 'info', [LogLevel.WARN]: 'warn', [LogLevel.ERROR]: 'error' };
   let level = LogLevel.INFO;
-  const order = [LogLevel.DEBUG, LogLevel.INFO, LogLevel.WARN, LogLevel.ERROR];
-  const at = (l: LogLevel) => order.indexOf(l) >= order.indexOf(level);
   return {
-    debug: (...m) => at(LogLevel.DEBUG) && log('debug', ...m),
-    info: (...m) => at(LogLevel.INFO) && log('info', ...m),
-    warn: (...m) => at(LogLevel.WARN) && log('warn', ...m),
-    error: (...m) => log('error', ...m),
-    setLevel: (l) => void (level = l),
+    debug: (...m: unknown[]) => write('debug', m),
+    info: (...m: unknown[]) => write('info', m),
+    warn: (...m: unknown[]) => write('warn', m),
+    error: (...m: unknown[]) => write('error', m),
+    setLevel: (l: LogLevel) => {
+      level = l;
+      logger.level = levels[l];
+    },
     getLevel: () => level,
     setName: () => {},
-  } as Logger;
+  };
 }

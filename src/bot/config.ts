@@ -20,7 +20,12 @@ export interface BotConfig {
 
 export class BotConfigError extends Error {
   override readonly name = 'BotConfigError';
-  readonly hint = 'set the variables in the environment (or a .env file read by your process manager); see the README, Slack bot';
+  readonly hint: string;
+
+  constructor(message: string, hint = 'set the variables in the environment (or a .env file read by your process manager); see the README, Slack bot') {
+    super(message);
+    this.hint = hint;
+  }
 }
 
 const ID = /^[UWS][A-Z0-9]{2,}$/;

@@ -296,9 +296,9 @@ export function buildProgram(): Command {
     .description('work with plan files')
     .command('check <file>')
     .description('validate a plan file (YAML or JSON) and show the resolved plan, its schedule and version hash')
-    .option('--trigger <id>', 'trigger id to compute the version hash for', 'on-demand')
-    .action((file: string, opts: { trigger: string }) => {
-      print(planCheck(file, { trigger: opts.trigger, now: Date.now() }));
+    .option('--trigger <id>', 'trigger id to compute the version hash for (default: as `run` derives it from the plan)')
+    .action((file: string, opts: { trigger?: string }) => {
+      print(planCheck(file, { ...(opts.trigger === undefined ? {} : { trigger: opts.trigger }), now: Date.now() }));
     });
 
   return program;

@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import { statSync } from 'node:fs';
 import { stringify as toYaml } from 'yaml';
 import { DocumentError, parseYamlText } from '../engine/documents.ts';
-import { versionHash } from '../engine/hash.ts';
+import { deriveRunStart, describeStart } from '../engine/run-start.ts';
 import { PlanError, parsePlan } from '../engine/plan.ts';
-import { describeSchedule, fireTimes, resolveTriggerStart } from '../engine/schedule.ts';
+import { describeSchedule, fireTimes } from '../engine/schedule.ts';
 
 export function loadPlanFile(path: string) {
   let text: string;
@@ -17,27 +17,32 @@ export function loadPlanFile(path: string) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new PlanError([code === 'ENOENT' ? 'no such file' : `cannot read it (${code ?? String(err)})`], path);
   }
+  return parsePlanText(text, path);
+}
+
+/** A plan file's text (YAML or JSON) to a Plan; every mistake is a PlanError naming `source`. */
+export function parsePlanText(text: string, source: string) {
   let data: unknown;
   try {
     data = parseYamlText(text).value;
   } catch (err) {
-    if (err instanceof DocumentError) throw new PlanError([`${err.position}${err.message}`], path);
+    if (err instanceof DocumentError) throw new PlanError([`${err.position}${err.message}`], source);
     throw err;
   }
-  return parsePlan(data, path);
+  return parsePlan(data, source);
 }
 
-export function planCheck(path: string, options: { trigger: string; now: number }): string {
+export function planCheck(path: string, options: { trigger?: string; now: number }): string {
   const plan = loadPlanFile(path);
-  // A run started now would wait until this (and an on-demand time already past is refused here, as Palette does).
-  const start = resolveTriggerStart(plan.trigger, options.now);
+  // What `run` would do if started now (an on-demand time already past is refused here, as Palette does).
+  const start = deriveRunStart(plan, options.now, options.trigger === undefined ? {} : { triggerId: options.trigger });
   const next = plan.trigger.kind === 'on-demand' || plan.trigger.kind === 'on-boot' ? [] : fireTimes(plan.trigger, options.now, 3);
   const lines = [
     `${path}: valid`,
     `trigger: ${describeSchedule(plan.trigger)}`,
-    `a run started now begins: ${start.notBefore === null ? 'at once' : new Date(start.notBefore).toISOString()}`,
+    `a run started now begins: ${describeStart(start.notBefore)}`,
     ...(next.length > 1 ? [`next fire times: ${next.map((t) => new Date(t).toISOString()).join(', ')}`] : []),
-    `version hash for trigger "${options.trigger}": ${versionHash(plan, options.trigger)}  (label ${plan.labelKey})`,
+    `version hash for trigger "${start.triggerId}": ${start.hash}  (label ${plan.labelKey})`,
     '',
     '# resolved plan (every default filled in)',
     toYaml(plan).trimEnd(),

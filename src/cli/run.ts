@@ -18,10 +18,9 @@ import {
 } from '../cluster/kube/index.ts';
 import { loadKubeConfig } from '../cluster/kube/kubeconfig.ts';
 import type { ClusterNode } from '../cluster/port.ts';
-import { versionHash } from '../engine/hash.ts';
 import type { NodeOutcome } from '../engine/node.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
-import { resolveTriggerStart } from '../engine/schedule.ts';
+import { deriveRunStart, describeStart } from '../engine/run-start.ts';
 import { selectNodes, type Selection } from '../engine/selection.ts';
 import { Orchestrator, type RunEvent } from '../service/orchestrator.ts';
 import { SystemClock } from '../service/system-clock.ts';
@@ -62,14 +61,13 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
 
   const nodes = await explain(() => cluster.listNodes(), cluster, source);
   const now = clock.now();
-  const start = resolveTriggerStart(plan.trigger, now);
-  const triggerId = options.trigger ?? start.triggerId;
-  const hash = versionHash(plan, triggerId);
+  const start = deriveRunStart(plan, now, options.trigger === undefined ? {} : { triggerId: options.trigger });
+  const { triggerId, hash } = start;
   const selection = selectNodes(nodes, { labelKey: plan.labelKey, hash, nodeSelector: plan.nodeSelector, nodes: plan.nodes });
 
   if (options.dryRun) {
     const missing = await checkAccess(cluster, source);
-    write(dryRunReport({ plan, planSource: options.plan ?? null, server: cluster.server, nodes, selection, hash, triggerId, missing }));
+    write(dryRunReport({ plan, planSource: options.plan ?? null, server: cluster.server, nodes, selection, hash, triggerId, notBefore: start.notBefore, missing }));
     return 0;
   }
 
@@ -115,8 +113,7 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
         plan,
         requestedBy,
         triggerId,
-        // An on-demand run asked for on the command line starts now; Palette's ten-minute grace is for its UI.
-        ...(plan.trigger.kind === 'on-demand' && plan.trigger.notBefore === undefined ? { notBefore: null } : {}),
+        notBefore: start.notBefore,
       }),
     cluster,
     source,
@@ -217,6 +214,7 @@ interface DryRunFacts {
   selection: Selection;
   hash: string;
   triggerId: string;
+  notBefore: number | null;
   missing: MissingPermission[] | null;
 }
 
@@ -226,6 +224,7 @@ export function dryRunReport(facts: DryRunFacts): string {
   const lines = [
     `cluster ${plan.cluster} at ${facts.server}: ${facts.nodes.length} node(s)`,
     `plan: ${facts.planSource ?? 'defaults'}; trigger ${facts.triggerId}; version hash ${facts.hash} (label ${plan.labelKey})`,
+    `a run started now begins: ${describeStart(facts.notBefore)}`,
     '',
   ];
   if (selection.selected.length === 0) {

@@ -61,6 +61,41 @@ export function jsonDepthExceeds(text: string, limit = MAX_NESTING_DEPTH): { lin
   return null;
 }
 
+const ROUGH_LIMIT = 4 * MAX_NESTING_DEPTH;
+
+function roughNesting(text: string): { depth: number; line: number } {
+  let depth = 0;
+  let deepest = 0;
+  let deepestLine = 1;
+  let line = 1;
+  let atLineStart = true;
+  let dashes = 0;
+  let indent = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) {
+      line++;
+      atLineStart = true;
+      dashes = 0;
+      indent = 0;
+      continue;
+    }
+    if (c === 91 || c === 123) depth++;
+    else if (c === 93 || c === 125) depth = Math.max(0, depth - 1);
+    if (atLineStart) {
+      if (c === 32) indent++;
+      else if (c === 45 && (text.charCodeAt(i + 1) === 32 || text.charCodeAt(i + 1) === 10)) dashes++;
+      else atLineStart = false;
+    }
+    const here = depth + dashes + (indent >> 1);
+    if (here > deepest) {
+      deepest = here;
+      deepestLine = line;
+    }
+  }
+  return { depth: deepest, line: deepestLine };
+}
+
 function isStackOverflow(err: unknown): boolean {
   return err instanceof RangeError || (err instanceof Error && /call stack|stack overflow/i.test(err.message));
 }
@@ -89,7 +124,11 @@ export interface ParsedYaml {
  * `options.uniqueKeys` as in yaml.
  */
 export function parseYamlText(text: string, options: { uniqueKeys?: boolean } = {}): ParsedYaml {
-  // No pre-scan here (YAML's quoting rules are too rich for one): the parser's own stack overflow is caught instead.
+  // YAML's quoting rules are too rich for an exact pre-scan, so a rough one (brackets counted even inside quotes,
+  // sequence dashes at a line's start) refuses only what is far beyond the limit, at once, instead of after seconds
+  // of recursion; anything nearer is caught as the parser's stack overflow or by the depth check below.
+  const rough = roughNesting(text);
+  if (rough.depth > ROUGH_LIMIT) throw new DocumentError(tooDeep, rough.line);
   const lineCounter = new LineCounter();
   let doc: Document;
   try {

@@ -76,7 +76,8 @@ export interface FleetContext extends FleetInput {
 }
 
 export type FleetEvent =
-  | { type: 'APPROVE'; by: string; at: number }
+  /** `memberOf`: the plan's approver entries (user groups) that `by` belongs to, as the injected resolver found. */
+  | { type: 'APPROVE'; by: string; at: number; memberOf?: readonly string[] }
   | { type: 'REJECT'; by: string; at: number; reason?: string }
   | { type: 'PAUSE'; by: string; at: number }
   | { type: 'RESUME'; by: string; at: number }
@@ -104,13 +105,17 @@ export interface FleetOutput {
 
 export type ApprovalVerdict = { ok: true } | { ok: false; reason: string };
 
-/** The approval rules, shared by the machine's guard and by front ends that want to explain a refusal. */
-export function approvalVerdict(plan: Plan, requestedBy: string, approver: string): ApprovalVerdict {
+/**
+ * The approval rules: the machine's guard decides with them, and the Orchestrator explains a refusal with them. An
+ * approver entry may be a group (a Slack user group); the engine stays pure, so membership arrives resolved with the
+ * event (`memberOf`, from the resolver injected into the Orchestrator) and is recorded with it.
+ */
+export function approvalVerdict(plan: Plan, requestedBy: string, approver: string, memberOf: readonly string[] = []): ApprovalVerdict {
   const { approvers, twoPersonRule } = plan.approval;
   if (twoPersonRule && approver === requestedBy) {
     return { ok: false, reason: `${approver} requested this run and cannot approve it (two-person rule)` };
   }
-  if (approvers.length > 0 && !approvers.includes(approver)) {
+  if (approvers.length > 0 && !approvers.includes(approver) && !memberOf.some((group) => approvers.includes(group))) {
     return { ok: false, reason: `${approver} is not an approver for cluster ${plan.cluster}` };
   }
   return { ok: true };
@@ -194,7 +199,7 @@ export const fleetMachine = setup({
   },
   guards: {
     canApprove: ({ context, event }) =>
-      event.type === 'APPROVE' && approvalVerdict(context.plan, context.requestedBy, event.by).ok,
+      event.type === 'APPROVE' && approvalVerdict(context.plan, context.requestedBy, event.by, event.memberOf).ok,
     needsApproval: ({ context }) => context.plan.approval.required && context.approval === null,
     stepOk: ({ event }) => outputOf(event)?.ok === true,
     canRetry: ({ context, event }) => {

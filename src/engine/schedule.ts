@@ -330,7 +330,7 @@ export function resolveOnDemandNotBefore(requested: string | undefined, now: num
   if (at < now) {
     throw new ScheduleError(
       `on-demand notBefore ${iso(at)} is in the past (now is ${iso(now)}); ` +
-        'omit it to start 10 minutes from now, or pick a future time',
+        'omit it, or pick a future time',
     );
   }
   return at;
@@ -365,17 +365,21 @@ export function classifyStoredOnDemand(stored: string | null | undefined, now: n
 }
 
 /**
- * When a run of this trigger may start, and the trigger id that makes its version hash new: on demand, its
- * notBefore or now + 10 minutes (a past notBefore is refused); a schedule, its next fire time; on boot, now.
+ * When a run of this trigger may start, and the trigger id that makes its version hash: on demand, at once (or at its
+ * notBefore; a past one is refused) with a trigger id that does not depend on the clock, so that `plan check`,
+ * `run --dry-run` and `run` name the same hash and a repeated run finishes only the nodes still without it (a new
+ * `--trigger` patches every node again); a schedule, its next fire time; on boot, at once. Palette's ten-minute
+ * grace belongs to Palette's own button (the simulator models it there). Use deriveRunStart (run-start.ts).
  */
 export function resolveTriggerStart(trigger: Schedule, now: number): { notBefore: number | null; triggerId: string } {
   switch (trigger.kind) {
     case 'on-demand': {
+      if (trigger.notBefore === undefined) return { notBefore: null, triggerId: 'on-demand' };
       const notBefore = resolveOnDemandNotBefore(trigger.notBefore, now);
-      return { notBefore, triggerId: `on-demand@${iso(now)}` };
+      return { notBefore, triggerId: `on-demand@${iso(notBefore)}` };
     }
     case 'on-boot':
-      return { notBefore: null, triggerId: `on-boot@${iso(now)}` };
+      return { notBefore: null, triggerId: 'on-boot' };
     default: {
       const next = nextFireTime(trigger, now);
       if (next === null) throw new ScheduleError(`${describeSchedule(trigger)} never fires after ${iso(now)}`);

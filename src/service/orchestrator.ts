@@ -7,9 +7,8 @@ import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { ClusterPort } from '../cluster/port.ts';
 import type { Clock } from '../engine/clock.ts';
 import { approvalVerdict, type FleetEvent, type FleetInput, type FleetOutput } from '../engine/fleet.machine.ts';
-import { versionHash } from '../engine/hash.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
-import { resolveTriggerStart } from '../engine/schedule.ts';
+import { deriveRunStart } from '../engine/run-start.ts';
 import type { Store } from '../store/store.ts';
 import type { AlertSource } from './prometheus.ts';
 import { clusterEffects } from './effects.ts';
@@ -27,7 +26,15 @@ export interface Command {
   type: CommandType;
   by: string;
   reason?: string;
+  /** For APPROVE: the plan's approver entries (groups) `by` belongs to; `decide` fills it through the resolver. */
+  memberOf?: readonly string[];
 }
+
+/**
+ * Which of `entries` (a plan's approvers that are not `user` itself: user groups) `user` belongs to. Injected by the
+ * front end that knows what a group is (the bot: Slack user groups); the engine decides with the answer.
+ */
+export type MembershipResolver = (user: string, entries: readonly string[]) => Promise<readonly string[]>;
 
 export type CommandResult = { ok: true; message: string } | { ok: false; message: string };
 
@@ -65,6 +72,8 @@ export interface OrchestratorOptions {
   onEvent?: (event: RunEvent) => void;
   /** Where the blockers learn which alerts fire (default: the plan's Prometheus over HTTP; the simulator's faults). */
   alerts?: AlertSource;
+  /** Resolves group approvers for `decide`; without one, only approvers named one by one count. */
+  membership?: MembershipResolver;
 }
 
 export interface StartRequest {
@@ -73,8 +82,8 @@ export interface StartRequest {
   /** Identifies the trigger (each on-demand click or scheduled fire is new); it is hashed into the version hash. */
   triggerId?: string;
   /**
-   * Earliest start. Omitted: from the plan's trigger (on demand: its notBefore, or now + 10 minutes as Palette does;
-   * a schedule: its next fire time; on boot: now). `null`: start now.
+   * Earliest start. Omitted: from the plan's trigger (deriveRunStart: on demand, its notBefore or at once; a
+   * schedule, its next fire time; on boot, at once). `null`: start now.
    */
   notBefore?: number | null;
 }
@@ -130,13 +139,6 @@ export class RunDetachedError extends Error {
   override readonly name = 'RunDetachedError';
 }
 
-const ACCEPTS: Record<CommandType, readonly string[]> = {
-  APPROVE: ['scheduled', 'awaitingApproval'],
-  REJECT: ['scheduled', 'awaitingApproval'],
-  PAUSE: ['rolling.active', 'rolling.waitingForWindow'],
-  RESUME: ['rolling.paused'],
-  CANCEL: ['scheduled', 'awaitingApproval', 'selecting', 'prefetching', 'rolling'],
-};
 
 export class Orchestrator {
   readonly #cluster: ClusterPort;
@@ -148,6 +150,7 @@ export class Orchestrator {
   readonly #onEvent: ((event: RunEvent) => void) | undefined;
   readonly #waitForLease: ((refusal: LeaseRefusal) => void) | undefined;
   readonly #alerts: AlertSource | undefined;
+  readonly #membership: MembershipResolver | undefined;
   readonly #active = new Map<string, RunHandle>();
   /** The lease per cluster this orchestrator holds, and how many of its runs use it. */
   readonly #keepers = new Map<string, { keeper: LeaseKeeper; runs: number }>();
@@ -162,6 +165,7 @@ export class Orchestrator {
     this.#newRunId = options.newRunId ?? defaultRunId;
     this.#onEvent = options.onEvent;
     this.#waitForLease = options.waitForLease;
+    this.#membership = options.membership;
   }
 
   /** This orchestrator's lease holder identity. */
@@ -176,14 +180,12 @@ export class Orchestrator {
   async start(request: StartRequest): Promise<RunHandle> {
     const now = this.#clock.now();
     const plan = request.plan;
-    const derived = resolveTriggerStart(plan.trigger, now);
-    const notBefore = request.notBefore === undefined ? derived.notBefore : request.notBefore;
-    const triggerId = request.triggerId ?? derived.triggerId;
+    const { notBefore, triggerId, hash } = deriveRunStart(plan, now, request);
     const runId = this.#newRunId(now);
     const input: FleetInput = {
       runId,
       plan,
-      hash: versionHash(plan, triggerId),
+      hash,
       requestedBy: request.requestedBy,
       createdAt: now,
       notBefore,
@@ -247,6 +249,20 @@ export class Orchestrator {
     const handle = this.#active.get(runId);
     if (!handle) return { ok: false, message: `run ${runId} is not active here` };
     return handle.send(command);
+  }
+
+  /**
+   * `command`, after asking the membership resolver which of the plan's group approvers an approver belongs to; the
+   * engine then decides. Front ends whose approvers may be groups (the bot) use this one.
+   */
+  async decide(runId: string, command: Command): Promise<CommandResult> {
+    const handle = this.#active.get(runId);
+    if (!handle) return { ok: false, message: `run ${runId} is not active here` };
+    if (command.type !== 'APPROVE' || !this.#membership) return handle.send(command);
+    const { approvers } = handle.actor.getSnapshot().context.plan.approval;
+    const entries = approvers.filter((entry) => entry !== command.by);
+    const memberOf = entries.length === 0 ? [] : await this.#membership(command.by, entries);
+    return handle.send({ ...command, memberOf: memberOf.filter((group) => entries.includes(group)) });
   }
 
   #launch(
@@ -375,23 +391,28 @@ export class Orchestrator {
   }
 
   #apply(handle: RunHandle, input: FleetInput, journal: Journal | null, command: Command): CommandResult {
-    const state = handle.state;
-    const accepted = ACCEPTS[command.type].some((s) => state === s || state.startsWith(`${s}.`));
-    if (!accepted) {
-      return { ok: false, message: `run ${handle.runId} cannot take ${command.type.toLowerCase()} now: it is ${state}` };
-    }
     const at = this.#clock.now();
+    const event = {
+      type: command.type,
+      by: command.by,
+      at,
+      ...(command.reason ? { reason: command.reason } : {}),
+      ...(command.type === 'APPROVE' && command.memberOf?.length ? { memberOf: [...command.memberOf] } : {}),
+    } as FleetEvent;
+    // The machine decides what it accepts, guards (the approval rules) included; nothing here re-decides it.
+    const snapshot = handle.actor.getSnapshot();
+    if (!snapshot.can(event)) {
+      const verdict = command.type === 'APPROVE' ? approvalVerdict(input.plan, input.requestedBy, command.by, command.memberOf) : null;
+      if (verdict && !verdict.ok && snapshot.can({ type: 'REJECT', by: command.by, at })) return { ok: false, message: verdict.reason };
+      return { ok: false, message: `run ${handle.runId} cannot take ${command.type.toLowerCase()} now: it is ${handle.state}` };
+    }
     if (command.type === 'APPROVE' || command.type === 'REJECT') {
-      if (command.type === 'APPROVE') {
-        const verdict = approvalVerdict(input.plan, input.requestedBy, command.by);
-        if (!verdict.ok) return { ok: false, message: verdict.reason };
-      }
       const decision = this.#store?.decide(handle.runId, command.by, command.type === 'APPROVE' ? 'approved' : 'rejected', at, command.reason);
       if (decision && !decision.ok) return { ok: false, message: decision.reason };
     } else {
       journal?.audit({ at, actor: command.by, action: `run.${command.type.toLowerCase()}`, details: command.reason ? { reason: command.reason } : {} });
     }
-    handle.actor.send({ type: command.type, by: command.by, at, ...(command.reason ? { reason: command.reason } : {}) } as FleetEvent);
+    handle.actor.send(event);
     return { ok: true, message: `${command.type.toLowerCase()} accepted for run ${handle.runId} by ${command.by}` };
   }
 

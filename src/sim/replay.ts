@@ -7,13 +7,44 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYamlScalar } from 'yaml';
-import { parsePlan, PlanError } from '../engine/plan.ts';
+import { z } from 'zod';
+import { parseJsonText } from '../engine/documents.ts';
+import { describeZodIssues, parsePlan, PlanError } from '../engine/plan.ts';
+import { OS_IDS } from './os.ts';
 import type { Observation, RecordedBehaviour } from './cluster.ts';
 import type { SimResult } from './runner.ts';
 import { recordingHeader } from './runner.ts';
-import { ScenarioError, type Scenario } from './scenario.ts';
+import { FAULT_KINDS, ScenarioError, type Scenario } from './scenario.ts';
 
 type Header = ReturnType<typeof recordingHeader>;
+
+/** The shape a header must have before a replay trusts it (a hand-edited or damaged file is a user mistake). */
+const headerSchema = z.looseObject({
+  name: z.string(),
+  description: z.string().optional(),
+  seed: z.number().int(),
+  startAt: z.string().refine((text) => !Number.isNaN(Date.parse(text)), 'not a date'),
+  clusterName: z.string(),
+  nodes: z.array(
+    z.looseObject({
+      name: z.string().min(1),
+      os: z.enum(OS_IDS),
+      role: z.enum(['control-plane', 'worker']),
+      zone: z.string(),
+      labels: z.record(z.string(), z.string()),
+      kubeletVersion: z.string(),
+      pods: z.looseObject({ deployment: z.number().int().min(0), daemonset: z.number().int().min(0), static: z.number().int().min(0) }),
+      packages: z.array(z.string()),
+      unschedulable: z.boolean(),
+    }),
+  ),
+  updates: z.looseObject({ security: z.array(z.string()), other: z.array(z.string()) }),
+  plan: z.record(z.string(), z.unknown()),
+  faults: z.array(z.looseObject({ kind: z.enum(FAULT_KINDS), node: z.string().optional(), at: z.number().optional() })),
+  triggers: z.array(z.looseObject({ at: z.number(), kind: z.enum(['on-demand', 'unstick']), by: z.string() })),
+  events: z.array(z.looseObject({ at: z.number(), kind: z.string() })),
+  expect: z.array(z.looseObject({})),
+});
 
 export interface Recording {
   header: Header;
@@ -27,7 +58,7 @@ export function readRecording(file: string): Recording {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ScenarioError(file, [`${file}: ${code === 'ENOENT' ? 'no such file' : `cannot read it (${code ?? String(err)})`}`]);
+    throw new ScenarioError(file, [`${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a recording' : `cannot read it (${code ?? String(err)})`}`]);
   }
   return parseRecording(text, file);
 }
@@ -41,14 +72,17 @@ export function parseRecording(text: string, source = 'recording'): Recording {
     if (raw.trim() === '') continue;
     let line: { line?: string } & Record<string, unknown>;
     try {
-      line = JSON.parse(raw) as typeof line;
+      line = parseJsonText(raw) as typeof line;
     } catch {
-      throw new ScenarioError(source, [`${source}:${i + 1}: not a JSON line`]);
+      throw new ScenarioError(source, [`${source}:${i + 1}: not a JSON line${i === lines.length - 1 ? ' (the recording is cut short)' : ''}`]);
     }
+    if (line === null || typeof line !== 'object' || Array.isArray(line)) throw new ScenarioError(source, [`${source}:${i + 1}: not a recording line (a JSON object)`]);
     if (line.line === 'header') {
       if (line.format !== 'patchpilot-recording/1') {
         throw new ScenarioError(source, [`${source}:${i + 1}: format: "${String(line.format)}" is not a recording this version can replay (patchpilot-recording/1)`]);
       }
+      const checked = headerSchema.safeParse(line.scenario);
+      if (!checked.success) throw new ScenarioError(source, [`${source}:${i + 1}: header: ${describeZodIssues(checked.error, 'scenario')[0]}`]);
       header = line.scenario as Header;
     } else if (line.line === 'observe') {
       const { line: _kind, ...observation } = line;
@@ -58,6 +92,9 @@ export function parseRecording(text: string, source = 'recording'): Recording {
     }
   }
   if (!header) throw new ScenarioError(source, [`${source}:1: no header line: this is not a patchpilot recording`]);
+  // A recording is written as the run goes and ends with its result: without one it was cut short (a full disk, an
+  // interrupted run, a partial copy), and a replay of part of a run would compare against nothing.
+  if (!result) throw new ScenarioError(source, [`${source}:${lines.length}: no result line: the recording is incomplete (truncated, or its run was interrupted)`]);
   return { header, observations, result };
 }
 

@@ -1,6 +1,6 @@
 /** The patch Job and agent ConfigMap builders (src/agent/job.ts), and the Job names they share with the engine. */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -308,12 +308,21 @@ describe('the container command', () => {
     const hostile = ['kubelet', '$(touch pwned)', "it's", '`id`'];
     const c = container({ holdPackages: hostile });
     const shell = c.command[2]!.replaceAll(AGENT_MOUNT_PATH, dir);
-    const out = execFileSync(c.command[0]!, [c.command[1]!, shell, ...c.command.slice(3), ...c.args], {
-      cwd: dir,
-      env: { PATH: `${dir}:${process.env.PATH ?? '/usr/bin:/bin'}` },
-      input: 'this must not reach the agent\n',
-      encoding: 'utf8',
-    });
+    // The data waits in a file given as stdin, not in a pipe this process writes to: a child that never reads (as it
+    // should not) could exit before the write, and the write would fail with EPIPE.
+    writeFileSync(join(dir, 'stdin.txt'), 'this must not reach the agent\n');
+    const stdin = openSync(join(dir, 'stdin.txt'), 'r');
+    let out: string;
+    try {
+      out = execFileSync(c.command[0]!, [c.command[1]!, shell, ...c.command.slice(3), ...c.args], {
+        cwd: dir,
+        env: { PATH: `${dir}:${process.env.PATH ?? '/usr/bin:/bin'}` },
+        stdio: [stdin, 'pipe', 'pipe'],
+        encoding: 'utf8',
+      });
+    } finally {
+      closeSync(stdin);
+    }
     expect(out.trimEnd().split('\n')).toEqual([...c.args, 'stdin=eof']);
     expect(c.args[3]).toBe(hostile.join(' '));
     expect(execFileSync('ls', [dir], { encoding: 'utf8' })).not.toContain('pwned');

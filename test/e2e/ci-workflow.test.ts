@@ -41,14 +41,23 @@ function job(name: string): Job {
 }
 
 describe('.github/workflows/ci.yml', () => {
+  it('every npm script a step runs exists in package.json, the heavy suite among them', () => {
+    const scripts = (JSON.parse(readFileSync(root('package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    const steps = Object.values(workflow.jobs as Record<string, { steps: Array<{ run?: string }> }>).flatMap((j) => j.steps.map((s) => s.run ?? ''));
+    const named = steps.flatMap((run) => [...run.matchAll(/\bnpm (?:run )?([\w:-]+)/g)].map((m) => m[1]!)).filter((n) => n !== 'ci');
+    expect(named).toContain('test:full');
+    for (const name of named) expect(scripts[name], `npm script ${name}`).toBeDefined();
+    expect(scripts['test:full']).toContain('PATCHPILOT_FULL_SUITE=1');
+  });
+
   it('runs on every push and pull request', () => {
     expect(Object.keys(workflow.on).sort()).toEqual(['pull_request', 'push']);
   });
 
-  it('the test job installs, sets up the test packages, builds the node images and runs npm test, in that order', () => {
+  it('the test job installs, sets up the test packages, builds the node images, runs npm test and then the heavy suite, in that order', () => {
     const test = job('test');
     expect(test['runs-on']).toBe('ubuntu-latest');
-    const order = ['actions/checkout', 'npm ci', 'sudo bash scripts/setup-test-deps.sh', 'docker build', 'npm test'].map((c) => stepIndex(test, c));
+    const order = ['actions/checkout', 'npm ci', 'sudo bash scripts/setup-test-deps.sh', 'docker build', 'npm test', 'npm run test:full'].map((c) => stepIndex(test, c));
     expect(order.every((i) => i >= 0), `steps found at ${order.join(', ')}`).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
   });

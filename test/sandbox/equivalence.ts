@@ -21,7 +21,7 @@ function outcomes(result: SimResult) {
 
 /**
  * Defines the tests for every `of`-th scenario file, starting with the `part`-th (EQUIVALENCE_ONLY=a,b narrows them;
- * `files` names them instead). With `chaos`, the sandbox fails that share of API requests transiently and drops
+ * `files` names them instead: `npm test` runs a representative few, `npm run test:full` every file). With `chaos`, the sandbox fails that share of API requests transiently and drops
  * watches (src/sim/kube-api/chaos.ts): the node outcomes must not change.
  */
 export function equivalenceTests(part: number, of: number, options: { chaos?: number; files?: readonly string[] } = {}): void {

@@ -75,8 +75,13 @@ describe('replay', () => {
   it('refuses what is not a recording, and bad --set values, by name', () => {
     expect(() => parseRecording('{"line":"engine"}\n', 'r.jsonl')).toThrow(/r\.jsonl:1: no header line/);
     expect(() => parseRecording('not json\n', 'r.jsonl')).toThrow(/r\.jsonl:1: not a JSON line/);
-    const header = JSON.stringify({ line: 'header', format: 'patchpilot-recording/1', scenario: { plan: { cluster: 'c' } } });
-    const recording = parseRecording(`${header}\n`);
+    const scenario = { name: 's', seed: 1, startAt: '2026-01-01T00:00:00Z', clusterName: 'c', nodes: [], updates: { security: [], other: [] }, plan: { cluster: 'c' }, faults: [], triggers: [], events: [], expect: [] };
+    const header = JSON.stringify({ line: 'header', format: 'patchpilot-recording/1', scenario });
+    const result = JSON.stringify({ line: 'result', result: { ok: true, runs: [] } });
+    // A damaged header, and a recording cut before its result line, are refused by name.
+    expect(() => parseRecording(`${JSON.stringify({ line: 'header', format: 'patchpilot-recording/1', scenario: { ...scenario, nodes: 'x' } })}\n${result}\n`, 'r.jsonl')).toThrow(/r\.jsonl:1: header: scenario\.nodes: /);
+    expect(() => parseRecording(`${header}\n`, 'r.jsonl')).toThrow(/r\.jsonl:2: no result line: the recording is incomplete/);
+    const recording = parseRecording(`${header}\n${result}\n`);
     expect(() => scenarioFromRecording(recording, ['concurrency=0'])).toThrow(/concurrency: must be at least 1/);
     expect(() => scenarioFromRecording(recording, ['concurrency'])).toThrow(/expected key=value/);
   });

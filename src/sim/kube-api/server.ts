@@ -24,6 +24,7 @@ import {
   unsupportedMediaType,
 } from './status.ts';
 import { parseDryRun, type KubeStore } from './store.ts';
+import { DocumentError, parseJsonText } from '../../engine/documents.ts';
 import { toTable, type IncludeObject } from './tables.ts';
 import type { WatchEvent, WatchHandle } from './watch.ts';
 
@@ -160,11 +161,13 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return (await readBytes(req)).toString('utf8');
 }
 
+/** A syntax error, or nesting deep enough to overflow what walks the object later, is the client's 400. */
 function parseJson(text: string): unknown {
   try {
-    return JSON.parse(text);
+    return parseJsonText(text);
   } catch (error) {
-    throw badRequest(`json parse error: ${(error as Error).message}`);
+    if (error instanceof DocumentError) throw badRequest(`json parse error: ${error.message}`);
+    throw error;
   }
 }
 
@@ -230,6 +233,13 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => sendStatus(res, asStatusError(error)));
+  });
+  // Requests Node's HTTP parser rejects (an unknown method, a malformed header) get a Status body as well, as the
+  // real API server's do, instead of Node's bare "400 Bad Request".
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const body = JSON.stringify(badRequest(`malformed HTTP request: ${error.code ?? error.message}`).status);
+    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });
   server.keepAliveTimeout = 30_000;
 

@@ -1,0 +1,30 @@
+/**
+ * The layer arrows of ARCHITECTURE.md, checked by `npm test` (test/architecture.test.ts runs this). A rule names the
+ * arrow it forbids; `npx depcruise src` shows every violation.
+ */
+const layer = (name) => `^src/${name}/`;
+const forbid = (name, from, to, comment) => ({ name, comment, severity: 'error', from: { path: layer(from) }, to: { path: to.map(layer) } });
+
+module.exports = {
+  forbidden: [
+    forbid('engine-is-pure', 'engine', ['cluster', 'store', 'service', 'sim', 'bot', 'cli', 'agent', 'palette', 'harness'], 'src/engine imports nothing of the other parts: plans, machines and rules only'),
+    forbid('cluster-below-service', 'cluster', ['store', 'service', 'sim', 'bot', 'cli', 'palette', 'harness'], 'adapters know the engine and the agent contract, never who drives them'),
+    forbid('store-below-service', 'store', ['cluster', 'service', 'sim', 'bot', 'cli', 'agent', 'palette', 'harness'], 'the store keeps records; it knows engine types only'),
+    forbid('service-below-front-ends', 'service', ['bot', 'cli', 'sim', 'harness'], 'the service is what front ends call; it never calls them'),
+    forbid('sim-below-front-ends', 'sim', ['bot', 'cli', 'harness'], 'the simulator drives the service; front ends drive the simulator'),
+    forbid('bot-through-service', 'bot', ['cli', 'sim', 'store', 'harness'], 'the bot talks to src/service (and the engine\'s types), not to the CLI, the simulator or the store'),
+    forbid('cli-not-from-bot-internals', 'cli', ['harness'], 'the CLI does not load the test harness'),
+    {
+      name: 'no-cycles-within-engine',
+      severity: 'error',
+      from: { path: layer('engine') },
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    exclude: { path: '^(node_modules|test|bench|scripts)/' },
+  },
+};

@@ -1,0 +1,71 @@
+/**
+ * The bot's log: pino, one JSON object per line. Secrets are kept out twice over: pino's `redact` removes them from
+ * structured fields wherever they sit (a token, an Authorization header, a config object someone logs whole), and
+ * `scrub` removes the known secrets and anything shaped like a Slack token from the text of messages and errors,
+ * which `redact` (it works on keys) cannot see.
+ */
+import { pino, stdSerializers, type Logger } from 'pino';
+
+/** Structured fields that carry credentials, at any of the depths the bot and Bolt log them. */
+export const REDACTED_PATHS = [
+  'token',
+  'botToken',
+  'appToken',
+  'signingSecret',
+  'apiKey',
+  'authorization',
+  '*.token',
+  '*.botToken',
+  '*.appToken',
+  '*.signingSecret',
+  '*.apiKey',
+  'headers.authorization',
+  '*.headers.authorization',
+  'headers["x-slack-signature"]',
+  '*.headers["x-slack-signature"]',
+];
+
+/** Removes `secrets` (at least six characters) and anything shaped like a Slack token from a text. */
+export function scrubber(secrets: readonly string[]): (text: string) => string {
+  const list = secrets.filter((s) => s.length >= 6).sort((a, b) => b.length - a.length);
+  return (text) => {
+    let out = text;
+    for (const secret of list) out = out.split(secret).join('[redacted]');
+    // Tokens the bot does not know of (a user pasting one) are redacted by shape.
+    return out.replace(/xox[abposr]-[A-Za-z0-9-]{8,}/g, 'xox?-[redacted]').replace(/xapp-[A-Za-z0-9-]{8,}/g, 'xapp-[redacted]');
+  };
+}
+
+export interface BotLoggerOptions {
+  secrets: readonly string[];
+  /** Where lines go (stderr by default): each call gets one JSON line without its newline. */
+  write?: (line: string) => void;
+  level?: string;
+}
+
+export function createBotLogger(options: BotLoggerOptions): Logger {
+  const scrub = scrubber(options.secrets);
+  const scrubAll = (value: unknown): unknown => (typeof value === 'string' ? scrub(value) : value);
+  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  return pino(
+    {
+      level: options.level ?? 'info',
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      serializers: {
+        err: (err: Error) => {
+          const serialized = stdSerializers.err(err);
+          return { ...serialized, message: scrub(serialized.message), stack: scrub(serialized.stack) };
+        },
+      },
+      hooks: {
+        // Message text and extra string arguments: the part of a log call `redact` does not look at.
+        logMethod(args, method) {
+          method.apply(this, args.map(scrubAll) as Parameters<typeof method>);
+        },
+      },
+    },
+    { write: (line: string) => write(scrub(line.replace(/\n$/, ''))) },
+  );
+}

@@ -1,0 +1,129 @@
+/**
+ * Every entry point that reads a user's file, fed generated input (fast-check): valid files cut short, with text
+ * inserted or deleted, YAML-significant characters dropped in, arbitrary JSON and YAML, alias bombs, deep nesting.
+ * Each either loads, or fails with an error the CLI turns into one `error: ...` message (exit 2), never a stack
+ * trace or an exception it does not know. In-process for speed; a few real CLI processes check the exit codes.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import fc from 'fast-check';
+import { stringify } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { parsePatchCommand } from '../../src/bot/commands.ts';
+import { loadKubeConfig } from '../../src/cluster/kube/kubeconfig.ts';
+import { describeUserError } from '../../src/cli/main.ts';
+import { parsePlanText } from '../../src/cli/plan-check.ts';
+import { parseRecording, scenarioFromRecording } from '../../src/sim/replay.ts';
+import { runScenario } from '../../src/sim/runner.ts';
+import { parseScenario } from '../../src/sim/scenario.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const BIN = join(ROOT, 'bin/patchpilot.js');
+const scratch = scratchDirs('bad-input');
+
+const BOMB = ['a: &a [x, x, x, x, x, x, x, x, x]', ...'bcdefghi'.split('').map((n, i) => `${n}: &${n} [${Array(9).fill(`*${'abcdefghi'[i]}`).join(', ')}]`)].join('\n');
+const DEEP_FLOW = `a: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`;
+const DEEP_BLOCK = `${'- '.repeat(50_000)}x\n`;
+const DEEP_JSON = `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+
+/** Texts near `base` (a valid file) and far from it. */
+function around(base: string): fc.Arbitrary<string> {
+  const at = fc.nat(base.length);
+  const yamlish = fc.constantFrom('&a ', '*a', '*zz', '[', ']', '{', '}', '"', "'", '\t', '\n', ': ', '- ', '!!binary ', '!!js/function ', '<<: *a\n', '\u0000', '\uFEFF', '%YAML 1.2\n---\n', '---\n', '...\n', '? ', '|\n', '>-\n', '1e999', '-0', '0x1F', '.nan', '~', 'null');
+  return fc.oneof(
+    at.map((n) => base.slice(0, n)),
+    fc.tuple(at, fc.string({ maxLength: 12 })).map(([i, s]) => base.slice(0, i) + s + base.slice(i)),
+    fc.tuple(at, fc.nat(40)).map(([i, n]) => base.slice(0, i) + base.slice(i + n)),
+    fc.tuple(at, yamlish).map(([i, s]) => base.slice(0, i) + s + base.slice(i)),
+    fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v) ?? ''),
+    fc.jsonValue({ maxDepth: 4 }).map((v) => stringify(v)),
+    fc.string({ unit: 'binary', maxLength: 200 }),
+    fc.constantFrom('', '\n', BOMB, DEEP_FLOW, DEEP_BLOCK, DEEP_JSON, `${base}\n${BOMB}`),
+  );
+}
+
+/** Loads, or fails as a user mistake: an `error:` message without a stack trace. */
+function loadsOrRefuses(load: () => unknown): void {
+  try {
+    load();
+  } catch (err) {
+    const message = describeUserError(err);
+    if (message === null) throw new Error(`not a user error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    expect(message).toMatch(/^error: /);
+    expect(message).not.toMatch(/\n\s+at .+:\d+/);
+  }
+}
+
+const SCENARIO = readFileSync(join(ROOT, 'fixtures/scenarios/demo.yaml'), 'utf8');
+const PLAN = 'cluster: prod\nconcurrency: 2\nmaxFailures: 1\ntrigger: { kind: preset, preset: monthly, timeZone: Europe/Berlin }\napproval: { required: true, approvers: [U1, S2] }\nnodes: [a, b]\ndrain: { onTimeout: keep-cordoned }\n';
+const KUBECONFIG = 'apiVersion: v1\nkind: Config\nclusters: [{ name: c, cluster: { server: "https://127.0.0.1:6443", insecure-skip-tls-verify: true } }]\nusers: [{ name: u, user: { token: abc } }]\ncontexts: [{ name: x, context: { cluster: c, user: u } }]\ncurrent-context: x\n';
+
+describe('generated input at every loader of user files', () => {
+  it('scenario files', () => {
+    fc.assert(fc.property(around(SCENARIO), (text) => loadsOrRefuses(() => parseScenario(text, 'x.yaml'))), { numRuns: 100 });
+  });
+
+  it('plan files', () => {
+    fc.assert(fc.property(around(PLAN), (text) => loadsOrRefuses(() => parsePlanText(text, 'plan.yaml'))), { numRuns: 400 });
+  });
+
+  it('recordings, and the scenario a replay rebuilds from them', async () => {
+    const lines: string[] = [];
+    await runScenario(parseScenario(SCENARIO, 'demo.yaml'), { record: (line) => lines.push(line) });
+    const recording = `${lines.join('\n')}\n`;
+    // Also line-wise damage: lines dropped, swapped for other JSON, or a header field replaced.
+    const header = JSON.parse(lines[0]!) as { scenario: Record<string, unknown> };
+    const damagedHeader = fc
+      .tuple(fc.constantFrom(...Object.keys(header.scenario)), fc.jsonValue({ maxDepth: 2 }))
+      .map(([key, value]) => [JSON.stringify({ ...header, scenario: { ...header.scenario, [key]: value } }), ...lines.slice(1)].join('\n'));
+    const droppedLine = fc.nat(lines.length - 1).map((i) => lines.filter((_, j) => j !== i).join('\n'));
+    fc.assert(
+      fc.property(fc.oneof(around(recording), damagedHeader, droppedLine), fc.constantFrom([], ['concurrency=3'], ['drain.onTimeout=keep-cordoned']), (text, settings) =>
+        loadsOrRefuses(() => scenarioFromRecording(parseRecording(text, 'r.jsonl'), settings, 'r.jsonl')),
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('kubeconfig files', () => {
+    const dir = scratch();
+    let n = 0;
+    fc.assert(
+      fc.property(around(KUBECONFIG), (text) => {
+        const path = join(dir, `k${++n}`);
+        writeFileSync(path, text);
+        loadsOrRefuses(() => loadKubeConfig({ path, env: {} }));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('the /patch command parser answers every text with a command or a usage error', () => {
+    fc.assert(
+      fc.property(around('run prod --nodes a,b --no-reboot --concurrency 2'), (text) => {
+        const parsed = parsePatchCommand(text);
+        if (!parsed.ok) expect(parsed.error.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
+  it.each([
+    { name: 'an alias bomb to sim', file: 'bomb.yaml', text: BOMB, args: ['sim', 'bomb.yaml'], message: 'error: invalid scenario bomb.yaml:' },
+    { name: '100,000-deep YAML to plan check', file: 'deep.yaml', text: DEEP_FLOW, args: ['plan', 'check', 'deep.yaml'], message: 'error: invalid deep.yaml:' },
+    { name: 'a recording cut short to replay', file: 'r.jsonl', text: `${JSON.stringify({ line: 'header', format: 'patchpilot-recording/1', scenario: {} })}\n{"line":"obs`, args: ['replay', 'r.jsonl'], message: 'error: invalid scenario r.jsonl:' },
+    { name: 'binary garbage as a kubeconfig', file: 'k', text: '\u0000\u0001\u00ff{[', args: ['run', '--kubeconfig', 'k', '--dry-run'], message: 'error: kubeconfig k' },
+  ])('$name', ({ file, text, args, message }) => {
+    const cwd = scratch();
+    writeFileSync(join(cwd, file), text);
+    const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH, HOME: cwd, NO_COLOR: '1' } });
+    expect(result.status, result.stderr).toBe(2);
+    expect(result.stderr.startsWith(message), result.stderr).toBe(true);
+    expect(result.stderr).not.toMatch(/\n\s+at .+:\d+/);
+    expect(result.stdout).toBe('');
+  });
+});

@@ -1,0 +1,83 @@
+/**
+ * `plan check`, `run --dry-run` and `run` derive a run's start and version hash in one place (src/engine/run-start.ts):
+ * on one plan, the three commands (in-process, against a Kubernetes API server on 127.0.0.1) print and use the same
+ * trigger, hash and start.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import { parse } from 'yaml';
+import { afterEach, describe, expect, it } from 'vitest';
+import { planCheck } from '../../src/cli/plan-check.ts';
+import { runCommand } from '../../src/cli/run.ts';
+import { versionHash } from '../../src/engine/hash.ts';
+import { parsePlan } from '../../src/engine/plan.ts';
+import { openStore } from '../../src/store/index.ts';
+import type { PolicyRule } from '../../src/sim/kube-api/index.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
+import { seedNode, startBench, type Bench } from './support.ts';
+
+const scratch = scratchDirs('run-start');
+const rules = (parse(readFileSync(resolve(import.meta.dirname, '../../deploy/clusterrole.yaml'), 'utf8')) as { rules: PolicyRule[] }).rules;
+
+function output(): { out: Writable; text: () => string } {
+  let text = '';
+  const out = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      text += chunk.toString();
+      done();
+    },
+  });
+  return { out, text: () => text };
+}
+
+describe('one derivation of a run\'s start and version hash', () => {
+  let bench: Bench;
+  afterEach(async () => {
+    await bench.close();
+  });
+
+  it.each([
+    { name: 'on demand: at once, trigger "on-demand"', trigger: '', id: 'on-demand', start: 'at once' },
+    { name: 'on demand at a future time: that time, and its trigger id', trigger: 'trigger: { kind: on-demand, notBefore: "2099-01-01T00:00:00Z" }\n', id: 'on-demand@2099-01-01T00:00:00.000Z', start: '2099-01-01T00:00:00.000Z' },
+    { name: 'an explicit --trigger', trigger: '', id: 'change-42', start: 'at once', option: 'change-42' },
+  ])('$name', async ({ trigger, id, start, option }) => {
+    bench = await startBench({ tokens: { patchpilot: { user: 'system:serviceaccount:os-patch:patchpilot', rules } } });
+    // No node matches the selector: the real run decides everything a run decides, then has nothing to patch.
+    seedNode(bench.store, 'w-1', { labels: { pool: 'general' } });
+    const dir = scratch();
+    const planText = `cluster: prod\nnodeSelector: { pool: none }\n${trigger}`;
+    const plan = join(dir, 'plan.yaml');
+    writeFileSync(plan, planText);
+    const kubeconfig = join(dir, 'kubeconfig.yaml');
+    writeFileSync(
+      kubeconfig,
+      `apiVersion: v1\nkind: Config\nclusters: [{ name: t, cluster: { server: "${bench.server.url}", insecure-skip-tls-verify: true } }]\nusers: [{ name: u, user: { token: patchpilot } }]\ncontexts: [{ name: t, context: { cluster: t, user: u } }]\ncurrent-context: t\n`,
+    );
+    const hash = versionHash(parsePlan(parse(planText)), id);
+
+    const check = planCheck(plan, { now: Date.now(), ...(option ? { trigger: option } : {}) });
+    expect(check).toContain(`a run started now begins: ${start}`);
+    expect(check).toContain(`version hash for trigger "${id}": ${hash}`);
+
+    const dry = output();
+    expect(await runCommand({ kubeconfig, plan, dryRun: true, ...(option ? { trigger: option } : {}) }, { out: dry.out, env: {} })).toBe(0);
+    expect(dry.text()).toContain(`trigger ${id}; version hash ${hash}`);
+    expect(dry.text()).toContain(`a run started now begins: ${start}`);
+
+    if (start !== 'at once') return; // a run waiting until 2099 is not run here; the Orchestrator test covers its start
+    const run = output();
+    const code = await runCommand({ kubeconfig, plan, db: join(dir, "pp.db"), ...(option ? { trigger: option } : {}) }, { out: run.out, env: {} });
+    // Nothing matches, by design: the run ends FAILED ("no matching nodes", exit 1) after storing its trigger and hash.
+    expect(code, run.text()).toBe(1);
+    expect(run.text()).toContain('no matching nodes');
+    const store = openStore(join(dir, 'pp.db'), { readOnly: true });
+    try {
+      const [stored] = store.listRuns({ limit: 1 });
+      expect(stored?.hash).toBe(hash);
+      expect(stored?.trigger).toEqual({ id, notBefore: null });
+    } finally {
+      store.close();
+    }
+  });
+});
