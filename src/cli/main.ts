@@ -112,6 +112,8 @@ export function buildProgram(): Command {
     .option('--trigger <id>', 'trigger id for the version hash (the same id again patches only nodes without its label)')
     .option('--dry-run', 'list the nodes that would be patched, in order, and why the others would not; change nothing')
     .option('--db <path>', dbOption)
+    .option('--wait', 'when another orchestrator holds the cluster, wait for its lease instead of exiting 3')
+    .option('--lease-seconds <n>', "the cluster lease's duration: renewed every third of it, taken over only after it (default 60)", positiveInteger('--lease-seconds'))
     .action(async (opts: RunOptions) => {
       const { runCommand } = await import('./run.ts');
       process.exitCode = await runCommand(opts, { out: process.stdout });
@@ -248,6 +250,21 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Exit code of a command refused or stopped because another orchestrator holds the cluster (or drives the run): not
+ * a mistake (2) nor a failed run (1), so scripts can wait and try again (or pass --wait).
+ */
+export const EXIT_CLUSTER_BUSY = 3;
+const CLUSTER_BUSY_CODES = new Set(['LEASE_HELD', 'LEASE_LOST', 'RUN_OWNED']);
+
+/** Parses a whole number above 0, or says which option was wrong (commander turns it into exit 2). */
+function positiveInteger(option: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value) || Number(value) <= 0) throw new InvalidArgumentError(`${option} must be a whole number of seconds above 0, got "${value}"`);
+    return Number(value);
+  };
+}
+
 /** Every error a user can cause, as the text to show. Anything else is a bug and keeps its stack trace. */
 export function describeUserError(err: unknown): string | null {
   if (err instanceof PlanError || err instanceof ScheduleError || err instanceof ScenarioError) return `error: ${err.message}`;
@@ -270,6 +287,6 @@ export async function main(argv: string[]): Promise<number> {
     const message = describeUserError(err);
     if (message === null) throw err;
     process.stderr.write(`${message}\n`);
-    return 2;
+    return err instanceof OrchestratorError && CLUSTER_BUSY_CODES.has(err.code) ? EXIT_CLUSTER_BUSY : 2;
   }
 }

@@ -23,7 +23,7 @@ import type { NodeOutcome } from '../engine/node.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import { resolveTriggerStart } from '../engine/schedule.ts';
 import { selectNodes, type Selection } from '../engine/selection.ts';
-import { Orchestrator, type RunEvent } from '../service/orchestrator.ts';
+import { describeRefusal, Orchestrator, type RunEvent } from '../service/orchestrator.ts';
 import { SystemClock } from '../service/system-clock.ts';
 import { table } from './format.ts';
 import { LiveView, outcomeLine, summaryTable } from './live.ts';
@@ -38,6 +38,9 @@ export interface RunOptions {
   dryRun?: boolean;
   db?: string;
   trigger?: string;
+  /** Wait for another orchestrator's lease instead of exiting 3. */
+  wait?: boolean;
+  leaseSeconds?: number;
 }
 
 export interface RunIo {
@@ -80,10 +83,22 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   const tty = io.out.isTTY === true;
   const view = new LiveView({ out: io.out, tty, title: `patchpilot run · cluster ${plan.cluster}`, now: () => clock.now(), virtualTime: false });
   const outcomes: NodeOutcome[] = [];
+  let lastWaitedFor = '';
   const orchestrator = new Orchestrator({
     cluster,
     clock,
     store,
+    ...(options.leaseSeconds ? { leaseSeconds: options.leaseSeconds } : {}),
+    ...(options.wait
+      ? {
+          waitForLease: (refusal) => {
+            // Said once per holder, not on every poll.
+            if (refusal.holder === lastWaitedFor) return;
+            lastWaitedFor = refusal.holder;
+            write(`waiting for the cluster: ${describeRefusal(refusal)}`);
+          },
+        }
+      : {}),
     onEvent: (event: RunEvent) => {
       if (event.type === 'node.finished') outcomes.push(event.outcome);
       view.handle(event);

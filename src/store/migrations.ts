@@ -111,6 +111,20 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'audit head only moves forward, onto an existing entry'); END;
     `,
   },
+  {
+    version: 2,
+    name: 'run owners',
+    up: `
+      -- The one process driving a run: its identity (host, pid, start, suffix), and when it last said it was alive.
+      -- No foreign key: an owner row is removed when the run finishes or its owner lets go.
+      CREATE TABLE run_owners (
+        run_id       TEXT PRIMARY KEY,
+        owner        TEXT NOT NULL,
+        claimed_at   INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;

@@ -153,3 +153,12 @@ export interface ConnectionSettings {
   foreignKeys: boolean;
   busyTimeoutMs: number;
 }
+
+/** The process driving a run (src/service/holder.ts identity) and its last heartbeat. */
+export interface RunOwner {
+  owner: string;
+  claimedAt: number;
+  heartbeatAt: number;
+}
+
+export type RunClaim = { ok: true; tookOverFrom: RunOwner | null } | { ok: false; owner: RunOwner };
