@@ -6,8 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { scratchDirs } from '../helpers/scratch.ts';
-import { describeFigures, raceRound, roundOptions, type RaceFigures } from './race.ts';
-import { expectInvariants } from './race.test.ts';
+import { describeFigures, expectInvariants, raceRound, roundOptions, type RaceFigures } from './race.ts';
 
 const scratch = scratchDirs('race-full');
 const ROUNDS = Math.max(30, Number(process.env.PATCHPILOT_RACE_ROUNDS ?? 30));

@@ -5,21 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { scratchDirs } from '../helpers/scratch.ts';
-import { describeFigures, raceRound, type RaceFigures } from './race.ts';
+import { describeFigures, expectInvariants, raceRound } from './race.ts';
 
 const scratch = scratchDirs('race');
 
-export function expectInvariants(figures: RaceFigures, concurrency: number): void {
-  const context = JSON.stringify(figures);
-  expect(figures.maxInFlight, context).toBeLessThanOrEqual(concurrency);
-  expect(figures.maxControlPlanesInFlight, context).toBeLessThanOrEqual(1);
-  expect(Object.values(figures.jobsPerNode).every((n) => n === 1), context).toBe(true);
-  expect(figures.cordonedAtEnd, context).toEqual([]);
-  expect(figures.unpatched, context).toEqual([]);
-  expect(figures.auditProblems, context).toEqual([]);
-  // Every orchestrator finished (0), was refused or stopped for another holder (3), or was killed by the monkey.
-  expect(figures.exitCodes.every((code) => code === 0 || code === 3 || code === 'SIGKILL'), context).toBe(true);
-}
 
 describe('orchestrators racing for one cluster (real processes, over HTTP)', () => {
   it('three on two databases, the holder killed mid-node: one writer at a time, the survivor finishes the trigger', async () => {

@@ -9,6 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CoreV1Api, KubeConfig, Watch, type V1Job, type V1Lease, type V1Node } from '@kubernetes/client-node';
+import { expect } from 'vitest';
 import { randomInt, seededRandom } from '../helpers/random.ts';
 import { until } from '../helpers/until.ts';
 
@@ -318,4 +319,17 @@ export function describeFigures(all: RaceFigures[]): string {
     `max control planes in flight ${Math.max(...all.map((r) => r.maxControlPlanesInFlight))}, ${sum((r) => r.patchJobs)} patch Jobs, ` +
     `${Math.round(sum((r) => r.wallMs) / 1000)} s`
   );
+}
+
+/** The invariants of a round, each failure showing the round's figures. */
+export function expectInvariants(figures: RaceFigures, concurrency: number): void {
+  const context = JSON.stringify(figures);
+  expect(figures.maxInFlight, context).toBeLessThanOrEqual(concurrency);
+  expect(figures.maxControlPlanesInFlight, context).toBeLessThanOrEqual(1);
+  expect(Object.values(figures.jobsPerNode).every((n) => n === 1), context).toBe(true);
+  expect(figures.cordonedAtEnd, context).toEqual([]);
+  expect(figures.unpatched, context).toEqual([]);
+  expect(figures.auditProblems, context).toEqual([]);
+  // Every orchestrator finished (0), was refused or stopped for another holder (3), or was killed by the monkey.
+  expect(figures.exitCodes.every((code) => code === 0 || code === 3 || code === 'SIGKILL'), context).toBe(true);
 }
