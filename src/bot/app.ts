@@ -13,6 +13,7 @@ import { versionHash } from '../engine/hash.ts';
 import { selectNodes } from '../engine/selection.ts';
 import {
   Orchestrator,
+  OrchestratorError,
   doctor,
   formatDoctorReport,
   formatResetPlan,
@@ -205,7 +206,9 @@ export function createBot(options: BotOptions): Bot {
       const result = await execute(cmd, target, { user, channel, respond, post: client.chat.postMessage.bind(client.chat) });
       audit(target, { actor: user, action: `slack.command.${cmd.kind}`, runId: 'runId' in cmd ? cmd.runId : result.runId ?? null, details: { channel, text: command.text, result: result.summary } });
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      // A refusal the user can act on (another orchestrator holds the cluster: who, since when, what to do) keeps its hint.
+      const hint = err instanceof OrchestratorError ? ` (${err.hint})` : '';
+      const message = `${err instanceof Error ? err.message : String(err)}${hint}`;
       log('error', `/patch ${cmd.kind} failed:`, err);
       audit(target, { actor: user, action: `slack.command.${cmd.kind}`, details: { channel, text: command.text, error: message } });
       await respond({ response_type: 'ephemeral', replace_original: false, text: `:warning: \`/patch ${cmd.kind}\` failed: ${redact(message)}` }).catch(() => {});
