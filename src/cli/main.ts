@@ -8,7 +8,7 @@ import { ScheduleError } from '../engine/schedule.ts';
 import { OrchestratorError } from '../service/orchestrator.ts';
 import { StoreError } from '../store/errors.ts';
 import { demo } from './demo.ts';
-import { listRuns, showAudit, showRun, verifyAudit } from './history.ts';
+import { listRuns, parseAnchorOption, showAudit, showRun, verifyAudit } from './history.ts';
 import { openCliStore, DEFAULT_DB } from './paths.ts';
 import { planCheck } from './plan-check.ts';
 import { ScenarioError } from '../sim/scenario.ts';
@@ -210,12 +210,24 @@ export function buildProgram(): Command {
   const audit = program.command('audit').description('the append-only, hash-chained audit log');
   audit
     .command('verify')
-    .description('check that no audit record was changed or deleted (exit 1 if one was)')
+    .description('check that no audit record was changed, removed or added: the hash chain, and the anchors it can reach (exit 1 if anything does not match)')
     .option('--db <path>', dbOption)
-    .action((opts: { db?: string }) => {
+    .option('--kubeconfig <path>', "also check the audit head each cluster keeps (ConfigMap patchpilot-audit-<cluster> in patchpilot's namespace)")
+    .option('--context <name>', 'kubeconfig context to use (default: its current context)')
+    .option('--cluster <name>', "the cluster whose anchor to read (default: every cluster the database's runs name)")
+    .option('--anchor <seq:hash>', "an audit head from a run's Slack thread (repeatable)", (value: string, all: string[] = []) => [...all, value])
+    .action(async (opts: { db?: string; kubeconfig?: string; context?: string; cluster?: string; anchor?: string[] }) => {
       const store = openCliStore(opts.db);
       try {
-        const result = verifyAudit(store);
+        const anchors = (opts.anchor ?? []).map(parseAnchorOption);
+        const unreachable: string[] = [];
+        if (opts.kubeconfig !== undefined) {
+          const { clusterAnchors } = await import('./audit-anchors.ts');
+          const found = await clusterAnchors(store, { kubeconfig: opts.kubeconfig, ...(opts.context ? { context: opts.context } : {}), ...(opts.cluster ? { cluster: opts.cluster } : {}) });
+          anchors.push(...found.anchors);
+          unreachable.push(...found.unreachable);
+        }
+        const result = verifyAudit(store, anchors, unreachable);
         print(result.text);
         process.exitCode = result.ok ? 0 : 1;
       } finally {

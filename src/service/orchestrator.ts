@@ -294,7 +294,13 @@ export class Orchestrator {
       clock: this.#clock,
       beforeEffect: () => journal?.flush(),
     });
-    const listeners: RunListener[] = [...(journal ? [journal] : []), ...(this.#onEvent ? [{ event: this.#onEvent }] : [])];
+    // The audit head goes to the cluster as the run progresses (after the journal has committed what it heard).
+    const anchor = this.#auditAnchor();
+    const listeners: RunListener[] = [
+      ...(journal ? [journal] : []),
+      ...(this.#onEvent ? [{ event: this.#onEvent }] : []),
+      { event: () => queueMicrotask(() => anchor.poke()) },
+    ];
     const observer = new RunObserver(runId, () => this.#clock.now(), listeners, restored);
     let detached = false;
     const inspect = (event: InspectionEvent) => {
@@ -351,8 +357,13 @@ export class Orchestrator {
             queueMicrotask(() => {
               journal?.flush();
               this.#store?.releaseRun(runId, this.#holder);
-              // A lease that cannot be released runs out by itself; the run's result does not depend on it.
-              this.#releaseLease(input.plan.cluster).finally(() => resolve(snap.output as FleetOutput));
+              // The final head is anchored while the lease still fences the write; then the lease is given up (one that
+              // cannot be released runs out by itself; the run's result depends on neither).
+              anchor.poke();
+              void anchor
+                .flush()
+                .then(() => this.#releaseLease(input.plan.cluster))
+                .finally(() => resolve(snap.output as FleetOutput));
             });
           } else {
             // Detached (a shutdown, or a crash as tests make one): the lease runs out by itself, like a crashed holder's,
@@ -483,6 +494,44 @@ export class Orchestrator {
   #keepLease(keeper: LeaseKeeper, events: { onLost(loss: LeaseLoss): void; onRegained(): void }): { stop(): void } {
     keeper.start(events);
     return { stop: () => undefined };
+  }
+
+  /**
+   * Writes the store's audit head to the cluster (ClusterPort.writeAuditAnchor), one write at a time: pokes that
+   * arrive meanwhile become one more write of the then newest head. A failed write is not the run's failure: the next
+   * poke tries again, and `audit verify` says how far the anchor got.
+   */
+  #auditAnchor(): { poke(): void; flush(): Promise<void> } {
+    const store = this.#store;
+    const cluster = this.#cluster;
+    if (!store || !cluster.writeAuditAnchor) return { poke: () => undefined, flush: () => Promise.resolve() };
+    const storeId = store.storeId();
+    let writing: Promise<void> | null = null;
+    let pending = false;
+    const write = (): Promise<void> => {
+      pending = false;
+      let head;
+      try {
+        head = store.auditHead();
+      } catch {
+        return Promise.resolve();
+      }
+      return cluster.writeAuditAnchor!(storeId, { seq: head.seq, hash: head.hash, at: this.#clock.now() }).catch(() => undefined);
+    };
+    const poke = () => {
+      if (writing) {
+        pending = true;
+        return;
+      }
+      writing = write().finally(() => {
+        writing = null;
+        if (pending) poke();
+      });
+    };
+    const flush = async (): Promise<void> => {
+      while (writing) await writing;
+    };
+    return { poke, flush };
   }
 
   /** Claims the run for this process (RUN_OWNED when a live process drives it); returns the dead owner it replaced. */

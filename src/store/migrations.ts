@@ -113,7 +113,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 2,
-    name: 'run owners',
+    name: 'run owners and the store id',
     up: `
       -- The one process driving a run: its identity (host, pid, start, suffix), and when it last said it was alive.
       -- No foreign key: an owner row is removed when the run finishes or its owner lets go.
@@ -123,6 +123,12 @@ export const MIGRATIONS: readonly Migration[] = [
         claimed_at   INTEGER NOT NULL,
         heartbeat_at INTEGER NOT NULL
       );
+      -- This database's identity, under which its audit head is anchored outside it (a ConfigMap per cluster).
+      CREATE TABLE store_meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+      INSERT INTO store_meta (key, value) VALUES ('store_id', lower(hex(randomblob(8))));
     `,
   },
 ];

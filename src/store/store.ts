@@ -285,6 +285,8 @@ function prepareStatements(db: Database.Database) {
     ),
     heartbeatRunOwner: db.prepare<[number, string, string]>('UPDATE run_owners SET heartbeat_at = ? WHERE run_id = ? AND owner = ?'),
     deleteRunOwner: db.prepare<[string, string]>('DELETE FROM run_owners WHERE run_id = ? AND owner = ?'),
+    selectStoreId: db.prepare<[], string>("SELECT value FROM store_meta WHERE key = 'store_id'").pluck(),
+    auditHashAt: db.prepare<[number], string>('SELECT hash FROM audit WHERE seq = ?').pluck(),
   };
 }
 
@@ -388,6 +390,21 @@ export class Store {
   /** Lets go of a run (finished, or handed back on shutdown); only its owner can. */
   releaseRun(runId: string, owner: string): void {
     this.#guard(() => this.#sql.deleteRunOwner.run(runId, owner));
+  }
+
+  /** This database's identity (random, made when it was created or migrated): the key of its audit anchors. */
+  storeId(): string {
+    return this.#guard(() => this.#sql.selectStoreId.get() ?? 'unknown');
+  }
+
+  /** The newest audit record's seq and hash (seq 0 and the genesis hash while the log is empty). */
+  auditHead(): AuditHead {
+    return this.#guard(() => this.#sql.selectAuditHead.get() ?? { seq: 0, hash: '' });
+  }
+
+  /** The hash stored for audit record `seq`, or null when there is no such record. */
+  auditHashAt(seq: number): string | null {
+    return this.#guard(() => this.#sql.auditHashAt.get(seq) ?? null);
   }
 
   /** Who drives the run now, or null. RUN_OWNER_CORRUPT when the row cannot be read as one. */

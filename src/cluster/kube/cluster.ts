@@ -33,6 +33,7 @@ import type {
   DrainResult,
   LeaseRequest,
   Fence,
+  StoredAuditAnchor,
   LeaseResult,
   MetadataPatch,
   PatchJobSpec,
@@ -44,6 +45,7 @@ import { drainNode } from './drain.ts';
 import type { ApiRequest } from './errors.ts';
 import { NodeEvents, type EventReason } from './events.ts';
 import { KubeLease } from './lease.ts';
+import { AuditAnchors, auditAnchorConfigMapName } from './audit-anchors.ts';
 import { cordonPatch, metadataPatch, pointer, toClusterNode, uncordonPatch, type JsonPatchOp } from './node-patches.ts';
 import { missingPermissions, REQUIRED_PERMISSIONS, type MissingPermission, type Permission } from './permissions.ts';
 import { DEFAULT_RETRY, isNotFound, KubeRequests, type Activity } from './requests.ts';
@@ -84,6 +86,7 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
   readonly #pollMs: { node: number; job: number; pod: number };
   readonly #jobs: AgentJobs;
   readonly #lease: KubeLease;
+  readonly #anchors: AuditAnchors;
   readonly #events: NodeEvents;
   readonly #diagnostics: DiagnosticsContext;
   readonly #agentConfigMap: { name: string; sha256: string };
@@ -122,6 +125,7 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
       jobOptions: { ...options.jobOptions, namespace: this.namespace },
     });
     this.#lease = new KubeLease({ ...shared, coordination: kc.makeApiClient(CoordinationV1Api) });
+    this.#anchors = new AuditAnchors({ core: this.#core, requests: this.#requests, namespace: this.namespace });
     this.#events = new NodeEvents({ ...shared, core: this.#core, enabled: options.events ?? true, uidOf: (node) => this.#nodeUids.get(node) });
   }
 
@@ -279,6 +283,18 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
 
   guardWrites(check: (() => string | null) | null): void {
     this.#requests.guardWrites(check);
+  }
+
+  get auditAnchorLocation(): string {
+    return `ConfigMap ${this.namespace}/${auditAnchorConfigMapName(this.name)}`;
+  }
+
+  writeAuditAnchor(storeId: string, anchor: StoredAuditAnchor, signal?: AbortSignal): Promise<void> {
+    return this.#anchors.write(this.name, storeId, anchor, signal);
+  }
+
+  readAuditAnchor(storeId: string, signal?: AbortSignal): Promise<StoredAuditAnchor | 'unreadable' | null> {
+    return this.#anchors.read(this.name, storeId, signal);
   }
 
   // --- DiagnosticsPort (doctor and unstick) ---
