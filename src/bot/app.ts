@@ -372,6 +372,10 @@ export function createBot(options: BotOptions): Bot {
             if (broadcast) await app.client.chat.postMessage({ channel: ctx.channel, thread_ts: ts, text, reply_broadcast: true });
             else await app.client.chat.postMessage({ channel: ctx.channel, thread_ts: ts, text });
           },
+          auditHead: () => {
+            const head = target.store?.auditHead();
+            return head && head.seq > 0 ? `${head.seq}:${head.hash}` : null;
+          },
           status: async (text) => {
             card.facts = { ...card.facts, status: text };
             await app.client.chat.update({ channel: ctx.channel, ts, text: cardText(card.facts), blocks: cardBlocks(card.facts) });

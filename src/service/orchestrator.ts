@@ -158,6 +158,8 @@ export class Orchestrator {
   readonly #active = new Map<string, RunHandle>();
   /** The lease per cluster this orchestrator holds, and how many of its runs use it. */
   readonly #keepers = new Map<string, { keeper: LeaseKeeper; runs: number }>();
+  /** The store's audit head, kept in the cluster after every write that adds audit records (see #auditAnchor). */
+  readonly #anchor: { poke(): void; flush(): Promise<void> };
 
   constructor(options: OrchestratorOptions) {
     this.#cluster = options.cluster;
@@ -170,6 +172,9 @@ export class Orchestrator {
     this.#waitForLease = options.waitForLease;
     this.#ownerNow = options.ownerNow ?? (() => this.#clock.now());
     this.#pidAlive = options.pidAlive ?? pidAlive;
+    this.#anchor = this.#auditAnchor();
+    // Every audit record this process adds (a run's steps, the bot's commands, an approval) moves the anchor along.
+    this.#store?.onAuditChanged(() => this.#anchor.poke());
   }
 
   /** This orchestrator's lease holder identity. */
@@ -294,13 +299,8 @@ export class Orchestrator {
       clock: this.#clock,
       beforeEffect: () => journal?.flush(),
     });
-    // The audit head goes to the cluster as the run progresses (after the journal has committed what it heard).
-    const anchor = this.#auditAnchor();
-    const listeners: RunListener[] = [
-      ...(journal ? [journal] : []),
-      ...(this.#onEvent ? [{ event: this.#onEvent }] : []),
-      { event: () => queueMicrotask(() => anchor.poke()) },
-    ];
+    const anchor = this.#anchor;
+    const listeners: RunListener[] = [...(journal ? [journal] : []), ...(this.#onEvent ? [{ event: this.#onEvent }] : [])];
     const observer = new RunObserver(runId, () => this.#clock.now(), listeners, restored);
     let detached = false;
     const inspect = (event: InspectionEvent) => {

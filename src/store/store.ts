@@ -310,6 +310,7 @@ export class Store {
   >;
   readonly #appendAuditTx: Database.Transaction<(entry: AuditEntry) => AuditRow>;
   readonly #verifyAuditTx: Database.Transaction<() => AuditVerification>;
+  readonly #auditListeners = new Set<() => void>();
   readonly #claimRunTx: Database.Transaction<(runId: string, owner: string, now: number, isGone: (owner: RunOwner) => boolean) => RunClaim>;
 
   constructor(db: Database.Database, path: string) {
@@ -342,7 +343,21 @@ export class Store {
 
   /** Records a new run in status 'scheduled' and audits `run.created`. */
   createRun(run: NewRun): RunRecord {
-    return this.#guard(() => this.#createRunTx.immediate(run));
+    return this.#audited(this.#guard(() => this.#createRunTx.immediate(run)));
+  }
+
+  /**
+   * Calls `listener` after every committed write that may have added audit records (to anchor the head outside the
+   * database). Returns the way to stop.
+   */
+  onAuditChanged(listener: () => void): () => void {
+    this.#auditListeners.add(listener);
+    return () => this.#auditListeners.delete(listener);
+  }
+
+  #audited<T>(result: T): T {
+    for (const listener of this.#auditListeners) listener();
+    return result;
   }
 
   getRun(id: string): RunRecord | null {
@@ -370,7 +385,7 @@ export class Store {
 
   /** Writes everything one engine transition produced, or nothing. RUN_NOT_FOUND if the run does not exist. */
   commit(batch: CommitBatch): void {
-    this.#guard(() => this.#commitTx.immediate(batch));
+    this.#audited(this.#guard(() => this.#commitTx.immediate(batch)));
   }
 
   /**
@@ -450,7 +465,7 @@ export class Store {
    * one, by anyone and even with the same value, is refused with who decided what and when.
    */
   decide(runId: string, approver: string, decision: Decision, at: number, comment?: string): DecisionResult {
-    return this.#guard(() => this.#decideTx.immediate(runId, approver, decision, at, comment));
+    return this.#audited(this.#guard(() => this.#decideTx.immediate(runId, approver, decision, at, comment)));
   }
 
   /** The decision that won for the run, if any. */
@@ -459,7 +474,7 @@ export class Store {
   }
 
   appendAudit(entry: AuditEntry): AuditRow {
-    return this.#guard(() => this.#appendAuditTx.immediate(entry));
+    return this.#audited(this.#guard(() => this.#appendAuditTx.immediate(entry)));
   }
 
   /** In ascending seq order. */

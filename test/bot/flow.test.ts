@@ -150,6 +150,12 @@ describe('the Slack bot against a simulated cluster', () => {
     expect(thread.find((m) => m.text.includes('`worker-2`'))!.text).toMatch(/patched: .*rebooted/);
     expect(thread.filter((m) => m.reply_broadcast)).toHaveLength(1);
     expect(thread.find((m) => m.reply_broadcast)!.text).toMatch(/SUCCEEDED: 4 patched/);
+    // The final message anchors the audit log outside the database: its head, which the log must still contain.
+    const anchor = /audit head: `(\d+):([0-9a-f]{64})`/.exec(thread.find((m) => m.reply_broadcast)!.text);
+    expect(anchor).not.toBeNull();
+    const finished = store.auditRows({ runId }).find((r) => r.action === 'run.finished')!;
+    expect(Number(anchor![1])).toBeGreaterThanOrEqual(finished.seq);
+    expect(store.auditHashAt(Number(anchor![1]))).toBe(anchor![2]);
     expect(JSON.stringify(fake.messages.get(ts)!.blocks)).toMatch(/SUCCEEDED/);
     expect(JSON.stringify(fake.messages.get(ts)!.blocks)).not.toContain(ACTIONS.approve);
 
