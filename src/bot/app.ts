@@ -13,6 +13,7 @@ import { deriveRunStart } from '../engine/run-start.ts';
 import { selectNodes } from '../engine/selection.ts';
 import {
   Orchestrator,
+  OrchestratorError,
   doctor,
   formatDoctorReport,
   formatResetPlan,
@@ -276,7 +277,9 @@ export function createBot(options: BotOptions): Bot {
       const result = await execute(cmd, target, { user, channel, respond, post: client.chat.postMessage.bind(client.chat) });
       audit(target, { actor: user, action: `slack.command.${cmd.kind}`, runId: 'runId' in cmd ? cmd.runId : result.runId ?? null, details: { channel, text: command.text, result: result.summary } });
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      // A refusal the user can act on (another orchestrator holds the cluster: who, since when, what to do) keeps its hint.
+      const hint = err instanceof OrchestratorError ? ` (${err.hint})` : '';
+      const message = `${err instanceof Error ? err.message : String(err)}${hint}`;
       if (err instanceof BotRefusal) {
         metrics.refusal('usage');
         audit(target, { actor: user, action: 'slack.command.refused', details: { channel, text: command.text, reason: message } });
@@ -452,6 +455,10 @@ export function createBot(options: BotOptions): Bot {
           reply: async (text, broadcast) => {
             if (broadcast) await app.client.chat.postMessage({ channel: ctx.channel, thread_ts: ts, text, reply_broadcast: true });
             else await app.client.chat.postMessage({ channel: ctx.channel, thread_ts: ts, text });
+          },
+          auditHead: () => {
+            const head = target.store?.auditHead();
+            return head && head.seq > 0 ? `${head.seq}:${head.hash}` : null;
           },
           status: async (text) => {
             card.facts = { ...card.facts, status: text };

@@ -12,6 +12,11 @@ export interface ProgressSink {
   reply(text: string, broadcast: boolean): Promise<void>;
   /** The card's status line. */
   status(text: string): Promise<void>;
+  /**
+   * The store's audit head as `SEQ:HASH`, or null: written into the thread's final message, an anchor of the audit log
+   * outside the database that `patchpilot audit verify --anchor SEQ:HASH` checks.
+   */
+  auditHead?(): string | null;
 }
 
 export class RunProgress {
@@ -60,7 +65,14 @@ export class RunProgress {
       if (this.#statusTimer) clearTimeout(this.#statusTimer);
       const line = resultLine(event.output);
       this.#enqueue(() => this.#sink.status(line));
-      this.#enqueue(() => this.#sink.reply(`${line}${event.output.failedNodes.length > 0 ? `\nfailed: ${event.output.failedNodes.map((n) => `\`${n}\``).join(', ')}` : ''}`, true));
+      const failed = event.output.failedNodes.length > 0 ? `\nfailed: ${event.output.failedNodes.map((n) => `\`${n}\``).join(', ')}` : '';
+      this.#enqueue(async () => {
+        // The run's last records are committed once the current turn of the event loop is over: anchor those.
+        await new Promise((resolve) => setImmediate(resolve));
+        const head = this.#sink.auditHead?.() ?? null;
+        const anchor = head ? `\naudit head: \`${head}\` (check the log against it: \`patchpilot audit verify --anchor ${head}\`)` : '';
+        await this.#sink.reply(`${line}${failed}${anchor}`, true);
+      });
     }
   }
 

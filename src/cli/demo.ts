@@ -113,24 +113,33 @@ export interface DemoIo {
 
 export async function demo(options: DemoOptions, io: DemoIo): Promise<number> {
   const store = openCliStore(options.db);
-  const clusterFile = `${store.path}.demo-cluster.json`;
   const tty = !options.json && io.out.isTTY === true;
   const speed = options.speed ?? (tty ? 120 : 0);
 
+  // One cluster file per run, so two demos on one database never share (nor rename over) each other's file, and
+  // its temporary is private to this process.
+  let clusterFile = options.resume ? demoClusterFile(store.path, options.resume) : null;
   let saved: ClusterFile | null = null;
   if (options.resume) {
-    if (!existsSync(clusterFile)) throw new DemoError(`no demo cluster to resume at ${clusterFile}`, 'start a new demo with: npx patchpilot demo');
-    saved = readClusterFile(clusterFile);
+    if (!/^[\w.-]+$/.test(options.resume)) throw new DemoError(`"${options.resume}" is not a run id`, 'pass the id `demo` printed when it was interrupted (npx patchpilot runs lists them)');
+    const legacy = `${store.path}.demo-cluster.json`;
+    const file = existsSync(clusterFile!) ? clusterFile! : existsSync(legacy) ? legacy : null;
+    if (!file) throw new DemoError(`no demo cluster to resume at ${clusterFile}`, 'start a new demo with: npx patchpilot demo');
+    saved = readClusterFile(file);
+    // The simulated cluster is this run's alone, and resume() claims the run only from a process that is gone: the
+    // lease that process held in the file is released as its end would have released it (the generation stays).
+    if (saved.state.lease) saved.state.lease = { ...saved.state.lease, holder: '' };
   }
   const clock = new VirtualClock(saved?.now ?? io.now());
   const persist = (state: MemoryClusterState) => {
-    writeFileSync(`${clusterFile}.tmp`, JSON.stringify({ now: clock.now(), state } satisfies ClusterFile));
-    renameSync(`${clusterFile}.tmp`, clusterFile);
+    if (clusterFile === null) return;
+    const temporary = `${clusterFile}.${process.pid}.tmp`;
+    writeFileSync(temporary, JSON.stringify({ now: clock.now(), state } satisfies ClusterFile));
+    renameSync(temporary, clusterFile);
   };
   const cluster = saved
     ? new MemoryCluster(saved.state, { clock, onChange: persist })
     : MemoryCluster.create('demo', DEMO_NODES, { clock, onChange: persist });
-  persist(cluster.state as MemoryClusterState);
 
   const view = new LiveView({ out: io.out as NodeJS.WritableStream & NodeJS.WriteStream, tty, title: 'patchpilot demo · cluster demo', now: () => clock.now() });
   const outcomes: NodeOutcome[] = [];
@@ -138,11 +147,15 @@ export async function demo(options: DemoOptions, io: DemoIo): Promise<number> {
     if (event.type === 'node.finished') outcomes.push(event.outcome);
     if (!options.json) view.handle(event);
   };
-  const orchestrator = new Orchestrator({ cluster, clock, store, onEvent });
+  // The run lives in virtual time, but whether its owner is alive is a question of real time (another demo may ask).
+  const orchestrator = new Orchestrator({ cluster, clock, store, onEvent, ownerNow: Date.now });
+  // A run another live process drives is refused here (RUN_OWNED), before this process writes anything of it.
   const handle: RunHandle = options.resume
     ? await orchestrator.resume(options.resume)
     : // Palette would wait ten minutes after an on-demand click; the demo starts at once.
       await orchestrator.start({ plan: parsePlan(DEMO_PLAN), requestedBy: 'demo', notBefore: null });
+  clusterFile = demoClusterFile(store.path, handle.runId);
+  persist(cluster.state as MemoryClusterState);
   if (!options.json && !options.resume) {
     io.out.write(`${tty ? '' : '# '}run ${handle.runId}: patching ${DEMO_NODES.length - 1} Linux nodes of cluster "demo", 2 at a time (Ctrl-C to interrupt, then resume)\n`);
   }
@@ -184,6 +197,11 @@ export async function demo(options: DemoOptions, io: DemoIo): Promise<number> {
   const db = options.db ? ` --db ${options.db}` : '';
   io.out.write(`history: npx patchpilot runs${db}   audit trail: npx patchpilot audit show --run ${output.runId}${db}   (${options.db ?? DEFAULT_DB})\n`);
   return 0;
+}
+
+/** Where `demo` keeps a run's simulated cluster, beside the database. */
+export function demoClusterFile(dbPath: string, runId: string): string {
+  return `${dbPath}.demo-${runId}.json`;
 }
 
 export class DemoError extends UserError {

@@ -1,7 +1,9 @@
 /** `patchpilot runs` and `patchpilot audit`: what happened, from the store. */
 import type { Store } from '../store/store.ts';
 import type { AuditRow } from '../store/types.ts';
+import { checkAnchor, type AuditAnchor } from '../store/audit.ts';
 import { duration, isoMinute, table } from './format.ts';
+import { UserError } from './user-error.ts';
 
 export function listRuns(store: Store, options: { cluster?: string; active?: boolean; limit: number }): string {
   const runs = store.listRuns(options);
@@ -64,9 +66,39 @@ export function showAudit(store: Store, options: { runId?: string; limit: number
   return rows.map(auditLine).join('\n');
 }
 
-export function verifyAudit(store: Store): { ok: boolean; text: string } {
+/**
+ * The chain's own check, then every anchor given (the cluster's ConfigMap, a head copied from the run's Slack thread).
+ * Says which anchors it checked; without any, says what the chain alone cannot show.
+ */
+export function verifyAudit(store: Store, anchors: AuditAnchor[] = [], unreachable: string[] = []): { ok: boolean; text: string } {
   const result = store.verifyAudit();
-  if (result.ok) return { ok: true, text: `audit log intact: ${result.checked} records, chain verified up to #${result.headSeq ?? 0}` };
-  const problems = result.problems.map((p) => `  #${p.seq}: ${p.problem}`).join('\n');
-  return { ok: false, text: `audit log TAMPERED: ${result.problems.length} problem(s) in ${result.checked} records\n${problems}` };
+  const head = store.auditHead();
+  const tailAllowed = store.listRuns({ active: true, limit: 1 }).length > 0;
+  const newest = Math.max(-1, ...anchors.map((a) => a.seq));
+  const checks = anchors.map((anchor) => checkAnchor(anchor, head, (seq) => store.auditHashAt(seq), { newest: anchor.seq === newest, tailAllowed }));
+  const ok = result.ok && checks.every((c) => c.ok);
+  const lines: string[] = [];
+  if (result.ok) lines.push(`chain intact: ${result.checked} records, verified up to #${result.headSeq ?? 0}`);
+  else {
+    lines.push(`chain broken: ${result.problems.length} problem(s) in ${result.checked} records`);
+    lines.push(...result.problems.map((p) => `  #${p.seq}: ${p.problem}`));
+  }
+  if (checks.length > 0) {
+    lines.push(`anchors checked (${checks.length}):`);
+    lines.push(...checks.map((c) => `  ${c.ok ? 'ok' : 'MISMATCH'}  ${c.source}: ${c.detail}`));
+  } else {
+    lines.push('no anchor checked: a chain alone cannot show its newest records removed, records appended, or the whole chain recomputed');
+    lines.push('  (pass --kubeconfig to check the cluster\'s anchor, or --anchor SEQ:HASH from the run\'s Slack thread)');
+  }
+  lines.push(...unreachable.map((u) => `  not checked: ${u}`));
+  const problems = result.problems.length + checks.filter((c) => !c.ok).length;
+  const verdict = ok ? `audit log intact: ${result.checked} records, chain verified up to #${result.headSeq ?? 0}` : `audit log TAMPERED: ${problems} problem(s) in ${result.checked} records`;
+  return { ok, text: [verdict, ...lines].join('\n') };
+}
+
+/** `--anchor SEQ:HASH`, as the run's final Slack message shows it. */
+export function parseAnchorOption(value: string): AuditAnchor {
+  const match = /^#?(\d+):(?:sha256:)?([0-9a-f]{64})$/.exec(value.trim());
+  if (!match) throw new UserError(`--anchor must be SEQ:HASH (the audit head a run's Slack thread shows, e.g. 57:3f2a…), got "${value}"`, 'copy it from the final message of the run\'s thread');
+  return { seq: Number(match[1]), hash: match[2]!, at: 0, source: '--anchor' };
 }

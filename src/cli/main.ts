@@ -8,7 +8,7 @@ import { ScheduleError } from '../engine/schedule.ts';
 import { OrchestratorError } from '../service/orchestrator.ts';
 import { StoreError } from '../store/errors.ts';
 import { demo } from './demo.ts';
-import { listRuns, showAudit, showRun, verifyAudit } from './history.ts';
+import { listRuns, parseAnchorOption, showAudit, showRun, verifyAudit } from './history.ts';
 import { openCliStore, DEFAULT_DB } from './paths.ts';
 import { planCheck } from './plan-check.ts';
 import { ScenarioError } from '../sim/scenario.ts';
@@ -140,6 +140,8 @@ export function buildProgram(): Command {
     .option('--dry-run', 'list the nodes that would be patched, in order, and why the others would not; change nothing')
     .option('--db <path>', dbOption)
     .option('--metrics-port <n>', 'serve Prometheus metrics at http://0.0.0.0:<n>/metrics while the run lasts (0: a free port)', portNumber)
+    .option('--wait', 'when another orchestrator holds the cluster, wait for its lease instead of exiting 3')
+    .option('--lease-seconds <n>', "the cluster lease's duration: renewed every third of it, taken over only after it (default 60)", positiveInteger('--lease-seconds'))
     .action(async (opts: RunOptions) => {
       const { runCommand } = await import('./run.ts');
       process.exitCode = await runCommand(opts, { out: process.stdout });
@@ -264,12 +266,24 @@ export function buildProgram(): Command {
   const audit = program.command('audit').description('the append-only, hash-chained audit log');
   audit
     .command('verify')
-    .description('check that no audit record was changed or deleted (exit 1 if one was)')
+    .description('check that no audit record was changed, removed or added: the hash chain, and the anchors it can reach (exit 1 if anything does not match)')
     .option('--db <path>', dbOption)
-    .action((opts: { db?: string }) => {
+    .option('--kubeconfig <path>', "also check the audit head each cluster keeps (ConfigMap patchpilot-audit-<cluster> in patchpilot's namespace)")
+    .option('--context <name>', 'kubeconfig context to use (default: its current context)')
+    .option('--cluster <name>', "the cluster whose anchor to read (default: every cluster the database's runs name)")
+    .option('--anchor <seq:hash>', "an audit head from a run's Slack thread (repeatable)", (value: string, all: string[] = []) => [...all, value])
+    .action(async (opts: { db?: string; kubeconfig?: string; context?: string; cluster?: string; anchor?: string[] }) => {
       const store = openCliStore(opts.db, { readOnly: true });
       try {
-        const result = verifyAudit(store);
+        const anchors = (opts.anchor ?? []).map(parseAnchorOption);
+        const unreachable: string[] = [];
+        if (opts.kubeconfig !== undefined) {
+          const { clusterAnchors } = await import('./audit-anchors.ts');
+          const found = await clusterAnchors(store, { kubeconfig: opts.kubeconfig, ...(opts.context ? { context: opts.context } : {}), ...(opts.cluster ? { cluster: opts.cluster } : {}) });
+          anchors.push(...found.anchors);
+          unreachable.push(...found.unreachable);
+        }
+        const result = verifyAudit(store, anchors, unreachable);
         print(result.text);
         process.exitCode = result.ok ? 0 : 1;
       } finally {
@@ -304,6 +318,21 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Exit code of a command refused or stopped because another orchestrator holds the cluster (or drives the run): not
+ * a mistake (2) nor a failed run (1), so scripts can wait and try again (or pass --wait).
+ */
+export const EXIT_CLUSTER_BUSY = 3;
+const CLUSTER_BUSY_CODES = new Set(['LEASE_HELD', 'LEASE_LOST', 'RUN_OWNED']);
+
+/** Parses a whole number above 0, or says which option was wrong (commander turns it into exit 2). */
+function positiveInteger(option: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value) || Number(value) <= 0) throw new InvalidArgumentError(`${option} must be a whole number of seconds above 0, got "${value}"`);
+    return Number(value);
+  };
+}
+
 /** Every error a user can cause, as the text to show. Anything else is a bug and keeps its stack trace. */
 export function describeUserError(err: unknown): string | null {
   if (err instanceof PlanError || err instanceof ScheduleError || err instanceof ScenarioError) return `error: ${err.message}`;
@@ -329,6 +358,6 @@ export async function main(argv: string[]): Promise<number> {
       (unreachable === null ? null : `error: cannot reach the server: ${unreachable}\nhint: check the address (the kubeconfig's server, SLACK_API_URL) and that the server is running`);
     if (message === null) throw err;
     process.stderr.write(`${message}\n`);
-    return 2;
+    return err instanceof OrchestratorError && CLUSTER_BUSY_CODES.has(err.code) ? EXIT_CLUSTER_BUSY : 2;
   }
 }

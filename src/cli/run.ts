@@ -22,7 +22,7 @@ import type { NodeOutcome } from '../engine/node.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import { deriveRunStart, describeStart } from '../engine/run-start.ts';
 import { selectNodes, type Selection } from '../engine/selection.ts';
-import { Orchestrator, type RunEvent } from '../service/orchestrator.ts';
+import { describeRefusal, Orchestrator, type RunEvent } from '../service/orchestrator.ts';
 import { SystemClock } from '../service/system-clock.ts';
 import { PatchpilotMetrics, serveMetrics } from '../service/metrics.ts';
 import { readClusterStatus, triggerOfRun } from '../service/fleet-status.ts';
@@ -42,6 +42,9 @@ export interface RunOptions {
   trigger?: string;
   /** Serve Prometheus metrics on this port (0: a free one) while the run lasts. */
   metricsPort?: number;
+  /** Wait for another orchestrator's lease instead of exiting 3. */
+  wait?: boolean;
+  leaseSeconds?: number;
 }
 
 export interface RunIo {
@@ -91,10 +94,22 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   metrics?.watchFleet(async () => [await readClusterStatus(cluster, { labelKey: plan.labelKey, triggerOf: (id) => triggerOfRun(store, id) })]);
   const metricsServer = metrics && options.metricsPort !== undefined ? await serveMetrics(metrics, options.metricsPort) : null;
   if (metricsServer) write(`${tty ? '' : '# '}metrics: http://0.0.0.0:${metricsServer.port}/metrics`);
+  let lastWaitedFor = '';
   const orchestrator = new Orchestrator({
     cluster,
     clock,
     store,
+    ...(options.leaseSeconds ? { leaseSeconds: options.leaseSeconds } : {}),
+    ...(options.wait
+      ? {
+          waitForLease: (refusal) => {
+            // Said once per holder, not on every poll.
+            if (refusal.holder === lastWaitedFor) return;
+            lastWaitedFor = refusal.holder;
+            write(`waiting for the cluster: ${describeRefusal(refusal)}`);
+          },
+        }
+      : {}),
     onEvent: (event: RunEvent) => {
       if (event.type === 'node.finished') outcomes.push(event.outcome);
       metrics?.observeRun(plan.cluster, event);

@@ -19,6 +19,7 @@ import type {
   DrainResult,
   LeaseRequest,
   Fence,
+  StoredAuditAnchor,
   LeaseResult,
   MetadataPatch,
   PatchJobSpec,
@@ -100,6 +101,8 @@ export interface MemoryClusterState {
   nodes: NodeRecord[];
   jobs: Record<string, JobRecord>;
   lease: HeldLease | null;
+  /** Audit anchors by database id (ClusterPort.writeAuditAnchor). */
+  auditAnchors?: Record<string, StoredAuditAnchor>;
   /** Patch Jobs created per node and hash: a node patched twice for one hash is a bug. */
   patchJobsCreated: Record<string, number>;
   /** The most nodes ever cordoned by patchpilot at the same time. */
@@ -339,6 +342,19 @@ export class MemoryCluster implements ClusterPort {
 
   async renewLease(request: LeaseRequest): Promise<LeaseResult> {
     return this.acquireLease(request);
+  }
+
+  readonly auditAnchorLocation = 'the in-memory cluster';
+
+  async writeAuditAnchor(storeId: string, anchor: StoredAuditAnchor): Promise<void> {
+    const anchors = (this.#state.auditAnchors ??= {});
+    if ((anchors[storeId]?.seq ?? -1) >= anchor.seq) return;
+    anchors[storeId] = anchor;
+    this.#changed();
+  }
+
+  async readAuditAnchor(storeId: string): Promise<StoredAuditAnchor | null> {
+    return this.#state.auditAnchors?.[storeId] ?? null;
   }
 
   async releaseLease(_name: string, holder: string): Promise<void> {

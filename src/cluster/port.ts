@@ -166,6 +166,23 @@ export interface ClusterPort {
    * such as reset, write as before).
    */
   guardWrites?(check: (() => string | null) | null): void;
+  /**
+   * Keeps a database's audit head in the cluster (outside the database's reach), forward only. Optional: a cluster
+   * without it is simply not an anchor.
+   */
+  writeAuditAnchor?(storeId: string, anchor: StoredAuditAnchor, signal?: AbortSignal): Promise<void>;
+  /** The anchor written for a database, null when none, 'unreadable' when the record is not one. */
+  readAuditAnchor?(storeId: string, signal?: AbortSignal): Promise<StoredAuditAnchor | 'unreadable' | null>;
+  /** Where the anchors are kept, for messages ("ConfigMap os-patch/patchpilot-audit-prod"). */
+  readonly auditAnchorLocation?: string;
+}
+
+/** A database's audit head as kept in a cluster. */
+export interface StoredAuditAnchor {
+  seq: number;
+  hash: string;
+  /** When it was written (clock ms). */
+  at: number;
 }
 
 /** One of patchpilot's Jobs as `doctor` sees it: its state, and the agent's report when its pod left one. */

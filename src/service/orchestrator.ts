@@ -11,8 +11,10 @@ import { parsePlan, type Plan } from '../engine/plan.ts';
 import { deriveRunStart } from '../engine/run-start.ts';
 import type { Store } from '../store/store.ts';
 import type { AlertSource } from './prometheus.ts';
+import type { RunOwner } from '../store/types.ts';
+import { hostname } from 'node:os';
 import { clusterEffects } from './effects.ts';
-import { describeHolder, processHolder } from './holder.ts';
+import { describeHolder, parseHolder, processHolder } from './holder.ts';
 import { fencedCluster, LeaseKeeper, type LeaseLoss } from './lease-keeper.ts';
 import { FLEET_ACTOR_ID, Journal, restoreRunSnapshot, type PersistedFleet } from './journal.ts';
 import { RunObserver, stateString, topState, type RestoredState, type RunEvent, type RunListener } from './progress.ts';
@@ -74,6 +76,13 @@ export interface OrchestratorOptions {
   alerts?: AlertSource;
   /** Resolves group approvers for `decide`; without one, only approvers named one by one count. */
   membership?: MembershipResolver;
+  /**
+   * The time of run ownership heartbeats, which other processes read (default: the clock's now()). A run in virtual
+   * time that other processes may also open (demo) passes Date.now: a process is alive or not in real time.
+   */
+  ownerNow?: () => number;
+  /** Whether a process of this host is running (default: process.kill(pid, 0)); injected by tests. */
+  pidAlive?: (pid: number) => boolean;
 }
 
 export interface StartRequest {
@@ -151,9 +160,13 @@ export class Orchestrator {
   readonly #waitForLease: ((refusal: LeaseRefusal) => void) | undefined;
   readonly #alerts: AlertSource | undefined;
   readonly #membership: MembershipResolver | undefined;
+  readonly #ownerNow: () => number;
+  readonly #pidAlive: (pid: number) => boolean;
   readonly #active = new Map<string, RunHandle>();
   /** The lease per cluster this orchestrator holds, and how many of its runs use it. */
   readonly #keepers = new Map<string, { keeper: LeaseKeeper; runs: number }>();
+  /** The store's audit head, kept in the cluster after every write that adds audit records (see #auditAnchor). */
+  readonly #anchor: { poke(): void; flush(): Promise<void> };
 
   constructor(options: OrchestratorOptions) {
     this.#cluster = options.cluster;
@@ -166,6 +179,11 @@ export class Orchestrator {
     this.#onEvent = options.onEvent;
     this.#waitForLease = options.waitForLease;
     this.#membership = options.membership;
+    this.#ownerNow = options.ownerNow ?? (() => this.#clock.now());
+    this.#pidAlive = options.pidAlive ?? pidAlive;
+    this.#anchor = this.#auditAnchor();
+    // Every audit record this process adds (a run's steps, the bot's commands, an approval) moves the anchor along.
+    this.#store?.onAuditChanged(() => this.#anchor.poke());
   }
 
   /** This orchestrator's lease holder identity. */
@@ -200,6 +218,7 @@ export class Orchestrator {
       requestedBy: request.requestedBy,
       createdAt: now,
     });
+    this.#claimRun(runId);
     const journal = this.#store ? new Journal(this.#store, runId, { queueStored: false, lastAt: now }) : null;
     return this.#launch(input, journal, undefined, undefined, keeper);
   }
@@ -230,7 +249,15 @@ export class Orchestrator {
     } catch (err) {
       throw incompatible(runId, err);
     }
-    const keeper = await this.#acquireLease(plan.cluster);
+    // One process per run: a run whose owner is alive is refused (whatever the lease says); a dead owner's is ours.
+    const tookOverFrom = this.#claimRun(runId);
+    let keeper: LeaseKeeper;
+    try {
+      keeper = await this.#acquireLease(plan.cluster);
+    } catch (err) {
+      store.releaseRun(runId, this.#holder);
+      throw err;
+    }
     const now = this.#clock.now();
     // Without a fleet snapshot the run crashed between its creation and its first transition: it starts afresh.
     const restored = snapshot ? restoredState(snapshot) : undefined;
@@ -240,7 +267,12 @@ export class Orchestrator {
       restoredNodes: restored?.nodeSteps.keys(),
     });
     const handle = this.#launch(input, journal, snapshot, restored, keeper);
-    journal.audit({ at: now, actor: this.#holder, action: 'run.resumed', details: { state: snapshot ? stateString(snapshot.value) : 'created' } });
+    journal.audit({
+      at: now,
+      actor: this.#holder,
+      action: 'run.resumed',
+      details: { state: snapshot ? stateString(snapshot.value) : 'created', ...(tookOverFrom ? { tookOverFrom: tookOverFrom.owner, lastHeartbeat: tookOverFrom.heartbeatAt } : {}) },
+    });
     return handle;
   }
 
@@ -290,6 +322,7 @@ export class Orchestrator {
       clock: this.#clock,
       beforeEffect: () => journal?.flush(),
     });
+    const anchor = this.#anchor;
     const listeners: RunListener[] = [...(journal ? [journal] : []), ...(this.#onEvent ? [{ event: this.#onEvent }] : [])];
     const observer = new RunObserver(runId, () => this.#clock.now(), listeners, restored);
     let detached = false;
@@ -330,21 +363,34 @@ export class Orchestrator {
         pausedForLease = false;
       },
     });
+    const heartbeat = this.#heartbeat(runId, () => {
+      journal?.audit({ at: this.#clock.now(), actor: this.#holder, action: 'run.owner-lost', details: {} });
+      lostTo = { why: `another process took run ${runId} over (${describeOwner(this.#store?.runOwner(runId) ?? null)})`, takenBy: 'another process' };
+      queueMicrotask(() => detach());
+    });
     const result = new Promise<FleetOutput>((resolve, reject) => {
       actor.subscribe({
         complete: () => {
           renewal.stop();
+          heartbeat.stop();
           this.#active.delete(runId);
           const snap = actor.getSnapshot();
           if (snap.status === 'done') {
             // Observers hear of the end before the inspector does; wait for it so the final commit holds the end.
             queueMicrotask(() => {
               journal?.flush();
-              // A lease that cannot be released runs out by itself; the run's result does not depend on it.
-              this.#releaseLease(input.plan.cluster).finally(() => resolve(snap.output as FleetOutput));
+              this.#store?.releaseRun(runId, this.#holder);
+              // The final head is anchored while the lease still fences the write; then the lease is given up (one that
+              // cannot be released runs out by itself; the run's result depends on neither).
+              anchor.poke();
+              void anchor
+                .flush()
+                .then(() => this.#releaseLease(input.plan.cluster))
+                .finally(() => resolve(snap.output as FleetOutput));
             });
           } else {
-            // Detached (a shutdown, or a crash as tests make one): the lease runs out by itself, like a crashed holder's.
+            // Detached (a shutdown, or a crash as tests make one): the lease runs out by itself, like a crashed holder's,
+            // and so does our claim on the run (its heartbeat stops), unless a new owner already has it.
             this.#releaseLease(input.plan.cluster, { keep: true });
             const state = stateString(snap.value as never);
             reject(
@@ -360,6 +406,7 @@ export class Orchestrator {
         },
         error: (err) => {
           renewal.stop();
+          heartbeat.stop();
           this.#active.delete(runId);
           this.#releaseLease(input.plan.cluster);
           reject(err);
@@ -371,6 +418,7 @@ export class Orchestrator {
       journal?.flush();
       detached = true;
       renewal.stop();
+      heartbeat.stop();
       actor.stop();
     };
     const handle = new RunHandle(runId, actor, result, detach, (command) => this.#apply(handle, input, journal, command));
@@ -380,11 +428,13 @@ export class Orchestrator {
     } catch (err) {
       this.#active.delete(runId);
       renewal.stop();
+      heartbeat.stop();
       refuse(err);
     }
     if (actor.getSnapshot().status === 'error') {
       this.#active.delete(runId);
       renewal.stop();
+      heartbeat.stop();
       refuse(actor.getSnapshot().error);
     }
     return handle;
@@ -474,9 +524,112 @@ export class Orchestrator {
     return { stop: () => undefined };
   }
 
+  /**
+   * Writes the store's audit head to the cluster (ClusterPort.writeAuditAnchor), one write at a time: pokes that
+   * arrive meanwhile become one more write of the then newest head. A failed write is not the run's failure: the next
+   * poke tries again, and `audit verify` says how far the anchor got.
+   */
+  #auditAnchor(): { poke(): void; flush(): Promise<void> } {
+    const store = this.#store;
+    const cluster = this.#cluster;
+    if (!store || !cluster.writeAuditAnchor) return { poke: () => undefined, flush: () => Promise.resolve() };
+    const storeId = store.storeId();
+    let writing: Promise<void> | null = null;
+    let pending = false;
+    const write = (): Promise<void> => {
+      pending = false;
+      let head;
+      try {
+        head = store.auditHead();
+      } catch {
+        return Promise.resolve();
+      }
+      return cluster.writeAuditAnchor!(storeId, { seq: head.seq, hash: head.hash, at: this.#clock.now() }).catch(() => undefined);
+    };
+    const poke = () => {
+      if (writing) {
+        pending = true;
+        return;
+      }
+      writing = write().finally(() => {
+        writing = null;
+        if (pending) poke();
+      });
+    };
+    const flush = async (): Promise<void> => {
+      while (writing) await writing;
+    };
+    return { poke, flush };
+  }
+
+  /** Claims the run for this process (RUN_OWNED when a live process drives it); returns the dead owner it replaced. */
+  #claimRun(runId: string): RunOwner | null {
+    const store = this.#store;
+    if (!store) return null;
+    const now = this.#ownerNow();
+    const staleMs = this.#leaseSeconds * 1000;
+    const claim = store.claimRun(runId, this.#holder, now, (current) => this.#ownerGone(current, now, staleMs));
+    if (claim.ok) return claim.tookOverFrom;
+    throw new OrchestratorError(
+      'RUN_OWNED',
+      `run ${runId} is being driven by ${describeOwner(claim.owner)}, last heard from ${Math.max(0, Math.round((now - claim.owner.heartbeatAt) / 1000))} s ago`,
+      `leave it to that process, or stop it: ${Math.round(staleMs / 1000)} s after its last heartbeat (or at once if its pid is gone on this host) the run can be resumed here`,
+    );
+  }
+
+  #ownerGone(owner: RunOwner, now: number, staleMs: number): boolean {
+    if (now - owner.heartbeatAt >= staleMs) return true;
+    const parts = parseHolder(owner.owner);
+    return parts !== null && parts.host === hostname() && !this.#pidAlive(parts.pid);
+  }
+
+  /** Says the run's owner is alive every third of the lease; tells `onLost` once another process owns the run. */
+  #heartbeat(runId: string, onLost: () => void): { stop(): void } {
+    const store = this.#store;
+    if (!store) return { stop: () => undefined };
+    let timer: number | undefined;
+    let stopped = false;
+    const beat = () => {
+      if (stopped) return;
+      let mine = true;
+      try {
+        mine = store.heartbeatRun(runId, this.#holder, this.#ownerNow());
+      } catch {
+        // A busy or full database: the next beat tries again; past the stale time another process may take over.
+      }
+      if (!mine) {
+        stopped = true;
+        onLost();
+        return;
+      }
+      timer = this.#clock.setTimeout(beat, (this.#leaseSeconds * 1000) / 3);
+    };
+    timer = this.#clock.setTimeout(beat, (this.#leaseSeconds * 1000) / 3);
+    return {
+      stop: () => {
+        stopped = true;
+        if (timer !== undefined) this.#clock.clearTimeout(timer);
+      },
+    };
+  }
+
   #requireStore(what: string): Store {
     if (!this.#store) throw new OrchestratorError('NO_STORE', `cannot ${what} without a store`, 'pass --db PATH');
     return this.#store;
+  }
+}
+
+function describeOwner(owner: RunOwner | null): string {
+  return owner ? describeHolder(owner.owner) : 'nobody';
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, owned by someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -154,3 +154,46 @@ function parseDetails(json: string): Record<string, unknown> | undefined {
     return undefined;
   }
 }
+
+/** The audit head as written outside the database (a ConfigMap in the cluster, a Slack thread), to check it against. */
+export interface AuditAnchor {
+  seq: number;
+  hash: string;
+  /** When it was written (0 when unknown: an anchor typed in by hand). */
+  at: number;
+  /** Where it was read, for the report: "ConfigMap os-patch/patchpilot-audit-prod", "--anchor". */
+  source: string;
+}
+
+export interface AnchorCheck {
+  source: string;
+  ok: boolean;
+  detail: string;
+}
+
+/**
+ * What one anchor says about the database: the record it names must exist with exactly its hash (so the newest
+ * records cannot have been removed, nor the chain recomputed, up to it), and every record after it is one written
+ * since. `tailAllowed`: a run is still in flight, so records after the newest anchor are expected (its next anchor
+ * is not written yet); otherwise they were added without an anchor, by someone holding the database.
+ */
+export function checkAnchor(anchor: AuditAnchor, head: AuditHead, hashAt: (seq: number) => string | null, options: { newest: boolean; tailAllowed: boolean }): AnchorCheck {
+  const { source } = anchor;
+  const when = anchor.at ? ` (written ${new Date(anchor.at).toISOString()})` : '';
+  if (head.seq < anchor.seq) {
+    return { source, ok: false, detail: `the anchor${when} records #${anchor.seq}, but the log ends at #${head.seq}: its newest ${anchor.seq - head.seq} record(s) were removed` };
+  }
+  const stored = hashAt(anchor.seq);
+  if (stored === null) return { source, ok: false, detail: `the anchor${when} records #${anchor.seq}, which is missing from the log` };
+  if (stored !== anchor.hash) {
+    return { source, ok: false, detail: `record #${anchor.seq} has another hash than the anchor${when} recorded: the log was rewritten (re-chained) at or before #${anchor.seq}` };
+  }
+  const after = head.seq - anchor.seq;
+  if (after === 0 || !options.newest) return { source, ok: true, detail: `#${anchor.seq} matches${when}` };
+  if (options.tailAllowed) return { source, ok: true, detail: `#${anchor.seq} matches${when}; ${after} newer record(s) belong to a run still in flight, not anchored yet` };
+  return {
+    source,
+    ok: false,
+    detail: `#${anchor.seq} matches${when}, but ${after} record(s) after it were never anchored: appended by someone with the database (or written by a process that died before it could anchor them)`,
+  };
+}

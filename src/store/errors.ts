@@ -12,7 +12,8 @@ export type StoreErrorCode =
   | 'DB_FULL'
   | 'RUN_NOT_FOUND'
   | 'RUN_EXISTS'
-  | 'SNAPSHOT_CORRUPT';
+  | 'SNAPSHOT_CORRUPT'
+  | 'RUN_OWNER_CORRUPT';
 
 /** A failure the user can act on: `message` says what is wrong, `hint` what to do about it. */
 export class StoreError extends Error {

@@ -142,6 +142,26 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'run owners and the store id',
+    up: `
+      -- The one process driving a run: its identity (host, pid, start, suffix), and when it last said it was alive.
+      -- No foreign key: an owner row is removed when the run finishes or its owner lets go.
+      CREATE TABLE run_owners (
+        run_id       TEXT PRIMARY KEY,
+        owner        TEXT NOT NULL,
+        claimed_at   INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL
+      );
+      -- This database's identity, under which its audit head is anchored outside it (a ConfigMap per cluster).
+      CREATE TABLE store_meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+      INSERT INTO store_meta (key, value) VALUES ('store_id', lower(hex(randomblob(8))));
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;

@@ -12,6 +12,8 @@ import type { AuditHead, StoredAuditRow } from './audit.ts';
 import { corruptDatabaseError, shellQuote, StoreError, translateSqliteError } from './errors.ts';
 import { applyMigrations, LATEST_SCHEMA_VERSION } from './migrations.ts';
 import type {
+  RunClaim,
+  RunOwner,
   ApprovalRecord,
   AuditEntry,
   AuditQuery,
@@ -337,6 +339,17 @@ function prepareStatements(db: Database.Database) {
       `SELECT ${AUDIT_COLUMNS} FROM audit WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
     ),
     auditChain: db.prepare<[], StoredAuditRow>(`SELECT ${AUDIT_COLUMNS} FROM audit ORDER BY seq`),
+    selectRunOwner: db.prepare<[string], { owner: unknown; claimedAt: unknown; heartbeatAt: unknown }>(
+      'SELECT owner, claimed_at AS claimedAt, heartbeat_at AS heartbeatAt FROM run_owners WHERE run_id = ?',
+    ),
+    upsertRunOwner: db.prepare<[string, string, number, number]>(
+      `INSERT INTO run_owners (run_id, owner, claimed_at, heartbeat_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, claimed_at = excluded.claimed_at, heartbeat_at = excluded.heartbeat_at`,
+    ),
+    heartbeatRunOwner: db.prepare<[number, string, string]>('UPDATE run_owners SET heartbeat_at = ? WHERE run_id = ? AND owner = ?'),
+    deleteRunOwner: db.prepare<[string, string]>('DELETE FROM run_owners WHERE run_id = ? AND owner = ?'),
+    selectStoreId: db.prepare<[], string>("SELECT value FROM store_meta WHERE key = 'store_id'").pluck(),
+    auditHashAt: db.prepare<[number], string>('SELECT hash FROM audit WHERE seq = ?').pluck(),
   };
 }
 
@@ -360,6 +373,8 @@ export class Store {
   >;
   readonly #appendAuditTx: Database.Transaction<(entry: AuditEntry) => AuditRow>;
   readonly #verifyAuditTx: Database.Transaction<() => AuditVerification>;
+  readonly #auditListeners = new Set<() => void>();
+  readonly #claimRunTx: Database.Transaction<(runId: string, owner: string, now: number, isGone: (owner: RunOwner) => boolean) => RunClaim>;
 
   constructor(db: Database.Database, path: string) {
     this.#db = db;
@@ -372,6 +387,12 @@ export class Store {
         this.#decide(runId, approver, decision, at, comment),
     );
     this.#appendAuditTx = db.transaction((entry: AuditEntry) => toAuditRow(this.#appendAuditEntry(entry)));
+    this.#claimRunTx = db.transaction((runId: string, owner: string, now: number, isGone: (current: RunOwner) => boolean) => {
+      const current = this.#runOwner(runId);
+      if (current && current.owner !== owner && !isGone(current)) return { ok: false, owner: current } as const;
+      this.#sql.upsertRunOwner.run(runId, owner, current?.owner === owner ? current.claimedAt : now, now);
+      return { ok: true, tookOverFrom: current && current.owner !== owner ? current : null } as const;
+    });
     // One read transaction, so the head and the rows come from the same snapshot while writers carry on.
     this.#verifyAuditTx = db.transaction(() => {
       const head = this.#sql.selectAuditHead.get();
@@ -385,7 +406,21 @@ export class Store {
 
   /** Records a new run in status 'scheduled' and audits `run.created`. */
   createRun(run: NewRun): RunRecord {
-    return this.#guard(() => this.#createRunTx.immediate(run));
+    return this.#audited(this.#guard(() => this.#createRunTx.immediate(run)));
+  }
+
+  /**
+   * Calls `listener` after every committed write that may have added audit records (to anchor the head outside the
+   * database). Returns the way to stop.
+   */
+  onAuditChanged(listener: () => void): () => void {
+    this.#auditListeners.add(listener);
+    return () => this.#auditListeners.delete(listener);
+  }
+
+  #audited<T>(result: T): T {
+    for (const listener of this.#auditListeners) listener();
+    return result;
   }
 
   getRun(id: string): RunRecord | null {
@@ -413,7 +448,60 @@ export class Store {
 
   /** Writes everything one engine transition produced, or nothing. RUN_NOT_FOUND if the run does not exist. */
   commit(batch: CommitBatch): void {
-    this.#guard(() => this.#commitTx.immediate(batch));
+    this.#audited(this.#guard(() => this.#commitTx.immediate(batch)));
+  }
+
+  /**
+   * Makes `owner` the one process driving the run, in one write transaction (of two processes claiming at once,
+   * exactly one wins): granted when nobody owns it, when `owner` already does, or when `isGone` says the current
+   * owner is dead (its heartbeat is too old, or its pid is gone on this host). Refused: the live owner.
+   */
+  claimRun(runId: string, owner: string, now: number, isGone: (current: RunOwner) => boolean): RunClaim {
+    return this.#guard(() => this.#claimRunTx.immediate(runId, owner, now, isGone));
+  }
+
+  /** The owner's proof of life; false when it no longer owns the run (someone took it over). */
+  heartbeatRun(runId: string, owner: string, now: number): boolean {
+    return this.#guard(() => this.#sql.heartbeatRunOwner.run(now, runId, owner).changes === 1);
+  }
+
+  /** Lets go of a run (finished, or handed back on shutdown); only its owner can. */
+  releaseRun(runId: string, owner: string): void {
+    this.#guard(() => this.#sql.deleteRunOwner.run(runId, owner));
+  }
+
+  /** This database's identity (random, made when it was created or migrated): the key of its audit anchors. */
+  storeId(): string {
+    return this.#guard(() => this.#sql.selectStoreId.get() ?? 'unknown');
+  }
+
+  /** The newest audit record's seq and hash (seq 0 and the genesis hash while the log is empty). */
+  auditHead(): AuditHead {
+    return this.#guard(() => this.#sql.selectAuditHead.get() ?? { seq: 0, hash: '' });
+  }
+
+  /** The hash stored for audit record `seq`, or null when there is no such record. */
+  auditHashAt(seq: number): string | null {
+    return this.#guard(() => this.#sql.auditHashAt.get(seq) ?? null);
+  }
+
+  /** Who drives the run now, or null. RUN_OWNER_CORRUPT when the row cannot be read as one. */
+  runOwner(runId: string): RunOwner | null {
+    return this.#guard(() => this.#runOwner(runId));
+  }
+
+  #runOwner(runId: string): RunOwner | null {
+    const row = this.#sql.selectRunOwner.get(runId);
+    if (row === undefined) return null;
+    const { owner, claimedAt, heartbeatAt } = row;
+    if (typeof owner !== 'string' || owner === '' || !Number.isSafeInteger(claimedAt) || !Number.isSafeInteger(heartbeatAt)) {
+      throw new StoreError(
+        'RUN_OWNER_CORRUPT',
+        `the owner record of run ${runId} in ${this.#path} is unreadable (owner ${JSON.stringify(owner)}, heartbeat ${JSON.stringify(heartbeatAt)})`,
+        `nobody can tell whether a process drives this run, so it is not resumed; once you are sure none does: sqlite3 ${shellQuote(this.#path)} "DELETE FROM run_owners WHERE run_id = '${runId}'"`,
+      );
+    }
+    return { owner, claimedAt: claimedAt as number, heartbeatAt: heartbeatAt as number };
   }
 
   /** Ordered by position. */
@@ -440,7 +528,7 @@ export class Store {
    * one, by anyone and even with the same value, is refused with who decided what and when.
    */
   decide(runId: string, approver: string, decision: Decision, at: number, comment?: string): DecisionResult {
-    return this.#guard(() => this.#decideTx.immediate(runId, approver, decision, at, comment));
+    return this.#audited(this.#guard(() => this.#decideTx.immediate(runId, approver, decision, at, comment)));
   }
 
   /** The decision that won for the run, if any. */
@@ -449,7 +537,7 @@ export class Store {
   }
 
   appendAudit(entry: AuditEntry): AuditRow {
-    return this.#guard(() => this.#appendAuditTx.immediate(entry));
+    return this.#audited(this.#guard(() => this.#appendAuditTx.immediate(entry)));
   }
 
   /** In ascending seq order. */

@@ -180,3 +180,11 @@ export interface DeadLetter {
   lastError: string;
   failedAt: number;
 }
+/** The process driving a run (src/service/holder.ts identity) and its last heartbeat. */
+export interface RunOwner {
+  owner: string;
+  claimedAt: number;
+  heartbeatAt: number;
+}
+
+export type RunClaim = { ok: true; tookOverFrom: RunOwner | null } | { ok: false; owner: RunOwner };

@@ -93,6 +93,26 @@ describe('the Slack bot against a simulated cluster', () => {
     expect(JSON.parse(wrong.text).text).toMatch(/unknown subcommand "rn" \(did you mean `run`\?\)/);
   });
 
+  it('names the holder when another orchestrator holds the cluster, and changes nothing', async () => {
+    const holder = 'patchpilot/bastion-1/4242/2026-12-06T04:00:00Z/c0ffee';
+    const now = new Date(clock.now()).toISOString().replace('Z', '000Z');
+    sandbox.store.create('leases', {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: 'patchpilot-sandbox-palette', namespace: 'os-patch' },
+      spec: { holderIdentity: holder, leaseDurationSeconds: 3600, acquireTime: now, renewTime: now, leaseTransitions: 4 },
+    });
+    try {
+      await slash('run', REQUESTER);
+      const refusal = await until('the refusal', () => fake.responses.map((r) => r.body.text as string).find((t) => t?.includes('held by another orchestrator')));
+      expect(refusal).toContain('cluster sandbox-palette is held by another orchestrator, process 4242 on bastion-1 (started 2026-12-06T04:00:00Z, c0ffee)');
+      expect(refusal).toContain('patchpilot run --wait');
+      expect(store.listRuns({ cluster: 'sandbox-palette' })).toEqual([]);
+    } finally {
+      sandbox.store.delete('leases', { namespace: 'os-patch', name: 'patchpilot-sandbox-palette' });
+    }
+  });
+
   it('posts an approval card for /patch run, with the nodes in order', async () => {
     const answer = await slash('run', REQUESTER);
     expect(answer.status).toBe(200);
@@ -130,6 +150,12 @@ describe('the Slack bot against a simulated cluster', () => {
     expect(thread.find((m) => m.text.includes('`worker-2`'))!.text).toMatch(/patched: .*rebooted/);
     expect(thread.filter((m) => m.reply_broadcast)).toHaveLength(1);
     expect(thread.find((m) => m.reply_broadcast)!.text).toMatch(/SUCCEEDED: 4 patched/);
+    // The final message anchors the audit log outside the database: its head, which the log must still contain.
+    const anchor = /audit head: `(\d+):([0-9a-f]{64})`/.exec(thread.find((m) => m.reply_broadcast)!.text);
+    expect(anchor).not.toBeNull();
+    const finished = store.auditRows({ runId }).find((r) => r.action === 'run.finished')!;
+    expect(Number(anchor![1])).toBeGreaterThanOrEqual(finished.seq);
+    expect(store.auditHashAt(Number(anchor![1]))).toBe(anchor![2]);
     expect(JSON.stringify(fake.messages.get(ts)!.blocks)).toMatch(/SUCCEEDED/);
     expect(JSON.stringify(fake.messages.get(ts)!.blocks)).not.toContain(ACTIONS.approve);
 

@@ -1,12 +1,13 @@
 /**
  * The CLI as a user meets it: the real `bin/patchpilot.js` in a scratch directory, judged by exit codes and output.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { scratchDirs } from '../helpers/scratch.ts';
+import { until } from '../helpers/until.ts';
 
 const BIN = resolve(import.meta.dirname, '../../bin/patchpilot.js');
 const scratch = scratchDirs('cli');
@@ -48,6 +49,46 @@ describe('patchpilot demo (npm start)', () => {
     expect(run.stdout).not.toContain('\u001b[');
     expect(run.stdout).toMatch(/^\d\d:\d\d:\d\d {2}worker-1 +reboot$/m);
     expect(run.stdout).toMatch(/^run run-\S+: PARTIAL \(5 patched, 0 without updates, 1 failed\)$/m);
+  });
+});
+
+describe('one process per run, on one database', () => {
+  function start(cwd: string, ...args: string[]) {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NO_COLOR: '1' } });
+    const output = { out: '', err: '' };
+    child.stdout.on('data', (chunk: Buffer) => (output.out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output.err += chunk.toString()));
+    const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+    return { child, output, exited };
+  }
+
+  it('runs two demos on one database side by side: each its own run and cluster file, neither crashes', async () => {
+    const cwd = scratch();
+    const [a, b] = [start(cwd, 'demo', '--db', 'f.db'), start(cwd, 'demo', '--db', 'f.db')];
+    expect([await a.exited, await b.exited], `${a.output.err}\n${b.output.err}`).toEqual([0, 0]);
+    expect(a.output.err + b.output.err).not.toContain('ENOENT');
+    const runs = cli(cwd, 'runs', '--db', 'f.db').stdout;
+    expect(runs.match(/partial/g)).toHaveLength(2);
+    expect(cli(cwd, 'audit', 'verify', '--db', 'f.db').code).toBe(0);
+  });
+
+  it('refuses to resume a demo run whose process is alive (exit 3, naming it), and takes it over once that process is killed', async () => {
+    const cwd = scratch();
+    // One virtual second per real second: the run is far from done while the others try to resume it.
+    const owner = start(cwd, 'demo', '--speed', '1');
+    const runId = await until('the demo to announce its run', () => /run (run-\S+): patching/.exec(owner.output.out)?.[1], { context: () => owner.output.err });
+    const refused = cli(cwd, 'demo', '--resume', runId);
+    expect(refused.code, refused.stderr).toBe(3);
+    expect(refused.stderr).toContain(`error: run ${runId} is being driven by process ${owner.child.pid} on `);
+    noStackTrace(refused.stderr);
+    owner.child.kill('SIGKILL');
+    await owner.exited;
+    const resumed = cli(cwd, 'demo', '--resume', runId);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toContain(`run ${runId}: PARTIAL (5 patched, 0 without updates, 1 failed)`);
+    const audit = cli(cwd, 'audit', 'show', '--run', runId).stdout;
+    expect(audit).toMatch(/run\.resumed/);
+    expect(cli(cwd, 'audit', 'verify').code).toBe(0);
   });
 });
 

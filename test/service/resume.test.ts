@@ -2,6 +2,7 @@
  * Resuming a run in the same process after a clean detach, and refusing to resume what cannot be resumed, clearly and
  * without touching the cluster.
  */
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { MemoryCluster, type MemoryNodeSpec } from '../../src/cluster/memory.ts'
 import { VirtualClock } from '../../src/engine/clock.ts';
 import { parsePlan } from '../../src/engine/plan.ts';
 import { driveInVirtualTime, settle } from '../../src/service/drive.ts';
+import { holderIdentity } from '../../src/service/holder.ts';
 import { Orchestrator, OrchestratorError } from '../../src/service/orchestrator.ts';
 import { openStore } from '../../src/store/index.ts';
 import { StoreError } from '../../src/store/errors.ts';
@@ -73,14 +75,44 @@ describe('resume', () => {
     expect(error).toMatchObject({ code: 'RUN_FINISHED', message: 'run run-1 already finished (succeeded)' });
   });
 
-  it('waits for another orchestrator\'s lease rather than act beside it', async () => {
+  it('refuses a run whose owner is alive, naming it, and takes it over once its heartbeat is older than the lease', async () => {
     const { clock, cluster, store } = await interruptedRun(3);
     const other = new Orchestrator({ cluster, clock, store, holder: 'orchestrator-b' });
     const error = await other.resume('run-1').catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'LEASE_HELD', message: expect.stringMatching(/^cluster test is held by another orchestrator, "orchestrator-a" \(not a patchpilot process identity\) since /) });
-    clock.increment(61_000); // the detached orchestrator no longer renews its lease
+    expect(error).toMatchObject({ code: 'RUN_OWNED', message: 'run run-1 is being driven by "orchestrator-a" (not a patchpilot process identity), last heard from 0 s ago' });
+    clock.increment(61_000); // the detached orchestrator no longer beats nor renews its lease
     const output = await driveInVirtualTime(await other.resume('run-1'), clock);
     expect(output?.outcome).toBe('succeeded');
+    const resumed = store.auditRows({ runId: 'run-1' }).find((r) => r.action === 'run.resumed');
+    expect(resumed?.details).toMatchObject({ tookOverFrom: 'orchestrator-a' });
+    expect(store.runOwner('run-1')).toBeNull();
+  });
+
+  it('takes a run over at once when its owner was a process of this host that is gone', async () => {
+    const { clock, cluster, store } = await interruptedRun(3);
+    const gone = holderIdentity({ host: hostname(), pid: 999_999, startedAt: T0, suffix: 'dead00' });
+    store.claimRun('run-1', gone, clock.now(), () => true);
+    const alive = new Orchestrator({ cluster, clock, store, holder: 'orchestrator-c', pidAlive: () => true });
+    await expect(alive.resume('run-1')).rejects.toMatchObject({ code: 'RUN_OWNED', message: expect.stringContaining(`process 999999 on ${hostname()}`) });
+    const next = new Orchestrator({ cluster, clock, store, holder: 'orchestrator-c', pidAlive: (pid) => pid !== 999_999 });
+    // Its lease has not run out yet; the run's ownership is settled, the cluster's lease is waited for as usual.
+    await expect(next.resume('run-1')).rejects.toMatchObject({ code: 'LEASE_HELD' });
+    expect(store.runOwner('run-1')).toBeNull();
+  });
+
+  it('refuses, with a clear error, a run whose owner row is corrupt', async () => {
+    const { db, clock, cluster, store } = await interruptedRun(3);
+    tamper(db, "UPDATE run_owners SET heartbeat_at = 'yesterday' WHERE run_id = 'run-1'");
+    const other = new Orchestrator({ cluster, clock, store, holder: 'orchestrator-b' });
+    await expect(other.resume('run-1')).rejects.toMatchObject({ code: 'RUN_OWNER_CORRUPT', hint: expect.stringContaining('DELETE FROM run_owners') });
+  });
+
+  it('stops driving a run another process took over while this one was stalled', async () => {
+    const { clock, cluster, store } = await interruptedRun(1);
+    const first = new Orchestrator({ cluster, clock, store, holder: 'orchestrator-a' });
+    const handle = await first.resume('run-1');
+    store.claimRun('run-1', 'orchestrator-z', clock.now(), () => true);
+    await expect(driveInVirtualTime(handle, clock)).rejects.toMatchObject({ code: 'LEASE_LOST', message: expect.stringContaining('another process took run run-1 over ("orchestrator-z"') });
   });
 
   it.each([

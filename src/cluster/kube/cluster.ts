@@ -38,6 +38,7 @@ import type {
   DrainResult,
   LeaseRequest,
   Fence,
+  StoredAuditAnchor,
   LeaseResult,
   MetadataPatch,
   PodInfo,
@@ -54,6 +55,7 @@ import { drainNode } from './drain.ts';
 import type { ApiRequest } from './errors.ts';
 import { NodeEvents, type EventReason } from './events.ts';
 import { KubeLease } from './lease.ts';
+import { AuditAnchors, auditAnchorConfigMapName } from './audit-anchors.ts';
 import { cordonPatch, metadataPatch, pointer, toClusterNode, uncordonPatch, type JsonPatchOp } from './node-patches.ts';
 import { missingPermissions, REQUIRED_PERMISSIONS, type MissingPermission, type Permission } from './permissions.ts';
 import { DEFAULT_RETRY, isNotFound, KubeRequests, type Activity } from './requests.ts';
@@ -96,6 +98,7 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
   readonly #pollMs: { node: number; job: number; pod: number };
   readonly #jobs: AgentJobs;
   readonly #lease: KubeLease;
+  readonly #anchors: AuditAnchors;
   readonly #events: NodeEvents;
   readonly #diagnostics: DiagnosticsContext;
   readonly #paletteDiagnostics: PaletteDiagnosticsContext;
@@ -136,6 +139,7 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
       jobOptions: { ...options.jobOptions, namespace: this.namespace },
     });
     this.#lease = new KubeLease({ ...shared, coordination: kc.makeApiClient(CoordinationV1Api) });
+    this.#anchors = new AuditAnchors({ core: this.#core, requests: this.#requests, namespace: this.namespace });
     this.#events = new NodeEvents({
       requests: this.#requests,
       clock: options.clock,
@@ -339,6 +343,18 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
 
   guardWrites(check: (() => string | null) | null): void {
     this.#requests.guardWrites(check);
+  }
+
+  get auditAnchorLocation(): string {
+    return `ConfigMap ${this.namespace}/${auditAnchorConfigMapName(this.name)}`;
+  }
+
+  writeAuditAnchor(storeId: string, anchor: StoredAuditAnchor, signal?: AbortSignal): Promise<void> {
+    return this.#anchors.write(this.name, storeId, anchor, signal);
+  }
+
+  readAuditAnchor(storeId: string, signal?: AbortSignal): Promise<StoredAuditAnchor | 'unreadable' | null> {
+    return this.#anchors.read(this.name, storeId, signal);
   }
 
   // --- DiagnosticsPort (doctor and unstick) ---
