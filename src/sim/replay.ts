@@ -138,6 +138,9 @@ export function applySettings(plan: Record<string, unknown>, settings: readonly 
     const eq = setting.indexOf('=');
     if (eq <= 0) throw new PlanError([`--set ${setting}: expected key=value (for example concurrency=2)`], '--set');
     const path = setting.slice(0, eq).split('.');
+    // A key like __proto__ would reach Object.prototype (and change every object in the process), not the plan.
+    const unsafe = path.find((key) => key === '__proto__' || key === 'constructor' || key === 'prototype' || key === '');
+    if (unsafe !== undefined) throw new PlanError([`--set ${setting}: "${unsafe}" is not a plan setting`], '--set');
     const value: unknown = parseYamlScalar(setting.slice(eq + 1));
     let target = next;
     for (const key of path.slice(0, -1)) {

@@ -84,5 +84,9 @@ describe('replay', () => {
     const recording = parseRecording(`${header}\n${result}\n`);
     expect(() => scenarioFromRecording(recording, ['concurrency=0'])).toThrow(/concurrency: must be at least 1/);
     expect(() => scenarioFromRecording(recording, ['concurrency'])).toThrow(/expected key=value/);
+    // Keys that would reach Object.prototype are refused, and nothing is polluted.
+    expect(() => scenarioFromRecording(recording, ['__proto__.polluted=1'])).toThrow(/"__proto__" is not a plan setting/);
+    expect(() => scenarioFromRecording(recording, ['drain.constructor.prototype.polluted=1'])).toThrow(/"constructor" is not a plan setting/);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });

@@ -1,0 +1,36 @@
+/** Requests a client should never send still get a Status body: an unknown HTTP method, a 100,000-deep JSON body. */
+import { request } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startKubeApiServer, type KubeApiServer } from '../../src/sim/kube-api/index.ts';
+import { clusterStore, wallClock } from './fixtures.ts';
+
+let server: KubeApiServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+/** A raw request (fetch refuses methods such as FOO). */
+function send(url: string, method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((done, fail) => {
+    const req = request(`${url}${path}`, { method, headers: body ? { 'Content-Type': 'application/json' } : {} }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => done({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+
+describe('bad requests get a Status', () => {
+  it.each([
+    { name: 'an unknown HTTP method', method: 'FOO', body: undefined, message: 'malformed HTTP request: HPE_INVALID_METHOD' },
+    { name: 'a JSON body nested 100,000 deep', method: 'POST', body: `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, message: 'json parse error: nested too deeply (the limit is 256 levels)' },
+  ])('$name', async ({ method, body, message }) => {
+    server = await startKubeApiServer({ store: clusterStore(wallClock) });
+    const answer = await send(server.url, method, '/api/v1/namespaces/default/configmaps', body);
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.body)).toEqual({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'BadRequest', code: 400 });
+  });
+});
