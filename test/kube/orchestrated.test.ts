@@ -37,7 +37,7 @@ it('patches the cluster node by node, reboots where needed, and carries on past 
       return { log: [], exitCode: 0, runMs: 5_000 };
     }
     // w2 is deleted from the cluster (autoscaled away) while the agent runs on it.
-    if (node === 'w2') clock.setTimeout(() => store.delete('nodes', { name: 'w2' }), 10_000);
+    if (node === 'w2' && job.metadata.labels?.['patchpilot.io/action'] === 'patch') clock.setTimeout(() => store.delete('nodes', { name: 'w2' }), 10_000);
     const reboot = node === 'w1';
     return { log: ['Reading package lists...', agentReportLine(reboot ? { rebootRequired: true, rebootPackages: ['linux-image-generic'] } : {})], exitCode: 0 };
   });
@@ -77,6 +77,9 @@ it('patches the cluster node by node, reboots where needed, and carries on past 
   expect((nodes[0]!.status as { nodeInfo: { bootID: string } }).nodeInfo.bootID).toBe('w1-boot-2');
   expect(store.list('pods', { namespace: 'shop' }).items).toEqual([]);
   expect(eventsFor(store, 'w1').map((e) => e.reason)).toEqual([
+    // Scan first (the plan's default): the agent's dry run before anything is cordoned.
+    'PatchpilotScan',
+    'PatchpilotScan',
     'PatchpilotCordon',
     'PatchpilotDrain',
     'PatchpilotPatch',
