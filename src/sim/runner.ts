@@ -139,6 +139,8 @@ interface ActiveRun {
   output: FleetOutput | null;
   /** Time the run spent waiting by rule (a closed window, an operator's pause), and since when it waits now. */
   waitedMs: number;
+  /** Waiting since the last node started that counts once another node starts. */
+  pendingWaitMs: number;
   waitingSince: number | null;
   waiting: boolean;
   inFlight: Set<string>;
@@ -216,8 +218,13 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     const idleByRule = run.waiting && run.inFlight.size === 0 && run.timelines.size > 0;
     if (idleByRule && run.waitingSince === null) run.waitingSince = event.at;
     if (!idleByRule && run.waitingSince !== null) {
-      run.waitedMs += event.at - run.waitingSince;
+      run.pendingWaitMs += event.at - run.waitingSince;
       run.waitingSince = null;
+    }
+    // A wait lengthens the makespan only when a node starts after it (a run that halts while blocked does not).
+    if (event.type === 'node.step' && event.step === 'preflight' && !event.restored) {
+      run.waitedMs += run.pendingWaitMs;
+      run.pendingWaitMs = 0;
     }
   };
 
@@ -334,6 +341,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       timelines: new Map(),
       output: null,
       waitedMs: 0,
+      pendingWaitMs: 0,
       waitingSince: null,
       waiting: false,
       inFlight: new Set(),
