@@ -131,6 +131,11 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
     this.#events = new NodeEvents({ ...shared, core: this.#core, enabled: options.events ?? true, uidOf: (node) => this.#nodeUids.get(node) });
   }
 
+  /** Kubernetes cannot select nodes by condition: one list, filtered here. */
+  async unhealthyNodes(signal?: AbortSignal): Promise<ClusterNode[]> {
+    return (await this.listNodes(signal)).filter((n) => !n.ready || n.unschedulable);
+  }
+
   async listPods(query: PodQuery, signal?: AbortSignal): Promise<PodInfo[]> {
     const list = await this.#requests.send(
       { verb: 'list', resource: 'pods', group: '' },
