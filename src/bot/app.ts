@@ -116,8 +116,26 @@ export function createBot(options: BotOptions): Bot {
     );
   }
 
+  /**
+   * Recent reads of each cluster's status: fifty people asking at once cost one list of the nodes, not fifty (the
+   * answer goes into Slack's 3 s acknowledgement). A scan drops its cluster's entry.
+   */
+  const statusCache = new Map<string, { at: number; status: Promise<ClusterStatus> }>();
+  const STATUS_CACHE_MS = 5000;
+  function fleetStatusOf(target: ClusterTarget, timeoutMs = 2000): Promise<ClusterStatus> {
+    const cached = statusCache.get(target.name);
+    if (cached && Date.now() - cached.at < STATUS_CACHE_MS) return cached.status;
+    const status = readFleetStatus(target, timeoutMs);
+    statusCache.set(target.name, { at: Date.now(), status });
+    // A cluster that could not be read is asked again next time.
+    void status.then((s) => {
+      if (s.error !== undefined && statusCache.get(target.name)?.status === status) statusCache.delete(target.name);
+    });
+    return status;
+  }
+
   /** A cluster's status, read from the cluster; given up after `timeoutMs` (a status answer must fit Slack's 3 s ack). */
-  async function fleetStatusOf(target: ClusterTarget, timeoutMs = 2000): Promise<ClusterStatus> {
+  async function readFleetStatus(target: ClusterTarget, timeoutMs: number): Promise<ClusterStatus> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
@@ -148,7 +166,7 @@ export function createBot(options: BotOptions): Bot {
       target.name,
       target.clock.setTimeout(() => {
         scanCluster({ cluster: target.cluster, plan: target.plan, clock: target.clock, store: target.store })
-          .then((summary) => log('info', `scheduled scan of ${target.name}: ${summary.nodes.length} node(s), ${summary.nodes.filter((n) => n.findings.pending === null).length} not scanned`))
+          .then((summary) => (statusCache.delete(target.name), log('info', `scheduled scan of ${target.name}: ${summary.nodes.length} node(s), ${summary.nodes.filter((n) => n.findings.pending === null).length} not scanned`)))
           .catch((err: unknown) => log('warn', `scheduled scan of ${target.name} failed:`, err))
           .finally(() => armScan(target, everyMs));
       }, everyMs),
@@ -163,6 +181,8 @@ export function createBot(options: BotOptions): Bot {
 
   function onRunEvent(cluster: string, event: RunEvent): void {
     registry.observeRun(cluster, event);
+    // A node's mark changed its annotations: the next status reads them again.
+    if (event.type === 'node.finished' || event.type === 'run.finished') statusCache.delete(cluster);
     const card = cards.get(event.runId);
     if (!card) return;
     card.progress.handle(event);
@@ -321,6 +341,7 @@ export function createBot(options: BotOptions): Bot {
       case 'scan': {
         await ctx.respond({ response_type: 'ephemeral', replace_original: false, text: `Scanning the Linux nodes of ${target.name} (the agent report-only, no cordon)…` });
         const summary = await scanCluster({ cluster: target.cluster, plan: target.plan, clock: target.clock, store: target.store });
+        statusCache.delete(target.name);
         const failed = summary.nodes.filter((n) => n.findings.pending === null);
         const head = `Scanned ${summary.nodes.length} node(s) of ${target.name}${failed.length ? `; ${failed.length} could not be scanned: ${failed.map((n) => `\`${n.node}\` (${redact(n.findings.error ?? '')})`).join(', ')}` : ''}.`;
         return say(`${head}\n${await statusAnswer([target])}`);

@@ -45,12 +45,21 @@ export class LiveView {
     this.#total = names.length;
   }
 
+  /** The reason last printed for `rolling.blocked`, while the run stays blocked. */
+  #blockedReason: string | null = null;
+
   handle(event: RunEvent): void {
     switch (event.type) {
-      case 'run.state':
+      case 'run.state': {
         this.#fleetState = event.state;
-        this.#plain(`${clockTime(event.at)}  run      ${event.state}${event.detail ? `: ${event.detail}` : ''}`);
+        // A blocked run looks again every 30 s (gating, blocked, gating, ...): one line per reason, not per look.
+        const blocked = event.state === 'rolling.blocked' || event.state === 'rolling.gating';
+        const repeat = blocked && (event.state === 'rolling.gating' || event.detail === this.#blockedReason);
+        if (event.state === 'rolling.blocked') this.#blockedReason = event.detail;
+        else if (!blocked) this.#blockedReason = null;
+        if (!repeat) this.#plain(`${clockTime(event.at)}  run      ${event.state}${event.detail ? `: ${event.detail}` : ''}`);
         break;
+      }
       case 'node.step':
         this.#nodes.set(event.node, { name: event.node, step: event.step, since: event.at, outcome: null });
         this.#plain(`${clockTime(event.at)}  ${event.node.padEnd(14)} ${event.step}`);

@@ -263,6 +263,23 @@ export function buildProgram(): Command {
       }
     });
 
+  program
+    .command('dead-letters')
+    .description('notifications that every retry failed to deliver (webhook, Slack incoming webhook), oldest first')
+    .option('--db <path>', dbOption)
+    .option('--json', 'print them as JSON')
+    .action((opts: { db?: string; json?: boolean }) => {
+      const store = openCliStore(opts.db);
+      try {
+        const letters = store.deadLetters();
+        if (opts.json) print(JSON.stringify(letters.map((l) => ({ ...l, body: JSON.parse(l.body) as unknown })), null, 2));
+        else if (letters.length === 0) print('no undelivered notification');
+        else print(letters.map((l) => `${new Date(l.failedAt).toISOString()}  ${l.event}  to ${l.sink}: ${l.lastError} after ${l.attempts} attempt(s)`).join('\n'));
+      } finally {
+        store.close();
+      }
+    });
+
   const audit = program.command('audit').description('the append-only, hash-chained audit log');
   audit
     .command('verify')

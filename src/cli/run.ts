@@ -22,6 +22,7 @@ import type { NodeOutcome } from '../engine/node.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import { deriveRunStart, describeStart } from '../engine/run-start.ts';
 import { selectNodes, type Selection } from '../engine/selection.ts';
+import { JoinWatcher } from '../service/join-watcher.ts';
 import { describeRefusal, Orchestrator, type RunEvent } from '../service/orchestrator.ts';
 import { SystemClock } from '../service/system-clock.ts';
 import { PatchpilotMetrics, serveMetrics } from '../service/metrics.ts';
@@ -164,6 +165,10 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
     write(`\n${summaryTable(outcomes)}\n\n${outcomeLine(output)}`);
     const db = options.db ? ` --db ${options.db}` : '';
     write(`history: npx patchpilot runs show ${output.runId}${db}   audit trail: npx patchpilot audit show --run ${output.runId}${db}`);
+    if (plan.trigger.kind === 'on-boot' && !unfinished) {
+      process.removeListener('SIGINT', interrupt);
+      return await watchJoins({ cluster, orchestrator, plan, triggerId, requestedBy, write });
+    }
     return output.outcome === 'succeeded' ? 0 : 1;
   } finally {
     if (redraw) clearInterval(redraw);
@@ -174,6 +179,60 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
 }
 
 /** The API errors a user can cause or fix, as RunErrors; anything else goes on unchanged. */
+/**
+ * Patch on join: after its first run, an on-boot plan keeps the orchestrator watching the nodes, and each node that
+ * joins without the current hash is cordoned and patched by a run of its own (JoinWatcher). Ctrl-C stops watching;
+ * runs in progress are saved in the store like any other.
+ */
+async function watchJoins(context: {
+  cluster: KubeCluster;
+  orchestrator: Orchestrator;
+  plan: Plan;
+  triggerId: string;
+  requestedBy: string;
+  write: (line: string) => void;
+}): Promise<number> {
+  const { cluster, orchestrator, plan, triggerId, requestedBy, write } = context;
+  const watcher = new JoinWatcher({ orchestrator, plan, triggerId, requestedBy });
+  const stop = new AbortController();
+  const onInterrupt = () => stop.abort();
+  process.on('SIGINT', onInterrupt);
+  write(`watching cluster ${plan.cluster} for nodes that join without hash ${versionHash(plan, triggerId)} (patch on join; Ctrl-C stops)`);
+  let failures = 0;
+  const joined = (node: ClusterNode) => {
+    watcher.nodeJoined(node).then(
+      async (handle) => {
+        if (!handle) return;
+        write(`node ${node.name} joined: run ${handle.runId} cordons and patches it`);
+        const out = await handle.result;
+        if (out.outcome !== 'succeeded') failures += 1;
+        write(`${outcomeLine(out)} (node ${node.name})`);
+      },
+      (err: unknown) => {
+        failures += 1;
+        write(`node ${node.name} joined, but its run could not start: ${err instanceof Error ? err.message : String(err)}`);
+      },
+    );
+  };
+  let listed = false;
+  try {
+    await cluster.watchNodes((event) => {
+      if (event.type === 'added') joined(event.node);
+      if (event.type !== 'synced') return;
+      // The first list holds the nodes the first run dealt with (a node it failed is not retried behind the operator's
+      // back); after a re-list (410 Gone) a node that arrived meanwhile is only in the list.
+      if (listed) for (const node of event.nodes) if (watcher.needsPatch(node)) joined(node);
+      listed = true;
+    }, stop.signal);
+  } catch (err) {
+    if (!stop.signal.aborted) throw err;
+  } finally {
+    process.removeListener('SIGINT', onInterrupt);
+  }
+  write('stopped watching for joining nodes');
+  return failures === 0 ? 0 : 1;
+}
+
 export async function explain<T>(call: () => Promise<T>, cluster: KubeCluster, source: string): Promise<T> {
   try {
     return await call();

@@ -282,6 +282,10 @@ export class MemoryCluster implements ClusterPort {
   }
 
   /** MemoryCluster models no pods: nothing blocks, and a soak only watches the nodes' Ready condition. */
+  async unhealthyNodes(): Promise<ClusterNode[]> {
+    return (await this.listNodes()).filter((n) => !n.ready || n.unschedulable);
+  }
+
   async listPods(): Promise<PodInfo[]> {
     return [];
   }

@@ -119,6 +119,8 @@ export interface PodQuery {
 export interface ClusterPort {
   readonly name: string;
   listNodes(signal?: AbortSignal): Promise<ClusterNode[]>;
+  /** The nodes that are NotReady or unschedulable (the health gate's question), from one list of the nodes. */
+  unhealthyNodes(signal?: AbortSignal): Promise<ClusterNode[]>;
   /** null when the node does not exist. */
   getNode(name: string, signal?: AbortSignal): Promise<ClusterNode | null>;
   /** Marks the node unschedulable and records `owner` in the cordoned-by annotation, in one patch. */

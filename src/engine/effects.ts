@@ -119,6 +119,7 @@ export interface NodeHealth {
 }
 
 export interface ClusterHealth {
+  /** The nodes that are NotReady or unschedulable (healthy ones need not be listed). */
   nodes: NodeHealth[];
   /** The control plane's readiness endpoint (/readyz): ready, and what it said otherwise. */
   controlPlane: { ready: boolean; detail: string };

@@ -154,7 +154,7 @@ export function clusterEffects(cluster: ClusterPort, options: ClusterEffectsOpti
 
     async observeCluster({ podSelector, prometheus }, signal) {
       const [nodes, controlPlane, pods, firing] = await Promise.all([
-        cluster.listNodes(signal),
+        cluster.unhealthyNodes(signal),
         cluster.controlPlaneReady(signal),
         podSelector.trim() === '' ? Promise.resolve([]) : cluster.listPods({ selector: podSelector }, signal),
         prometheus === null

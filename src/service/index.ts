@@ -5,5 +5,6 @@
 export { Orchestrator, OrchestratorError, RunHandle, leaseName, type Command, type CommandResult, type RunEvent, type StartRequest } from './orchestrator.ts';
 export { kubeTarget, paletteTarget, type ClusterTarget, type KubeTarget, type KubeTargetOptions, type PaletteTarget, type PaletteTargetOptions } from './targets.ts';
 export { doctor, doctorHasProblems, formatDoctorReport, type DoctorOptions, type DoctorReport, type Finding, type FindingId, type FindingStatus, type FixVerb } from './doctor.ts';
+export { JoinWatcher, type JoinWatcherOptions } from './join-watcher.ts';
 export { unstick, type UnstickOptions, type UnstickResult } from './unstick.ts';
 export { planReset, reset, formatResetPlan, ResetError, RESET_ANNOTATIONS, type PlanResetOptions, type ResetNode, type ResetOptions, type ResetPlan, type ResetResult } from './reset.ts';

@@ -21,6 +21,8 @@ const ACK_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3];
 export class PatchpilotMetrics {
   readonly registry = new Registry();
   readonly #sources: FleetSource[] = [];
+  /** Per cluster, the nodes whose series were last set. */
+  readonly #nodesSeen = new Map<string, Set<string>>();
 
   readonly securityUpdatesPending: Gauge<'cluster' | 'node'>;
   readonly rebootRequired: Gauge<'cluster' | 'node'>;
@@ -100,6 +102,12 @@ export class PatchpilotMetrics {
       }
       this.clusterCompliantNodes.set({ cluster }, status.compliant);
       this.clusterNodes.set({ cluster }, status.total);
+      // A node that left the cluster leaves the metrics too, rather than reporting its last values for ever.
+      const present = new Set(status.nodes.map((n) => n.name));
+      for (const gone of [...(this.#nodesSeen.get(cluster) ?? [])].filter((n) => !present.has(n))) {
+        for (const gauge of this.#nodeGauges()) gauge.remove({ cluster, node: gone });
+      }
+      this.#nodesSeen.set(cluster, present);
       for (const node of status.nodes) {
         const labels = { cluster, node: node.name };
         // A node never scanned has no pending count: leaving the series out is what Prometheus calls "unknown".
@@ -115,6 +123,10 @@ export class PatchpilotMetrics {
         this.nodeCordoned.set(labels, node.cordoned ? 1 : 0);
       }
     }
+  }
+
+  #nodeGauges(): Gauge<'cluster' | 'node'>[] {
+    return [this.securityUpdatesPending, this.rebootRequired, this.lastPatchTimestamp, this.nodeCompliant, this.nodeCordoned, this.lastScanTimestamp];
   }
 
   bot(): BotMetrics {

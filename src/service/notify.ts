@@ -229,7 +229,9 @@ export class Notifier {
   async #deliver(sink: NotificationSink, notification: Notification): Promise<void> {
     const { clock } = this.#options;
     let lastError = '';
+    let attempts = 0;
     for (let attempt = 1; attempt <= this.#retry.attempts; attempt++) {
+      attempts = attempt;
       const request = sink.request(notification, clock.now());
       const outcome = await this.#attempt(request, sink);
       if (outcome === null) {
@@ -247,7 +249,7 @@ export class Notifier {
     }
     this.#options.metrics?.notificationsTotal.inc({ sink: sink.name, result: 'dead-lettered' });
     this.#options.log?.(`${notification.event} to ${sink.name} not delivered (${lastError}): kept as a dead letter`);
-    this.#options.store?.addDeadLetter({ sink: sink.name, event: notification.event, body: JSON.stringify(notification), attempts: this.#retry.attempts, lastError, failedAt: clock.now() });
+    this.#options.store?.addDeadLetter({ sink: sink.name, event: notification.event, body: JSON.stringify(notification), attempts, lastError, failedAt: clock.now() });
   }
 
   /** null when delivered; else why not, and whether another attempt may help. */

@@ -142,6 +142,8 @@ export class SimCluster implements ClusterPort {
   readonly #nodes = new Map<string, SimNode>();
   readonly #jobs = new Map<string, SimJob>();
   readonly #clusterFaults: Fault[];
+  /** Nodes that may be NotReady or unschedulable: a superset, pruned when read (unhealthyNodes). */
+  readonly #troubled = new Set<SimNode>();
   readonly #blockingFaults: Extract<Fault, { kind: 'blocking-pod' }>[];
   readonly #alertFaults: Extract<Fault, { kind: 'alert-firing' }>[];
   readonly #faultsByNode = new Map<string, Fault[]>();
@@ -249,6 +251,7 @@ export class SimCluster implements ClusterPort {
       }, JOIN_SCHEDULE_DELAY_MS);
     }
     this.#nodes.set(spec.name, node);
+    if (node.unschedulable || !node.ready) this.#troubled.add(node);
     this.#onNodeChange(spec.name);
   }
 
@@ -268,6 +271,7 @@ export class SimCluster implements ClusterPort {
   cordonByOthers(name: string): void {
     const node = this.#require(name);
     if (!node.unschedulable) node.unschedulable = true;
+    this.#troubled.add(node);
     this.#onNodeChange(name);
   }
 
@@ -335,6 +339,7 @@ export class SimCluster implements ClusterPort {
     node.labels = { ...next.labels };
     node.annotations = { ...next.annotations };
     node.unschedulable = next.unschedulable;
+    if (next.unschedulable) this.#troubled.add(node);
     if (next.unschedulable && next.annotations[ANNOTATIONS.cordonedBy] !== undefined && !this.#cordonedInFlight.has(name)) {
       this.#cordonedInFlight.add(name);
       this.stats.maxCordonedByUs = Math.max(this.stats.maxCordonedByUs, this.#cordonedInFlight.size);
@@ -441,6 +446,25 @@ export class SimCluster implements ClusterPort {
     return { terminationMs, protectedPods };
   }
 
+  /**
+   * Nodes NotReady or unschedulable (what the health gate looks at), as one list call. Kept as a set updated where
+   * either changes, so that asking before every node start stays cheap in a 10,000-node simulation.
+   */
+  async unhealthyNodes(): Promise<ClusterNode[]> {
+    this.#apiCall(null, 'list');
+    const views: ClusterNode[] = [];
+    for (const node of this.#troubled) {
+      if (this.#nodes.get(node.spec.name) !== node) {
+        this.#troubled.delete(node);
+        continue;
+      }
+      const view = this.#view(node);
+      if (view.ready && !view.unschedulable) this.#troubled.delete(node);
+      else views.push(view);
+    }
+    return views;
+  }
+
   async listNodes(): Promise<ClusterNode[]> {
     this.#apiCall(null, 'list');
     return [...this.#nodes.values()].map((n) => this.#view(n));
@@ -460,6 +484,7 @@ export class SimCluster implements ClusterPort {
     node.unschedulable = true;
     node.annotations[ANNOTATIONS.cordonedBy] = owner;
     if (fence) node.annotations[ANNOTATIONS.cordonGeneration] = String(fence.generation);
+    this.#troubled.add(node);
     this.#cordonedInFlight.add(name);
     this.stats.maxCordonedByUs = Math.max(this.stats.maxCordonedByUs, this.#cordonedInFlight.size);
     if (node.spec.role === 'control-plane') {
@@ -576,6 +601,7 @@ export class SimCluster implements ClusterPort {
     this.#observe({ type: 'reboot', at: this.#virtual(now), node: name, ...plan });
     await sleep(this.#clock, plan.shutdownMs, signal);
     node.ready = false;
+    this.#troubled.add(node);
     node.backAt = plan.bootMs === null ? null : this.#clock.now() + plan.bootMs;
     this.#onNodeChange(name);
     if (plan.bootMs !== null && this.#watched) this.#clock.setTimeout(() => this.#settleBoot(node), plan.bootMs);
@@ -834,6 +860,7 @@ export class SimCluster implements ClusterPort {
 
   #setReady(node: SimNode, ready: boolean, forSeconds?: number): void {
     node.ready = ready;
+    if (!ready) this.#troubled.add(node);
     if (!ready) this.#struck(node, 'node-not-ready');
     this.#observe({ type: 'node-state', at: this.#virtual(this.#clock.now()), node: node.spec.name, ready });
     this.#onNodeChange(node.spec.name);

@@ -9,10 +9,11 @@ import type { VirtualClock } from '../engine/clock.ts';
 import { VirtualClock as Clock } from '../engine/clock.ts';
 import type { FleetOutput } from '../engine/fleet.machine.ts';
 import type { NodeOutcome } from '../engine/node.machine.ts';
-import { joinPlan, resolveLimits } from '../engine/plan.ts';
+import { resolveLimits } from '../engine/plan.ts';
 import { classifyStoredOnDemand, ON_DEMAND_DELAY_MS } from '../engine/schedule.ts';
 import { DISABLED } from '../engine/selection.ts';
 import { settle, StalledRunError } from '../service/drive.ts';
+import { JoinWatcher } from '../service/join-watcher.ts';
 import { Orchestrator, type RunEvent, type RunHandle } from '../service/orchestrator.ts';
 import { openStore } from '../store/index.ts';
 import { SimCluster, type Observation, type RecordedBehaviour } from './cluster.ts';
@@ -138,6 +139,8 @@ interface ActiveRun {
   output: FleetOutput | null;
   /** Time the run spent waiting by rule (a closed window, an operator's pause), and since when it waits now. */
   waitedMs: number;
+  /** Waiting since the last node started that counts once another node starts. */
+  pendingWaitMs: number;
   waitingSince: number | null;
   waiting: boolean;
   inFlight: Set<string>;
@@ -215,8 +218,13 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     const idleByRule = run.waiting && run.inFlight.size === 0 && run.timelines.size > 0;
     if (idleByRule && run.waitingSince === null) run.waitingSince = event.at;
     if (!idleByRule && run.waitingSince !== null) {
-      run.waitedMs += event.at - run.waitingSince;
+      run.pendingWaitMs += event.at - run.waitingSince;
       run.waitingSince = null;
+    }
+    // A wait lengthens the makespan only when a node starts after it (a run that halts while blocked does not).
+    if (event.type === 'node.step' && event.step === 'preflight' && !event.restored) {
+      run.waitedMs += run.pendingWaitMs;
+      run.pendingWaitMs = 0;
     }
   };
 
@@ -310,10 +318,13 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
    */
   async function join(name: string): Promise<void> {
     const now = clock.now();
+    const view = cluster.nodeView(name);
+    if (!view) return;
     const triggerId = scenario.triggers.find((t) => t.kind === 'on-demand')?.id ?? 't1';
     write({ line: 'trigger', kind: 'join', node: name, at: now });
-    const plan = joinPlan(scenario.plan, name);
-    const handle = await orchestrator.start({ plan, requestedBy: 'on-boot', triggerId, notBefore: null });
+    // A new watcher per join: the orchestrator may have been replaced by a crash since the last one.
+    const handle = await new JoinWatcher({ orchestrator, plan: scenario.plan, triggerId }).nodeJoined(view);
+    if (!handle) return;
     const run = newRun({ id: `join:${name}`, by: 'on-boot' }, now, handle);
     joins.add(run);
     live.set(handle.runId, run);
@@ -330,6 +341,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       timelines: new Map(),
       output: null,
       waitedMs: 0,
+      pendingWaitMs: 0,
       waitingSince: null,
       waiting: false,
       inFlight: new Set(),

@@ -114,3 +114,36 @@ describe('one bot, many clusters', () => {
     expect(metrics).toMatch(/^patchpilot_bot_commands_total\{command="scan"\} 1$/m);
   });
 });
+
+describe('scheduled scans from the bot', () => {
+  it('scans every cluster on its schedule, into the store', { timeout: 60_000 }, async () => {
+    const fake = new FakeSlack();
+    await fake.start();
+    const dir = mkdtempSync(join(tmpdir(), 'patchpilot-bot-scan-every-'));
+    const scenario = loadScenario('fixtures/scenarios/repo-unreachable.yaml');
+    const clock = new ScaledClock(60);
+    const sandbox = createSandbox(scenario, clock);
+    const api = await startKubeApiServer({ store: sandbox.store });
+    writeFileSync(join(dir, 'kubeconfig'), kubeconfig(api.url));
+    const store = openStore(':memory:');
+    const target = kubeTarget({ kubeconfig: join(dir, 'kubeconfig'), plan: parsePlan({ ...scenario.planInput, cluster: 'gamma' }), db: store, clock, palette: null });
+    const logs: string[] = [];
+    const config: BotConfig = { mode: 'http', signingSecret: SIGNING_SECRET, botToken: 'xoxb-1-2-scantoken', appToken: null, apiUrl: fake.apiUrl, approvers: [], channels: new Map(), port: 0 };
+    // Every 5 virtual minutes: five real seconds at 60x.
+    const bot = createBot({ config, clusters: [target], log: (l) => logs.push(l), botUserId: 'UBOT', scanEveryMs: 300_000 });
+    try {
+      await bot.start(0);
+      expect(store.scanHistory('gamma')).toEqual([]);
+      await until('a scheduled scan', () => logs.find((l) => l.includes('scheduled scan of gamma: 4 node(s), 1 not scanned')), { timeoutMs: 50_000, context: () => logs.join('\n') });
+      expect(store.scanHistory('gamma').map((r) => r.node).sort()).toEqual(['cp-1', 'worker-1', 'worker-2', 'worker-3']);
+    } finally {
+      await bot.stop();
+      sandbox.binding.close();
+      clock.clearAll();
+      await api.close();
+      store.close();
+      await fake.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

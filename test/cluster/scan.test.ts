@@ -10,7 +10,7 @@ import { VirtualClock } from '../../src/engine/clock.ts';
 import { SimCluster } from '../../src/sim/cluster.ts';
 import { parseScenario } from '../../src/sim/scenario.ts';
 import { agentArgs } from '../../src/agent/job.ts';
-import { agentReportLine, eventsFor, fakeKubelet, NAMESPACE, seedNode, startBench, VirtualTime, type Bench } from '../kube/support.ts';
+import { agentReportLine, eventsFor, fakeKubelet, NAMESPACE, seedNode, seedPod, startBench, VirtualTime, type Bench } from '../kube/support.ts';
 
 const spec = (node: string, overrides: Partial<ScanSpec> = {}): ScanSpec => ({
   runId: 'run-1',
@@ -126,5 +126,39 @@ describe('KubeCluster.scanNode', () => {
     // Nothing on the node changed.
     const node = bench.store.get('nodes', { name: 'w1' });
     expect((node.spec as { unschedulable?: boolean } | undefined)?.unschedulable ?? false).toBe(false);
+  });
+});
+
+describe('KubeCluster: what the health gate, the blockers and the soak read', () => {
+  let bench: Bench | undefined;
+  afterEach(async () => {
+    await bench?.close();
+    bench = undefined;
+  });
+
+  it('lists pods by selector across namespaces and by node, with their Ready condition; answers /readyz; lists only unhealthy nodes', async () => {
+    bench = await startBench();
+    const kube = bench.cluster();
+    seedNode(bench.store, 'w1');
+    seedNode(bench.store, 'w2', { ready: false });
+    seedNode(bench.store, 'w3', { unschedulable: true });
+    seedPod(bench.store, 'backup-1', { node: 'w1', namespace: 'os-patch', labels: { app: 'backup' } });
+    seedPod(bench.store, 'web-1', { node: 'w1', labels: { app: 'web' } });
+    seedPod(bench.store, 'web-2', { node: 'w2', labels: { app: 'web' }, phase: 'Succeeded' });
+    bench.store.modify('pods', { namespace: 'shop', name: 'web-1' }, (p) => ((p.status as Record<string, unknown>).conditions = [{ type: 'Ready', status: 'True' }]), { internal: true });
+    const time = bench.time;
+    const backups = await time.run(kube.listPods({ selector: 'app=backup' }));
+    expect(backups.map((p) => [p.namespace, p.name, p.node, p.phase, p.ready])).toEqual([['os-patch', 'backup-1', 'w1', 'Running', false]]);
+    const onW1 = await time.run(kube.listPods({ node: 'w1' }));
+    expect(onW1.map((p) => [p.name, p.ready]).sort()).toEqual([
+      ['backup-1', false],
+      ['web-1', true],
+    ]);
+    expect(await time.run(kube.listPods({ selector: 'app in (web)', node: 'w2' }))).toMatchObject([{ name: 'web-2', phase: 'Succeeded' }]);
+    expect(await time.run(kube.controlPlaneReady())).toEqual({ ready: true, detail: 'ok' });
+    expect((await time.run(kube.unhealthyNodes())).map((n) => [n.name, n.ready, n.unschedulable])).toEqual([
+      ['w2', false, false],
+      ['w3', true, true],
+    ]);
   });
 });

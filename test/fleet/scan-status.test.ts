@@ -28,7 +28,27 @@ describe('scan and status on the sandbox', () => {
     expect(before).toMatchObject({ compliant: 0, total: 5, lastScanAt: null });
     expect(before.nodes.every((n) => n.securityUpdatesPending === null && !n.compliant)).toBe(true);
 
-    const summary = await b.time.run(scanCluster({ cluster, plan, clock: b.time.clock, store, concurrency: 2 }));
+    // Bounded concurrency: never more than two scan Jobs at once, and two at once at some point.
+    let inFlight = 0;
+    let most = 0;
+    const counted = new Proxy(cluster, {
+      get(target, prop, receiver) {
+        if (prop === 'scanNode') {
+          return async (spec: Parameters<ClusterPort['scanNode']>[0], signal: AbortSignal) => {
+            most = Math.max(most, ++inFlight);
+            try {
+              return await target.scanNode(spec, signal);
+            } finally {
+              inFlight -= 1;
+            }
+          };
+        }
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const summary = await b.time.run(scanCluster({ cluster: counted, plan, clock: b.time.clock, store, concurrency: 2 }));
+    expect(most).toBe(2);
     expect(summary.skipped).toEqual(['win-1']);
     expect(summary.nodes.map((n) => n.node).sort()).toEqual(['cp-1', 'rocky-1', 'rocky-2', 'ubuntu-1', 'ubuntu-2']);
     for (const n of summary.nodes) expect(n.annotateError).toBeNull();

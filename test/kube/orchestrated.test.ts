@@ -53,7 +53,8 @@ it('patches the cluster node by node, reboots where needed, and carries on past 
       if (event.type === 'node.finished') finished.push(event.outcome);
     },
   });
-  const plan = parsePlan({ cluster: 'test', maxFailures: 1, retry: { attempts: 2, backoffSeconds: 5 } });
+  // No scan first: the node must vanish during its patch (a scan Job would be the one it vanished under).
+  const plan = parsePlan({ cluster: 'test', maxFailures: 1, scanFirst: false, retry: { attempts: 2, backoffSeconds: 5 } });
   const handle = await bench.time.run(orchestrator.start({ plan, requestedBy: 'test', notBefore: null }));
   const output = await bench.time.run(handle.result);
 

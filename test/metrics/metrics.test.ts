@@ -49,6 +49,16 @@ describe('PatchpilotMetrics', () => {
     expect(value(text, 'patchpilot_fleet_status_errors_total{cluster="prod"}')).toBe(1);
   });
 
+  it('drops the series of a node that left the cluster', async () => {
+    const metrics = new PatchpilotMetrics({ defaultMetrics: false });
+    const fleet = sampleFleet('prod');
+    metrics.setFleet([fleet]);
+    metrics.setFleet([{ ...fleet, nodes: fleet.nodes.filter((n) => n.name !== 'n1') }]);
+    const text = await metrics.render();
+    expect(text).not.toMatch(/node="n1"/);
+    expect(value(text, 'patchpilot_node_compliant{cluster="prod",node="n3"}')).toBe(1);
+  });
+
   it('escapes label values as the exposition format requires', async () => {
     const metrics = new PatchpilotMetrics({ defaultMetrics: false });
     const cluster = 'we"ird\\name\nx';

@@ -173,7 +173,7 @@ describe('webhook notifications through an outage', () => {
     const notifier = new Notifier({ sinks: [new WebhookSink(rx.url, SECRET)], clock, store, fetch: wire.fetch, retry: { attempts: 3, baseMs: 1000, timeoutMs: 10_000 } });
     notifier.notify(note('node.failed'));
     await drain(notifier, clock, wire.inFlight);
-    expect(store.deadLetters()).toMatchObject([{ event: 'node.failed', lastError: 'HTTP 404' }]);
+    expect(store.deadLetters()).toMatchObject([{ event: 'node.failed', lastError: 'HTTP 404', attempts: 1 }]);
     expect(rx.attempts).toBe(1);
 
     notifier.notify(note('run.finished'));
@@ -273,5 +273,30 @@ describe('run events become notifications', () => {
     await notifier.idle();
     expect(sent.map((n) => n.event)).toEqual(['run.started', 'run.blocked', 'run.finished']);
     expect(sent[1]!.text).toMatch(/is blocked: .*worker-3/);
+  });
+});
+
+describe('patchpilot dead-letters', () => {
+  it('lists what could not be delivered, from the database', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { join, resolve } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'patchpilot-dead-letters-'));
+    try {
+      const store = openStore(join(dir, 'pp.db'));
+      const clock = new VirtualClock(Date.parse('2026-12-06T05:00:00Z'));
+      const notifier = new Notifier({ sinks: [new WebhookSink('https://hooks.example.test/abc/TOKENPART', SECRET)], clock, store, fetch: async () => ({ status: 410, text: async () => 'gone' }) });
+      notifier.notify(note('run.blocked'));
+      await notifier.idle();
+      store.close();
+      const bin = resolve(import.meta.dirname, '../../bin/patchpilot.js');
+      const run = spawnSync(process.execPath, [bin, 'dead-letters', '--db', join(dir, 'pp.db')], { encoding: 'utf8' });
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stdout.trim()).toBe('2026-12-06T05:00:00.000Z  run.blocked  to webhook https://hooks.example.test: HTTP 410 after 1 attempt(s)');
+      expect(run.stdout).not.toContain('TOKENPART');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

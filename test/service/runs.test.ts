@@ -384,3 +384,53 @@ describe('one orchestrator per cluster', () => {
     expect(store.listRuns()).toEqual([]);
   });
 });
+
+describe('rollout safety', () => {
+  it('marks a node the scan finds nothing for, without a cordon, a drain or a patch Job', async () => {
+    const h = harness([{ name: 'busy' }, { name: 'idle', behaviour: { report: { result: 'no-updates', upgraded: [] } } }]);
+    const { output } = await runPlan(h, {});
+    expect(output.tally).toMatchObject({ patched: 1, 'no-updates': 1 });
+    const steps = h.events.flatMap((e) => (e.type === 'node.step' && e.node === 'idle' ? [e.step] : []));
+    expect(steps).toEqual(['preflight', 'scan', 'mark']);
+    expect(nodeNamed(h, 'idle').annotations[ANNOTATIONS.status]).toBe('no-updates');
+    expect(nodeNamed(h, 'idle').labels[KEY]).toMatch(/^[0-9a-f]{20}$/);
+    expect(Object.keys(h.cluster.state.patchJobsCreated)).toEqual([expect.stringMatching(/^busy@/)]);
+  });
+
+  it('waits in blocked while another node is NotReady, says why in the store, and halts with BLOCKED_TIMEOUT', async () => {
+    const store = openStore(':memory:');
+    const h = harness([...workers(2), { name: 'db-1', ready: false }], { store });
+    const plan = parsePlan({ cluster: 'test', nodes: ['worker-1', 'worker-2'], healthGate: { blockedTimeoutSeconds: 300 } });
+    const handle = await h.orchestrator.start({ plan, requestedBy: 'alice', triggerId: 't', notBefore: null });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 60_000 });
+    expect(handle.state).toBe('rolling.blocked');
+    expect(store.requireRun(handle.runId)).toMatchObject({ status: 'blocked', reason: '1 other node(s) NotReady: db-1 (healthGate.maxNotReady 0)' });
+    const output = await driveInVirtualTime(handle, h.clock);
+    expect(output).toMatchObject({ outcome: 'halted', notStarted: ['worker-1', 'worker-2'] });
+    expect(output?.reason).toMatch(/^BLOCKED_TIMEOUT: blocked for more than 300s \(healthGate\.blockedTimeoutSeconds\): 1 other node\(s\) NotReady: db-1/);
+    expect(output?.finishedAt).toBe(T0 + 300_000);
+    expect(store.requireRun(handle.runId)).toMatchObject({ outcome: 'halted', reason: output?.reason });
+    expect(h.cluster.state.nodes.filter((n) => n.unschedulable)).toEqual([]);
+  });
+
+  it('halts after a failed canary whatever the error budget, and resolves percentages against the selection', async () => {
+    const h = harness([{ name: 'worker-1', behaviour: { report: { result: 'failed', upgraded: [], error: { code: 'DISK_FULL', message: 'no space' } } } }, ...workers(8).slice(1)]);
+    const { output } = await runPlan(h, { concurrency: '50%', maxFailures: '50%', canary: { nodes: 1, soakSeconds: 60 } });
+    expect(output).toMatchObject({ outcome: 'halted', failedNodes: ['worker-1'] });
+    expect(output.reason).toBe('canary worker-1 failed (DISK_FULL): the run halts whatever maxFailures allows');
+    expect(output.notStarted).toHaveLength(7);
+  });
+
+  it('runs the canary alone, soaks it, then the rest at the resolved concurrency, each soaking after its uncordon', async () => {
+    const h = harness(workers(5));
+    const { output } = await runPlan(h, { concurrency: '40%', canary: { nodes: 1, soakSeconds: 600 }, soakSeconds: 120 });
+    expect(output.outcome).toBe('succeeded');
+    const starts = h.events.flatMap((e) => (e.type === 'node.step' && e.step === 'preflight' ? [[e.node, e.at - T0] as const] : []));
+    const canaryDone = h.events.find((e) => e.type === 'node.finished' && e.outcome.node === starts[0]![0])!.at;
+    // Nothing starts until the canary has finished and soaked for 10 minutes; then two at a time (40% of 5).
+    expect(starts.slice(1).every(([, at]) => at + T0 >= canaryDone + 600_000)).toBe(true);
+    expect(h.cluster.state.maxCordonedByUs).toBe(2);
+    const soaks = h.events.filter((e) => e.type === 'node.step' && e.step === 'soak');
+    expect(soaks).toHaveLength(5);
+  });
+});

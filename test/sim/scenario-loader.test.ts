@@ -73,6 +73,45 @@ describe('scenario loader', () => {
     expect(p).toEqual(['x.yaml:9: expect: 1 expectation(s) for 2 on-demand trigger(s): give one per trigger, in order']);
   });
 
+  it('names the key of every bad rollout-safety value, in the plan and in the new faults', () => {
+    const p = problems(
+      `${base}plan: { scanFirst: maybe, concurrency: "120%", maxFailures: "x%", healthGate: { maxNotReady: -1 }, canary: { nodes: -2 }, soakSeconds: -1, blockers: { podSelector: "a in (", prometheus: { url: "ftp://x", alertFilter: "[" } } }
+` +
+        `faults:
+  - { kind: alert-firing, name: "not an alert!" }
+  - { kind: blocking-pod, labels: {} }
+  - { kind: alert-firing, name: Up, forSeconds: -5 }
+`,
+    );
+    for (const key of [
+      'plan.scanFirst',
+      'plan.concurrency',
+      'plan.maxFailures',
+      'plan.healthGate.maxNotReady',
+      'plan.canary.nodes',
+      'plan.soakSeconds',
+      'plan.blockers.podSelector',
+      'plan.blockers.prometheus.url',
+      'plan.blockers.prometheus.alertFilter',
+      'faults[0].name',
+      'faults[1].labels',
+      'faults[2].forSeconds',
+    ]) {
+      expect(p.some((m) => m.includes(`: ${key}:`) || m.includes(` ${key}:`)), `${key} in\n${p.join('\n')}`).toBe(true);
+    }
+  });
+
+  it('counts one run per node joining under an on-boot plan', () => {
+    const p = problems(`${base}plan: { trigger: { kind: on-boot } }
+events:
+  - { at: 1h, kind: node-added, node: { name: new-1, os: ubuntu-24.04 } }
+expect: { outcome: succeeded }
+`);
+    expect(p).toEqual([
+      "x.yaml:9: expect: 1 expectation(s) for 2 run(s) (the on-demand triggers', then one per node joining under the on-boot plan): give one per run, in order",
+    ]);
+  });
+
   it('refuses a node fault without a node, and a node list in expect naming a stranger', () => {
     const p = problems(`${base}faults:\n  - { kind: disk-full }\nexpect: { patched: [cp-1, nobody] }\n`);
     expect(p).toEqual(['x.yaml:7: faults[0]: a disk-full fault needs a "node"', 'x.yaml:8: expect.patched[1]: no node named "nobody" (nodes: cp-1, worker-1, worker-2, worker-3)']);

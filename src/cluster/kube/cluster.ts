@@ -150,6 +150,11 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
     });
   }
 
+  /** Kubernetes cannot select nodes by condition: one list, filtered here. */
+  async unhealthyNodes(signal?: AbortSignal): Promise<ClusterNode[]> {
+    return (await this.listNodes(signal)).filter((n) => !n.ready || n.unschedulable);
+  }
+
   async listPods(query: PodQuery, signal?: AbortSignal): Promise<PodInfo[]> {
     const list = await this.#requests.send(
       { verb: 'list', resource: 'pods', group: '' },
