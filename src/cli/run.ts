@@ -20,6 +20,7 @@ import { loadKubeConfig } from '../cluster/kube/kubeconfig.ts';
 import type { ClusterNode } from '../cluster/port.ts';
 import type { NodeOutcome } from '../engine/node.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
+import { versionHash } from '../engine/hash.ts';
 import { deriveRunStart, describeStart } from '../engine/run-start.ts';
 import { selectNodes, type Selection } from '../engine/selection.ts';
 import { JoinWatcher } from '../service/join-watcher.ts';

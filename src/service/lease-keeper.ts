@@ -208,6 +208,7 @@ export function fencedCluster(cluster: ClusterPort, keeper: LeaseKeeper): Cluste
     getNode: cluster.getNode.bind(cluster),
     listPods: cluster.listPods.bind(cluster),
     controlPlaneReady: cluster.controlPlaneReady.bind(cluster),
+    unhealthyNodes: cluster.unhealthyNodes.bind(cluster),
     awaitAgentReport: cluster.awaitAgentReport.bind(cluster),
     awaitReady: cluster.awaitReady.bind(cluster),
     acquireLease: cluster.acquireLease.bind(cluster),
