@@ -217,6 +217,7 @@ describe('drain', () => {
     const refused = await run(kube.drain('w1', { gracePeriodSeconds: 30, podSelector: '', giveUpAt: START + 60_000, signal: signal() }));
     expect(refused).toEqual({
       evicted: 0,
+      refused: true,
       blocked: [
         { pod: 'api-1', namespace: 'shop', reason: 'cannot delete Pods with local storage (set drain.deleteEmptyDirData in the plan to override)' },
         { pod: 'debug', namespace: 'shop', reason: 'cannot delete Pods that declare no controller (set drain.force in the plan to override)' },
