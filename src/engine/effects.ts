@@ -57,6 +57,8 @@ export interface BlockedEviction {
 export interface DrainOutcome {
   evicted: number;
   blocked: BlockedEviction[];
+  /** The drain refused to start (kubectl drain's checks: a pod with no controller, emptyDir data) and evicted nothing. */
+  refused?: boolean;
 }
 
 export interface PatchJobInput extends EffectKey {

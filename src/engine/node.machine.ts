@@ -358,13 +358,15 @@ const nodeSetup = setup({
       };
     }),
     failDrainBlocked: assign(({ context, event }) => {
-      const { blocked } = valueOf(outputOf(event) as DrainOutput);
+      const { blocked, refused } = valueOf(outputOf(event) as DrainOutput);
       const what = blocked.map((b) => `${b.namespace}/${b.pod}: ${b.reason}`).join('; ');
       return {
         failure: {
           step: context.step,
           code: 'DRAIN_TIMEOUT' as const,
-          message: `drain did not finish within ${Math.round(context.input.policy.timeoutsMs.drain / 1000)}s; evictions still refused: ${what}`,
+          message: refused
+            ? `drain refused to start, nothing was evicted: ${what}`
+            : `drain did not finish within ${Math.round(context.input.policy.timeoutsMs.drain / 1000)}s; evictions still refused: ${what}`,
         },
       };
     }),

@@ -525,7 +525,7 @@ export class SimCluster implements ClusterPort {
       evictable.map((p) => ({ namespace: p.namespace, name: p.name, controlled: p.owner !== 'none', emptyDir: p.emptyDir === true })),
       options,
     );
-    if (refused.length > 0) return { evicted: 0, blocked: refused };
+    if (refused.length > 0) return { evicted: 0, blocked: refused, refused: true };
     const plan = this.#recorded.get(name)?.drain ?? this.#drainPlan(node, evictable.length);
     this.#observe({ type: 'drain', at: this.#virtual(started), node: name, ...plan });
     if (!this.#replaying) {

@@ -16,6 +16,8 @@ export interface KubeThrough extends ClusterThrough {
   readonly requests: () => number;
   /** What the adapter warned about (Events the API refused). */
   readonly warnings: () => readonly string[];
+  /** Node watches the adapter opened and node lists it made (a re-watch, a re-list after 410 Gone). */
+  readonly nodeReads: () => { watches: number; lists: number };
   /** What API chaos injected (all zero without chaos). */
   readonly chaos: () => ApiChaos['injected'];
 }
@@ -25,6 +27,7 @@ export function throughKubeApi(scenario: Scenario, options: { chaos?: number } =
   const rate = options.chaos ?? scenario.apiChaos ?? 0;
   const chaos = rate > 0 ? new ApiChaos({ rate, seed: scenario.seed }) : undefined;
   const warnings: string[] = [];
+  const nodeReads = { watches: 0, lists: 0 };
   let binding: SandboxBinding | null = null;
   let inFlight = 0;
   let sent = 0;
@@ -46,10 +49,16 @@ export function throughKubeApi(scenario: Scenario, options: { chaos?: number } =
   return {
     requests: () => sent,
     warnings: () => warnings,
+    nodeReads: () => ({ ...nodeReads }),
     chaos: () => chaos?.injected ?? { tooManyRequests: 0, internalError: 0, conflict: 0, watchDropped: 0 },
     onNodeChange: (name) => binding?.nodeChanged(name),
     async attach(sim, clock) {
       binding = new SandboxBinding({ sim, clock, agent: scenario.plan.agent, seed: scenario.seed });
+      binding.store.hooks.onRequest((request) => {
+        if (request.resource !== 'nodes' || request.name !== undefined) return;
+        if (request.verb === 'watch') nodeReads.watches += 1;
+        if (request.verb === 'list') nodeReads.lists += 1;
+      });
       const server = await startKubeApiServer({ store: binding.store, ...(chaos ? { chaos } : {}) });
       const kc = new KubeConfig();
       kc.loadFromString(kubeconfig(server.url));

@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KubeApiError, KubeForbiddenError, KubeNamespaceMissingError, type KubeCluster } from '../../src/cluster/kube/index.ts';
 import { EffectError } from '../../src/engine/effects.ts';
-import { internalError, StatusError, tooManyRequests, type KubeObject } from '../../src/sim/kube-api/index.ts';
+import { ApiChaos, internalError, StatusError, tooManyRequests, type KubeObject } from '../../src/sim/kube-api/index.ts';
 import type { PatchJobSpec } from '../../src/cluster/port.ts';
 import { agentReportLine, eventsFor, fakeKubelet, NAMESPACE, seedNode, seedPod, startBench, START, type Bench } from './support.ts';
 
@@ -99,6 +99,50 @@ describe('watching nodes after the server forgot our version', () => {
   });
 });
 
+describe('watching nodes through server-side timeouts and dropped connections', () => {
+  /**
+   * Lets the adapter's requests and callbacks run until `done`, moving the clock a second at a time whenever nothing
+   * is on the wire (the adapter waits a moment on its clock before watching again after a dropped connection).
+   */
+  async function turnUntil(what: string, done: () => boolean): Promise<void> {
+    for (let i = 0; i < 20_000 && !done(); i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (i % 50 === 49 && bench.requests.length === requestsSeen) bench.clock.increment(1_000);
+      requestsSeen = bench.requests.length;
+    }
+    if (!done()) throw new Error(`never happened: ${what}`);
+  }
+  let requestsSeen = 0;
+
+  it('watches again when the server ends the watch (1-2x --min-request-timeout) or chaos drops it, missing no change', async () => {
+    await bench.close();
+    bench = await startBench({ minRequestTimeoutSeconds: 60, chaos: new ApiChaos({ rate: 0.5, seed: 11, maxWatchMs: 30_000 }) });
+    const watcher = bench.cluster();
+    seedNode(bench.store, 'w1');
+    const controller = new AbortController();
+    const changes: string[] = [];
+    let synced = 0;
+    const watching = watcher.watchNodes((event) => {
+      if (event.type === 'synced') synced += 1;
+      else changes.push(`${event.type} ${event.node.labels.round ?? '-'}`);
+    }, controller.signal);
+    const watches = () => bench.requests.filter((r) => r.resource === 'nodes' && r.verb === 'watch').length;
+    await turnUntil('the first watch', () => synced === 1 && watches() >= 1);
+    for (let round = 1; round <= 6; round++) {
+      const before = watches();
+      // Two minutes of clock: past any server-side timeout (60-120 s) and any chaos drop (up to 30 s).
+      bench.clock.increment(120_000);
+      await turnUntil(`a new watch in round ${round}`, () => watches() > before);
+      bench.store.modify('nodes', { name: 'w1' }, (n) => (n.metadata.labels = { ...n.metadata.labels, round: String(round) }), { internal: true });
+      await turnUntil(`the change of round ${round}`, () => changes.includes(`modified ${round}`));
+    }
+    controller.abort();
+    await watching;
+    expect(changes.filter((c) => c.startsWith('modified'))).toEqual(['modified 1', 'modified 2', 'modified 3', 'modified 4', 'modified 5', 'modified 6']);
+    expect(watches()).toBeGreaterThanOrEqual(7);
+  });
+});
+
 describe('cordon and uncordon', () => {
   it('cordons with the cordoned-by annotation in one patch, and knows its own cordon again', async () => {
     seedNode(bench.store, 'w1');
@@ -173,6 +217,7 @@ describe('drain', () => {
     const refused = await run(kube.drain('w1', { gracePeriodSeconds: 30, podSelector: '', giveUpAt: START + 60_000, signal: signal() }));
     expect(refused).toEqual({
       evicted: 0,
+      refused: true,
       blocked: [
         { pod: 'api-1', namespace: 'shop', reason: 'cannot delete Pods with local storage (set drain.deleteEmptyDirData in the plan to override)' },
         { pod: 'debug', namespace: 'shop', reason: 'cannot delete Pods that declare no controller (set drain.force in the plan to override)' },

@@ -10,6 +10,7 @@ import { VirtualClock } from '../../src/engine/clock.ts';
 import {
   KubeStore,
   kubeconfig,
+  type ApiChaos,
   startKubeApiServer,
   type KubeApiServer,
   type KubeObject,
@@ -68,15 +69,21 @@ export interface Bench {
 }
 
 export async function startBench(
-  options: { tokens?: Record<string, TokenGrant>; namespaces?: string[]; watchHistory?: number; resources?: readonly ResourceType[] } = {},
+  options: { tokens?: Record<string, TokenGrant>; namespaces?: string[]; watchHistory?: number; minRequestTimeoutSeconds?: number; chaos?: ApiChaos; resources?: readonly ResourceType[] } = {},
 ): Promise<Bench> {
   const time = new VirtualTime();
-  const store = new KubeStore({ clock: time.clock, seed: 7, ...(options.watchHistory ? { watchHistory: options.watchHistory } : {}), ...(options.resources ? { resources: options.resources } : {}) });
+  const store = new KubeStore({
+    clock: time.clock,
+    seed: 7,
+    ...(options.watchHistory ? { watchHistory: options.watchHistory } : {}),
+    ...(options.minRequestTimeoutSeconds ? { minRequestTimeoutSeconds: options.minRequestTimeoutSeconds } : {}),
+    ...(options.resources ? { resources: options.resources } : {}),
+  });
   for (const name of [NAMESPACE, 'default', 'kube-system', 'shop', ...(options.namespaces ?? [])]) {
     if (!store.find('namespaces', { name })) store.create('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, { internal: true });
   }
   const tokens: Record<string, TokenGrant> = { [ADMIN_TOKEN]: { user: 'admin' }, ...options.tokens };
-  const server = await startKubeApiServer({ store, tokens });
+  const server = await startKubeApiServer({ store, tokens, ...(options.chaos ? { chaos: options.chaos } : {}) });
   const requests: RequestInfo[] = [];
   store.hooks.onRequest((request) => {
     requests.push(request);

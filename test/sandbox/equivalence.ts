@@ -34,13 +34,14 @@ export function equivalenceTests(part: number, of: number, options: { chaos?: nu
   const chaos = options.chaos ? ` under ${Math.round(options.chaos * 100)}% API chaos` : '';
   describe(`the engine through the Kubernetes adapter and the sandbox matches the simulator${chaos} (part ${part + 1} of ${of})`, () => {
     for (const file of files) {
-      it(file, { timeout: 120_000 }, async () => {
+      it(file, { timeout: options.chaos ? 300_000 : 120_000 }, async () => {
         const scenario = loadScenario(`${DIR}/${file}`);
         const direct = await runScenario(scenario);
         const through = throughKubeApi(scenario, options.chaos === undefined ? {} : { chaos: options.chaos });
         const viaKube = await runScenario(scenario, { through });
         expect(through.requests()).toBeGreaterThan(0);
-        if (options.chaos) {
+        // Chaos has struck (a scenario of a few dozen requests may be spared by the draw).
+        if (options.chaos && through.requests() * options.chaos >= 10) {
           const injected = through.chaos();
           expect(injected.tooManyRequests + injected.internalError + injected.conflict).toBeGreaterThan(0);
         }

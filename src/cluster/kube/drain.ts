@@ -59,7 +59,7 @@ export async function drainNode(ctx: DrainContext, node: string, options: DrainO
     })),
     options,
   );
-  if (refused.length > 0) return { evicted: 0, blocked: refused };
+  if (refused.length > 0) return { evicted: 0, blocked: refused, refused: true };
   const toEvict = new Map<string, PodRef>();
   for (const pod of candidates) {
     const ref = { namespace: pod.metadata?.namespace ?? 'default', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' };
