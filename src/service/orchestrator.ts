@@ -109,7 +109,7 @@ export class RunDetachedError extends Error {
 const ACCEPTS: Record<CommandType, readonly string[]> = {
   APPROVE: ['scheduled', 'awaitingApproval'],
   REJECT: ['scheduled', 'awaitingApproval'],
-  PAUSE: ['rolling.active', 'rolling.waitingForWindow'],
+  PAUSE: ['rolling.active', 'rolling.waitingForWindow', 'rolling.gating', 'rolling.blocked', 'rolling.canarySoak'],
   RESUME: ['rolling.paused'],
   CANCEL: ['scheduled', 'awaitingApproval', 'selecting', 'prefetching', 'rolling'],
 };
