@@ -109,6 +109,15 @@ describe.skipIf(!available.ok)('node agent on real apt/dpkg and dnf/rpm', () => 
       expect(r.state.status).toMatchObject(KUBE);
     });
 
+    it('--dry-run with a kernel update offered: says the upgrade would need a reboot (the scan before cordon)', { timeout: 60_000 }, async () => {
+      const r = await run('apt dry-run kernel', { family: 'apt', fault: 'reboot-required', agentArgs: ['--dry-run'] });
+      expect(r.exitCode).toBe(0);
+      expect(r.report.result).toBe('patched');
+      expect(r.report.upgraded.map((u) => u.name)).toContain('linux-image-amd64');
+      expect(r.report).toMatchObject({ rebootRequired: true, rebootPackages: expect.arrayContaining(['linux-image-amd64']) });
+      for (const [name, version] of Object.entries(h.base.apt)) expect(r.state.packages[name], name).toBe(version);
+    });
+
     it('unsupported OS (ID=alpine): UNSUPPORTED_OS, changes nothing', { timeout: 30_000 }, async () => {
       const r = await run('apt unsupported-os', { family: 'apt', fault: null, setup: ['unsupported-os'] });
       expect(r.exitCode).toBe(1);

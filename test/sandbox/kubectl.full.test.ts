@@ -74,8 +74,11 @@ describe.skipIf(!KUBECTL)('patchpilot sandbox with kubectl (Palette mode)', () =
     const report = JSON.parse(logs.out.trim().split('\n').at(-1)!);
     expect(report).toMatchObject({ result: 'patched', rebootRequired: true, error: null });
     expect(report.upgraded.map((u: { name: string }) => u.name)).toEqual(expect.arrayContaining(['openssl', 'curl']));
+    // Every node's scan Job (the dry run before its cordon) and its patch Job left a report.
     const byLabel = kubectl('logs', '-n', 'os-patch', '-l', 'app.kubernetes.io/name=patchpilot', '--tail=1');
-    expect(byLabel.out.trim().split('\n').filter((l) => l.startsWith('{"result"'))).toHaveLength(4);
+    expect(byLabel.out.trim().split('\n').filter((l) => l.startsWith('{"result"'))).toHaveLength(8);
+    const patches = kubectl('logs', '-n', 'os-patch', '-l', 'app.kubernetes.io/name=patchpilot,patchpilot.io/action=patch', '--tail=1');
+    expect(patches.out.trim().split('\n').filter((l) => l.startsWith('{"result"'))).toHaveLength(4);
 
     const labels = kubectl('get', 'nodes', '--show-labels');
     const marked = labels.out.split('\n').filter((line) => line.includes(`${TASK_LABEL}=`));

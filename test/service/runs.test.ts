@@ -413,6 +413,20 @@ describe('rollout safety', () => {
     expect(h.cluster.state.nodes.filter((n) => n.unschedulable)).toEqual([]);
   });
 
+  it('an operator may pause a blocked run, and resume it into the gate again', async () => {
+    const h = harness([...workers(1), { name: 'db-1', ready: false }]);
+    const handle = await h.orchestrator.start({ plan: parsePlan({ cluster: 'test', nodes: ['worker-1'] }), requestedBy: 'alice', triggerId: 't', notBefore: null });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 60_000 });
+    expect(handle.state).toBe('rolling.blocked');
+    expect(handle.send({ type: 'PAUSE', by: 'bob' })).toMatchObject({ ok: true });
+    expect(handle.state).toBe('rolling.paused');
+    expect(handle.send({ type: 'RESUME', by: 'bob' })).toMatchObject({ ok: true });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 61_000 });
+    expect(handle.state).toBe('rolling.blocked');
+    expect(handle.send({ type: 'CANCEL', by: 'bob' })).toMatchObject({ ok: true });
+    expect(await driveInVirtualTime(handle, h.clock)).toMatchObject({ outcome: 'cancelled' });
+  });
+
   it('halts after a failed canary whatever the error budget, and resolves percentages against the selection', async () => {
     const h = harness([{ name: 'worker-1', behaviour: { report: { result: 'failed', upgraded: [], error: { code: 'DISK_FULL', message: 'no space' } } } }, ...workers(8).slice(1)]);
     const { output } = await runPlan(h, { concurrency: '50%', maxFailures: '50%', canary: { nodes: 1, soakSeconds: 60 } });
