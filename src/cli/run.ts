@@ -23,7 +23,7 @@ import type { NodeOutcome } from '../engine/node.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import { resolveTriggerStart } from '../engine/schedule.ts';
 import { selectNodes, type Selection } from '../engine/selection.ts';
-import { describeRefusal, Orchestrator, type RunEvent } from '../service/orchestrator.ts';
+import { describeRefusal, Orchestrator, OrchestratorError, type RunEvent } from '../service/orchestrator.ts';
 import { SystemClock } from '../service/system-clock.ts';
 import { table } from './format.ts';
 import { LiveView, outcomeLine, summaryTable } from './live.ts';
@@ -110,8 +110,9 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   const unfinished = store.listRuns({ cluster: plan.cluster, active: true, limit: 1 })[0];
   if (unfinished) write(`resuming unfinished run ${unfinished.id} of cluster ${plan.cluster} (requested by ${unfinished.requestedBy}); its own plan applies`);
   const handle = await explain(
-    () =>
-      unfinished ? orchestrator.resume(unfinished.id) : orchestrator.start({
+    async () =>
+      (unfinished ? await resumeOrWait(orchestrator, unfinished.id, options.wait === true, write) : null) ??
+      orchestrator.start({
         plan,
         requestedBy,
         triggerId,
@@ -153,6 +154,27 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
     if (redraw) clearInterval(redraw);
     process.removeListener('SIGINT', interrupt);
     store.close();
+  }
+}
+
+/**
+ * Resumes an unfinished run of this database. Its owner alive: refused (RUN_OWNED, exit 3), or with --wait, asked again
+ * until that process is gone or has finished the run (then there is nothing left to resume, and a fresh start checks
+ * the cluster).
+ */
+async function resumeOrWait(orchestrator: Orchestrator, runId: string, wait: boolean, write: (text: string) => void) {
+  let said = false;
+  for (;;) {
+    try {
+      return await orchestrator.resume(runId);
+    } catch (err) {
+      // Its owner finished it while we waited: nothing to resume; the caller starts afresh (and skips what is done).
+      if (said && err instanceof OrchestratorError && err.code === 'RUN_FINISHED') return null;
+      if (!wait || !(err instanceof OrchestratorError) || err.code !== 'RUN_OWNED') throw err;
+      if (!said) write(`waiting for the run: ${err.message}`);
+      said = true;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
   }
 }
 
