@@ -166,9 +166,18 @@ class ClusterWatch {
     this.patchJobs.set(key, uids);
   }
 
+  /** Changes of holder without a release in between: a holder that died or was paused, taken over after expiry. */
+  takeovers = 0;
+  #released = true;
+
   #lease(lease: V1Lease): void {
     const holder = lease.spec?.holderIdentity ?? '';
-    if (holder !== '' && holder !== this.holder) this.holders.push(holder);
+    if (holder === '') this.#released = true;
+    else if (holder !== this.holder) {
+      if (!this.#released) this.takeovers += 1;
+      this.holders.push(holder);
+      this.#released = false;
+    }
   }
 }
 
@@ -271,7 +280,7 @@ export async function raceRound(dir: string, options: RaceOptions): Promise<Race
       processes: orchestrators.length,
       kills,
       pauses,
-      takeovers: cluster.holders.length - 1,
+      takeovers: cluster.takeovers,
       maxInFlight: cluster.maxInFlight,
       maxControlPlanesInFlight: cluster.maxControlPlanesInFlight,
       patchJobs: Object.values(jobsPerNode).reduce((a, b) => a + b, 0),
