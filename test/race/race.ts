@@ -199,9 +199,21 @@ export async function raceRound(dir: string, options: RaceOptions): Promise<Race
   const orchestrators: Orchestrator[] = [];
   const watch: { current: ClusterWatch | null } = { current: null };
   try {
-    await until('the sandbox to write its kubeconfig', () => existsSync(kubeconfig), { context: () => sandboxErr, giveUpIf: () => (sandbox.exitCode !== null ? `sandbox exited ${sandbox.exitCode}` : undefined) });
+    // Written, not just created: the file can be seen empty for a moment.
     const kc = new KubeConfig();
-    kc.loadFromFile(kubeconfig);
+    await until(
+      'the sandbox to write its kubeconfig',
+      () => {
+        if (!existsSync(kubeconfig)) return false;
+        try {
+          kc.loadFromFile(kubeconfig);
+          return kc.getCurrentCluster() !== null;
+        } catch {
+          return false;
+        }
+      },
+      { context: () => sandboxErr, giveUpIf: () => (sandbox.exitCode !== null ? `sandbox exited ${sandbox.exitCode}` : undefined) },
+    );
     const cluster = new ClusterWatch(kc);
     watch.current = cluster;
     await cluster.start();
