@@ -45,6 +45,8 @@ describe('takeover from the cluster alone', () => {
     const output = await driveInVirtualTime(second, clock);
     expect(output?.outcome).toBe('succeeded');
     expect(cluster.state.nodes.filter((n) => n.unschedulable)).toEqual([]);
+    // The dead holder's node went first: never two nodes cordoned at once with concurrency 1.
+    expect(cluster.state.maxCordonedByUs).toBe(1);
     expect(cluster.state.nodes.every((n) => n.labels['patchpilot.io/os-patch'])).toBe(true);
     expect(Object.values(cluster.state.patchJobsCreated).every((count) => count === 1)).toBe(true);
     expect(Object.keys(cluster.state.patchJobsCreated)).toHaveLength(4);
