@@ -24,7 +24,7 @@ import { versionHash } from '../engine/hash.ts';
 import { deriveRunStart, describeStart } from '../engine/run-start.ts';
 import { selectNodes, type Selection } from '../engine/selection.ts';
 import { JoinWatcher } from '../service/join-watcher.ts';
-import { describeRefusal, Orchestrator, type RunEvent } from '../service/orchestrator.ts';
+import { describeRefusal, Orchestrator, OrchestratorError, type RunEvent } from '../service/orchestrator.ts';
 import { SystemClock } from '../service/system-clock.ts';
 import { PatchpilotMetrics, serveMetrics } from '../service/metrics.ts';
 import { readClusterStatus, triggerOfRun } from '../service/fleet-status.ts';
@@ -125,8 +125,9 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   const unfinished = store.listRuns({ cluster: plan.cluster, active: true, limit: 1 })[0];
   if (unfinished) write(`resuming unfinished run ${unfinished.id} of cluster ${plan.cluster} (requested by ${unfinished.requestedBy}); its own plan applies`);
   const handle = await explain(
-    () =>
-      unfinished ? orchestrator.resume(unfinished.id) : orchestrator.start({
+    async () =>
+      (unfinished ? await resumeOrWait(orchestrator, unfinished.id, options.wait === true, write) : null) ??
+      orchestrator.start({
         plan,
         requestedBy,
         triggerId,
@@ -179,7 +180,27 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   }
 }
 
-/** The API errors a user can cause or fix, as RunErrors; anything else goes on unchanged. */
+/**
+ * Resumes an unfinished run of this database. Its owner alive: refused (RUN_OWNED, exit 3), or with --wait, asked again
+ * until that process is gone or has finished the run (then there is nothing left to resume, and a fresh start checks
+ * the cluster).
+ */
+async function resumeOrWait(orchestrator: Orchestrator, runId: string, wait: boolean, write: (text: string) => void) {
+  let said = false;
+  for (;;) {
+    try {
+      return await orchestrator.resume(runId);
+    } catch (err) {
+      // Its owner finished it while we waited: nothing to resume; the caller starts afresh (and skips what is done).
+      if (said && err instanceof OrchestratorError && err.code === 'RUN_FINISHED') return null;
+      if (!wait || !(err instanceof OrchestratorError) || err.code !== 'RUN_OWNED') throw err;
+      if (!said) write(`waiting for the run: ${err.message}`);
+      said = true;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
 /**
  * Patch on join: after its first run, an on-boot plan keeps the orchestrator watching the nodes, and each node that
  * joins without the current hash is cordoned and patched by a run of its own (JoinWatcher). Ctrl-C stops watching;
@@ -234,6 +255,7 @@ async function watchJoins(context: {
   return failures === 0 ? 0 : 1;
 }
 
+/** The API errors a user can cause or fix, as RunErrors; anything else goes on unchanged. */
 export async function explain<T>(call: () => Promise<T>, cluster: KubeCluster, source: string): Promise<T> {
   try {
     return await call();

@@ -94,6 +94,9 @@ interface JobRecord {
   downloadOnly: boolean;
   report: AgentReport;
   diesWithoutReport: boolean;
+  /** The version hash it patches to (absent in states saved before it was recorded). */
+  hash?: string;
+  generation?: number;
 }
 
 export interface MemoryClusterState {
@@ -259,7 +262,12 @@ export class MemoryCluster implements ClusterPort {
   async startPatchJob(spec: PatchJobSpec): Promise<{ jobName: string; created: boolean }> {
     const node = this.#require(spec.node);
     // This run's Job, started again after a crash, is reused; an earlier run's finished Job bearing the name is replaced.
-    if (this.#state.jobs[spec.jobName]?.runId === spec.runId) return { jobName: spec.jobName, created: false };
+    const existing = this.#state.jobs[spec.jobName];
+    if (existing?.runId === spec.runId) return { jobName: spec.jobName, created: false };
+    // Another run's Job of the same patch (a holder that lost the cluster mid-node): waited for, or its report read,
+    // unless it failed (the same rule as the Kubernetes adapter's).
+    const failed = existing !== undefined && (existing.diesWithoutReport || existing.report.result === 'failed');
+    if (existing && existing.hash === spec.hash && existing.downloadOnly === spec.downloadOnly && !failed) return { jobName: spec.jobName, created: false };
     this.#maybeApiError(node);
     const report = spec.reportOnly ? scanReport(node.behaviour) : defaultReport(node.behaviour);
     const durationMs = spec.reportOnly ? node.timings.scanMs : spec.downloadOnly ? node.timings.prefetchMs : node.timings.patchMs;
@@ -272,6 +280,8 @@ export class MemoryCluster implements ClusterPort {
       downloadOnly: spec.downloadOnly,
       report: { ...report, durationSeconds: Math.round(durationMs / 1000) },
       diesWithoutReport: node.behaviour.jobDiesWithoutReport === true,
+      hash: spec.hash,
+      ...(spec.generation !== undefined ? { generation: spec.generation } : {}),
     };
     if (!spec.downloadOnly && !spec.reportOnly) {
       const key = `${spec.node}@${spec.hash}`;

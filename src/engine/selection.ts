@@ -13,6 +13,11 @@ export const DISABLED = 'disabled';
 export interface NodeView {
   name: string;
   labels: Readonly<Record<string, string>>;
+  /**
+   * Cordoned by a patchpilot run under an older lease generation: a holder that lost the cluster left it mid-patch.
+   * Such nodes go first, so that finishing them takes the run's first slots and the cordons never exceed concurrency.
+   */
+  unfinished?: boolean;
 }
 
 export type Role = 'control-plane' | 'worker';
@@ -102,10 +107,12 @@ export function selectNodes(nodes: readonly NodeView[], criteria: SelectionCrite
     if (exclusion) excluded.push(exclusion);
     else eligible.push({ name: node.name, role: roleOf(node), zone: zoneOf(node) });
   }
-  const selected = [
+  const ordered = [
     ...orderWithinRole(eligible.filter((t) => t.role === 'control-plane')),
     ...orderWithinRole(eligible.filter((t) => t.role === 'worker')),
   ];
+  const unfinished = new Set(nodes.filter((n) => n.unfinished).map((n) => n.name));
+  const selected = [...ordered.filter((t) => unfinished.has(t.name)), ...ordered.filter((t) => !unfinished.has(t.name))];
   excluded.sort((a, b) => byName(a.name, b.name));
   const unknown = (criteria.nodes ?? []).filter((n) => !names.has(n));
   return { selected, excluded, unknown };

@@ -133,7 +133,12 @@ export function clusterEffects(cluster: ClusterPort, options: ClusterEffectsOpti
     },
 
     async listNodes(_input, signal) {
-      return (await cluster.listNodes(signal)).map((n) => ({ name: n.name, labels: n.labels }));
+      const generation = options.generation?.();
+      return (await cluster.listNodes(signal)).map((n) => {
+        const stale = cordonGeneration(n);
+        const unfinished = n.unschedulable && generation !== undefined && stale !== null && stale < generation;
+        return { name: n.name, labels: n.labels, ...(unfinished ? { unfinished: true } : {}) };
+      });
     },
 
     async scanNode(input, signal) {

@@ -69,7 +69,11 @@ export class LeaseKeeper {
   async tryAcquire(): Promise<LeaseResult> {
     const sentAt = this.#monotonic();
     const result = await this.#cluster.acquireLease({ name: this.name, holder: this.holder, durationSeconds: this.durationSeconds });
-    if (result.acquired) this.#granted(result.generation, sentAt);
+    if (result.acquired) {
+      // A new tenure (after a loss, under the generation it was granted): whatever was lost before is over.
+      this.#lost = null;
+      this.#granted(result.generation, sentAt);
+    }
     return result;
   }
 

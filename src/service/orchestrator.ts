@@ -183,7 +183,8 @@ export class Orchestrator {
     this.#pidAlive = options.pidAlive ?? pidAlive;
     this.#anchor = this.#auditAnchor();
     // Every audit record this process adds (a run's steps, the bot's commands, an approval) moves the anchor along.
-    this.#store?.onAuditChanged(() => this.#anchor.poke());
+    // After the store's write has returned, never inside it: the anchor is I/O and must not run in its call stack.
+    this.#store?.onAuditChanged(() => queueMicrotask(() => this.#anchor.poke()));
   }
 
   /** This orchestrator's lease holder identity. */

@@ -80,3 +80,16 @@ describe('selectNodes: which nodes a run patches (seed: "Node Selection Logic")'
     expect(parsePlan({ mode: 'palette', labelKey: 'example.com/patch' }).labelKey).toBe('example.com/patch');
   });
 });
+
+describe('a node another holder left mid-patch', () => {
+  it('goes first, so that finishing it takes the first slot and cordons never exceed concurrency', () => {
+    const nodes: NodeView[] = [
+      { name: 'cp-1', labels: { 'node-role.kubernetes.io/control-plane': '', 'kubernetes.io/os': 'linux' } },
+      { name: 'worker-1', labels: { 'kubernetes.io/os': 'linux' } },
+      { name: 'worker-2', labels: { 'kubernetes.io/os': 'linux' }, unfinished: true },
+    ];
+    const selection = selectNodes(nodes, { labelKey: 'patchpilot.io/os-patch', hash: 'h' });
+    expect(selection.selected.map((t) => t.name)).toEqual(['worker-2', 'cp-1', 'worker-1']);
+    expect(selectNodes(nodes.map(({ unfinished: _u, ...n }) => n), { labelKey: 'patchpilot.io/os-patch', hash: 'h' }).selected.map((t) => t.name)).toEqual(['cp-1', 'worker-1', 'worker-2']);
+  });
+});

@@ -67,6 +67,13 @@ describe('patchpilot run: refusals before anything changes', () => {
     noStackTrace(result.stderr);
   });
 
+  it.each(['0', '-5', 'sixty', '1.5'])('refuses --lease-seconds %s with one line, exit 2', async (value) => {
+    const result = await runCli(['run', '--lease-seconds', value], { HOME: scratch() });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`--lease-seconds must be a whole number of seconds above 0, got "${value}"`);
+    noStackTrace(result.stderr);
+  });
+
   it('names the API server it cannot reach', async () => {
     const port = await closedPort();
     const dir = scratch();

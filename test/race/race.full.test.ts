@@ -21,6 +21,7 @@ describe(`the orchestrator race, ${ROUNDS} seeded rounds`, () => {
       const options = roundOptions(seed);
       const round = await raceRound(scratch(), options);
       figures.push(round);
+      console.log(`seed ${seed}: ${JSON.stringify({ ...options, ...round })}`);
       expectInvariants(round, options.concurrency);
     },
     300_000,

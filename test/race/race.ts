@@ -166,9 +166,18 @@ class ClusterWatch {
     this.patchJobs.set(key, uids);
   }
 
+  /** Changes of holder without a release in between: a holder that died or was paused, taken over after expiry. */
+  takeovers = 0;
+  #released = true;
+
   #lease(lease: V1Lease): void {
     const holder = lease.spec?.holderIdentity ?? '';
-    if (holder !== '' && holder !== this.holder) this.holders.push(holder);
+    if (holder === '') this.#released = true;
+    else if (holder !== this.holder) {
+      if (!this.#released) this.takeovers += 1;
+      this.holders.push(holder);
+      this.#released = false;
+    }
   }
 }
 
@@ -190,9 +199,21 @@ export async function raceRound(dir: string, options: RaceOptions): Promise<Race
   const orchestrators: Orchestrator[] = [];
   const watch: { current: ClusterWatch | null } = { current: null };
   try {
-    await until('the sandbox to write its kubeconfig', () => existsSync(kubeconfig), { context: () => sandboxErr, giveUpIf: () => (sandbox.exitCode !== null ? `sandbox exited ${sandbox.exitCode}` : undefined) });
+    // Written, not just created: the file can be seen empty for a moment.
     const kc = new KubeConfig();
-    kc.loadFromFile(kubeconfig);
+    await until(
+      'the sandbox to write its kubeconfig',
+      () => {
+        if (!existsSync(kubeconfig)) return false;
+        try {
+          kc.loadFromFile(kubeconfig);
+          return kc.getCurrentCluster() !== null;
+        } catch {
+          return false;
+        }
+      },
+      { context: () => sandboxErr, giveUpIf: () => (sandbox.exitCode !== null ? `sandbox exited ${sandbox.exitCode}` : undefined) },
+    );
     const cluster = new ClusterWatch(kc);
     watch.current = cluster;
     await cluster.start();
@@ -271,7 +292,7 @@ export async function raceRound(dir: string, options: RaceOptions): Promise<Race
       processes: orchestrators.length,
       kills,
       pauses,
-      takeovers: cluster.holders.length - 1,
+      takeovers: cluster.takeovers,
       maxInFlight: cluster.maxInFlight,
       maxControlPlanesInFlight: cluster.maxControlPlanesInFlight,
       patchJobs: Object.values(jobsPerNode).reduce((a, b) => a + b, 0),
