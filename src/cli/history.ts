@@ -99,6 +99,7 @@ export function verifyAudit(store: Store, anchors: AuditAnchor[] = [], unreachab
 /** `--anchor SEQ:HASH`, as the run's final Slack message shows it. */
 export function parseAnchorOption(value: string): AuditAnchor {
   const match = /^#?(\d+):(?:sha256:)?([0-9a-f]{64})$/.exec(value.trim());
-  if (!match) throw new UserError(`--anchor must be SEQ:HASH (the audit head a run's Slack thread shows, e.g. 57:3f2a…), got "${value}"`, 'copy it from the final message of the run\'s thread');
+  // A sequence number past 2^53 would be rounded, and compared as some other record's.
+  if (!match || !Number.isSafeInteger(Number(match[1]))) throw new UserError(`--anchor must be SEQ:HASH (the audit head a run's Slack thread shows, e.g. 57:3f2a…), got "${value}"`, 'copy it from the final message of the run\'s thread');
   return { seq: Number(match[1]), hash: match[2]!, at: 0, source: '--anchor' };
 }
