@@ -190,6 +190,18 @@ export type Expectation = z.output<typeof expectationSchema>;
 /** The plan as scenarios write it: any plan key; `cluster` comes from the scenario. */
 const scenarioPlanSchema = z.record(z.string(), z.unknown()).default({});
 
+/**
+ * `expect` is one expectation or a list: when neither fits, zod says only "Invalid input". Name the first problem of the
+ * shape that was written instead (an object: its first issue; a list: the first issue of its elements).
+ */
+function explainExpectation(issue: { code?: string; input?: unknown; errors?: ReadonlyArray<ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>> }): string | undefined {
+  if (issue.code !== 'invalid_union') return undefined;
+  const first = issue.errors?.[Array.isArray(issue.input) ? 1 : 0]?.[0];
+  if (first === undefined) return undefined;
+  const where = first.path.map((key) => (typeof key === 'number' ? `[${key}]` : `.${String(key)}`)).join('');
+  return `${where === '' ? '' : `${where.replace(/^\./, '')}: `}${first.message}`;
+}
+
 export const scenarioFileSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][-a-z0-9_.]*$/, 'must be a short slug (lower case letters, digits, "-", "_", ".")'),
   description: z.string().default(''),
@@ -204,7 +216,7 @@ export const scenarioFileSchema = z.strictObject({
   palette: paletteScenarioSchema.optional(),
   triggers: z.array(triggerSchema).optional(),
   events: z.array(eventSchema).default([]),
-  expect: z.union([expectationSchema, z.array(expectationSchema)]).optional(),
+  expect: z.union([expectationSchema, z.array(expectationSchema)], { error: explainExpectation }).optional(),
   /**
    * API chaos when the scenario is served by the sandbox (`patchpilot sandbox`, the equivalence suite): this share of
    * API requests fails transiently (429 with Retry-After, 500, 409 on Node writes) and of watches is dropped. The

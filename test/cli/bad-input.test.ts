@@ -142,6 +142,12 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     for (const line of ['maxFailures: 100%', 'maxFailures: 100.0%', 'concurrency: 99.5%', 'drain: { podSelector: "app in (web, api)" }', "blockers: { prometheus: { url: 'http://prom:9090' } }"]) expect(planMessage(line), line).toBeNull();
   });
 
+  it('an unknown invariant in expect is named, not "Invalid input"', () => {
+    const text = SCENARIO.replace(/invariants: \[/, 'invariants: [made-up, ');
+    expect(text).not.toBe(SCENARIO);
+    expect(() => parseScenario(text, 'x.yaml')).toThrow(/expect: invariants\[0\]: Invalid option: expected one of "no-node-left-cordoned"/);
+  });
+
   it('a duration beyond 100 years is refused, not waited out', () => {
     expect(parseDuration('99999999999999999999d')).toBe('is too long (at most 100 years)');
     expect(parseDuration(1e300)).toBe('is too long (at most 100 years)');
