@@ -148,6 +148,17 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     expect(() => parseScenario(text, 'x.yaml')).toThrow(/expect: invariants\[0\]: Invalid option: expected one of "no-node-left-cordoned"/);
   });
 
+  it('a kubeconfig whose server is not a URL is refused when loaded, not deep in the first request', () => {
+    const path = join(scratch(), 'k');
+    writeFileSync(path, KUBECONFIG.replace('https://127.0.0.1:6443', 'not a url'));
+    expect(() => loadKubeConfig({ path, env: {} })).toThrow('cluster "c" in kubeconfig');
+    try {
+      loadKubeConfig({ path, env: {} });
+    } catch (err) {
+      expect(describeUserError(err)).toMatch(/^error: cluster "c" in kubeconfig .* has no https:\/\/ server URL \(got "not a url"\)/);
+    }
+  });
+
   it('a duration beyond 100 years is refused, not waited out', () => {
     expect(parseDuration('99999999999999999999d')).toBe('is too long (at most 100 years)');
     expect(parseDuration(1e300)).toBe('is too long (at most 100 years)');
