@@ -5,8 +5,9 @@
  * trace or an exception it does not know. In-process for speed; a few real CLI processes check the exit codes.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import { parsePatchCommand } from '../../src/bot/commands.ts';
 import { loadKubeConfig } from '../../src/cluster/kube/kubeconfig.ts';
 import { parseAnchorOption } from '../../src/cli/history.ts';
 import { describeUserError } from '../../src/cli/main.ts';
+import { sandboxCommand } from '../../src/cli/sandbox.ts';
 import { parsePlanText } from '../../src/cli/plan-check.ts';
 import { parseRecording, scenarioFromRecording } from '../../src/sim/replay.ts';
 import { runScenario } from '../../src/sim/runner.ts';
@@ -157,6 +159,13 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     } catch (err) {
       expect(describeUserError(err)).toMatch(/^error: cluster "c" in kubeconfig .* has no https:\/\/ server URL \(got "not a url"\)/);
     }
+  });
+
+  it.skipIf(!existsSync('/proc/version'))('a sandbox kubeconfig that cannot be written (in /proc) is a user error, and the API server is stopped', async () => {
+    // As root the up-front check passes (access() says yes) and the write fails; as anyone else the check refuses it.
+    const out = new Writable({ write: (_chunk, _encoding, done) => done() });
+    const err = await sandboxCommand({ scenario: join(ROOT, 'fixtures/scenarios/demo.yaml'), port: 0, kubeconfig: '/proc/patchpilot-review.kubeconfig', quiet: true }, { out, stopped: new Promise(() => {}) }).catch((e: unknown) => e);
+    expect(describeUserError(err)).toMatch(/^error: --kubeconfig \/proc\/patchpilot-review.kubeconfig/);
   });
 
   it('a duration beyond 100 years is refused, not waited out', () => {
