@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import type { RunOptions } from './run.ts';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
+import { KubeApiError } from '../cluster/kube/errors.ts';
 import { UserError } from './user-error.ts';
 import { describeUnreachable } from './network-error.ts';
 import type { ResetCliOptions, TargetOptions as DoctorCliOptions } from './doctor.ts';
@@ -349,6 +350,9 @@ export function describeUserError(err: unknown): string | null {
   if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof UserError || err instanceof KubeConfigError || err instanceof BotConfigError) {
     return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`;
   }
+  // Credentials the cluster refuses (an expired token) or a user without a permission: the kubeconfig's, not a bug.
+  if (err instanceof KubeApiError && err.status === 401) return `error: the API server refused the kubeconfig's credentials: ${err.message}\nhint: refresh them, then check with: kubectl --kubeconfig PATH auth whoami`;
+  if (err instanceof KubeApiError && err.status === 403) return `error: the kubeconfig's user is not allowed this: ${err.message}\nhint: patchpilot run --dry-run lists every permission a run needs and which are missing`;
   return null;
 }
 

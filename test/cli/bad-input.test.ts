@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { parsePatchCommand } from '../../src/bot/commands.ts';
+import { KubeApiError } from '../../src/cluster/kube/errors.ts';
 import { loadKubeConfig } from '../../src/cluster/kube/kubeconfig.ts';
 import { parseAnchorOption } from '../../src/cli/history.ts';
 import { describeUserError } from '../../src/cli/main.ts';
@@ -166,6 +167,13 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     const out = new Writable({ write: (_chunk, _encoding, done) => done() });
     const err = await sandboxCommand({ scenario: join(ROOT, 'fixtures/scenarios/demo.yaml'), port: 0, kubeconfig: '/proc/patchpilot-review.kubeconfig', quiet: true }, { out, stopped: new Promise(() => {}) }).catch((e: unknown) => e);
     expect(describeUserError(err)).toMatch(/^error: --kubeconfig \/proc\/patchpilot-review.kubeconfig/);
+  });
+
+  it('the API server refusing the credentials (401) or a permission (403) is one message, not a stack trace; a 400 stays a bug', () => {
+    const request = { verb: 'update', resource: 'leases', group: 'coordination.k8s.io', namespace: 'os-patch', name: 'patchpilot-prod' } as const;
+    expect(describeUserError(new KubeApiError(request, 401, { message: 'Unauthorized' } as never, false))).toMatch(/^error: the API server refused the kubeconfig's credentials: update leases "patchpilot-prod" in namespace os-patch: HTTP 401: Unauthorized\nhint: /);
+    expect(describeUserError(new KubeApiError(request, 403, { message: 'forbidden' } as never, false))).toMatch(/^error: the kubeconfig's user is not allowed this: .*HTTP 403: forbidden\nhint: /);
+    expect(describeUserError(new KubeApiError(request, 400, null, false))).toBeNull();
   });
 
   it('a duration beyond 100 years is refused, not waited out', () => {
