@@ -141,6 +141,11 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     expect(message).not.toContain('secret');
   });
 
+  it('an empty or comment-only plan file is refused (every default would run silently); {} takes the defaults', () => {
+    for (const text of ['', '\n', '# nothing yet\n', '~\n']) expect(() => parsePlanText(text, 'p.yaml'), JSON.stringify(text)).toThrow(/p\.yaml[\s\S]*the file is empty \(write \{\} to take every default\)/);
+    expect(parsePlanText('{}', 'p.yaml').cluster).toBe('default');
+  });
+
   it('still takes 100%, 100.0% and 99.5%, and a valid drain selector', () => {
     for (const line of ['maxFailures: 100%', 'maxFailures: 100.0%', 'concurrency: 99.5%', 'drain: { podSelector: "app in (web, api)" }', "blockers: { prometheus: { url: 'http://prom:9090' } }"]) expect(planMessage(line), line).toBeNull();
   });
