@@ -61,7 +61,12 @@ function auditLine(row: AuditRow): string {
 }
 
 export function showAudit(store: Store, options: { runId?: string; limit: number }): string {
-  const rows = store.auditRows({ ...(options.runId ? { runId: options.runId } : {}), limit: options.limit });
+  const rows = store.auditRows({ ...(options.runId !== undefined ? { runId: options.runId } : {}), limit: options.limit });
+  if (rows.length === 0 && options.runId !== undefined) {
+    // A mistyped run id is not an empty log: say which it is.
+    store.requireRun(options.runId);
+    return `no audit records for run ${options.runId}`;
+  }
   if (rows.length === 0) return 'the audit log is empty';
   return rows.map(auditLine).join('\n');
 }

@@ -300,7 +300,7 @@ export function buildProgram(): Command {
     .action((opts: { db?: string; run?: string; limit: number }) => {
       const store = openCliStore(opts.db, { readOnly: true });
       try {
-        print(showAudit(store, { limit: opts.limit, ...(opts.run ? { runId: opts.run } : {}) }));
+        print(showAudit(store, { limit: opts.limit, ...(opts.run !== undefined ? { runId: opts.run } : {}) }));
       } finally {
         store.close();
       }
