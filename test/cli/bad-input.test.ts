@@ -19,6 +19,7 @@ import { describeUserError } from '../../src/cli/main.ts';
 import { sandboxCommand } from '../../src/cli/sandbox.ts';
 import { parsePlanText } from '../../src/cli/plan-check.ts';
 import { parseRecording, scenarioFromRecording } from '../../src/sim/replay.ts';
+import { paletteTarget } from '../../src/service/targets.ts';
 import { runScenario } from '../../src/sim/runner.ts';
 import { parseDuration } from '../../src/sim/duration.ts';
 import { parseScenario } from '../../src/sim/scenario.ts';
@@ -179,6 +180,11 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     expect(describeUserError(new KubeApiError(request, 401, { message: 'Unauthorized' } as never, false))).toMatch(/^error: the API server refused the kubeconfig's credentials: update leases "patchpilot-prod" in namespace os-patch: HTTP 401: Unauthorized\nhint: /);
     expect(describeUserError(new KubeApiError(request, 403, { message: 'forbidden' } as never, false))).toMatch(/^error: the kubeconfig's user is not allowed this: .*HTTP 403: forbidden\nhint: /);
     expect(describeUserError(new KubeApiError(request, 400, null, false))).toBeNull();
+  });
+
+  it('a Palette cluster uid that is empty or not a uid is named as such, before the missing API key', () => {
+    for (const uid of ['', '../x', 'a b']) expect(() => paletteTarget({ clusterUid: uid }, {}), uid).toThrow(`${JSON.stringify(uid)} is not a Palette cluster uid`);
+    expect(() => paletteTarget({ clusterUid: 'abc123' }, {})).toThrow('no Palette API key');
   });
 
   it('a duration beyond 100 years is refused, not waited out', () => {
