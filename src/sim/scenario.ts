@@ -70,14 +70,30 @@ const podsSchema = z.strictObject({
   emptyDir: z.number().int().min(0).default(0),
 });
 
+/**
+ * Labels as the API server validates them (a qualified key, a value of at most 63 characters): the sandbox serves
+ * these nodes and pods through its Kubernetes API, which refuses anything else at start-up.
+ */
+const labelValue = z
+  .string()
+  .max(63, 'a label value has at most 63 characters')
+  .regex(/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/, 'not a valid label value');
+const kubeLabels = z.record(
+  z
+    .string()
+    .regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'not a valid label key')
+    .refine((key) => key.split('/').at(-1)!.length <= 63 && (key.includes('/') ? key.split('/')[0]!.length <= 253 : true), 'not a valid label key (name at most 63 characters, prefix at most 253)'),
+  labelValue,
+);
+
 const nodeSpecSchema = z.strictObject({
   name: nodeName,
   os: z.enum(OS_IDS, { error: `must be one of ${OS_IDS.join(', ')}` }),
   role: z.enum(['control-plane', 'worker']).default('worker'),
   /** `worker` with count 3 is worker-1, worker-2, worker-3. */
   count: z.number().int().min(1).max(100_000).optional(),
-  zone: z.string().min(1).optional(),
-  labels: z.record(z.string(), z.string()).default({}),
+  zone: labelValue.min(1).optional(),
+  labels: kubeLabels.default({}),
   kubeletVersion: z.string().default('v1.30.4'),
   pods: podsSchema.optional(),
   /** Extra installed packages. */
@@ -137,7 +153,7 @@ export const faultSchema = z.discriminatedUnion(
     z.strictObject({
       ...common,
       kind: z.literal('blocking-pod'),
-      labels: z.record(z.string().regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'not a valid label key'), z.string().regex(/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/, 'not a valid label value').max(63)).refine((l) => Object.keys(l).length > 0, 'a blocking pod needs at least one label'),
+      labels: kubeLabels.refine((l) => Object.keys(l).length > 0, 'a blocking pod needs at least one label'),
       forSeconds: secondsParam.optional(),
     }),
   ],

@@ -187,6 +187,15 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     expect(() => paletteTarget({ clusterUid: 'abc123' }, {})).toThrow('no Palette API key');
   });
 
+  it('node labels and zones the API server would refuse are refused when the scenario loads (the sandbox crashed serving them)', () => {
+    const scenario = (node: string) => `name: x\ncluster: { nodes: [ { name: a, os: ubuntu-22.04, ${node} } ] }\n`;
+    expect(() => parseScenario(scenario('labels: { "bad key!": v }'), 'x.yaml')).toThrow(/cluster\.nodes\[0\]\.labels\.bad key!: Invalid key/);
+    expect(() => parseScenario(scenario('labels: { pool: "x y" }'), 'x.yaml')).toThrow(/cluster\.nodes\[0\]\.labels\.pool: not a valid label value/);
+    expect(() => parseScenario(scenario(`labels: { pool: ${'v'.repeat(64)} }`), 'x.yaml')).toThrow(/at most 63 characters/);
+    expect(() => parseScenario(scenario('zone: "eu west"'), 'x.yaml')).toThrow(/cluster\.nodes\[0\]\.zone: not a valid label value/);
+    expect(parseScenario(scenario('zone: eu-west-1a, labels: { example.com/pool: gpu }'), 'x.yaml').nodes[0]?.labels).toMatchObject({ 'example.com/pool': 'gpu' });
+  });
+
   it('a duration beyond 100 years is refused, not waited out', () => {
     expect(parseDuration('99999999999999999999d')).toBe('is too long (at most 100 years)');
     expect(parseDuration(1e300)).toBe('is too long (at most 100 years)');
