@@ -61,7 +61,12 @@ function auditLine(row: AuditRow): string {
 }
 
 export function showAudit(store: Store, options: { runId?: string; limit: number }): string {
-  const rows = store.auditRows({ ...(options.runId ? { runId: options.runId } : {}), limit: options.limit });
+  const rows = store.auditRows({ ...(options.runId !== undefined ? { runId: options.runId } : {}), limit: options.limit });
+  if (rows.length === 0 && options.runId !== undefined) {
+    // A mistyped run id is not an empty log: say which it is.
+    store.requireRun(options.runId);
+    return `no audit records for run ${options.runId}`;
+  }
   if (rows.length === 0) return 'the audit log is empty';
   return rows.map(auditLine).join('\n');
 }
@@ -99,6 +104,7 @@ export function verifyAudit(store: Store, anchors: AuditAnchor[] = [], unreachab
 /** `--anchor SEQ:HASH`, as the run's final Slack message shows it. */
 export function parseAnchorOption(value: string): AuditAnchor {
   const match = /^#?(\d+):(?:sha256:)?([0-9a-f]{64})$/.exec(value.trim());
-  if (!match) throw new UserError(`--anchor must be SEQ:HASH (the audit head a run's Slack thread shows, e.g. 57:3f2a…), got "${value}"`, 'copy it from the final message of the run\'s thread');
+  // A sequence number past 2^53 would be rounded, and compared as some other record's.
+  if (!match || !Number.isSafeInteger(Number(match[1]))) throw new UserError(`--anchor must be SEQ:HASH (the audit head a run's Slack thread shows, e.g. 57:3f2a…), got "${value}"`, 'copy it from the final message of the run\'s thread');
   return { seq: Number(match[1]), hash: match[2]!, at: 0, source: '--anchor' };
 }

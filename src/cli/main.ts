@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import type { RunOptions } from './run.ts';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
+import { KubeApiError } from '../cluster/kube/errors.ts';
 import { UserError } from './user-error.ts';
 import { describeUnreachable } from './network-error.ts';
 import type { ResetCliOptions, TargetOptions as DoctorCliOptions } from './doctor.ts';
@@ -136,12 +137,12 @@ export function buildProgram(): Command {
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod\'s service account)')
     .option('--context <name>', 'kubeconfig context to use (default: its current context)')
     .option('--plan <file>', 'plan file (YAML or JSON; default: every default, cluster named after the context\'s)')
-    .option('--trigger <id>', 'trigger id for the version hash (the same id again patches only nodes without its label)')
+    .option('--trigger <id>', 'trigger id for the version hash (the same id again patches only nodes without its label)', triggerId)
     .option('--dry-run', 'list the nodes that would be patched, in order, and why the others would not; change nothing')
     .option('--db <path>', dbOption)
     .option('--metrics-port <n>', 'serve Prometheus metrics at http://0.0.0.0:<n>/metrics while the run lasts (0: a free port)', portNumber)
     .option('--wait', 'when another orchestrator holds the cluster, wait for its lease instead of exiting 3')
-    .option('--lease-seconds <n>', "the cluster lease's duration: renewed every third of it, taken over only after it (default 60)", positiveInteger('--lease-seconds'))
+    .option('--lease-seconds <n>', "the cluster lease's duration: renewed every third of it, taken over only after it (default 60)", positiveInteger('--lease-seconds', MAX_LEASE_SECONDS))
     .action(async (opts: RunOptions) => {
       const { runCommand } = await import('./run.ts');
       process.exitCode = await runCommand(opts, { out: process.stdout });
@@ -316,7 +317,7 @@ export function buildProgram(): Command {
     .action((opts: { db?: string; run?: string; limit: number }) => {
       const store = openCliStore(opts.db, { readOnly: true });
       try {
-        print(showAudit(store, { limit: opts.limit, ...(opts.run ? { runId: opts.run } : {}) }));
+        print(showAudit(store, { limit: opts.limit, ...(opts.run !== undefined ? { runId: opts.run } : {}) }));
       } finally {
         store.close();
       }
@@ -327,7 +328,7 @@ export function buildProgram(): Command {
     .description('work with plan files')
     .command('check <file>')
     .description('validate a plan file (YAML or JSON) and show the resolved plan, its schedule and version hash')
-    .option('--trigger <id>', 'trigger id to compute the version hash for (default: as `run` derives it from the plan)')
+    .option('--trigger <id>', 'trigger id to compute the version hash for (default: as `run` derives it from the plan)', triggerId)
     .action((file: string, opts: { trigger?: string }) => {
       print(planCheck(file, { ...(opts.trigger === undefined ? {} : { trigger: opts.trigger }), now: Date.now() }));
     });
@@ -343,11 +344,21 @@ export const EXIT_CLUSTER_BUSY = 3;
 const CLUSTER_BUSY_CODES = new Set(['LEASE_HELD', 'LEASE_LOST', 'RUN_OWNED']);
 
 /** Parses a whole number above 0, or says which option was wrong (commander turns it into exit 2). */
-function positiveInteger(option: string): (value: string) => number {
+function positiveInteger(option: string, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
   return (value) => {
     if (!/^\d+$/.test(value) || Number(value) <= 0) throw new InvalidArgumentError(`${option} must be a whole number of seconds above 0, got "${value}"`);
+    if (Number(value) > max) throw new InvalidArgumentError(`${option} must be at most ${max}, got "${value}"`);
     return Number(value);
   };
+}
+
+/** A day: a longer lease only delays a takeover after a crash (the Lease's own field would take up to int32). */
+const MAX_LEASE_SECONDS = 86_400;
+
+/** An empty id (an unset shell variable) would hash as a trigger of its own and silently patch every node again. */
+function triggerId(value: string): string {
+  if (value.trim() === '' || /[\u0000-\u001f\u007f]/.test(value)) throw new InvalidArgumentError(`--trigger must be a non-empty id without control characters, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 /** Every error a user can cause, as the text to show. Anything else is a bug and keeps its stack trace. */
@@ -356,6 +367,9 @@ export function describeUserError(err: unknown): string | null {
   if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof UserError || err instanceof KubeConfigError || err instanceof BotConfigError) {
     return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`;
   }
+  // Credentials the cluster refuses (an expired token) or a user without a permission: the kubeconfig's, not a bug.
+  if (err instanceof KubeApiError && err.status === 401) return `error: the API server refused the kubeconfig's credentials: ${err.message}\nhint: refresh them, then check with: kubectl --kubeconfig PATH auth whoami`;
+  if (err instanceof KubeApiError && err.status === 403) return `error: the kubeconfig's user is not allowed this: ${err.message}\nhint: patchpilot run --dry-run lists every permission a run needs and which are missing`;
   return null;
 }
 

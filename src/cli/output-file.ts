@@ -13,7 +13,7 @@ function errnoOf(err: unknown): string | undefined {
 /** Throws UserError unless `path` can be created or overwritten as a file (missing parent folders are created later). */
 export function checkOutputFile(path: string, option: string): void {
   const flag = option.split(' ')[0]!;
-  const example = { '--report': 'out/report.html', '--record': 'out/run.jsonl', '--kubeconfig': 'out/sandbox.kubeconfig' }[flag] ?? 'out/file';
+  const example = { '--report': 'out/report.html', '--junit': 'out/junit.xml', '--record': 'out/run.jsonl', '--kubeconfig': 'out/sandbox.kubeconfig' }[flag] ?? 'out/file';
   const hint = `give ${flag} a file path, for example ${flag} ${example}`;
   try {
     const stat = statSync(path);

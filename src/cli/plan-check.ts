@@ -29,6 +29,9 @@ export function parsePlanText(text: string, source: string) {
     if (err instanceof DocumentError) throw new PlanError([`${err.position}${err.message}`], source);
     throw err;
   }
+  // A file with nothing in it is a render or a copy that went wrong, not a choice: every default (no approval, the
+  // cluster named "default") would run silently. `{}` says it on purpose.
+  if (data === null || data === undefined) throw new PlanError(['the file is empty (write {} to take every default)'], source);
   return parsePlan(data, source);
 }
 

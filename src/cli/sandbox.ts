@@ -69,11 +69,24 @@ export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Pr
     if (code === 'EADDRINUSE') throw new SandboxError(`port ${options.port} on 127.0.0.1 is already in use`, 'choose another with --port, or leave --port out for a free one');
     throw err;
   }
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, kubeconfig(server.url, undefined, `sandbox-${scenario.clusterName}`));
-  // The scenario's plan, for `patchpilot run --plan`: the engine then patches the sandbox as the scenario would.
   const planPath = planPathFor(path);
-  writeFileSync(planPath, stringifyYaml({ ...scenario.planInput, cluster: scenario.clusterName }));
+  const written: string[] = [];
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, kubeconfig(server.url, undefined, `sandbox-${scenario.clusterName}`));
+    written.push(path);
+    // The scenario's plan, for `patchpilot run --plan`: the engine then patches the sandbox as the scenario would.
+    writeFileSync(planPath, stringifyYaml({ ...scenario.planInput, cluster: scenario.clusterName }));
+  } catch (err) {
+    // The checks above cannot foresee every refusal (a read-only or special file system): stop, and leave no file.
+    binding.close();
+    clock.clearAll();
+    await server.close();
+    for (const file of written) rmSync(file, { force: true });
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === undefined) throw err;
+    throw new SandboxError(`--kubeconfig ${path}: cannot write it and its plan file (${code})`, 'give --kubeconfig a file path in a folder you may write into, for example --kubeconfig out/sandbox.kubeconfig');
+  }
   const write = (text: string) => io.out.write(`${text}\n`);
   const shown = relative(process.cwd(), path) || path;
   const shownPlan = relative(process.cwd(), planPath) || planPath;

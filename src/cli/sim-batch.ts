@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { allHold, expandScenarioArgs, junitXml, type ScenarioOutcome } from '../sim/batch.ts';
 import type { BatchJob } from './sim-batch-worker.ts';
 import { paint } from './format.ts';
+import { checkOutputFile } from './output-file.ts';
 import { UserError } from './user-error.ts';
 
 export interface SimBatchOptions {
@@ -24,6 +25,7 @@ export interface SimBatchOptions {
 export async function simBatchCommand(args: readonly string[], options: SimBatchOptions, io: { out: Writable & { isTTY?: boolean }; now?: () => Date }): Promise<number> {
   const { files, unmatched } = expandScenarioArgs(args);
   if (unmatched.length > 0) throw new UserError(`no scenario file matches ${unmatched.map((u) => `"${u}"`).join(', ')}`, 'give scenario files (*.yaml), directories holding them, or a quoted glob such as "fixtures/scenarios/*.yaml"');
+  if (options.junit) checkOutputFile(options.junit, '--junit');
   const p = paint(!options.json && io.out.isTTY === true);
   const outcomes = await runInWorkers(files, options, (o) => {
     if (options.json) return;

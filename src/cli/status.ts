@@ -18,6 +18,7 @@ import type { Store } from '../store/index.ts';
 import { table } from './format.ts';
 import { openCliStore } from './paths.ts';
 import { loadPlanFile } from './plan-check.ts';
+import { checkOutputFile } from './output-file.ts';
 import { UserError } from './user-error.ts';
 import { untilSignal } from './signals.ts';
 import { parseDuration } from '../sim/duration.ts';
@@ -104,6 +105,7 @@ function reportErrors(statuses: readonly ClusterStatus[], io: FleetIo): void {
 }
 
 export async function statusCommand(options: StatusCliOptions, io: FleetIo): Promise<number> {
+  if (options.report) checkOutputFile(options.report, '--report');
   const fleet = openFleet(options, io);
   try {
     const statuses = await readAll(fleet);

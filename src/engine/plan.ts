@@ -39,11 +39,15 @@ export const approvalSchema = z.strictObject({
   twoPersonRule: z.boolean().default(true),
 });
 
+/** Kubernetes label selector syntax (equality and set-based), as `kubectl get pods -l` takes it. */
+const SELECTOR_TERM = /^\s*!?[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?\s*((==?|!=)\s*[A-Za-z0-9]?([-A-Za-z0-9_.]*[A-Za-z0-9])?\s*|\s+(in|notin)\s*\(\s*[-A-Za-z0-9_.,\s]*\)\s*)?$/;
+const labelSelector = z.string().refine((s) => s.trim() === '' || splitSelector(s).every((term) => SELECTOR_TERM.test(term)), 'not a valid label selector (e.g. "app=backup,tier in (db)")');
+
 export const drainSchema = z.strictObject({
   /** -1 keeps each pod's own terminationGracePeriodSeconds, as `kubectl drain` does. */
   gracePeriodSeconds: z.number().int().min(-1).default(-1),
   /** Only evict pods matching this label selector (kubectl syntax); empty evicts all but DaemonSet and mirror pods. */
-  podSelector: z.string().default(''),
+  podSelector: labelSelector.default(''),
   /** Also evict pods that no controller would recreate (kubectl drain --force); otherwise the drain refuses them. */
   force: z.boolean().default(false),
   /** Also evict pods with emptyDir volumes, losing that data (kubectl drain --delete-emptydir-data). */
@@ -62,7 +66,7 @@ export const retrySchema = z.strictObject({
  * A count, or a percentage of the selected nodes as SSM's MaxConcurrency/MaxErrors and system-upgrade-controller users
  * write it ("25%"). Resolved against the selection by `resolveLimits`, when the run knows how many nodes it has.
  */
-const PERCENT = /^(100|[1-9]?[0-9])(\.[0-9]+)?%$/;
+const PERCENT = /^(100(\.0+)?|[1-9]?[0-9](\.[0-9]+)?)%$/;
 const countOrPercent = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.union([z.number(), z.string()], { error: 'must be a whole number or a percentage such as "25%"' }).superRefine((value, ctx) => {
     if (typeof value === 'number') {
@@ -91,10 +95,6 @@ export const canarySchema = z.strictObject({
   soakSeconds: z.number().int('must be a whole number of seconds').min(0, 'cannot be negative').default(0),
 });
 
-/** Kubernetes label selector syntax (equality and set-based), as `kubectl get pods -l` takes it. */
-const SELECTOR_TERM = /^\s*!?[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?\s*((==?|!=)\s*[A-Za-z0-9]?([-A-Za-z0-9_.]*[A-Za-z0-9])?\s*|\s+(in|notin)\s*\(\s*[-A-Za-z0-9_.,\s]*\)\s*)?$/;
-const labelSelector = z.string().refine((s) => s.trim() === '' || splitSelector(s).every((term) => SELECTOR_TERM.test(term)), 'not a valid label selector (e.g. "app=backup,tier in (db)")');
-
 /** Splits a selector at the commas outside parentheses. */
 export function splitSelector(selector: string): string[] {
   const terms: string[] = [];
@@ -118,7 +118,13 @@ export const blockersSchema = z.strictObject({
   prometheus: z
     .strictObject({
       /** Base URL of the Prometheus HTTP API; its /api/v1/alerts is asked before each node starts. */
-      url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+      url: z
+        .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+        // fetch() refuses a URL with credentials, and the plan is printed and recorded: a password would leak.
+        .refine((u) => {
+          const url = new URL(u);
+          return url.username === '' && url.password === '';
+        }, 'must not carry a user or password (fetch refuses them, and the plan is printed and recorded)'),
       /** Regular expression over alert names: firing alerts whose name matches block; empty: every firing alert. */
       alertFilter: z
         .string()

@@ -188,7 +188,7 @@ function errorDetail(text: string): string {
   return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
 }
 
-function checkUid(uid: string): string {
+export function checkUid(uid: string): string {
   if (typeof uid !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(uid)) {
     throw new PaletteError('bad-input', `"${String(uid)}" is not a Palette cluster uid (letters, digits, - and _)`, {
       clusterUid: typeof uid === 'string' ? uid : null,

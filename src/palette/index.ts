@@ -3,6 +3,7 @@ export {
   DEFAULT_PALETTE_API_URL,
   PaletteClient,
   PaletteError,
+  checkUid,
   clearedOnDemand,
   isUnsetTimestamp,
   osPatchPath,

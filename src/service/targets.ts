@@ -10,7 +10,7 @@ import { loadKubeConfig } from '../cluster/kube/kubeconfig.ts';
 import type { ClusterPort, DiagnosticsPort } from '../cluster/port.ts';
 import type { Clock } from '../engine/clock.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
-import { PaletteClient, PaletteError, paletteSettingsFromEnv, type FetchLike } from '../palette/index.ts';
+import { PaletteClient, PaletteError, checkUid, paletteSettingsFromEnv, type FetchLike } from '../palette/index.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/store.ts';
 import { SystemClock } from './system-clock.ts';
@@ -108,6 +108,8 @@ function fromEnv(env: NodeJS.ProcessEnv): PaletteTargetOptions | null {
 /** A Palette client for the cluster, or null when none is asked for; a cluster uid without a key is an error. */
 export function paletteTarget(options: PaletteTargetOptions | null, env: NodeJS.ProcessEnv = process.env): PaletteTarget | null {
   if (options === null) return null;
+  // A mistyped uid (or an empty --palette-cluster) is named as such, before the missing key or any request.
+  checkUid(options.clusterUid);
   const settings = paletteSettingsFromEnv(env);
   const apiKey = options.apiKey ?? settings?.apiKey;
   if (!apiKey) {

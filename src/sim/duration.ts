@@ -13,14 +13,20 @@ export function parseDuration(value: string | number): number | string {
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) return 'must be a finite number of seconds';
     if (value < 0) return 'must not be negative';
-    return Math.round(value * 1000);
+    return bounded(Math.round(value * 1000));
   }
   const text = value.trim();
   if (text.startsWith('-')) return 'must not be negative';
   if (!WHOLE.test(text)) return `"${value}" is not a duration (write e.g. 90s, 30m, 2h, 1h30m)`;
   let ms = 0;
   for (const [, amount, unit] of text.matchAll(PART)) ms += Number(amount) * UNIT_MS[unit!]!;
-  return Math.round(ms);
+  return bounded(Math.round(ms));
+}
+
+/** Beyond 100 years a duration is a typo: it would only make a run wait out the simulator's horizon, or overflow. */
+const MAX_MS = 100 * 365 * UNIT_MS.d!;
+function bounded(ms: number): number | string {
+  return ms > MAX_MS ? 'is too long (at most 100 years)' : ms;
 }
 
 /** A zod schema for a duration field; the output is milliseconds. */

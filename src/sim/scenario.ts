@@ -70,14 +70,30 @@ const podsSchema = z.strictObject({
   emptyDir: z.number().int().min(0).default(0),
 });
 
+/**
+ * Labels as the API server validates them (a qualified key, a value of at most 63 characters): the sandbox serves
+ * these nodes and pods through its Kubernetes API, which refuses anything else at start-up.
+ */
+const labelValue = z
+  .string()
+  .max(63, 'a label value has at most 63 characters')
+  .regex(/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/, 'not a valid label value');
+const kubeLabels = z.record(
+  z
+    .string()
+    .regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'not a valid label key')
+    .refine((key) => key.split('/').at(-1)!.length <= 63 && (key.includes('/') ? key.split('/')[0]!.length <= 253 : true), 'not a valid label key (name at most 63 characters, prefix at most 253)'),
+  labelValue,
+);
+
 const nodeSpecSchema = z.strictObject({
   name: nodeName,
   os: z.enum(OS_IDS, { error: `must be one of ${OS_IDS.join(', ')}` }),
   role: z.enum(['control-plane', 'worker']).default('worker'),
   /** `worker` with count 3 is worker-1, worker-2, worker-3. */
   count: z.number().int().min(1).max(100_000).optional(),
-  zone: z.string().min(1).optional(),
-  labels: z.record(z.string(), z.string()).default({}),
+  zone: labelValue.min(1).optional(),
+  labels: kubeLabels.default({}),
   kubeletVersion: z.string().default('v1.30.4'),
   pods: podsSchema.optional(),
   /** Extra installed packages. */
@@ -137,7 +153,7 @@ export const faultSchema = z.discriminatedUnion(
     z.strictObject({
       ...common,
       kind: z.literal('blocking-pod'),
-      labels: z.record(z.string().regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'not a valid label key'), z.string().regex(/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/, 'not a valid label value').max(63)).refine((l) => Object.keys(l).length > 0, 'a blocking pod needs at least one label'),
+      labels: kubeLabels.refine((l) => Object.keys(l).length > 0, 'a blocking pod needs at least one label'),
       forSeconds: secondsParam.optional(),
     }),
   ],
@@ -190,6 +206,18 @@ export type Expectation = z.output<typeof expectationSchema>;
 /** The plan as scenarios write it: any plan key; `cluster` comes from the scenario. */
 const scenarioPlanSchema = z.record(z.string(), z.unknown()).default({});
 
+/**
+ * `expect` is one expectation or a list: when neither fits, zod says only "Invalid input". Name the first problem of the
+ * shape that was written instead (an object: its first issue; a list: the first issue of its elements).
+ */
+function explainExpectation(issue: { code?: string; input?: unknown; errors?: ReadonlyArray<ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>> }): string | undefined {
+  if (issue.code !== 'invalid_union') return undefined;
+  const first = issue.errors?.[Array.isArray(issue.input) ? 1 : 0]?.[0];
+  if (first === undefined) return undefined;
+  const where = first.path.map((key) => (typeof key === 'number' ? `[${key}]` : `.${String(key)}`)).join('');
+  return `${where === '' ? '' : `${where.replace(/^\./, '')}: `}${first.message}`;
+}
+
 export const scenarioFileSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][-a-z0-9_.]*$/, 'must be a short slug (lower case letters, digits, "-", "_", ".")'),
   description: z.string().default(''),
@@ -204,7 +232,7 @@ export const scenarioFileSchema = z.strictObject({
   palette: paletteScenarioSchema.optional(),
   triggers: z.array(triggerSchema).optional(),
   events: z.array(eventSchema).default([]),
-  expect: z.union([expectationSchema, z.array(expectationSchema)]).optional(),
+  expect: z.union([expectationSchema, z.array(expectationSchema)], { error: explainExpectation }).optional(),
   /**
    * API chaos when the scenario is served by the sandbox (`patchpilot sandbox`, the equivalence suite): this share of
    * API requests fails transiently (429 with Retry-After, 500, 409 on Node writes) and of watches is dropped. The

@@ -5,17 +5,23 @@
  * trace or an exception it does not know. In-process for speed; a few real CLI processes check the exit codes.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { parsePatchCommand } from '../../src/bot/commands.ts';
+import { KubeApiError } from '../../src/cluster/kube/errors.ts';
 import { loadKubeConfig } from '../../src/cluster/kube/kubeconfig.ts';
+import { parseAnchorOption } from '../../src/cli/history.ts';
 import { describeUserError } from '../../src/cli/main.ts';
+import { sandboxCommand } from '../../src/cli/sandbox.ts';
 import { parsePlanText } from '../../src/cli/plan-check.ts';
 import { parseRecording, scenarioFromRecording } from '../../src/sim/replay.ts';
+import { paletteTarget } from '../../src/service/targets.ts';
 import { runScenario } from '../../src/sim/runner.ts';
+import { parseDuration } from '../../src/sim/duration.ts';
 import { parseScenario } from '../../src/sim/scenario.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
 
@@ -111,15 +117,110 @@ describe('generated input at every loader of user files', () => {
   });
 });
 
+/** Refused with one message naming the field, or (valid) loaded. */
+function planMessage(line: string): string | null {
+  try {
+    parsePlanText(`cluster: prod\n${line}\n`, 'p.yaml');
+    return null;
+  } catch (err) {
+    return describeUserError(err);
+  }
+}
+
+describe('hand-picked bad values, each refused naming its field (found by the review battery)', () => {
+  it.each([
+    ['maxFailures: 100.5%', 'maxFailures: must be a whole number or a percentage'],
+    ['concurrency: 100.01%', 'concurrency: must be a whole number or a percentage'],
+    ['drain: { podSelector: "a=(" }', 'drain.podSelector: not a valid label selector'],
+    ["blockers: { prometheus: { url: 'http://user:secret@prom:9090' } }", 'blockers.prometheus.url: must not carry a user or password'],
+    ['concurrency: 150%', 'concurrency: must be a whole number or a percentage'],
+    ['maxFailures: -5%', 'maxFailures: must be a whole number or a percentage'],
+    ['concurrency: abc%', 'concurrency: must be a whole number or a percentage'],
+  ])('%s', (line, field) => {
+    const message = planMessage(line);
+    expect(message).toContain(field);
+    expect(message).not.toContain('secret');
+  });
+
+  it('an empty or comment-only plan file is refused (every default would run silently); {} takes the defaults', () => {
+    for (const text of ['', '\n', '# nothing yet\n', '~\n']) expect(() => parsePlanText(text, 'p.yaml'), JSON.stringify(text)).toThrow(/p\.yaml[\s\S]*the file is empty \(write \{\} to take every default\)/);
+    expect(parsePlanText('{}', 'p.yaml').cluster).toBe('default');
+  });
+
+  it('still takes 100%, 100.0% and 99.5%, and a valid drain selector', () => {
+    for (const line of ['maxFailures: 100%', 'maxFailures: 100.0%', 'concurrency: 99.5%', 'drain: { podSelector: "app in (web, api)" }', "blockers: { prometheus: { url: 'http://prom:9090' } }"]) expect(planMessage(line), line).toBeNull();
+  });
+
+  it('an unknown invariant in expect is named, not "Invalid input"', () => {
+    const text = SCENARIO.replace(/invariants: \[/, 'invariants: [made-up, ');
+    expect(text).not.toBe(SCENARIO);
+    expect(() => parseScenario(text, 'x.yaml')).toThrow(/expect: invariants\[0\]: Invalid option: expected one of "no-node-left-cordoned"/);
+  });
+
+  it('a kubeconfig whose server is not a URL is refused when loaded, not deep in the first request', () => {
+    const path = join(scratch(), 'k');
+    writeFileSync(path, KUBECONFIG.replace('https://127.0.0.1:6443', 'not a url'));
+    expect(() => loadKubeConfig({ path, env: {} })).toThrow('cluster "c" in kubeconfig');
+    try {
+      loadKubeConfig({ path, env: {} });
+    } catch (err) {
+      expect(describeUserError(err)).toMatch(/^error: cluster "c" in kubeconfig .* has no https:\/\/ server URL \(got "not a url"\)/);
+    }
+  });
+
+  it.skipIf(!existsSync('/proc/version'))('a sandbox kubeconfig that cannot be written (in /proc) is a user error, and the API server is stopped', async () => {
+    // As root the up-front check passes (access() says yes) and the write fails; as anyone else the check refuses it.
+    const out = new Writable({ write: (_chunk, _encoding, done) => done() });
+    const err = await sandboxCommand({ scenario: join(ROOT, 'fixtures/scenarios/demo.yaml'), port: 0, kubeconfig: '/proc/patchpilot-review.kubeconfig', quiet: true }, { out, stopped: new Promise(() => {}) }).catch((e: unknown) => e);
+    expect(describeUserError(err)).toMatch(/^error: --kubeconfig \/proc\/patchpilot-review.kubeconfig/);
+  });
+
+  it('the API server refusing the credentials (401) or a permission (403) is one message, not a stack trace; a 400 stays a bug', () => {
+    const request = { verb: 'update', resource: 'leases', group: 'coordination.k8s.io', namespace: 'os-patch', name: 'patchpilot-prod' } as const;
+    expect(describeUserError(new KubeApiError(request, 401, { message: 'Unauthorized' } as never, false))).toMatch(/^error: the API server refused the kubeconfig's credentials: update leases "patchpilot-prod" in namespace os-patch: HTTP 401: Unauthorized\nhint: /);
+    expect(describeUserError(new KubeApiError(request, 403, { message: 'forbidden' } as never, false))).toMatch(/^error: the kubeconfig's user is not allowed this: .*HTTP 403: forbidden\nhint: /);
+    expect(describeUserError(new KubeApiError(request, 400, null, false))).toBeNull();
+  });
+
+  it('a Palette cluster uid that is empty or not a uid is named as such, before the missing API key', () => {
+    for (const uid of ['', '../x', 'a b']) expect(() => paletteTarget({ clusterUid: uid }, {}), uid).toThrow(`${JSON.stringify(uid)} is not a Palette cluster uid`);
+    expect(() => paletteTarget({ clusterUid: 'abc123' }, {})).toThrow('no Palette API key');
+  });
+
+  it('node labels and zones the API server would refuse are refused when the scenario loads (the sandbox crashed serving them)', () => {
+    const scenario = (node: string) => `name: x\ncluster: { nodes: [ { name: a, os: ubuntu-22.04, ${node} } ] }\n`;
+    expect(() => parseScenario(scenario('labels: { "bad key!": v }'), 'x.yaml')).toThrow(/cluster\.nodes\[0\]\.labels\.bad key!: Invalid key/);
+    expect(() => parseScenario(scenario('labels: { pool: "x y" }'), 'x.yaml')).toThrow(/cluster\.nodes\[0\]\.labels\.pool: not a valid label value/);
+    expect(() => parseScenario(scenario(`labels: { pool: ${'v'.repeat(64)} }`), 'x.yaml')).toThrow(/at most 63 characters/);
+    expect(() => parseScenario(scenario('zone: "eu west"'), 'x.yaml')).toThrow(/cluster\.nodes\[0\]\.zone: not a valid label value/);
+    expect(parseScenario(scenario('zone: eu-west-1a, labels: { example.com/pool: gpu }'), 'x.yaml').nodes[0]?.labels).toMatchObject({ 'example.com/pool': 'gpu' });
+  });
+
+  it('a duration beyond 100 years is refused, not waited out', () => {
+    expect(parseDuration('99999999999999999999d')).toBe('is too long (at most 100 years)');
+    expect(parseDuration(1e300)).toBe('is too long (at most 100 years)');
+    expect(parseDuration('36500d')).toBe(36_500 * 86_400_000);
+  });
+
+  it('an --anchor sequence number past 2^53 is refused (it would be rounded to another record)', () => {
+    expect(() => parseAnchorOption(`99999999999999999999:${'a'.repeat(64)}`)).toThrow(/--anchor must be SEQ:HASH/);
+    expect(parseAnchorOption(`57:${'a'.repeat(64)}`).seq).toBe(57);
+  });
+});
+
 describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
   it.each([
     { name: 'an alias bomb to sim', file: 'bomb.yaml', text: BOMB, args: ['sim', 'bomb.yaml'], message: 'error: invalid scenario bomb.yaml:' },
     { name: '100,000-deep YAML to plan check', file: 'deep.yaml', text: DEEP_FLOW, args: ['plan', 'check', 'deep.yaml'], message: 'error: invalid deep.yaml:' },
     { name: 'a recording cut short to replay', file: 'r.jsonl', text: `${JSON.stringify({ line: 'header', format: 'patchpilot-recording/1', scenario: {} })}\n{"line":"obs`, args: ['replay', 'r.jsonl'], message: 'error: invalid scenario r.jsonl:' },
+    { name: 'a directory as --junit', file: 'demo.yaml', text: SCENARIO, dir: 'out.xml', args: ['sim', 'demo.yaml', '--junit', 'out.xml'], message: 'error: --junit out.xml is a directory' },
+    { name: 'an empty --trigger to plan check', file: 'plan.yaml', text: PLAN, args: ['plan', 'check', 'plan.yaml', '--trigger', ''], message: "error: option '--trigger <id>' argument '' is invalid" },
+    { name: '--lease-seconds beyond a day', file: 'k', text: KUBECONFIG, args: ['run', '--kubeconfig', 'k', '--lease-seconds', '99999999999'], message: "error: option '--lease-seconds <n>' argument '99999999999' is invalid. --lease-seconds must be at most 86400" },
     { name: 'binary garbage as a kubeconfig', file: 'k', text: '\u0000\u0001\u00ff{[', args: ['run', '--kubeconfig', 'k', '--dry-run'], message: 'error: kubeconfig k' },
-  ])('$name', ({ file, text, args, message }) => {
+  ])('$name', ({ file, text, args, message, ...rest }: { file: string; text: string; args: string[]; message: string; dir?: string }) => {
     const cwd = scratch();
     writeFileSync(join(cwd, file), text);
+    if (rest.dir !== undefined) mkdirSync(join(cwd, rest.dir));
     const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH, HOME: cwd, NO_COLOR: '1' } });
     expect(result.status, result.stderr).toBe(2);
     expect(result.stderr.startsWith(message), result.stderr).toBe(true);

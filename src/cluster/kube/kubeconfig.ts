@@ -87,6 +87,10 @@ function selectContext(kc: KubeConfig, context: string | undefined, source: stri
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new KubeConfigError(`context "${current}" in kubeconfig ${source} names no known cluster`, 'fix the context, or pass --context NAME');
+  if (!/^https?:$/.test(URL.parse(cluster.server)?.protocol ?? '')) {
+    // client-node would throw "You need to define an absolute base url" from deep inside the first request.
+    throw new KubeConfigError(`cluster "${cluster.name}" in kubeconfig ${source} has no https:// server URL (got ${JSON.stringify(cluster.server)})`, 'set its server to the API server\'s URL, e.g. https://10.0.0.1:6443');
+  }
   if (cluster.server.startsWith('http://') && !cluster.skipTLSVerify) {
     // client-node refuses plain HTTP unless the cluster entry opts in, and says so only on the first request.
     throw new KubeConfigError(
