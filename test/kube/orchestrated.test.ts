@@ -78,9 +78,6 @@ it('patches the cluster node by node, reboots where needed, and carries on past 
   expect((nodes[0]!.status as { nodeInfo: { bootID: string } }).nodeInfo.bootID).toBe('w1-boot-2');
   expect(store.list('pods', { namespace: 'shop' }).items).toEqual([]);
   expect(eventsFor(store, 'w1').map((e) => e.reason)).toEqual([
-    // Scan first (the plan's default): the agent's dry run before anything is cordoned.
-    'PatchpilotScan',
-    'PatchpilotScan',
     'PatchpilotCordon',
     'PatchpilotDrain',
     'PatchpilotPatch',
