@@ -127,8 +127,9 @@ export async function demo(options: DemoOptions, io: DemoIo): Promise<number> {
     if (!file) throw new DemoError(`no demo cluster to resume at ${clusterFile}`, 'start a new demo with: npx patchpilot demo');
     saved = readClusterFile(file);
     // The simulated cluster is this run's alone, and resume() claims the run only from a process that is gone: the
-    // lease that process held in the file is released as its end would have released it (the generation stays).
-    if (saved.state.lease) saved.state.lease = { ...saved.state.lease, holder: '' };
+    // lease that process held in the file has run out (its holder stays named, so the run resumes step by step, as
+    // it would from a crashed holder of a real cluster that nobody else took over).
+    if (saved.state.lease) saved.state.lease = { ...saved.state.lease, expiresAt: Math.min(saved.state.lease.expiresAt, saved.now) };
   }
   const clock = new VirtualClock(saved?.now ?? io.now());
   const persist = (state: MemoryClusterState) => {

@@ -139,6 +139,14 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
     store.close();
     throw err;
   });
+  if (unfinished && handle.runId !== unfinished.id) {
+    const superseded = (store.getRun(handle.runId)?.trigger as { supersedes?: string } | undefined)?.supersedes === unfinished.id;
+    write(
+      superseded
+        ? `run ${unfinished.id} was superseded: another orchestrator held the cluster since it stopped, so run ${handle.runId} finishes trigger ${triggerOfRun(store, handle.runId) ?? triggerId} from the cluster's own state`
+        : `run ${unfinished.id} was finished by another process meanwhile (${store.getRun(unfinished.id)?.outcome ?? 'done'}); run ${handle.runId} checks the cluster and skips what is done`,
+    );
+  }
   write(`${tty ? '' : '# '}run ${handle.runId}: ${selection.selected.length} node(s) of cluster ${plan.cluster} to patch, ${plan.concurrency} at a time (Ctrl-C cancels)`);
   view.expect(selection.selected.map((t) => t.name));
 

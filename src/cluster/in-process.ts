@@ -63,7 +63,7 @@ export function claimLease(current: HeldLease | null, request: LeaseRequest, now
   const ours = current?.holder === request.holder;
   const generation = current === null ? 0 : ours ? current.generation : current.generation + 1;
   const acquiredAt = ours && current ? current.acquiredAt : now;
-  return { result: { acquired: true, generation }, lease: { holder: request.holder, expiresAt: now + request.durationSeconds * 1000, acquiredAt, generation } };
+  return { result: { acquired: true, generation, previousHolder: current?.holder ?? '' }, lease: { holder: request.holder, expiresAt: now + request.durationSeconds * 1000, acquiredAt, generation } };
 }
 
 /** Releasing keeps the generation (the next holder's is higher), as a released Lease object keeps leaseTransitions. */

@@ -62,7 +62,15 @@ export interface LeaseRequest {
  * it grows with every change of holder and a write decided under an older one is recognisably stale.
  */
 export type LeaseResult =
-  | { acquired: true; generation: number }
+  | {
+      acquired: true;
+      generation: number;
+      /**
+       * Who the record named before this answer ('' when it was released or new). A resumed run compares it with the
+       * owner it took over from: anyone else in between may have acted on the run's nodes.
+       */
+      previousHolder: string;
+    }
   | {
       acquired: false;
       holder: string;

@@ -73,6 +73,11 @@ export interface FleetContext extends FleetInput {
   canariesPatched: string[];
   /** The canary soak is over (or there is none). */
   canarySoaked: boolean;
+  /**
+   * Selected nodes a holder that lost the cluster left cordoned (they go first in the queue): their cordons are this
+   * run's to finish, so they do not close the health gate. Absent in snapshots saved before it existed.
+   */
+  adopting?: string[];
 }
 
 export type FleetEvent =
@@ -157,7 +162,13 @@ export function nextBatch(
 }
 
 function gateContext(context: FleetContext, starting: string[]): GateContext {
-  return { plan: context.plan, inFlight: context.inFlight.map((p) => context.queue[p]!), starting, failedHere: context.failedNodes };
+  return {
+    plan: context.plan,
+    inFlight: context.inFlight.map((p) => context.queue[p]!),
+    starting,
+    failedHere: context.failedNodes,
+    adopting: context.adopting ?? [],
+  };
 }
 
 function budgetExhausted(context: FleetContext): boolean {
@@ -262,6 +273,7 @@ export const fleetMachine = setup({
         attempt: 1,
         limits: resolveLimits(context.plan, selection.selected.length),
         canarySoaked: canaries === 0 || context.plan.canary.soakSeconds === 0,
+        adopting: out.value.filter((n) => n.unfinished).map((n) => n.name).filter((name) => selection.selected.some((t) => t.name === name)),
       };
     }),
     failSelection: assign(({ event }) => {

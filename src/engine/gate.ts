@@ -19,6 +19,8 @@ export interface GateContext {
    * their NotReady (a node that never came back) nor the cordon the failure policy kept on them holds the run back.
    */
   failedHere: readonly string[];
+  /** Nodes a holder that lost the cluster left cordoned, which this run adopts first: not someone else's cordon. */
+  adopting: readonly string[];
 }
 
 const list = (names: readonly string[], max = 5) => (names.length > max ? `${names.slice(0, max).join(', ')} and ${names.length - max} more` : names.join(', '));
@@ -26,7 +28,7 @@ const list = (names: readonly string[], max = 5) => (names.length > max ? `${nam
 /** Every reason the gate is closed, joined; open when there is none. */
 export function gateVerdict(health: ClusterHealth, context: GateContext): GateVerdict {
   const reasons: string[] = [];
-  const ours = new Set([...context.inFlight, ...context.starting, ...context.failedHere]);
+  const ours = new Set([...context.inFlight, ...context.starting, ...context.failedHere, ...context.adopting]);
   const others = health.nodes.filter((n) => !ours.has(n.name));
 
   if (!health.controlPlane.ready) reasons.push(`the control plane is not ready (/readyz: ${health.controlPlane.detail})`);

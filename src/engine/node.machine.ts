@@ -274,6 +274,10 @@ const nodeSetup = setup({
       const out = outputOf(event) as PreflightOutput;
       return out.ok && out.value.labels[context.input.policy.labelKey] === context.input.hash;
     },
+    patchedUnderOurCordon: ({ context, event }) => {
+      const out = outputOf(event) as PreflightOutput;
+      return out.ok && out.value.labels[context.input.policy.labelKey] === context.input.hash && out.value.unschedulable && out.value.cordonedBy === context.input.runId;
+    },
     notReady: ({ event }) => {
       const out = outputOf(event) as PreflightOutput;
       return out.ok && !out.value.ready;
@@ -492,6 +496,16 @@ export const nodeMachine = nodeSetup.createMachine({
           { guard: 'nodeGone', target: '#node.skipped', actions: assign({ note: 'the node no longer exists' }) },
           { guard: 'optedOut', target: '#node.skipped', actions: assign({ note: 'its task label is "disabled": excluded by an operator' }) },
           {
+            // Patched under this hash by a holder that lost the cluster before it could lift its cordon, which
+            // preflight has just adopted: the cordon is lifted, the node counted as skipped (its patch was not ours).
+            guard: 'patchedUnderOurCordon',
+            target: '#node.release',
+            actions: assign({
+              cordonedByUs: true,
+              note: 'already carried the current hash, still cordoned by a holder that lost the cluster: its cordon was lifted',
+            }),
+          },
+          {
             guard: 'alreadyPatched',
             target: '#node.skipped',
             actions: assign({ note: 'already carries the current hash (patched by an earlier attempt)' }),
@@ -656,6 +670,14 @@ export const nodeMachine = nodeSetup.createMachine({
         onDone: [
           { guard: 'stepOk', target: '#node.afterUncordon', actions: assign({ cordonedByUs: false }) },
         ],
+      },
+    }),
+    /** A node someone else finished, whose leftover cordon preflight adopted: lifted, then the node is skipped. */
+    release: step('uncordon', 'ignore', {
+      invoke: {
+        src: 'uncordonNode',
+        input: ({ context }) => key(context),
+        onDone: [{ guard: 'stepOk', target: '#node.skipped', actions: assign({ cordonedByUs: false }) }],
       },
     }),
     /** The node must stay Ready, and its pods come back Ready, for soakSeconds after it is handed back. */

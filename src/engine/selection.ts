@@ -15,7 +15,8 @@ export interface NodeView {
   labels: Readonly<Record<string, string>>;
   /**
    * Cordoned by a patchpilot run under an older lease generation: a holder that lost the cluster left it mid-patch.
-   * Such nodes go first, so that finishing them takes the run's first slots and the cordons never exceed concurrency.
+   * Such nodes go first, so that finishing them takes the run's first slots and the cordons never exceed concurrency,
+   * and they are selected even when they already carry the hash (their leftover cordon must still be lifted).
    */
   unfinished?: boolean;
 }
@@ -73,7 +74,9 @@ function exclusionOf(node: NodeView, criteria: SelectionCriteria, requested: Rea
   }
   const task = labels[criteria.labelKey];
   if (task === DISABLED) return { name, reason: 'disabled', detail: `${criteria.labelKey}=${DISABLED}` };
-  if (task === criteria.hash) return { name, reason: 'already-patched', detail: `${criteria.labelKey}=${task} (current hash)` };
+  // A node patched under this hash and still cordoned by a holder that lost the cluster is selected all the same:
+  // the run adopts the cordon and lifts it (the node machine skips the patch).
+  if (task === criteria.hash && !node.unfinished) return { name, reason: 'already-patched', detail: `${criteria.labelKey}=${task} (current hash)` };
   return null;
 }
 

@@ -11,7 +11,7 @@ import { parsePlan, type Plan } from '../engine/plan.ts';
 import { deriveRunStart } from '../engine/run-start.ts';
 import type { Store } from '../store/store.ts';
 import type { AlertSource } from './prometheus.ts';
-import type { RunOwner } from '../store/types.ts';
+import type { RunOwner, RunRecord } from '../store/types.ts';
 import { hostname } from 'node:os';
 import { clusterEffects } from './effects.ts';
 import { describeHolder, parseHolder, processHolder } from './holder.ts';
@@ -200,66 +200,72 @@ export class Orchestrator {
     const now = this.#clock.now();
     const plan = request.plan;
     const { notBefore, triggerId, hash } = deriveRunStart(plan, now, request);
-    const runId = this.#newRunId(now);
-    const input: FleetInput = {
-      runId,
-      plan,
-      hash,
-      requestedBy: request.requestedBy,
-      createdAt: now,
-      notBefore,
-    };
-    const keeper = await this.#acquireLease(plan.cluster);
+    const input: FleetInput = { runId: this.#newRunId(now), plan, hash, requestedBy: request.requestedBy, createdAt: now, notBefore };
+    const { keeper } = await this.#acquireLease(plan.cluster);
+    return this.#begin(input, triggerId, keeper, null);
+  }
+
+  /** A new run in the store, claimed by this process, launched under `keeper`. */
+  #begin(input: FleetInput, triggerId: string, keeper: LeaseKeeper, supersedes: string | null): RunHandle {
+    const { runId, plan, createdAt: now } = input;
     this.#store?.createRun({
       id: runId,
       cluster: plan.cluster,
       hash: input.hash,
       plan,
-      trigger: { id: triggerId, notBefore: input.notBefore },
-      requestedBy: request.requestedBy,
+      trigger: { id: triggerId, notBefore: input.notBefore, ...(supersedes ? { supersedes } : {}) },
+      requestedBy: input.requestedBy,
       createdAt: now,
     });
     this.#claimRun(runId);
     const journal = this.#store ? new Journal(this.#store, runId, { queueStored: false, lastAt: now }) : null;
-    return this.#launch(input, journal, undefined, undefined, keeper);
+    const handle = this.#launch(input, journal, undefined, undefined, keeper);
+    if (supersedes) journal?.audit({ at: now, actor: this.#holder, action: 'run.supersedes', details: { run: supersedes, generation: keeper.generation } });
+    return handle;
   }
 
-  /** Picks a run up where the store left it; the engine re-reads the cluster before every step it repeats. */
+  /**
+   * Picks a run up where the store left it; the engine re-reads the cluster before every step it repeats. Its saved
+   * steps are trusted only if nobody but its own previous owner held the cluster since: when another orchestrator did,
+   * it may have finished, adopted or failed the run's nodes, so the run is closed as superseded and a new run of the
+   * same trigger starts from the cluster's own state (hash labels, cordons, Jobs), under the lease already held.
+   */
   async resume(runId: string): Promise<RunHandle> {
     const store = this.#requireStore('resume a run');
-    const run = store.requireRun(runId);
-    if (run.status === 'done') {
-      throw new OrchestratorError('RUN_FINISHED', `run ${runId} already finished (${run.outcome})`, 'start a new run instead');
-    }
-    const plan = parsePlan(run.plan, `plan stored with run ${runId}`);
-    const trigger = run.trigger as { notBefore?: number | null };
-    const input: FleetInput = {
-      runId,
-      plan,
-      hash: run.hash,
-      requestedBy: run.requestedBy,
-      createdAt: run.createdAt,
-      notBefore: trigger.notBefore ?? null,
-    };
-    const snapshots = store.loadSnapshots(runId);
-    const persisted = snapshots.get(FLEET_ACTOR_ID) as PersistedFleet | undefined;
-    // Everything that can refuse the run is checked before the lease is taken and anything starts.
-    let snapshot: PersistedFleet['snapshot'] | undefined;
-    try {
-      snapshot = persisted ? restoreRunSnapshot({ persisted, plan, queue: run.queue, snapshots }) : undefined;
-    } catch (err) {
-      throw incompatible(runId, err);
-    }
     // One process per run: a run whose owner is alive is refused (whatever the lease says); a dead owner's is ours.
+    // Claimed before it is read, so an owner that finishes it meanwhile cannot leave us a stale copy.
     const tookOverFrom = this.#claimRun(runId);
-    let keeper: LeaseKeeper;
+    let saved: SavedRun;
     try {
-      keeper = await this.#acquireLease(plan.cluster);
+      saved = this.#readSavedRun(store, runId);
     } catch (err) {
       store.releaseRun(runId, this.#holder);
       throw err;
     }
+    let lease: { keeper: LeaseKeeper; previousHolder: string };
+    try {
+      // While it waits for the lease our claim on the run is kept alive, or another process of this database would
+      // take the run from a process that merely waits.
+      lease = await this.#acquireLease(saved.plan.cluster, () => {
+        let mine = true;
+        try {
+          mine = store.heartbeatRun(runId, this.#holder, this.#ownerNow());
+        } catch {
+          // A busy database: the next round of the wait beats again.
+        }
+        if (!mine) {
+          throw new OrchestratorError('RUN_OWNED', `run ${runId} was taken over by ${describeOwner(store.runOwner(runId))} while this process waited for the cluster`, 'leave it to that process');
+        }
+      });
+    } catch (err) {
+      store.releaseRun(runId, this.#holder);
+      throw err;
+    }
+    const { keeper, previousHolder } = lease;
     const now = this.#clock.now();
+    const continuous = previousHolder === this.#holder || (tookOverFrom !== null && previousHolder === tookOverFrom.owner);
+    if (!continuous) return this.#supersede(store, runId, saved, previousHolder, keeper);
+    const { input, snapshot, run } = saved;
     // Without a fleet snapshot the run crashed between its creation and its first transition: it starts afresh.
     const restored = snapshot ? restoredState(snapshot) : undefined;
     const journal = new Journal(store, runId, {
@@ -272,11 +278,59 @@ export class Orchestrator {
       at: now,
       actor: this.#holder,
       action: 'run.resumed',
-      details: { state: snapshot ? stateString(snapshot.value) : 'created', ...(tookOverFrom ? { tookOverFrom: tookOverFrom.owner, lastHeartbeat: tookOverFrom.heartbeatAt } : {}) },
+      details: { state: snapshot ? stateString(snapshot.value) : 'created', generation: keeper.generation, ...(tookOverFrom ? { tookOverFrom: tookOverFrom.owner, lastHeartbeat: tookOverFrom.heartbeatAt } : {}) },
     });
     return handle;
   }
 
+  /** The run as the store holds it, refused when it is finished or its saved state cannot be restored. */
+  #readSavedRun(store: Store, runId: string): SavedRun {
+    const run = store.requireRun(runId);
+    if (run.status === 'done') {
+      throw new OrchestratorError('RUN_FINISHED', `run ${runId} already finished (${run.outcome})`, 'start a new run instead');
+    }
+    const plan = parsePlan(run.plan, `plan stored with run ${runId}`);
+    const trigger = run.trigger as { id?: string; notBefore?: number | null };
+    const input: FleetInput = {
+      runId,
+      plan,
+      hash: run.hash,
+      requestedBy: run.requestedBy,
+      createdAt: run.createdAt,
+      notBefore: trigger.notBefore ?? null,
+    };
+    const snapshots = store.loadSnapshots(runId);
+    const persisted = snapshots.get(FLEET_ACTOR_ID) as PersistedFleet | undefined;
+    let snapshot: PersistedFleet['snapshot'] | undefined;
+    try {
+      snapshot = persisted ? restoreRunSnapshot({ persisted, plan, queue: run.queue, snapshots }) : undefined;
+    } catch (err) {
+      throw incompatible(runId, err);
+    }
+    return { run, plan, input, snapshot, triggerId: trigger.id ?? null };
+  }
+
+  /**
+   * Another orchestrator held the cluster between this run's last owner and us: the run ends here (cancelled, with
+   * the reason and the run that replaces it in its audit trail) and a new run of the same trigger takes over. Its
+   * version hash is the old run's, so nodes either of them finished are skipped, and a cordon either of them left is
+   * adopted (its generation is older than ours).
+   */
+  #supersede(store: Store, runId: string, saved: SavedRun, previousHolder: string, keeper: LeaseKeeper): RunHandle {
+    const now = this.#clock.now();
+    const successor = this.#newRunId(now);
+    const heldBy = previousHolder === '' ? 'released by its last holder' : `last held by ${describeHolder(previousHolder)}`;
+    const reason = `superseded by run ${successor}: another orchestrator held the cluster since this run's owner (${heldBy}); the new run finishes the trigger from the cluster's state`;
+    store.commit({
+      runId,
+      at: Math.max(now, saved.run.updatedAt),
+      run: { status: 'done', outcome: 'cancelled', reason, finishedAt: now },
+      audit: [{ at: Math.max(now, saved.run.updatedAt), actor: this.#holder, action: 'run.superseded', runId, details: { by: successor, previousHolder, generation: keeper.generation } }],
+    });
+    store.releaseRun(runId, this.#holder);
+    const { input } = saved;
+    return this.#begin({ ...input, runId: successor, createdAt: now, notBefore: null }, saved.triggerId ?? `superseded-${runId}`, keeper, runId);
+  }
   /** Sends an operator's command to a run this orchestrator is driving, after checking it makes sense now. */
   command(runId: string, command: Command): CommandResult {
     const handle = this.#active.get(runId);
@@ -472,16 +526,20 @@ export class Orchestrator {
    * another run of the same cluster). Held by someone else: refused with who, since when and until when, or, with
    * `waitForLease`, asked again every third of the lease until it is ours.
    */
-  async #acquireLease(cluster: string): Promise<LeaseKeeper> {
+  async #acquireLease(cluster: string, whileWaiting?: () => void): Promise<{ keeper: LeaseKeeper; previousHolder: string }> {
     const held = this.#keepers.get(cluster);
     if (held && held.keeper.check() === null) {
       held.runs += 1;
-      return held.keeper;
+      return { keeper: held.keeper, previousHolder: this.#holder };
     }
     const keeper = held?.keeper ?? new LeaseKeeper({ cluster: this.#cluster, clock: this.#clock, name: leaseName(cluster), holder: this.#holder, durationSeconds: this.#leaseSeconds });
+    let previousHolder: string;
     for (;;) {
       const lease = await keeper.tryAcquire();
-      if (lease.acquired) break;
+      if (lease.acquired) {
+        previousHolder = lease.previousHolder;
+        break;
+      }
       const refusal: LeaseRefusal = { cluster, holder: lease.holder, since: lease.since, expiresAt: lease.expiresAt, problem: lease.problem ?? null };
       if (!this.#waitForLease) {
         throw new OrchestratorError(
@@ -491,13 +549,14 @@ export class Orchestrator {
         );
       }
       this.#waitForLease(refusal);
+      whileWaiting?.();
       const retryIn = Math.min(Math.max(lease.expiresAt - this.#clock.now(), 50), (this.#leaseSeconds * 1000) / 3);
       await new Promise<void>((resolve) => this.#clock.setTimeout(resolve, retryIn));
     }
     this.#keepers.set(cluster, { keeper, runs: (held?.runs ?? 0) + 1 });
     // The adapter checks the fence right before each request it sends (the engine's effects wait for it earlier).
     this.#cluster.guardWrites?.(() => keeper.check());
-    return keeper;
+    return { keeper, previousHolder };
   }
 
   /** One run less on the cluster's lease; the last one gives it up (best effort: it would expire anyway). */
@@ -618,6 +677,14 @@ export class Orchestrator {
     if (!this.#store) throw new OrchestratorError('NO_STORE', `cannot ${what} without a store`, 'pass --db PATH');
     return this.#store;
   }
+}
+
+interface SavedRun {
+  run: RunRecord;
+  plan: Plan;
+  input: FleetInput;
+  snapshot: PersistedFleet['snapshot'] | undefined;
+  triggerId: string | null;
 }
 
 function describeOwner(owner: RunOwner | null): string {

@@ -16,6 +16,7 @@ const context = (plan: PlanInput = {}, over: Partial<GateContext> = {}): GateCon
   inFlight: [],
   starting: ['w1'],
   failedHere: [],
+  adopting: [],
   ...over,
 });
 const prometheus = { blockers: { prometheus: { url: 'http://prom:9090', alertFilter: '^(KubeNodeNotReady|etcd.*)$' } } };
@@ -42,6 +43,12 @@ describe('gateVerdict', () => {
       health: healthy({ nodes: [node('w1'), node('w3', { unschedulable: true, cordonedBy: 'run-0' })] }),
       ctx: context(),
       reason: 'node(s) still cordoned by patchpilot: w3 (run run-0)',
+    },
+    {
+      name: 'a node left cordoned by a holder that lost the cluster, which this run adopts first',
+      health: healthy({ nodes: [node('w1'), node('w3', { unschedulable: true, cordonedBy: 'run-0' })] }),
+      ctx: context({}, { starting: ['w2'], adopting: ['w3'] }),
+      reason: null,
     },
     {
       name: 'a node this run failed, kept cordoned and NotReady (spent from the error budget)',

@@ -92,4 +92,16 @@ describe('a node another holder left mid-patch', () => {
     expect(selection.selected.map((t) => t.name)).toEqual(['worker-2', 'cp-1', 'worker-1']);
     expect(selectNodes(nodes.map(({ unfinished: _u, ...n }) => n), { labelKey: 'patchpilot.io/os-patch', hash: 'h' }).selected.map((t) => t.name)).toEqual(['cp-1', 'worker-1', 'worker-2']);
   });
+
+  it('is selected even when it already carries the hash: its leftover cordon must still be lifted', () => {
+    const patched = { 'kubernetes.io/os': 'linux', 'patchpilot.io/os-patch': 'h' };
+    const nodes: NodeView[] = [
+      { name: 'worker-1', labels: patched },
+      { name: 'worker-2', labels: patched, unfinished: true },
+      { name: 'worker-3', labels: { 'kubernetes.io/os': 'linux' } },
+    ];
+    const selection = selectNodes(nodes, { labelKey: 'patchpilot.io/os-patch', hash: 'h' });
+    expect(selection.selected.map((t) => t.name)).toEqual(['worker-2', 'worker-3']);
+    expect(selection.excluded.map((e) => `${e.name}: ${e.reason}`)).toEqual(['worker-1: already-patched']);
+  });
 });

@@ -478,17 +478,17 @@ describe('the lease', () => {
 
   it('is held by one orchestrator until it expires by the observer\'s clock, renewed by its holder, then taken over', async () => {
     const other = bench.cluster();
-    expect(await run(kube.acquireLease(request('a')))).toEqual({ acquired: true, generation: 0 });
+    expect(await run(kube.acquireLease(request('a')))).toEqual({ acquired: true, generation: 0, previousHolder: '' });
     expect(await run(other.acquireLease(request('b')))).toEqual({ acquired: false, holder: 'a', since: START, expiresAt: START + 60_000, problem: null });
     bench.clock.increment(30_000);
-    expect(await run(kube.renewLease(request('a')))).toEqual({ acquired: true, generation: 0 });
+    expect(await run(kube.renewLease(request('a')))).toMatchObject({ acquired: true, generation: 0 });
     bench.clock.increment(45_000);
     // b saw the renewal only now (75 s in): it waits a whole term from here, whatever renewTime says.
     expect(await run(other.acquireLease(request('b')))).toMatchObject({ acquired: false, holder: 'a', expiresAt: START + 135_000 });
     bench.clock.increment(59_000);
     expect(await run(other.acquireLease(request('b')))).toMatchObject({ acquired: false });
     bench.clock.increment(1_000);
-    expect(await run(other.acquireLease(request('b')))).toEqual({ acquired: true, generation: 1 });
+    expect(await run(other.acquireLease(request('b')))).toEqual({ acquired: true, generation: 1, previousHolder: 'a' });
     expect(await run(kube.renewLease(request('a')))).toMatchObject({ acquired: false, holder: 'b' });
     expect(leaseSpec()).toMatchObject({ holderIdentity: 'b', leaseDurationSeconds: 60, leaseTransitions: 1 });
     expect(String(leaseSpec().renewTime)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
@@ -508,7 +508,7 @@ describe('the lease', () => {
     await run(kube.releaseLease('patchpilot-prod', 'b'));
     expect(await run(kube.acquireLease(request('b')))).toMatchObject({ acquired: false });
     await run(kube.releaseLease('patchpilot-prod', 'a'));
-    expect(await run(kube.acquireLease(request('b')))).toEqual({ acquired: true, generation: 1 });
+    expect(await run(kube.acquireLease(request('b')))).toMatchObject({ acquired: true, generation: 1 });
   });
 
   it('goes to exactly one of two orchestrators taking over an expired lease at once', async () => {

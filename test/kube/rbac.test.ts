@@ -80,8 +80,8 @@ describe('deploy/clusterrole.yaml', () => {
     watching.abort();
     await watch;
 
-    expect(await run(kube.acquireLease(lease))).toEqual({ acquired: true, generation: 0 });
-    expect(await run(kube.renewLease(lease))).toEqual({ acquired: true, generation: 0 });
+    expect(await run(kube.acquireLease(lease))).toMatchObject({ acquired: true, generation: 0 });
+    expect(await run(kube.renewLease(lease))).toMatchObject({ acquired: true, generation: 0 });
     await run(kube.listNodes());
     expect(await run(kube.cordon('w1', 'run-1'))).toBe('cordoned');
     expect(await run(kube.drain('w1', { gracePeriodSeconds: 30, podSelector: '', giveUpAt: START + 60_000, signal }))).toEqual({ evicted: 1, blocked: [] });

@@ -81,7 +81,11 @@ describe(has ? 'scraped by a real Prometheus' : `scraped by a real Prometheus (s
         return until(what, () => {
           if (!busy) {
             busy = true;
-            void probe().then((v) => ((last = v), (busy = false)));
+            // Refused connections while Prometheus starts are expected: the next poll asks again.
+            void probe().then(
+              (v) => ((last = v), (busy = false)),
+              () => (busy = false),
+            );
           }
           return last;
         }, { timeoutMs: 60_000, context, giveUpIf });

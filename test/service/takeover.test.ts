@@ -54,4 +54,91 @@ describe('takeover from the cluster alone', () => {
     expect(adopted).toEqual([expect.objectContaining({ details: expect.objectContaining({ node: cordoned.name, fromRun: first.runId, fromGeneration: 0, generation: 1 }) })]);
     expect(cluster.state.lease).toMatchObject({ holder: '', generation: 1 });
   });
+
+  /** Drives `handle` until one of its nodes is mid-`step` with a cordon on the cluster; returns that node's name. */
+  async function dieIn(handle: Awaited<ReturnType<Orchestrator['start']>>, clock: ReturnType<typeof buildCluster>['clock'], cluster: ReturnType<typeof buildCluster>['cluster'], step: string) {
+    for (let i = 0; i < 10_000; i++) {
+      clock.advanceToNext();
+      await new Promise((resolve) => setImmediate(resolve));
+      const children = Object.values(handle.actor.getSnapshot().children as Record<string, { getSnapshot(): { value: unknown; context: { input: { node: string } } } }>);
+      const stepping = children.find((child) => (JSON.stringify(child.getSnapshot().value) ?? '').includes(step));
+      if (stepping && cluster.state.nodes.some((n) => n.unschedulable)) {
+        handle.detach();
+        await handle.result.catch(() => undefined);
+        return stepping.getSnapshot().context.input.node;
+      }
+    }
+    throw new Error(`no node reached ${step}`);
+  }
+
+  it('lifts a cordon a holder that lost the cluster left on a node that already carries the hash, without patching it again', async () => {
+    const { clock, cluster } = buildCluster(workers(3));
+    const plan = parsePlan({ cluster: 'test', concurrency: 1 });
+    const request = { plan, requestedBy: 'alice', triggerId: 'race-2', notBefore: null };
+    const a = new Orchestrator({ cluster, clock, store: openStore(':memory:'), holder: holder(1) });
+    const first = await a.start(request);
+    const node = await dieIn(first, clock, cluster, 'patch');
+    // Its patch finished on the node and the hash label landed (a late write of the dead holder), the cordon stayed.
+    const record = cluster.state.nodes.find((n) => n.name === node)!;
+    record.labels['patchpilot.io/os-patch'] = first.actor.getSnapshot().context.hash;
+    const jobsBefore = { ...cluster.state.patchJobsCreated };
+
+    clock.increment(60_000);
+    const storeB = openStore(':memory:');
+    const second = await new Orchestrator({ cluster, clock, store: storeB, holder: holder(2) }).start(request);
+    const output = await driveInVirtualTime(second, clock);
+    expect(output?.outcome).toBe('succeeded');
+    expect(cluster.state.nodes.filter((n) => n.unschedulable).map((n) => n.name)).toEqual([]);
+    expect(output?.tally).toMatchObject({ patched: 2, skipped: 1 });
+    // Not patched twice: its Job is the one the dead holder made.
+    const jobsOfNode = (jobs: Record<string, number>) => Object.entries(jobs).filter(([key]) => key.includes(node)).map(([, n]) => n);
+    expect(jobsOfNode(cluster.state.patchJobsCreated)).toEqual(jobsOfNode(jobsBefore));
+    expect(storeB.auditRows({ runId: second.runId }).some((r) => r.action === 'node.cordon-adopted')).toBe(true);
+  });
+
+  it('supersedes a run of its own database that another orchestrator took over meanwhile, instead of replaying its saved steps', async () => {
+    const { clock, cluster } = buildCluster(workers(3));
+    const plan = parsePlan({ cluster: 'test', concurrency: 1 });
+    const request = { plan, requestedBy: 'alice', triggerId: 'race-3', notBefore: null };
+    const storeA = openStore(':memory:');
+    const first = await new Orchestrator({ cluster, clock, store: storeA, holder: holder(1), pidAlive: () => false }).start(request);
+    await dieIn(first, clock, cluster, 'drain');
+
+    // Another orchestrator, with a database of its own, takes the cluster over and finishes the trigger.
+    clock.increment(60_000);
+    const other = await new Orchestrator({ cluster, clock, store: openStore(':memory:'), holder: holder(2) }).start(request);
+    expect((await driveInVirtualTime(other, clock))?.outcome).toBe('succeeded');
+    const jobs = { ...cluster.state.patchJobsCreated };
+    const maxBefore = cluster.state.maxCordonedByUs;
+
+    // The first database's run is picked up by a restarted process: its saved steps (a drain) are stale by now.
+    const restarted = new Orchestrator({ cluster, clock, store: storeA, holder: holder(3), pidAlive: () => false });
+    const successor = await restarted.resume(first.runId);
+    expect(successor.runId).not.toBe(first.runId);
+    const output = await driveInVirtualTime(successor, clock);
+    expect(output?.outcome).toBe('succeeded');
+    expect(output?.selected).toEqual([]);
+    expect(cluster.state.patchJobsCreated).toEqual(jobs);
+    expect(cluster.state.maxCordonedByUs).toBe(maxBefore);
+    expect(cluster.state.nodes.filter((n) => n.unschedulable)).toEqual([]);
+    expect(storeA.getRun(first.runId)).toMatchObject({ status: 'done', outcome: 'cancelled', reason: expect.stringContaining(`superseded by run ${successor.runId}`) });
+    expect(storeA.getRun(successor.runId)?.trigger).toMatchObject({ id: 'race-3', supersedes: first.runId });
+    expect(storeA.auditRows({ runId: first.runId }).at(-1)).toMatchObject({ action: 'run.superseded', details: expect.objectContaining({ by: successor.runId }) });
+    expect(storeA.verifyAudit()).toMatchObject({ ok: true });
+  });
+
+  it('resumes its saved steps when nobody held the cluster after its dead owner', async () => {
+    const { clock, cluster } = buildCluster(workers(3));
+    const plan = parsePlan({ cluster: 'test', concurrency: 1 });
+    const store = openStore(':memory:');
+    const first = await new Orchestrator({ cluster, clock, store, holder: holder(1), pidAlive: () => false }).start({ plan, requestedBy: 'alice', triggerId: 'race-4', notBefore: null });
+    await dieIn(first, clock, cluster, 'drain');
+    clock.increment(60_000);
+    const resumed = await new Orchestrator({ cluster, clock, store, holder: holder(3), pidAlive: () => false }).resume(first.runId);
+    expect(resumed.runId).toBe(first.runId);
+    expect((await driveInVirtualTime(resumed, clock))?.outcome).toBe('succeeded');
+    expect(store.auditRows({ runId: first.runId }).some((r) => r.action === 'run.resumed')).toBe(true);
+    expect(cluster.state.maxCordonedByUs).toBe(1);
+    expect(Object.values(cluster.state.patchJobsCreated).every((count) => count === 1)).toBe(true);
+  });
 });

@@ -103,7 +103,7 @@ export class KubeLease {
               ),
             { handles: [409] },
           );
-          return { acquired: true, generation: 0 };
+          return { acquired: true, generation: 0, previousHolder: '' };
         } catch (err) {
           if (!isStatus(err, 409)) throw err;
           continue;
@@ -206,7 +206,7 @@ export class KubeLease {
         (o) => coordination.replaceNamespacedLease({ name, namespace, body }, o),
         { handles: [409] },
       );
-      return { acquired: true, generation };
+      return { acquired: true, generation, previousHolder: holder };
     } catch (err) {
       if (!isStatus(err, 409)) throw err;
     }
