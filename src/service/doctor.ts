@@ -195,7 +195,7 @@ function runInProgress(f: Facts): Finding {
       fix = `wait for it to finish (${active[0] ? `${f.command('runs', ['show', active[0].id])}` : 'kubectl get jobs -n os-patch'}), or cancel it where it runs`;
     }
   } else if (status === 'warning') {
-    fix = `the next run takes the expired Lease over by itself; ${f.command('unstick', [])} releases it now`;
+    fix = `the next run takes the expired Lease over by itself, once it has seen it unchanged for a whole lease duration; ${f.command('unstick', [])} releases it at once only if its holder is a patchpilot process of this host that is gone`;
   }
   const title =
     status === 'problem' ? 'A previous patch is still in progress' : status === 'warning' ? 'An orchestrator left an expired Lease behind' : 'No patch in progress';

@@ -50,3 +50,13 @@ export function describeHolder(identity: string): string {
   if (!parts) return `"${identity.slice(0, 120)}" (not a patchpilot process identity)`;
   return `process ${parts.pid} on ${parts.host} (started ${new Date(parts.startedAt).toISOString().replace(/\.\d{3}Z$/, 'Z')}, ${parts.suffix})`;
 }
+
+/** Whether a process of this host is running (a pid that exists but belongs to someone else counts: EPERM). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

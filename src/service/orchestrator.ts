@@ -14,7 +14,7 @@ import type { AlertSource } from './prometheus.ts';
 import type { RunOwner, RunRecord } from '../store/types.ts';
 import { hostname } from 'node:os';
 import { clusterEffects } from './effects.ts';
-import { describeHolder, parseHolder, processHolder } from './holder.ts';
+import { describeHolder, isProcessAlive, parseHolder, processHolder } from './holder.ts';
 import { fencedCluster, LeaseKeeper, type LeaseLoss } from './lease-keeper.ts';
 import { FLEET_ACTOR_ID, Journal, restoreRunSnapshot, type PersistedFleet } from './journal.ts';
 import { RunObserver, stateString, topState, type RestoredState, type RunEvent, type RunListener } from './progress.ts';
@@ -180,7 +180,7 @@ export class Orchestrator {
     this.#waitForLease = options.waitForLease;
     this.#membership = options.membership;
     this.#ownerNow = options.ownerNow ?? (() => this.#clock.now());
-    this.#pidAlive = options.pidAlive ?? pidAlive;
+    this.#pidAlive = options.pidAlive ?? isProcessAlive;
     this.#anchor = this.#auditAnchor();
     // Every audit record this process adds (a run's steps, the bot's commands, an approval) moves the anchor along.
     // After the store's write has returned, never inside it: the anchor is I/O and must not run in its call stack.
@@ -689,16 +689,6 @@ interface SavedRun {
 
 function describeOwner(owner: RunOwner | null): string {
   return owner ? describeHolder(owner.owner) : 'nobody';
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, owned by someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export function leaseName(cluster: string): string {

@@ -3,24 +3,25 @@
  * holds, said in a line, and audited (who, what, which cluster); a second call finds nothing to do and says so.
  * - Palette: clears `onDemandPatchAfter` when it is stuck in the past (the seed's procedure through the API); a
  *   pending or unset value is left alone.
- * - The Lease: released only when its holder let it expire. A live Lease is never touched, not even one bearing this
- *   host's orchestrator name: every patchpilot process on a host bears that name, so "no active run in my store"
- *   proves nothing about a process with another store; and an orchestrator that restarted takes its own Lease back
- *   by itself.
+ * - The Lease: released only when its holder is provably gone: a patchpilot process of this host whose pid no longer
+ *   runs. A record that merely looks expired (renewTime plus duration in the past) is left to the next orchestrator,
+ *   which takes it over once it has seen it unchanged for a whole duration by its own clock: judging a holder dead by
+ *   comparing its renewTime with our wall clock is what clock skew between two machines turns into two holders.
  * - Runs: a run still `scheduled` whose start time has passed while no orchestrator holds the Lease will never start by
  *   itself (and would be resumed, with its old plan, ahead of any new run): it is finished as cancelled.
  */
 import { hostname } from 'node:os';
 import { classifyStoredOnDemand } from '../engine/schedule.ts';
 import type { AuditEntry, RunRecord } from '../store/types.ts';
+import { describeHolder, isProcessAlive, parseHolder } from './holder.ts';
 import { leaseName } from './orchestrator.ts';
 import type { ClusterTarget } from './targets.ts';
 
 export interface UnstickOptions {
   /** Who asks (a user, a Slack user id): the audit records' actor. */
   by: string;
-  /** The Lease holder identity of this host's orchestrator (Orchestrator's default). */
-  holder?: string;
+  /** Whether a process of this host is running (default: process.kill(pid, 0)); injected by tests. */
+  pidAlive?: (pid: number) => boolean;
   signal?: AbortSignal;
 }
 
@@ -38,7 +39,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export async function unstick(target: ClusterTarget, options: UnstickOptions): Promise<UnstickResult> {
   if (typeof options.by !== 'string' || options.by.trim() === '') throw new TypeError('unstick needs `by`: who asks (for the audit log)');
   const by = options.by;
-  const ownHolder = options.holder ?? `patchpilot@${hostname()}`;
+  const pidAlive = options.pidAlive ?? isProcessAlive;
   const store = target.store;
   const now = target.clock.now();
   const actions: string[] = [];
@@ -73,31 +74,32 @@ export async function unstick(target: ClusterTarget, options: UnstickOptions): P
   let lease = await target.cluster.readLease(name, options.signal);
   let free = lease === null || lease.holder === null || (lease.expiresAt !== null && lease.expiresAt <= now);
   if (lease?.holder) {
-    const expired = lease.expiresAt === null || lease.expiresAt <= now;
-    if (expired) {
-      const holder = lease.holder;
-      const expiredAt = lease.expiresAt;
+    const holder = lease.holder;
+    const parts = parseHolder(holder);
+    const goneFromThisHost = parts !== null && parts.host === hostname() && !pidAlive(parts.pid);
+    const renewed = lease.renewedAt === null ? 'never renewed' : `last renewed at ${iso(lease.renewedAt)} by its record`;
+    if (goneFromThisHost) {
       await target.cluster.releaseLease(name, holder);
       lease = await target.cluster.readLease(name, options.signal);
       if (lease?.holder === holder) {
-        notes.push(`Lease ${name} of ${holder} could not be released (it stays until it expires)`);
+        free = false;
+        notes.push(`Lease ${name} of ${describeHolder(holder)} could not be released (it stays until it expires)`);
       } else if (lease?.holder) {
         // Someone took it over between our read and our release: they are alive, so nothing is stuck.
         free = false;
-        notes.push(`Lease ${name} was taken over by ${lease.holder} meanwhile: left to it`);
+        notes.push(`Lease ${name} was taken over by ${describeHolder(lease.holder)} meanwhile: left to it`);
       } else {
         free = true;
-        const why = expiredAt === null ? 'it was never renewed' : `it expired at ${iso(expiredAt)}`;
-        actions.push(`released Lease ${name} held by ${holder} (${why})`);
-        audit({ action: 'lease.released', details: { lease: name, holder, reason: 'expired' } });
+        actions.push(`released Lease ${name} held by ${describeHolder(holder)} (that process is gone from this host; ${renewed})`);
+        audit({ action: 'lease.released', details: { lease: name, holder, reason: 'holder process gone' } });
       }
-    } else {
-      free = false;
+    } else if (free) {
       notes.push(
-        lease.holder === ownHolder && active.length === 0
-          ? `Lease ${name} is held by ${lease.holder} (this host's name) until ${iso(lease.expiresAt!)} with no active run in this store: another patchpilot process on this host may hold it; it is left to expire`
-          : `Lease ${name} is held by ${lease.holder} until ${iso(lease.expiresAt!)}: that orchestrator is alive, left to it`,
+        `Lease ${name} of ${describeHolder(holder)} looks expired (${renewed}), but its holder cannot be proven gone from here ` +
+          '(another machine, whose clock may differ): left as it is; the next orchestrator takes it over once it has seen it unchanged for a whole lease duration',
       );
+    } else {
+      notes.push(`Lease ${name} is held by ${describeHolder(holder)} until ${iso(lease.expiresAt!)}: that orchestrator is alive, left to it`);
     }
   } else {
     notes.push(`Lease ${name} is free`);
