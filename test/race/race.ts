@@ -16,6 +16,7 @@ import { until } from '../helpers/until.ts';
 const BIN = resolve(import.meta.dirname, '../../bin/patchpilot.js');
 const LABEL_KEY = 'patchpilot.io/os-patch';
 const CORDONED_BY = 'patchpilot.io/cordoned-by';
+const CORDON_GENERATION = 'patchpilot.io/cordon-generation';
 
 export interface RaceOptions {
   seed: number;
@@ -50,6 +51,8 @@ export interface RaceFigures {
   auditProblems: string[];
   /** Watches that could not resume where they stopped: the round's view of the cluster has holes (must be 0). */
   watchGaps: number;
+  /** Cordons and patch Jobs written under a lease generation after a newer one was granted (a fence that leaked). */
+  staleWrites: string[];
   wallMs: number;
 }
 
@@ -98,7 +101,7 @@ class ClusterWatch {
     for (const node of list.items) this.#node('ADDED', node);
     await Promise.all([
       this.#watch('/api/v1/nodes', list.metadata?.resourceVersion ?? '', (phase, obj) => this.#node(phase, obj as V1Node)),
-      this.#watch('/apis/batch/v1/namespaces/os-patch/jobs', '', (_phase, obj) => this.#job(obj as V1Job)),
+      this.#watch('/apis/batch/v1/namespaces/os-patch/jobs', '', (phase, obj) => this.#job(phase, obj as V1Job)),
       this.#watch('/apis/coordination.k8s.io/v1/namespaces/os-patch/leases', '', (_phase, obj) => this.#lease(obj as V1Lease)),
     ]);
   }
@@ -168,13 +171,18 @@ class ClusterWatch {
     const controlPlanes = cordoned.filter((n) => n.metadata?.labels?.['node-role.kubernetes.io/control-plane'] !== undefined).length;
     this.maxControlPlanesInFlight = Math.max(this.maxControlPlanesInFlight, controlPlanes);
     const wasCordoned = before?.spec?.unschedulable === true;
+    const stamp = node.metadata?.annotations?.[CORDON_GENERATION];
+    if (node.spec?.unschedulable === true && (!wasCordoned || stamp !== before?.metadata?.annotations?.[CORDON_GENERATION])) {
+      this.#checkFence(`cordon of ${name}`, stamp, node.metadata?.resourceVersion);
+    }
     if (!wasCordoned && node.spec?.unschedulable === true) {
       this.cordonEvents += 1;
       for (const fn of this.#onCordon) fn();
     }
   }
 
-  #job(job: V1Job): void {
+  #job(phase: string, job: V1Job): void {
+    if (phase === 'ADDED') this.#checkFence(`Job ${job.metadata?.name}`, job.metadata?.labels?.['patchpilot.io/lease-generation'], job.metadata?.resourceVersion);
     if (job.metadata?.labels?.['patchpilot.io/action'] !== 'patch') return;
     const node = job.metadata.labels['patchpilot.io/node'] ?? '?';
     const key = `${node}@${job.metadata.labels['patchpilot.io/hash'] ?? '?'}`;
@@ -187,7 +195,30 @@ class ClusterWatch {
   takeovers = 0;
   #released = true;
 
+  /** When (resourceVersion: the API server's one global order) each lease generation began. */
+  readonly #generations: { rv: number; generation: number }[] = [];
+  /** Cordons and patch Jobs stamped with a lease generation older than one already granted before they were written. */
+  readonly staleWrites: string[] = [];
+
+  /** The newest generation granted before the change at `rv`. */
+  #generationBefore(rv: number): number {
+    let newest = -1;
+    for (const g of this.#generations) if (g.rv < rv) newest = Math.max(newest, g.generation);
+    return newest;
+  }
+
+  /** A write stamped `generation` at `rv`, by a holder that had already lost the cluster then? */
+  #checkFence(what: string, generation: string | undefined, rv: string | undefined): void {
+    if (generation === undefined || rv === undefined) return;
+    const newer = this.#generationBefore(Number(rv));
+    if (Number(generation) < newer) this.staleWrites.push(`${what} under generation ${generation} after generation ${newer} was granted`);
+  }
+
   #lease(lease: V1Lease): void {
+    const transitions = lease.spec?.leaseTransitions;
+    if (typeof transitions === 'number' && !this.#generations.some((g) => g.generation === transitions)) {
+      this.#generations.push({ rv: Number(lease.metadata?.resourceVersion ?? 0), generation: transitions });
+    }
     const holder = lease.spec?.holderIdentity ?? '';
     if (holder === '') this.#released = true;
     else if (holder !== this.holder) {
@@ -322,6 +353,7 @@ export async function raceRound(dir: string, options: RaceOptions): Promise<Race
       exitCodes: await Promise.all(orchestrators.map((o) => o.exited)),
       auditProblems,
       watchGaps: cluster.watchGaps,
+      staleWrites: cluster.staleWrites,
       wallMs: Date.now() - startedAt,
     };
   } finally {
@@ -369,6 +401,7 @@ export function expectInvariants(figures: RaceFigures, concurrency: number): voi
   // What the watch saw is complete: without this the other figures could be short.
   expect(figures.watchGaps, context).toBe(0);
   expect(figures.maxInFlight, context).toBeLessThanOrEqual(concurrency);
+  expect(figures.staleWrites, context).toEqual([]);
   expect(figures.maxControlPlanesInFlight, context).toBeLessThanOrEqual(1);
   expect(figures.nodes.map((n) => `${n}: ${figures.jobsPerNode[n] ?? 0}`), context).toEqual(figures.nodes.map((n) => `${n}: 1`));
   expect(figures.cordonedAtEnd, context).toEqual([]);
