@@ -9,6 +9,7 @@ module.exports = {
   forbidden: [
     forbid('engine-is-pure', 'engine', ['cluster', 'store', 'service', 'sim', 'bot', 'cli', 'agent', 'palette', 'harness'], 'src/engine imports nothing of the other parts: plans, machines and rules only'),
     forbid('cluster-below-service', 'cluster', ['store', 'service', 'sim', 'bot', 'cli', 'palette', 'harness'], 'adapters know the engine and the agent contract, never who drives them'),
+    forbid('agent-is-a-leaf', 'agent', ['cluster', 'store', 'service', 'sim', 'bot', 'cli', 'palette', 'harness'], 'src/agent is the node script and its report contract; the Kubernetes adapter (src/cluster/kube/job-manifest.ts) builds the Jobs that run it'),
     forbid('store-below-service', 'store', ['cluster', 'service', 'sim', 'bot', 'cli', 'agent', 'palette', 'harness'], 'the store keeps records; it knows engine types only'),
     forbid('service-below-front-ends', 'service', ['bot', 'cli', 'sim', 'harness'], 'the service is what front ends call; it never calls them'),
     forbid('sim-below-front-ends', 'sim', ['bot', 'cli', 'harness'], 'the simulator drives the service; front ends drive the simulator'),
@@ -18,6 +19,13 @@ module.exports = {
       name: 'no-cycles-within-engine',
       severity: 'error',
       from: { path: layer('engine') },
+      to: { circular: true },
+    },
+    {
+      name: 'no-cycles-through-agent-or-cluster',
+      comment: 'the adapters and the agent contract form no import cycle, among themselves or with each other',
+      severity: 'error',
+      from: { path: '^src/(agent|cluster)/' },
       to: { circular: true },
     },
   ],
