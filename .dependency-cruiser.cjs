@@ -12,6 +12,7 @@ module.exports = {
     forbid('agent-is-a-leaf', 'agent', ['cluster', 'store', 'service', 'sim', 'bot', 'cli', 'palette', 'harness'], 'src/agent is the node script and its report contract; the Kubernetes adapter (src/cluster/kube/job-manifest.ts) builds the Jobs that run it'),
     forbid('store-below-service', 'store', ['cluster', 'service', 'sim', 'bot', 'cli', 'agent', 'palette', 'harness'], 'the store keeps records; it knows engine types only'),
     forbid('service-below-front-ends', 'service', ['bot', 'cli', 'sim', 'harness'], 'the service is what front ends call; it never calls them'),
+    forbid('service-not-wiring', 'service', ['cluster/kube'], 'the service works on a ClusterPort; src/cli builds the KubeCluster from a kubeconfig and the environment'),
     forbid('sim-below-front-ends', 'sim', ['bot', 'cli', 'harness'], 'the simulator drives the service; front ends drive the simulator'),
     forbid('bot-through-service', 'bot', ['cli', 'sim', 'store', 'harness'], 'the bot talks to src/service (and the engine\'s types), not to the CLI, the simulator or the store'),
     forbid('cli-not-from-bot-internals', 'cli', ['harness'], 'the CLI does not load the test harness'),

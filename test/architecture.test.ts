@@ -1,7 +1,8 @@
 /**
  * The layer arrows of ARCHITECTURE.md hold (dependency-cruiser with .dependency-cruiser.cjs, through
  * scripts/check-layers.ts), and the check fails on a violation: scratch trees with an engine file importing the CLI,
- * a store file importing the service, and the agent and the Kubernetes adapter importing each other.
+ * a store file importing the service, the agent and the Kubernetes adapter importing each other, and the service
+ * building a KubeCluster itself.
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -56,5 +57,14 @@ describe('layer arrows', () => {
     const violations = await checkLayers(root);
     expect(violations).toContainEqual({ rule: 'agent-is-a-leaf', from: 'src/agent/job.ts', to: 'src/cluster/jobs.ts' });
     expect(violations.filter((v) => v.rule === 'no-cycles-through-agent-or-cluster')).not.toEqual([]);
+  });
+
+  it('the service works on a ClusterPort: building the Kubernetes adapter is the CLI\'s wiring', async () => {
+    const { root, file } = scratchProject();
+    file('src/cluster/kube/index.ts', "export class KubeCluster {}\n");
+    file('src/cli/targets.ts', "import { KubeCluster } from '../cluster/kube/index.ts';\nexport const target = () => new KubeCluster();\n");
+    expect(await checkLayers(root)).toEqual([]);
+    file('src/service/targets.ts', "import { KubeCluster } from '../cluster/kube/index.ts';\nexport const target = () => new KubeCluster();\n");
+    expect(await checkLayers(root)).toEqual([{ rule: 'service-not-wiring', from: 'src/service/targets.ts', to: 'src/cluster/kube/index.ts' }]);
   });
 });
