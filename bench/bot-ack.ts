@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBot } from '../src/bot/app.ts';
 import { parsePlan } from '../src/engine/plan.ts';
-import { kubeTarget } from '../src/service/index.ts';
+import { kubeTarget } from '../src/cli/targets.ts';
 import { kubeconfig, startKubeApiServer } from '../src/sim/kube-api/index.ts';
 import { createSandbox } from '../src/sim/sandbox/index.ts';
 import { ScaledClock } from '../src/sim/scaled-clock.ts';

@@ -1,7 +1,8 @@
 /**
- * The node agent: one bash script for the apt and dnf families (patchpilot-agent.sh, next to this file). The Job
- * builder pipes it to `bash -s -- <options>` on the node; it prints exactly one JSON line, the agent report
- * (src/engine/report.ts). See the header of patchpilot-agent.sh for its options and exit codes.
+ * The node agent: one bash script for the apt and dnf families (patchpilot-agent.sh, next to this file). It prints
+ * exactly one JSON line, the agent report (src/engine/report.ts); see the script's header for its options and exit
+ * codes. The Kubernetes objects that deliver and run it are the adapter's (src/cluster/kube/job-manifest.ts): this
+ * module knows nothing of clusters.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

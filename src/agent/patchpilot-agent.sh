@@ -2,7 +2,7 @@
 # patchpilot-agent.sh: applies OS security updates on one Kubernetes node (apt and dnf families) and prints a report.
 #
 # Runs as root on the node: a privileged Job enters the host's namespaces and runs it from its ConfigMap
-# (src/agent/job.ts: `nsenter --target 1 ... -- bash /proc/self/fd/9 [options]`), or by hand over SSH. Human-readable log lines go to stderr; stdout carries exactly one line, the agent report
+# (src/cluster/kube/job-manifest.ts: `nsenter --target 1 ... -- bash /proc/self/fd/9 [options]`), or by hand over SSH. Human-readable log lines go to stderr; stdout carries exactly one line, the agent report
 # (src/engine/report.ts):
 #   {"result":"patched|no-updates|failed","upgraded":[{"name","from","to"}],"held":[],"rebootRequired":bool,
 #    "rebootPackages":[],"error":{"code","message"}|null,"durationSeconds":n}

@@ -10,7 +10,6 @@ import type { Writable } from 'node:stream';
 import { createBot } from '../bot/app.ts';
 import { loadBotConfig } from '../bot/config.ts';
 import { parsePlan } from '../engine/plan.ts';
-import { kubeTarget, type KubeTarget } from '../service/index.ts';
 import { kubeconfig, startKubeApiServer } from '../sim/kube-api/index.ts';
 import { createSandbox } from '../sim/sandbox/index.ts';
 import { ScaledClock } from '../sim/scaled-clock.ts';
@@ -19,6 +18,7 @@ import { openStore } from '../store/index.ts';
 import { DEFAULT_DB } from './paths.ts';
 import { loadPlanFile } from './plan-check.ts';
 import { untilSignal } from './signals.ts';
+import { kubeTarget, type KubeTarget } from './targets.ts';
 import { UserError } from './user-error.ts';
 import { parseDuration } from '../sim/duration.ts';
 

@@ -11,10 +11,10 @@ import { parsePlan } from '../engine/plan.ts';
 import { PaletteError } from '../palette/index.ts';
 import { doctor, doctorHasProblems, formatDoctorReport } from '../service/doctor.ts';
 import { formatResetPlan, planReset, reset, ResetError } from '../service/reset.ts';
-import { kubeTarget, type KubeTarget } from '../service/targets.ts';
 import { unstick } from '../service/unstick.ts';
 import { loadPlanFile } from './plan-check.ts';
 import { explain } from './run.ts';
+import { kubeTarget, type KubeTarget } from './targets.ts';
 import { UserError } from './user-error.ts';
 
 export interface TargetOptions {

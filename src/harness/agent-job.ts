@@ -1,6 +1,6 @@
 /**
  * Runs the node agent on a real cluster node the way patchpilot does: the agent's ConfigMap and the patch Job built by
- * src/agent/job.ts, created with client-node, then the pod's log read back and its last line parsed as the agent
+ * src/cluster/kube/job-manifest.ts, created with client-node, then the pod's log read back and its last line parsed as the agent
  * report. Used by the container-based suites (kind, k3s), which need a cluster and a container runtime.
  *
  * This is a test harness, not the Kubernetes adapter: it polls plainly, keeps what it saw for the assertion message,
@@ -17,7 +17,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { agentScript } from '../agent/index.ts';
-import { buildAgentConfigMap, buildPatchJob, DEFAULT_NAMESPACE, type PatchJobBuildInput } from '../agent/job.ts';
+import { buildAgentConfigMap, buildPatchJob, DEFAULT_NAMESPACE, type PatchJobBuildInput } from '../cluster/kube/job-manifest.ts';
 import { parsePlan } from '../engine/plan.ts';
 import { parseAgentReport, type AgentReport } from '../engine/report.ts';
 

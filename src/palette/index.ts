@@ -1,4 +1,4 @@
-/** The Palette API client (used by src/service only). */
+/** The Palette API client (used by src/service; src/cli builds it from the environment). */
 export {
   DEFAULT_PALETTE_API_URL,
   PaletteClient,

@@ -1,9 +1,9 @@
 /**
  * The service: the one module the CLI and the bot use. Runs are driven by the Orchestrator; doctor, unstick and reset
- * act on a ClusterTarget (built with kubeTarget).
+ * act on a ClusterTarget (the CLI builds one with kubeTarget, src/cli/targets.ts).
  */
 export { Orchestrator, OrchestratorError, RunHandle, leaseName, type Command, type CommandResult, type RunEvent, type StartRequest } from './orchestrator.ts';
-export { kubeTarget, paletteTarget, type ClusterTarget, type KubeTarget, type KubeTargetOptions, type PaletteTarget, type PaletteTargetOptions } from './targets.ts';
+export type { ClusterTarget, PaletteTarget } from './targets.ts';
 export { doctor, doctorHasProblems, formatDoctorReport, type DoctorOptions, type DoctorReport, type Finding, type FindingId, type FindingStatus, type FixVerb } from './doctor.ts';
 export { JoinWatcher, type JoinWatcherOptions } from './join-watcher.ts';
 export { unstick, type UnstickOptions, type UnstickResult } from './unstick.ts';

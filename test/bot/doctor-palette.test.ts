@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBot, type Bot } from '../../src/bot/app.ts';
 import type { BotConfig } from '../../src/bot/config.ts';
 import { parsePlan } from '../../src/engine/plan.ts';
-import { kubeTarget } from '../../src/service/index.ts';
+import { kubeTarget } from '../../src/cli/targets.ts';
 import { SEED_ROWS } from '../../src/service/seed-rows.ts';
 import { kubeconfig, startKubeApiServer, type KubeApiServer } from '../../src/sim/kube-api/index.ts';
 import { createSandbox, type Sandbox } from '../../src/sim/sandbox/index.ts';

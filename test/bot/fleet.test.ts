@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBot, type Bot } from '../../src/bot/app.ts';
 import type { BotConfig } from '../../src/bot/config.ts';
 import { parsePlan } from '../../src/engine/plan.ts';
-import { kubeTarget, type KubeTarget } from '../../src/service/index.ts';
+import { kubeTarget, type KubeTarget } from '../../src/cli/targets.ts';
 import { kubeconfig, startKubeApiServer, type KubeApiServer } from '../../src/sim/kube-api/index.ts';
 import { createSandbox, type Sandbox } from '../../src/sim/sandbox/index.ts';
 import { ScaledClock } from '../../src/sim/scaled-clock.ts';

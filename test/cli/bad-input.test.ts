@@ -19,7 +19,7 @@ import { describeUserError } from '../../src/cli/main.ts';
 import { sandboxCommand } from '../../src/cli/sandbox.ts';
 import { parsePlanText } from '../../src/cli/plan-check.ts';
 import { parseRecording, scenarioFromRecording } from '../../src/sim/replay.ts';
-import { paletteTarget } from '../../src/service/targets.ts';
+import { paletteTarget } from '../../src/cli/targets.ts';
 import { runScenario } from '../../src/sim/runner.ts';
 import { parseDuration } from '../../src/sim/duration.ts';
 import { parseScenario } from '../../src/sim/scenario.ts';

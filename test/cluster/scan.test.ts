@@ -9,7 +9,7 @@ import type { ScanSpec } from '../../src/cluster/port.ts';
 import { VirtualClock } from '../../src/engine/clock.ts';
 import { SimCluster } from '../../src/sim/cluster.ts';
 import { parseScenario } from '../../src/sim/scenario.ts';
-import { agentArgs } from '../../src/agent/job.ts';
+import { agentArgs } from '../../src/cluster/kube/job-manifest.ts';
 import { agentReportLine, eventsFor, fakeKubelet, NAMESPACE, seedNode, seedPod, startBench, VirtualTime, type Bench } from '../kube/support.ts';
 
 const spec = (node: string, overrides: Partial<ScanSpec> = {}): ScanSpec => ({

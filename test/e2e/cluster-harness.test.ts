@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AGENT_CONFIGMAP_NAME, AGENT_SCRIPT_KEY } from '../../src/agent/job.ts';
+import { AGENT_CONFIGMAP_NAME, AGENT_SCRIPT_KEY } from '../../src/cluster/kube/job-manifest.ts';
 import { runAgentJob } from '../../src/harness/agent-job.ts';
 import { createKindCluster, kindAvailable, loadImage, nodeNames } from '../../src/harness/kind.ts';
 import { applyManifests, readManifests } from '../../src/harness/manifests.ts';

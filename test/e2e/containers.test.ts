@@ -9,7 +9,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GenericContainer, StartedTestContainer } from 'testcontainers';
-import { agentArgs, AGENT_MOUNT_PATH, AGENT_SCRIPT_KEY } from '../../src/agent/job.ts';
+import { agentArgs, AGENT_MOUNT_PATH, AGENT_SCRIPT_KEY } from '../../src/cluster/kube/job-manifest.ts';
 import { DEFAULT_HOLD_PACKAGES } from '../../src/engine/plan.ts';
 import { parseAgentReport, type AgentReport } from '../../src/engine/report.ts';
 import { probeContainerRuntime } from '../../src/harness/container-runtime.ts';

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { AuthorizationV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
 import type { StartedK3sContainer } from '@testcontainers/k3s';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_NAMESPACE } from '../../src/agent/job.ts';
+import { DEFAULT_NAMESPACE } from '../../src/cluster/kube/job-manifest.ts';
 import { patchJobName } from '../../src/cluster/jobs.ts';
 import { KubeCluster, REQUIRED_PERMISSIONS, describePermission } from '../../src/cluster/kube/index.ts';
 import { ANNOTATIONS } from '../../src/engine/metadata.ts';

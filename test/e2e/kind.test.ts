@@ -10,7 +10,7 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_AGENT_IMAGE } from '../../src/agent/job.ts';
+import { DEFAULT_AGENT_IMAGE } from '../../src/cluster/kube/job-manifest.ts';
 import { ANNOTATIONS } from '../../src/engine/metadata.ts';
 import { versionHash } from '../../src/engine/hash.ts';
 import { DEFAULT_HOLD_PACKAGES, parsePlan } from '../../src/engine/plan.ts';

@@ -11,7 +11,7 @@ import {
   buildPatchJob,
   buildRebootJob,
   type PatchJobOptions,
-} from '../../agent/job.ts';
+} from './job-manifest.ts';
 import type { Clock } from '../../engine/clock.ts';
 import { EffectError } from '../../engine/effects.ts';
 import { agentReportSchema, type AgentReport } from '../../engine/report.ts';

@@ -17,7 +17,7 @@ import {
 import http from 'node:http';
 import https from 'node:https';
 import { agentScript as defaultAgentScript } from '../../agent/index.ts';
-import { AGENT_CONFIGMAP_NAME, DEFAULT_NAMESPACE, type PatchJobOptions } from '../../agent/job.ts';
+import { AGENT_CONFIGMAP_NAME, DEFAULT_NAMESPACE, type PatchJobOptions } from './job-manifest.ts';
 import type { Clock } from '../../engine/clock.ts';
 import { EffectError } from '../../engine/effects.ts';
 import { sha256Hex } from '../../engine/hash.ts';

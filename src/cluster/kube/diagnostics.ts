@@ -4,7 +4,7 @@
  * agent-jobs.ts's lastReport), the agent ConfigMap's script digest, and the orchestrator's Deployment. Read-only.
  */
 import type { AppsV1Api, BatchV1Api, CoreV1Api, V1Job, V1Pod } from '@kubernetes/client-node';
-import { AGENT_SCRIPT_KEY, ANNOTATIONS as JOB_ANNOTATIONS, LABELS } from '../../agent/job.ts';
+import { AGENT_SCRIPT_KEY, ANNOTATIONS as JOB_ANNOTATIONS, LABELS } from './job-manifest.ts';
 import type { AgentConfigMapInfo, DeploymentInfo, DiagnosticJob } from '../port.ts';
 import { finishedCondition, JOB_NAME_LABEL, lastReport, readPodLog } from './agent-jobs.ts';
 import { isNotFound, type KubeRequests } from './requests.ts';

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '../../engine/clock.ts';
 import { EffectError } from '../../engine/effects.ts';
-import { ANNOTATIONS as JOB_ANNOTATIONS, LABELS as JOB_LABELS } from '../../agent/job.ts';
+import { ANNOTATIONS as JOB_ANNOTATIONS, LABELS as JOB_LABELS } from '../../cluster/kube/job-manifest.ts';
 import type { PatchJobSpec } from '../../cluster/port.ts';
 import type { AgentReport } from '../../engine/report.ts';
 import type { SimCluster } from '../cluster.ts';
@@ -17,7 +17,6 @@ import { rfc3339, type KubeObject } from '../kube-api/objects.ts';
 import type { KubeStore } from '../kube-api/store.ts';
 import { playedByPalette } from './palette.ts';
 
-const REBOOT_KEY_ANNOTATION = 'patchpilot.io/reboot-key';
 /** Jobs nobody here knows how to run (someone's own `kubectl create job`) finish after this long. */
 const OTHER_JOB_MS = 5_000;
 
@@ -143,7 +142,7 @@ export class Kubelets {
   }
 
   async #reboot(job: KubeObject, pod: KubeObject, node: string, signal: AbortSignal): Promise<void> {
-    const key = job.metadata.annotations?.[REBOOT_KEY_ANNOTATION] ?? job.metadata.name!;
+    const key = job.metadata.annotations?.[JOB_ANNOTATIONS.rebootKey] ?? job.metadata.name!;
     this.#log(pod, `Rebooting ${node} (key ${key}).`);
     await this.#sim.reboot(node, key, signal);
     // `systemctl reboot` returns at once with 0; the node goes down under the container.

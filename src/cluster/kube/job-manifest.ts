@@ -1,7 +1,8 @@
 /**
- * The Kubernetes objects that run the node agent on one node: a Job pinned to the node, and the ConfigMap that carries
- * the agent script. Pure builders: no I/O, no clock; the Kubernetes adapter sends what they return (the shapes are
- * those of client-node's V1Job and V1ConfigMap, written out here so this module needs no Kubernetes dependency).
+ * The Kubernetes objects that run the node agent (src/agent/patchpilot-agent.sh) on one node: a Job pinned to the node,
+ * and the ConfigMap that carries the agent script. Pure builders: no I/O, no clock; the Kubernetes adapter sends what
+ * they return. Each object is checked against client-node's V1Job or V1ConfigMap (`satisfies`) and keeps its literal
+ * type, so callers read the fields the builders always set without optional chaining.
  *
  * How the script reaches the host. The pod is privileged with `hostPID: true`, so PID 1 in its PID namespace is the
  * host's init, and `nsenter --target 1 --mount --uts --ipc --net --pid` runs a program in the host's namespaces: the
@@ -19,10 +20,11 @@
  * The processes started on the host stay in the pod's cgroup, so the container gets small requests and no limits
  * (a memory limit would apply to apt and dpkg).
  */
-import { boundedName, labelValue, patchJobName, DEFAULT_PLAN_NAME } from '../cluster/jobs.ts';
-import type { PatchJobSpec } from '../cluster/port.ts';
-import { sha256Hex } from '../engine/hash.ts';
-import { PALETTE_LABEL_KEY, parsePlan } from '../engine/plan.ts';
+import type { V1ConfigMap, V1Job, V1Toleration } from '@kubernetes/client-node';
+import { sha256Hex } from '../../engine/hash.ts';
+import { PALETTE_LABEL_KEY, parsePlan } from '../../engine/plan.ts';
+import { boundedName, labelValue, patchJobName, DEFAULT_PLAN_NAME } from '../jobs.ts';
+import type { PatchJobSpec } from '../port.ts';
 
 /** Palette's namespace for its patch Jobs; ours too, so `kubectl get jobs -n os-patch` works for both. */
 export const DEFAULT_NAMESPACE = 'os-patch';
@@ -65,70 +67,6 @@ export const ANNOTATIONS = {
 export const REBOOT_COMMAND = ['nsenter', '--target', '1', '--mount', '--uts', '--ipc', '--net', '--pid', '--', 'systemctl', 'reboot'];
 /** `systemctl reboot` returns at once; a reboot Job still running after this never got to ask. */
 export const REBOOT_ACTIVE_DEADLINE_SECONDS = 300;
-
-// --- the shapes we produce (structurally compatible with client-node's V1* models) ---
-
-export interface ObjectMeta {
-  name: string;
-  namespace: string;
-  labels: Record<string, string>;
-  annotations?: Record<string, string>;
-}
-
-export interface Toleration {
-  key: string;
-  operator: 'Exists' | 'Equal';
-  effect: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
-  tolerationSeconds?: number;
-}
-
-export interface Container {
-  name: string;
-  image: string;
-  imagePullPolicy: 'IfNotPresent' | 'Always' | 'Never';
-  command: string[];
-  args: string[];
-  securityContext: { privileged: boolean; runAsUser: number };
-  resources: { requests: Record<string, string> };
-  volumeMounts: { name: string; mountPath: string; readOnly: boolean }[];
-}
-
-export interface Volume {
-  name: string;
-  configMap: { name: string; defaultMode: number; items: { key: string; path: string }[] };
-}
-
-export interface PodSpec {
-  nodeName: string;
-  hostPID: boolean;
-  hostNetwork: boolean;
-  restartPolicy: 'Never';
-  automountServiceAccountToken: boolean;
-  enableServiceLinks: boolean;
-  terminationGracePeriodSeconds: number;
-  tolerations: Toleration[];
-  containers: Container[];
-  volumes: Volume[];
-}
-
-export interface Job {
-  apiVersion: 'batch/v1';
-  kind: 'Job';
-  metadata: ObjectMeta;
-  spec: {
-    backoffLimit: number;
-    activeDeadlineSeconds: number;
-    ttlSecondsAfterFinished: number;
-    template: { metadata: { labels: Record<string, string>; annotations: Record<string, string> }; spec: PodSpec };
-  };
-}
-
-export interface ConfigMap {
-  apiVersion: 'v1';
-  kind: 'ConfigMap';
-  metadata: ObjectMeta;
-  data: Record<string, string>;
-}
 
 export interface PatchJobOptions {
   /** Default `os-patch`. */
@@ -184,7 +122,7 @@ function checkWhole(name: string, value: number, min: number): number {
  * not have the agent evicted in the middle of dpkg, so those are tolerated for as long as the Job may run, and no
  * longer.
  */
-function tolerations(deadlineSeconds: number): Toleration[] {
+function tolerations(deadlineSeconds: number): V1Toleration[] {
   return [
     { key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' },
     { key: 'node-role.kubernetes.io/master', operator: 'Exists', effect: 'NoSchedule' },
@@ -224,7 +162,7 @@ export function patchJobLabels(
  */
 export type PatchJobBuildInput = Omit<PatchJobSpec, 'jobName'> & { jobName?: string } & PatchJobOptions;
 
-export function buildPatchJob(spec: PatchJobBuildInput): Job {
+export function buildPatchJob(spec: PatchJobBuildInput) {
   const namespace = spec.namespace ?? DEFAULT_NAMESPACE;
   const deadline = checkWhole('activeDeadlineSeconds', spec.activeDeadlineSeconds ?? DEFAULT_ACTIVE_DEADLINE_SECONDS, 1);
   const ttl = checkWhole('ttlSecondsAfterFinished', spec.ttlSecondsAfterFinished ?? DEFAULT_TTL_SECONDS_AFTER_FINISHED, 0);
@@ -284,11 +222,11 @@ export function buildPatchJob(spec: PatchJobBuildInput): Job {
         },
       },
     },
-  };
+  } satisfies V1Job;
 }
 
 /** The ConfigMap that delivers the agent script to every patch Job in the namespace. */
-export function buildAgentConfigMap(script: string, namespace = DEFAULT_NAMESPACE, name = AGENT_CONFIGMAP_NAME): ConfigMap {
+export function buildAgentConfigMap(script: string, namespace = DEFAULT_NAMESPACE, name = AGENT_CONFIGMAP_NAME) {
   if (boundedName(name) !== name) throw new RangeError(`ConfigMap name "${name}" is not a DNS-1123 label`);
   return {
     apiVersion: 'v1',
@@ -301,7 +239,7 @@ export function buildAgentConfigMap(script: string, namespace = DEFAULT_NAMESPAC
       annotations: { [ANNOTATIONS.scriptSha256]: sha256Hex(script) },
     },
     data: { [AGENT_SCRIPT_KEY]: script },
-  };
+  } satisfies V1ConfigMap;
 }
 
 export interface RebootJobInput {
@@ -323,7 +261,7 @@ export function rebootJobName(node: string, key: string): string {
  * running `systemctl reboot` on the host. It is never retried (backoffLimit 0, restartPolicy Never): the reboot kills
  * the pod, and a retry would reboot the node a second time.
  */
-export function buildRebootJob(input: RebootJobInput): Job {
+export function buildRebootJob(input: RebootJobInput) {
   const namespace = input.namespace ?? DEFAULT_NAMESPACE;
   const ttl = checkWhole('ttlSecondsAfterFinished', input.ttlSecondsAfterFinished ?? DEFAULT_TTL_SECONDS_AFTER_FINISHED, 0);
   const labels: Record<string, string> = {
@@ -369,5 +307,5 @@ export function buildRebootJob(input: RebootJobInput): Job {
         },
       },
     },
-  };
+  } satisfies V1Job;
 }

@@ -1,4 +1,4 @@
-/** The patch Job and agent ConfigMap builders (src/agent/job.ts), and the Job names they share with the engine. */
+/** The patch Job and agent ConfigMap builders (src/cluster/kube/job-manifest.ts), and the Job names they share with the engine. */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import {
   DEFAULT_ACTIVE_DEADLINE_SECONDS,
   rebootJobName,
   type PatchJobBuildInput,
-} from '../../src/agent/job.ts';
+} from '../../src/cluster/kube/job-manifest.ts';
 import { labelValue, patchJobName } from '../../src/cluster/jobs.ts';
 import { sha256Hex } from '../../src/engine/hash.ts';
 import { DEFAULT_HOLD_PACKAGES, PALETTE_LABEL_KEY } from '../../src/engine/plan.ts';
