@@ -57,7 +57,7 @@ export async function benchSandbox(nodes: number) {
     const { latencies: lists, seconds: listSeconds } = await listPhase(false);
     const { latencies: decompressed, seconds: decompressedSeconds } = await listPhase(true);
 
-    const names = sim.nodeNames();
+    const names = sim.state.nodeNames();
     const gets: number[] = [];
     for (let i = 0; i < GETS; i++) {
       const t0 = performance.now();
@@ -66,7 +66,7 @@ export async function benchSandbox(nodes: number) {
     }
     gets.sort((a, b) => a - b);
 
-    const watches = await measureWatch(server.url, store.resourceVersion, names, (name, sequence) => sim.setLabel(name, 'bench/sequence', String(sequence)));
+    const watches = await measureWatch(server.url, store.resourceVersion, names, (name, sequence) => sim.state.setLabel(name, 'bench/sequence', String(sequence)));
     watches.sort((a, b) => a - b);
     return {
       nodes: names.length,

@@ -140,9 +140,9 @@ function scheduleEvents(scenario: Scenario, clock: ScaledClock, sim: ReturnType<
     if (event.kind !== 'node-added' && event.kind !== 'exclude' && event.kind !== 'cordon') continue;
     ids.push(
       clock.setTimeout(() => {
-        if (event.kind === 'node-added') sim.addNode(event.node);
-        else if (event.kind === 'exclude') sim.setLabel(event.node, scenario.plan.labelKey, DISABLED);
-        else sim.cordonByOthers(event.node);
+        if (event.kind === 'node-added') sim.state.addNode(event.node);
+        else if (event.kind === 'exclude') sim.state.setLabel(event.node, scenario.plan.labelKey, DISABLED);
+        else sim.state.cordonByOthers(event.node);
         write(`${stamp(clock)} scenario event: ${event.kind} ${typeof event.node === 'string' ? event.node : event.node.name}`);
       }, event.at),
     );

@@ -12,7 +12,7 @@ import { OS_PROFILES } from '../sim/os.ts';
 import { readRecording, recordedBehaviours, scenarioFromRecording } from '../sim/replay.ts';
 import { runScenario, type SimResult, type SimRunResult } from '../sim/runner.ts';
 import { loadScenario, type Scenario } from '../sim/scenario.ts';
-import type { RecordedBehaviour } from '../sim/cluster.ts';
+import type { RecordedBehaviour } from '../sim/cluster-state.ts';
 import { StalledRunError } from '../service/drive.ts';
 import { paint, table } from './format.ts';
 import { LiveView } from './live.ts';

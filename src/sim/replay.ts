@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { parseJsonText } from '../engine/documents.ts';
 import { describeZodIssues, parsePlan, PlanError } from '../engine/plan.ts';
 import { OS_IDS } from './os.ts';
-import type { Observation, RecordedBehaviour } from './cluster.ts';
+import type { Observation, RecordedBehaviour } from './cluster-state.ts';
 import type { SimResult } from './runner.ts';
 import { recordingHeader } from './runner.ts';
 import { FAULT_KINDS, ScenarioError, type Scenario } from './scenario.ts';

@@ -16,8 +16,10 @@ import { settle, StalledRunError } from '../service/drive.ts';
 import { JoinWatcher } from '../service/join-watcher.ts';
 import { Orchestrator, type RunEvent, type RunHandle } from '../service/orchestrator.ts';
 import { openStore } from '../store/index.ts';
-import { SimCluster, type Observation, type RecordedBehaviour } from './cluster.ts';
-import { checkExpectations, checkInvariants, type InvariantResult } from './expect.ts';
+import { SimCluster } from './cluster.ts';
+import type { Observation, RecordedBehaviour } from './cluster-state.ts';
+import { checkExpectations } from './expect.ts';
+import { checkInvariants, type InvariantResult } from './invariants.ts';
 import { lowerBoundMs } from './lower-bound.ts';
 import type { Fault, Scenario, ScenarioEvent, Trigger } from './scenario.ts';
 
@@ -303,7 +305,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       notBefore = now + ON_DEMAND_DELAY_MS;
       onDemandPatchAfter = new Date(notBefore).toISOString();
     }
-    cluster.resetRunStats();
+    cluster.invariants.resetRun();
     const handle = await orchestrator.start({ plan: scenario.plan, requestedBy: trigger.by, triggerId: trigger.id ?? 't', notBefore });
     const run = newRun({ id: trigger.id, by: trigger.by }, now, handle);
     active = run;
@@ -318,7 +320,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
    */
   async function join(name: string): Promise<void> {
     const now = clock.now();
-    const view = cluster.nodeView(name);
+    const view = cluster.state.nodeView(name);
     if (!view) return;
     const triggerId = scenario.triggers.find((t) => t.kind === 'on-demand')?.id ?? 't1';
     write({ line: 'trigger', kind: 'join', node: name, at: now });
@@ -353,7 +355,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     switch (event.kind) {
       case 'node-added': {
         const onBoot = scenario.plan.trigger.kind === 'on-boot';
-        cluster.addNode(event.node, { joining: onBoot });
+        cluster.state.addNode(event.node, { joining: onBoot });
         if (onBoot) {
           pendingJoins += 1;
           void join(event.node.name).finally(() => (pendingJoins -= 1));
@@ -361,10 +363,10 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
         return;
       }
       case 'exclude':
-        cluster.setLabel(event.node, scenario.plan.labelKey, DISABLED);
+        cluster.state.setLabel(event.node, scenario.plan.labelKey, DISABLED);
         return;
       case 'cordon':
-        cluster.cordonByOthers(event.node);
+        cluster.state.cordonByOthers(event.node);
         return;
       default: {
         if (!active) return;
@@ -388,8 +390,8 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     const selected = new Set(output.selected);
     const notStarted = new Set(output.notStarted);
     const nodes: SimNodeResult[] = [];
-    for (const name of cluster.nodeNames()) {
-      const facts = cluster.nodeFacts(name)!;
+    for (const name of cluster.state.nodeNames()) {
+      const facts = cluster.state.nodeFacts(name)!;
       const outcome = run.outcomes.get(name);
       const timeline = run.timelines.get(name) ?? [];
       let result: SimNodeResultKind;
@@ -444,7 +446,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       waitedSeconds: Math.round(run.waitedMs / 1000),
       concurrency,
       nodes,
-      invariants: checkInvariants(scenario.plan, nodes, cluster.stats, scenario.expect[runs.length]?.invariants ?? []),
+      invariants: checkInvariants(scenario.plan, nodes, cluster.invariants.stats, scenario.expect[runs.length]?.invariants ?? []),
       faults: markers.splice(0).sort((a, b) => a.at - b.at),
     };
   }

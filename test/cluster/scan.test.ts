@@ -82,8 +82,8 @@ describe('SimCluster.scanNode', () => {
     // Nothing was installed: a second scan announces the same upgrades.
     const again = await inVirtualTime(clock, sim.scanNode(spec('a', { runId: 'run-2' }), signal));
     expect(again.upgraded).toEqual(a.upgraded);
-    expect(sim.nodeFacts('a')?.rebootRequired).toBe(false);
-    expect(sim.stats.patchJobs.size).toBe(0);
+    expect(sim.state.nodeFacts('a')?.rebootRequired).toBe(false);
+    expect(sim.invariants.stats.patchJobs.size).toBe(0);
 
     expect(await inVirtualTime(clock, sim.scanNode(spec('b'), signal))).toMatchObject({ result: 'no-updates', upgraded: [], rebootRequired: false });
     expect(await inVirtualTime(clock, sim.scanNode(spec('c'), signal))).toMatchObject({ result: 'failed', error: { code: 'REPO_UNREACHABLE' } });

@@ -53,7 +53,7 @@ describe('scan and status on the sandbox', () => {
     expect(summary.nodes.map((n) => n.node).sort()).toEqual(['cp-1', 'rocky-1', 'rocky-2', 'ubuntu-1', 'ubuntu-2']);
     for (const n of summary.nodes) expect(n.annotateError).toBeNull();
     // No node was cordoned and no patch Job ran.
-    expect(b.sandbox.sim.stats.patchJobs.size).toBe(0);
+    expect(b.sandbox.sim.invariants.stats.patchJobs.size).toBe(0);
     expect(b.kube.list('nodes').items.every((n) => (n.spec as { unschedulable?: boolean } | undefined)?.unschedulable !== true)).toBe(true);
 
     // What the annotations say is what the simulated repositories offer each node.

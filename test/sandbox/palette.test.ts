@@ -121,8 +121,8 @@ describe('the sandbox as a Palette-managed cluster', () => {
     const pods = () => store.list('pods', { namespace: 'cluster-6851ddd04b1b188784c06291' }).items.length + store.list('pods', { namespace: 'os-patch' }).items.length;
     const count = pods();
     expect(count).toBe(2 + 3);
-    sandbox!.sim.cordonByOthers('cp-1');
-    sandbox!.sim.cordonByOthers('worker-3');
+    sandbox!.sim.state.cordonByOthers('cp-1');
+    sandbox!.sim.state.cordonByOthers('worker-3');
     expect(pods()).toBe(count);
     expect(JSON.stringify(store.list('jobs', { namespace: 'os-patch' }).items.map((j) => j.status))).toBe(before);
     expect(store.find('nodes', { name: 'worker-2' })!.spec).toMatchObject({ unschedulable: true });

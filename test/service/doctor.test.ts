@@ -121,8 +121,8 @@ describe('doctor', () => {
     bench.target.plan = { ...bench.target.plan, mode: 'native' };
     expect(finding(await run(bench), 'nodes-marked').status).toBe('warning');
 
-    bench.sandbox.sim.setLabel('worker-2', 'task.cluster.spectrocloud.com/on-demand-os-patch', 'disabled');
-    bench.sandbox.sim.setLabel('worker-1', 'task.cluster.spectrocloud.com/on-demand-os-patch', 'older');
+    bench.sandbox.sim.state.setLabel('worker-2', 'task.cluster.spectrocloud.com/on-demand-os-patch', 'disabled');
+    bench.sandbox.sim.state.setLabel('worker-1', 'task.cluster.spectrocloud.com/on-demand-os-patch', 'older');
     const partly = finding(await run(bench), 'nodes-marked');
     expect(partly.status).toBe('warning');
     expect(partly.evidence).toContain('1 node(s) without it would be selected: worker-1');
@@ -206,7 +206,7 @@ describe('doctor', () => {
     expect(doctorHasProblems(report)).toBe(true);
     // A nodeSelector nothing matches is the same silence.
     bench.target.plan = { ...bench.target.plan, nodeSelector: { pool: 'gpu' } };
-    bench.sandbox.sim.setLabel('win-1', 'kubernetes.io/os', 'linux');
+    bench.sandbox.sim.state.setLabel('win-1', 'kubernetes.io/os', 'linux');
     const selector = finding(await run(bench), 'no-linux-nodes');
     expect(selector).toMatchObject({ status: 'problem', title: 'No Linux node matches the plan' });
     expect(selector.evidence[0]).toBe('1 Linux node(s), but none matches nodeSelector pool=gpu');
@@ -225,8 +225,8 @@ describe('doctor', () => {
     );
 
     // A cordon whose run is not in the history (another orchestrator's store, or none), on a Ready node.
-    const w3 = bench.sandbox.sim.nodeView('worker-3')!;
-    bench.sandbox.sim.setNodeMetadata('worker-3', { labels: w3.labels, unschedulable: true, annotations: { ...w3.annotations, 'patchpilot.io/cordoned-by': 'run-elsewhere' } });
+    const w3 = bench.sandbox.sim.state.nodeView('worker-3')!;
+    bench.sandbox.sim.state.setNodeMetadata('worker-3', { labels: w3.labels, unschedulable: true, annotations: { ...w3.annotations, 'patchpilot.io/cordoned-by': 'run-elsewhere' } });
     const two = finding(await run(bench), 'left-cordoned');
     expect(two.evidence[1]).toMatch(/^worker-3 is cordoned by run run-elsewhere; run run-elsewhere is not in the run history; node Ready/);
     expect(two.fix).toContain('kubectl uncordon worker-3 && kubectl annotate node worker-3 patchpilot.io/cordoned-by-');
@@ -235,7 +235,7 @@ describe('doctor', () => {
     const other = await sandboxTarget('apt-lock-timeout.yaml');
     try {
       await other.patch();
-      other.sandbox.sim.cordonByOthers('worker-1');
+      other.sandbox.sim.state.cordonByOthers('worker-1');
       expect(finding(await run(other), 'left-cordoned')).toMatchObject({ status: 'ok' });
     } finally {
       await other.close();

@@ -73,7 +73,7 @@ describe('planReset and reset', () => {
 
   it('resets only the named nodes; keeps a disabled opt-out unless includeDisabled', async () => {
     const b = await patched();
-    b.sandbox.sim.setLabel('worker-3', LABEL, 'disabled');
+    b.sandbox.sim.state.setLabel('worker-3', LABEL, 'disabled');
     const plan = await b.time.run(planReset(b.target, { nodes: ['worker-1', 'worker-3'] }));
     expect(plan.keptDisabled).toEqual(['worker-3']);
     expect(plan.nodes.map((n) => [n.name, n.label])).toEqual([

@@ -11,7 +11,8 @@
  * api-errors faults fail HTTP requests with the same rates as they fail the simulator's own calls.
  */
 import type { Clock } from '../../engine/clock.ts';
-import { SimCluster, PDB_POD, type SimPod } from '../cluster.ts';
+import { SimCluster } from '../cluster.ts';
+import { PDB_POD, type SimClusterState, type SimPod } from '../cluster-state.ts';
 import type { Scenario } from '../scenario.ts';
 import type { KubeObject } from '../kube-api/objects.ts';
 import { rfc3339 } from '../kube-api/objects.ts';
@@ -27,7 +28,7 @@ export const SANDBOX_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kub
 
 interface DrainSession {
   startedAt: number;
-  plan: ReturnType<SimCluster['evictionPlan']>;
+  plan: ReturnType<SimClusterState['evictionPlan']>;
   /** When the node's budget is relaxed (a pdb-blocks-drain fault with forSeconds). */
   relaxTimer: number | undefined;
 }
@@ -91,7 +92,7 @@ export class SandboxBinding {
       if (this.#rendered.delete(rv)) return;
       const name = event.object.metadata.name!;
       if (event.type === 'DELETED') {
-        this.sim.removeNode(name);
+        this.sim.state.removeNode(name);
         return;
       }
       // Only the newest version of a Node speaks for the client: applying an older one (two writes dispatched in one
@@ -116,7 +117,7 @@ export class SandboxBinding {
       if (request.resource === 'pods' && request.subresource === 'eviction' && request.namespace !== undefined && request.name !== undefined) {
         const pod = this.store.find('pods', { namespace: request.namespace, name: request.name });
         const node = (pod?.spec as Json | undefined)?.nodeName;
-        if (typeof node === 'string' && this.sim.nodeView(node) !== null && pod?.metadata.deletionTimestamp === undefined) this.#session(node);
+        if (typeof node === 'string' && this.sim.state.nodeView(node) !== null && pod?.metadata.deletionTimestamp === undefined) this.#session(node);
       }
       let call: string | undefined;
       let node: string | null = null;
@@ -126,24 +127,24 @@ export class SandboxBinding {
         else if (request.verb === 'patch' || request.verb === 'update') [call, node] = ['patch', request.name ?? null];
       } else if (request.resource === 'jobs' && request.verb === 'create') call = 'create-job';
       if (call === undefined) return undefined;
-      const status = this.sim.apiFault(node, call);
+      const status = this.sim.state.apiFault(node, call);
       if (status === undefined) return undefined;
       if (status === 429) return tooManyRequests('the server has received too many requests and has asked us to try again later', 1);
       if (status === 409) return new StatusError(409, 'Conflict', `Operation cannot be fulfilled on nodes "${node ?? ''}": the object has been modified; please apply your changes to the latest version and try again`, { name: node ?? '', kind: 'nodes' });
       return internalError('etcdserver: request timed out');
     });
     const owners = new Map<string, ReturnType<typeof ownerOf>>();
-    for (const name of this.sim.nodeNames()) {
-      for (const pod of this.sim.podsOn(name)) {
+    for (const name of this.sim.state.nodeNames()) {
+      for (const pod of this.sim.state.podsOn(name)) {
         const owner = ownerOf(pod, name);
         owners.set(`${owner.kind}/${owner.namespace}/${owner.name}`, owner);
       }
     }
     for (const { resource, object } of controllerObjects(owners.values(), this.#createdAt)) this.store.create(resource, object as KubeObject, { internal: true });
-    for (const name of this.sim.nodeNames()) {
-      if (this.sim.podsOn(name).some((p) => p.name === PDB_POD(name))) this.store.create('poddisruptionbudgets', pdbObject(name, this.#createdAt) as KubeObject, { internal: true });
+    for (const name of this.sim.state.nodeNames()) {
+      if (this.sim.state.podsOn(name).some((p) => p.name === PDB_POD(name))) this.store.create('poddisruptionbudgets', pdbObject(name, this.#createdAt) as KubeObject, { internal: true });
     }
-    for (const name of this.sim.nodeNames()) this.nodeChanged(name);
+    for (const name of this.sim.state.nodeNames()) this.nodeChanged(name);
     if (options.heartbeats) this.#startHeartbeats();
   }
 
@@ -153,8 +154,8 @@ export class SandboxBinding {
       const now = this.#clock.now();
       const report = now - lastReport >= NODE_STATUS_REPORT_MS;
       if (report) lastReport = now;
-      for (const name of this.sim.nodeNames()) {
-        const view = this.sim.nodeView(name);
+      for (const name of this.sim.state.nodeNames()) {
+        const view = this.sim.state.nodeView(name);
         // A node that is down renews nothing: its Lease runs out and its heartbeats stop, as with a dead kubelet.
         if (!view?.ready) continue;
         this.#renewLease(name, now);
@@ -165,7 +166,7 @@ export class SandboxBinding {
       }
       this.#heartbeatTimer = this.#clock.setTimeout(beat, LEASE_RENEW_MS);
     };
-    for (const name of this.sim.nodeNames()) if (this.sim.nodeView(name)?.ready) this.#renewLease(name, lastReport);
+    for (const name of this.sim.state.nodeNames()) if (this.sim.state.nodeView(name)?.ready) this.#renewLease(name, lastReport);
     this.#heartbeatTimer = this.#clock.setTimeout(beat, LEASE_RENEW_MS);
   }
 
@@ -181,8 +182,8 @@ export class SandboxBinding {
 
   /** SimCluster's onNodeChange: bring the Node object and its pods in line with the simulator. */
   nodeChanged(name: string): void {
-    const view = this.sim.nodeView(name);
-    const facts = this.sim.nodeFacts(name);
+    const view = this.sim.state.nodeView(name);
+    const facts = this.sim.state.nodeFacts(name);
     if (!view || !facts) return;
     if (!this.#index.has(name)) this.#index.set(name, this.#index.size);
     const now = rfc3339(this.#clock.now());
@@ -232,7 +233,7 @@ export class SandboxBinding {
   #session(node: string): DrainSession {
     let session = this.#sessions.get(node);
     if (session) return session;
-    session = { startedAt: this.#clock.now(), plan: this.sim.evictionPlan(node), relaxTimer: undefined };
+    session = { startedAt: this.#clock.now(), plan: this.sim.state.evictionPlan(node), relaxTimer: undefined };
     this.#sessions.set(node, session);
     const protection = session.plan.protectedPods.get(PDB_POD(node));
     if (protection?.kind !== 'pdb') this.#setBudget(node, false);
@@ -275,18 +276,18 @@ export class SandboxBinding {
 
   #nodeWrittenByClient(node: KubeObject): void {
     const name = node.metadata.name!;
-    const view = this.sim.nodeView(name);
+    const view = this.sim.state.nodeView(name);
     if (!view) return;
     const labels = { ...(node.metadata.labels ?? {}) };
     const annotations = { ...(node.metadata.annotations ?? {}) };
     const unschedulable = (node.spec as Json | undefined)?.unschedulable === true;
     if (deepEqual(labels, view.labels) && deepEqual(annotations, view.annotations) && unschedulable === view.unschedulable) return;
-    this.sim.setNodeMetadata(name, { labels, annotations, unschedulable });
+    this.sim.state.setNodeMetadata(name, { labels, annotations, unschedulable });
   }
 
   /** The workload pods the simulator has on the node, created where missing (the scheduler's doing after a drain). */
   #syncPods(name: string): void {
-    const want = this.sim.podsOn(name);
+    const want = this.sim.state.podsOn(name);
     for (const pod of want) {
       if (this.store.find('pods', { namespace: pod.namespace, name: pod.name })) continue;
       this.store.create('pods', podObject(pod, name, rfc3339(this.#clock.now())) as KubeObject, { internal: true });
@@ -303,7 +304,7 @@ export class SandboxBinding {
   #evict(pod: KubeObject, dryRun: boolean): void {
     const node = (pod.spec as Json | undefined)?.nodeName;
     const ref = { namespace: pod.metadata.namespace!, name: pod.metadata.name! };
-    if (typeof node !== 'string' || pod.metadata.ownerReferences?.some((o) => o.kind === 'Job') || this.sim.nodeView(node) === null) {
+    if (typeof node !== 'string' || pod.metadata.ownerReferences?.some((o) => o.kind === 'Job') || this.sim.state.nodeView(node) === null) {
       this.store.delete('pods', ref, { internal: true, dryRun });
       return;
     }
@@ -339,7 +340,7 @@ export class SandboxBinding {
       if (!current || current.metadata.uid !== pod.metadata.uid) return;
       if ((current.metadata.finalizers ?? []).length > 0) this.store.modify('pods', ref, (draft) => void (draft.metadata.finalizers = []), { internal: true });
       if (this.store.find('pods', ref)) this.store.delete('pods', ref, { internal: true });
-      if (this.sim.nodeView(node)) this.sim.podGone(node, ref.name);
+      if (this.sim.state.nodeView(node)) this.sim.state.podGone(node, ref.name);
     }, goneAt - now);
   }
 }

@@ -82,7 +82,7 @@ export class Kubelets {
     const startedAt = this.#clock.now();
     this.#setJobStatus(job, { startTime: rfc3339(startedAt), active: 1, ready: 0, terminating: 0 });
     // A pod bound to a node that does not exist stays Pending, as with a real kubelet that is not there.
-    if (node === undefined || this.#sim.nodeView(node) === null) return;
+    if (node === undefined || this.#sim.state.nodeView(node) === null) return;
     this.#setPodRunning(pod);
     const deadlineSeconds = typeof spec.activeDeadlineSeconds === 'number' ? spec.activeDeadlineSeconds : undefined;
     if (deadlineSeconds !== undefined) {
@@ -116,7 +116,7 @@ export class Kubelets {
     // The agent's own option decides, as on a real node; the label only routes the Job here.
     spec.reportOnly = action === 'scan' && this.#args(job).includes('--dry-run');
     await this.#sim.startPatchJob(spec);
-    const view = this.#sim.nodeFacts(node);
+    const view = this.#sim.state.nodeFacts(node);
     this.#log(pod, `patchpilot-agent: ${view?.os ?? 'unknown OS'}, ${spec.securityOnly ? 'security updates only' : 'all updates'}${downloadOnly ? ', download only' : ''}${spec.reportOnly ? ', DRY RUN' : ''}`);
     if (spec.holdPackages.length > 0) this.#log(pod, `patchpilot-agent: holding the installed ones of: ${spec.holdPackages.join(' ')}`);
     let report: AgentReport;

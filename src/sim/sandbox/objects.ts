@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { OS_PROFILES, type OsId } from '../os.ts';
-import { PDB_POD, STUCK_FINALIZER, STUCK_POD, type SimPod } from '../cluster.ts';
+import { PDB_POD, STUCK_FINALIZER, STUCK_POD, type SimPod } from '../cluster-state.ts';
 
 export type Json = Record<string, unknown>;
 

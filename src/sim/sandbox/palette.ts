@@ -105,25 +105,25 @@ export function playPalette(options: PalettePlayOptions): () => void {
   // Palette's agent: Deployments, their ReplicaSets and pods, in cluster-<uid>.
   const agentNamespace = `cluster-${palette.clusterUid}`;
   if (!store.find('namespaces', { name: agentNamespace })) store.create('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: agentNamespace } }, { internal: true });
-  const controlPlane = sim.nodeNames().find((n) => sim.nodeFacts(n)?.role === 'control-plane') ?? sim.nodeNames()[0];
+  const controlPlane = sim.state.nodeNames().find((n) => sim.state.nodeFacts(n)?.role === 'control-plane') ?? sim.state.nodeNames()[0];
   for (const name of PALETTE_AGENT_DEPLOYMENTS) agentObjects(store, agentNamespace, name, controlPlane, has('palette-agent-not-ready'), now, played);
   const stopReplacing = replaceEvictedAgentPods(store, sim, clock, agentNamespace);
 
   // The nodes Palette's task selects (kubernetes.io/os=linux, not opted out), in name order (an assumption).
   if (has('palette-no-matching-nodes')) {
-    for (const name of sim.nodeNames()) {
-      const view = sim.nodeView(name)!;
+    for (const name of sim.state.nodeNames()) {
+      const view = sim.state.nodeView(name)!;
       const { 'kubernetes.io/os': _gone, ...labels } = view.labels;
-      sim.setNodeMetadata(name, { labels, annotations: view.annotations, unschedulable: view.unschedulable });
+      sim.state.setNodeMetadata(name, { labels, annotations: view.annotations, unschedulable: view.unschedulable });
     }
   }
   const stopper = faults.find((f) => PALETTE_RUN_STOPPERS.has(f.kind));
   if (palette.lastRun === 'none' && !stopper) return both(attachLogs(store, logs), stopReplacing);
 
-  const selected = sim
+  const selected = sim.state
     .nodeNames()
     .filter((n) => {
-      const labels = sim.nodeView(n)!.labels;
+      const labels = sim.state.nodeView(n)!.labels;
       return labels['kubernetes.io/os'] === 'linux' && labels[PALETTE_TASK_LABEL] !== 'disabled';
     })
     .sort();
@@ -152,7 +152,7 @@ export function playPalette(options: PalettePlayOptions): () => void {
     const outcome = outcomeOf(node);
     const startedAt = outcome.kind === 'in-progress' || outcome.kind === 'apt-lock' ? now - outcome.sinceMs : runStart + i * (NODE_MS + NODE_GAP_MS);
     const job = cronyObjects(store, sim, scenario, node, version, outcome, startedAt, now, played, logs);
-    const view = sim.nodeView(node)!;
+    const view = sim.state.nodeView(node)!;
     const labels = { ...view.labels };
     const annotations = { ...view.annotations };
     let unschedulable = view.unschedulable;
@@ -171,7 +171,7 @@ export function playPalette(options: PalettePlayOptions): () => void {
       annotations[NODE_TASK_ANNOTATIONS.time] = rfc3339(failedNow ? startedAt + 60_000 : startedAt);
       annotations[NODE_TASK_ANNOTATIONS.message] = failedNow ? 'gpg: keyserver receive failed: End of file' : 'applying';
     }
-    sim.setNodeMetadata(node, { labels, annotations, unschedulable });
+    sim.state.setNodeMetadata(node, { labels, annotations, unschedulable });
   }
 
   const resolvedAt = rfc3339(runStart);
@@ -233,7 +233,7 @@ function replaceEvictedAgentPods(store: KubeStore, sim: SimCluster, clock: Clock
     const gone = event.object;
     if (event.type !== 'DELETED' || gone.metadata.namespace !== namespace || !playedByPalette(gone)) return;
     const was = (gone.spec as Json | undefined)?.nodeName;
-    const node = sim.nodeNames().find((n) => n !== was && sim.nodeView(n)?.ready === true && sim.nodeView(n)?.unschedulable === false) ?? was;
+    const node = sim.state.nodeNames().find((n) => n !== was && sim.state.nodeView(n)?.ready === true && sim.state.nodeView(n)?.unschedulable === false) ?? was;
     const owner = gone.metadata.ownerReferences?.[0]?.name ?? 'agent';
     const at = rfc3339(clock.now());
     const replacement = structuredClone(gone);
@@ -329,7 +329,7 @@ function cronyLog(scenario: Scenario, sim: SimCluster, node: string, version: st
     lines.push({ time: t, text: `[${stamp(t)}] ${text}` });
     t += stepMs;
   };
-  const facts = sim.nodeFacts(node)!;
+  const facts = sim.state.nodeFacts(node)!;
   const os = OS_PROFILES[facts.os];
   say(`Starting OS patching on ${node} (task ${PALETTE_ON_DEMAND_TASK}, version ${version})`);
   say(`Detected OS: ${os.osImage}`);
