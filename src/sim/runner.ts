@@ -520,8 +520,6 @@ export function cordonedSeconds(timeline: readonly TimelineEntry[]): number {
   return Math.max(0, Math.round((end - timeline[from]!.start) * 100) / 100);
 }
 
-/** Run states in which the run waits by rule rather than for its nodes. */
-
 /** A trigger that started no run (Palette's stuck timestamp, a run already in progress). */
 function notTriggered(trigger: string, at: number, reason: string, concurrency: number): SimRunResult {
   return {
