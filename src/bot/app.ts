@@ -504,7 +504,8 @@ export function createBot(options: BotOptions): Bot {
       await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${text}.` });
       return { summary: text };
     }
-    // The engine decides (approvalVerdict, group approvers resolved through Slack); this only reports its answer.
+    // The engine decides (approvalVerdict, rejectionVerdict; group approvers resolved through Slack); this only reports
+    // its answer.
     const answer = await orchestrator.decide(runId, { type: approved ? 'APPROVE' : 'REJECT', by: user });
     metrics.decision(approved ? 'approve' : 'reject', answer.ok);
     if (!answer.ok) metrics.refusal('approver');

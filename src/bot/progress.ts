@@ -4,7 +4,7 @@
  * events (a resumed run reporting where it was) and repeated ones (a step retried) post nothing new.
  */
 import type { NodeOutcome } from '../engine/node.machine.ts';
-import type { FleetOutput } from '../engine/fleet.machine.ts';
+import type { FleetOutput, FleetTag } from '../engine/fleet.machine.ts';
 import type { RunEvent } from '../service/index.ts';
 
 export interface ProgressSink {
@@ -47,7 +47,7 @@ export class RunProgress {
     if (this.#done) return;
     if (event.type === 'run.state') {
       if (event.restored) return;
-      this.#state = describeState(event.state, event.detail);
+      this.#state = describeState(event.tags, event.state, event.detail);
       this.#scheduleStatus();
     } else if (event.type === 'node.step') {
       if (event.restored || this.#finished.has(event.node)) return;
@@ -103,16 +103,14 @@ export class RunProgress {
   }
 }
 
-function describeState(state: string, detail: string | null = null): string {
-  if (state.startsWith('rolling.paused')) return 'paused';
-  if (state.startsWith('rolling.blocked')) return `blocked: ${detail ?? 'the health gate or a blocker holds the next node back'}`;
-  if (state.startsWith('rolling.canarySoak')) return 'soaking the canaries';
-  if (state.startsWith('rolling.waitingForWindow')) return 'waiting for the maintenance window';
-  if (state.startsWith('rolling')) return 'running';
-  if (state.startsWith('halting')) return 'halting (error budget used up)';
-  if (state === 'awaitingApproval') return 'waiting for approval';
-  if (state === 'scheduled') return 'scheduled';
-  if (state === 'selecting' || state === 'prefetching') return state;
+/** The card's words for what the run does (from its tags); otherwise the state's own name. */
+function describeState(tags: readonly FleetTag[], state: string, detail: string | null): string {
+  if (tags.includes('paused')) return 'paused';
+  if (tags.includes('blocked')) return `blocked: ${detail ?? 'the health gate or a blocker holds the next node back'}`;
+  if (tags.includes('canary-soak')) return 'soaking the canaries';
+  if (tags.includes('waiting-for-window')) return 'waiting for the maintenance window';
+  if (tags.includes('rolling')) return 'running';
+  if (tags.includes('awaiting-approval')) return 'waiting for approval';
   return state;
 }
 

@@ -45,7 +45,7 @@ export class LiveView {
     this.#total = names.length;
   }
 
-  /** The reason last printed for `rolling.blocked`, while the run stays blocked. */
+  /** The reason last printed for a blocked run, while it stays blocked. */
   #blockedReason: string | null = null;
 
   handle(event: RunEvent): void {
@@ -53,9 +53,10 @@ export class LiveView {
       case 'run.state': {
         this.#fleetState = event.state;
         // A blocked run looks again every 30 s (gating, blocked, gating, ...): one line per reason, not per look.
-        const blocked = event.state === 'rolling.blocked' || event.state === 'rolling.gating';
-        const repeat = blocked && (event.state === 'rolling.gating' || event.detail === this.#blockedReason);
-        if (event.state === 'rolling.blocked') this.#blockedReason = event.detail;
+        const gating = event.tags.includes('gating');
+        const blocked = event.tags.includes('blocked') || gating;
+        const repeat = blocked && (gating || event.detail === this.#blockedReason);
+        if (event.tags.includes('blocked')) this.#blockedReason = event.detail;
         else if (!blocked) this.#blockedReason = null;
         if (!repeat) this.#plain(`${clockTime(event.at)}  run      ${event.state}${event.detail ? `: ${event.detail}` : ''}`);
         break;

@@ -83,7 +83,7 @@ export interface FleetContext extends FleetInput {
 export type FleetEvent =
   /** `memberOf`: the plan's approver entries (user groups) that `by` belongs to, as the injected resolver found. */
   | { type: 'APPROVE'; by: string; at: number; memberOf?: readonly string[] }
-  | { type: 'REJECT'; by: string; at: number; reason?: string }
+  | { type: 'REJECT'; by: string; at: number; reason?: string; memberOf?: readonly string[] }
   | { type: 'PAUSE'; by: string; at: number }
   | { type: 'RESUME'; by: string; at: number }
   | { type: 'CANCEL'; by: string; at: number }
@@ -93,6 +93,37 @@ export type FleetEvent =
   | { type: 'RETRY'; at: number }
   /** A node machine (spawned child `node-<position>`) finished. */
   | { type: `xstate.done.actor.node-${number}`; output: NodeOutcome };
+
+/**
+ * What a run is doing, as tags on the fleet machine's states. The journal, the live views, the bot, notifications and
+ * the simulator read these (`snapshot.hasTag`, or the `tags` of a run.state event), never the states' names, which
+ * stay the engine's to rearrange. Every state a run can rest in carries exactly one of FLEET_PHASES; the others refine
+ * it.
+ */
+export const FLEET_PHASES = ['scheduled', 'awaiting-approval', 'selecting', 'rolling', 'cancelling', 'finished'] as const;
+export type FleetPhase = (typeof FLEET_PHASES)[number];
+export type FleetTag =
+  | FleetPhase
+  /** APPROVE and REJECT are taken (before notBefore too: an early approval is kept). */
+  | 'decision-open'
+  /** The health gate and the blockers are asked before the next node starts. */
+  | 'gating'
+  /** The gate is closed: nothing new starts until it opens (or blockedTimeoutSeconds passes). */
+  | 'blocked'
+  | 'canary-soak'
+  /** Paused by an operator (or by the orchestrator while it has lost the cluster's lease). */
+  | 'paused'
+  | 'waiting-for-window'
+  /** The error budget is spent, a canary failed or the gate stayed closed too long: in-flight nodes finish, then done. */
+  | 'halting'
+  /** Idle by rule while rolling: a pause, a closed window or gate, the canaries' soak. Nothing new starts. */
+  | 'waiting';
+
+/** What the fleet machine tells its observers (`actor.on`), so none of them reads child ids or done-event names. */
+export type FleetEmitted =
+  /** A node machine is about to start, as child `actorId` of the fleet: its `node.step` events come from there. */
+  | { type: 'node.started'; position: number; node: string; actorId: string }
+  | { type: 'node.finished'; position: number; outcome: NodeOutcome };
 
 export interface FleetOutput {
   runId: string;
@@ -116,14 +147,29 @@ export type ApprovalVerdict = { ok: true } | { ok: false; reason: string };
  * event (`memberOf`, from the resolver injected into the Orchestrator) and is recorded with it.
  */
 export function approvalVerdict(plan: Plan, requestedBy: string, approver: string, memberOf: readonly string[] = []): ApprovalVerdict {
-  const { approvers, twoPersonRule } = plan.approval;
-  if (twoPersonRule && approver === requestedBy) {
+  if (plan.approval.twoPersonRule && approver === requestedBy) {
     return { ok: false, reason: `${approver} requested this run and cannot approve it (two-person rule)` };
   }
-  if (approvers.length > 0 && !approvers.includes(approver) && !memberOf.some((group) => approvers.includes(group))) {
-    return { ok: false, reason: `${approver} is not an approver for cluster ${plan.cluster}` };
-  }
+  if (!isApprover(plan, approver, memberOf)) return { ok: false, reason: `${approver} is not an approver for cluster ${plan.cluster}` };
   return { ok: true };
+}
+
+/**
+ * Who may reject a run that waits for a decision: an approver of the plan (named, or through a group; anyone when the
+ * plan names none) and the person who requested the run. A veto must come from someone with a say in the change: an
+ * approver, whose "no" is the decision the approval step exists for, or the requester, who withdraws their own request
+ * (the two-person rule keeps a requester from approving their own change; withdrawing it makes nothing riskier).
+ * Anyone else in the channel could otherwise close a request the approvers were about to let through.
+ */
+export function rejectionVerdict(plan: Plan, requestedBy: string, rejecter: string, memberOf: readonly string[] = []): ApprovalVerdict {
+  if (rejecter === requestedBy || isApprover(plan, rejecter, memberOf)) return { ok: true };
+  return { ok: false, reason: `${rejecter} is neither an approver for cluster ${plan.cluster} nor the requester of this run, and cannot reject it` };
+}
+
+/** On the plan's approver list, by name or through a group; a plan that names no approvers lets anyone approve. */
+function isApprover(plan: Plan, who: string, memberOf: readonly string[]): boolean {
+  const { approvers } = plan.approval;
+  return approvers.length === 0 || approvers.includes(who) || memberOf.some((group) => approvers.includes(group));
 }
 
 export const childId = (position: number) => `node-${position}`;
@@ -198,6 +244,8 @@ export const fleetMachine = setup({
     events: {} as FleetEvent,
     input: {} as FleetInput,
     output: {} as FleetOutput,
+    tags: {} as FleetTag,
+    emitted: {} as FleetEmitted,
   },
   actors: {
     nodeRun: nodeMachine,
@@ -211,6 +259,8 @@ export const fleetMachine = setup({
   guards: {
     canApprove: ({ context, event }) =>
       event.type === 'APPROVE' && approvalVerdict(context.plan, context.requestedBy, event.by, event.memberOf).ok,
+    canReject: ({ context, event }) =>
+      event.type === 'REJECT' && rejectionVerdict(context.plan, context.requestedBy, event.by, event.memberOf).ok,
     needsApproval: ({ context }) => context.plan.approval.required && context.approval === null,
     stepOk: ({ event }) => outputOf(event)?.ok === true,
     canRetry: ({ context, event }) => {
@@ -299,6 +349,8 @@ export const fleetMachine = setup({
         startedAt: context.startedAt ?? at,
       });
       for (const position of picks) {
+        // Emitted before the spawn, whose start is deferred after it: an observer can listen to the child's first step.
+        enqueue.emit({ type: 'node.started', position, node: context.queue[position]!, actorId: childId(position) });
         enqueue.spawnChild('nodeRun', {
           id: childId(position),
           input: { runId: context.runId, node: context.queue[position]!, hash: context.hash, startedAt: at, policy },
@@ -310,6 +362,7 @@ export const fleetMachine = setup({
       const position = context.inFlight.find((p) => context.queue[p] === outcome.node);
       if (position === undefined) return;
       enqueue.stopChild(childId(position));
+      enqueue.emit({ type: 'node.finished', position, outcome });
       const canary = position < canaryCount(context);
       const canaryFailed = canary && outcome.result === 'failed' && context.haltReason === null;
       enqueue.assign({
@@ -403,6 +456,7 @@ export const fleetMachine = setup({
   }),
   states: {
     scheduled: {
+      tags: ['scheduled', 'decision-open'],
       invoke: {
         src: 'timer',
         input: ({ context }) => ({ at: context.notBefore ?? context.createdAt, event: 'NOT_BEFORE_REACHED' as const }),
@@ -411,21 +465,24 @@ export const fleetMachine = setup({
         NOT_BEFORE_REACHED: 'gate',
         // An approval may arrive before notBefore; it is kept and the run starts on time.
         APPROVE: { guard: 'canApprove', actions: 'recordApproval' },
-        REJECT: { target: 'done', actions: 'recordRejection' },
+        REJECT: { guard: 'canReject', target: 'done', actions: 'recordRejection' },
         CANCEL: { target: 'done', actions: 'recordCancel' },
       },
     },
     gate: {
+      tags: ['scheduled'],
       always: [{ guard: 'needsApproval', target: 'awaitingApproval' }, { target: 'selecting' }],
     },
     awaitingApproval: {
+      tags: ['awaiting-approval', 'decision-open'],
       on: {
         APPROVE: { guard: 'canApprove', target: 'selecting', actions: 'recordApproval' },
-        REJECT: { target: 'done', actions: 'recordRejection' },
+        REJECT: { guard: 'canReject', target: 'done', actions: 'recordRejection' },
         CANCEL: { target: 'done', actions: 'recordCancel' },
       },
     },
     selecting: {
+      tags: ['selecting'],
       on: { CANCEL: { target: 'done', actions: 'recordCancel' } },
       initial: 'listing',
       states: {
@@ -447,6 +504,7 @@ export const fleetMachine = setup({
       },
     },
     selected: {
+      tags: ['selecting'],
       always: [
         { guard: ({ context }) => context.reason !== null, target: 'done' },
         { guard: 'nothingSelected', target: 'done' },
@@ -455,6 +513,7 @@ export const fleetMachine = setup({
       ],
     },
     prefetching: {
+      tags: ['selecting'],
       on: { CANCEL: { target: 'done', actions: 'recordCancel' } },
       invoke: {
         src: 'prefetch',
@@ -474,6 +533,7 @@ export const fleetMachine = setup({
       },
     },
     rolling: {
+      tags: ['rolling'],
       entry: 'noteWindow',
       invoke: { src: 'windowWatcher', input: ({ context }) => ({ window: context.plan.window ?? null }) },
       on: {
@@ -500,6 +560,7 @@ export const fleetMachine = setup({
         },
         /** Before any node starts: the health gate and the blockers (gate.ts). */
         gating: {
+          tags: ['gating'],
           invoke: {
             src: 'observeCluster',
             input: ({ context }) => ({
@@ -515,6 +576,7 @@ export const fleetMachine = setup({
         },
         /** Nothing new starts (in-flight nodes finish); look again every GATE_POLL_MS until the timeout. */
         blocked: {
+          tags: ['blocked', 'waiting'],
           invoke: { src: 'timer', input: ({ context }) => ({ at: context.blocked?.checkAt ?? context.createdAt, event: 'RETRY' as const }) },
           on: {
             RETRY: [
@@ -525,6 +587,7 @@ export const fleetMachine = setup({
         },
         /** The canaries are done: nothing starts for canary.soakSeconds while they are watched. */
         canarySoak: {
+          tags: ['canary-soak', 'waiting'],
           invoke: {
             src: 'soakNodes',
             input: ({ context, event }) => ({
@@ -539,16 +602,17 @@ export const fleetMachine = setup({
           },
         },
         active: { entry: 'startNodes' },
-        paused: {},
-        waitingForWindow: {},
+        paused: { tags: ['paused', 'waiting'] },
+        waitingForWindow: { tags: ['waiting-for-window', 'waiting'] },
         /** The error budget is spent: in-flight nodes finish, nothing new starts. */
-        halting: { always: { guard: 'idle', target: '#fleet.done' } },
+        halting: { tags: ['halting'], always: { guard: 'idle', target: '#fleet.done' } },
       },
     },
     cancelling: {
+      tags: ['cancelling'],
       on: { 'xstate.done.actor.*': { actions: 'recordNode' } },
       always: { guard: 'idle', target: 'done' },
     },
-    done: { type: 'final', entry: 'conclude' },
+    done: { type: 'final', tags: ['finished'], entry: 'conclude' },
   },
 });

@@ -6,7 +6,7 @@
  * with exponential backoff inside the step's deadline. Any failure goes to `recovering`, which applies the failure
  * policy: give the node back if it is healthy and we cordoned it, otherwise leave it cordoned and say so.
  */
-import { assign, fromCallback, setup } from 'xstate';
+import { assign, emit, fromCallback, setup } from 'xstate';
 import {
   timeOf,
   unprovidedEffect as effect,
@@ -39,6 +39,22 @@ import { DISABLED } from './selection.ts';
 
 export const NODE_STEPS = ['preflight', 'scan', 'cordon', 'drain', 'patch', 'reboot', 'rejoin', 'uncordon', 'soak', 'mark', 'recover'] as const;
 export type NodeStep = (typeof NODE_STEPS)[number];
+
+/**
+ * The phases a node is reported in (node.step events, the audit log, the simulator's timelines), one tag on each state
+ * a node machine rests in: the NodeSteps, except that lifting a cordon someone else left is `release` and the failure
+ * policy is `recovering`. Consumers read the tag (`nodePhaseOf`) or the emitted `node.step`, never the state's name.
+ */
+export const NODE_PHASES = ['preflight', 'scan', 'cordon', 'drain', 'patch', 'reboot', 'rejoin', 'uncordon', 'release', 'soak', 'mark', 'recovering'] as const;
+export type NodePhase = (typeof NODE_PHASES)[number];
+
+/** What a node machine tells its observers (`actor.on`): it entered a phase (`at`: when; `startedAt`: its start). */
+export type NodeEmitted = { type: 'node.step'; node: string; step: NodePhase; startedAt: number; at: number };
+
+/** The phase a node machine's snapshot is in; null once it has finished. */
+export function nodePhaseOf(snapshot: { hasTag(tag: NodePhase): boolean }): NodePhase | null {
+  return NODE_PHASES.find((phase) => snapshot.hasTag(phase)) ?? null;
+}
 
 export interface NodePolicy {
   labelKey: string;
@@ -236,6 +252,8 @@ const nodeSetup = setup({
     events: {} as NodeEvent,
     input: {} as NodeRunInput,
     output: {} as NodeOutcome,
+    tags: {} as NodePhase,
+    emitted: {} as NodeEmitted,
   },
   actors: {
     inspectNode: effect<EffectKey, PreflightOutput>('inspectNode'),
@@ -392,6 +410,14 @@ const nodeSetup = setup({
       },
     })),
     requestCancel: assign({ cancelRequested: true }),
+    /** After beginStep, whose stepStartedAt it reports. */
+    reportPhase: emit(({ context }, params: { phase: NodePhase }) => ({
+      type: 'node.step' as const,
+      node: context.input.node,
+      step: params.phase,
+      startedAt: context.input.startedAt,
+      at: context.stepStartedAt,
+    })),
     finish: assign(({ context, event }, params: { result: NodeResult }) => ({
       result: params.result === 'failed' && context.failure?.code === 'CANCELLED' ? 'cancelled' : params.result,
       finishedAt: timeOf(event, context.stepStartedAt),
@@ -433,11 +459,15 @@ function retryLater(target: 'inspecting' | 'uncordoning' | 'reporting'): NodeSta
   });
 }
 
-function step(name: NodeStep, cancel: CancelPolicy, running: NodeStateConfig): NodeStateConfig {
+function step(name: Exclude<NodeStep, 'recover'>, cancel: CancelPolicy, running: NodeStateConfig, phase: NodePhase = name): NodeStateConfig {
   const invoke = running.invoke as { onDone: readonly unknown[] };
   const runningWithRetries = { ...running, invoke: { ...invoke, onDone: [...invoke.onDone, ...RETRY_OR_FAIL] } } as unknown as NodeStateConfig;
   return nodeSetup.createStateConfig({
-    entry: { type: 'beginStep', params: { step: name } },
+    tags: [phase],
+    entry: [
+      { type: 'beginStep', params: { step: name } },
+      { type: 'reportPhase', params: { phase } },
+    ],
     exit: 'endStep',
     invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
     on: { STEP_TIMEOUT: { target: '#node.recovering', actions: 'failOnTimeout' }, ...CANCEL_HANDLERS[cancel] },
@@ -673,13 +703,18 @@ export const nodeMachine = nodeSetup.createMachine({
       },
     }),
     /** A node someone else finished, whose leftover cordon preflight adopted: lifted, then the node is skipped. */
-    release: step('uncordon', 'ignore', {
-      invoke: {
-        src: 'uncordonNode',
-        input: ({ context }) => key(context),
-        onDone: [{ guard: 'stepOk', target: '#node.skipped', actions: assign({ cordonedByUs: false }) }],
+    release: step(
+      'uncordon',
+      'ignore',
+      {
+        invoke: {
+          src: 'uncordonNode',
+          input: ({ context }) => key(context),
+          onDone: [{ guard: 'stepOk', target: '#node.skipped', actions: assign({ cordonedByUs: false }) }],
+        },
       },
-    }),
+      'release',
+    ),
     /** The node must stay Ready, and its pods come back Ready, for soakSeconds after it is handed back. */
     soak: step('soak', 'ignore', {
       invoke: {
@@ -712,7 +747,11 @@ export const nodeMachine = nodeSetup.createMachine({
      * the node is healthy, then record the failure on the node so a human sees it with kubectl.
      */
     recovering: {
-      entry: { type: 'beginStep', params: { step: 'recover' } },
+      tags: ['recovering'],
+      entry: [
+        { type: 'beginStep', params: { step: 'recover' } },
+        { type: 'reportPhase', params: { phase: 'recovering' } },
+      ],
       exit: 'endStep',
       invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
       on: { STEP_TIMEOUT: { target: 'failed', actions: { type: 'finish', params: { result: 'failed' } } } },

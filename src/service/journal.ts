@@ -12,7 +12,7 @@
  *   log agree.
  */
 import type { AnyActorRef } from 'xstate';
-import { childId, type FleetContext, type FleetOutput } from '../engine/fleet.machine.ts';
+import { childId, type FleetContext, type FleetOutput, type FleetTag } from '../engine/fleet.machine.ts';
 import { nodePolicy, type NodeContext, type NodeOutcome } from '../engine/node.machine.ts';
 import type { Plan } from '../engine/plan.ts';
 import type { AuditEntry, CommitBatch, NodeRunRecord, RunPatch, RunStatus } from '../store/types.ts';
@@ -43,15 +43,17 @@ export interface PersistedFleet {
   };
 }
 
-export function runStatusOf(state: string): RunStatus {
-  if (state === 'scheduled' || state === 'gate') return 'scheduled';
-  if (state === 'awaitingApproval') return 'awaiting-approval';
-  if (state.startsWith('selecting') || state === 'selected' || state === 'prefetching') return 'selecting';
-  if (state === 'rolling.paused' || state === 'rolling.waitingForWindow') return 'paused';
-  if (state === 'rolling.blocked') return 'blocked';
-  if (state.startsWith('rolling')) return 'rolling';
-  if (state === 'cancelling') return 'cancelling';
-  return 'done';
+/** The run's status in the store, from the fleet state's tags (every state carries one of FLEET_PHASES). */
+export function runStatusOf(tags: readonly FleetTag[]): RunStatus {
+  const has = (tag: FleetTag) => tags.includes(tag);
+  if (has('finished')) return 'done';
+  if (has('cancelling')) return 'cancelling';
+  if (has('blocked')) return 'blocked';
+  if (has('paused') || has('waiting-for-window')) return 'paused';
+  if (has('rolling')) return 'rolling';
+  if (has('selecting')) return 'selecting';
+  if (has('awaiting-approval')) return 'awaiting-approval';
+  return 'scheduled';
 }
 
 type PendingBatch = Required<Pick<CommitBatch, 'nodeRuns' | 'deleteSnapshots' | 'audit'>> & { run: RunPatch };
@@ -72,6 +74,8 @@ export class Journal implements RunListener {
   #batch: PendingBatch = emptyBatch();
   #flushQueued = false;
   #lastAt: number;
+  /** The run was blocked at its last reported state (its reason then says why). */
+  #blocked = false;
 
   constructor(store: Store, runId: string, options: { queueStored: boolean; lastAt: number; restoredNodes?: Iterable<string> }) {
     this.#store = store;
@@ -95,7 +99,10 @@ export class Journal implements RunListener {
   event(event: RunEvent): void {
     const batch = this.#batch;
     switch (event.type) {
-      case 'run.state':
+      case 'run.state': {
+        const blocked = event.tags.includes('blocked');
+        const wasBlocked = this.#blocked;
+        this.#blocked = blocked;
         // A resumed run reporting the state it was saved in is not a new state.
         if (event.restored) return;
         batch.audit.push({
@@ -104,11 +111,13 @@ export class Journal implements RunListener {
           action: 'run.state',
           details: { from: event.from, to: event.state, ...(event.detail ? { detail: event.detail } : {}) },
         });
-        batch.run.status = runStatusOf(event.state);
-        // While blocked, the run's reason says why (status, /patch status); it is cleared when the run goes on.
-        if (event.state === 'rolling.blocked') batch.run.reason = event.detail;
-        else if (event.from === 'rolling.blocked' && !event.state.startsWith('rolling.halting') && event.state !== 'done') batch.run.reason = null;
+        batch.run.status = runStatusOf(event.tags);
+        // While blocked, the run's reason says why (status, /patch status); it is cleared when the run goes on. Halting
+        // and finishing set a reason of their own.
+        if (blocked) batch.run.reason = event.detail;
+        else if (wasBlocked && !event.tags.includes('halting') && !event.tags.includes('finished')) batch.run.reason = null;
         break;
+      }
       case 'node.step':
         if (event.restored) return;
         batch.audit.push({ at: this.#time(event.at), actor: 'engine', action: 'node.step', node: event.node, details: { step: event.step } });

@@ -68,7 +68,7 @@ export class PatchpilotMetrics {
   /** A run event, as every front end receives it, for the cluster the run belongs to. */
   observeRun(cluster: string, event: RunEvent): void {
     if (event.type === 'run.state') {
-      if (event.state !== 'done') this.runActive.set({ cluster }, 1);
+      if (!event.tags.includes('finished')) this.runActive.set({ cluster }, 1);
       return;
     }
     if (event.type === 'node.finished') {

@@ -165,11 +165,11 @@ export class Notifier {
   observeRun(cluster: string, event: RunEvent): void {
     const at = new Date(event.at).toISOString();
     if (event.type === 'run.state') {
-      if (event.state.startsWith('rolling') && !this.#started.has(event.runId) && !event.restored) {
+      if (event.tags.includes('rolling') && !this.#started.has(event.runId) && !event.restored) {
         this.#started.add(event.runId);
         this.notify({ event: 'run.started', cluster, runId: event.runId, at, text: `patchpilot started patching cluster ${cluster} (run ${event.runId})`, details: { from: event.from } });
       }
-      if (event.state === 'rolling.blocked') {
+      if (event.tags.includes('blocked')) {
         // Once per spell of blocking, however often the gate re-checks.
         if (this.#blocked.has(event.runId)) return;
         this.#blocked.add(event.runId);
@@ -181,7 +181,7 @@ export class Notifier {
           text: `run ${event.runId} of cluster ${cluster} is blocked${event.detail ? `: ${event.detail}` : ''}; it starts no other node until that clears`,
           details: { reason: event.detail },
         });
-      } else if (event.state !== 'rolling.gating') {
+      } else if (!event.tags.includes('gating')) {
         // The gate re-checks (gating → blocked) every little while; the spell ends only when a node may start again.
         this.#blocked.delete(event.runId);
       }

@@ -3,10 +3,10 @@
  * a crash, takes operators' commands (approve, pause, resume, cancel), holds the cluster's lease, and reports progress.
  */
 import { randomUUID } from 'node:crypto';
-import { createActor, type Actor, type InspectionEvent } from 'xstate';
+import { createActor, type Actor } from 'xstate';
 import type { ClusterPort } from '../cluster/port.ts';
 import type { Clock } from '../engine/clock.ts';
-import { approvalVerdict, type FleetEvent, type FleetInput, type FleetOutput } from '../engine/fleet.machine.ts';
+import { approvalVerdict, rejectionVerdict, type FleetEvent, type FleetInput, type FleetOutput } from '../engine/fleet.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import { deriveRunStart } from '../engine/run-start.ts';
 import type { Store } from '../store/store.ts';
@@ -17,7 +17,7 @@ import { clusterEffects } from './effects.ts';
 import { describeHolder, isProcessAlive, parseHolder, processHolder } from './holder.ts';
 import { fencedCluster, LeaseKeeper, type LeaseLoss } from './lease-keeper.ts';
 import { FLEET_ACTOR_ID, Journal, restoreRunSnapshot, type PersistedFleet } from './journal.ts';
-import { RunObserver, stateString, topState, type RestoredState, type RunEvent, type RunListener } from './progress.ts';
+import { RunObserver, stateString, type RunEvent, type RunListener } from './progress.ts';
 import { provideFleetMachine, type ProvidedFleetMachine } from './runtime.ts';
 
 export type { RunEvent } from './progress.ts';
@@ -28,7 +28,7 @@ export interface Command {
   type: CommandType;
   by: string;
   reason?: string;
-  /** For APPROVE: the plan's approver entries (groups) `by` belongs to; `decide` fills it through the resolver. */
+  /** For APPROVE and REJECT: the plan's approver entries (groups) `by` belongs to; `decide` fills it through the resolver. */
   memberOf?: readonly string[];
 }
 
@@ -219,7 +219,7 @@ export class Orchestrator {
     });
     this.#claimRun(runId);
     const journal = this.#store ? new Journal(this.#store, runId, { queueStored: false, lastAt: now }) : null;
-    const handle = this.#launch(input, journal, undefined, undefined, keeper);
+    const handle = this.#launch(input, journal, undefined, keeper);
     if (supersedes) journal?.audit({ at: now, actor: this.#holder, action: 'run.supersedes', details: { run: supersedes, generation: keeper.generation } });
     return handle;
   }
@@ -267,13 +267,12 @@ export class Orchestrator {
     if (!continuous) return this.#supersede(store, runId, saved, previousHolder, keeper);
     const { input, snapshot, run } = saved;
     // Without a fleet snapshot the run crashed between its creation and its first transition: it starts afresh.
-    const restored = snapshot ? restoredState(snapshot) : undefined;
     const journal = new Journal(store, runId, {
       queueStored: run.queue !== null,
       lastAt: Math.max(now, run.updatedAt),
-      restoredNodes: restored?.nodeSteps.keys(),
+      restoredNodes: snapshot ? Object.keys(snapshot.children).filter((id) => snapshot.children[id]?.src === 'nodeRun') : [],
     });
-    const handle = this.#launch(input, journal, snapshot, restored, keeper);
+    const handle = this.#launch(input, journal, snapshot, keeper);
     journal.audit({
       at: now,
       actor: this.#holder,
@@ -339,13 +338,13 @@ export class Orchestrator {
   }
 
   /**
-   * `command`, after asking the membership resolver which of the plan's group approvers an approver belongs to; the
-   * engine then decides. Front ends whose approvers may be groups (the bot) use this one.
+   * `command`, after asking the membership resolver which of the plan's group approvers the person approving or
+   * rejecting belongs to; the engine then decides. Front ends whose approvers may be groups (the bot) use this one.
    */
   async decide(runId: string, command: Command): Promise<CommandResult> {
     const handle = this.#active.get(runId);
     if (!handle) return { ok: false, message: `run ${runId} is not active here` };
-    if (command.type !== 'APPROVE' || !this.#membership) return handle.send(command);
+    if ((command.type !== 'APPROVE' && command.type !== 'REJECT') || !this.#membership) return handle.send(command);
     const { approvers } = handle.actor.getSnapshot().context.plan.approval;
     const entries = approvers.filter((entry) => entry !== command.by);
     const memberOf = entries.length === 0 ? [] : await this.#membership(command.by, entries);
@@ -356,7 +355,6 @@ export class Orchestrator {
     input: FleetInput,
     journal: Journal | null,
     snapshot: PersistedFleet['snapshot'] | undefined,
-    restored: RestoredState | undefined,
     keeper: LeaseKeeper,
   ): RunHandle {
     const { runId } = input;
@@ -379,21 +377,17 @@ export class Orchestrator {
     });
     const anchor = this.#anchor;
     const listeners: RunListener[] = [...(journal ? [journal] : []), ...(this.#onEvent ? [{ event: this.#onEvent }] : [])];
-    const observer = new RunObserver(runId, () => this.#clock.now(), listeners, restored);
-    let detached = false;
-    const inspect = (event: InspectionEvent) => {
-      if (!detached) observer.inspect(event);
-    };
+    const observer = new RunObserver(runId, () => this.#clock.now(), listeners);
     const refuse = (err: unknown): never => {
-      detached = true;
+      observer.stop();
       this.#releaseLease(input.plan.cluster);
       throw incompatible(runId, err);
     };
     let actor!: FleetActor;
     try {
-      actor = createActor(machine, { input, clock: this.#clock, inspect, ...(snapshot ? { snapshot: snapshot as never } : {}) });
+      actor = createActor(machine, { input, clock: this.#clock, inspect: observer.inspect, ...(snapshot ? { snapshot: snapshot as never } : {}) });
       journal?.attach(actor);
-      observer.attach(actor);
+      observer.attach(actor, { resumed: snapshot !== undefined });
     } catch (err) {
       refuse(err);
     }
@@ -471,7 +465,7 @@ export class Orchestrator {
     result.catch(() => {});
     const detach = () => {
       journal?.flush();
-      detached = true;
+      observer.stop();
       renewal.stop();
       heartbeat.stop();
       actor.stop();
@@ -502,13 +496,16 @@ export class Orchestrator {
       by: command.by,
       at,
       ...(command.reason ? { reason: command.reason } : {}),
-      ...(command.type === 'APPROVE' && command.memberOf?.length ? { memberOf: [...command.memberOf] } : {}),
+      ...((command.type === 'APPROVE' || command.type === 'REJECT') && command.memberOf?.length ? { memberOf: [...command.memberOf] } : {}),
     } as FleetEvent;
-    // The machine decides what it accepts, guards (the approval rules) included; nothing here re-decides it.
+    // The machine decides what it accepts, guards (the approval and rejection rules) included; nothing here re-decides
+    // it. A refusal while the run waits for a decision is explained with the rule that made it.
     const snapshot = handle.actor.getSnapshot();
     if (!snapshot.can(event)) {
-      const verdict = command.type === 'APPROVE' ? approvalVerdict(input.plan, input.requestedBy, command.by, command.memberOf) : null;
-      if (verdict && !verdict.ok && snapshot.can({ type: 'REJECT', by: command.by, at })) return { ok: false, message: verdict.reason };
+      if (snapshot.hasTag('decision-open') && (command.type === 'APPROVE' || command.type === 'REJECT')) {
+        const verdict = (command.type === 'APPROVE' ? approvalVerdict : rejectionVerdict)(input.plan, input.requestedBy, command.by, command.memberOf);
+        if (!verdict.ok) return { ok: false, message: verdict.reason };
+      }
       return { ok: false, message: `run ${handle.runId} cannot take ${command.type.toLowerCase()} now: it is ${handle.state}` };
     }
     if (command.type === 'APPROVE' || command.type === 'REJECT') {
@@ -698,15 +695,6 @@ export function leaseName(cluster: string): string {
 function defaultRunId(at: number): string {
   const stamp = new Date(at).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `run-${stamp}-${randomUUID().slice(0, 6)}`;
-}
-
-/** The states a restored run was saved in, so that picking it up is not reported as new transitions. */
-function restoredState(snapshot: PersistedFleet['snapshot']): RestoredState {
-  const nodeSteps = new Map<string, string>();
-  for (const [id, child] of Object.entries(snapshot.children)) {
-    if (child.src === 'nodeRun') nodeSteps.set(id, topState((child.snapshot as { value: never }).value));
-  }
-  return { fleetState: stateString(snapshot.value), nodeSteps };
 }
 
 function incompatible(runId: string, err: unknown): OrchestratorError {

@@ -1,48 +1,52 @@
 /**
- * What a running run does, as ordered events: derived once from the machines' inspection stream and consumed by the
- * durable journal (audit rows, run and node rows) and by front ends (live views, the bot).
+ * What a running run does, as ordered events: derived once from the machines and consumed by the durable journal
+ * (audit rows, run and node rows) and by front ends (live views, the bot).
+ *
+ * Nothing here reads a state's name or an actor's id to decide anything: what a run is doing comes from the fleet
+ * machine's tags, the nodes' steps and results from the events the machines emit (`node.started`, `node.finished` on
+ * the fleet, `node.step` on each node machine). The state's name is carried along for people (audit, live views) only.
  *
  * Order is causal, which XState's own reporting is not: it starts a child before it reports the parent transition
- * that started it, and a parent reacts to a child's end before the child's last snapshot is reported. So a node's
- * first step is held until the fleet transition that started it has been reported, and a node's end is taken from
- * the done event its parent receives.
+ * that started it. So a node's first step is held until the fleet transition that started it has been reported.
  */
-import type { AnyActorRef, InspectionEvent } from 'xstate';
-import type { FleetContext, FleetOutput } from '../engine/fleet.machine.ts';
-import type { NodeContext, NodeOutcome } from '../engine/node.machine.ts';
+import type { Actor, AnyActorRef, InspectionEvent } from 'xstate';
+import { childId, type FleetContext, type FleetOutput, type FleetTag } from '../engine/fleet.machine.ts';
+import { nodePhaseOf, type NodeContext, type NodeEmitted, type NodeOutcome, type NodePhase } from '../engine/node.machine.ts';
+import type { ProvidedFleetMachine } from './runtime.ts';
 
 export type RunEvent =
   /** `restored`: the state a resumed run was saved in, reported again when it is picked up. */
-  /** `detail`: why the run waits in `rolling.blocked` (health gate, blockers), or why it halts; null otherwise. */
-  | { type: 'run.state'; runId: string; state: string; from: string | null; at: number; restored: boolean; detail: string | null }
+  /** `detail`: why the run waits while `blocked` (health gate, blockers), or why it is `halting`; null otherwise. */
+  /** `state`: the state's name, for people; `tags` (FleetTag) say what it means. */
+  | { type: 'run.state'; runId: string; state: string; tags: readonly FleetTag[]; from: string | null; at: number; restored: boolean; detail: string | null }
   | { type: 'node.step'; runId: string; node: string; position: number; step: string; startedAt: number; at: number; restored: boolean }
   | { type: 'node.finished'; runId: string; position: number; outcome: NodeOutcome; at: number }
   | { type: 'run.finished'; runId: string; output: FleetOutput; at: number };
 
 type StateValue = string | { [key: string]: StateValue };
 
-/** `rolling.active`, `drain.running`, `done`. */
+/** A state's name for people: `rolling.active`, `selecting.listing`, `done`. */
 export function stateString(value: StateValue): string {
   if (typeof value === 'string') return value;
   const [key, child] = Object.entries(value)[0] ?? ['?', '?'];
   return `${key}.${stateString(child)}`;
 }
 
-export function topState(value: StateValue): string {
-  return typeof value === 'string' ? value : (Object.keys(value)[0] ?? '?');
-}
+type FleetActor = Actor<ProvidedFleetMachine>;
 
-const NODE_DONE = 'xstate.done.actor.node-';
-
-export function positionOf(actorId: string): number {
-  return Number(actorId.slice('node-'.length));
-}
-
-interface MachineSnapshot {
+interface FleetSnapshot {
   status: 'active' | 'done' | 'error' | 'stopped';
   output?: unknown;
   value: StateValue;
-  context: unknown;
+  context: FleetContext;
+  tags: ReadonlySet<string>;
+  hasTag(tag: FleetTag): boolean;
+}
+
+interface NodeRef {
+  on(type: 'node.step', handler: (event: NodeEmitted) => void): unknown;
+  subscribe(observer: { next(snapshot: { status: string }): void; error(err: unknown): void }): unknown;
+  getSnapshot(): { context: NodeContext; hasTag(tag: NodePhase): boolean };
 }
 
 /** Who hears about a run: events, and (for persistence) every transition of the fleet and of each node machine. */
@@ -52,63 +56,66 @@ export interface RunListener {
   nodeChanged?(ref: AnyActorRef): void;
 }
 
-export interface RestoredState {
-  fleetState: string;
-  /** Node machine id (`node-<position>`) to the step it was saved in. */
-  nodeSteps: Map<string, string>;
-}
-
 export class RunObserver {
   readonly #runId: string;
   readonly #now: () => number;
   readonly #listeners: readonly RunListener[];
-  #root: AnyActorRef | null = null;
+  #root: FleetActor | null = null;
   #fleetState: string | null = null;
-  /** Node machine id to the step last reported. */
-  readonly #steps = new Map<string, string>();
-  /** Node machines saved in a snapshot: their first report after a resume is flagged `restored`. */
-  readonly #restoredNodes: Map<string, string>;
-  #restoredFleet: string | null;
+  /** The state a resumed run was saved in: its first report is flagged `restored`. */
+  #restoredFleet: string | null = null;
   #held: RunEvent[] = [];
+  #stopped = false;
 
-  constructor(runId: string, now: () => number, listeners: readonly RunListener[], restored?: RestoredState) {
+  constructor(runId: string, now: () => number, listeners: readonly RunListener[]) {
     this.#runId = runId;
     this.#now = now;
     this.#listeners = listeners;
-    this.#restoredFleet = restored?.fleetState ?? null;
-    this.#restoredNodes = new Map(restored?.nodeSteps);
   }
 
-  attach(root: AnyActorRef): void {
+  /**
+   * Listens to the fleet actor (created, not yet started). `resumed`: it was restored from a snapshot, whose state and
+   * nodes in flight are reported again, flagged `restored`, when it starts.
+   */
+  attach(root: FleetActor, options: { resumed: boolean }): void {
     this.#root = root;
+    root.on('node.started', (event) => {
+      const child = root.getSnapshot().children[event.actorId];
+      if (child) this.#watchNode(child as unknown as NodeRef, event.position, false);
+    });
+    root.on('node.finished', (event) => {
+      this.#emit({ type: 'node.finished', runId: this.#runId, position: event.position, outcome: event.outcome, at: event.outcome.finishedAt });
+    });
+    if (!options.resumed) return;
+    const snapshot = root.getSnapshot();
+    this.#restoredFleet = stateString(snapshot.value as StateValue);
+    for (const position of snapshot.context.inFlight) {
+      const child = snapshot.children[childId(position)];
+      if (child) this.#watchNode(child as unknown as NodeRef, position, true);
+    }
   }
 
+  /** Reports nothing more (the run was detached or refused). */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  /** The fleet's transitions, from the actor's inspection: the journal must see each before the effect it starts. */
   readonly inspect = (event: InspectionEvent): void => {
-    if (event.type === '@xstate.event') {
-      const received = event.event as { type: string; output?: NodeOutcome };
-      if (event.actorRef === this.#root && received.type.startsWith(NODE_DONE) && received.output) {
-        const id = received.type.slice('xstate.done.actor.'.length);
-        this.#steps.delete(id);
-        this.#emit({ type: 'node.finished', runId: this.#runId, position: positionOf(id), outcome: received.output, at: received.output.finishedAt });
-      }
-      return;
-    }
-    if (event.type !== '@xstate.snapshot') return;
-    const ref = event.actorRef as AnyActorRef;
-    const snapshot = event.snapshot as unknown as MachineSnapshot;
+    if (this.#stopped || event.type !== '@xstate.snapshot' || event.actorRef !== this.#root) return;
+    const snapshot = event.snapshot as unknown as FleetSnapshot;
     // Stopping an actor (detach, shutdown) is not a transition.
-    if (snapshot.status === 'stopped') return;
-    if (ref === this.#root) this.#onFleet(snapshot);
-    else if (ref.src === 'nodeRun' && snapshot.status === 'active') this.#onNode(ref, snapshot);
+    if (snapshot.status !== 'stopped') this.#onFleet(snapshot);
   };
 
-  #onFleet(snapshot: MachineSnapshot): void {
+  #onFleet(snapshot: FleetSnapshot): void {
     const state = stateString(snapshot.value);
     const at = this.#now();
     if (state !== this.#fleetState) {
-      const context = snapshot.context as FleetContext;
-      const detail = state === 'rolling.blocked' ? (context.blocked?.reason ?? null) : state === 'rolling.halting' ? context.haltReason : null;
-      this.#emit({ type: 'run.state', runId: this.#runId, state, from: this.#fleetState, at, restored: state === this.#restoredFleet, detail });
+      const context = snapshot.context;
+      const detail = snapshot.hasTag('blocked') ? (context.blocked?.reason ?? null) : snapshot.hasTag('halting') ? context.haltReason : null;
+      const tags = [...snapshot.tags] as FleetTag[];
+      this.#emit({ type: 'run.state', runId: this.#runId, state, tags, from: this.#fleetState, at, restored: state === this.#restoredFleet, detail });
       this.#fleetState = state;
       this.#restoredFleet = null;
     }
@@ -117,35 +124,44 @@ export class RunObserver {
     if (snapshot.status === 'done') {
       this.#emit({ type: 'run.finished', runId: this.#runId, output: snapshot.output as FleetOutput, at });
     } else {
-      for (const listener of this.#listeners) listener.fleetChanged?.(snapshot.context as FleetContext);
+      for (const listener of this.#listeners) listener.fleetChanged?.(snapshot.context);
     }
   }
 
-  #onNode(ref: AnyActorRef, snapshot: MachineSnapshot): void {
-    const context = snapshot.context as NodeContext;
-    const step = topState(snapshot.value);
-    const previous = this.#steps.get(ref.id);
-    if (step !== previous) {
-      this.#steps.set(ref.id, step);
-      const restored = previous === undefined && this.#restoredNodes.get(ref.id) === step;
-      this.#restoredNodes.delete(ref.id);
-      const event: RunEvent = {
-        type: 'node.step',
-        runId: this.#runId,
-        node: context.input.node,
-        position: positionOf(ref.id),
-        step,
-        startedAt: context.input.startedAt,
-        at: context.stepStartedAt,
-        restored,
-      };
-      if (previous === undefined) this.#held.push(event);
-      else this.#emit(event);
+  /**
+   * A node machine's steps (what it emits) and transitions (for persistence). A restored one is reported in the phase
+   * it was saved in; a new one is listened to before it starts, and its first step is held for the fleet's report.
+   */
+  #watchNode(ref: NodeRef, position: number, restored: boolean): void {
+    let first = true;
+    if (restored) {
+      const snapshot = ref.getSnapshot();
+      const step = nodePhaseOf(snapshot);
+      if (step !== null) {
+        const { input, stepStartedAt } = snapshot.context;
+        this.#held.push({ type: 'node.step', runId: this.#runId, node: input.node, position, step, startedAt: input.startedAt, at: stepStartedAt, restored: true });
+        first = false;
+      }
     }
-    for (const listener of this.#listeners) listener.nodeChanged?.(ref);
+    ref.on('node.step', (emitted) => {
+      if (this.#stopped) return;
+      const event: RunEvent = { type: 'node.step', runId: this.#runId, node: emitted.node, position, step: emitted.step, startedAt: emitted.startedAt, at: emitted.at, restored: false };
+      if (first) this.#held.push(event);
+      else this.#emit(event);
+      first = false;
+    });
+    ref.subscribe({
+      next: (snapshot) => {
+        if (this.#stopped || snapshot.status !== 'active') return;
+        for (const listener of this.#listeners) listener.nodeChanged?.(ref as unknown as AnyActorRef);
+      },
+      // The fleet hears of a node machine's error as its own event; a subscriber without this would rethrow it.
+      error: () => undefined,
+    });
   }
 
   #emit(event: RunEvent): void {
+    if (this.#stopped) return;
     for (const listener of this.#listeners) listener.event?.(event);
   }
 }

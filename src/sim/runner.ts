@@ -195,7 +195,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     if (!run) return;
     if (event.type === 'run.state') {
       // Waiting by rule: a closed window, a pause, the health gate or a blocker, the canaries' soak.
-      run.waiting = WAITING_STATES.has(event.state);
+      run.waiting = event.tags.includes('waiting');
     } else if (event.type === 'node.step') {
       run.inFlight.add(event.node);
       run.positions.set(event.node, event.position);
@@ -521,9 +521,6 @@ export function cordonedSeconds(timeline: readonly TimelineEntry[]): number {
   const end = (until >= 0 ? timeline[until]! : timeline.at(-1)!).end;
   return Math.max(0, Math.round((end - timeline[from]!.start) * 100) / 100);
 }
-
-/** Run states in which the run waits by rule rather than for its nodes. */
-const WAITING_STATES: ReadonlySet<string> = new Set(['rolling.waitingForWindow', 'rolling.paused', 'rolling.blocked', 'rolling.canarySoak']);
 
 /** A trigger that started no run (Palette's stuck timestamp, a run already in progress). */
 function notTriggered(trigger: string, at: number, reason: string, concurrency: number): SimRunResult {

@@ -30,6 +30,7 @@ export function harness(nodes: MemoryNodeSpec[], options: { store?: Store; holde
     holder: options.holder ?? 'test-orchestrator',
     newRunId: () => `run-${++n}`,
     onEvent: (e) => events.push(e),
+    ...(options.membership ? { membership: options.membership } : {}),
   });
   return { clock, cluster, orchestrator, events };
 }

@@ -71,7 +71,7 @@ describe('PatchpilotMetrics', () => {
 
   it('counts runs by outcome and observes step durations', async () => {
     const metrics = new PatchpilotMetrics({ defaultMetrics: false });
-    metrics.observeRun('c', { type: 'run.state', runId: 'r', state: 'rolling.active', from: 'selecting', at: AT, restored: false, detail: null });
+    metrics.observeRun('c', { type: 'run.state', runId: 'r', state: 'rolling.active', tags: ['rolling'], from: 'selecting', at: AT, restored: false, detail: null });
     expect(value(await metrics.render(), 'patchpilot_run_active{cluster="c"}')).toBe(1);
     metrics.observeRun('c', {
       type: 'node.finished',

@@ -368,6 +368,40 @@ describe('approvals', () => {
     expect(output).toMatchObject({ outcome: 'cancelled', reason: 'rejected by U_CAROL: change freeze' });
     expect(h.cluster.state.maxCordonedByUs).toBe(0);
   });
+
+  it('only an approver or the requester may reject; a stranger is refused with the rule and nothing is recorded', async () => {
+    const store = openStore(':memory:');
+    const h = harness(workers(2), { store });
+    const handle = await h.orchestrator.start({ plan: parsePlan({ cluster: 'test', ...plan }), requestedBy: 'U_ALICE' });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 3600_000 });
+    expect(handle.send({ type: 'REJECT', by: 'U_MALLORY', reason: 'no' })).toEqual({
+      ok: false,
+      message: 'U_MALLORY is neither an approver for cluster test nor the requester of this run, and cannot reject it',
+    });
+    expect(handle.state).toBe('awaitingApproval');
+    expect(store.getDecision(handle.runId)).toBeNull();
+    // The requester withdraws the request: the two-person rule stops self-approval, not this.
+    expect(handle.send({ type: 'REJECT', by: 'U_ALICE', reason: 'wrong cluster' })).toMatchObject({ ok: true });
+    expect(await driveInVirtualTime(handle, h.clock)).toMatchObject({ outcome: 'cancelled', reason: 'rejected by U_ALICE: wrong cluster' });
+    expect(store.getDecision(handle.runId)).toMatchObject({ approver: 'U_ALICE', decision: 'rejected' });
+  });
+
+  it('a member of an approver group may reject, as the injected membership resolver says', async () => {
+    const asked: string[] = [];
+    const h = harness(workers(1), {
+      store: openStore(':memory:'),
+      membership: (user, entries) => {
+        asked.push(user);
+        return Promise.resolve(user === 'U_DAN' ? entries.filter((e) => e === 'S_OPS') : []);
+      },
+    });
+    const handle = await h.orchestrator.start({ plan: parsePlan({ cluster: 'test', approval: { required: true, approvers: ['S_OPS'] } }), requestedBy: 'U_ALICE' });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 3600_000 });
+    expect(await h.orchestrator.decide(handle.runId, { type: 'REJECT', by: 'U_MALLORY' })).toMatchObject({ ok: false });
+    expect(await h.orchestrator.decide(handle.runId, { type: 'REJECT', by: 'U_DAN', reason: 'freeze' })).toMatchObject({ ok: true });
+    expect(asked).toEqual(['U_MALLORY', 'U_DAN']);
+    expect(await driveInVirtualTime(handle, h.clock)).toMatchObject({ outcome: 'cancelled', reason: 'rejected by U_DAN: freeze' });
+  });
 });
 
 describe('one orchestrator per cluster', () => {

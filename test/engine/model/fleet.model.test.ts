@@ -7,8 +7,8 @@
  *   - the earliest armed timer (NOT_BEFORE_REACHED, RETRY);
  *   - `xstate.done.actor.node-<p>` for every node in flight, with a patched or failed NodeOutcome (cancelled too while
  *     cancelling);
- *   - operator commands where a state handles them: APPROVE (by an approver, by the requester, by a stranger), REJECT,
- *     CANCEL, PAUSE, RESUME;
+ *   - operator commands where a state handles them: APPROVE and REJECT (by an approver, by the requester, by a
+ *     stranger), CANCEL, PAUSE, RESUME;
  *   - WINDOW_OPENED / WINDOW_CLOSED from the window watcher while rolling, for plans with a window (changes only).
  * Node machines are replaced by a scripted child (`scriptedNode`) that records the CANCELs it receives and finishes
  * with the outcome the path chose. Several plans are explored and their coverage is united.
@@ -259,7 +259,9 @@ function fleetEvents(k: FleetCase) {
     if (handles(s, 'APPROVE')) {
       for (const by of [approver, REQUESTER, STRANGER]) events.push({ type: 'APPROVE', by, at, label: `APPROVE by ${by}` });
     }
-    if (handles(s, 'REJECT')) events.push({ type: 'REJECT', by: approver, reason: 'not tonight', at, label: `REJECT by ${approver}` });
+    if (handles(s, 'REJECT')) {
+      for (const by of [approver, REQUESTER, STRANGER]) events.push({ type: 'REJECT', by, reason: 'not tonight', at, label: `REJECT by ${by}` });
+    }
     for (const type of ['CANCEL', 'PAUSE', 'RESUME']) if (handles(s, type)) events.push({ type, by: OPERATOR, at });
     if (c.plan.window && s.matches('rolling')) events.push({ type: c.windowOpen ? 'WINDOW_CLOSED' : 'WINDOW_OPENED', at });
     return events;
@@ -326,6 +328,14 @@ function fleetInvariants(run: ModelRun<FleetModelEvent>, s: AnyMachineSnapshot, 
   const children = nodeChildren(s);
   const inFlight = c.inFlight.map((p) => `node-${p}`).sort();
   if (s.matches({ selecting: 'backoff' }) && !prev?.matches({ selecting: 'backoff' })) n.failedAt = run.world.clock.now();
+
+  // Decisions come from those the plan allows (DESIGN.md), checked from the facts rather than with the engine's verdicts.
+  const { approvers, twoPersonRule } = c.plan.approval;
+  const mayApprove = (by: string) => (approvers.length === 0 || approvers.includes(by)) && !(twoPersonRule && by === c.requestedBy);
+  if (c.approval && !mayApprove(c.approval.by)) v.push(`approved by ${c.approval.by}, who may not approve`);
+  if (c.rejection && c.rejection.by !== c.requestedBy && approvers.length > 0 && !approvers.includes(c.rejection.by)) {
+    v.push(`rejected by ${c.rejection.by}, neither an approver nor the requester`);
+  }
 
   const limits = resolveLimits(c.plan, c.queue.length);
   if (children.length > limits.concurrency) v.push(`${children.length} nodes in flight, concurrency is ${c.plan.concurrency}`);
