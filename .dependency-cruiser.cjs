@@ -14,7 +14,7 @@ module.exports = {
     forbid('service-below-front-ends', 'service', ['bot', 'cli', 'sim', 'harness'], 'the service is what front ends call; it never calls them'),
     forbid('service-not-wiring', 'service', ['cluster/kube'], 'the service works on a ClusterPort; src/cli builds the KubeCluster from a kubeconfig and the environment'),
     forbid('sim-below-front-ends', 'sim', ['bot', 'cli', 'harness'], 'the simulator drives the service; front ends drive the simulator'),
-    forbid('bot-through-service', 'bot', ['cli', 'sim', 'store', 'harness'], 'the bot talks to src/service (and the engine\'s types), not to the CLI, the simulator or the store'),
+    forbid('bot-through-service', 'bot', ['cli', 'sim', 'store', 'cluster', 'harness'], 'the bot reaches runs, the store and the clusters through src/service (and uses the engine\'s rules), never the CLI, the simulator, the store or the cluster adapters'),
     forbid('cli-not-from-bot-internals', 'cli', ['harness'], 'the CLI does not load the test harness'),
     {
       name: 'no-cycles-within-engine',

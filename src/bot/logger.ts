@@ -4,6 +4,7 @@
  * `scrub` removes the known secrets and anything shaped like a Slack token from the text of messages and errors,
  * which `redact` (it works on keys) cannot see.
  */
+import { LogLevel, type Logger as BoltLogger } from '@slack/bolt';
 import { pino, stdSerializers, type Logger } from 'pino';
 
 /** Structured fields that carry credentials, at any of the depths the bot and Bolt log them. */
@@ -68,4 +69,32 @@ export function createBotLogger(options: BotLoggerOptions): Logger {
     },
     { write: (line: string) => write(scrub(line.replace(/\n$/, ''))) },
   );
+}
+
+export type LevelName = 'debug' | 'info' | 'warn' | 'error';
+
+/** A log call of free-form parts: an Error among them is logged as `err` (its stack kept), the rest joins the text. */
+export function logParts(logger: Logger, level: LevelName, parts: readonly unknown[]): void {
+  const err = parts.find((p): p is Error => p instanceof Error);
+  const text = parts.filter((p) => !(p instanceof Error)).map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join(' ');
+  if (err) logger[level]({ err }, text);
+  else logger[level](text);
+}
+
+/** Bolt's Logger interface over a pino logger (Bolt logs free-form arguments). */
+export function boltLogger(logger: Logger): BoltLogger {
+  const levels: Record<LogLevel, LevelName> = { [LogLevel.DEBUG]: 'debug', [LogLevel.INFO]: 'info', [LogLevel.WARN]: 'warn', [LogLevel.ERROR]: 'error' };
+  let level = LogLevel.INFO;
+  return {
+    debug: (...m: unknown[]) => logParts(logger, 'debug', m),
+    info: (...m: unknown[]) => logParts(logger, 'info', m),
+    warn: (...m: unknown[]) => logParts(logger, 'warn', m),
+    error: (...m: unknown[]) => logParts(logger, 'error', m),
+    setLevel: (l: LogLevel) => {
+      level = l;
+      logger.level = levels[l];
+    },
+    getLevel: () => level,
+    setName: () => {},
+  };
 }

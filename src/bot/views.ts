@@ -17,6 +17,8 @@ export interface CardFacts {
   cluster: string;
   requester: string;
   plan: Plan;
+  /** The version hash the run patches to: each patched node's label value afterwards. */
+  hash: string;
   nodes: string[];
   excluded: number;
   status: string;
@@ -58,7 +60,7 @@ export function cardBlocks(facts: CardFacts): Block[] {
         text: facts.nodes.length === 0 ? '*Nodes:* none to patch' : `*Nodes, in order* (${facts.nodes.length}${facts.excluded ? `; ${facts.excluded} left out` : ''}):\n${listed.join('\n')}`,
       },
     },
-    { type: 'context', elements: [{ type: 'mrkdwn', text: `run \`${facts.runId}\` · \`/patch status ${facts.cluster}\` · someone other than <@${facts.requester}> approves` }] },
+    { type: 'context', elements: [{ type: 'mrkdwn', text: `run \`${facts.runId}\` · version hash \`${facts.hash}\` · \`/patch status ${facts.cluster}\` · someone other than <@${facts.requester}> approves` }] },
   ];
   if (facts.decision) {
     const { by, approved, at } = facts.decision;

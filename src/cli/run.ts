@@ -22,7 +22,7 @@ import type { NodeOutcome } from '../engine/node.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import { versionHash } from '../engine/hash.ts';
 import { deriveRunStart, describeStart } from '../engine/run-start.ts';
-import { selectNodes, type Selection } from '../engine/selection.ts';
+import { selectForRun, type Selection } from '../engine/selection.ts';
 import { JoinWatcher } from '../service/join-watcher.ts';
 import { describeRefusal, Orchestrator, OrchestratorError, type RunEvent } from '../service/orchestrator.ts';
 import { SystemClock } from '../service/system-clock.ts';
@@ -68,7 +68,7 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   const now = clock.now();
   const start = deriveRunStart(plan, now, options.trigger === undefined ? {} : { triggerId: options.trigger });
   const { triggerId, hash } = start;
-  const selection = selectNodes(nodes, { labelKey: plan.labelKey, hash, nodeSelector: plan.nodeSelector, nodes: plan.nodes });
+  const selection = selectForRun(plan, hash, nodes);
 
   if (options.dryRun) {
     const missing = await checkAccess(cluster, source);

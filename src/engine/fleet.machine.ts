@@ -23,7 +23,7 @@ import {
 import { gateVerdict, type GateContext } from './gate.ts';
 import { idleTimer, nodeMachine, nodePolicy, type NodeOutcome, type NodeResult } from './node.machine.ts';
 import { resolveLimits, type Plan } from './plan.ts';
-import { noMatchingNodes, selectNodes } from './selection.ts';
+import { noMatchingNodes, selectForRun } from './selection.ts';
 import { isWithinWindow, type MaintenanceWindow } from './window.ts';
 
 export type RunOutcome = 'succeeded' | 'partial' | 'halted' | 'failed' | 'cancelled';
@@ -299,12 +299,7 @@ export const fleetMachine = setup({
     applySelection: assign(({ context, event }) => {
       const out = outputOf(event) as ListNodesOutput;
       if (!out.ok) return {};
-      const selection = selectNodes(out.value, {
-        labelKey: context.plan.labelKey,
-        hash: context.hash,
-        nodeSelector: context.plan.nodeSelector,
-        nodes: context.plan.nodes,
-      });
+      const selection = selectForRun(context.plan, context.hash, out.value);
       if (selection.unknown.length > 0) {
         return { reason: `unknown node(s): ${selection.unknown.join(', ')}; check the names with kubectl get nodes` };
       }

@@ -5,6 +5,8 @@
  * round-robin across zones so that concurrency above 1 never takes a whole zone down at once.
  */
 
+import type { Plan } from './plan.ts';
+
 export const OS_LABEL = 'kubernetes.io/os';
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 export const CONTROL_PLANE_LABELS = ['node-role.kubernetes.io/control-plane', 'node-role.kubernetes.io/master'] as const;
@@ -119,6 +121,14 @@ export function selectNodes(nodes: readonly NodeView[], criteria: SelectionCrite
   excluded.sort((a, b) => byName(a.name, b.name));
   const unknown = (criteria.nodes ?? []).filter((n) => !names.has(n));
   return { selected, excluded, unknown };
+}
+
+/**
+ * The nodes a run of `plan` patches under `hash`, in order: what the fleet machine selects, and what a preview of the
+ * run (the approval card, `run --dry-run`) shows, from the same nodes.
+ */
+export function selectForRun(plan: Pick<Plan, 'labelKey' | 'nodeSelector' | 'nodes'>, hash: string, nodes: readonly NodeView[]): Selection {
+  return selectNodes(nodes, { labelKey: plan.labelKey, hash, nodeSelector: plan.nodeSelector, nodes: plan.nodes });
 }
 
 /** True when the cluster has no Linux node at all matching the selector: Palette's silent "no matching nodes". */

@@ -9,7 +9,7 @@ import { prometheusAlerts, type AlertSource } from './prometheus.ts';
 import { patchJobName } from '../cluster/jobs.ts';
 import { EffectError, type EngineEffects, type NodeState } from '../engine/effects.ts';
 import { ANNOTATIONS } from '../engine/metadata.ts';
-import { DISABLED } from '../engine/selection.ts';
+import { DISABLED, type NodeView } from '../engine/selection.ts';
 
 export function nodeState(node: ClusterNode | null, name: string): NodeState {
   if (!node) {
@@ -36,6 +36,19 @@ export function cordonGeneration(node: ClusterNode): number | null {
   const raw = node.annotations[ANNOTATIONS.cordonGeneration];
   if (raw === undefined || !/^\d+$/.test(raw)) return null;
   return Number(raw);
+}
+
+/**
+ * The nodes as selection sees them (src/engine/selection.ts): a node still cordoned by patchpilot under a lease
+ * generation older than `generation` was left mid-patch by a holder that lost the cluster (unfinished). Without a
+ * generation no cordon counts as such.
+ */
+export function nodeViews(nodes: readonly ClusterNode[], generation: number | undefined): NodeView[] {
+  return nodes.map((n) => {
+    const stale = cordonGeneration(n);
+    const unfinished = n.unschedulable && generation !== undefined && stale !== null && stale < generation;
+    return { name: n.name, labels: n.labels, ...(unfinished ? { unfinished: true } : {}) };
+  });
 }
 
 /** How often a soak looks at its nodes. */
@@ -133,12 +146,7 @@ export function clusterEffects(cluster: ClusterPort, options: ClusterEffectsOpti
     },
 
     async listNodes(_input, signal) {
-      const generation = options.generation?.();
-      return (await cluster.listNodes(signal)).map((n) => {
-        const stale = cordonGeneration(n);
-        const unfinished = n.unschedulable && generation !== undefined && stale !== null && stale < generation;
-        return { name: n.name, labels: n.labels, ...(unfinished ? { unfinished: true } : {}) };
-      });
+      return nodeViews(await cluster.listNodes(signal), options.generation?.());
     },
 
     async scanNode(input, signal) {

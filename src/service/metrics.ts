@@ -7,7 +7,7 @@
  * annotations, the cluster being the system of record) when Prometheus scrapes, through the sources registered with
  * `watchFleet`. Run and step metrics come from the run events every front end already receives.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RunEvent } from './progress.ts';
 import type { ClusterStatus } from './fleet-status.ts';
@@ -189,18 +189,40 @@ export class BotMetrics {
   }
 }
 
-/** A small HTTP server with `/metrics` and `/healthz`, for `run` and the Deployment (the bot serves its own). */
-export async function serveMetrics(metrics: PatchpilotMetrics, port: number, host = '0.0.0.0'): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+/** A GET endpoint of the process, shaped as Bolt's custom routes are (the bot serves them through its receiver). */
+export interface OperationalRoute {
+  path: string;
+  method: 'GET';
+  handler(req: IncomingMessage, res: ServerResponse): void;
+}
+
+/** `/healthz` and `/metrics`; `onError` hears why the metrics could not be rendered. */
+export function operationalRoutes(metrics: PatchpilotMetrics, onError: (err: unknown) => void = () => {}): OperationalRoute[] {
+  return [
+    { path: '/healthz', method: 'GET', handler: (_req, res) => void res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n') },
+    {
+      path: '/metrics',
+      method: 'GET',
+      handler: (_req, res) => {
+        metrics.render().then(
+          (text) => res.writeHead(200, { 'Content-Type': metrics.contentType }).end(text),
+          (err: unknown) => {
+            onError(err);
+            res.writeHead(500, { 'Content-Type': 'text/plain' }).end('metrics unavailable\n');
+          },
+        );
+      },
+    },
+  ];
+}
+
+/** A small HTTP server with the operational routes, for `run`, the Deployment and the bot in Socket Mode. */
+export async function serveMetrics(metrics: PatchpilotMetrics, port: number, host = '0.0.0.0', onError?: (err: unknown) => void): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const routes = operationalRoutes(metrics, onError);
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method === 'GET' && path === '/metrics') {
-      metrics.render().then(
-        (text) => res.writeHead(200, { 'Content-Type': metrics.contentType }).end(text),
-        () => res.writeHead(500, { 'Content-Type': 'text/plain' }).end('metrics unavailable\n'),
-      );
-      return;
-    }
-    if (req.method === 'GET' && path === '/healthz') return void res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
+    const route = routes.find((r) => r.path === path && r.method === req.method);
+    if (route) return route.handler(req, res);
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
   });
   await new Promise<void>((resolve, reject) => {

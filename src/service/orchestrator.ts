@@ -9,11 +9,12 @@ import type { Clock } from '../engine/clock.ts';
 import { approvalVerdict, rejectionVerdict, type FleetEvent, type FleetInput, type FleetOutput } from '../engine/fleet.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import { deriveRunStart } from '../engine/run-start.ts';
+import { selectForRun, type Selection } from '../engine/selection.ts';
 import type { Store } from '../store/store.ts';
 import type { AlertSource } from './prometheus.ts';
 import type { RunOwner, RunRecord } from '../store/types.ts';
 import { hostname } from 'node:os';
-import { clusterEffects } from './effects.ts';
+import { clusterEffects, nodeViews } from './effects.ts';
 import { describeHolder, isProcessAlive, parseHolder, processHolder } from './holder.ts';
 import { fencedCluster, LeaseKeeper, type LeaseLoss } from './lease-keeper.ts';
 import { FLEET_ACTOR_ID, Journal, restoreRunSnapshot, type PersistedFleet } from './journal.ts';
@@ -95,6 +96,16 @@ export interface StartRequest {
    * schedule, its next fire time; on boot, at once). `null`: start now.
    */
   notBefore?: number | null;
+}
+
+/** A run as `preview` finds it: a StartRequest with its trigger settled, so `start(preview)` starts that very run. */
+export interface RunPreview extends StartRequest {
+  triggerId: string;
+  notBefore: number | null;
+  /** The version hash the run patches to (its nodes' label value once patched). */
+  hash: string;
+  /** The nodes the run would patch, in order, and those it leaves out. */
+  selection: Selection;
 }
 
 type FleetActor = Actor<ProvidedFleetMachine>;
@@ -203,6 +214,23 @@ export class Orchestrator {
     const input: FleetInput = { runId: this.#newRunId(now), plan, hash, requestedBy: request.requestedBy, createdAt: now, notBefore };
     const { keeper } = await this.#acquireLease(plan.cluster);
     return this.#begin(input, triggerId, keeper, null);
+  }
+
+  /**
+   * What `start(request)` would run now, started by nothing: the run's trigger, version hash and earliest start (the
+   * one derivation, deriveRunStart), and the engine's own selection (selectForRun) from the cluster's nodes as the
+   * run's listNodes effect reads them. `start(preview)` runs exactly that trigger and hash, so what an approver is
+   * shown is what the run selects unless the cluster changes before it begins (it selects again then).
+   */
+  async preview(request: StartRequest): Promise<RunPreview> {
+    const { plan, requestedBy } = request;
+    const start = deriveRunStart(plan, this.#clock.now(), request);
+    // The run reads its nodes under the lease generation it will hold: this orchestrator's if it holds the cluster,
+    // else a new tenure's, newer than every cordon already made (a lease that changes holder gets a higher generation).
+    const held = this.#keepers.get(plan.cluster);
+    const generation = held && held.keeper.check() === null ? held.keeper.generation : Number.POSITIVE_INFINITY;
+    const nodes = nodeViews(await this.#cluster.listNodes(), generation);
+    return { plan, requestedBy, ...start, selection: selectForRun(plan, start.hash, nodes) };
   }
 
   /** A new run in the store, claimed by this process, launched under `keeper`. */

@@ -13,7 +13,8 @@ export type StoreErrorCode =
   | 'RUN_NOT_FOUND'
   | 'RUN_EXISTS'
   | 'SNAPSHOT_CORRUPT'
-  | 'RUN_OWNER_CORRUPT';
+  | 'RUN_OWNER_CORRUPT'
+  | 'SCHEDULE_CORRUPT';
 
 /** A failure the user can act on: `message` says what is wrong, `hint` what to do about it. */
 export class StoreError extends Error {

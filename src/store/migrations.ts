@@ -162,6 +162,37 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO store_meta (key, value) VALUES ('store_id', lower(hex(randomblob(8))));
     `,
   },
+  {
+    version: 4,
+    name: 'schedules',
+    up: `
+      -- A cluster's schedule of runs (at most one): what /patch schedule set, where each run asks for approval (a Slack
+      -- channel) and who asked. The scheduler reads this table at start; the audit log keeps the history of changes.
+      CREATE TABLE schedules (
+        cluster      TEXT PRIMARY KEY,
+        spec_json    TEXT NOT NULL,
+        channel      TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        updated_at   INTEGER NOT NULL
+      );
+      -- Before this table the bot kept schedules only as slack.schedule audit entries, the newest per cluster being the
+      -- one in force (a null schedule: none). That newest entry becomes the cluster's row, so no schedule is lost.
+      INSERT INTO schedules (cluster, spec_json, channel, requested_by, updated_at)
+      SELECT cluster, spec, channel, CASE WHEN actor LIKE 'slack:%' THEN substr(actor, 7) ELSE actor END, at
+      FROM (
+        SELECT json_extract(details_json, '$.cluster') AS cluster,
+               json_extract(details_json, '$.schedule') AS spec,
+               json_type(details_json, '$.schedule') AS spec_type,
+               json_extract(details_json, '$.channel') AS channel,
+               actor,
+               at,
+               row_number() OVER (PARTITION BY json_extract(details_json, '$.cluster') ORDER BY seq DESC) AS newest
+        FROM audit
+        WHERE action = 'slack.schedule' AND json_valid(details_json)
+      )
+      WHERE newest = 1 AND spec_type = 'object' AND typeof(cluster) = 'text' AND typeof(channel) = 'text';
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;

@@ -32,6 +32,7 @@ import type {
   RunRecord,
   RunStatus,
   ScanRecord,
+  ScheduleRecord,
   SnapshotRecord,
 } from './types.ts';
 
@@ -611,6 +612,48 @@ export class Store {
         .prepare<[], DeadLetter>('SELECT id, sink, event, body_json AS body, attempts, last_error AS lastError, failed_at AS failedAt FROM dead_letters ORDER BY id')
         .all(),
     );
+  }
+
+  /** Sets a cluster's schedule, replacing the one it had. */
+  setSchedule(record: ScheduleRecord): void {
+    const specJson = JSON.stringify(record.spec);
+    if (specJson === undefined) throw new TypeError(`the schedule of cluster ${record.cluster} is not JSON-serializable`);
+    this.#guard(() =>
+      this.#db
+        .prepare(
+          `INSERT INTO schedules (cluster, spec_json, channel, requested_by, updated_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (cluster) DO UPDATE SET spec_json = excluded.spec_json, channel = excluded.channel,
+             requested_by = excluded.requested_by, updated_at = excluded.updated_at`,
+        )
+        .run(record.cluster, specJson, record.channel, record.requestedBy, record.updatedAt),
+    );
+  }
+
+  /** Removes a cluster's schedule; false when it had none. */
+  deleteSchedule(cluster: string): boolean {
+    return this.#guard(() => this.#db.prepare('DELETE FROM schedules WHERE cluster = ?').run(cluster).changes === 1);
+  }
+
+  /** A cluster's schedule, or null. SCHEDULE_CORRUPT when its row cannot be read. */
+  getSchedule(cluster: string): ScheduleRecord | null {
+    type Row = Omit<ScheduleRecord, 'spec'> & { specJson: string };
+    const row = this.#guard(() =>
+      this.#db
+        .prepare<[string], Row>('SELECT cluster, spec_json AS specJson, channel, requested_by AS requestedBy, updated_at AS updatedAt FROM schedules WHERE cluster = ?')
+        .get(cluster),
+    );
+    if (row === undefined) return null;
+    const { specJson, ...rest } = row;
+    try {
+      return { ...rest, spec: JSON.parse(specJson) as unknown };
+    } catch (error) {
+      throw new StoreError(
+        'SCHEDULE_CORRUPT',
+        `the schedule of cluster ${cluster} in ${this.#path} is unreadable`,
+        `set it again with /patch schedule ${cluster} ..., or remove it: sqlite3 ${shellQuote(this.#path)} "DELETE FROM schedules WHERE cluster = '${cluster}'"`,
+        { cause: error },
+      );
+    }
   }
 
   close(): void {

@@ -170,6 +170,19 @@ export interface ScanRecord {
   error: string | null;
 }
 
+/**
+ * A cluster's schedule of runs. `spec` is the schedule as the engine's schema reads it (src/engine/schedule.ts); the
+ * store keeps it as given. `channel` is where each run asks for approval, `requestedBy` who set it (each run's
+ * requester).
+ */
+export interface ScheduleRecord {
+  cluster: string;
+  spec: unknown;
+  channel: string;
+  requestedBy: string;
+  updatedAt: number;
+}
+
 /** A notification every retry failed to deliver. `body` is the JSON that was sent (it carries no secret). */
 export interface DeadLetter {
   id: number;

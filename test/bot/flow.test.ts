@@ -159,6 +159,18 @@ describe('the Slack bot against a simulated cluster', () => {
     expect(JSON.stringify(fake.messages.get(ts)!.blocks)).toMatch(/SUCCEEDED/);
     expect(JSON.stringify(fake.messages.get(ts)!.blocks)).not.toContain(ACTIONS.approve);
 
+    // The card was built from the run's own selection: its node count and version hash are the run's.
+    const cardText = JSON.stringify(card.args.blocks);
+    const cardCount = Number(/\*Nodes, in order\* \((\d+)/.exec(cardText)?.[1]);
+    const cardHash = /version hash `([^`]+)`/.exec(cardText)?.[1];
+    const run = store.getRun(runId)!;
+    expect(cardHash).toBe(run.hash);
+    expect(cardCount).toBe(store.getNodeRuns(runId).length);
+    expect(cardCount).toBe(4);
+    for (const node of ['cp-1', 'worker-1', 'worker-2', 'rocky-1']) {
+      expect((await target.cluster.getNode(node))!.labels[target.plan.labelKey]).toBe(cardHash);
+    }
+
     // A second click after the decision starts nothing.
     const runsBefore = store.listRuns({ cluster: 'sandbox-palette' }).length;
     await click(ACTIONS.approve, runId, APPROVER);

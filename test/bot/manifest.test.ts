@@ -46,10 +46,10 @@ const METHOD_SCOPES: Record<string, string[]> = {
   'views.publish': [],
 };
 
-/** Every Web API method called in src/bot (`client.chat.postMessage(...)`, `app.client.usergroups.users.list`, ...). */
+/** Every Web API method called in src/bot and its folders (`client.chat.postMessage(...)`, `app.client.usergroups.users.list`, ...). */
 function methodsCalled(): string[] {
   const methods = new Set<string>();
-  for (const file of readdirSync('src/bot').filter((f) => f.endsWith('.ts'))) {
+  for (const file of readdirSync('src/bot', { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'))) {
     const source = readFileSync(join('src/bot', file), 'utf8');
     for (const match of source.matchAll(/\bclient\.([a-z]+(?:\.[a-zA-Z]+)+)/g)) {
       methods.add(match[1]!.replace(/\.(bind|call|apply)$/, ''));

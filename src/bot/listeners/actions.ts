@@ -1,0 +1,64 @@
+/**
+ * The buttons: Approve and Reject on a card (the engine decides, through the run's cluster), and the confirmation of
+ * a reset. Each is acknowledged at once; refusals go to the person who clicked, ephemerally, and are audited.
+ */
+import type { App } from '@slack/bolt';
+import { planReset, reset } from '../../service/index.ts';
+import { audit, auditedCluster, clusterFor, clusterOfRun, type BotDeps } from '../deps.ts';
+import { ACTIONS } from '../views.ts';
+
+export function register(app: App, deps: BotDeps): string[] {
+  const { config, metrics, log, redact } = deps;
+
+  for (const actionId of [ACTIONS.approve, ACTIONS.reject]) {
+    app.action(actionId, async ({ ack, body, action, respond }) => {
+      await ack();
+      const user = body.user.id;
+      const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
+      const channel = body.channel?.id ?? '';
+      const service = clusterOfRun(deps, runId);
+      const approved = actionId === ACTIONS.approve;
+      const refuse = async (why: string, reason: string) => {
+        metrics.refusal(reason);
+        audit(deps, service ?? auditedCluster(deps, channel), { actor: user, action: 'slack.decision.refused', runId, details: { channel, why } });
+        await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${why}.` });
+      };
+      if (!service) return refuse(`there is no run ${runId}`, 'unknown');
+      if (config.channels.size > 0 && config.channels.get(channel) !== service.name) return refuse(`this channel is not bound to cluster ${service.name}`, 'channel');
+      try {
+        await deps.cards.decide(service, runId, user, approved, respond);
+      } catch (err) {
+        log('error', 'decision failed:', err);
+        await respond({ response_type: 'ephemeral', replace_original: false, text: `:warning: the decision could not be recorded: ${redact(err instanceof Error ? err.message : String(err))}` });
+      }
+    });
+  }
+
+  app.action(ACTIONS.resetConfirm, async ({ ack, body, action, respond }) => {
+    await ack();
+    const user = body.user.id;
+    const channel = body.channel?.id ?? '';
+    let request: { cluster: string; nodes: string[] };
+    try {
+      request = JSON.parse('value' in action && typeof action.value === 'string' ? action.value : '{}') as { cluster: string; nodes: string[] };
+    } catch {
+      return void (await respond({ response_type: 'ephemeral', replace_original: false, text: 'Refused: the confirmation is not readable.' }));
+    }
+    const resolved = clusterFor(deps, channel, request.cluster);
+    if ('refusal' in resolved) {
+      metrics.refusal('channel');
+      return void (await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${resolved.refusal}.` }));
+    }
+    const { service } = resolved;
+    try {
+      const plan = await planReset(service.target, { nodes: request.nodes });
+      const result = await reset(service.target, plan, { by: `slack:${user}`, confirmed: true });
+      audit(deps, service, { actor: user, action: 'slack.reset', details: { channel, nodes: result.changed } });
+      await respond({ response_type: 'ephemeral', replace_original: true, text: `Reset ${service.name}: labels removed from ${result.changed.length} node(s)${result.changed.length ? `: ${result.changed.join(', ')}` : ''}.` });
+    } catch (err) {
+      await respond({ response_type: 'ephemeral', replace_original: false, text: `:warning: reset failed: ${redact(err instanceof Error ? err.message : String(err))}` });
+    }
+  });
+
+  return [ACTIONS.approve, ACTIONS.reject, ACTIONS.resetConfirm];
+}
