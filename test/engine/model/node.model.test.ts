@@ -136,6 +136,10 @@ function outputsFor(stateId: string, c: NodeContext): Choice[] {
         ['not ready', ok(nodeState(c, { ready: false }))],
         ['cordoned by someone else', ok(nodeState(c, { unschedulable: true, cordonedBy: null }))],
         ['still cordoned by this run (resume)', ok(nodeState(c, { unschedulable: true, cordonedBy: c.input.runId }))],
+        [
+          'carries the hash under an adopted cordon (a lost holder finished it)',
+          ok(nodeState(c, { labels: { 'kubernetes.io/os': 'linux', [c.input.policy.labelKey]: c.input.hash }, unschedulable: true, cordonedBy: c.input.runId })),
+        ],
         ['ready', ok(nodeState(c, {}))],
         ['transient error', transient],
         ['fatal error', fatal],
@@ -143,6 +147,7 @@ function outputsFor(stateId: string, c: NodeContext): Choice[] {
     case 'node.cordon.running':
     case 'node.reboot.running':
     case 'node.uncordon.running':
+    case 'node.release.running':
     case 'node.mark.running':
       return [
         ['ok', ok(null)],
@@ -324,7 +329,8 @@ function nodeInvariants(run: ModelRun<NodeModelEvent>, s: AnyMachineSnapshot, pr
   return v;
 }
 
-const STEP_OF: Record<string, NodeStep> = { recovering: 'recover' };
+// The machine states whose step carries another name: the failure path, and lifting an adopted cordon (an uncordon step).
+const STEP_OF: Record<string, NodeStep> = { recovering: 'recover', release: 'uncordon' };
 
 function nodeAfterStep(run: ModelRun<NodeModelEvent>): void {
   const s = run.snapshot;
@@ -389,7 +395,14 @@ function nodeAfterStep(run: ModelRun<NodeModelEvent>): void {
     }
     case 'skipped':
       expect(out.note).not.toBeNull();
-      expect(new Set(run.world.effects.calls.map((x) => x.src)), 'a skipped node is only inspected').toEqual(new Set(['inspectNode']));
+      // A skipped node is only inspected, except that a lost holder's cordon this run adopted is lifted.
+      expect(
+        [...new Set(run.world.effects.calls.map((x) => String(x.src)))].filter((src) => src !== 'inspectNode' && src !== 'uncordonNode'),
+        'a skipped node is never drained, patched, rebooted or marked',
+      ).toEqual([]);
+      if (run.world.effects.calls.some((x) => x.src === 'uncordonNode')) {
+        expect(out.cordonedAtEnd, 'the adopted cordon of a node already patched is lifted').toBe(false);
+      }
       break;
     case 'failed':
     case 'cancelled': {
