@@ -21,10 +21,9 @@ import type { ClusterNode } from '../cluster/port.ts';
 import type { NodeOutcome } from '../engine/node.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import { versionHash } from '../engine/hash.ts';
-import { deriveRunStart, describeStart } from '../engine/run-start.ts';
-import { selectForRun, type Selection } from '../engine/selection.ts';
+import { describeStart } from '../engine/run-start.ts';
 import { JoinWatcher } from '../service/join-watcher.ts';
-import { describeRefusal, Orchestrator, OrchestratorError, type RunEvent } from '../service/orchestrator.ts';
+import { describeRefusal, Orchestrator, OrchestratorError, type RunEvent, type RunPreview } from '../service/orchestrator.ts';
 import { SystemClock } from '../service/system-clock.ts';
 import { PatchpilotMetrics, serveMetrics } from '../service/metrics.ts';
 import { readClusterStatus, triggerOfRun } from '../service/fleet-status.ts';
@@ -64,15 +63,20 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   const cluster = new KubeCluster({ kubeConfig, clock, name: plan.cluster });
   const write = (text: string) => io.out.write(`${text}\n`);
 
-  const nodes = await explain(() => cluster.listNodes(), cluster, source);
-  const now = clock.now();
-  const start = deriveRunStart(plan, now, options.trigger === undefined ? {} : { triggerId: options.trigger });
-  const { triggerId, hash } = start;
-  const selection = selectForRun(plan, hash, nodes);
+  const requestedBy = whoAmI();
+  // The run's own preview, from an orchestrator without a store (it writes nothing): the trigger, version hash, start
+  // and node order that `--dry-run` prints are the ones the run below is started with.
+  const preview = await explain(
+    () => new Orchestrator({ cluster, clock }).preview({ plan, requestedBy, ...(options.trigger === undefined ? {} : { triggerId: options.trigger }) }),
+    cluster,
+    source,
+  );
+  const { triggerId, selection } = preview;
 
   if (options.dryRun) {
+    const nodes = await explain(() => cluster.listNodes(), cluster, source);
     const missing = await checkAccess(cluster, source);
-    write(dryRunReport({ plan, planSource: options.plan ?? null, server: cluster.server, nodes, selection, hash, triggerId, notBefore: start.notBefore, missing }));
+    write(dryRunReport({ planSource: options.plan ?? null, server: cluster.server, nodes, preview, missing }));
     return 0;
   }
 
@@ -87,7 +91,6 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   const configured = sinksFromEnv(env);
   if (configured.problems.length > 0) throw new RunError(configured.problems.join('; '), 'see "Notifications" in the README');
   const store = openCliStore(options.db);
-  const requestedBy = whoAmI();
   const tty = io.out.isTTY === true;
   const view = new LiveView({ out: io.out, tty, title: `patchpilot run · cluster ${plan.cluster}`, now: () => clock.now(), virtualTime: false });
   const outcomes: NodeOutcome[] = [];
@@ -127,12 +130,7 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   const handle = await explain(
     async () =>
       (unfinished ? await resumeOrWait(orchestrator, unfinished.id, options.wait === true, write) : null) ??
-      orchestrator.start({
-        plan,
-        requestedBy,
-        triggerId,
-        notBefore: start.notBefore,
-      }),
+      orchestrator.start(preview),
     cluster,
     source,
   ).catch((err: unknown) => {
@@ -312,24 +310,20 @@ function whoAmI(): string {
 }
 
 interface DryRunFacts {
-  plan: Plan;
   planSource: string | null;
   server: string;
   nodes: ClusterNode[];
-  selection: Selection;
-  hash: string;
-  triggerId: string;
-  notBefore: number | null;
+  preview: RunPreview;
   missing: MissingPermission[] | null;
 }
 
 export function dryRunReport(facts: DryRunFacts): string {
-  const { plan, selection } = facts;
+  const { plan, selection, triggerId, hash, notBefore } = facts.preview;
   const byName = new Map(facts.nodes.map((n) => [n.name, n]));
   const lines = [
     `cluster ${plan.cluster} at ${facts.server}: ${facts.nodes.length} node(s)`,
-    `plan: ${facts.planSource ?? 'defaults'}; trigger ${facts.triggerId}; version hash ${facts.hash} (label ${plan.labelKey})`,
-    `a run started now begins: ${describeStart(facts.notBefore)}`,
+    `plan: ${facts.planSource ?? 'defaults'}; trigger ${triggerId}; version hash ${hash} (label ${plan.labelKey})`,
+    `a run started now begins: ${describeStart(notBefore)}`,
     '',
   ];
   if (selection.selected.length === 0) {

@@ -15,7 +15,7 @@ import { parsePlan } from '../../src/engine/plan.ts';
 import { openStore } from '../../src/store/index.ts';
 import type { PolicyRule } from '../../src/sim/kube-api/index.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
-import { seedNode, startBench, type Bench } from './support.ts';
+import { NAMESPACE, seedNode, startBench, type Bench } from './support.ts';
 
 const scratch = scratchDirs('run-start');
 const rules = (parse(readFileSync(resolve(import.meta.dirname, '../../deploy/clusterrole.yaml'), 'utf8')) as { rules: PolicyRule[] }).rules;
@@ -79,5 +79,56 @@ describe('one derivation of a run\'s start and version hash', () => {
     } finally {
       store.close();
     }
+  });
+});
+
+describe('run --dry-run shows the selection the run makes', () => {
+  let bench: Bench;
+  afterEach(async () => {
+    await bench.close();
+  });
+
+  it('lists a node a lost holder patched but left cordoned, which the run then uncordons', async () => {
+    bench = await startBench({ tokens: { patchpilot: { user: 'system:serviceaccount:os-patch:patchpilot', rules } } });
+    const dir = scratch();
+    const planText = 'cluster: prod\nnodeSelector: { pool: general }\n';
+    const hash = versionHash(parsePlan(parse(planText)), 'change-7');
+    // Patched under this very trigger by a run that held lease generation 1 and lost the cluster before uncordoning.
+    seedNode(bench.store, 'w-1', {
+      labels: { pool: 'general', 'patchpilot.io/os-patch': hash },
+      annotations: { 'patchpilot.io/cordoned-by': 'run-lost', 'patchpilot.io/cordon-generation': '1' },
+      unschedulable: true,
+    });
+    // That holder's Lease, released since (unstick, or its process's last act): the next holder's generation is 2.
+    const released = new Date(Date.now() - 3_600_000).toISOString().replace('Z', '000Z');
+    bench.store.create(
+      'leases',
+      {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: 'patchpilot-prod', namespace: NAMESPACE },
+        spec: { leaseDurationSeconds: 1, acquireTime: released, renewTime: released, leaseTransitions: 1 },
+      },
+      { internal: true },
+    );
+    const plan = join(dir, 'plan.yaml');
+    writeFileSync(plan, planText);
+    const kubeconfig = join(dir, 'kubeconfig.yaml');
+    writeFileSync(
+      kubeconfig,
+      `apiVersion: v1\nkind: Config\nclusters: [{ name: t, cluster: { server: "${bench.server.url}", insecure-skip-tls-verify: true } }]\nusers: [{ name: u, user: { token: patchpilot } }]\ncontexts: [{ name: t, context: { cluster: t, user: u } }]\ncurrent-context: t\n`,
+    );
+
+    const dry = output();
+    expect(await runCommand({ kubeconfig, plan, dryRun: true, trigger: 'change-7' }, { out: dry.out, env: {} })).toBe(0);
+    expect(dry.text(), dry.text()).toMatch(/would patch 1 node\(s\)[\s\S]*\n1 +w-1 /);
+    expect(dry.text()).not.toContain('excluded');
+
+    const run = output();
+    expect(await runCommand({ kubeconfig, plan, db: join(dir, 'pp.db'), trigger: 'change-7' }, { out: run.out, env: {} }), run.text()).toBe(0);
+    expect(run.text()).toContain('1 node(s) of cluster prod to patch');
+    const node = bench.store.get('nodes', { name: 'w-1' }) as { spec?: { unschedulable?: boolean }; metadata: { annotations?: Record<string, string> } };
+    expect(node.spec?.unschedulable ?? false, `the lost holder's cordon is lifted; run said:\n${run.text()}`).toBe(false);
+    expect(node.metadata.annotations?.['patchpilot.io/cordoned-by']).toBeUndefined();
   });
 });
