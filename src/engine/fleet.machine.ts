@@ -86,7 +86,7 @@ export type FleetEvent =
   | { type: 'REJECT'; by: string; at: number; reason?: string; memberOf?: readonly string[] }
   | { type: 'PAUSE'; by: string; at: number }
   | { type: 'RESUME'; by: string; at: number }
-  | { type: 'CANCEL'; by: string; at: number }
+  | { type: 'CANCEL'; by: string; at: number; memberOf?: readonly string[] }
   | { type: 'WINDOW_OPENED'; at: number }
   | { type: 'WINDOW_CLOSED'; at: number }
   | { type: 'NOT_BEFORE_REACHED'; at: number }
@@ -164,6 +164,21 @@ export function approvalVerdict(plan: Plan, requestedBy: string, approver: strin
 export function rejectionVerdict(plan: Plan, requestedBy: string, rejecter: string, memberOf: readonly string[] = []): ApprovalVerdict {
   if (rejecter === requestedBy || isApprover(plan, rejecter, memberOf)) return { ok: true };
   return { ok: false, reason: `${rejecter} is neither an approver for cluster ${plan.cluster} nor the requester of this run, and cannot reject it` };
+}
+
+/**
+ * Who may cancel a run: before it has touched the cluster (scheduled, or waiting for its approval), cancelling is a
+ * veto under another name, so the rejection rule applies (the stop button must not be a way round it). Once the run
+ * is selecting or rolling, anyone who can reach its controls may stop it: a stop never makes the cluster less safe
+ * (nodes in flight finish their step and are handed back), and the one who sees a rollout go wrong is not always an
+ * approver. Who cancelled is recorded either way.
+ */
+export function cancelVerdict(plan: Plan, requestedBy: string, canceller: string, memberOf: readonly string[] = []): ApprovalVerdict {
+  if (canceller === requestedBy || isApprover(plan, canceller, memberOf)) return { ok: true };
+  return {
+    ok: false,
+    reason: `${canceller} is neither an approver for cluster ${plan.cluster} nor the requester of this run, and cannot cancel it before it starts (once it runs, anyone may stop it)`,
+  };
 }
 
 /** On the plan's approver list, by name or through a group; a plan that names no approvers lets anyone approve. */
@@ -261,6 +276,8 @@ export const fleetMachine = setup({
       event.type === 'APPROVE' && approvalVerdict(context.plan, context.requestedBy, event.by, event.memberOf).ok,
     canReject: ({ context, event }) =>
       event.type === 'REJECT' && rejectionVerdict(context.plan, context.requestedBy, event.by, event.memberOf).ok,
+    canWithdraw: ({ context, event }) =>
+      event.type === 'CANCEL' && cancelVerdict(context.plan, context.requestedBy, event.by, event.memberOf).ok,
     needsApproval: ({ context }) => context.plan.approval.required && context.approval === null,
     stepOk: ({ event }) => outputOf(event)?.ok === true,
     canRetry: ({ context, event }) => {
@@ -461,7 +478,7 @@ export const fleetMachine = setup({
         // An approval may arrive before notBefore; it is kept and the run starts on time.
         APPROVE: { guard: 'canApprove', actions: 'recordApproval' },
         REJECT: { guard: 'canReject', target: 'done', actions: 'recordRejection' },
-        CANCEL: { target: 'done', actions: 'recordCancel' },
+        CANCEL: { guard: 'canWithdraw', target: 'done', actions: 'recordCancel' },
       },
     },
     gate: {
@@ -473,7 +490,7 @@ export const fleetMachine = setup({
       on: {
         APPROVE: { guard: 'canApprove', target: 'selecting', actions: 'recordApproval' },
         REJECT: { guard: 'canReject', target: 'done', actions: 'recordRejection' },
-        CANCEL: { target: 'done', actions: 'recordCancel' },
+        CANCEL: { guard: 'canWithdraw', target: 'done', actions: 'recordCancel' },
       },
     },
     selecting: {

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { createActor, type Actor } from 'xstate';
 import type { ClusterPort } from '../cluster/port.ts';
 import type { Clock } from '../engine/clock.ts';
-import { approvalVerdict, rejectionVerdict, type FleetEvent, type FleetInput, type FleetOutput } from '../engine/fleet.machine.ts';
+import { approvalVerdict, cancelVerdict, rejectionVerdict, type FleetEvent, type FleetInput, type FleetOutput } from '../engine/fleet.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
 import { deriveRunStart } from '../engine/run-start.ts';
 import { selectForRun, type Selection } from '../engine/selection.ts';
@@ -29,7 +29,7 @@ export interface Command {
   type: CommandType;
   by: string;
   reason?: string;
-  /** For APPROVE and REJECT: the plan's approver entries (groups) `by` belongs to; `decide` fills it through the resolver. */
+  /** For APPROVE, REJECT and CANCEL: the plan's approver entries (groups) `by` belongs to; `decide` fills it through the resolver. */
   memberOf?: readonly string[];
 }
 
@@ -372,7 +372,7 @@ export class Orchestrator {
   async decide(runId: string, command: Command): Promise<CommandResult> {
     const handle = this.#active.get(runId);
     if (!handle) return { ok: false, message: `run ${runId} is not active here` };
-    if ((command.type !== 'APPROVE' && command.type !== 'REJECT') || !this.#membership) return handle.send(command);
+    if (!decidesByMembership(command.type) || !this.#membership) return handle.send(command);
     const { approvers } = handle.actor.getSnapshot().context.plan.approval;
     const entries = approvers.filter((entry) => entry !== command.by);
     const memberOf = entries.length === 0 ? [] : await this.#membership(command.by, entries);
@@ -524,16 +524,15 @@ export class Orchestrator {
       by: command.by,
       at,
       ...(command.reason ? { reason: command.reason } : {}),
-      ...((command.type === 'APPROVE' || command.type === 'REJECT') && command.memberOf?.length ? { memberOf: [...command.memberOf] } : {}),
+      ...(decidesByMembership(command.type) && command.memberOf?.length ? { memberOf: [...command.memberOf] } : {}),
     } as FleetEvent;
     // The machine decides what it accepts, guards (the approval and rejection rules) included; nothing here re-decides
     // it. A refusal while the run waits for a decision is explained with the rule that made it.
     const snapshot = handle.actor.getSnapshot();
     if (!snapshot.can(event)) {
-      if (snapshot.hasTag('decision-open') && (command.type === 'APPROVE' || command.type === 'REJECT')) {
-        const verdict = (command.type === 'APPROVE' ? approvalVerdict : rejectionVerdict)(input.plan, input.requestedBy, command.by, command.memberOf);
-        if (!verdict.ok) return { ok: false, message: verdict.reason };
-      }
+      const rule = snapshot.hasTag('decision-open') ? DECISION_RULES[command.type] : undefined;
+      const verdict = rule?.(input.plan, input.requestedBy, command.by, command.memberOf);
+      if (verdict && !verdict.ok) return { ok: false, message: verdict.reason };
       return { ok: false, message: `run ${handle.runId} cannot take ${command.type.toLowerCase()} now: it is ${handle.state}` };
     }
     if (command.type === 'APPROVE' || command.type === 'REJECT') {
@@ -714,6 +713,14 @@ interface SavedRun {
 
 function describeOwner(owner: RunOwner | null): string {
   return owner ? describeHolder(owner.owner) : 'nobody';
+}
+
+/** The rules that decide who may send a command while a run waits for a decision; the fleet machine's guards use them. */
+const DECISION_RULES: Partial<Record<CommandType, typeof approvalVerdict>> = { APPROVE: approvalVerdict, REJECT: rejectionVerdict, CANCEL: cancelVerdict };
+
+/** Commands whose rule may let someone in through a group, so `decide` resolves the sender's memberships first. */
+function decidesByMembership(type: CommandType): boolean {
+  return DECISION_RULES[type] !== undefined;
 }
 
 export function leaseName(cluster: string): string {

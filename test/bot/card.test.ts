@@ -101,7 +101,8 @@ describe('the approval card and the run', () => {
     });
     expect(JSON.stringify(fired.args.blocks)).toContain(`requested by <@${REQUESTER}>`);
     expect(fired.args.channel).toBe('C1');
-    expect(store.auditRows({}).some((r) => r.action === 'slack.schedule.fired' && r.actor === `slack:${REQUESTER}`)).toBe(true);
+    // The bot writes the audit record once Slack has answered the post, so it may follow the card by a turn.
+    await until('the fired schedule in the audit log', () => store.auditRows({}).some((r) => r.action === 'slack.schedule.fired' && r.actor === `slack:${REQUESTER}`) || undefined);
 
     // Nothing left running for the store to be closed under: the schedule off, its run cancelled.
     await slash('schedule test off');

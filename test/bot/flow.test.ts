@@ -223,6 +223,10 @@ describe('the Slack bot against a simulated cluster', () => {
     await slash('schedule sandbox-palette off', REQUESTER);
     await until('the answer', () => lastResponse()?.includes('No schedule for sandbox-palette any more'));
     const pending = store.listRuns({ cluster: 'sandbox-palette', active: true })[0]!;
+    // A run still waiting for approval is not anyone's to cancel: that would be a veto by someone without a say.
+    await slash(`cancel ${pending.id}`, STRANGER);
+    await until('the refusal', () => lastResponse()?.includes(`Refused: ${STRANGER} is neither an approver for cluster sandbox-palette nor the requester of this run, and cannot cancel it before it starts`));
+    expect(store.getRun(pending.id)?.status).not.toBe('done');
     await slash(`cancel ${pending.id}`, REQUESTER);
     await until('the run to end', () => store.getRun(pending.id)?.status === 'done');
     expect(store.auditRows({}).filter((r) => r.action === 'slack.schedule').map((r) => r.details.schedule)).toEqual([{ kind: 'cron', expression: '*/10 * * * *' }, null]);

@@ -386,6 +386,35 @@ describe('approvals', () => {
     expect(store.getDecision(handle.runId)).toMatchObject({ approver: 'U_ALICE', decision: 'rejected' });
   });
 
+  it('before the run starts, a cancel follows the rejection rule: a stranger is refused, a group member is let through', async () => {
+    const store = openStore(':memory:');
+    const h = harness(workers(2), {
+      store,
+      membership: (user, entries) => Promise.resolve(user === 'U_DAN' ? entries.filter((e) => e === 'S_OPS') : []),
+    });
+    const handle = await h.orchestrator.start({ plan: parsePlan({ cluster: 'test', approval: { required: true, approvers: ['S_OPS'] } }), requestedBy: 'U_ALICE' });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 3600_000 });
+    expect(await h.orchestrator.decide(handle.runId, { type: 'CANCEL', by: 'U_MALLORY' })).toEqual({
+      ok: false,
+      message: 'U_MALLORY is neither an approver for cluster test nor the requester of this run, and cannot cancel it before it starts (once it runs, anyone may stop it)',
+    });
+    expect(handle.state).toBe('awaitingApproval');
+    expect(store.auditRows({ runId: handle.runId }).filter((r) => r.action === 'run.cancel')).toEqual([]);
+    expect(await h.orchestrator.decide(handle.runId, { type: 'CANCEL', by: 'U_DAN' })).toMatchObject({ ok: true });
+    expect(await driveInVirtualTime(handle, h.clock)).toMatchObject({ outcome: 'cancelled' });
+    expect(store.auditRows({ runId: handle.runId }).filter((r) => r.action === 'run.cancel').map((r) => r.actor)).toEqual(['U_DAN']);
+    expect(h.cluster.state.maxCordonedByUs).toBe(0);
+  });
+
+  it('the requester may withdraw a run that waits for approval by cancelling it', async () => {
+    const h = harness(workers(1), { store: openStore(':memory:') });
+    const handle = await h.orchestrator.start({ plan: parsePlan({ cluster: 'test', ...plan }), requestedBy: 'U_ALICE' });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 60_000 });
+    expect(handle.send({ type: 'CANCEL', by: 'U_MALLORY' })).toMatchObject({ ok: false });
+    expect(handle.send({ type: 'CANCEL', by: 'U_ALICE' })).toMatchObject({ ok: true });
+    expect(await driveInVirtualTime(handle, h.clock)).toMatchObject({ outcome: 'cancelled' });
+  });
+
   it('a member of an approver group may reject, as the injected membership resolver says', async () => {
     const asked: string[] = [];
     const h = harness(workers(1), {

@@ -126,7 +126,9 @@ async function execute(deps: BotDeps, cmd: PatchCommand, service: ClusterService
     case 'pause':
     case 'resume':
     case 'cancel': {
-      const answer = service.orchestrator.command(cmd.runId, { type: cmd.kind.toUpperCase() as 'PAUSE', by: `slack:${ctx.user}` });
+      // The engine knows people by their Slack user id, as approvers are named and runs requested; `decide` resolves
+      // the user groups a cancel before the run starts may be allowed through.
+      const answer = await service.orchestrator.decide(cmd.runId, { type: cmd.kind.toUpperCase() as 'PAUSE' | 'RESUME' | 'CANCEL', by: ctx.user });
       return say(answer.ok ? `:ok_hand: ${answer.message}` : `Refused: ${answer.message}.`);
     }
     case 'schedule': {

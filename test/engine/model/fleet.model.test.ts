@@ -262,7 +262,11 @@ function fleetEvents(k: FleetCase) {
     if (handles(s, 'REJECT')) {
       for (const by of [approver, REQUESTER, STRANGER]) events.push({ type: 'REJECT', by, reason: 'not tonight', at, label: `REJECT by ${by}` });
     }
-    for (const type of ['CANCEL', 'PAUSE', 'RESUME']) if (handles(s, type)) events.push({ type, by: OPERATOR, at });
+    // Before the run starts, a cancel is a withdrawal or a veto and comes from anyone; once it runs, from an operator.
+    if (handles(s, 'CANCEL') && s.hasTag('decision-open')) {
+      for (const by of [approver, REQUESTER, STRANGER]) events.push({ type: 'CANCEL', by, at, label: `CANCEL by ${by}` });
+    } else if (handles(s, 'CANCEL')) events.push({ type: 'CANCEL', by: OPERATOR, at });
+    for (const type of ['PAUSE', 'RESUME']) if (handles(s, type)) events.push({ type, by: OPERATOR, at });
     if (c.plan.window && s.matches('rolling')) events.push({ type: c.windowOpen ? 'WINDOW_CLOSED' : 'WINDOW_OPENED', at });
     return events;
   };
@@ -335,6 +339,10 @@ function fleetInvariants(run: ModelRun<FleetModelEvent>, s: AnyMachineSnapshot, 
   if (c.approval && !mayApprove(c.approval.by)) v.push(`approved by ${c.approval.by}, who may not approve`);
   if (c.rejection && c.rejection.by !== c.requestedBy && approvers.length > 0 && !approvers.includes(c.rejection.by)) {
     v.push(`rejected by ${c.rejection.by}, neither an approver nor the requester`);
+  }
+  const cancelledNow = c.cancelledBy !== null && prev !== undefined && ctxOf(prev).cancelledBy === null;
+  if (cancelledNow && prev.hasTag('decision-open') && c.cancelledBy !== c.requestedBy && approvers.length > 0 && !approvers.includes(c.cancelledBy!)) {
+    v.push(`cancelled before it started by ${c.cancelledBy}, neither an approver nor the requester`);
   }
 
   const limits = resolveLimits(c.plan, c.queue.length);
