@@ -2,7 +2,8 @@
  * Checks the layer arrows of ARCHITECTURE.md (the rules in .dependency-cruiser.cjs) with dependency-cruiser.
  * dependency-cruiser cannot read TypeScript through this project's TypeScript 7 (its API lacks what it needs), so the
  * sources are first turned into JavaScript by Node's own type stripping, the way Node runs them, and the copy is
- * cruised. Type-only imports vanish in that step: the arrows are checked for code that runs.
+ * cruised. Type-only imports would vanish in that step; they are kept as bare imports, so a layer that leans on
+ * another's types breaks an arrow as an import of its code does.
  *
  *   node scripts/check-layers.ts [ROOT]   prints each violation, exit 1 if there is one
  */
@@ -34,7 +35,12 @@ export async function checkLayers(root: string): Promise<LayerViolation[]> {
   const cwd = process.cwd();
   try {
     for (const file of sources(join(root, 'src'))) {
-      const js = stripTypeScriptTypes(readFileSync(file, 'utf8'), { mode: 'strip' })
+      const ts = readFileSync(file, 'utf8');
+      // Type-only imports vanish when types are stripped, but a layer may not lean on another's types either: each
+      // one is kept as a bare import of its module, which dependency-cruiser follows like any other.
+      const typeOnly = [...ts.matchAll(/^\s*(?:import|export)\s+type\s[^;]*?\sfrom\s+(['"][^'"]+['"])/gm)].map((m) => `import ${m[1]};`);
+      const js = [stripTypeScriptTypes(ts, { mode: 'strip' }), ...typeOnly]
+        .join('\n')
         // Relative imports name .ts files; in the copy they are .js.
         .replace(/(from\s+|import\s*\(\s*|import\s+)(['"])(\.{1,2}\/[^'"]+)\.ts\2/g, '$1$2$3.js$2');
       const target = join(copy, relative(root, file)).replace(/\.ts$/, '.js');

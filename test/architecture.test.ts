@@ -1,8 +1,8 @@
 /**
  * The layer arrows of ARCHITECTURE.md hold (dependency-cruiser with .dependency-cruiser.cjs, through
  * scripts/check-layers.ts), and the check fails on a violation: scratch trees with an engine file importing the CLI,
- * a store file importing the service, the agent and the Kubernetes adapter importing each other, and the service
- * building a KubeCluster itself.
+ * a store file importing the service, an engine file importing the service's types only, the agent and the Kubernetes
+ * adapter importing each other, and the service building a KubeCluster itself.
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -42,6 +42,17 @@ describe('layer arrows', () => {
       ]),
     );
     expect(await checkLayers(root)).toHaveLength(2);
+  });
+
+  it('a type-only import crosses an arrow as much as an import of code', async () => {
+    const { root, file } = scratchProject();
+    file('src/service/orchestrator.ts', "export interface RunHandle { runId: string }\nexport const run = 1;\n");
+    file('src/engine/plan.ts', "import type { RunHandle } from '../service/orchestrator.ts';\nexport const plan = (h: RunHandle) => h.runId;\n");
+    file('src/engine/fleet.ts', "import { type RunHandle as H } from '../service/orchestrator.ts';\nexport type Fleet = H;\nexport const fleet = 1;\n");
+    file('src/engine/index.ts', "export type { RunHandle } from '../service/orchestrator.ts';\nexport const index = 1;\n");
+    const violations = await checkLayers(root);
+    expect(violations.map((v) => v.from).sort()).toEqual(['src/engine/fleet.ts', 'src/engine/index.ts', 'src/engine/plan.ts']);
+    expect(new Set(violations.map((v) => v.rule))).toEqual(new Set(['engine-is-pure']));
   });
 
   it('the agent imports nothing of the cluster adapters, and the two form no cycle', async () => {
