@@ -9,5 +9,9 @@ if (major < 22 || (major === 22 && minor < 18)) {
   );
   process.exit(2);
 }
+// Node keeps the compiled (and type-stripped) modules in a cache under the OS temp directory, which halves the start
+// of every later command; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+const { enableCompileCache } = await import('node:module');
+enableCompileCache?.();
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv);
