@@ -31,6 +31,18 @@ function output(): { out: Writable; text: () => string } {
   return { out, text: () => text };
 }
 
+/** The plan file and the kubeconfig (the patchpilot service account's token) a user would pass. */
+function userFiles(dir: string, planText: string, server: string): { plan: string; kubeconfig: string } {
+  const plan = join(dir, 'plan.yaml');
+  writeFileSync(plan, planText);
+  const kubeconfig = join(dir, 'kubeconfig.yaml');
+  writeFileSync(
+    kubeconfig,
+    `apiVersion: v1\nkind: Config\nclusters: [{ name: t, cluster: { server: "${server}", insecure-skip-tls-verify: true } }]\nusers: [{ name: u, user: { token: patchpilot } }]\ncontexts: [{ name: t, context: { cluster: t, user: u } }]\ncurrent-context: t\n`,
+  );
+  return { plan, kubeconfig };
+}
+
 describe('one derivation of a run\'s start and version hash', () => {
   let bench: Bench;
   afterEach(async () => {
@@ -47,13 +59,7 @@ describe('one derivation of a run\'s start and version hash', () => {
     seedNode(bench.store, 'w-1', { labels: { pool: 'general' } });
     const dir = scratch();
     const planText = `cluster: prod\nnodeSelector: { pool: none }\n${trigger}`;
-    const plan = join(dir, 'plan.yaml');
-    writeFileSync(plan, planText);
-    const kubeconfig = join(dir, 'kubeconfig.yaml');
-    writeFileSync(
-      kubeconfig,
-      `apiVersion: v1\nkind: Config\nclusters: [{ name: t, cluster: { server: "${bench.server.url}", insecure-skip-tls-verify: true } }]\nusers: [{ name: u, user: { token: patchpilot } }]\ncontexts: [{ name: t, context: { cluster: t, user: u } }]\ncurrent-context: t\n`,
-    );
+    const { plan, kubeconfig } = userFiles(dir, planText, bench.server.url);
     const hash = versionHash(parsePlan(parse(planText)), id);
 
     const check = planCheck(plan, { now: Date.now(), ...(option ? { trigger: option } : {}) });
@@ -111,13 +117,7 @@ describe('run --dry-run shows the selection the run makes', () => {
       },
       { internal: true },
     );
-    const plan = join(dir, 'plan.yaml');
-    writeFileSync(plan, planText);
-    const kubeconfig = join(dir, 'kubeconfig.yaml');
-    writeFileSync(
-      kubeconfig,
-      `apiVersion: v1\nkind: Config\nclusters: [{ name: t, cluster: { server: "${bench.server.url}", insecure-skip-tls-verify: true } }]\nusers: [{ name: u, user: { token: patchpilot } }]\ncontexts: [{ name: t, context: { cluster: t, user: u } }]\ncurrent-context: t\n`,
-    );
+    const { plan, kubeconfig } = userFiles(dir, planText, bench.server.url);
 
     const dry = output();
     expect(await runCommand({ kubeconfig, plan, dryRun: true, trigger: 'change-7' }, { out: dry.out, env: {} })).toBe(0);
