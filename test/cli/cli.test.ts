@@ -111,14 +111,16 @@ describe('user mistakes get one clear message and exit 2', () => {
   it.each([
     { name: 'an unknown command', args: ['frobnicate'], message: "error: unknown command 'frobnicate'" },
     { name: 'a bad option value', args: ['runs', '--limit', 'ten'], message: 'expected a whole number from 1 to' },
-    { name: 'a database in a missing directory', args: ['runs', '--db', '/nonexistent/dir/x.db'], message: 'directory /nonexistent/dir does not exist' },
+    // {dir} is the test's own scratch directory: a path outside it might exist on some machine.
+    { name: 'a database in a missing directory', args: ['runs', '--db', '{dir}/missing/x.db'], message: 'directory {dir}/missing does not exist' },
     { name: 'an unknown run', args: ['runs', 'show', 'run-nope'], message: 'Run run-nope not found' },
     { name: 'the audit trail of an unknown run (not "the audit log is empty")', args: ['audit', 'show', '--run', 'run-nope'], message: 'Run run-nope not found' },
     { name: 'resuming a demo that never ran', args: ['demo', '--resume', 'run-nope'], message: 'no demo cluster to resume' },
   ])('$name', ({ args, message }) => {
-    const result = cli(scratch(), ...args);
+    const dir = scratch();
+    const result = cli(dir, ...args.map((arg) => arg.replace('{dir}', dir)));
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain(message);
+    expect(result.stderr).toContain(message.replace('{dir}', dir));
     noStackTrace(result.stderr);
   });
 
