@@ -3,7 +3,7 @@
  * for kubectl and for `patchpilot run --kubeconfig`. It writes a kubeconfig once the server answers, prints what to do
  * with it, narrates what happens to the nodes and Jobs, and stops cleanly on SIGINT or SIGTERM.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Writable } from 'node:stream';
@@ -15,6 +15,7 @@ import { ScaledClock } from '../sim/scaled-clock.ts';
 import { createSandbox } from '../sim/sandbox/index.ts';
 import { ApiChaos } from '../sim/kube-api/chaos.ts';
 import { loadScenario, type Scenario } from '../sim/scenario.ts';
+import { isProcessAlive } from '../service/holder.ts';
 import { checkOutputFile } from './output-file.ts';
 import { untilSignal } from './signals.ts';
 import { SandboxError } from './user-error.ts';
@@ -47,13 +48,47 @@ function planPathFor(kubeconfigPath: string): string {
   return kubeconfigPath.replace(/(\.kubeconfig|\.ya?ml)?$/, '.plan.yaml');
 }
 
+/** The first line of both files the sandbox writes: it removes them when it stops, so it must know they are its own. */
+const writtenBy = (pid: number) => `# written by patchpilot sandbox (pid ${pid}); removed when it stops\n`;
+const WRITTEN_BY = /^# written by patchpilot sandbox \(pid (\d+)\)/;
+
+/**
+ * An output path the sandbox may write, and later delete: one that does not exist, or a file an earlier sandbox wrote
+ * and left behind when it was killed. A user's own kubeconfig (`--kubeconfig ~/.kube/config`) or the files of a
+ * sandbox still running are refused, never overwritten.
+ */
+function checkSandboxFile(path: string, option: string): void {
+  checkOutputFile(path, option);
+  let head: string;
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const buffer = Buffer.alloc(120);
+      head = buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0)).toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new SandboxError(`${option} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'give --kubeconfig a new file path, for example --kubeconfig out/sandbox.kubeconfig');
+  }
+  const owner = WRITTEN_BY.exec(head);
+  if (!owner) {
+    throw new SandboxError(`${option} ${path} already exists and was not written by patchpilot sandbox: it is left as it is`, 'give --kubeconfig a new file path, for example --kubeconfig out/sandbox.kubeconfig');
+  }
+  const pid = Number(owner[1]);
+  if (pid !== process.pid && isProcessAlive(pid)) {
+    throw new SandboxError(`${option} ${path} belongs to a sandbox that is still running (pid ${pid})`, 'stop that sandbox first, or give this one another --kubeconfig');
+  }
+}
+
 export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Promise<number> {
   const file = options.scenario ?? DEFAULT_SANDBOX_SCENARIO;
   const scenario = loadScenario(file);
   const path = resolve(options.kubeconfig ?? DEFAULT_SANDBOX_KUBECONFIG);
   // Both files are written only once the server listens; checked first so a mistake starts nothing.
-  checkOutputFile(path, '--kubeconfig');
-  checkOutputFile(planPathFor(path), '--kubeconfig (its plan file beside it)');
+  checkSandboxFile(path, '--kubeconfig');
+  checkSandboxFile(planPathFor(path), '--kubeconfig (its plan file beside it)');
   const speed = options.speed ?? DEFAULT_SANDBOX_SPEED;
   const clock = new ScaledClock(speed);
   const { binding, store } = createSandbox(scenario, clock, { heartbeats: true });
@@ -73,10 +108,10 @@ export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Pr
   const written: string[] = [];
   try {
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, kubeconfig(server.url, undefined, `sandbox-${scenario.clusterName}`));
+    writeFileSync(path, writtenBy(process.pid) + kubeconfig(server.url, undefined, `sandbox-${scenario.clusterName}`));
     written.push(path);
     // The scenario's plan, for `patchpilot run --plan`: the engine then patches the sandbox as the scenario would.
-    writeFileSync(planPath, stringifyYaml({ ...scenario.planInput, cluster: scenario.clusterName }));
+    writeFileSync(planPath, writtenBy(process.pid) + stringifyYaml({ ...scenario.planInput, cluster: scenario.clusterName }));
   } catch (err) {
     // The checks above cannot foresee every refusal (a read-only or special file system): stop, and leave no file.
     binding.close();
