@@ -32,10 +32,17 @@ const ID = /^[UWS][A-Z0-9]{2,}$/;
 const CHANNEL = /^[CGD][A-Z0-9]{2,}$/;
 const CLUSTER = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
+/**
+ * Tokens and secrets are printable ASCII without spaces. A line break pasted with one otherwise surfaces much later,
+ * as a header error from the HTTP client that quotes the whole value: the secret in a log.
+ */
+const SECRET_CHARS = /^[\x21-\x7E]+$/;
+const SECRET_CHARS_MESSAGE = 'contains a space, a line break or another character no Slack token or secret has (set it to the value alone)';
+
 const schema = z.object({
-  SLACK_SIGNING_SECRET: z.string().trim().min(8, 'is too short to be a signing secret').optional(),
-  SLACK_BOT_TOKEN: z.string({ error: 'is not set' }).trim().regex(/^xoxb-/, 'must be a bot token (it starts with xoxb-)'),
-  SLACK_APP_TOKEN: z.string().trim().regex(/^xapp-/, 'must be an app-level token (it starts with xapp-)').optional(),
+  SLACK_SIGNING_SECRET: z.string().trim().min(8, 'is too short to be a signing secret').regex(SECRET_CHARS, SECRET_CHARS_MESSAGE).optional(),
+  SLACK_BOT_TOKEN: z.string({ error: 'is not set' }).trim().regex(/^xoxb-/, 'must be a bot token (it starts with xoxb-)').regex(SECRET_CHARS, SECRET_CHARS_MESSAGE),
+  SLACK_APP_TOKEN: z.string().trim().regex(/^xapp-/, 'must be an app-level token (it starts with xapp-)').regex(SECRET_CHARS, SECRET_CHARS_MESSAGE).optional(),
   SLACK_API_URL: z.url({ error: 'must be a URL such as https://slack.com/api/' }).optional(),
   PATCHPILOT_APPROVERS: z.string().optional(),
   PATCHPILOT_CHANNELS: z.string().optional(),

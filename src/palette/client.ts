@@ -79,8 +79,13 @@ export class PaletteClient {
     }
     if (options.apiKey.trim() === '') throw new PaletteError('bad-input', 'the Palette API key is empty', { hint: 'set PALETTE_API_KEY (Tenant Settings → API Keys in Palette)' });
     if (/[\r\n]/.test(options.apiKey)) throw new PaletteError('bad-input', 'the Palette API key contains a line break', { hint: 'set PALETTE_API_KEY to the key alone, without a trailing newline' });
+    const projectUid = options.projectUid?.trim() || undefined;
+    // It goes into a request header: a line break there fails deep in fetch with a message about headers.
+    if (projectUid !== undefined && !/^[A-Za-z0-9-]+$/.test(projectUid)) {
+      throw new PaletteError('bad-input', `the Palette project uid ${JSON.stringify(projectUid)} is not a uid (letters, digits and dashes)`, { hint: 'set PALETTE_PROJECT_UID to the project uid alone (Project Settings in Palette)' });
+    }
     this.baseUrl = url.href.replace(/\/+$/, '');
-    this.projectUid = options.projectUid?.trim() || undefined;
+    this.projectUid = projectUid;
     this.#apiKey = options.apiKey.trim();
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;

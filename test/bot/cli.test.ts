@@ -26,6 +26,21 @@ describe('patchpilot bot', () => {
     expect(result.stderr + result.stdout).not.toContain('xoxp-123456');
   });
 
+  it('refuses tokens and secrets holding a line break at start-up, exit 2, without printing them', () => {
+    const env = {
+      PATH: process.env.PATH,
+      SLACK_BOT_TOKEN: 'xoxb-1-2-secretpart\nX-Injected: y',
+      SLACK_APP_TOKEN: 'xapp-1-apptokenpart\n2',
+      SLACK_SIGNING_SECRET: `${SIGNING_SECRET}\nX`,
+    };
+    const result = spawnSync(process.execPath, [BIN, 'bot', '--sim', 'fixtures/scenarios/demo.yaml', '--socket'], { encoding: 'utf8', env, timeout: 30_000 });
+    expect(result.status).toBe(2);
+    for (const name of ['SLACK_BOT_TOKEN', 'SLACK_APP_TOKEN', 'SLACK_SIGNING_SECRET']) expect(result.stderr).toContain(`${name} contains a space, a line break`);
+    expect(result.stderr + result.stdout).not.toMatch(/secretpart|apptokenpart|Injected/);
+    expect(result.stderr + result.stdout).not.toContain(SIGNING_SECRET);
+    expect(result.stderr).not.toMatch(/^\s+at /m);
+  });
+
   it('runs on a simulated cluster, answers a signed /patch help, serves /healthz, stops on SIGTERM', { timeout: 60_000 }, async () => {
     const env = { PATH: process.env.PATH, SLACK_BOT_TOKEN: 'xoxb-1-2-cli-test-token', SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_API_URL: fake.apiUrl };
     const child = spawn(process.execPath, [BIN, 'bot', '--sim', 'fixtures/scenarios/sandbox-palette.yaml', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });

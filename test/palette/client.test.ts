@@ -133,6 +133,10 @@ describe('PaletteClient', () => {
   it('refuses bad input before sending anything', async () => {
     expect(() => new PaletteClient({ baseUrl: 'not a url', apiKey: KEY })).toThrow(/not a URL/);
     expect(() => new PaletteClient({ baseUrl: palette.url, apiKey: ' ' })).toThrow(/API key is empty/);
+    expect(() => new PaletteClient({ baseUrl: palette.url, apiKey: `${KEY}\n` + 'X: y' })).toThrow(/API key contains a line break/);
+    // The project uid goes into a header as well: a line break is named here, not deep in fetch.
+    expect(() => new PaletteClient({ baseUrl: palette.url, apiKey: KEY, projectUid: 'p\r\nX: y' })).toThrow('the Palette project uid "p\\r\\nX: y" is not a uid');
+    expect(new PaletteClient({ baseUrl: palette.url, apiKey: KEY, projectUid: ' 5f3a9c0e7b2d4a1e8c6f0b9d ' }).projectUid).toBe('5f3a9c0e7b2d4a1e8c6f0b9d');
     const err = await failure(client().getOsPatchConfig('../etc'));
     expect(err.kind).toBe('bad-input');
     expect(palette.requests).toEqual([]);
