@@ -107,7 +107,8 @@ export function createBot(options: BotOptions): Bot {
   const deps: BotDeps = { config, services, client: app.client, metrics, log, redact, fleet, cards };
   const registered = registerListeners(app, deps);
 
-  let started = false;
+  // Socket Mode's start waits until Slack's WebSocket answers, retrying for ever: a stop may come first.
+  let stopping = false;
   let healthServer: { close(): Promise<void> } | null = null;
   return {
     app,
@@ -124,6 +125,7 @@ export function createBot(options: BotOptions): Bot {
         log('info', `connected to Slack as ${auth.user ?? '?'} in ${auth.team ?? '?'}`);
       }
       for (const service of services.values()) {
+        if (stopping) break;
         try {
           service.scheduler.restore();
         } catch (err) {
@@ -138,6 +140,8 @@ export function createBot(options: BotOptions): Bot {
           });
         }
       }
+      // A stop that came while Slack was asked who we are: Bolt would otherwise start connecting after it.
+      if (stopping) throw new BotConfigError('the bot was stopped while it started');
       let actual: number;
       if (receiver) {
         const address = (await app.start({ port, host: '0.0.0.0' })).address();
@@ -150,13 +154,18 @@ export function createBot(options: BotOptions): Bot {
         healthServer = served;
         actual = served.port;
       }
-      started = true;
+      if (stopping) {
+        await healthServer?.close();
+        throw new BotConfigError('the bot was stopped while it started');
+      }
       log('info', `listening on port ${actual}${receiver ? ' (/slack/events, /healthz, /metrics)' : ' (/healthz, /metrics; Slack over Socket Mode)'}`);
       return { url: `http://127.0.0.1:${actual}`, port: actual };
     },
     async stop() {
+      stopping = true;
       for (const service of services.values()) service.stop();
-      if (started) await app.stop().catch(() => {});
+      // Also while starting: it ends Socket Mode's attempts to connect (Bolt answers an app never started with an error).
+      await app.stop().catch(() => {});
       await healthServer?.close();
     },
     settled: () => cards.settled(),

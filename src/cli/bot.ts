@@ -49,9 +49,14 @@ export async function botCommand(options: BotCliOptions, io: { out: Writable; en
   if (scanEveryMs !== undefined && scanEveryMs < 60_000) throw new UserError('--scan-every must be at least 1m', 'scans run a Job on every node: every few hours is plenty');
   const contexts = options.context === undefined ? [] : [...new Set([options.context].flat())];
   if (contexts.length > 1 && options.plan) throw new UserError('--plan names one cluster, but several contexts were given', 'leave --plan out: each cluster is then named after its context, with the default plan');
+  // Listened for from the start: a signal while the bot is still connecting (Socket Mode retries an unreachable
+  // Slack) must stop it through the cleanups below, not kill the process with its temporary files left behind.
+  const stopped = io.stopped ?? untilSignal();
   try {
     if (options.sim) {
       const scenario = loadScenario(options.sim);
+      // --plan replaces the scenario's plan, as it does the default with --kubeconfig; read first, so a bad one starts nothing.
+      const plan = options.plan ? loadPlanFile(options.plan) : parsePlan({ ...scenario.planInput, cluster: scenario.clusterName });
       const clock = new ScaledClock(options.speed ?? 60);
       const sandbox = createSandbox(scenario, clock);
       const server = await startKubeApiServer({ store: sandbox.store });
@@ -65,7 +70,7 @@ export async function botCommand(options: BotCliOptions, io: { out: Writable; en
         await server.close();
         rmSync(dir, { recursive: true, force: true });
       });
-      targets = [kubeTarget({ kubeconfig: join(dir, 'kubeconfig'), plan: parsePlan({ ...scenario.planInput, cluster: scenario.clusterName }), db: store, clock, palette: null, env })];
+      targets = [kubeTarget({ kubeconfig: join(dir, 'kubeconfig'), plan, db: store, clock, palette: null, env })];
       write(`simulated cluster ${scenario.clusterName}: ${scenario.nodes.length} nodes from ${options.sim}, time ${clock.speed}x (kubectl: KUBECONFIG=${join(dir, 'kubeconfig')})`);
     } else {
       const db = resolve(options.db ?? DEFAULT_DB);
@@ -83,13 +88,22 @@ export async function botCommand(options: BotCliOptions, io: { out: Writable; en
     }
     const paletteKey = env.PALETTE_API_KEY;
     const bot = createBot({ config, clusters: targets, ...(scanEveryMs !== undefined ? { scanEveryMs } : {}), ...(paletteKey ? { secrets: [paletteKey] } : {}) });
-    const { port } = await bot.start(options.port ?? config.port);
+    const starting = bot.start(options.port ?? config.port);
+    // Stopped before it connected, the start may still fail afterwards: that is no longer anyone's concern.
+    starting.catch(() => undefined);
+    const started = await Promise.race([starting, stopped.then((reason) => ({ stoppedBy: reason }))]);
+    if ('stoppedBy' in started) {
+      await bot.stop();
+      write(`bot stopped (${started.stoppedBy}) before it had connected`);
+      return 0;
+    }
+    const { port } = started;
     write(
       config.mode === 'http'
         ? `patchpilot bot listening on port ${port}: point the Slack app's slash command and interactivity at https://<this host>/slack/events (health: /healthz, metrics: /metrics)`
         : `patchpilot bot connected over Socket Mode (health: http://127.0.0.1:${port}/healthz)`,
     );
-    const reason = await (io.stopped ?? untilSignal());
+    const reason = await stopped;
     await bot.stop();
     write(`bot stopped (${reason})`);
     return 0;

@@ -211,7 +211,7 @@ export function buildProgram(): Command {
     .option('--sim <scenario>', 'against a simulated cluster: the scenario served in-process, time sped up')
     .option('--kubeconfig <path>', 'against a real cluster')
     .option('--context <name>', 'kubeconfig context: one cluster each, repeatable (several: each cluster named after its context)', collect, [])
-    .option('--plan <file>', 'the cluster\'s plan (YAML or JSON; one context only)')
+    .option('--plan <file>', 'the cluster\'s plan (YAML or JSON; one context only; with --sim it replaces the scenario\'s)')
     .option('--scan-every <duration>', 'scan every cluster this often (6h, 1d): the agent report-only on every Linux node')
     .option('--db <path>', dbOption)
     .option('--socket', 'Socket Mode (SLACK_APP_TOKEN) instead of an HTTP endpoint')

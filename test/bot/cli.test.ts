@@ -4,6 +4,8 @@
  * stops on SIGTERM.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeSlack, send, signedHeaders, SIGNING_SECRET, slashBody } from '../helpers/fake-slack.ts';
@@ -39,6 +41,20 @@ describe('patchpilot bot', () => {
     expect(result.stderr + result.stdout).not.toMatch(/secretpart|apptokenpart|Injected/);
     expect(result.stderr + result.stdout).not.toContain(SIGNING_SECRET);
     expect(result.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it('reads --plan with --sim too: a plan that is missing or invalid is refused before anything starts', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'patchpilot-bot-plan-'));
+    const bad = join(dir, 'plan.yaml');
+    writeFileSync(bad, 'cluster: demo\nwindow: { start: "25:00", end: "06:00" }\n');
+    const env = { PATH: process.env.PATH, SLACK_BOT_TOKEN: 'xoxb-1-2-plan-test', SLACK_SIGNING_SECRET: SIGNING_SECRET };
+    for (const plan of [join(dir, 'missing.yaml'), bad]) {
+      const result = spawnSync(process.execPath, [BIN, 'bot', '--sim', 'fixtures/scenarios/demo.yaml', '--plan', plan], { encoding: 'utf8', env, timeout: 30_000 });
+      expect(result.status, result.stderr).toBe(2);
+      expect(result.stderr).toContain(plan);
+      expect(result.stdout).not.toContain('listening');
+    }
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('runs on a simulated cluster, answers a signed /patch help, serves /healthz, stops on SIGTERM', { timeout: 60_000 }, async () => {
