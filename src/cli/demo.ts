@@ -3,13 +3,14 @@
  * the faults operators meet (a kernel update that needs a reboot, an API server hiccup, a PodDisruptionBudget that
  * blocks a drain, a node someone else cordoned). The run is durable: interrupt it with Ctrl-C and resume it.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleepReal } from 'node:timers/promises';
 import { MemoryCluster, type MemoryClusterState, type MemoryNodeSpec } from '../cluster/memory.ts';
 import { VirtualClock } from '../engine/clock.ts';
 import type { NodeOutcome } from '../engine/node.machine.ts';
 import { describeZodIssues, parsePlan } from '../engine/plan.ts';
 import { DocumentError, parseJsonText } from '../engine/documents.ts';
+import { MAX_SCENARIO_BYTES, readUserFile, UserFileError } from '../io/user-file.ts';
 import { z } from 'zod';
 import { driveInVirtualTime } from '../service/drive.ts';
 import { Orchestrator, type RunEvent, type RunHandle } from '../service/orchestrator.ts';
@@ -89,9 +90,10 @@ function readClusterFile(path: string): ClusterFile {
   const hint = 'the saved demo cluster is damaged: start a new demo with: npx patchpilot demo';
   let value: unknown;
   try {
-    value = parseJsonText(readFileSync(path, 'utf8'));
+    value = parseJsonText(readUserFile(path, 'demo cluster file', MAX_SCENARIO_BYTES));
   } catch (err) {
     if (err instanceof DocumentError) throw new DemoError(`cannot resume: ${path} is ${err.message}`, hint);
+    if (err instanceof UserFileError) throw new DemoError(`cannot resume: ${err.message}`, hint);
     throw new DemoError(`cannot resume: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, hint);
   }
   const parsed = clusterFileSchema.safeParse(value);

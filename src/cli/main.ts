@@ -22,6 +22,7 @@ import type { RunOptions } from './run.ts';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
 import { KubeApiError } from '../cluster/kube/errors.ts';
 import { UserError } from './user-error.ts';
+import { UserFileError } from '../io/user-file.ts';
 import { describeUnreachable } from './network-error.ts';
 import type { ResetCliOptions, TargetOptions as DoctorCliOptions } from './doctor.ts';
 import type { ScanCliOptions, StatusCliOptions } from './status.ts';
@@ -364,7 +365,7 @@ function triggerId(value: string): string {
 /** Every error a user can cause, as the text to show. Anything else is a bug and keeps its stack trace. */
 export function describeUserError(err: unknown): string | null {
   if (err instanceof PlanError || err instanceof ScheduleError || err instanceof ScenarioError) return `error: ${err.message}`;
-  if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof UserError || err instanceof KubeConfigError || err instanceof BotConfigError) {
+  if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof UserError || err instanceof KubeConfigError || err instanceof BotConfigError || err instanceof UserFileError) {
     return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`;
   }
   // Credentials the cluster refuses (an expired token) or a user without a permission: the kubeconfig's, not a bug.
