@@ -10,7 +10,7 @@ import { VirtualClock } from '../engine/clock.ts';
 import type { NodeOutcome } from '../engine/node.machine.ts';
 import { describeZodIssues, parsePlan } from '../engine/plan.ts';
 import { DocumentError, parseJsonText } from '../engine/documents.ts';
-import { MAX_SCENARIO_BYTES, readUserFile, UserFileError } from '../io/user-file.ts';
+import { MAX_STATE_BYTES, readUserFile, UserFileError } from '../io/user-file.ts';
 import { z } from 'zod';
 import { driveInVirtualTime } from '../service/drive.ts';
 import { Orchestrator, type RunEvent, type RunHandle } from '../service/orchestrator.ts';
@@ -90,7 +90,7 @@ function readClusterFile(path: string): ClusterFile {
   const hint = 'the saved demo cluster is damaged: start a new demo with: npx patchpilot demo';
   let value: unknown;
   try {
-    value = parseJsonText(readUserFile(path, 'demo cluster file', MAX_SCENARIO_BYTES));
+    value = parseJsonText(readUserFile(path, 'demo cluster file', MAX_STATE_BYTES));
   } catch (err) {
     if (err instanceof DocumentError) throw new DemoError(`cannot resume: ${path} is ${err.message}`, hint);
     if (err instanceof UserFileError) throw new DemoError(`cannot resume: ${err.message}`, hint);

@@ -4,12 +4,12 @@ import { DocumentError, parseYamlText } from '../engine/documents.ts';
 import { deriveRunStart, describeStart } from '../engine/run-start.ts';
 import { PlanError, parsePlan } from '../engine/plan.ts';
 import { describeSchedule, fireTimes } from '../engine/schedule.ts';
-import { readUserFile, UserFileError } from '../io/user-file.ts';
+import { MAX_PLAN_BYTES, readUserFile, UserFileError } from '../io/user-file.ts';
 
 export function loadPlanFile(path: string) {
   let text: string;
   try {
-    text = readUserFile(path, 'plan');
+    text = readUserFile(path, 'plan', MAX_PLAN_BYTES);
   } catch (err) {
     if (err instanceof UserFileError) throw new PlanError([err.message], path);
     throw err;

@@ -8,10 +8,17 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 
-/** Plans, kubeconfigs: real ones are kilobytes; a few megabytes is a mistake (or /dev/zero through a symlink). */
+/** Kubeconfigs: real ones are kilobytes (certificates inline); megabytes are a mistake, or /dev/zero via a symlink. */
 export const MAX_DOCUMENT_BYTES = 4 * 1024 * 1024;
-/** Scenarios and the demo's cluster file may list many nodes. */
-export const MAX_SCENARIO_BYTES = 16 * 1024 * 1024;
+/**
+ * Plans are a screenful. The yaml package parses about 30,000 short lines a second on a busy 2-core machine, so a
+ * plan at this cap still answers in a few seconds; at 4 MB it took over ten.
+ */
+export const MAX_PLAN_BYTES = 1024 * 1024;
+/** Scenarios list nodes one per line at most (large-cluster-200.yaml is 2 KB; generated clusters take a count). */
+export const MAX_SCENARIO_BYTES = 4 * 1024 * 1024;
+/** The demo's saved cluster: JSON, parsed quickly, a few kilobytes per node. */
+export const MAX_STATE_BYTES = 16 * 1024 * 1024;
 /** A recording grows with nodes and events: about 4.5 KB per node (0.9 MB for 200 nodes), so 5,000 nodes fit many times. */
 export const MAX_RECORDING_BYTES = 256 * 1024 * 1024;
 

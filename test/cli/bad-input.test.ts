@@ -228,3 +228,20 @@ describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
     expect(result.stdout).toBe('');
   });
 });
+
+describe('repeated keys: refused as before, found in linear time', () => {
+  it('names the repeated key and its position, at any depth and in flow style; 1 and "1" differ', () => {
+    expect(() => parsePlanText('cluster: a\ncluster: b\n', 'p.yaml')).toThrow(/line 2, column 1: Map keys must be unique \("cluster" appears twice\)/);
+    expect(() => parsePlanText('cluster: a\nnodeSelector: {x: "1", y: "2", x: "3"}\n', 'p.yaml')).toThrow(/line 2, column 32: Map keys must be unique \("x" appears twice\)/);
+    expect(() => parseScenario('name: x\ncluster:\n  nodes:\n    - { name: a, os: ubuntu-22.04, name: b }\n', 's.yaml')).toThrow(/s\.yaml:4: YAML syntax: Map keys must be unique \("name" appears twice\)/);
+    expect(planMessage('nodeSelector: { 1: a, "1": b }')).toBeNull();
+  });
+
+  // yaml's own check compared each key with every earlier one: 30,000 keys took 22 s. Linear, it is well under a second
+  // of parsing; the test's timeout (not a clock read) is the bound, with room for a loaded machine.
+  it('a nodeSelector of 30,000 keys (and one repeated at the end) is answered quickly', { timeout: 15_000 }, () => {
+    const keys = Array.from({ length: 30_000 }, (_, i) => `  k${i}: v\n`).join('');
+    expect(parsePlanText(`cluster: a\nnodeSelector:\n${keys}`, 'p.yaml').nodeSelector).toHaveProperty('k29999', 'v');
+    expect(() => parsePlanText(`cluster: a\nnodeSelector:\n${keys}  k0: w\n`, 'p.yaml')).toThrow(/line 30003, column 3: Map keys must be unique \("k0" appears twice\)/);
+  });
+});
