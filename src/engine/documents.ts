@@ -5,7 +5,7 @@
  * document nested 100,000 levels deep. Both become a DocumentError with one line a user can act on.
  * Pure: text in, data (or a DocumentError) out.
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, parseDocument, type Document } from 'yaml';
 
 /** More alias expansions than this is an attack or a mistake, never a plan: yaml's own default (100) made explicit. */
 export const MAX_ALIAS_COUNT = 100;
@@ -170,6 +170,11 @@ export function parseYamlText(text: string, options: { uniqueKeys?: boolean } = 
   if (first) {
     const pos = first.linePos?.[0];
     if (isStackOverflow(first)) throw new DocumentError(tooDeep, pos?.line);
+    if (first.code === 'MULTIPLE_DOCS') {
+      // yaml's text ("please use YAML.parseAllDocuments()") speaks to a programmer; the user needs the count.
+      const count = parseAllDocuments(text).length;
+      throw new DocumentError(`holds ${count} YAML documents (separated by ---); it must be one`, pos?.line, pos?.col, true);
+    }
     throw new DocumentError(first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''), pos?.line, pos?.col, true);
   }
   if (options.uniqueKeys ?? true) {
