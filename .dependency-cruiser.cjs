@@ -15,6 +15,7 @@ module.exports = {
     forbid('service-not-wiring', 'service', ['cluster/kube'], 'the service works on a ClusterPort; src/cli builds the KubeCluster from a kubeconfig and the environment'),
     forbid('sim-below-front-ends', 'sim', ['bot', 'cli', 'harness'], 'the simulator drives the service; front ends drive the simulator'),
     forbid('bot-through-service', 'bot', ['cli', 'sim', 'store', 'cluster', 'harness'], 'the bot reaches runs, the store and the clusters through src/service (and uses the engine\'s rules), never the CLI, the simulator, the store or the cluster adapters'),
+    forbid('io-is-a-leaf', 'io', ['engine', 'cluster', 'store', 'service', 'sim', 'bot', 'cli', 'agent', 'palette', 'harness'], 'src/io reads user files safely for every layer, so it can depend on none of them'),
     forbid('cli-not-from-bot-internals', 'cli', ['harness'], 'the CLI does not load the test harness'),
     {
       name: 'no-cycles-within-engine',

@@ -3,13 +3,14 @@
  * the faults operators meet (a kernel update that needs a reboot, an API server hiccup, a PodDisruptionBudget that
  * blocks a drain, a node someone else cordoned). The run is durable: interrupt it with Ctrl-C and resume it.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleepReal } from 'node:timers/promises';
 import { MemoryCluster, type MemoryClusterState, type MemoryNodeSpec } from '../cluster/memory.ts';
 import { VirtualClock } from '../engine/clock.ts';
 import type { NodeOutcome } from '../engine/node.machine.ts';
 import { describeZodIssues, parsePlan } from '../engine/plan.ts';
 import { DocumentError, parseJsonText } from '../engine/documents.ts';
+import { MAX_STATE_BYTES, readUserFile, UserFileError } from '../io/user-file.ts';
 import { z } from 'zod';
 import { driveInVirtualTime } from '../service/drive.ts';
 import { Orchestrator, type RunEvent, type RunHandle } from '../service/orchestrator.ts';
@@ -89,9 +90,10 @@ function readClusterFile(path: string): ClusterFile {
   const hint = 'the saved demo cluster is damaged: start a new demo with: npx patchpilot demo';
   let value: unknown;
   try {
-    value = parseJsonText(readFileSync(path, 'utf8'));
+    value = parseJsonText(readUserFile(path, 'demo cluster file', MAX_STATE_BYTES));
   } catch (err) {
     if (err instanceof DocumentError) throw new DemoError(`cannot resume: ${path} is ${err.message}`, hint);
+    if (err instanceof UserFileError) throw new DemoError(`cannot resume: ${err.message}`, hint);
     throw new DemoError(`cannot resume: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, hint);
   }
   const parsed = clusterFileSchema.safeParse(value);
@@ -112,16 +114,17 @@ export interface DemoIo {
 }
 
 export async function demo(options: DemoOptions, io: DemoIo): Promise<number> {
+  // Checked before the database is opened (or created), and an empty id too: '' used to start a new demo silently.
+  if (options.resume !== undefined && !/^[\w.-]+$/.test(options.resume)) throw new DemoError(`${JSON.stringify(options.resume)} is not a run id`, 'pass the id `demo` printed when it was interrupted (npx patchpilot runs lists them)');
   const store = openCliStore(options.db);
   const tty = !options.json && io.out.isTTY === true;
   const speed = options.speed ?? (tty ? 120 : 0);
 
   // One cluster file per run, so two demos on one database never share (nor rename over) each other's file, and
   // its temporary is private to this process.
-  let clusterFile = options.resume ? demoClusterFile(store.path, options.resume) : null;
+  let clusterFile = options.resume !== undefined ? demoClusterFile(store.path, options.resume) : null;
   let saved: ClusterFile | null = null;
-  if (options.resume) {
-    if (!/^[\w.-]+$/.test(options.resume)) throw new DemoError(`"${options.resume}" is not a run id`, 'pass the id `demo` printed when it was interrupted (npx patchpilot runs lists them)');
+  if (options.resume !== undefined) {
     const legacy = `${store.path}.demo-cluster.json`;
     const file = existsSync(clusterFile!) ? clusterFile! : existsSync(legacy) ? legacy : null;
     if (!file) throw new DemoError(`no demo cluster to resume at ${clusterFile}`, 'start a new demo with: npx patchpilot demo');
@@ -151,13 +154,13 @@ export async function demo(options: DemoOptions, io: DemoIo): Promise<number> {
   // The run lives in virtual time, but whether its owner is alive is a question of real time (another demo may ask).
   const orchestrator = new Orchestrator({ cluster, clock, store, onEvent, ownerNow: Date.now });
   // A run another live process drives is refused here (RUN_OWNED), before this process writes anything of it.
-  const handle: RunHandle = options.resume
+  const handle: RunHandle = options.resume !== undefined
     ? await orchestrator.resume(options.resume)
     : // Palette would wait ten minutes after an on-demand click; the demo starts at once.
       await orchestrator.start({ plan: parsePlan(DEMO_PLAN), requestedBy: 'demo', notBefore: null });
   clusterFile = demoClusterFile(store.path, handle.runId);
   persist(cluster.state as MemoryClusterState);
-  if (!options.json && !options.resume) {
+  if (!options.json && options.resume === undefined) {
     io.out.write(`${tty ? '' : '# '}run ${handle.runId}: patching ${DEMO_NODES.length - 1} Linux nodes of cluster "demo", 2 at a time (Ctrl-C to interrupt, then resume)\n`);
   }
   if (!options.json) view.expect(DEMO_NODES.filter((n) => n.os !== 'windows').map((n) => n.name));
@@ -188,7 +191,7 @@ export async function demo(options: DemoOptions, io: DemoIo): Promise<number> {
     return 1;
   }
   // A resumed run's earlier nodes finished in another process: the store has all of them.
-  const summary = options.resume ? showRun(store, output.runId) : summaryTable(outcomes);
+  const summary = options.resume !== undefined ? showRun(store, output.runId) : summaryTable(outcomes);
   store.close();
   if (options.json) {
     io.out.write(`${JSON.stringify({ ...output, nodes: outcomes }, null, 2)}\n`);

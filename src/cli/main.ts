@@ -22,37 +22,46 @@ import type { RunOptions } from './run.ts';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
 import { KubeApiError } from '../cluster/kube/errors.ts';
 import { UserError } from './user-error.ts';
+import { describeErrno, UserFileError } from '../io/user-file.ts';
 import { describeUnreachable } from './network-error.ts';
 import type { ResetCliOptions, TargetOptions as DoctorCliOptions } from './doctor.ts';
 import type { ScanCliOptions, StatusCliOptions } from './status.ts';
 
+/**
+ * Numbers as a user types them in decimal: Number() also takes "0x50" (a port 80 nobody asked for), "0b1", "1e3",
+ * " 5" and "" (0). Anything else is NaN, which every parser below refuses with its own message.
+ */
+export function decimal(value: string, fraction = false): number {
+  return (fraction ? /^(\d+(\.\d*)?|\.\d+)$/ : /^\d+$/).test(value) ? Number(value) : Number.NaN;
+}
+
 const positiveInt = (value: string): number => {
-  const n = Number(value);
+  const n = decimal(value);
   // Safe integers only: SQLite refuses a LIMIT beyond 2^63, and 1e20 is no whole number a user meant.
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a whole number from 1 to ${Number.MAX_SAFE_INTEGER}`);
   return n;
 };
 
 const portNumber = (value: string): number => {
-  const n = Number(value);
+  const n = decimal(value);
   if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError('expected a port number (0 for a free one)');
   return n;
 };
 
 const positiveNumber = (value: string): number => {
-  const n = Number(value);
+  const n = decimal(value, true);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number above 0');
   return n;
 };
 
 const chaosRate = (value: string): number => {
-  const n = Number(value);
+  const n = decimal(value, true);
   if (!Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError('expected a share of requests, at least 0 and below 1 (0.05 is one in twenty)');
   return n;
 };
 
 const nonNegative = (value: string): number => {
-  const n = Number(value);
+  const n = decimal(value, true);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number, 0 or more');
   return n;
 };
@@ -80,7 +89,7 @@ export function buildProgram(): Command {
 
   const collect = (value: string, previous: string[]) => [...previous, value];
   const seed = (value: string): number => {
-    const n = Number(value);
+    const n = decimal(value);
     if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number, 0 or more');
     return n;
   };
@@ -124,7 +133,7 @@ export function buildProgram(): Command {
     .command('demo')
     .description('a durable run on a small in-memory cluster: interrupt it with Ctrl-C and resume it with --resume')
     .option('--db <path>', dbOption)
-    .option('--resume <run>', 'resume an interrupted demo run')
+    .option('--resume <run>', 'resume an interrupted demo run', runIdOption)
     .option('--speed <n>', 'virtual seconds per real second (default 120 in a terminal, 0 = no pause)', nonNegative)
     .option('--json', 'print the result as JSON instead of the live view')
     .action(async (opts: { db?: string; resume?: string; speed?: number; json?: boolean }) => {
@@ -243,7 +252,11 @@ export function buildProgram(): Command {
     .option('--cluster <name>', 'only this cluster')
     .option('--active', 'only runs that have not finished')
     .option('--limit <n>', 'at most this many', positiveInt, 20)
-    .action((opts: { db?: string; cluster?: string; active?: boolean; limit: number }) => {
+    // Words after `runs` reach this action (it has one as well as the show subcommand), so a misspelt subcommand is
+    // named here; commander would say only "too many arguments".
+    .allowExcessArguments(true)
+    .action((opts: { db?: string; cluster?: string; active?: boolean; limit: number }, command: Command) => {
+      refuseUnknownSubcommand(command);
       const store = openCliStore(opts.db, { readOnly: true });
       try {
         print(listRuns(store, { limit: opts.limit, ...(opts.cluster ? { cluster: opts.cluster } : {}), ...(opts.active ? { active: true } : {}) }));
@@ -355,20 +368,63 @@ function positiveInteger(option: string, max = Number.MAX_SAFE_INTEGER): (value:
 /** A day: a longer lease only delays a takeover after a crash (the Lease's own field would take up to int32). */
 const MAX_LEASE_SECONDS = 86_400;
 
+/** Letters to change to turn `a` into `b` (Levenshtein), for "did you mean". */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** Commander's "unknown command 'x' (Did you mean y?)" for a command that has both an action and subcommands. */
+function refuseUnknownSubcommand(command: Command): void {
+  const word = command.args[0];
+  if (word === undefined) return;
+  const names = command.commands.map((c) => c.name());
+  const near = names.filter((name) => editDistance(word, name) <= Math.max(1, Math.floor(name.length / 3)));
+  command.error(`error: unknown command '${word}'${near.length > 0 ? `\n(Did you mean ${near.join(' or ')}?)` : ` (${command.name()} takes: ${names.join(', ')})`}`, { code: 'commander.unknownCommand', exitCode: 2 });
+}
+
+/** `--resume ''` (an unset shell variable) must not silently start a new demo instead. */
+function runIdOption(value: string): string {
+  if (!/^[\w.-]+$/.test(value)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a run id (npx patchpilot runs lists them)`);
+  return value;
+}
+
 /** An empty id (an unset shell variable) would hash as a trigger of its own and silently patch every node again. */
 function triggerId(value: string): string {
   if (value.trim() === '' || /[\u0000-\u001f\u007f]/.test(value)) throw new InvalidArgumentError(`--trigger must be a non-empty id without control characters, got ${JSON.stringify(value)}`);
   return value;
 }
 
+/** Filesystem errors a user's path or disk causes; network ones (ECONNREFUSED, ...) are describeUnreachable's. */
+const PATH_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'ELOOP', 'EACCES', 'EPERM', 'EROFS', 'EISDIR', 'ENOTDIR', 'ENOENT', 'ENAMETOOLONG', 'EIO', 'EFBIG', 'EMFILE', 'ENFILE', 'EEXIST', 'ENXIO']);
+
+/**
+ * The last line of defence: a Node system error that escaped the code that should have named its option (a write to
+ * a full disk, a symlink loop) is still one line naming the path, not a stack trace.
+ */
+function describeSystemError(err: unknown): string | null {
+  if (!(err instanceof Error)) return null;
+  const { code, path, dest } = err as NodeJS.ErrnoException & { dest?: string };
+  if (typeof code !== 'string' || !PATH_ERRORS.has(code) || typeof path !== 'string') return null;
+  const reason = describeErrno(code) ?? code;
+  return `error: ${path}${dest ? ` (to ${dest})` : ''} ${reason}`;
+}
+
 /** Every error a user can cause, as the text to show. Anything else is a bug and keeps its stack trace. */
 export function describeUserError(err: unknown): string | null {
   if (err instanceof PlanError || err instanceof ScheduleError || err instanceof ScenarioError) return `error: ${err.message}`;
-  if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof UserError || err instanceof KubeConfigError || err instanceof BotConfigError) {
+  if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof UserError || err instanceof KubeConfigError || err instanceof BotConfigError || err instanceof UserFileError) {
     return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`;
   }
   // Credentials the cluster refuses (an expired token) or a user without a permission: the kubeconfig's, not a bug.
   if (err instanceof KubeApiError && err.status === 401) return `error: the API server refused the kubeconfig's credentials: ${err.message}\nhint: refresh them, then check with: kubectl --kubeconfig PATH auth whoami`;
+  const system = describeSystemError(err);
+  if (system !== null) return system;
   if (err instanceof KubeApiError && err.status === 403) return `error: the kubeconfig's user is not allowed this: ${err.message}\nhint: patchpilot run --dry-run lists every permission a run needs and which are missing`;
   return null;
 }

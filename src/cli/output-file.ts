@@ -1,9 +1,11 @@
 /**
  * Output files named on the command line (--report, --record, a kubeconfig to write) are checked before any work
- * starts, so that a typo costs a clear message instead of a finished run and a stack trace.
+ * starts, so that a typo costs a clear message instead of a finished run and a stack trace; and written so that a
+ * failure (a full disk, a read-only one) is one line naming the option, leaving no half-written file behind.
  */
-import { accessSync, constants, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { accessSync, closeSync, constants, mkdirSync, openSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { describeErrno } from '../io/user-file.ts';
 import { UserError } from './user-error.ts';
 
 function errnoOf(err: unknown): string | undefined {
@@ -40,4 +42,95 @@ export function checkOutputFile(path: string, option: string): void {
     if (parent === dir) return;
     dir = parent;
   }
+}
+
+/** Node's messages name the syscall ("ENOSPC: no space left on device, write"); these name the problem. */
+const WRITE_REASONS: Record<string, string> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only filesystem',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a part of its path is a file, not a directory',
+  ELOOP: 'too many levels of symbolic links',
+  EIO: 'input/output error',
+  ENOENT: 'its directory does not exist',
+  EFBIG: 'the file is too large for the filesystem',
+};
+
+/** The UserError for a failed write of `option`'s `path`: "cannot write --report PATH: no space left on device". */
+export function writeError(option: string, path: string, err: unknown): UserError {
+  const code = errnoOf(err);
+  if (code === undefined) throw err;
+  const reason = WRITE_REASONS[code] ?? describeErrno(code) ?? code;
+  return new UserError(`cannot write ${option} ${path}: ${reason}`, `free space or choose another path for ${option.split(' ')[0]}`);
+}
+
+/** A device or FIFO (/dev/null, /dev/stdout) is written as it is: renaming a temporary over it would replace it. */
+function isSpecial(path: string): boolean {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  return stat !== undefined && !stat.isFile() && !stat.isDirectory();
+}
+
+/**
+ * Writes `text` to `path` whole or not at all: into a temporary file beside it, renamed over it once complete, so a
+ * full disk leaves the old file (or none), never a truncated one. Failures are UserErrors naming `option`.
+ */
+export function writeOutputFile(path: string, option: string, text: string): void {
+  try {
+    if (isSpecial(path)) {
+      writeFileSync(path, text);
+      return;
+    }
+    mkdirSync(dirname(resolve(path)), { recursive: true });
+  } catch (err) {
+    throw writeError(option, path, err);
+  }
+  const temporary = join(dirname(resolve(path)), `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(temporary, text);
+    renameSync(temporary, path);
+  } catch (err) {
+    rmSync(temporary, { force: true });
+    throw writeError(option, path, err);
+  }
+}
+
+/**
+ * A file written as it is produced (a recording, kept even if the command is interrupted). A write that fails is
+ * remembered, the partial file removed, and `close()` throws the UserError, so the caller need not check every line.
+ */
+export function openOutputStream(path: string, option: string): { write: (text: string) => void; close: () => void } {
+  const special = (() => {
+    try {
+      return isSpecial(path);
+    } catch (err) {
+      throw writeError(option, path, err);
+    }
+  })();
+  let fd: number;
+  try {
+    if (!special) mkdirSync(dirname(resolve(path)), { recursive: true });
+    fd = openSync(path, 'w');
+  } catch (err) {
+    throw writeError(option, path, err);
+  }
+  let failure: unknown = null;
+  return {
+    write: (text) => {
+      if (failure !== null) return;
+      try {
+        writeSync(fd, text);
+      } catch (err) {
+        failure = err;
+      }
+    },
+    close: () => {
+      closeSync(fd);
+      if (failure === null) return;
+      if (!special) rmSync(path, { force: true });
+      throw writeError(option, path, failure);
+    },
+  };
 }

@@ -1,21 +1,18 @@
 /** `patchpilot plan check FILE`: validates a plan file and shows what it resolves to. */
-import { readFileSync } from 'node:fs';
-import { statSync } from 'node:fs';
 import { stringify as toYaml } from 'yaml';
 import { DocumentError, parseYamlText } from '../engine/documents.ts';
 import { deriveRunStart, describeStart } from '../engine/run-start.ts';
 import { PlanError, parsePlan } from '../engine/plan.ts';
 import { describeSchedule, fireTimes } from '../engine/schedule.ts';
+import { MAX_PLAN_BYTES, readUserFile, UserFileError } from '../io/user-file.ts';
 
 export function loadPlanFile(path: string) {
   let text: string;
   try {
-    if (statSync(path).isDirectory()) throw new PlanError([`${path} is a directory, not a plan file`], path);
-    text = readFileSync(path, 'utf8');
+    text = readUserFile(path, 'plan', MAX_PLAN_BYTES);
   } catch (err) {
-    if (err instanceof PlanError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new PlanError([code === 'ENOENT' ? 'no such file' : `cannot read it (${code ?? String(err)})`], path);
+    if (err instanceof UserFileError) throw new PlanError([err.message], path);
+    throw err;
   }
   return parsePlanText(text, path);
 }

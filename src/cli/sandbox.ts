@@ -108,9 +108,11 @@ export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Pr
   const written: string[] = [];
   try {
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, writtenBy(process.pid) + kubeconfig(server.url, undefined, `sandbox-${scenario.clusterName}`));
+    // Named before writing: a write that fails half-way (a full disk) leaves a partial file to remove too.
     written.push(path);
+    writeFileSync(path, writtenBy(process.pid) + kubeconfig(server.url, undefined, `sandbox-${scenario.clusterName}`));
     // The scenario's plan, for `patchpilot run --plan`: the engine then patches the sandbox as the scenario would.
+    written.push(planPath);
     writeFileSync(planPath, writtenBy(process.pid) + stringifyYaml({ ...scenario.planInput, cluster: scenario.clusterName }));
   } catch (err) {
     // The checks above cannot foresee every refusal (a read-only or special file system): stop, and leave no file.

@@ -25,7 +25,7 @@ async function runOne(job: BatchJob): Promise<ScenarioOutcome> {
     return { file: job.file, scenario: name, cases: scenarioCases(scenario, result), seconds: seconds() };
   } catch (err) {
     const message = err instanceof ScenarioError || err instanceof StalledRunError ? err.message : `the simulator failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
-    return { file: job.file, scenario: name, cases: [{ scenario: name, name: err instanceof ScenarioError ? 'loads' : 'runs to the end', failure: message, error: message }], seconds: seconds() };
+    return { file: job.file, scenario: name, cases: [{ scenario: name, name: err instanceof ScenarioError ? 'loads' : 'runs to the end', failure: message, error: message }], seconds: seconds(), ...(err instanceof ScenarioError ? { invalid: true as const } : {}) };
   }
 }
 

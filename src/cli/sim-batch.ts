@@ -2,17 +2,16 @@
  * `patchpilot sim A.yaml B.yaml DIR 'fixtures/**\/*.yaml' [--junit out.xml]`: every scenario in worker threads (one
  * scenario at a time per worker, as many workers as cores unless --jobs says otherwise), one line per scenario as it
  * finishes, a JUnit XML file on request. Exit 0 only when every expectation and invariant holds, 1 when one does not,
- * 2 when an argument names nothing.
+ * 2 when an argument names nothing or a file is not a valid scenario (bad input outranks a failed check: the other
+ * scenarios still run and are reported, but CI must not read a typo as "an expectation failed").
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { allHold, expandScenarioArgs, junitXml, type ScenarioOutcome } from '../sim/batch.ts';
 import type { BatchJob } from './sim-batch-worker.ts';
 import { paint } from './format.ts';
-import { checkOutputFile } from './output-file.ts';
+import { checkOutputFile, writeOutputFile } from './output-file.ts';
 import { UserError } from './user-error.ts';
 
 export interface SimBatchOptions {
@@ -35,14 +34,18 @@ export async function simBatchCommand(args: readonly string[], options: SimBatch
     for (const c of failed) io.out.write(`    - ${c.name}: ${c.failure?.split('\n').join('\n      ')}\n`);
   });
   if (options.junit) {
-    mkdirSync(dirname(options.junit), { recursive: true });
-    writeFileSync(options.junit, junitXml(outcomes, io.now?.() ?? new Date()));
+    writeOutputFile(options.junit, '--junit', junitXml(outcomes, io.now?.() ?? new Date()));
   }
   const ok = allHold(outcomes);
   const cases = outcomes.flatMap((o) => o.cases);
   const failing = cases.filter((c) => c.failure !== null).length;
+  const invalid = outcomes.filter((o) => o.invalid).map((o) => o.file);
   if (options.json) io.out.write(`${JSON.stringify({ ok, scenarios: outcomes }, null, 2)}\n`);
   else io.out.write(`\n${ok ? p('green', '✓') : p('red', '✗')} ${outcomes.length} scenario(s), ${cases.length} check(s), ${failing} failing${options.junit ? `; JUnit: ${options.junit}` : ''}\n`);
+  if (invalid.length > 0) {
+    process.stderr.write(`error: ${invalid.length === 1 ? 'a file is' : `${invalid.length} files are`} not a valid scenario: ${invalid.join(', ')} (the others ran)\n`);
+    return 2;
+  }
   return ok ? 0 : 1;
 }
 

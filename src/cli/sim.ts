@@ -3,8 +3,7 @@
  * with the real engine, show it live, check the expectations, write the recording and, on request, the HTML report.
  * Exit codes (DESIGN.md): 0 expectations hold, 1 they do not, 2 invalid input.
  */
-import { mkdirSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleepReal } from 'node:timers/promises';
 import type { Writable } from 'node:stream';
 import { formatSeconds } from '../sim/duration.ts';
@@ -16,7 +15,7 @@ import type { RecordedBehaviour } from '../sim/cluster-state.ts';
 import { StalledRunError } from '../service/drive.ts';
 import { paint, table } from './format.ts';
 import { LiveView } from './live.ts';
-import { checkOutputFile } from './output-file.ts';
+import { checkOutputFile, openOutputStream, writeOutputFile } from './output-file.ts';
 
 export interface SimOptions {
   json?: boolean;
@@ -95,7 +94,11 @@ async function execute(
       },
     });
   } catch (err) {
-    recorder?.close();
+    try {
+      recorder?.close();
+    } catch {
+      // The run's own failure is the one to report; the recorder has removed its partial file.
+    }
     if (err instanceof StalledRunError) {
       process.stderr.write(`error: ${err.message}\n`);
       return 1;
@@ -108,8 +111,7 @@ async function execute(
   if (options.report) {
     // Loaded only when asked for: most runs (CI, tests) never render HTML.
     const { renderReport } = await import('../sim/report.ts');
-    mkdirSync(dirname(options.report), { recursive: true });
-    writeFileSync(options.report, renderReport(result, scenario));
+    writeOutputFile(options.report, '--report', renderReport(result, scenario));
   }
   if (options.json) {
     io.out.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -179,13 +181,12 @@ function oneLine(text: string): string {
 
 /** Appends lines to the recording as they come, so a long run's recording survives an interrupted command. */
 function openRecorder(path: string): { write: (line: string) => void; close: () => void } {
-  mkdirSync(dirname(path), { recursive: true });
-  const fd = openSync(path, 'w');
+  const file = openOutputStream(path, '--record');
   let buffer: string[] = [];
   let size = 0;
   const flush = () => {
     if (buffer.length === 0) return;
-    writeSync(fd, buffer.join(''));
+    file.write(buffer.join(''));
     buffer = [];
     size = 0;
   };
@@ -197,7 +198,7 @@ function openRecorder(path: string): { write: (line: string) => void; close: () 
     },
     close: () => {
       flush();
-      closeSync(fd);
+      file.close();
     },
   };
 }

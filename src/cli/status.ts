@@ -4,8 +4,6 @@
  * other clusters go on; such a cluster is listed with its error and no node, never as compliant. Exit codes: 0 every
  * cluster read (status) or scanned (scan), 1 some could not be, 2 none could (bad input).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
 import { loadKubeConfig } from '../cluster/kube/kubeconfig.ts';
@@ -17,7 +15,7 @@ import type { Store } from '../store/index.ts';
 import { table } from './format.ts';
 import { openCliStore } from './paths.ts';
 import { loadPlanFile } from './plan-check.ts';
-import { checkOutputFile } from './output-file.ts';
+import { checkOutputFile, writeOutputFile } from './output-file.ts';
 import { kubeTarget, type KubeTarget } from './targets.ts';
 import { UserError } from './user-error.ts';
 import { untilSignal } from './signals.ts';
@@ -113,8 +111,7 @@ export async function statusCommand(options: StatusCliOptions, io: FleetIo): Pro
     const now = Date.now();
     if (options.report) {
       const { renderFleetReport } = await import('./status-report.ts');
-      mkdirSync(dirname(options.report), { recursive: true });
-      writeFileSync(options.report, renderFleetReport(statuses, (cluster) => fleet.store.scanHistory(cluster), now));
+      writeOutputFile(options.report, '--report', renderFleetReport(statuses, (cluster) => fleet.store.scanHistory(cluster), now));
     }
     if (options.json) io.out.write(`${JSON.stringify(statusJson(statuses), null, 2)}\n`);
     else {

@@ -5,7 +5,7 @@
  * document nested 100,000 levels deep. Both become a DocumentError with one line a user can act on.
  * Pure: text in, data (or a DocumentError) out.
  */
-import { LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, parseDocument, type Document } from 'yaml';
 
 /** More alias expansions than this is an attack or a mistake, never a plan: yaml's own default (100) made explicit. */
 export const MAX_ALIAS_COUNT = 100;
@@ -112,6 +112,34 @@ export function valueDepthExceeds(value: unknown, limit = MAX_NESTING_DEPTH): bo
   return false;
 }
 
+/**
+ * The first key that repeats within one mapping, found in linear time. yaml's own check (`uniqueKeys: true`) compares
+ * each new key with every earlier one of its map: a plan whose nodeSelector had 30,000 keys (350 KB) took 22 s.
+ * Keys are equal as yaml's default says: the same scalar value (so `1` and `"1"` differ).
+ */
+export function findDuplicateKey(doc: Document): { key: string; offset: number | undefined } | null {
+  const stack: unknown[] = [doc.contents];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const seen = new Set<unknown>();
+      for (const pair of node.items) {
+        const key: unknown = pair.key;
+        // A complex key (a map or a sequence as key) is never equal to another under yaml's rule but by identity.
+        const value = key === null ? null : isScalar(key) ? key.value : key;
+        if (seen.has(value)) return { key: String(value), offset: isScalar(key) ? key.range?.[0] : undefined };
+        seen.add(value);
+        stack.push(pair.key, pair.value);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items) stack.push(item);
+    } else if (isPair(node)) {
+      stack.push(node.key, node.value);
+    }
+  }
+  return null;
+}
+
 export interface ParsedYaml {
   doc: Document;
   lineCounter: LineCounter;
@@ -120,8 +148,8 @@ export interface ParsedYaml {
 }
 
 /**
- * Parses one YAML document (JSON is YAML). Syntax errors, alias bombs and excessive nesting throw DocumentError;
- * `options.uniqueKeys` as in yaml.
+ * Parses one YAML document (JSON is YAML). Syntax errors, a key repeated in a mapping (unless `uniqueKeys: false`),
+ * alias bombs and excessive nesting throw DocumentError.
  */
 export function parseYamlText(text: string, options: { uniqueKeys?: boolean } = {}): ParsedYaml {
   // YAML's quoting rules are too rich for an exact pre-scan, so a rough one (brackets counted even inside quotes,
@@ -132,7 +160,8 @@ export function parseYamlText(text: string, options: { uniqueKeys?: boolean } = 
   const lineCounter = new LineCounter();
   let doc: Document;
   try {
-    doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: options.uniqueKeys ?? true });
+    // yaml's duplicate-key check is quadratic in a map's size; findDuplicateKey below does it in linear time.
+    doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: false });
   } catch (err) {
     if (isStackOverflow(err)) throw new DocumentError(tooDeep);
     throw err;
@@ -141,7 +170,19 @@ export function parseYamlText(text: string, options: { uniqueKeys?: boolean } = 
   if (first) {
     const pos = first.linePos?.[0];
     if (isStackOverflow(first)) throw new DocumentError(tooDeep, pos?.line);
+    if (first.code === 'MULTIPLE_DOCS') {
+      // yaml's text ("please use YAML.parseAllDocuments()") speaks to a programmer; the user needs the count.
+      const count = parseAllDocuments(text).length;
+      throw new DocumentError(`holds ${count} YAML documents (separated by ---); it must be one`, pos?.line, pos?.col, true);
+    }
     throw new DocumentError(first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''), pos?.line, pos?.col, true);
+  }
+  if (options.uniqueKeys ?? true) {
+    const duplicate = findDuplicateKey(doc);
+    if (duplicate) {
+      const pos = duplicate.offset === undefined ? undefined : lineCounter.linePos(duplicate.offset);
+      throw new DocumentError(`Map keys must be unique ("${duplicate.key}" appears twice)`, pos?.line, pos?.col, true);
+    }
   }
   let value: unknown;
   try {

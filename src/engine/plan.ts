@@ -141,6 +141,21 @@ export const blockersSchema = z.strictObject({
     .optional(),
 });
 
+/**
+ * What `nodes:` may name: a Kubernetes node name is a DNS-1123 subdomain. Anything else matches no node, and a 1 MB
+ * "name" was accepted and echoed whole. One check (not max() and regex()) so a bad name gets one line.
+ */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const nodeName = z.string().refine((name) => name.length <= 253 && DNS_SUBDOMAIN.test(name), 'not a Kubernetes node name (lowercase letters, digits, "-" and ".", at most 253 characters)');
+
+/**
+ * A package to hold: the agent passes these to apt-mark hold / dnf versionlock split on spaces, so a space or a shell
+ * character ("kubelet; rm -rf /", "$(reboot)") must never get there. Debian names are [a-z0-9][a-z0-9+.-]+; RPM
+ * names add capitals and "_"; ":" takes an apt architecture (containerd:amd64).
+ */
+const PACKAGE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_+.:-]*$/;
+const packageName = z.string().refine((name) => name.length <= 255 && PACKAGE_NAME.test(name), 'not a package name (letters, digits and "+ . _ - :", starting with a letter or digit; at most 255 characters)');
+
 export const planSchema = z
   .strictObject({
     cluster: z.string().min(1, 'must name the cluster').default('default'),
@@ -151,7 +166,7 @@ export const planSchema = z
     labelKey: labelKey.optional(),
     rebootIfRequired: z.boolean().default(true),
     securityOnly: z.boolean().default(true),
-    holdPackages: z.array(z.string().min(1)).default([...DEFAULT_HOLD_PACKAGES]),
+    holdPackages: z.array(packageName).default([...DEFAULT_HOLD_PACKAGES]),
     /** Nodes in maintenance at once: a count, or a percentage of the selected nodes (at least 1). */
     concurrency: countOrPercent(1, MAX_CONCURRENCY).default(1),
     /** The error budget: a count, or a percentage of the selected nodes (rounded down). */
@@ -166,7 +181,7 @@ export const planSchema = z
     /** Equality label selector a node must match to be considered. */
     nodeSelector: z.record(z.string(), z.string()).default({}),
     /** Restrict the run to these nodes (by name); every name must exist. */
-    nodes: z.array(z.string().min(1)).min(1, 'must name at least one node (leave it out to consider every node)').optional(),
+    nodes: z.array(nodeName).min(1, 'must name at least one node (leave it out to consider every node)').optional(),
     approval: approvalSchema.prefault({}),
     /** Download packages on every selected node before the first cordon, so each node's maintenance is shorter. */
     prefetch: z.boolean().default(false),

@@ -25,6 +25,8 @@ export interface ScenarioOutcome {
   cases: TestCase[];
   /** Wall-clock seconds the scenario took (reported, never asserted). */
   seconds: number;
+  /** The file could not be loaded (missing, not a scenario, invalid): bad input, which the command exits 2 for. */
+  invalid?: true;
 }
 
 /** Scenario files named by command-line arguments: files as given, directories' *.yaml/*.yml, globs expanded. */

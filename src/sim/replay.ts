@@ -5,7 +5,7 @@
  * the result. A replay rebuilds the scenario from the header, applies `--set` changes to the plan, and makes every node
  * do what it was recorded doing: the engine's decisions are the only thing that can differ.
  */
-import { readFileSync } from 'node:fs';
+import { MAX_RECORDING_BYTES, readUserFile, UserFileError } from '../io/user-file.ts';
 import { parse as parseYamlScalar } from 'yaml';
 import { z } from 'zod';
 import { parseJsonText } from '../engine/documents.ts';
@@ -55,10 +55,10 @@ export interface Recording {
 export function readRecording(file: string): Recording {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readUserFile(file, 'recording', MAX_RECORDING_BYTES);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ScenarioError(file, [`${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a recording' : `cannot read it (${code ?? String(err)})`}`]);
+    if (err instanceof UserFileError) throw new ScenarioError(file, [`${file}: ${err.reason}`]);
+    throw err;
   }
   return parseRecording(text, file);
 }

@@ -5,8 +5,8 @@
  * Loading validates everything before anything runs, and every problem names the file, the line and the field:
  * `fixtures/scenarios/x.yaml:14: faults[1].node: no node named "worker-9"`.
  */
-import { readFileSync, statSync } from 'node:fs';
 import { DocumentError, parseYamlText, type ParsedYaml } from '../engine/documents.ts';
+import { MAX_SCENARIO_BYTES, readUserFile, UserFileError } from '../io/user-file.ts';
 import { isMap, isSeq, LineCounter, type Document, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import { formatPath, planSchema, type Plan } from '../engine/plan.ts';
@@ -304,12 +304,10 @@ export class ScenarioError extends Error {
 export function loadScenario(file: string, overrides: { seed?: number } = {}): Scenario {
   let text: string;
   try {
-    if (statSync(file).isDirectory()) throw new ScenarioError(file, [`${file}: is a directory, not a scenario file`]);
-    text = readFileSync(file, 'utf8');
+    text = readUserFile(file, 'scenario', MAX_SCENARIO_BYTES);
   } catch (err) {
-    if (err instanceof ScenarioError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ScenarioError(file, [code === 'ENOENT' ? `${file}: no such file` : `${file}: cannot read it (${code ?? String(err)})`]);
+    if (err instanceof UserFileError) throw new ScenarioError(file, [`${file}: ${err.reason}`]);
+    throw err;
   }
   return parseScenario(text, file, overrides);
 }

@@ -11,6 +11,7 @@ import { auditHash, canonicalJson, verifyAuditChain } from './audit.ts';
 import type { AuditHead, StoredAuditRow } from './audit.ts';
 import { corruptDatabaseError, shellQuote, StoreError, translateSqliteError } from './errors.ts';
 import { applyMigrations, LATEST_SCHEMA_VERSION } from './migrations.ts';
+import { describeErrno } from '../io/user-file.ts';
 import type {
   RunClaim,
   RunOwner,
@@ -124,6 +125,14 @@ function openReadOnly(path: string): Store {
   }
   try {
     refuseForeignDatabase(db, path);
+    if (db.prepare<[], number>("SELECT count(*) FROM sqlite_schema WHERE type = 'table'").pluck().get() === 0) {
+      // An empty file (`: > x.db`) is a database with no tables: a command that only reads has nothing to read in it.
+      throw new StoreError(
+        'DB_NOT_A_DATABASE',
+        `Database ${path} is an empty file, not a patchpilot database yet`,
+        'Check the path passed with --db; a command that writes (demo, run) makes it a patchpilot database.',
+      );
+    }
     const version = db.prepare<[], number>('SELECT coalesce(max(version), 0) FROM schema_migrations').pluck().get() ?? 0;
     if (version !== LATEST_SCHEMA_VERSION) {
       throw new StoreError(
@@ -143,7 +152,15 @@ function openReadOnly(path: string): Store {
 
 function checkPathBeforeOpening(path: string, create: boolean): void {
   const directory = dirname(resolve(path));
-  if (!statOrUndefined(directory)?.isDirectory()) {
+  const directoryStats = statOrUndefined(directory);
+  if (directoryStats !== undefined && !directoryStats.isDirectory()) {
+    throw new StoreError(
+      'DB_DIR_MISSING',
+      `Cannot open database ${path}: ${directory} is a file, not a directory`,
+      'Pass --db with a path inside a directory.',
+    );
+  }
+  if (directoryStats === undefined) {
     throw new StoreError(
       'DB_DIR_MISSING',
       `Cannot open database ${path}: directory ${directory} does not exist`,
@@ -186,8 +203,20 @@ function checkPathBeforeOpening(path: string, create: boolean): void {
   }
 }
 
+/** A missing file is undefined; a symlink loop, a path through a file or a denied directory is a StoreError. */
 function statOrUndefined(path: string): Stats | undefined {
-  return statSync(path, { throwIfNoEntry: false });
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') return undefined;
+    throw new StoreError(
+      'DB_CANNOT_OPEN',
+      `Cannot open database ${path}: it ${describeErrno(code) ?? `cannot be read (${code ?? String(error)})`}`,
+      'Pass --db with the path of a database file, or of a file that does not exist yet to create one.',
+      { cause: error },
+    );
+  }
 }
 
 function readFileStart(path: string, length: number): Buffer {
@@ -217,7 +246,11 @@ function cannotOpenError(path: string, cause: unknown): StoreError {
 /** A SQLite file with tables but no schema_migrations belongs to another program; migrating it would damage it. */
 function refuseForeignDatabase(db: Database.Database, path: string): void {
   const tables = db.prepare<[], string>("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all();
-  if (tables.length > 0 && !tables.includes('schema_migrations')) {
+  // schema_migrations alone is no proof: another program may keep a table of that name (version only, say), and the
+  // first migration's INSERT would then fail with SQLite's "has no column named name".
+  const columns = tables.includes('schema_migrations') ? db.prepare<[], string>("SELECT name FROM pragma_table_info('schema_migrations')").pluck().all() : [];
+  const ours = ['version', 'name', 'applied_at'].every((column) => columns.includes(column));
+  if (tables.length > 0 && !ours) {
     throw new StoreError(
       'DB_NOT_A_DATABASE',
       `${path} is a SQLite database, but not a patchpilot one`,

@@ -5,7 +5,7 @@
  * trace or an exception it does not know. In-process for speed; a few real CLI processes check the exit codes.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
@@ -136,10 +136,18 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     ['concurrency: 150%', 'concurrency: must be a whole number or a percentage'],
     ['maxFailures: -5%', 'maxFailures: must be a whole number or a percentage'],
     ['concurrency: abc%', 'concurrency: must be a whole number or a percentage'],
+    [`nodes: [${'a'.repeat(254)}]`, 'nodes[0]: not a Kubernetes node name'],
+    ['nodes: [Worker-1]', 'nodes[0]: not a Kubernetes node name'],
+    ['nodes: ["a b"]', 'nodes[0]: not a Kubernetes node name'],
+    ['holdPackages: ["kubelet; rm -rf /"]', 'holdPackages[0]: not a package name'],
+    ['holdPackages: [kubelet, "$(reboot)"]', 'holdPackages[1]: not a package name'],
+    ['holdPackages: ["kubelet kubeadm"]', 'holdPackages[0]: not a package name'],
   ])('%s', (line, field) => {
     const message = planMessage(line);
     expect(message).toContain(field);
     expect(message).not.toContain('secret');
+    // The value is never echoed: a 1 MB node name made a 1 MB message.
+    expect(message!.length).toBeLessThan(300);
   });
 
   it('an empty or comment-only plan file is refused (every default would run silently); {} takes the defaults', () => {
@@ -148,7 +156,7 @@ describe('hand-picked bad values, each refused naming its field (found by the re
   });
 
   it('still takes 100%, 100.0% and 99.5%, and a valid drain selector', () => {
-    for (const line of ['maxFailures: 100%', 'maxFailures: 100.0%', 'concurrency: 99.5%', 'drain: { podSelector: "app in (web, api)" }', "blockers: { prometheus: { url: 'http://prom:9090' } }"]) expect(planMessage(line), line).toBeNull();
+    for (const line of ['nodes: [worker-1, ip-10-0-0-1.ec2.internal]', 'holdPackages: [kubelet, libstdc++6, NetworkManager, python3.11, containerd:amd64, lib_x]', 'maxFailures: 100%', 'maxFailures: 100.0%', 'concurrency: 99.5%', 'drain: { podSelector: "app in (web, api)" }', "blockers: { prometheus: { url: 'http://prom:9090' } }"]) expect(planMessage(line), line).toBeNull();
   });
 
   it('an unknown invariant in expect is named, not "Invalid input"', () => {
@@ -217,14 +225,56 @@ describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
     { name: 'an empty --trigger to plan check', file: 'plan.yaml', text: PLAN, args: ['plan', 'check', 'plan.yaml', '--trigger', ''], message: "error: option '--trigger <id>' argument '' is invalid" },
     { name: '--lease-seconds beyond a day', file: 'k', text: KUBECONFIG, args: ['run', '--kubeconfig', 'k', '--lease-seconds', '99999999999'], message: "error: option '--lease-seconds <n>' argument '99999999999' is invalid. --lease-seconds must be at most 86400" },
     { name: 'binary garbage as a kubeconfig', file: 'k', text: '\u0000\u0001\u00ff{[', args: ['run', '--kubeconfig', 'k', '--dry-run'], message: 'error: kubeconfig k' },
-  ])('$name', ({ file, text, args, message, ...rest }: { file: string; text: string; args: string[]; message: string; dir?: string }) => {
+    { name: 'an empty --resume', file: 'x', text: '', args: ['demo', '--resume', '', '--db', 'x.db'], message: `error: option '--resume <run>' argument '' is invalid. "" is not a run id` },
+    { name: 'a hexadecimal --port', file: 'x', text: '', args: ['bot', '--sim', 'x', '--port', '0x50'], message: "error: option '--port <n>' argument '0x50' is invalid" },
+    { name: 'a hexadecimal --limit', file: 'x', text: '', args: ['runs', '--limit', '0x5'], message: "error: option '--limit <n>' argument '0x5' is invalid" },
+    { name: 'a hexadecimal --seed', file: 'x', text: '', args: ['sim', 'x', '--seed', '0x10'], message: "error: option '--seed <n>' argument '0x10' is invalid" },
+    { name: 'a misspelt runs subcommand', file: 'x', text: '', args: ['runs', 'shw', 'x'], message: "error: unknown command 'shw'\n(Did you mean show?)" },
+    { name: 'an empty file to a command that only reads the database', file: 'e.db', text: '', args: ['audit', 'verify', '--db', 'e.db'], message: 'error: Database e.db is an empty file, not a patchpilot database yet' },
+    { name: 'a --db path through a file', file: 'afile', text: '', args: ['demo', '--db', 'afile/x.db'], message: 'error: Cannot open database afile/x.db: ' },
+    { name: 'a multi-document plan', file: 'p.yaml', text: 'cluster: a\n---\ncluster: b\n', args: ['plan', 'check', 'p.yaml'], message: 'error: invalid p.yaml:\n  - line 2, column 1: holds 2 YAML documents (separated by ---); it must be one' },
+    // With "--", the options are scenario files too: none exists, and a batch with invalid files exits 2, not 1.
+    { name: 'a batch naming files that do not exist', file: 'x', text: '', args: ['sim', '--', 'nope.yaml', '--record', '-'], message: '✗', stdout: true },
+  ])('$name', ({ file, text, args, message, ...rest }: { file: string; text: string; args: string[]; message: string; dir?: string; stdout?: boolean }) => {
     const cwd = scratch();
     writeFileSync(join(cwd, file), text);
     if (rest.dir !== undefined) mkdirSync(join(cwd, rest.dir));
     const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH, HOME: cwd, NO_COLOR: '1' } });
     expect(result.status, result.stderr).toBe(2);
-    expect(result.stderr.startsWith(message), result.stderr).toBe(true);
     expect(result.stderr).not.toMatch(/\n\s+at .+:\d+/);
+    if (rest.stdout) {
+      expect(result.stderr).toBe('error: 3 files are not a valid scenario: nope.yaml, --record, - (the others ran)\n');
+      return;
+    }
+    expect(result.stderr.startsWith(message), result.stderr).toBe(true);
     expect(result.stdout).toBe('');
+  });
+
+  it('a loop of symbolic links as --db: one line, exit 2, for every command', () => {
+    const cwd = scratch();
+    symlinkSync('l1', join(cwd, 'l2'));
+    symlinkSync('l2', join(cwd, 'l1'));
+    for (const args of [['demo'], ['runs'], ['dead-letters'], ['audit', 'show']]) {
+      const result = spawnSync(process.execPath, [BIN, ...args, '--db', 'l1'], { cwd, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH, HOME: cwd, NO_COLOR: '1' } });
+      expect(result.status, result.stderr).toBe(2);
+      expect(result.stderr).toMatch(/^error: Cannot open database l1: it is a loop of symbolic links \(too many levels of symbolic links\)\nhint: /);
+    }
+  });
+});
+
+describe('repeated keys: refused as before, found in linear time', () => {
+  it('names the repeated key and its position, at any depth and in flow style; 1 and "1" differ', () => {
+    expect(() => parsePlanText('cluster: a\ncluster: b\n', 'p.yaml')).toThrow(/line 2, column 1: Map keys must be unique \("cluster" appears twice\)/);
+    expect(() => parsePlanText('cluster: a\nnodeSelector: {x: "1", y: "2", x: "3"}\n', 'p.yaml')).toThrow(/line 2, column 32: Map keys must be unique \("x" appears twice\)/);
+    expect(() => parseScenario('name: x\ncluster:\n  nodes:\n    - { name: a, os: ubuntu-22.04, name: b }\n', 's.yaml')).toThrow(/s\.yaml:4: YAML syntax: Map keys must be unique \("name" appears twice\)/);
+    expect(planMessage('nodeSelector: { 1: a, "1": b }')).toBeNull();
+  });
+
+  // yaml's own check compared each key with every earlier one: 30,000 keys took 22 s. Linear, it is well under a second
+  // of parsing; the test's timeout (not a clock read) is the bound, with room for a loaded machine.
+  it('a nodeSelector of 30,000 keys (and one repeated at the end) is answered quickly', { timeout: 15_000 }, () => {
+    const keys = Array.from({ length: 30_000 }, (_, i) => `  k${i}: v\n`).join('');
+    expect(parsePlanText(`cluster: a\nnodeSelector:\n${keys}`, 'p.yaml').nodeSelector).toHaveProperty('k29999', 'v');
+    expect(() => parsePlanText(`cluster: a\nnodeSelector:\n${keys}  k0: w\n`, 'p.yaml')).toThrow(/line 30003, column 3: Map keys must be unique \("k0" appears twice\)/);
   });
 });

@@ -68,12 +68,14 @@ expect:
 `;
 
 describe('patchpilot sim with many scenarios', () => {
-  it.skipIf(!hasPython)(`writes JUnit XML with one case per run and expectation, and exits 1 when one fails${hasPython ? '' : ' (skipped: no /usr/bin/python3)'}`, { timeout: 120_000 }, () => {
+  it.skipIf(!hasPython)(`writes JUnit XML with one case per run and expectation, and exits 2 when a file is invalid${hasPython ? '' : ' (skipped: no /usr/bin/python3)'}`, { timeout: 120_000 }, () => {
     const cwd = scratch();
     writeFileSync(join(cwd, 'wrong.yaml'), BROKEN_EXPECTATION);
     writeFileSync(join(cwd, 'invalid.yaml'), 'name: invalid\ncluster: {}\n');
     const run = cli(cwd, 'sim', join(SCENARIOS, 'demo.yaml'), join(SCENARIOS, 'pdb-*.yaml'), 'wrong.yaml', 'invalid.yaml', '--junit', 'reports/sim.xml', '--jobs', '2');
-    expect(run.code, run.stderr).toBe(1);
+    // The invalid file makes it 2 (bad input), though the other scenarios all ran and were reported.
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toBe('error: a file is not a valid scenario: invalid.yaml (the others ran)\n');
     expect(run.stdout).toMatch(/✓ demo \(.*demo\.yaml\): (\d+)\/\1 hold/);
     expect(run.stdout).toMatch(/✗ wrong-expectation/);
     const report = parseJunit(join(cwd, 'reports/sim.xml'));

@@ -88,7 +88,7 @@ describe('patchpilot sim', () => {
     expect(syntax.stderr).toMatch(/bad\.yaml:\d+: YAML syntax/);
     const missing = cli(cwd, 'sim', 'nope.yaml');
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain('nope.yaml: no such file');
+    expect(missing.stderr).toContain('nope.yaml: does not exist');
   });
 
   it('writes a self-contained HTML report with --report', () => {

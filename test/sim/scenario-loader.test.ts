@@ -118,7 +118,7 @@ expect: { outcome: succeeded }
   });
 
   it('says clearly when the file is missing or not a mapping', () => {
-    expect(() => loadScenario('/nonexistent/s.yaml')).toThrow(/\/nonexistent\/s\.yaml: no such file/);
+    expect(() => loadScenario('/nonexistent/s.yaml')).toThrow(/\/nonexistent\/s\.yaml: does not exist/);
     const dir = makeScratchDir('loader');
     const file = join(dir, 'list.yaml');
     writeFileSync(file, '- a\n- b\n');

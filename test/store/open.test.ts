@@ -6,6 +6,7 @@ import {
   readdirSync,
   readFileSync,
   statSync,
+  symlinkSync,
   truncateSync,
   writeFileSync,
   writeSync,
@@ -205,6 +206,31 @@ describe('opening a bad path', () => {
     mkdirSync(path);
     const error = expectStoreError(() => openStore(path), 'DB_CANNOT_OPEN');
     expect(error.message).toContain('is a directory');
+  });
+
+  it('refuses a foreign table named schema_migrations (version only), instead of failing in the first migration', () => {
+    const path = join(dir, 'other.db');
+    const raw = new Database(path);
+    raw.exec('CREATE TABLE schema_migrations (version INTEGER); INSERT INTO schema_migrations VALUES (999)');
+    raw.close();
+    expect(expectStoreError(() => openStore(path), 'DB_NOT_A_DATABASE').message).toBe(`${path} is a SQLite database, but not a patchpilot one`);
+    expectStoreError(() => openStore(path, { readOnly: true }), 'DB_NOT_A_DATABASE');
+  });
+
+  it('a loop of symbolic links, or a path through a file, is named as such', () => {
+    symlinkSync(join(dir, 'l1'), join(dir, 'l2'));
+    symlinkSync(join(dir, 'l2'), join(dir, 'l1'));
+    for (const readOnly of [false, true]) {
+      expect(expectStoreError(() => openStore(join(dir, 'l1'), { readOnly }), 'DB_CANNOT_OPEN').message).toMatch(/l1: it is a loop of symbolic links \(too many levels of symbolic links\)$/);
+    }
+    writeFileSync(join(dir, 'afile'), '');
+    expect(expectStoreError(() => openStore(join(dir, 'afile/x.db')), 'DB_DIR_MISSING').message).toMatch(/afile is a file, not a directory$/);
+  });
+
+  it('read-only, an empty file is named as such (it has no schema_migrations to read)', () => {
+    const path = join(dir, 'e.db');
+    writeFileSync(path, '');
+    expect(expectStoreError(() => openStore(path, { readOnly: true }), 'DB_NOT_A_DATABASE').message).toBe(`Database ${path} is an empty file, not a patchpilot database yet`);
   });
 
   it('opens an empty file as a new database', () => {

@@ -5,8 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { readUserFile, UserFileError } from '../../io/user-file.ts';
 import { KubeConfigError } from './config-error.ts';
 
 export { KubeConfigError };
@@ -67,8 +68,17 @@ export function loadKubeConfig(request: KubeConfigRequest = {}): LoadedKubeConfi
 
 function loadFile(kc: KubeConfig, path: string, from: string): void {
   if (!existsSync(path)) throw new KubeConfigError(`kubeconfig ${path} (from ${from}) does not exist`, 'pass --kubeconfig PATH to an existing file');
+  let text: string;
   try {
-    kc.loadFromFile(path);
+    text = readUserFile(path, 'kubeconfig');
+  } catch (err) {
+    if (err instanceof UserFileError) throw new KubeConfigError(`kubeconfig ${path} (from ${from}) ${err.reason}`, err.hint);
+    throw err;
+  }
+  try {
+    // What kc.loadFromFile does, on text read safely: it would block on a FIFO and read /dev/zero without end.
+    kc.loadFromString(text);
+    kc.makePathsAbsolute(dirname(path));
   } catch (err) {
     throw new KubeConfigError(`kubeconfig ${path} cannot be read: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`, 'check the file with: kubectl --kubeconfig PATH config view');
   }
