@@ -3,7 +3,7 @@
  * for kubectl and for `patchpilot run --kubeconfig`. It writes a kubeconfig once the server answers, prints what to do
  * with it, narrates what happens to the nodes and Jobs, and stops cleanly on SIGINT or SIGTERM.
  */
-import { closeSync, mkdirSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Writable } from 'node:stream';
@@ -61,6 +61,8 @@ function checkSandboxFile(path: string, option: string): void {
   checkOutputFile(path, option);
   let head: string;
   try {
+    // A FIFO would block the read below until someone writes into it.
+    if (!statSync(path).isFile()) throw new SandboxError(`${option} ${path} exists and is not a regular file: it is left as it is`, 'give --kubeconfig a new file path, for example --kubeconfig out/sandbox.kubeconfig');
     const fd = openSync(path, 'r');
     try {
       const buffer = Buffer.alloc(120);
@@ -69,6 +71,7 @@ function checkSandboxFile(path: string, option: string): void {
       closeSync(fd);
     }
   } catch (err) {
+    if (err instanceof SandboxError) throw err;
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw new SandboxError(`${option} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'give --kubeconfig a new file path, for example --kubeconfig out/sandbox.kubeconfig');
   }

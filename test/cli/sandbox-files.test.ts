@@ -3,7 +3,7 @@
  * writes only where nothing of anyone else's is: a user's own kubeconfig, or the files of a sandbox still running, are
  * refused and left as they are; files a killed sandbox left behind are taken over.
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -55,6 +55,12 @@ describe('patchpilot sandbox --kubeconfig', () => {
     expect(await refusal(join(dir, 'sb.kubeconfig'))).toContain('--kubeconfig (its plan file beside it)');
     expect(readFileSync(join(dir, 'sb.plan.yaml'), 'utf8')).toBe('cluster: mine\n');
     expect(existsSync(join(dir, 'sb.kubeconfig'))).toBe(false);
+  });
+
+  it('refuses a FIFO at its path without waiting on it', async () => {
+    const path = join(scratch(), 'sb.kubeconfig');
+    execFileSync('mkfifo', [path]);
+    expect(await refusal(path)).toMatch(/exists and is not a regular file: it is left as it is/);
   });
 
   it('refuses the files of a sandbox that is still running', async () => {
