@@ -13,5 +13,16 @@ if (major < 22 || (major === 22 && minor < 18)) {
 // of every later command; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
 const { enableCompileCache } = await import('node:module');
 enableCompileCache?.();
+// A reader that goes away (`patchpilot sim ... | head`) must not crash a command halfway, a run with nodes cordoned
+// least of all: the rest of the output is dropped and the command finishes as it would have.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+    stream.write = (_chunk, encoding, done) => {
+      (typeof encoding === 'function' ? encoding : done)?.();
+      return true;
+    };
+  });
+}
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv);
