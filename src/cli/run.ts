@@ -12,6 +12,7 @@ import {
   KubeCluster,
   KubeForbiddenError,
   KubeNamespaceMissingError,
+  KubeNotAnApiServerError,
   KubeUnreachableError,
   describePermission,
   type MissingPermission,
@@ -280,6 +281,13 @@ export async function explain<T>(call: () => Promise<T>, cluster: KubeCluster, s
     }
     if (err instanceof KubeApiError && err.status === 401) {
       throw new RunError(`the API server at ${cluster.server} did not accept the credentials from ${source} (401 Unauthorized)`, 'refresh the token or certificate in the kubeconfig');
+    }
+    if (err instanceof KubeNotAnApiServerError) {
+      throw new RunError(err.message, `check the server of ${source} (context ${cluster.name}): it should be the cluster's API server, as kubectl cluster-info shows`);
+    }
+    // Still failing after the retries: the server's trouble, not the user's, but nothing patchpilot can go on with.
+    if (err instanceof KubeApiError && (err.status >= 500 || err.status === 429)) {
+      throw new RunError(`the Kubernetes API server at ${cluster.server} keeps failing: ${err.message}`, 'check its health (kubectl get --raw /readyz), then try again');
     }
     throw err;
   }
