@@ -92,6 +92,13 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   const configured = sinksFromEnv(env);
   if (configured.problems.length > 0) throw new RunError(configured.problems.join('; '), 'see "Notifications" in the README');
   const store = openCliStore(options.db);
+  try {
+    // The run record is written after the Lease is taken: a database that cannot be written refuses the run first.
+    store.assertWritable();
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   const tty = io.out.isTTY === true;
   const view = new LiveView({ out: io.out, tty, title: `patchpilot run · cluster ${plan.cluster}`, now: () => clock.now(), virtualTime: false });
   const outcomes: NodeOutcome[] = [];
