@@ -73,6 +73,15 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
     source,
   );
   const { triggerId, selection } = preview;
+  // A name the plan lists that the cluster lacks is a typo or a stale plan: refused before the dry run's report, the
+  // Lease and the run record, where the engine would only fail the whole run once started (a nodeSelector matching
+  // nothing is no such mistake: it may be meant for nodes yet to join).
+  if (selection.unknown.length > 0) {
+    throw new RunError(
+      `the plan names node(s) that are not in cluster ${plan.cluster}: ${selection.unknown.join(', ')}`,
+      `check the names with kubectl get nodes${options.plan ? `, and fix the nodes list of ${options.plan}` : ''}`,
+    );
+  }
 
   if (options.dryRun) {
     const nodes = await explain(() => cluster.listNodes(), cluster, source);
