@@ -122,6 +122,8 @@ export async function resetCommand(options: ResetCliOptions, io: OpsIo): Promise
     throw new OpsError('--nodes names no node', 'name nodes as --nodes worker-1,worker-2, or leave --nodes out for every node');
   }
   return withTarget(options, io, async (target) => {
+    // Said before the plan is shown and confirmed, not after (reset itself checks again before changing anything).
+    if (options.yes === true) target.store?.assertWritable();
     const plan = await planReset(target, {
       ...(options.nodes !== undefined ? { nodes: options.nodes.split(',') } : {}),
       includeDisabled: options.includeDisabled === true,

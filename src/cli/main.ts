@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import type { RunOptions } from './run.ts';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
-import { KubeApiError } from '../cluster/kube/errors.ts';
+import { KubeApiError, KubeNotAnApiServerError } from '../cluster/kube/errors.ts';
 import { UserError } from './user-error.ts';
 import { describeErrno, UserFileError } from '../io/user-file.ts';
 import { describeUnreachable } from './network-error.ts';
@@ -426,6 +426,8 @@ export function describeUserError(err: unknown): string | null {
   const system = describeSystemError(err);
   if (system !== null) return system;
   if (err instanceof KubeApiError && err.status === 403) return `error: the kubeconfig's user is not allowed this: ${err.message}\nhint: patchpilot run --dry-run lists every permission a run needs and which are missing`;
+  // A kubeconfig pointing at something else, or an API server failing even after retries: its message names both.
+  if (err instanceof KubeNotAnApiServerError || (err instanceof KubeApiError && (err.status >= 500 || err.status === 429))) return `error: ${err.message}`;
   return null;
 }
 

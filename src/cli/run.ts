@@ -12,6 +12,7 @@ import {
   KubeCluster,
   KubeForbiddenError,
   KubeNamespaceMissingError,
+  KubeNotAnApiServerError,
   KubeUnreachableError,
   describePermission,
   type MissingPermission,
@@ -72,6 +73,15 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
     source,
   );
   const { triggerId, selection } = preview;
+  // A name the plan lists that the cluster lacks is a typo or a stale plan: refused before the dry run's report, the
+  // Lease and the run record, where the engine would only fail the whole run once started (a nodeSelector matching
+  // nothing is no such mistake: it may be meant for nodes yet to join).
+  if (selection.unknown.length > 0) {
+    throw new RunError(
+      `the plan names node(s) that are not in cluster ${plan.cluster}: ${selection.unknown.join(', ')}`,
+      `check the names with kubectl get nodes${options.plan ? `, and fix the nodes list of ${options.plan}` : ''}`,
+    );
+  }
 
   if (options.dryRun) {
     const nodes = await explain(() => cluster.listNodes(), cluster, source);
@@ -91,6 +101,13 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   const configured = sinksFromEnv(env);
   if (configured.problems.length > 0) throw new RunError(configured.problems.join('; '), 'see "Notifications" in the README');
   const store = openCliStore(options.db);
+  try {
+    // The run record is written after the Lease is taken: a database that cannot be written refuses the run first.
+    store.assertWritable();
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   const tty = io.out.isTTY === true;
   const view = new LiveView({ out: io.out, tty, title: `patchpilot run · cluster ${plan.cluster}`, now: () => clock.now(), virtualTime: false });
   const outcomes: NodeOutcome[] = [];
@@ -280,6 +297,13 @@ export async function explain<T>(call: () => Promise<T>, cluster: KubeCluster, s
     }
     if (err instanceof KubeApiError && err.status === 401) {
       throw new RunError(`the API server at ${cluster.server} did not accept the credentials from ${source} (401 Unauthorized)`, 'refresh the token or certificate in the kubeconfig');
+    }
+    if (err instanceof KubeNotAnApiServerError) {
+      throw new RunError(err.message, `check the server of ${source} (context ${cluster.name}): it should be the cluster's API server, as kubectl cluster-info shows`);
+    }
+    // Still failing after the retries: the server's trouble, not the user's, but nothing patchpilot can go on with.
+    if (err instanceof KubeApiError && (err.status >= 500 || err.status === 429)) {
+      throw new RunError(`the Kubernetes API server at ${cluster.server} keeps failing: ${err.message}`, 'check its health (kubectl get --raw /readyz), then try again');
     }
     throw err;
   }

@@ -131,6 +131,14 @@ export async function scanCommand(options: ScanCliOptions, io: FleetIo & { stopp
   if (everyMs !== null && everyMs < 60_000) throw new UserError('--every must be at least 1m', 'scans run a Job on every node: every few hours is plenty');
   if (options.metricsPort !== undefined && everyMs === null) throw new UserError('--metrics-port needs --every', 'a single scan ends at once; serve metrics from a scheduled scan (--every 6h) or from run');
   const fleet = openFleet(options, io);
+  try {
+    // One refusal up front rather than one per cluster after the scan Jobs have run and the annotations are written.
+    fleet.store.assertWritable();
+  } catch (err) {
+    fleet.targets.forEach((t) => t.close());
+    fleet.store.close();
+    throw err;
+  }
   const clock = new SystemClock();
   const metrics = options.metricsPort === undefined ? null : new PatchpilotMetrics();
   metrics?.watchFleet(() => readAll(fleet));

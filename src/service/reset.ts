@@ -106,6 +106,8 @@ export async function reset(target: ClusterTarget, plan: ResetPlan, options: Res
   if (plan.cluster !== target.name || plan.labelKey !== target.plan.labelKey) {
     throw new ResetError(`this reset plan is for cluster ${plan.cluster} (label ${plan.labelKey}), not ${target.name} (label ${target.plan.labelKey})`, 'plan the reset again for this cluster');
   }
+  // Every node changed is audited after its patch: a database that cannot take the record refuses before the first.
+  target.store?.assertWritable();
   // Removing marks under a running run would make it patch nodes twice or lose their state: refuse while one is on.
   const active = target.store?.listRuns({ cluster: target.name, active: true }) ?? [];
   const lease = await target.cluster.readLease(leaseName(target.name), options.signal);

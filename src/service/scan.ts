@@ -51,6 +51,8 @@ export const DEFAULT_SCAN_TIMEOUT_SECONDS = 600;
 /** Scans every Linux node of the cluster. Throws only when the nodes cannot be listed at all. */
 export async function scanCluster(options: ScanOptions): Promise<ScanSummary> {
   const { cluster, clock } = options;
+  // Findings go onto the nodes before they go into the store: a store that cannot take them refuses the scan first.
+  options.store?.assertWritable();
   const startedAt = clock.now();
   const scanId = `scan-${new Date(startedAt).toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
   // The Job name carries this hash: a new scan gets new Jobs, the same scan repeated finds its own again.

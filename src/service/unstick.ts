@@ -41,6 +41,9 @@ export async function unstick(target: ClusterTarget, options: UnstickOptions): P
   const by = options.by;
   const pidAlive = options.pidAlive ?? isProcessAlive;
   const store = target.store;
+  // Each change is audited after it is made (Palette's timestamp, the Lease): a store that cannot take the record
+  // refuses before anything is changed, rather than after.
+  store?.assertWritable();
   const now = target.clock.now();
   const actions: string[] = [];
   const notes: string[] = [];

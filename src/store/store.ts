@@ -689,6 +689,24 @@ export class Store {
     }
   }
 
+  /**
+   * Throws a StoreError (DB_READONLY, DB_LOCKED, ...) unless this connection can write, by a write in a transaction
+   * that is rolled back: SQLite opens a file it may not write (chattr +i, a read-only mount) read-only without a word
+   * and only refuses the first write. Commands that change the cluster and then audit it call this before touching
+   * anything, so that such a database refuses the command instead of losing the audit record of a change made.
+   */
+  assertWritable(): void {
+    this.#guard(() => {
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        // Refused on a read-only connection even though it matches no row.
+        this.#db.exec('UPDATE audit_head SET hash = hash WHERE id = -1');
+      } finally {
+        this.#db.exec('ROLLBACK');
+      }
+    });
+  }
+
   close(): void {
     this.#db.close();
   }

@@ -2,9 +2,9 @@
  * `patchpilot run` as a user meets it: the real bin/patchpilot.js, judged by exit code and output. Every refusal is one
  * message and a hint, exit 2, and nothing changed.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { REQUIRED_PERMISSIONS } from '../../src/cluster/kube/permissions.ts';
 import { versionHash } from '../../src/engine/hash.ts';
 import { parsePlan } from '../../src/engine/plan.ts';
+import { openStore } from '../../src/store/index.ts';
 import type { PolicyRule } from '../../src/sim/kube-api/index.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
 import { NAMESPACE, seedNode, startBench, type Bench } from './support.ts';
@@ -53,6 +54,15 @@ function writeKubeconfig(dir: string, server: string, token: string): string {
   );
   return path;
 }
+
+/** chattr +i stops even root from writing a file; without it (not root, a filesystem without attributes) that test is skipped. */
+const IMMUTABLE_FILES = (() => {
+  const probe = join(scratch(), 'probe');
+  writeFileSync(probe, '');
+  const ok = spawnSync('chattr', ['+i', probe]).status === 0;
+  if (ok) spawnSync('chattr', ['-i', probe]);
+  return ok;
+})();
 
 const noStackTrace = (text: string) => expect(text).not.toMatch(/\n\s+at .+:\d+:\d+\)?/);
 
@@ -187,4 +197,44 @@ describe('patchpilot run against an API server', () => {
     expect(writes().map((r) => `${r.verb} ${r.resource}`)).toEqual(['create leases']);
     expect(bench.store.list('nodes').items.filter((n) => (n.spec as { unschedulable?: boolean }).unschedulable).map((n) => n.metadata.name)).toEqual(['w-b1']);
   });
+
+  it('refuses a plan naming a node the cluster lacks, in one line, dry run or not, before taking the Lease or writing a run', async () => {
+    const url = await serve();
+    const dir = scratch();
+    const planFile = join(dir, 'plan.yaml');
+    writeFileSync(planFile, 'cluster: prod\nnodes: [ghost-1, w-a1]\n');
+    const kubeconfig = writeKubeconfig(dir, url, 'patchpilot');
+    const db = join(dir, 'pp.db');
+    for (const extra of [['--dry-run'], []]) {
+      const result = await runCli(['run', '--kubeconfig', kubeconfig, '--plan', planFile, '--db', db, ...extra], { HOME: dir });
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toBe(`error: the plan names node(s) that are not in cluster prod: ghost-1\nhint: check the names with kubectl get nodes, and fix the nodes list of ${planFile}\n`);
+      expect(result.stdout).toBe('');
+    }
+    expect(writes()).toEqual([]);
+    // Refused before the database was even opened: no run record, FAILED or other.
+    expect(existsSync(db)).toBe(false);
+  });
+
+  it.runIf(IMMUTABLE_FILES)('refuses run, reset --yes and scan with a database it cannot write (chattr +i) before any change to the cluster', async () => {
+    const url = await serve();
+    bench.store.modify('nodes', { name: 'w-a1' }, (n) => (n.metadata.labels = { ...n.metadata.labels, 'patchpilot.io/os-patch': 'abc123' }), { internal: true });
+    const dir = scratch();
+    const db = join(dir, 'pp.db');
+    openStore(db).close();
+    expect(spawnSync('chattr', ['+i', db]).status).toBe(0);
+    try {
+      const kubeconfig = writeKubeconfig(dir, url, 'patchpilot');
+      for (const command of [['run'], ['reset', '--yes'], ['scan']]) {
+        const result = await runCli([...command, '--kubeconfig', kubeconfig, '--db', db], { HOME: dir });
+        expect(result.code, `${command.join(' ')}: ${result.stderr}`).toBe(2);
+        expect(result.stderr).toBe(`error: Database ${db} is read-only\nhint: Make the file and its directory writable by this user (SQLite also writes -wal and -shm files beside it).\n`);
+      }
+      expect(writes()).toEqual([]);
+      expect(bench.store.get('nodes', { name: 'w-a1' }).metadata.labels?.['patchpilot.io/os-patch']).toBe('abc123');
+    } finally {
+      spawnSync('chattr', ['-i', db]);
+    }
+  });
 });
+

@@ -92,6 +92,28 @@ export class KubeUnreachableError extends EffectError {
 }
 
 /**
+ * The server answered, but not as a Kubernetes API server does: a 404 page for a core path, a body that is not JSON,
+ * a list without a list of named objects. A kubeconfig pointing at a web server, a proxy's login page or the wrong
+ * port: a mistake in the configuration, never worth a retry, and never to be read as "not found" (a Lease that looks
+ * free, a cluster with no node).
+ */
+export class KubeNotAnApiServerError extends EffectError {
+  readonly server: string;
+  /** The path asked for (`/api/v1/nodes`), or the request described when the path is not known. */
+  readonly path: string;
+  /** What was wrong with the answer: `HTTP 404`, `a body that is not JSON`, ... */
+  readonly answer: string;
+
+  constructor(server: string, request: ApiRequest, path: string, answer: string) {
+    const where = path || describeRequest(request);
+    super('API_ERROR', `the server at ${server} is not a Kubernetes API server (${answer} for ${where})`, false);
+    this.server = server;
+    this.path = where;
+    this.answer = answer;
+  }
+}
+
+/**
  * The verb and resource out of a Forbidden message, e.g.
  * `nodes "w1" is forbidden: User "system:serviceaccount:os-patch:patchpilot" cannot patch resource "nodes" in API group "" at the cluster scope`.
  */

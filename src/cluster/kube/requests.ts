@@ -3,6 +3,8 @@
  * - retries what is worth retrying (429 honouring Retry-After, 5xx, a reset or refused connection) with jittered
  *   exponential backoff on the injected clock, and then gives up with a retryable API_ERROR;
  * - turns 403 into a KubeForbiddenError naming the verb and resource RBAC refused, never retried;
+ * - refuses answers no Kubernetes API server gives (a web server's 404 page, a body that is not JSON, a list without
+ *   named items) with a KubeNotAnApiServerError, so that a wrong server is never read as "not found" or "no node";
  * - passes the caller's AbortSignal to the HTTP request, and stops waiting the moment it fires;
  * - tells an optional activity counter when a request is in flight, so that a virtual-time driver only advances the
  *   clock while nothing is on the wire.
@@ -10,7 +12,7 @@
 import { ApiException, Observable, type ConfigurationOptions, type ObservableMiddleware, type RequestContext } from '@kubernetes/client-node';
 import type { Clock } from '../../engine/clock.ts';
 import { sleep } from '../in-process.ts';
-import { KubeApiError, KubeForbiddenError, KubeNamespaceMissingError, KubeUnreachableError, type ApiRequest, type KubeStatus } from './errors.ts';
+import { KubeApiError, KubeForbiddenError, KubeNamespaceMissingError, KubeNotAnApiServerError, KubeUnreachableError, type ApiRequest, type KubeStatus } from './errors.ts';
 
 const READ_VERBS = new Set(['get', 'list', 'watch']);
 /** Asking the API server a question is no cluster change. */
@@ -105,7 +107,8 @@ export class KubeRequests {
     const { signal } = options;
     const fenced = this.#writeGuard !== undefined && !READ_VERBS.has(request.verb) && !UNFENCED_RESOURCES.has(request.resource);
     const attempts = Math.max(1, options.attempts ?? this.#retry.attempts);
-    const configuration = middlewareFor(signal, this.#shared);
+    const sent = { path: '' };
+    const configuration = middlewareFor(signal, this.#shared, sent);
     for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted();
       // Right before the request, not when the step began: a process paused past its lease sends nothing on waking.
@@ -114,10 +117,13 @@ export class KubeRequests {
       let failure: Failure;
       this.#activity?.begin();
       try {
-        return await call(configuration);
+        const answer = await call(configuration);
+        const wrong = wrongShape(request, answer);
+        if (wrong !== null) throw new KubeNotAnApiServerError(this.server, request, sent.path, wrong);
+        return answer;
       } catch (err) {
         signal?.throwIfAborted();
-        failure = this.#classify(request, err, options.handles ?? []);
+        failure = this.#classify(request, err, options.handles ?? [], sent.path);
       } finally {
         this.#activity?.end();
       }
@@ -151,9 +157,13 @@ export class KubeRequests {
     return Math.round(ceiling / 2 + (this.#random() * ceiling) / 2);
   }
 
-  #classify(request: ApiRequest, err: unknown, handles: readonly number[]): Failure {
+  #classify(request: ApiRequest, err: unknown, handles: readonly number[], path: string): Failure {
+    if (err instanceof KubeNotAnApiServerError) return { transient: false, error: err };
     if (err instanceof ApiException) {
       const status = err.code;
+      if (status === 404 && !kubernetesNotFound(request, err.body)) {
+        return { transient: false, error: new KubeNotAnApiServerError(this.server, request, path, 'HTTP 404') };
+      }
       const body = parseStatus(err.body);
       if (status === 403) return { transient: false, error: new KubeForbiddenError(request, body) };
       // A create only answers 404 when the namespace it creates in is missing (a subresource's 404 is its parent's).
@@ -170,6 +180,10 @@ export class KubeRequests {
         };
       }
       return { transient: false, error: new KubeApiError(request, status, body, false) };
+    }
+    // client-node parses a 2xx body by its Content-Type: JSON.parse's SyntaxError, or its own refusal of another type.
+    if (err instanceof SyntaxError || (err instanceof Error && /^(Cannot parse content|The mediaType .* is not supported)/.test(err.message))) {
+      return { transient: false, error: new KubeNotAnApiServerError(this.server, request, path, 'an answer that is not JSON') };
     }
     const code = networkCode(err);
     if (code !== null && TRANSIENT_NETWORK_CODES.has(code)) {
@@ -193,10 +207,61 @@ export function parseStatus(body: unknown): KubeStatus | null {
   if (typeof body !== 'string' || body.length === 0) return null;
   try {
     const parsed: unknown = JSON.parse(body);
-    return parsed && typeof parsed === 'object' ? (parsed as KubeStatus) : { message: body };
+    return parsed && typeof parsed === 'object' ? (parsed as KubeStatus) : { message: summarizeBody(body) };
   } catch {
-    return { message: body.slice(0, 500) };
+    return { message: summarizeBody(body) };
   }
+}
+
+/**
+ * A body that is no Status (a proxy's or web server's page) as a short line: it ends up in one-line error messages
+ * and in `status`'s table, where a whole HTML page would spread over many lines.
+ */
+export function summarizeBody(body: string): string {
+  if (/^\s*<(!doctype|html)/i.test(body)) {
+    const title = /<title[^>]*>([^<]*)<\/title>/i.exec(body)?.[1]?.replace(/\s+/g, ' ').trim();
+    return title ? `an HTML page titled "${title.slice(0, 100)}"` : 'an HTML page';
+  }
+  const line = body.replace(/\s+/g, ' ').trim();
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+}
+
+/**
+ * Whether a 404 is the API server's "not found". For a core path (/api/v1/...) it always answers with a Status; for
+ * an API group it does not serve (Palette's CRDs on a plain cluster) with Go's plain "404 page not found". Anything
+ * else (an HTML page, an empty body, other JSON) comes from something that is not a Kubernetes API server.
+ */
+function kubernetesNotFound(request: ApiRequest, body: unknown): boolean {
+  const text = typeof body === 'string' ? body : '';
+  try {
+    const parsed: unknown = body && typeof body === 'object' ? body : JSON.parse(text);
+    if (parsed && typeof parsed === 'object' && (parsed as { kind?: unknown }).kind === 'Status') return true;
+  } catch {
+    // Not JSON: only Go's own 404, and only for an API group.
+  }
+  return request.group !== '' && text.trim() === '404 page not found';
+}
+
+const isNamed = (item: unknown): boolean => {
+  const name = (item as { metadata?: { name?: unknown } } | null)?.metadata?.name;
+  return typeof name === 'string' && name !== '';
+};
+
+/**
+ * What no API server answers to this request, or null when the answer is plausible. client-node deserializes without
+ * checking: `"items": "abc"` becomes three nodes with no name, `{}` an empty list.
+ */
+function wrongShape(request: ApiRequest, answer: unknown): string | null {
+  if (request.verb === 'list') {
+    // The API server always sends a list, `[]` when empty (callers map over it).
+    const { items } = (answer ?? {}) as { items?: unknown };
+    if (!Array.isArray(items)) return 'a list answer without a list of items';
+    if (!items.every(isNamed)) return 'a list answer whose items are not objects with metadata.name';
+    return null;
+  }
+  // A named object of a resource (not a subresource such as pods/log, whose answer is text) carries its name.
+  if (request.verb === 'get' && request.name !== undefined && !request.resource.includes('/') && !isNamed(answer)) return 'an answer that is not the named object';
+  return null;
 }
 
 function retryAfterMs(headers: Record<string, string>): number | null {
@@ -228,9 +293,15 @@ type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
  * sockets left open until their keep-alive ends (thousands of them, EMFILE, when the sandbox runs in virtual time).
  * Every request of one KubeRequests has the same TLS settings, so the first Agent serves them all.
  */
-function middlewareFor(signal: AbortSignal | undefined, shared: { dispatcher: Dispatcher | undefined }): ConfigurationOptions {
+function middlewareFor(signal: AbortSignal | undefined, shared: { dispatcher: Dispatcher | undefined }, sent: { path: string }): ConfigurationOptions {
   const middleware: ObservableMiddleware = {
     pre: (context) => {
+      // Kept for messages about the answer: the path says which server and API a wrong answer came from.
+      try {
+        sent.path = new URL(context.getUrl()).pathname;
+      } catch {
+        sent.path = '';
+      }
       if (signal) context.setSignal(signal);
       const own = context.getDispatcher();
       if (own !== undefined) {
