@@ -369,7 +369,6 @@ export function dryRunReport(facts: DryRunFacts): string {
     lines.push('', `excluded ${selection.excluded.length} node(s):`);
     lines.push(table(['node', 'reason', 'detail'], selection.excluded.map((e) => [e.name, e.reason, e.detail])));
   }
-  if (selection.unknown.length > 0) lines.push('', `named in the plan but not in the cluster: ${selection.unknown.join(', ')}`);
   lines.push('');
   if (facts.missing === null) lines.push('permissions: not checked (the API server does not answer SelfSubjectAccessReviews)');
   else if (facts.missing.length === 0) lines.push('permissions: everything a run needs is granted');
