@@ -150,10 +150,15 @@ export class RunObserver {
       else this.#emit(event);
       first = false;
     });
+    // Only the journal persists node transitions: without it (the simulator's runs) a subscription per node would be
+    // called on every one of their snapshots for nothing. A node with no subscriber does not rethrow its error either
+    // (an actor with a parent leaves that to the parent).
+    const persisting = this.#listeners.filter((listener) => listener.nodeChanged !== undefined);
+    if (persisting.length === 0) return;
     ref.subscribe({
       next: (snapshot) => {
         if (this.#stopped || snapshot.status !== 'active') return;
-        for (const listener of this.#listeners) listener.nodeChanged?.(ref as unknown as AnyActorRef);
+        for (const listener of persisting) listener.nodeChanged?.(ref as unknown as AnyActorRef);
       },
       // The fleet hears of a node machine's error as its own event; a subscriber without this would rethrow it.
       error: () => undefined,
