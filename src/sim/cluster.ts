@@ -49,6 +49,8 @@ export class SimCluster implements ClusterPort {
   /** The safety invariants' figures of the current run. */
   readonly invariants = new InvariantMonitor();
   readonly #jobs = new Map<string, SimJob>();
+  /** Names of the Jobs each node has in #jobs, so that a node's can be let go when its run is over. */
+  readonly #jobsOf = new Map<string, string[]>();
   #lease: HeldLease | null = null;
 
   constructor(nodes: readonly SimNodeSpec[], options: SimClusterOptions) {
@@ -135,6 +137,11 @@ export class SimCluster implements ClusterPort {
   /** The engine finished with this node: a cordon it keeps no longer counts as in flight. */
   nodeRunFinished(name: string): void {
     this.invariants.released(name);
+    // Its Jobs are only ever asked for again by the node run that created them (found again after a crash, or
+    // awaited): a later run's Job of the same name replaces them anyway. Kept, a 100,000-node simulation would hold
+    // two Jobs and their reports per node to the end.
+    for (const job of this.#jobsOf.get(name) ?? []) this.#jobs.delete(job);
+    this.#jobsOf.delete(name);
   }
 
   /**
@@ -183,6 +190,9 @@ export class SimCluster implements ClusterPort {
     const patching = !spec.downloadOnly && !spec.reportOnly;
     const run = (patching ? state.recorded(spec.node)?.patch : undefined) ?? state.agentRun(node, spec, now);
     this.#jobs.set(spec.jobName, { name: spec.jobName, node: spec.node, runId: spec.runId, createdAt: now, run });
+    const names = this.#jobsOf.get(spec.node);
+    if (!names) this.#jobsOf.set(spec.node, [spec.jobName]);
+    else if (!names.includes(spec.jobName)) names.push(spec.jobName);
     state.observe({
       type: 'patch',
       at: state.virtual(now),
