@@ -233,8 +233,8 @@ export class SimCluster implements ClusterPort {
   async reboot(name: string, key: string, signal?: AbortSignal): Promise<void> {
     const state = this.state;
     const node = state.require(name);
-    if (node.rebootKeys.has(key)) return;
-    node.rebootKeys.add(key);
+    if (node.rebootKeys?.has(key)) return;
+    (node.rebootKeys ??= new Set()).add(key);
     const now = this.#clock.now();
     const plan = state.recorded(name)?.reboot ?? state.rebootPlan(node, now);
     state.observe({ type: 'reboot', at: state.virtual(now), node: name, ...plan });
