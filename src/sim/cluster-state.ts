@@ -74,7 +74,11 @@ export interface SimNode {
   kubeletVersion: string;
   installed: InstalledPackages;
   offered: { security: string[]; other: string[] };
-  pods: SimPod[];
+  /**
+   * The node's pods; null while they are the ones its spec schedules (podsNow makes them when asked), so that the
+   * nodes of a 100,000-node simulation that are not being drained hold no pod list.
+   */
+  pods: SimPod[] | null;
   /** Created on first use, as are `spent` and `gone`: most nodes never need them, and 100,000 empty sets add up. */
   rebootKeys: Set<string> | null;
   /** When the boot in progress completes; null: it never will. Undefined: not rebooting. */
@@ -198,7 +202,7 @@ export class SimClusterState {
       kubeletVersion: spec.kubeletVersion,
       installed,
       offered: { security: [...new Set(security)], other: updates.other.map((p) => packageNameOn(os, p)) },
-      pods: podsOf(spec),
+      pods: null,
       rebootKeys: null,
       backAt: undefined,
       rebootRequired: false,
@@ -212,10 +216,10 @@ export class SimClusterState {
     const notReady = faults.find((f) => f.kind === 'node-not-ready' && f.at === undefined);
     if (notReady) this.#setReady(node, false, notReady.kind === 'node-not-ready' ? notReady.forSeconds : undefined);
     if (options.joining) {
-      node.pods = node.pods.filter((p) => p.owner !== 'Deployment');
+      node.pods = podsOf(spec).filter((p) => p.owner !== 'Deployment');
       this.clock.setTimeout(() => {
         if (this.#nodes.get(spec.name) !== node || node.unschedulable) return;
-        node.pods = podsOf(spec);
+        node.pods = null;
         node.workloadsLandedAt = this.virtual(this.clock.now());
         this.invariants.workloadsLanded(spec.name);
         this.#onNodeChange(spec.name);
@@ -302,7 +306,7 @@ export class SimClusterState {
   /** The pods on a node, with those a drain fault protects (a PodDisruptionBudget's pod, a pod with a finalizer). */
   podsOn(name: string): SimPod[] {
     const node = this.require(name);
-    const pods = [...node.pods];
+    const pods = [...podsNow(node)];
     if (node.faults.some((f) => f.kind === 'pdb-blocks-drain') && node.gone?.has(PDB_POD(name)) !== true) {
       pods.push({ name: PDB_POD(name), namespace: 'shop', owner: 'Deployment' });
     }
@@ -354,7 +358,7 @@ export class SimClusterState {
   /** An evicted pod finished terminating. */
   podGone(name: string, pod: string): void {
     const node = this.require(name);
-    node.pods = node.pods.filter((p) => p.name !== pod);
+    node.pods = podsNow(node).filter((p) => p.name !== pod);
     if (pod === PDB_POD(name) || pod === STUCK_POD(name)) (node.gone ??= new Set()).add(pod);
     this.#onNodeChange(name);
   }
@@ -368,7 +372,7 @@ export class SimClusterState {
     const node = this.require(name);
     const random = this.#random.of(`${name}/drain`);
     const terminationMs = new Map<string, number>();
-    for (const pod of node.pods) if (evicts(pod)) terminationMs.set(pod.name, random.int(3_000, 25_000));
+    for (const pod of podsNow(node)) if (evicts(pod)) terminationMs.set(pod.name, random.int(3_000, 25_000));
     const protectedPods = new Map<string, { kind: 'pdb' | 'finalizer'; forMs: number | null; reason: string }>();
     const pdb = this.fault(node, 'pdb-blocks-drain');
     if (pdb) {
@@ -473,7 +477,7 @@ export class SimClusterState {
 
   /** The scheduler puts the node's workloads back (it became schedulable). */
   podsBack(node: SimNode): void {
-    node.pods = podsOf(node.spec);
+    node.pods = null;
     node.gone = null;
   }
 
@@ -702,6 +706,11 @@ export const STUCK_POD = (node: string) => `worker-queue-${node}`;
 export const STUCK_FINALIZER = 'example.com/drain-protection';
 /** The pod a blocking-pod fault puts on its node (the i-th fault of the scenario). */
 export const BLOCKING_POD = (i: number, node: string) => `blocker-${i + 1}-${node}`;
+
+/** The pods on a node now. */
+export function podsNow(node: SimNode): SimPod[] {
+  return node.pods ?? podsOf(node.spec);
+}
 
 function podsOf(spec: SimNodeSpec): SimPod[] {
   const pods: SimPod[] = [];

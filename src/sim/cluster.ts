@@ -29,7 +29,7 @@ import { ANNOTATIONS } from '../engine/metadata.ts';
 import type { AgentReport } from '../engine/report.ts';
 import type { AlertSource } from '../service/prometheus.ts';
 import type { AgentRun } from './agent-model.ts';
-import { evicts, SimClusterState, type SimClusterOptions } from './cluster-state.ts';
+import { evicts, podsNow, SimClusterState, type SimClusterOptions } from './cluster-state.ts';
 import { InvariantMonitor } from './invariants.ts';
 import { matchesLabels, parseLabelSelector } from './kube-api/selectors.ts';
 import type { SimNodeSpec } from './scenario.ts';
@@ -154,7 +154,7 @@ export class SimCluster implements ClusterPort {
     const state = this.state;
     const node = state.require(name);
     const started = this.#clock.now();
-    const evictable = node.pods.filter(evicts);
+    const evictable = podsNow(node).filter(evicts);
     // kubectl drain's checks come first and evict nothing: the same rules (and words) as the Kubernetes adapter.
     const refused = drainRefusals(
       evictable.map((p) => ({ namespace: p.namespace, name: p.name, controlled: p.owner !== 'none', emptyDir: p.emptyDir === true })),
@@ -173,7 +173,7 @@ export class SimCluster implements ClusterPort {
       return { evicted: evictable.length - plan.blocked.length, blocked: plan.blocked };
     }
     await sleep(this.#clock, doneAt - started, options.signal);
-    node.pods = node.pods.filter((p) => !evicts(p));
+    node.pods = podsNow(node).filter((p) => !evicts(p));
     state.changed(name);
     return { evicted: evictable.length, blocked: [] };
   }
