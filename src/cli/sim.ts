@@ -15,6 +15,7 @@ import type { RecordedBehaviour } from '../sim/cluster-state.ts';
 import { StalledRunError } from '../service/drive.ts';
 import { paint, table } from './format.ts';
 import { LiveView } from './live.ts';
+import { writeJson } from './json-stream.ts';
 import { checkOutputFile, openOutputStream, writeOutputFile } from './output-file.ts';
 
 export interface SimOptions {
@@ -114,7 +115,7 @@ async function execute(
     writeOutputFile(options.report, '--report', renderReport(result, scenario));
   }
   if (options.json) {
-    io.out.write(`${JSON.stringify(result, null, 2)}\n`);
+    await writeJson(io.out, result);
     return result.ok ? 0 : 1;
   }
   for (const run of result.runs) say(`\n${runSummary(run, p)}`);

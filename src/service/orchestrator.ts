@@ -413,7 +413,7 @@ export class Orchestrator {
     };
     let actor!: FleetActor;
     try {
-      actor = createActor(machine, { input, clock: this.#clock, inspect: observer.inspect, ...(snapshot ? { snapshot: snapshot as never } : {}) });
+      actor = createActor(machine, { input, clock: this.#clock, ...(snapshot ? { snapshot: snapshot as never } : {}) });
       journal?.attach(actor);
       observer.attach(actor, { resumed: snapshot !== undefined });
     } catch (err) {

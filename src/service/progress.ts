@@ -9,7 +9,7 @@
  * Order is causal, which XState's own reporting is not: it starts a child before it reports the parent transition
  * that started it. So a node's first step is held until the fleet transition that started it has been reported.
  */
-import type { Actor, AnyActorRef, InspectionEvent } from 'xstate';
+import type { Actor, AnyActorRef } from 'xstate';
 import { childId, type FleetContext, type FleetOutput, type FleetTag } from '../engine/fleet.machine.ts';
 import { nodePhaseOf, type NodeContext, type NodeEmitted, type NodeOutcome, type NodePhase } from '../engine/node.machine.ts';
 import type { ProvidedFleetMachine } from './runtime.ts';
@@ -60,7 +60,6 @@ export class RunObserver {
   readonly #runId: string;
   readonly #now: () => number;
   readonly #listeners: readonly RunListener[];
-  #root: FleetActor | null = null;
   #fleetState: string | null = null;
   /** The state a resumed run was saved in: its first report is flagged `restored`. */
   #restoredFleet: string | null = null;
@@ -78,7 +77,19 @@ export class RunObserver {
    * nodes in flight are reported again, flagged `restored`, when it starts.
    */
   attach(root: FleetActor, options: { resumed: boolean }): void {
-    this.#root = root;
+    // A subscription, not the actor's inspection: an inspector hears every event, snapshot, microstep and action of
+    // every actor in the system (the node machines and each of their effects and timers), a 10,000-node simulation's
+    // millions, to keep the fleet's few. Observers are told of a snapshot where the inspector is, after the effects it
+    // started were started, so the first step of a node that transition started is still held for it.
+    root.subscribe({
+      next: (snapshot) => {
+        if (!this.#stopped) this.#onFleet(snapshot as unknown as FleetSnapshot);
+      },
+      // An error ends the run as it stands; the orchestrator's own subscriber reports it.
+      error: () => {
+        if (!this.#stopped) this.#onFleet(root.getSnapshot() as unknown as FleetSnapshot);
+      },
+    });
     root.on('node.started', (event) => {
       const child = root.getSnapshot().children[event.actorId];
       if (child) this.#watchNode(child as unknown as NodeRef, event.position, false);
@@ -99,14 +110,6 @@ export class RunObserver {
   stop(): void {
     this.#stopped = true;
   }
-
-  /** The fleet's transitions, from the actor's inspection: the journal must see each before the effect it starts. */
-  readonly inspect = (event: InspectionEvent): void => {
-    if (this.#stopped || event.type !== '@xstate.snapshot' || event.actorRef !== this.#root) return;
-    const snapshot = event.snapshot as unknown as FleetSnapshot;
-    // Stopping an actor (detach, shutdown) is not a transition.
-    if (snapshot.status !== 'stopped') this.#onFleet(snapshot);
-  };
 
   #onFleet(snapshot: FleetSnapshot): void {
     const state = stateString(snapshot.value);
@@ -150,10 +153,15 @@ export class RunObserver {
       else this.#emit(event);
       first = false;
     });
+    // Only the journal persists node transitions: without it (the simulator's runs) a subscription per node would be
+    // called on every one of their snapshots for nothing. A node with no subscriber does not rethrow its error either
+    // (an actor with a parent leaves that to the parent).
+    const persisting = this.#listeners.filter((listener) => listener.nodeChanged !== undefined);
+    if (persisting.length === 0) return;
     ref.subscribe({
       next: (snapshot) => {
         if (this.#stopped || snapshot.status !== 'active') return;
-        for (const listener of this.#listeners) listener.nodeChanged?.(ref as unknown as AnyActorRef);
+        for (const listener of persisting) listener.nodeChanged?.(ref as unknown as AnyActorRef);
       },
       // The fleet hears of a node machine's error as its own event; a subscriber without this would rethrow it.
       error: () => undefined,

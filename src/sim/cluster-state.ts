@@ -74,17 +74,23 @@ export interface SimNode {
   kubeletVersion: string;
   installed: InstalledPackages;
   offered: { security: string[]; other: string[] };
-  pods: SimPod[];
-  rebootKeys: Set<string>;
+  /**
+   * The node's pods; null while they are the ones its spec schedules (podsNow makes them when asked), so that the
+   * nodes of a 100,000-node simulation that are not being drained hold no pod list.
+   */
+  pods: SimPod[] | null;
+  /** Created on first use, as are `spent` and `gone`: most nodes never need them, and 100,000 empty sets add up. */
+  rebootKeys: Set<string> | null;
   /** When the boot in progress completes; null: it never will. Undefined: not rebooting. */
   backAt: number | null | undefined;
   rebootRequired: boolean;
-  calls: Map<string, number>;
+  /** API calls so far, by call (an object: a Map per node cost four times the memory). */
+  calls: Record<string, number>;
   faults: Fault[];
   /** Faults used up (an apt lock released, an agent crash that happened). */
-  spent: Set<Fault>;
+  spent: Set<Fault> | null;
   /** Fault-protected pods (sandbox) that have terminated; the scheduler brings them back with the others. */
-  gone: Set<string>;
+  gone: Set<string> | null;
   /** A download-only Job filled the package cache: the next patch skips the download. */
   prefetched: boolean;
   /** Virtual time the scheduler put workloads on a node that joined (null: not yet, or it was there from the start). */
@@ -135,7 +141,7 @@ export class SimClusterState {
   /** Someone watches node changes: a boot must complete at its time, not when the node is next read. */
   readonly watched: boolean;
   readonly #apiErrorsAtPort: boolean;
-  readonly #clusterCalls = new Map<string, number>();
+  readonly #clusterCalls: Record<string, number> = {};
   readonly #apiErrorsMarked = new Set<string>();
 
   constructor(nodes: readonly SimNodeSpec[], options: SimClusterOptions, invariants: InvariantMonitor) {
@@ -196,24 +202,24 @@ export class SimClusterState {
       kubeletVersion: spec.kubeletVersion,
       installed,
       offered: { security: [...new Set(security)], other: updates.other.map((p) => packageNameOn(os, p)) },
-      pods: podsOf(spec),
-      rebootKeys: new Set(),
+      pods: null,
+      rebootKeys: null,
       backAt: undefined,
       rebootRequired: false,
-      calls: new Map(),
+      calls: {},
       faults,
-      spent: new Set(),
-      gone: new Set(),
+      spent: null,
+      gone: null,
       prefetched: false,
       workloadsLandedAt: null,
     };
     const notReady = faults.find((f) => f.kind === 'node-not-ready' && f.at === undefined);
     if (notReady) this.#setReady(node, false, notReady.kind === 'node-not-ready' ? notReady.forSeconds : undefined);
     if (options.joining) {
-      node.pods = node.pods.filter((p) => p.owner !== 'Deployment');
+      node.pods = podsOf(spec).filter((p) => p.owner !== 'Deployment');
       this.clock.setTimeout(() => {
         if (this.#nodes.get(spec.name) !== node || node.unschedulable) return;
-        node.pods = podsOf(spec);
+        node.pods = null;
         node.workloadsLandedAt = this.virtual(this.clock.now());
         this.invariants.workloadsLanded(spec.name);
         this.#onNodeChange(spec.name);
@@ -300,11 +306,11 @@ export class SimClusterState {
   /** The pods on a node, with those a drain fault protects (a PodDisruptionBudget's pod, a pod with a finalizer). */
   podsOn(name: string): SimPod[] {
     const node = this.require(name);
-    const pods = [...node.pods];
-    if (node.faults.some((f) => f.kind === 'pdb-blocks-drain') && !node.gone.has(PDB_POD(name))) {
+    const pods = [...podsNow(node)];
+    if (node.faults.some((f) => f.kind === 'pdb-blocks-drain') && node.gone?.has(PDB_POD(name)) !== true) {
       pods.push({ name: PDB_POD(name), namespace: 'shop', owner: 'Deployment' });
     }
-    if (node.faults.some((f) => f.kind === 'pod-stuck-terminating') && !node.gone.has(STUCK_POD(name))) {
+    if (node.faults.some((f) => f.kind === 'pod-stuck-terminating') && node.gone?.has(STUCK_POD(name)) !== true) {
       pods.push({ name: STUCK_POD(name), namespace: 'jobs', owner: 'Deployment' });
     }
     this.#blockingFaults.forEach((fault, i) => {
@@ -352,8 +358,8 @@ export class SimClusterState {
   /** An evicted pod finished terminating. */
   podGone(name: string, pod: string): void {
     const node = this.require(name);
-    node.pods = node.pods.filter((p) => p.name !== pod);
-    if (pod === PDB_POD(name) || pod === STUCK_POD(name)) node.gone.add(pod);
+    node.pods = podsNow(node).filter((p) => p.name !== pod);
+    if (pod === PDB_POD(name) || pod === STUCK_POD(name)) (node.gone ??= new Set()).add(pod);
     this.#onNodeChange(name);
   }
 
@@ -366,7 +372,7 @@ export class SimClusterState {
     const node = this.require(name);
     const random = this.#random.of(`${name}/drain`);
     const terminationMs = new Map<string, number>();
-    for (const pod of node.pods) if (evicts(pod)) terminationMs.set(pod.name, random.int(3_000, 25_000));
+    for (const pod of podsNow(node)) if (evicts(pod)) terminationMs.set(pod.name, random.int(3_000, 25_000));
     const protectedPods = new Map<string, { kind: 'pdb' | 'finalizer'; forMs: number | null; reason: string }>();
     const pdb = this.fault(node, 'pdb-blocks-drain');
     if (pdb) {
@@ -415,8 +421,8 @@ export class SimClusterState {
   #apiStatus(node: SimNode | null, call: string): number | undefined {
     const name = node?.spec.name ?? '(cluster)';
     const calls = node?.calls ?? this.#clusterCalls;
-    const ordinal = (calls.get(call) ?? 0) + 1;
-    calls.set(call, ordinal);
+    const ordinal = (calls[call] ?? 0) + 1;
+    calls[call] = ordinal;
     let status: number | undefined;
     if (this.replaying) status = this.#recorded.get(name)?.apiErrors?.get(`${call}#${ordinal}`);
     else {
@@ -471,8 +477,8 @@ export class SimClusterState {
 
   /** The scheduler puts the node's workloads back (it became schedulable). */
   podsBack(node: SimNode): void {
-    node.pods = podsOf(node.spec);
-    node.gone.clear();
+    node.pods = null;
+    node.gone = null;
   }
 
   virtual(at: number): number {
@@ -485,7 +491,7 @@ export class SimClusterState {
 
   /** The node's fault of this kind that is in force now and not used up. */
   fault<K extends Fault['kind']>(node: SimNode, kind: K): Extract<Fault, { kind: K }> | undefined {
-    return node.faults.find((f) => f.kind === kind && !node.spent.has(f) && this.#active(f)) as Extract<Fault, { kind: K }> | undefined;
+    return node.faults.find((f) => f.kind === kind && node.spent?.has(f) !== true && this.#active(f)) as Extract<Fault, { kind: K }> | undefined;
   }
 
   drainPlan(node: SimNode, evictable: number): DrainPlan {
@@ -530,7 +536,7 @@ export class SimClusterState {
     const crash = patching ? this.fault(node, 'agent-crash') : undefined;
     if (crash) {
       faults.agentCrash = true;
-      node.spent.add(crash);
+      (node.spent ??= new Set()).add(crash);
     }
     if (patching) {
       const flags: Array<[boolean, Fault['kind']]> = [
@@ -562,11 +568,11 @@ export class SimClusterState {
 
   /** How long the package manager's lock is still held when an agent starts on the node. */
   #lockHeldMs(node: SimNode, now: number, downloadOnly: boolean): number {
-    const lock = node.faults.find((f) => f.kind === 'apt-lock' && !node.spent.has(f)) as Extract<Fault, { kind: 'apt-lock' }> | undefined;
+    const lock = node.faults.find((f) => f.kind === 'apt-lock' && node.spent?.has(f) !== true) as Extract<Fault, { kind: 'apt-lock' }> | undefined;
     if (!lock || downloadOnly) return 0;
     if (lock.at === undefined) {
       // Held by unattended-upgrades at the moment the agent starts, once.
-      node.spent.add(lock);
+      (node.spent ??= new Set()).add(lock);
       return lock.holdSeconds * 1000;
     }
     const from = this.#epoch + lock.at;
@@ -578,14 +584,14 @@ export class SimClusterState {
     const random = this.#random.of(`${node.spec.name}/reboot`);
     const shutdownMs = random.int(8_000, 20_000);
     let bootMs: number | null = random.int(45_000, 90_000);
-    const fails = node.faults.find((f) => f.kind === 'rejoin-fails' && !node.spent.has(f) && this.#active(f, now));
-    const slow = node.faults.find((f) => f.kind === 'rejoin-slow' && !node.spent.has(f) && this.#active(f, now)) as Extract<Fault, { kind: 'rejoin-slow' }> | undefined;
+    const fails = node.faults.find((f) => f.kind === 'rejoin-fails' && node.spent?.has(f) !== true && this.#active(f, now));
+    const slow = node.faults.find((f) => f.kind === 'rejoin-slow' && node.spent?.has(f) !== true && this.#active(f, now)) as Extract<Fault, { kind: 'rejoin-slow' }> | undefined;
     if (fails) {
-      node.spent.add(fails);
+      (node.spent ??= new Set()).add(fails);
       bootMs = null;
       this.struck(node, 'rejoin-fails');
     } else if (slow) {
-      node.spent.add(slow);
+      (node.spent ??= new Set()).add(slow);
       bootMs = slow.delaySeconds * 1000;
       this.struck(node, 'rejoin-slow');
     }
@@ -595,7 +601,7 @@ export class SimClusterState {
   /** What a finished agent changed on the node. */
   applyAgentRun(node: SimNode, run: AgentRun, holds: readonly string[]): void {
     node.prefetched = false;
-    if (run.diesWithoutReport && node.os.family === 'apt' && !node.faults.some((f) => f.kind === 'dpkg-interrupted' && !node.spent.has(f))) {
+    if (run.diesWithoutReport && node.os.family === 'apt' && !node.faults.some((f) => f.kind === 'dpkg-interrupted' && node.spent?.has(f) !== true)) {
       // The killed agent's dpkg run never finished: the next agent on this node finds it interrupted and repairs it.
       node.faults.push({ kind: 'dpkg-interrupted', recoverable: true });
     }
@@ -700,6 +706,11 @@ export const STUCK_POD = (node: string) => `worker-queue-${node}`;
 export const STUCK_FINALIZER = 'example.com/drain-protection';
 /** The pod a blocking-pod fault puts on its node (the i-th fault of the scenario). */
 export const BLOCKING_POD = (i: number, node: string) => `blocker-${i + 1}-${node}`;
+
+/** The pods on a node now. */
+export function podsNow(node: SimNode): SimPod[] {
+  return node.pods ?? podsOf(node.spec);
+}
 
 function podsOf(spec: SimNodeSpec): SimPod[] {
   const pods: SimPod[] = [];

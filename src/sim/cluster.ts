@@ -29,7 +29,7 @@ import { ANNOTATIONS } from '../engine/metadata.ts';
 import type { AgentReport } from '../engine/report.ts';
 import type { AlertSource } from '../service/prometheus.ts';
 import type { AgentRun } from './agent-model.ts';
-import { evicts, SimClusterState, type SimClusterOptions } from './cluster-state.ts';
+import { evicts, podsNow, SimClusterState, type SimClusterOptions } from './cluster-state.ts';
 import { InvariantMonitor } from './invariants.ts';
 import { matchesLabels, parseLabelSelector } from './kube-api/selectors.ts';
 import type { SimNodeSpec } from './scenario.ts';
@@ -49,6 +49,8 @@ export class SimCluster implements ClusterPort {
   /** The safety invariants' figures of the current run. */
   readonly invariants = new InvariantMonitor();
   readonly #jobs = new Map<string, SimJob>();
+  /** Names of the Jobs each node has in #jobs, so that a node's can be let go when its run is over. */
+  readonly #jobsOf = new Map<string, string[]>();
   #lease: HeldLease | null = null;
 
   constructor(nodes: readonly SimNodeSpec[], options: SimClusterOptions) {
@@ -135,6 +137,11 @@ export class SimCluster implements ClusterPort {
   /** The engine finished with this node: a cordon it keeps no longer counts as in flight. */
   nodeRunFinished(name: string): void {
     this.invariants.released(name);
+    // Its Jobs are only ever asked for again by the node run that created them (found again after a crash, or
+    // awaited): a later run's Job of the same name replaces them anyway. Kept, a 100,000-node simulation would hold
+    // two Jobs and their reports per node to the end.
+    for (const job of this.#jobsOf.get(name) ?? []) this.#jobs.delete(job);
+    this.#jobsOf.delete(name);
   }
 
   /**
@@ -147,7 +154,7 @@ export class SimCluster implements ClusterPort {
     const state = this.state;
     const node = state.require(name);
     const started = this.#clock.now();
-    const evictable = node.pods.filter(evicts);
+    const evictable = podsNow(node).filter(evicts);
     // kubectl drain's checks come first and evict nothing: the same rules (and words) as the Kubernetes adapter.
     const refused = drainRefusals(
       evictable.map((p) => ({ namespace: p.namespace, name: p.name, controlled: p.owner !== 'none', emptyDir: p.emptyDir === true })),
@@ -166,7 +173,7 @@ export class SimCluster implements ClusterPort {
       return { evicted: evictable.length - plan.blocked.length, blocked: plan.blocked };
     }
     await sleep(this.#clock, doneAt - started, options.signal);
-    node.pods = node.pods.filter((p) => !evicts(p));
+    node.pods = podsNow(node).filter((p) => !evicts(p));
     state.changed(name);
     return { evicted: evictable.length, blocked: [] };
   }
@@ -183,6 +190,9 @@ export class SimCluster implements ClusterPort {
     const patching = !spec.downloadOnly && !spec.reportOnly;
     const run = (patching ? state.recorded(spec.node)?.patch : undefined) ?? state.agentRun(node, spec, now);
     this.#jobs.set(spec.jobName, { name: spec.jobName, node: spec.node, runId: spec.runId, createdAt: now, run });
+    const names = this.#jobsOf.get(spec.node);
+    if (!names) this.#jobsOf.set(spec.node, [spec.jobName]);
+    else if (!names.includes(spec.jobName)) names.push(spec.jobName);
     state.observe({
       type: 'patch',
       at: state.virtual(now),
@@ -223,8 +233,8 @@ export class SimCluster implements ClusterPort {
   async reboot(name: string, key: string, signal?: AbortSignal): Promise<void> {
     const state = this.state;
     const node = state.require(name);
-    if (node.rebootKeys.has(key)) return;
-    node.rebootKeys.add(key);
+    if (node.rebootKeys?.has(key)) return;
+    (node.rebootKeys ??= new Set()).add(key);
     const now = this.#clock.now();
     const plan = state.recorded(name)?.reboot ?? state.rebootPlan(node, now);
     state.observe({ type: 'reboot', at: state.virtual(now), node: name, ...plan });

@@ -189,7 +189,8 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
   /** Every run in progress by id: the trigger's (`active`) and those of nodes that joined under an on-boot plan. */
   const live = new Map<string, ActiveRun>();
   const onEvent = (event: RunEvent) => {
-    write({ line: 'engine', ...event });
+    // Every engine event passes here: the line is only built when there is a recording to write it to.
+    if (record) write({ line: 'engine', ...event });
     options.onEvent?.(event);
     const run = live.get(event.runId);
     if (!run) return;
