@@ -4,15 +4,14 @@
  * one line and exits 2, never a stack trace, an HTML page over many lines, "8 node(s)" counted from the letters of a
  * string, or "the Lease is free" read from a 404 page.
  */
-import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scratchDirs } from '../helpers/scratch.ts';
+import { runCliAsync, type CliResult } from '../helpers/cli.ts';
 
-const BIN = resolve(import.meta.dirname, '../../bin/patchpilot.js');
 const scratch = scratchDirs('wrong-server');
 
 type Answer = (req: IncomingMessage, res: ServerResponse) => void;
@@ -58,23 +57,9 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => new Promise((done) => s.close(done))));
 });
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Asynchronous, so that the servers in this process can answer the child. */
 function runCli(args: string[]): Promise<CliResult> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: scratch(), env: { PATH: process.env.PATH, NO_COLOR: '1', HOME: scratch() } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
+  const home = scratch();
+  return runCliAsync(args, home, { HOME: home });
 }
 
 /** One `error:` line (and at most a hint), nothing of the server's page, no stack trace. */

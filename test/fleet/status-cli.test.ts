@@ -3,9 +3,9 @@
  * contexts `demo` and `repo`) served from this process in sped-up time, plus a context that does not exist. The
  * unknown context gets one clear line, the other clusters are scanned; `--report` renders in headless Chromium.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
@@ -16,23 +16,15 @@ import { ScaledClock } from '../../src/sim/scaled-clock.ts';
 import { loadScenario } from '../../src/sim/scenario.ts';
 import { colourHistogram, countNear, decodePng } from '../helpers/png.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
+import { runCliAsync, type CliResult } from '../helpers/cli.ts';
 
-const BIN = resolve(import.meta.dirname, '../../bin/patchpilot.js');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`status-cli.test.ts: the report is not opened in a browser: ${CHROMIUM} is not installed (scripts/setup-test-deps.sh)`);
 const scratch = scratchDirs('status-cli');
 
-function cli(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { PATH: process.env.PATH, HOME: cwd, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
+function cli(args: string[], cwd: string): Promise<CliResult> {
+  return runCliAsync(args, cwd, { HOME: cwd });
 }
 
 interface Served {

@@ -2,7 +2,7 @@
  * `patchpilot run` as a user meets it: the real bin/patchpilot.js, judged by exit code and output. Every refusal is one
  * message and a hint, exit 2, and nothing changed.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -16,27 +16,12 @@ import { openStore } from '../../src/store/index.ts';
 import type { PolicyRule } from '../../src/sim/kube-api/index.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
 import { NAMESPACE, seedNode, startBench, type Bench } from './support.ts';
+import { runCliAsync, type CliResult } from '../helpers/cli.ts';
 
-const BIN = resolve(import.meta.dirname, '../../bin/patchpilot.js');
 const scratch = scratchDirs('run-cli');
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Asynchronous, so that an API server in this process can answer the child. */
 function runCli(args: string[], env: NodeJS.ProcessEnv, cwd = scratch()): Promise<CliResult> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { PATH: process.env.PATH, NO_COLOR: '1', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
+  return runCliAsync(args, cwd, env);
 }
 
 function writeKubeconfig(dir: string, server: string, token: string): string {
