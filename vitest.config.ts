@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { configDefaults, defineConfig } from 'vitest/config';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
@@ -40,6 +41,10 @@ export default defineConfig({
     // again for every file cost about a third of the suite's CPU. No test relies on a fresh module state (none mocks a
     // module; the two that fake timers restore them).
     isolate: false,
+    // Vitest's default is one worker fewer than the CPUs: a single one on a 2-core machine, where most of the fast
+    // suite's files spend their time waiting on child processes and servers. The heavy suite keeps the default: its
+    // race rounds run real processes against 2-second leases and want the CPU to themselves.
+    ...(full ? {} : { maxWorkers: Math.max(2, availableParallelism()) }),
     testTimeout: 20_000,
     sequence: { sequencer: WaitingFilesFirst },
   },
