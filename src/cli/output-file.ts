@@ -5,7 +5,7 @@
  */
 import { accessSync, closeSync, constants, mkdirSync, openSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { describeErrno } from '../io/user-file.ts';
+import { ERRNO_PROBLEMS } from '../io/user-file.ts';
 import { UserError } from './user-error.ts';
 
 function errnoOf(err: unknown): string | undefined {
@@ -44,26 +44,12 @@ export function checkOutputFile(path: string, option: string): void {
   }
 }
 
-/** Node's messages name the syscall ("ENOSPC: no space left on device, write"); these name the problem. */
-const WRITE_REASONS: Record<string, string> = {
-  ENOSPC: 'no space left on device',
-  EDQUOT: 'disk quota exceeded',
-  EROFS: 'read-only filesystem',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EISDIR: 'it is a directory',
-  ENOTDIR: 'a part of its path is a file, not a directory',
-  ELOOP: 'too many levels of symbolic links',
-  EIO: 'input/output error',
-  ENOENT: 'its directory does not exist',
-  EFBIG: 'the file is too large for the filesystem',
-};
-
 /** The UserError for a failed write of `option`'s `path`: "cannot write --report PATH: no space left on device". */
 export function writeError(option: string, path: string, err: unknown): UserError {
   const code = errnoOf(err);
   if (code === undefined) throw err;
-  const reason = WRITE_REASONS[code] ?? describeErrno(code) ?? code;
+  // A write that cannot find its path: the file is to be created, so it is the directory that is missing.
+  const reason = code === 'ENOENT' ? 'its directory does not exist' : (ERRNO_PROBLEMS[code] ?? code);
   return new UserError(`cannot write ${option} ${path}: ${reason}`, `free space or choose another path for ${option.split(' ')[0]}`);
 }
 

@@ -37,37 +37,51 @@ export class UserFileError extends Error {
   }
 }
 
-/** What each errno means to someone who typed a path: Node's own text names the syscall, not the problem. */
+/** The problem behind each errno a user's path or disk causes: Node's own text names the syscall, not the problem. */
+export const ERRNO_PROBLEMS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory',
+  ELOOP: 'too many levels of symbolic links',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  ENOTDIR: 'a part of its path is a file, not a directory',
+  EISDIR: 'it is a directory',
+  ENAMETOOLONG: 'a path too long for the filesystem',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only filesystem',
+  EIO: 'input/output error',
+  EFBIG: 'the file is too large for the filesystem',
+  ENXIO: 'a device or socket with nothing behind it',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files',
+};
+
+/** The problem, said of a path someone typed ("PATH does not exist", "PATH cannot be written: ..."). */
 export function describeErrno(code: string | undefined): string | null {
+  const problem = code === undefined ? undefined : ERRNO_PROBLEMS[code];
+  if (problem === undefined) return null;
   switch (code) {
     case 'ENOENT':
       return 'does not exist';
     case 'ELOOP':
-      return 'is a loop of symbolic links (too many levels of symbolic links)';
+      return `is a loop of symbolic links (${problem})`;
     case 'EACCES':
     case 'EPERM':
-      return 'cannot be accessed: permission denied';
+      return `cannot be accessed: ${problem}`;
     case 'ENOTDIR':
-      return 'is not reachable: a part of its path is a file, not a directory';
+      return `is not reachable: ${problem}`;
     case 'EISDIR':
       return 'is a directory, not a file';
     case 'ENAMETOOLONG':
-      return 'is a path too long for the filesystem';
-    case 'ENOSPC':
-      return 'cannot be written: no space left on device';
-    case 'EDQUOT':
-      return 'cannot be written: disk quota exceeded';
-    case 'EROFS':
-      return 'cannot be written: read-only filesystem';
-    case 'EIO':
-      return 'cannot be read or written: input/output error';
     case 'ENXIO':
-      return 'is a device or socket with nothing behind it';
+      return `is ${problem}`;
+    case 'EIO':
+      return `cannot be read or written: ${problem}`;
     case 'EMFILE':
     case 'ENFILE':
-      return 'cannot be opened: too many open files';
+      return `cannot be opened: ${problem}`;
     default:
-      return null;
+      return `cannot be written: ${problem}`;
   }
 }
 
