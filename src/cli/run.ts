@@ -84,9 +84,8 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   }
 
   if (options.dryRun) {
-    const nodes = await explain(() => cluster.listNodes(), cluster, source);
     const missing = await checkAccess(cluster, source);
-    write(dryRunReport({ planSource: options.plan ?? null, server: cluster.server, nodes, preview, missing }));
+    write(dryRunReport({ planSource: options.plan ?? null, server: cluster.server, preview, missing }));
     return 0;
   }
 
@@ -336,16 +335,15 @@ function whoAmI(): string {
 interface DryRunFacts {
   planSource: string | null;
   server: string;
-  nodes: ClusterNode[];
   preview: RunPreview;
   missing: MissingPermission[] | null;
 }
 
 export function dryRunReport(facts: DryRunFacts): string {
-  const { plan, selection, triggerId, hash, notBefore } = facts.preview;
-  const byName = new Map(facts.nodes.map((n) => [n.name, n]));
+  const { plan, selection, triggerId, hash, notBefore, nodes } = facts.preview;
+  const byName = new Map(nodes.map((n) => [n.name, n]));
   const lines = [
-    `cluster ${plan.cluster} at ${facts.server}: ${facts.nodes.length} node(s)`,
+    `cluster ${plan.cluster} at ${facts.server}: ${nodes.length} node(s)`,
     `plan: ${facts.planSource ?? 'defaults'}; trigger ${triggerId}; version hash ${hash} (label ${plan.labelKey})`,
     `a run started now begins: ${describeStart(notBefore)}`,
     '',

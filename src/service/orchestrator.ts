@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createActor, type Actor } from 'xstate';
-import type { ClusterPort } from '../cluster/port.ts';
+import type { ClusterNode, ClusterPort } from '../cluster/port.ts';
 import type { Clock } from '../engine/clock.ts';
 import { approvalVerdict, cancelVerdict, rejectionVerdict, type FleetEvent, type FleetInput, type FleetOutput } from '../engine/fleet.machine.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
@@ -106,6 +106,8 @@ export interface RunPreview extends StartRequest {
   hash: string;
   /** The nodes the run would patch, in order, and those it leaves out. */
   selection: Selection;
+  /** The cluster's nodes as this preview read them (`run --dry-run` shows their state beside the selection). */
+  nodes: ClusterNode[];
 }
 
 type FleetActor = Actor<ProvidedFleetMachine>;
@@ -229,8 +231,8 @@ export class Orchestrator {
     // else a new tenure's, newer than every cordon already made (a lease that changes holder gets a higher generation).
     const held = this.#keepers.get(plan.cluster);
     const generation = held && held.keeper.check() === null ? held.keeper.generation : Number.POSITIVE_INFINITY;
-    const nodes = nodeViews(await this.#cluster.listNodes(), generation);
-    return { plan, requestedBy, ...start, selection: selectForRun(plan, start.hash, nodes) };
+    const nodes = await this.#cluster.listNodes();
+    return { plan, requestedBy, ...start, selection: selectForRun(plan, start.hash, nodeViews(nodes, generation)), nodes };
   }
 
   /** A new run in the store, claimed by this process, launched under `keeper`. */
@@ -372,8 +374,11 @@ export class Orchestrator {
   async decide(runId: string, command: Command): Promise<CommandResult> {
     const handle = this.#active.get(runId);
     if (!handle) return { ok: false, message: `run ${runId} is not active here` };
-    if (!decidesByMembership(command.type) || !this.#membership) return handle.send(command);
-    const { approvers } = handle.actor.getSnapshot().context.plan.approval;
+    // Only a decision rule can let someone in through a group, and only while the run waits for its decision (a
+    // running run anyone may stop): asking Slack otherwise would cost a call for nothing.
+    const snapshot = handle.actor.getSnapshot();
+    if (!decidesByMembership(command.type) || !snapshot.hasTag('decision-open') || !this.#membership) return handle.send(command);
+    const { approvers } = snapshot.context.plan.approval;
     const entries = approvers.filter((entry) => entry !== command.by);
     const memberOf = entries.length === 0 ? [] : await this.#membership(command.by, entries);
     return handle.send({ ...command, memberOf: memberOf.filter((group) => entries.includes(group)) });
