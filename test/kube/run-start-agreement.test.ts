@@ -120,8 +120,13 @@ describe('run --dry-run shows the selection the run makes', () => {
     const { plan, kubeconfig } = userFiles(dir, planText, bench.server.url);
 
     const dry = output();
+    const before = bench.requests.length;
     expect(await runCommand({ kubeconfig, plan, dryRun: true, trigger: 'change-7' }, { out: dry.out, env: {} })).toBe(0);
+    // The report and the selection come from one read of the nodes, as the run's own selection does.
+    expect(bench.requests.slice(before).filter((r) => r.verb === 'list' && r.resource === 'nodes')).toHaveLength(1);
     expect(dry.text(), dry.text()).toMatch(/would patch 1 node\(s\)[\s\S]*\n1 +w-1 /);
+    expect(dry.text()).toContain('cluster prod at http://127.0.0.1:');
+    expect(dry.text()).toContain(': 1 node(s)');
     expect(dry.text()).not.toContain('excluded');
 
     const run = output();
