@@ -406,6 +406,27 @@ describe('approvals', () => {
     expect(h.cluster.state.maxCordonedByUs).toBe(0);
   });
 
+  it('a running run is stopped by anyone, without asking the membership resolver', async () => {
+    const asked: string[] = [];
+    const h = harness(workers(2), {
+      store: openStore(':memory:'),
+      membership: (user) => {
+        asked.push(user);
+        return Promise.resolve([]);
+      },
+    });
+    const handle = await h.orchestrator.start({ plan: parsePlan({ cluster: 'test', approval: { required: true, approvers: ['S_OPS'] } }), requestedBy: 'U_ALICE' });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 60_000 });
+    expect(await h.orchestrator.decide(handle.runId, { type: 'APPROVE', by: 'U_BOB' })).toMatchObject({ ok: false });
+    expect(asked).toEqual(['U_BOB']);
+    h.orchestrator.command(handle.runId, { type: 'APPROVE', by: 'S_OPS' });
+    await driveInVirtualTime(handle, h.clock, { until: T0 + 120_000 });
+    expect(handle.state).toMatch(/^rolling/);
+    expect(await h.orchestrator.decide(handle.runId, { type: 'CANCEL', by: 'U_MALLORY' })).toMatchObject({ ok: true });
+    expect(asked, 'no Slack call for a stop anyone may make').toEqual(['U_BOB']);
+    expect(await driveInVirtualTime(handle, h.clock)).toMatchObject({ outcome: 'cancelled' });
+  });
+
   it('the requester may withdraw a run that waits for approval by cancelling it', async () => {
     const h = harness(workers(1), { store: openStore(':memory:') });
     const handle = await h.orchestrator.start({ plan: parsePlan({ cluster: 'test', ...plan }), requestedBy: 'U_ALICE' });
