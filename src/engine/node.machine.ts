@@ -1,12 +1,13 @@
 /**
  * The node machine: one node, one run. preflight -> cordon -> drain -> patch -> [reboot -> rejoin] -> uncordon -> mark.
  *
- * Every step invokes a named effect and a durable deadline timer (XState drops pending `after` timers when a snapshot
- * is restored, so deadlines live in context and a timer actor re-arms itself from them). Transient errors are retried
+ * Every step invokes a named effect and has a durable deadline: XState drops pending `after` timers when a snapshot
+ * is restored, so deadlines live in context, and the node's one deadline actor (timers.ts) is re-armed from it by
+ * each step and persists its armed time. Transient errors are retried
  * with exponential backoff inside the step's deadline. Any failure goes to `recovering`, which applies the failure
  * policy: give the node back if it is healthy and we cordoned it, otherwise leave it cordoned and say so.
  */
-import { assign, emit, fromCallback, setup } from 'xstate';
+import { assign, emit, fromCallback, sendTo, setup } from 'xstate';
 import {
   timeOf,
   unprovidedEffect as effect,
@@ -36,6 +37,7 @@ import { markMetadata } from './metadata.ts';
 import type { Plan } from './plan.ts';
 import type { AgentReport, ErrorCode } from './report.ts';
 import { DISABLED } from './selection.ts';
+import { createDeadlineActor, type ArmEvent } from './timers.ts';
 
 export const NODE_STEPS = ['preflight', 'scan', 'cordon', 'drain', 'patch', 'reboot', 'rejoin', 'uncordon', 'soak', 'mark', 'recover'] as const;
 export type NodeStep = (typeof NODE_STEPS)[number];
@@ -222,6 +224,12 @@ function valueOf<T>(output: StepResult<T>): T {
 /** Placeholder so the machine can be analysed alone (xstate/graph); the runner provides a clock-backed timer. */
 export const idleTimer = fromCallback<{ type: string }, TimerInput>(() => () => {});
 
+/** The same for the node's deadline: a clock that never fires. */
+const idleDeadline = createDeadlineActor({ now: () => 0, setTimeout: () => 0, clearTimeout: () => {} });
+
+/** The id of the node's one deadline actor (timers.ts), re-armed at each step's deadline. */
+export const DEADLINE_ACTOR_ID = 'deadline';
+
 const key = (c: NodeContext): EffectKey => ({ runId: c.input.runId, node: c.input.node });
 
 /** An update needs a reboot that did not happen (the plan forbade it, or the node has not got there). */
@@ -267,6 +275,7 @@ const nodeSetup = setup({
     scanNode: effect<ScanInput, ScanOutput>('scanNode'),
     soakNodes: effect<SoakInput, SoakOutput>('soakNodes'),
     timer: idleTimer,
+    deadline: idleDeadline,
   },
   guards: {
     stepOk: ({ event }) => outputOf(event)?.ok === true,
@@ -355,6 +364,8 @@ const nodeSetup = setup({
         retryAt: at,
       };
     }),
+    /** After beginStep: the node's deadline actor now waits for this step's deadline. */
+    armDeadline: sendTo(DEADLINE_ACTOR_ID, ({ context }): ArmEvent => ({ type: 'ARM', at: context.deadline })),
     endStep: assign(({ context, event }) => {
       const spent = timeOf(event, context.stepStartedAt) - context.stepStartedAt;
       return { phases: { ...context.phases, [context.step]: (context.phases[context.step] ?? 0) + spent } };
@@ -446,8 +457,8 @@ const RETRY_OR_FAIL = [
 ] as const;
 
 /**
- * One step of a node: its bookkeeping (beginStep/endStep), its durable deadline (a timer actor armed from
- * context.deadline), and a `backoff` substate that waits for context.retryAt before `running` is tried again.
+ * One step of a node: its bookkeeping (beginStep/endStep), its durable deadline (the node's deadline actor, re-armed
+ * at context.deadline), and a `backoff` substate that waits for context.retryAt before `running` is tried again.
  * `running` invokes the step's effect; its onDone branches say where a result takes the node, and RETRY_OR_FAIL is
  * appended for the results none of them takes.
  */
@@ -464,12 +475,8 @@ function step(name: Exclude<NodeStep, 'recover'>, cancel: CancelPolicy, running:
   const runningWithRetries = { ...running, invoke: { ...invoke, onDone: [...invoke.onDone, ...RETRY_OR_FAIL] } } as unknown as NodeStateConfig;
   return nodeSetup.createStateConfig({
     tags: [phase],
-    entry: [
-      { type: 'beginStep', params: { step: name } },
-      { type: 'reportPhase', params: { phase } },
-    ],
+    entry: [{ type: 'beginStep', params: { step: name } }, 'armDeadline', { type: 'reportPhase', params: { phase } }],
     exit: 'endStep',
-    invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
     on: { STEP_TIMEOUT: { target: '#node.recovering', actions: 'failOnTimeout' }, ...CANCEL_HANDLERS[cancel] },
     initial: 'running',
     states: {
@@ -503,6 +510,8 @@ export const nodeMachine = nodeSetup.createMachine({
     phases: {},
     finishedAt: input.startedAt,
   }),
+  // One deadline for the node's whole life, moved by each step's entry (armDeadline) to that step's deadline.
+  invoke: { id: DEADLINE_ACTOR_ID, src: 'deadline', input: () => ({ event: 'STEP_TIMEOUT' as const }) },
   initial: 'preflight',
   output: ({ context }) => ({
     node: context.input.node,
@@ -748,12 +757,8 @@ export const nodeMachine = nodeSetup.createMachine({
      */
     recovering: {
       tags: ['recovering'],
-      entry: [
-        { type: 'beginStep', params: { step: 'recover' } },
-        { type: 'reportPhase', params: { phase: 'recovering' } },
-      ],
+      entry: [{ type: 'beginStep', params: { step: 'recover' } }, 'armDeadline', { type: 'reportPhase', params: { phase: 'recovering' } }],
       exit: 'endStep',
-      invoke: { src: 'timer', input: ({ context }) => ({ at: context.deadline, event: 'STEP_TIMEOUT' as const }) },
       on: { STEP_TIMEOUT: { target: 'failed', actions: { type: 'finish', params: { result: 'failed' } } } },
       initial: 'inspecting',
       states: {

@@ -13,15 +13,20 @@
  */
 import type { AnyActorRef } from 'xstate';
 import { childId, type FleetContext, type FleetOutput, type FleetTag } from '../engine/fleet.machine.ts';
-import { nodePolicy, type NodeContext, type NodeOutcome } from '../engine/node.machine.ts';
+import { DEADLINE_ACTOR_ID, nodePolicy, type NodeContext, type NodeOutcome } from '../engine/node.machine.ts';
+import type { DeadlineSnapshot } from '../engine/timers.ts';
 import type { Plan } from '../engine/plan.ts';
 import type { AuditEntry, CommitBatch, NodeRunRecord, RunPatch, RunStatus } from '../store/types.ts';
 import type { Store } from '../store/store.ts';
 import type { RunEvent, RunListener } from './progress.ts';
 
 export const FLEET_ACTOR_ID = 'fleet';
-/** Bumped when the machines change shape incompatibly; a snapshot from another version is refused, not misread. */
-export const SNAPSHOT_FORMAT = 2;
+/**
+ * Bumped when the machines change shape incompatibly; a snapshot from another version is migrated when a migration
+ * exists (MIGRATIONS), else refused, not misread.
+ * 3: a node's step deadlines are one re-armed `deadline` actor, no longer a `timer` invoke per step.
+ */
+export const SNAPSHOT_FORMAT = 3;
 
 type StateValue = string | { [key: string]: StateValue };
 
@@ -288,6 +293,32 @@ function dehydrateNode(persisted: unknown): unknown {
   return { ...snapshot, context: { ...snapshot.context, input: { ...snapshot.context.input, policy: null } } };
 }
 
+type NodeSnapshotRow = { context?: NodeContext; children?: Record<string, PersistedChild> };
+
+/**
+ * Format 2 gave each step state its own `timer` child sending STEP_TIMEOUT at the step's deadline. Format 3 has one
+ * `deadline` child for the node's life: the step timer becomes that child, armed where the old one was.
+ */
+function nodeFromFormat2(row: NodeSnapshotRow): NodeSnapshotRow {
+  const children: Record<string, PersistedChild> = {};
+  let at: number | null = null;
+  for (const [id, child] of Object.entries(row.children ?? {})) {
+    const timer = child.src === 'timer' ? (child.snapshot as { input?: { at?: number; event?: string } } | null) : null;
+    if (timer?.input?.event === 'STEP_TIMEOUT' && typeof timer.input.at === 'number') {
+      at = timer.input.at;
+      continue;
+    }
+    children[id] = child;
+  }
+  at ??= row.context?.deadline ?? null;
+  const deadline: DeadlineSnapshot = { status: 'active', output: undefined, error: undefined, event: 'STEP_TIMEOUT', at };
+  children[DEADLINE_ACTOR_ID] = { snapshot: deadline, src: 'deadline', syncSnapshot: false };
+  return { ...row, children };
+}
+
+/** How a node row saved under an older format becomes one of this format. */
+const NODE_MIGRATIONS: ReadonlyMap<number, (row: NodeSnapshotRow) => NodeSnapshotRow> = new Map([[2, nodeFromFormat2]]);
+
 export class SnapshotError extends Error {
   override readonly name = 'SnapshotError';
 }
@@ -302,10 +333,12 @@ export function restoreRunSnapshot(input: {
   queue: string[] | null;
   snapshots: Map<string, unknown>;
 }): PersistedFleet['snapshot'] {
-  const { persisted, plan, snapshots } = input;
-  if (persisted.format !== SNAPSHOT_FORMAT || typeof persisted.snapshot !== 'object' || persisted.snapshot === null) {
-    throw new SnapshotError(`snapshot format ${String(persisted.format)}, this version reads format ${SNAPSHOT_FORMAT}`);
+  const { persisted, plan } = input;
+  const migrate = persisted.format === SNAPSHOT_FORMAT ? (node: NodeSnapshotRow) => node : NODE_MIGRATIONS.get(persisted.format);
+  if (migrate === undefined || typeof persisted.snapshot !== 'object' || persisted.snapshot === null) {
+    throw new SnapshotError(`snapshot format ${String(persisted.format)}, this version reads formats ${[...NODE_MIGRATIONS.keys(), SNAPSHOT_FORMAT].join(', ')}`);
   }
+  const snapshots = new Map([...input.snapshots].map(([id, row]) => [id, row && typeof row === 'object' ? migrate(row as NodeSnapshotRow) : row]));
   const policy = nodePolicy(plan);
   const children: PersistedFleet['snapshot']['children'] = {};
   for (const [id, child] of Object.entries(persisted.snapshot.children ?? {})) {

@@ -7,7 +7,7 @@ import type { Clock } from '../engine/clock.ts';
 import { toStepError, type EngineEffects, type StepResult } from '../engine/effects.ts';
 import { fleetMachine } from '../engine/fleet.machine.ts';
 import { nodeMachine } from '../engine/node.machine.ts';
-import { createTimerActor, createWindowWatcher } from '../engine/timers.ts';
+import { createDeadlineActor, createTimerActor, createWindowWatcher } from '../engine/timers.ts';
 
 export interface RuntimeOptions {
   effects: EngineEffects;
@@ -59,6 +59,7 @@ export function provideNodeMachine(options: RuntimeOptions) {
       scanNode: effectActor('scanNode', options),
       soakNodes: effectActor('soakNodes', options),
       timer: createTimerActor(options.clock),
+      deadline: createDeadlineActor(options.clock),
     },
   });
 }

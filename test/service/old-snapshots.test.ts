@@ -1,7 +1,8 @@
 /**
  * Runs saved by the code before the machines had state tags and emitted events (fixtures/snapshots/before-tags.json,
- * written by commit 3ddc9ed's orchestrator, detached mid-way) resume under this code: what is persisted did not change
- * shape, and what the machines now tell their observers works on a restored run too.
+ * written by commit 3ddc9ed's orchestrator, detached mid-way) resume under this code: snapshot format 2, whose step
+ * timers are migrated to format 3's one deadline per node, and what the machines now tell their observers works on a
+ * restored run too.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,6 +51,14 @@ describe('snapshots saved before state tags', () => {
     expect(saved.savedIn).toBe('rolling.active');
     const { clock, cluster, store, orchestrator, events } = reopen(saved);
     const handle = await orchestrator.resume(saved.run.id);
+    // Format 2 had a timer child per step; restored, each node has its one deadline, armed where the step timer was.
+    const deadlineOf = (child: string) => {
+      const node = handle.actor.getSnapshot().children[child] as unknown as { getSnapshot(): { children: Record<string, { getSnapshot(): unknown }> } };
+      return node.getSnapshot().children.deadline?.getSnapshot();
+    };
+    expect(deadlineOf('node-1')).toMatchObject({ status: 'active', event: 'STEP_TIMEOUT', at: 1795313530000 });
+    expect(deadlineOf('node-2')).toMatchObject({ status: 'active', event: 'STEP_TIMEOUT', at: 1795314770000 });
+    expect(clock.pending, 'the two restored deadlines are on the clock').toBeGreaterThanOrEqual(2);
     const output = await driveInVirtualTime(handle, clock);
 
     expect(output).toMatchObject({ outcome: 'succeeded', failedNodes: [], notStarted: [] });

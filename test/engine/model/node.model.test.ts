@@ -38,7 +38,7 @@ import { ANNOTATIONS } from '../../../src/engine/metadata.ts';
 import { nodeMachine, nodePolicy, type NodeContext, type NodeOutcome, type NodeRunInput, type NodeStep } from '../../../src/engine/node.machine.ts';
 import { parsePlan, type PlanInput } from '../../../src/engine/plan.ts';
 import type { AgentReport } from '../../../src/engine/report.ts';
-import { createTimerActor } from '../../../src/engine/timers.ts';
+import { createDeadlineActor, createTimerActor } from '../../../src/engine/timers.ts';
 import {
   Coverage,
   describeModel,
@@ -48,6 +48,7 @@ import {
   ModelRun,
   type ModelSpec,
   settle,
+  TIMER_SOURCES,
   type World,
 } from './support.ts';
 
@@ -70,6 +71,7 @@ function buildNodeMachine(world: World) {
       scanNode: effects.actor<ScanOutput, ScanInput>('scanNode'),
       soakNodes: effects.actor<SoakOutput, SoakInput>('soakNodes'),
       timer: createTimerActor(clock),
+      deadline: createDeadlineActor(clock),
     },
   });
 }
@@ -231,7 +233,7 @@ function nodeEvents(s: AnyMachineSnapshot): NodeModelEvent[] {
   const events: NodeModelEvent[] = [];
   for (const node of s._nodes) {
     for (const inv of node.invoke) {
-      if (inv.src === 'timer') continue;
+      if (TIMER_SOURCES.has(String(inv.src))) continue;
       for (const [label, result] of outputsFor(node.id, c)) {
         events.push({ type: `xstate.done.actor.${inv.id}`, output: { ...result, at: now }, label: `${String(inv.src)}: ${label}` });
       }

@@ -450,19 +450,23 @@ export const settle = () => new Promise<void>((resolve) => setImmediate(resolve)
 
 const DONE_ACTOR = 'xstate.done.actor.';
 
-/** The timers the active states' invokes ask for (read from the definition: invokes of the `timer` actor). */
+/** Invokes of these sources are clock-backed timers (src/engine/timers.ts), not effects. */
+export const TIMER_SOURCES: ReadonlySet<string> = new Set(['timer', 'deadline']);
+
+/**
+ * The timers the active states' invokes ask for, read from the definition: a `timer` invoke's input says when; a
+ * `deadline` invoke (the node's one re-armed deadline) must stand at context.deadline, which every step sets.
+ */
 export function expectedTimers(snapshot: AnyMachineSnapshot): Array<{ at: number; event: string; state: string }> {
   if (snapshot.status !== 'active') return [];
   const out: Array<{ at: number; event: string; state: string }> = [];
   for (const node of snapshot._nodes) {
     for (const inv of node.invoke) {
-      if (inv.src !== 'timer') continue;
+      if (!TIMER_SOURCES.has(String(inv.src))) continue;
       const args = { context: snapshot.context, event: undefined, self: undefined } as never;
-      const input = (typeof inv.input === 'function' ? inv.input(args) : inv.input) as {
-        at: number;
-        event: string;
-      };
-      out.push({ at: input.at, event: input.event, state: node.id });
+      const input = (typeof inv.input === 'function' ? inv.input(args) : inv.input) as { at?: number; event: string };
+      const at = inv.src === 'deadline' ? (snapshot.context as { deadline: number }).deadline : input.at!;
+      out.push({ at, event: input.event, state: node.id });
     }
   }
   return out;
