@@ -18,7 +18,7 @@ import { parseAnchorOption } from '../../src/cli/history.ts';
 import { describeUserError } from '../../src/cli/main.ts';
 import { sandboxCommand } from '../../src/cli/sandbox.ts';
 import { parsePlanText } from '../../src/cli/plan-check.ts';
-import { parseRecording, scenarioFromRecording } from '../../src/sim/replay.ts';
+import { applySettings, parseRecording, scenarioFromRecording } from '../../src/sim/replay.ts';
 import { paletteTarget } from '../../src/cli/targets.ts';
 import { runScenario } from '../../src/sim/runner.ts';
 import { parseDuration } from '../../src/sim/duration.ts';
@@ -150,6 +150,29 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     expect(message!.length).toBeLessThan(300);
   });
 
+  // YAML 1.2 reads 0x10 as 16 and 0o17 as 15, and a YAML 1.1 reader takes 017 as 15: numbers are written in decimal.
+  it.each([
+    ['concurrency: 0x10', 'concurrency: 0x10 is not a decimal number (write 16)'],
+    ['drainTimeoutSeconds: 0o17', 'drainTimeoutSeconds: 0o17 is not a decimal number (write 15)'],
+    ['retry: { attempts: 1e1 }', 'retry.attempts: 1e1 is not a decimal number (write 10)'],
+    ['canary: { nodes: 017 }', 'canary.nodes: 017 is not a decimal number: a leading 0 means octal to YAML 1.1 (write 17)'],
+    ['maxFailures: .inf', 'maxFailures: .inf is not a decimal number'],
+    ['healthGate: { maxNotReady: !!int 0x2 }', 'healthGate.maxNotReady: 0x2 is not a decimal number (write 2)'],
+    ['nodeSelector: { 0x10: a }', 'nodeSelector: key 0x10 is not a decimal number (write 16)'],
+  ])('a number not written in decimal: %s', (line, problem) => {
+    expect(planMessage(line)).toContain(problem);
+  });
+
+  it('a number not written in decimal is named by its field in a scenario and in --set; quoted, it is text', () => {
+    expect(() => parseScenario(SCENARIO.replace('readyTimeoutSeconds: 600', 'readyTimeoutSeconds: 0x20'), 'x.yaml')).toThrow(/x\.yaml:\d+: plan\.readyTimeoutSeconds: 0x20 is not a decimal number \(write 32\)/);
+    const recording = { plan: { cluster: 'c' } };
+    expect(() => applySettings(recording.plan, ['concurrency=0x10'])).toThrow('--set concurrency=0x10: concurrency: 0x10 is not a decimal number (write 16)');
+    expect(applySettings(recording.plan, ['concurrency=16', 'retry.backoffSeconds=1.5e-3', 'nodeSelector.rev="0x10"'])).toEqual({ cluster: 'c', concurrency: 16, retry: { backoffSeconds: 0.0015 }, nodeSelector: { rev: '0x10' } });
+    expect(planMessage('nodeSelector: { rev: "0x10" }\nconcurrency: 10\nmaxFailures: 0')).toBeNull();
+    // A %YAML 1.1 directive does not bring back YAML 1.1's numbers (0b11 is 3 there): it stays text, refused by type.
+    expect(() => parsePlanText('%YAML 1.1\n---\ncluster: prod\nconcurrency: 0b11\n', 'p.yaml')).toThrow(/concurrency: must be a whole number or a percentage .*got "0b11"/);
+  });
+
   it('an empty or comment-only plan file is refused (every default would run silently); {} takes the defaults', () => {
     for (const text of ['', '\n', '# nothing yet\n', '~\n']) expect(() => parsePlanText(text, 'p.yaml'), JSON.stringify(text)).toThrow(/p\.yaml[\s\S]*the file is empty \(write \{\} to take every default\)/);
     expect(parsePlanText('{}', 'p.yaml').cluster).toBe('default');
@@ -232,6 +255,7 @@ describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
     { name: 'a misspelt runs subcommand', file: 'x', text: '', args: ['runs', 'shw', 'x'], message: "error: unknown command 'shw'\n(Did you mean show?)" },
     { name: 'an empty file to a command that only reads the database', file: 'e.db', text: '', args: ['audit', 'verify', '--db', 'e.db'], message: 'error: Database e.db is an empty file, not a patchpilot database yet' },
     { name: 'a --db path through a file', file: 'afile', text: '', args: ['demo', '--db', 'afile/x.db'], message: 'error: Cannot open database afile/x.db: ' },
+    { name: 'a hexadecimal number in a plan', file: 'p.yaml', text: 'cluster: a\nconcurrency: 0x10\n', args: ['plan', 'check', 'p.yaml'], message: 'error: invalid p.yaml:\n  - line 2, column 14: concurrency: 0x10 is not a decimal number (write 16)\n' },
     { name: 'a multi-document plan', file: 'p.yaml', text: 'cluster: a\n---\ncluster: b\n', args: ['plan', 'check', 'p.yaml'], message: 'error: invalid p.yaml:\n  - line 2, column 1: holds 2 YAML documents (separated by ---); it must be one' },
     // With "--", the options are scenario files too: none exists, and a batch with invalid files exits 2, not 1.
     { name: 'a batch naming files that do not exist', file: 'x', text: '', args: ['sim', '--', 'nope.yaml', '--record', '-'], message: '✗', stdout: true },
