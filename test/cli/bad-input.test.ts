@@ -142,6 +142,13 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     ['holdPackages: ["kubelet; rm -rf /"]', 'holdPackages[0]: not a package name'],
     ['holdPackages: [kubelet, "$(reboot)"]', 'holdPackages[1]: not a package name'],
     ['holdPackages: ["kubelet kubeadm"]', 'holdPackages[0]: not a package name'],
+    ['holdPackages: ["kernel; rm -rf /"]', 'holdPackages[0]: not a package name or pattern'],
+    ['holdPackages: ["$(x)"]', 'holdPackages[0]: not a package name or pattern'],
+    ['holdPackages: ["-y"]', 'holdPackages[0]: not a package name or pattern'],
+    ['holdPackages: ["*"]', 'holdPackages[0]: not a package name or pattern'],
+    ['holdPackages: ["kernel[0-9"]', 'holdPackages[0]: not a package name or pattern'],
+    ['holdPackages: ["kernel/*"]', 'holdPackages[0]: not a package name or pattern'],
+    ['holdPackages: ["kernel\'*"]', 'holdPackages[0]: not a package name or pattern'],
   ])('%s', (line, field) => {
     const message = planMessage(line);
     expect(message).toContain(field);
@@ -178,8 +185,8 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     expect(parsePlanText('{}', 'p.yaml').cluster).toBe('default');
   });
 
-  it('still takes 100%, 100.0% and 99.5%, and a valid drain selector', () => {
-    for (const line of ['nodes: [worker-1, ip-10-0-0-1.ec2.internal]', 'holdPackages: [kubelet, libstdc++6, NetworkManager, python3.11, containerd:amd64, lib_x]', 'maxFailures: 100%', 'maxFailures: 100.0%', 'concurrency: 99.5%', 'drain: { podSelector: "app in (web, api)" }', "blockers: { prometheus: { url: 'http://prom:9090' } }"]) expect(planMessage(line), line).toBeNull();
+  it('still takes 100%, 100.0% and 99.5%, a valid drain selector, and hold patterns as dnf takes them', () => {
+    for (const line of ['nodes: [worker-1, ip-10-0-0-1.ec2.internal]', 'holdPackages: [kubelet, libstdc++6, NetworkManager, python3.11, containerd:amd64, lib_x]', 'holdPackages: ["kernel*", "kernel-[0-9]*", "linux-image-?.*", "lib[!x]ssl*", "*-devel"]', 'maxFailures: 100%', 'maxFailures: 100.0%', 'concurrency: 99.5%', 'drain: { podSelector: "app in (web, api)" }', "blockers: { prometheus: { url: 'http://prom:9090' } }"]) expect(planMessage(line), line).toBeNull();
   });
 
   it('an unknown invariant in expect is named, not "Invalid input"', () => {
