@@ -13,7 +13,9 @@
 #                           dnf waits for other dnf/yum/rpm processes within it
 #   --hold "PKG ..."        packages never to upgrade (default: kubeadm kubectl kubelet kubernetes-cni cri-tools
 #                           containerd runc); only the installed ones are held (apt-mark hold, restored on exit) or
-#                           excluded (dnf --exclude)
+#                           excluded (dnf --exclude). An entry may be a pattern (kernel*, kernel-[0-9]*): apt holds
+#                           each installed package dpkg-query matches; dnf gets --exclude=PATTERN when rpm finds an
+#                           installed match. Entries are never expanded by this shell (no file names)
 #   --min-free-mb MB        fail with DISK_FULL when / or the package cache has less free space (default 50); apt
 #                           also compares the download size with the free space in /var/cache/apt/archives
 #   --security-only         only updates from security sources (the default)
@@ -54,7 +56,7 @@ REPORTED=0
 CLEANED=0
 SNAPSHOT_TAKEN=0
 REBOOT=false
-declare -a HELD=() WE_HELD=() REBOOT_PKGS=() UP_NAMES=() UP_FROM=() UP_TO=()
+declare -a HELD=() WE_HELD=() EXCLUDES=() REBOOT_PKGS=() UP_NAMES=() UP_FROM=() UP_TO=()
 declare -A BEFORE=() AFTER=() AFTER_OK=()
 
 # Milliseconds since the epoch. Deadlines use it rather than bash's SECONDS, which counts whole seconds from the
@@ -175,6 +177,43 @@ done
 read -r -a HOLD_NAMES <<<"${HOLD_LIST//,/ }"
 
 [[ $(id -u) -eq 0 ]] || fail NOT_ROOT "patchpilot-agent must run as root (uid is $(id -u))"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Holds
+
+# The hold list against what is installed. An entry may be a pattern (kernel*): it reaches dpkg-query or rpm as one
+# argument, which match it against package names, never this shell against file names. HELD gets the installed names
+# (WE_HELD those apt-mark is to hold); dnf's EXCLUDES gets --exclude=ENTRY per entry that matched, patterns as written.
+apt_resolve_holds() {
+  local p name st
+  local -A seen=()
+  for p in "${HOLD_NAMES[@]}"; do
+    while read -r name st; do
+      [[ -z $name || -n ${seen[$name]:-} ]] && continue
+      seen[$name]=1
+      case $st in
+        ii) HELD+=("$name"); [[ $DRY_RUN -eq 0 && $DOWNLOAD_ONLY -eq 0 ]] && WE_HELD+=("$name") ;;
+        hi) HELD+=("$name") ;; # already held by someone else: left as it is
+      esac
+    done < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$p" 2>/dev/null)
+  done
+}
+
+dnf_resolve_holds() {
+  local p name
+  local -a matched=()
+  local -A seen=()
+  for p in "${HOLD_NAMES[@]}"; do
+    mapfile -t matched < <(rpm -qa --qf '%{NAME}\n' "$p" 2>/dev/null)
+    [[ ${#matched[@]} -eq 0 ]] && continue
+    EXCLUDES+=("--exclude=$p")
+    for name in "${matched[@]}"; do
+      [[ -z $name || -n ${seen[$name]:-} ]] && continue
+      seen[$name]=1
+      HELD+=("$name")
+    done
+  done
+}
 
 # ---------------------------------------------------------------------------------------------------------------
 # Package snapshots: name -> version of every installed package; `upgraded` is what changed between two of them.
@@ -384,14 +423,7 @@ apt_main() {
 
   take_snapshot BEFORE
   SNAPSHOT_TAKEN=1
-  local p st
-  for p in "${HOLD_NAMES[@]}"; do
-    st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)
-    case ${st:0:2} in
-      ii) HELD+=("$p"); [[ $DRY_RUN -eq 0 && $DOWNLOAD_ONLY -eq 0 ]] && WE_HELD+=("$p") ;;
-      hi) HELD+=("$p") ;; # already held by someone else: left as it is
-    esac
-  done
+  apt_resolve_holds
 
   if [[ $DRY_RUN -eq 0 ]]; then
     check_min_free / /var/cache/apt/archives
@@ -478,11 +510,7 @@ dnf_main() {
   TMPD=$(mktemp -d /tmp/patchpilot-agent.XXXXXX) || fail PACKAGE_MANAGER_FAILED "cannot create a temporary directory"
   take_snapshot BEFORE
   SNAPSHOT_TAKEN=1
-  local p
-  local -a excl=()
-  for p in "${HOLD_NAMES[@]}"; do
-    if rpm -q --quiet "$p" 2>/dev/null; then HELD+=("$p"); excl+=("--exclude=$p"); fi
-  done
+  dnf_resolve_holds
   [[ $DRY_RUN -eq 0 ]] && check_min_free / /var/cache/dnf
 
   local deadline holder
@@ -496,7 +524,7 @@ dnf_main() {
   local -a dnf=(dnf -y --refresh --setopt=skip_if_unavailable=False)
   if [[ $DRY_RUN -eq 1 ]]; then
     local rc name ver
-    run_logged "$TMPD/check.log" "${dnf[@]}" check-update $([[ $SECURITY_ONLY -eq 1 ]] && printf -- --security) "${excl[@]}"
+    run_logged "$TMPD/check.log" "${dnf[@]}" check-update $([[ $SECURITY_ONLY -eq 1 ]] && printf -- --security) "${EXCLUDES[@]}"
     rc=$?
     [[ $rc -ne 0 && $rc -ne 100 ]] && fail_from_log "$TMPD/check.log" PACKAGE_MANAGER_FAILED "dnf check-update --security"
     while read -r name ver; do
@@ -513,14 +541,14 @@ dnf_main() {
   [[ $SECURITY_ONLY -eq 1 ]] && scope=(--security)
   if [[ $DOWNLOAD_ONLY -eq 1 ]]; then
     log "dnf upgrade --downloadonly ${scope[*]}"
-    run_logged "$TMPD/download.log" "${dnf[@]}" upgrade --downloadonly "${scope[@]}" "${excl[@]}" || fail_from_log "$TMPD/download.log" PACKAGE_MANAGER_FAILED "dnf upgrade --downloadonly"
+    run_logged "$TMPD/download.log" "${dnf[@]}" upgrade --downloadonly "${scope[@]}" "${EXCLUDES[@]}" || fail_from_log "$TMPD/download.log" PACKAGE_MANAGER_FAILED "dnf upgrade --downloadonly"
     SNAPSHOT_TAKEN=0
     finish no-updates
   fi
 
   log "dnf upgrade ${scope[*]} (excluded: ${HELD[*]:-none})"
   local rc
-  run_logged "$TMPD/upgrade.log" "${dnf[@]}" upgrade "${scope[@]}" "${excl[@]}"
+  run_logged "$TMPD/upgrade.log" "${dnf[@]}" upgrade "${scope[@]}" "${EXCLUDES[@]}"
   rc=$?
   log "dnf upgrade exited $rc"
   take_snapshot AFTER

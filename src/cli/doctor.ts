@@ -144,7 +144,20 @@ export async function resetCommand(options: ResetCliOptions, io: OpsIo): Promise
       write('nothing was changed: run again with --yes to remove them');
       return 1;
     }
-    const result = await reset(target, plan, { by: options.by ?? whoAmI(), confirmed: true });
+    const done: string[] = [];
+    const clear: string[] = [];
+    let result;
+    try {
+      result = await reset(target, plan, { by: options.by ?? whoAmI(), confirmed: true, onNode: (node, outcome) => (outcome === 'reset' ? done : clear).push(node) });
+    } catch (err) {
+      // Part-way (the API server failing at the third node): the nodes already reset stay reset, and audited; say
+      // which before the error, so that the user knows what a second reset will find.
+      if (done.length > 0) {
+        const rest = plan.nodes.map((n) => n.name).filter((n) => !done.includes(n) && !clear.includes(n));
+        write(`reset ${done.length} of ${plan.nodes.length} node(s) before the error: ${done.join(', ')}${clear.length > 0 ? `; already clear: ${clear.join(', ')}` : ''}; not reset: ${rest.join(', ')}`);
+      }
+      throw err;
+    }
     write(`reset ${result.changed.length} node(s): ${result.changed.join(', ') || '-'}${result.unchanged.length > 0 ? `; already clear: ${result.unchanged.join(', ')}` : ''}`);
     write('they are selected again by the next run');
     return 0;

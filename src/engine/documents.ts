@@ -5,7 +5,8 @@
  * document nested 100,000 levels deep. Both become a DocumentError with one line a user can act on.
  * Pure: text in, data (or a DocumentError) out.
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, parseDocument, type Document } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, parseDocument, type Document, type DocumentOptions, type ParseOptions, type SchemaOptions } from 'yaml';
+import { formatPath } from './plan.ts';
 
 /** More alias expansions than this is an attack or a mistake, never a plan: yaml's own default (100) made explicit. */
 export const MAX_ALIAS_COUNT = 100;
@@ -140,6 +141,49 @@ export function findDuplicateKey(doc: Document): { key: string; offset: number |
   return null;
 }
 
+/**
+ * How every user YAML text is read. The core schema is named, so a `%YAML 1.1` directive cannot switch to YAML 1.1's
+ * rules (017 read as octal 15, 1:30 as 90).
+ */
+const USER_YAML_OPTIONS = { schema: 'core', prettyErrors: true, uniqueKeys: false } as const satisfies ParseOptions & DocumentOptions & SchemaOptions;
+
+/**
+ * Why a number scalar is refused, or null. Numbers in user files are written in decimal: YAML 1.2 reads `0x10` as 16,
+ * `0o17` as 15 and `1e3` as 1000 (yaml marks them with the formats HEX, OCT and EXP), and a YAML 1.1 reader takes
+ * `017` as octal 15 where we would read 17. `.inf`, `.nan` and `1e999` are no count or duration either. A fraction
+ * in exponent form (`1e-3`, a rate) is still a decimal number. Text that only looks like a number is quoted.
+ */
+function nonDecimal(source: string, value: number, format: string | undefined): string | null {
+  if (!Number.isFinite(value)) return `${source} is not a decimal number`;
+  if (format === 'HEX' || format === 'OCT' || (format === 'EXP' && Number.isInteger(value))) return `${source} is not a decimal number (write ${value})`;
+  if (/^[-+]?0[0-9]/.test(source)) return `${source} is not a decimal number: a leading 0 means octal to YAML 1.1 (write ${value})`;
+  return null;
+}
+
+/** The first number in the document not written in plain decimal, with the path of its field, found iteratively. */
+export function findNonDecimalNumber(doc: Document, root: readonly PropertyKey[] = []): { problem: string; offset: number | undefined } | null {
+  const stack: Array<[unknown, PropertyKey[], boolean]> = [[doc.contents, [...root], false]];
+  while (stack.length > 0) {
+    const [node, path, isKey] = stack.pop()!;
+    if (isScalar(node)) {
+      if (typeof node.value !== 'number') continue;
+      const reason = nonDecimal(node.source ?? String(node.value), node.value, node.format);
+      if (reason === null) continue;
+      const field = formatPath(path) || '(root)';
+      return { problem: `${field}: ${isKey ? 'key ' : ''}${reason}`, offset: node.range?.[0] };
+    }
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const key: unknown = pair.key;
+        stack.push([pair.value, [...path, isScalar(key) ? String(key.value) : '?'], false], [key, path, true]);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => stack.push([item, [...path, i], false]));
+    }
+  }
+  return null;
+}
+
 export interface ParsedYaml {
   doc: Document;
   lineCounter: LineCounter;
@@ -149,9 +193,10 @@ export interface ParsedYaml {
 
 /**
  * Parses one YAML document (JSON is YAML). Syntax errors, a key repeated in a mapping (unless `uniqueKeys: false`),
- * alias bombs and excessive nesting throw DocumentError.
+ * a number not written in decimal (named by its field, under `path`), alias bombs and excessive nesting throw
+ * DocumentError.
  */
-export function parseYamlText(text: string, options: { uniqueKeys?: boolean } = {}): ParsedYaml {
+export function parseYamlText(text: string, options: { uniqueKeys?: boolean; path?: readonly PropertyKey[] } = {}): ParsedYaml {
   // YAML's quoting rules are too rich for an exact pre-scan, so a rough one (brackets counted even inside quotes,
   // sequence dashes at a line's start) refuses only what is far beyond the limit, at once, instead of after seconds
   // of recursion; anything nearer is caught as the parser's stack overflow or by the depth check below.
@@ -161,7 +206,7 @@ export function parseYamlText(text: string, options: { uniqueKeys?: boolean } = 
   let doc: Document;
   try {
     // yaml's duplicate-key check is quadratic in a map's size; findDuplicateKey below does it in linear time.
-    doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: false });
+    doc = parseDocument(text, { ...USER_YAML_OPTIONS, lineCounter });
   } catch (err) {
     if (isStackOverflow(err)) throw new DocumentError(tooDeep);
     throw err;
@@ -184,6 +229,11 @@ export function parseYamlText(text: string, options: { uniqueKeys?: boolean } = 
       throw new DocumentError(`Map keys must be unique ("${duplicate.key}" appears twice)`, pos?.line, pos?.col, true);
     }
   }
+  const nonDecimalNumber = findNonDecimalNumber(doc, options.path);
+  if (nonDecimalNumber) {
+    const pos = nonDecimalNumber.offset === undefined ? undefined : lineCounter.linePos(nonDecimalNumber.offset);
+    throw new DocumentError(nonDecimalNumber.problem, pos?.line, pos?.col);
+  }
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
@@ -195,6 +245,15 @@ export function parseYamlText(text: string, options: { uniqueKeys?: boolean } = 
   }
   if (valueDepthExceeds(value)) throw new DocumentError(tooDeep);
   return { doc, lineCounter, value };
+}
+
+/**
+ * One YAML scalar a user typed (`--set concurrency=2`), read by the same rules as a file: a number must be decimal.
+ * Throws DocumentError naming `field`.
+ */
+export function parseYamlScalar(text: string, field: string): unknown {
+  const { value } = parseYamlText(text, { path: [field] });
+  return value;
 }
 
 /** JSON.parse for untrusted bodies: a syntax error or excessive nesting throws DocumentError. */

@@ -149,12 +149,40 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 const nodeName = z.string().refine((name) => name.length <= 253 && DNS_SUBDOMAIN.test(name), 'not a Kubernetes node name (lowercase letters, digits, "-" and ".", at most 253 characters)');
 
 /**
- * A package to hold: the agent passes these to apt-mark hold / dnf versionlock split on spaces, so a space or a shell
- * character ("kubelet; rm -rf /", "$(reboot)") must never get there. Debian names are [a-z0-9][a-z0-9+.-]+; RPM
- * names add capitals and "_"; ":" takes an apt architecture (containerd:amd64).
+ * A package to hold, or a pattern of them (`kernel*`, `kernel-[0-9]*`) as dnf's --exclude and dpkg-query match:
+ * `*`, `?` and `[...]` classes. The agent takes the list split on spaces and passes each entry to rpm, dnf and
+ * dpkg-query as one argument, so a space or a shell character ("kubelet; rm -rf /", "$(reboot)") must never get
+ * there, nor a leading "-" (an option). Debian names are [a-z0-9][a-z0-9+.-]+; RPM names add capitals and "_"; ":"
+ * takes an apt architecture (containerd:amd64). A pattern names at least one letter or digit: `*` would hold
+ * everything and patch nothing.
  */
-const PACKAGE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_+.:-]*$/;
-const packageName = z.string().refine((name) => name.length <= 255 && PACKAGE_NAME.test(name), 'not a package name (letters, digits and "+ . _ - :", starting with a letter or digit; at most 255 characters)');
+const NAME_CHAR = 'A-Za-z0-9_+.:';
+const GLOB_CLASS = `\\[[!^]?[${NAME_CHAR}-]+\\]`;
+const PACKAGE_PATTERN = new RegExp(`^(?:[${NAME_CHAR.replace('+.:', '')}*?]|${GLOB_CLASS})(?:[${NAME_CHAR}*?-]|${GLOB_CLASS})*$`);
+const packageName = z
+  .string()
+  .refine(
+    (name) => name.length <= 255 && PACKAGE_PATTERN.test(name) && /[A-Za-z0-9]/.test(name.replace(/\[[^\]]*\]/g, '')),
+    'not a package name or pattern (letters, digits, "+ . _ - :" and the globs "* ? [...]", starting with a letter, digit or glob, naming at least one letter or digit; at most 255 characters)',
+  );
+
+/** Whether a hold entry (a name or a pattern) matches an installed package's name, as fnmatch does for dpkg and rpm. */
+export function holdMatches(pattern: string, name: string): boolean {
+  if (!/[*?[]/.test(pattern)) return pattern === name;
+  let source = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '*') source += '.*';
+    else if (c === '?') source += '.';
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i + 2);
+      const body = pattern.slice(i + 1, end);
+      source += `[${body.startsWith('!') ? `^${body.slice(1)}` : body}]`;
+      i = end;
+    } else source += c.replace(/[.+]/g, '\\$&');
+  }
+  return new RegExp(`^${source}$`).test(name);
+}
 
 export const planSchema = z
   .strictObject({

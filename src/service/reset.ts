@@ -89,6 +89,11 @@ export interface ResetOptions {
   /** Must be true: a reset makes every node in the plan eligible for the next run. */
   confirmed: true;
   signal?: AbortSignal;
+  /**
+   * Told of each node as it is done (reset and audited, or found already clear), so that a caller can say which nodes
+   * were reset when a later one fails (the API server going away part-way).
+   */
+  onNode?: (node: string, outcome: 'reset' | 'already clear') => void;
 }
 
 export interface ResetResult {
@@ -129,6 +134,7 @@ export async function reset(target: ClusterTarget, plan: ResetPlan, options: Res
     const present = (node.label !== null && plan.labelKey in before.labels) || node.annotations.some((a) => a in before.annotations);
     if (!present) {
       unchanged.push(node.name);
+      options.onNode?.(node.name, 'already clear');
       continue;
     }
     await target.cluster.patchNodeMetadata(
@@ -145,6 +151,7 @@ export async function reset(target: ClusterTarget, plan: ResetPlan, options: Res
       node: node.name,
       details: { cluster: target.name, label: node.label === null ? null : `${plan.labelKey}=${node.label}`, annotations: node.annotations },
     });
+    options.onNode?.(node.name, 'reset');
   }
   return { cluster: target.name, changed, unchanged };
 }

@@ -16,6 +16,7 @@
  *   when `needs-restarting -r` would say so (kernel, glibc, systemd, ...).
  */
 import type { AgentReport, ErrorCode, PackageChange } from '../engine/report.ts';
+import { holdMatches } from '../engine/plan.ts';
 import type { OsProfile } from './os.ts';
 import { versionsOf } from './os.ts';
 import type { Random } from './random.ts';
@@ -56,7 +57,7 @@ export const NO_AGENT_FAULTS: AgentFaults = {
 export interface AgentRunInput {
   os: OsProfile;
   /** Installed packages and their versions. */
-  installed: Pick<ReadonlyMap<string, string>, 'has' | 'get'>;
+  installed: { has(name: string): boolean; get(name: string): string | undefined; keys(): Iterable<string> };
   /** Updates the node's repositories offer, by distribution package name. */
   offered: { security: readonly string[]; other: readonly string[] };
   agent: 'modern' | 'legacy';
@@ -105,7 +106,8 @@ export function runAgent(input: AgentRunInput): AgentRun {
 
   const installed = input.installed;
   const holdList = legacy ? LEGACY_HOLDS : input.holdPackages;
-  const held = holdList.filter((p) => installed.has(p));
+  // As the agent does: a name is held when installed, a pattern (kernel*) holds every installed package it matches.
+  const held = [...new Set(holdList.flatMap((p) => (installed.has(p) ? [p] : /[*?[]/.test(p) ? [...installed.keys()].filter((name) => holdMatches(p, name)) : [])))];
   // The seed's script greps "security" out of /etc/apt/sources.list; deb822 systems have none there, so it falls
   // back to every source. The modern agent reads deb822 and classic sources alike.
   const allSources = !input.securityOnly || (legacy && apt && os.deb822Sources);

@@ -15,6 +15,7 @@ import { EffectError } from '../engine/effects.ts';
 import { ANNOTATIONS } from '../engine/metadata.ts';
 import type { AgentReport } from '../engine/report.ts';
 import { CONTROL_PLANE_LABELS, OS_LABEL, ZONE_LABEL } from '../engine/selection.ts';
+import { holdMatches } from '../engine/plan.ts';
 import type { ClusterNode, PatchJobSpec } from '../cluster/port.ts';
 import { NO_AGENT_FAULTS, runAgent, type AgentFaults, type AgentRun } from './agent-model.ts';
 import type { InvariantMonitor } from './invariants.ts';
@@ -608,7 +609,7 @@ export class SimClusterState {
     for (const change of run.report.upgraded) {
       node.installed.set(change.name, change.to);
       this.invariants.upgraded(node.spec.name, change.name, {
-        held: holds.includes(change.name),
+        held: holds.some((hold) => holdMatches(hold, change.name)),
         kubernetes: (KUBERNETES_PACKAGES as readonly string[]).includes(change.name),
       });
       node.offered.security = node.offered.security.filter((p) => p !== change.name);

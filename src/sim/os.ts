@@ -73,6 +73,11 @@ export class InstalledPackages {
   set(name: string, version: string): void {
     (this.#changed ??= new Map()).set(name, version);
   }
+
+  /** Every installed package's name. */
+  keys(): Iterable<string> {
+    return new Set([...this.#image.keys(), ...(this.#changed?.keys() ?? [])]);
+  }
 }
 
 /** The packages a node of this OS has installed; `extra` adds more (scenario `packages:`). */

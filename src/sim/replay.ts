@@ -6,9 +6,8 @@
  * do what it was recorded doing: the engine's decisions are the only thing that can differ.
  */
 import { MAX_RECORDING_BYTES, readUserFile, UserFileError } from '../io/user-file.ts';
-import { parse as parseYamlScalar } from 'yaml';
 import { z } from 'zod';
-import { parseJsonText } from '../engine/documents.ts';
+import { DocumentError, parseJsonText, parseYamlScalar } from '../engine/documents.ts';
 import { describeZodIssues, parsePlan, PlanError } from '../engine/plan.ts';
 import { OS_IDS } from './os.ts';
 import type { Observation, RecordedBehaviour } from './cluster-state.ts';
@@ -131,7 +130,7 @@ export function recordedBehaviours(observations: readonly Observation[]): Map<st
   return byNode;
 }
 
-/** `concurrency=2`, `drain.onTimeout=keep-cordoned`: values are YAML scalars (numbers, booleans, strings). */
+/** `concurrency=2`, `drain.onTimeout=keep-cordoned`: values are YAML scalars (numbers, booleans, strings), read as plan files are. */
 export function applySettings(plan: Record<string, unknown>, settings: readonly string[]): Record<string, unknown> {
   const next = structuredClone(plan);
   for (const setting of settings) {
@@ -141,7 +140,13 @@ export function applySettings(plan: Record<string, unknown>, settings: readonly 
     // A key like __proto__ would reach Object.prototype (and change every object in the process), not the plan.
     const unsafe = path.find((key) => key === '__proto__' || key === 'constructor' || key === 'prototype' || key === '');
     if (unsafe !== undefined) throw new PlanError([`--set ${setting}: "${unsafe}" is not a plan setting`], '--set');
-    const value: unknown = parseYamlScalar(setting.slice(eq + 1));
+    let value: unknown;
+    try {
+      value = parseYamlScalar(setting.slice(eq + 1), path.join('.'));
+    } catch (err) {
+      if (err instanceof DocumentError) throw new PlanError([`--set ${setting}: ${err.message}`], '--set');
+      throw err;
+    }
     let target = next;
     for (const key of path.slice(0, -1)) {
       const child = target[key];

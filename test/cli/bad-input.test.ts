@@ -18,7 +18,7 @@ import { parseAnchorOption } from '../../src/cli/history.ts';
 import { describeUserError } from '../../src/cli/main.ts';
 import { sandboxCommand } from '../../src/cli/sandbox.ts';
 import { parsePlanText } from '../../src/cli/plan-check.ts';
-import { parseRecording, scenarioFromRecording } from '../../src/sim/replay.ts';
+import { applySettings, parseRecording, scenarioFromRecording } from '../../src/sim/replay.ts';
 import { paletteTarget } from '../../src/cli/targets.ts';
 import { runScenario } from '../../src/sim/runner.ts';
 import { parseDuration } from '../../src/sim/duration.ts';
@@ -142,6 +142,13 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     ['holdPackages: ["kubelet; rm -rf /"]', 'holdPackages[0]: not a package name'],
     ['holdPackages: [kubelet, "$(reboot)"]', 'holdPackages[1]: not a package name'],
     ['holdPackages: ["kubelet kubeadm"]', 'holdPackages[0]: not a package name'],
+    ['holdPackages: ["kernel; rm -rf /"]', 'holdPackages[0]: not a package name or pattern'],
+    ['holdPackages: ["$(x)"]', 'holdPackages[0]: not a package name or pattern'],
+    ['holdPackages: ["-y"]', 'holdPackages[0]: not a package name or pattern'],
+    ['holdPackages: ["*"]', 'holdPackages[0]: not a package name or pattern'],
+    ['holdPackages: ["kernel[0-9"]', 'holdPackages[0]: not a package name or pattern'],
+    ['holdPackages: ["kernel/*"]', 'holdPackages[0]: not a package name or pattern'],
+    ['holdPackages: ["kernel\'*"]', 'holdPackages[0]: not a package name or pattern'],
   ])('%s', (line, field) => {
     const message = planMessage(line);
     expect(message).toContain(field);
@@ -150,13 +157,36 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     expect(message!.length).toBeLessThan(300);
   });
 
+  // YAML 1.2 reads 0x10 as 16 and 0o17 as 15, and a YAML 1.1 reader takes 017 as 15: numbers are written in decimal.
+  it.each([
+    ['concurrency: 0x10', 'concurrency: 0x10 is not a decimal number (write 16)'],
+    ['drainTimeoutSeconds: 0o17', 'drainTimeoutSeconds: 0o17 is not a decimal number (write 15)'],
+    ['retry: { attempts: 1e1 }', 'retry.attempts: 1e1 is not a decimal number (write 10)'],
+    ['canary: { nodes: 017 }', 'canary.nodes: 017 is not a decimal number: a leading 0 means octal to YAML 1.1 (write 17)'],
+    ['maxFailures: .inf', 'maxFailures: .inf is not a decimal number'],
+    ['healthGate: { maxNotReady: !!int 0x2 }', 'healthGate.maxNotReady: 0x2 is not a decimal number (write 2)'],
+    ['nodeSelector: { 0x10: a }', 'nodeSelector: key 0x10 is not a decimal number (write 16)'],
+  ])('a number not written in decimal: %s', (line, problem) => {
+    expect(planMessage(line)).toContain(problem);
+  });
+
+  it('a number not written in decimal is named by its field in a scenario and in --set; quoted, it is text', () => {
+    expect(() => parseScenario(SCENARIO.replace('readyTimeoutSeconds: 600', 'readyTimeoutSeconds: 0x20'), 'x.yaml')).toThrow(/x\.yaml:\d+: plan\.readyTimeoutSeconds: 0x20 is not a decimal number \(write 32\)/);
+    const recording = { plan: { cluster: 'c' } };
+    expect(() => applySettings(recording.plan, ['concurrency=0x10'])).toThrow('--set concurrency=0x10: concurrency: 0x10 is not a decimal number (write 16)');
+    expect(applySettings(recording.plan, ['concurrency=16', 'retry.backoffSeconds=1.5e-3', 'nodeSelector.rev="0x10"'])).toEqual({ cluster: 'c', concurrency: 16, retry: { backoffSeconds: 0.0015 }, nodeSelector: { rev: '0x10' } });
+    expect(planMessage('nodeSelector: { rev: "0x10" }\nconcurrency: 10\nmaxFailures: 0')).toBeNull();
+    // A %YAML 1.1 directive does not bring back YAML 1.1's numbers (0b11 is 3 there): it stays text, refused by type.
+    expect(() => parsePlanText('%YAML 1.1\n---\ncluster: prod\nconcurrency: 0b11\n', 'p.yaml')).toThrow(/concurrency: must be a whole number or a percentage .*got "0b11"/);
+  });
+
   it('an empty or comment-only plan file is refused (every default would run silently); {} takes the defaults', () => {
     for (const text of ['', '\n', '# nothing yet\n', '~\n']) expect(() => parsePlanText(text, 'p.yaml'), JSON.stringify(text)).toThrow(/p\.yaml[\s\S]*the file is empty \(write \{\} to take every default\)/);
     expect(parsePlanText('{}', 'p.yaml').cluster).toBe('default');
   });
 
-  it('still takes 100%, 100.0% and 99.5%, and a valid drain selector', () => {
-    for (const line of ['nodes: [worker-1, ip-10-0-0-1.ec2.internal]', 'holdPackages: [kubelet, libstdc++6, NetworkManager, python3.11, containerd:amd64, lib_x]', 'maxFailures: 100%', 'maxFailures: 100.0%', 'concurrency: 99.5%', 'drain: { podSelector: "app in (web, api)" }', "blockers: { prometheus: { url: 'http://prom:9090' } }"]) expect(planMessage(line), line).toBeNull();
+  it('still takes 100%, 100.0% and 99.5%, a valid drain selector, and hold patterns as dnf takes them', () => {
+    for (const line of ['nodes: [worker-1, ip-10-0-0-1.ec2.internal]', 'holdPackages: [kubelet, libstdc++6, NetworkManager, python3.11, containerd:amd64, lib_x]', 'holdPackages: ["kernel*", "kernel-[0-9]*", "linux-image-?.*", "lib[!x]ssl*", "*-devel"]', 'maxFailures: 100%', 'maxFailures: 100.0%', 'concurrency: 99.5%', 'drain: { podSelector: "app in (web, api)" }', "blockers: { prometheus: { url: 'http://prom:9090' } }"]) expect(planMessage(line), line).toBeNull();
   });
 
   it('an unknown invariant in expect is named, not "Invalid input"', () => {
@@ -232,6 +262,7 @@ describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
     { name: 'a misspelt runs subcommand', file: 'x', text: '', args: ['runs', 'shw', 'x'], message: "error: unknown command 'shw'\n(Did you mean show?)" },
     { name: 'an empty file to a command that only reads the database', file: 'e.db', text: '', args: ['audit', 'verify', '--db', 'e.db'], message: 'error: Database e.db is an empty file, not a patchpilot database yet' },
     { name: 'a --db path through a file', file: 'afile', text: '', args: ['demo', '--db', 'afile/x.db'], message: 'error: Cannot open database afile/x.db: ' },
+    { name: 'a hexadecimal number in a plan', file: 'p.yaml', text: 'cluster: a\nconcurrency: 0x10\n', args: ['plan', 'check', 'p.yaml'], message: 'error: invalid p.yaml:\n  - line 2, column 14: concurrency: 0x10 is not a decimal number (write 16)\n' },
     { name: 'a multi-document plan', file: 'p.yaml', text: 'cluster: a\n---\ncluster: b\n', args: ['plan', 'check', 'p.yaml'], message: 'error: invalid p.yaml:\n  - line 2, column 1: holds 2 YAML documents (separated by ---); it must be one' },
     // With "--", the options are scenario files too: none exists, and a batch with invalid files exits 2, not 1.
     { name: 'a batch naming files that do not exist', file: 'x', text: '', args: ['sim', '--', 'nope.yaml', '--record', '-'], message: '✗', stdout: true },

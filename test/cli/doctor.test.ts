@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { kubeconfig } from '../../src/sim/kube-api/index.ts';
+import { internalError } from '../../src/sim/kube-api/status.ts';
 import { openStore } from '../../src/store/index.ts';
 import { startFakePalette, type FakePalette } from '../helpers/fake-palette.ts';
 import { sandboxTarget, type SandboxTarget } from '../helpers/sandbox-target.ts';
@@ -149,6 +150,27 @@ describe('patchpilot reset', () => {
     const store = openStore(db);
     try {
       expect(store.auditRows().filter((r) => r.action === 'node.reset').map((r) => r.node)).toEqual(['worker-1', 'worker-3']);
+    } finally {
+      store.close();
+    }
+  });
+  it('--yes interrupted by a failing API server: lists the nodes already reset (audited) before the one error line, exit 2', { timeout: 60_000 }, async () => {
+    const { b, config, dir } = await serve('apt-lock-timeout.yaml');
+    // worker-1 is reset; every write to worker-3 then fails with a 500 (through the client's retries).
+    b.kube.hooks.onRequest((request) => {
+      if (request.resource === 'nodes' && request.name === 'worker-3' && (request.verb === 'patch' || request.verb === 'update')) return internalError('etcdserver: request timed out');
+    });
+    const db = join(dir, 'runs.db');
+    openStore(db).close();
+    const result = await cli(['reset', '--kubeconfig', config, '--cluster', 'apt-lock-timeout', '--nodes', 'worker-1,worker-3', '--yes', '--db', db], {}, dir);
+    expect(result.code).toBe(2);
+    expect(result.out).toMatch(/\nreset 1 of 2 node\(s\) before the error: worker-1; not reset: worker-3\n$/);
+    expect(result.err).toMatch(/^error: .*worker-3.*\n/);
+    expect(result.err).not.toMatch(/\n\s+at .+:\d+/);
+    expect(result.err.split('\n').filter((line) => line.startsWith('error:'))).toHaveLength(1);
+    const store = openStore(db);
+    try {
+      expect(store.auditRows().filter((r) => r.action === 'node.reset').map((r) => r.node)).toEqual(['worker-1']);
     } finally {
       store.close();
     }

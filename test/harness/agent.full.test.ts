@@ -66,6 +66,15 @@ describe.skipIf(!available.ok)('node agent on real apt/dpkg and dnf/rpm', () => 
       expect(r.state.status).toMatchObject({ kubectl: 'hi', kubelet: 'ii', kubeadm: 'ii' });
     });
 
+    it('hold patterns: kube* and lib[f]oo hold the installed matches (dpkg-query); libfoo stays 1.0', { timeout: 60_000 }, async () => {
+      const r = await run('apt hold patterns', { family: 'apt', fault: null, agentArgs: ['--lock-timeout', '30', '--hold', 'kube* lib[f]oo'] });
+      expect(r.exitCode).toBe(0);
+      expect([...r.report.held].sort()).toEqual(['kubeadm', 'kubectl', 'kubelet', 'libfoo']);
+      expect(names(r)).toEqual([]);
+      expect(r.state.packages).toMatchObject({ libfoo: '1.0', kubelet: '1.30.0' });
+      expect(r.state.held).toEqual([]);
+    });
+
     it('deb822-only sources (Ubuntu 24.04 style): security suite picked out of a multi-suite stanza', { timeout: 60_000 }, async () => {
       const r = await run('apt deb822 sources', { family: 'apt', fault: null, setup: ['deb822-sources'] });
       expect(r.exitCode).toBe(0);
@@ -249,6 +258,14 @@ describe.skipIf(!available.ok)('node agent on real apt/dpkg and dnf/rpm', () => 
       expect(r.report.held).toEqual(['kubeadm', 'kubectl', 'kubelet']);
       expect(r.state.packages).toMatchObject({ libfoo: '1.1-1', bar: '1.0-1', kubelet: '1.30.0-1', kubeadm: '1.30.0-1', kubectl: '1.30.0-1', kernel: '5.14.0-1' });
       expect(r.report.rebootRequired).toBe(false);
+    });
+
+    it('hold patterns: dnf gets --exclude=lib[f]oo as written; libfoo stays 1.0-1, the kube* packages excluded', { timeout: 60_000 }, async () => {
+      const r = await run('dnf hold patterns', { family: 'dnf', fault: null, agentArgs: ['--lock-timeout', '30', '--hold', 'kube* lib[f]oo'] });
+      expect(r.exitCode).toBe(0);
+      expect([...r.report.held].sort()).toEqual(['kubeadm', 'kubectl', 'kubelet', 'libfoo']);
+      expect(names(r)).toEqual([]);
+      expect(r.state.packages).toMatchObject({ libfoo: '1.0-1', kubelet: '1.30.0-1' });
     });
 
     it('apt-lock (a real rpm transaction holding the rpm lock) 3 s, timeout 6 s: waits, then patches', { timeout: 60_000 }, async () => {

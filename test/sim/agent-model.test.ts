@@ -32,6 +32,13 @@ describe('the simulated agent', () => {
     expect(run.report.rebootRequired).toBe(false);
   });
 
+  it('holds every installed package a pattern matches, as the agent does with dpkg-query and rpm', () => {
+    const profile = OS_PROFILES['ubuntu-22.04'];
+    const run = runAgent(input('ubuntu-22.04', { offered: { security: ['openssl', profile.kernelPackage], other: [] }, holdPackages: ['linux-image*', 'kube[ac]*'] }));
+    expect(run.report.upgraded.map((u) => u.name)).toEqual(['openssl']);
+    expect(run.report.held).toEqual([profile.kernelPackage, 'kubeadm', 'kubectl']);
+  });
+
   it('waits out a lock held for less than its timeout, and reports LOCK_TIMEOUT after it otherwise', () => {
     const free = runAgent(input('ubuntu-22.04'));
     const waited = runAgent(input('ubuntu-22.04', { faults: { ...NO_AGENT_FAULTS, lockHeldMs: 120_000 } }));

@@ -1,0 +1,66 @@
+/**
+ * The agent's hold list with patterns (`kernel*`): each entry reaches dpkg-query and rpm as one argument, and dnf as
+ * --exclude=PATTERN, never expanded by the shell against the files where the agent runs. The hold functions run in
+ * bash with dpkg-query and rpm as stubs that record their arguments; the real apt and dnf are the harness's (full suite).
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AGENT_SCRIPT_PATH } from '../../src/agent/index.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
+
+const script = readFileSync(AGENT_SCRIPT_PATH, 'utf8');
+const scratch = scratchDirs('agent-holds');
+
+function part(pattern: RegExp): string {
+  const found = script.match(pattern);
+  if (!found) throw new Error(`not in the agent script: ${pattern}`);
+  return found[0];
+}
+
+/** Runs the script's hold parsing and resolution in a directory holding files the patterns would match as globs. */
+function resolveHolds(family: 'apt' | 'dnf', holdList: string): { args: string[][]; held: string[]; excludes: string[]; weHeld: string[] } {
+  const cwd = scratch();
+  for (const file of ['kernel-6.1', 'kernel-core', 'kernelx']) writeFileSync(join(cwd, file), '');
+  const program = [
+    'set -uo pipefail',
+    'shopt -s nullglob', // as the agent: an unquoted pattern matching no file would vanish
+    'DRY_RUN=0 DOWNLOAD_ONLY=0',
+    'declare -a HELD=() WE_HELD=() EXCLUDES=()',
+    'record() { printf "%s\\x1f" "$@" >>args.log; printf "\\n" >>args.log; }',
+    // dpkg knows kernel-image (installed), kernel-tools (held by the admin) and kernel-doc (removed); rpm, kernel-core twice.
+    `dpkg-query() { record "$@"; [[ \${@: -1} == kernel* ]] && printf 'kernel-image ii \\nkernel-tools hi \\nkernel-doc rc \\n'; return 0; }`,
+    `rpm() { record "$@"; [[ \${@: -1} == kernel* ]] && printf 'kernel-core\\nkernel-core\\nkernel-modules\\n'; return 0; }`,
+    part(/^read -r -a HOLD_NAMES .*$/m),
+    part(new RegExp(`^${family}_resolve_holds\\(\\) \\{[\\s\\S]*?^\\}$`, 'm')),
+    `${family}_resolve_holds`,
+    'printf "held=%s\\n" "${HELD[*]}"; printf "we=%s\\n" "${WE_HELD[*]}"; printf "excl=%s\\n" "${EXCLUDES[*]}"',
+  ].join('\n');
+  const result = spawnSync('bash', ['-c', program], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH, HOLD_LIST: holdList } });
+  expect(result.status, result.stderr).toBe(0);
+  const out = Object.fromEntries(result.stdout.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+  const split = (s: string | undefined) => (s ? s.split(' ') : []);
+  const args = readFileSync(join(cwd, 'args.log'), 'utf8').trim().split('\n').map((line) => line.split('\x1f').slice(0, -1));
+  return { args, held: split(out.held), weHeld: split(out.we), excludes: split(out.excl) };
+}
+
+describe('agent holds with patterns', () => {
+  it('apt: dpkg-query gets each pattern as one argument; the installed matches are held, the admin-held one left as it is', () => {
+    const r = resolveHolds('apt', 'kernel* kernel-[0-9]* kubelet');
+    expect(r.args.map((a) => a.at(-1))).toEqual(['kernel*', 'kernel-[0-9]*', 'kubelet']);
+    expect(r.args[0]).toEqual(['-W', '-f=${Package} ${db:Status-Abbrev}\\n', 'kernel*']);
+    expect(r.held).toEqual(['kernel-image', 'kernel-tools']);
+    expect(r.weHeld).toEqual(['kernel-image']);
+  });
+
+  it('dnf: rpm -qa gets the pattern, dnf gets --exclude=kernel* as written, HELD the installed names once each', () => {
+    const r = resolveHolds('dnf', 'kernel*,kubelet');
+    expect(r.args).toEqual([
+      ['-qa', '--qf', '%{NAME}\\n', 'kernel*'],
+      ['-qa', '--qf', '%{NAME}\\n', 'kubelet'],
+    ]);
+    expect(r.excludes).toEqual(['--exclude=kernel*']);
+    expect(r.held).toEqual(['kernel-core', 'kernel-modules']);
+  });
+});
