@@ -11,7 +11,8 @@ export class SystemClock implements Clock {
   /** Clock milliseconds per wall millisecond: 1 for wall time, the speed for a ScaledClock. */
   readonly #rate: number;
   #nextId = 1;
-  readonly #timers = new Map<TimerId, NodeJS.Timeout>();
+  /** Each pending timer's Node handle, and how to arm it again for what is left of its wait. */
+  readonly #timers = new Map<TimerId, { handle: NodeJS.Timeout; dueAt: number; arm: () => void }>();
 
   constructor(rate = 1) {
     this.#rate = rate;
@@ -35,14 +36,12 @@ export class SystemClock implements Clock {
     const dueAt = this.now() + Math.max(0, delayMs);
     const arm = () => {
       const wait = Math.min(MAX_TIMER_MS, Math.max(0, dueAt - this.now()) / this.#rate);
-      this.#timers.set(
-        id,
-        setTimeout(() => {
-          if (this.now() < dueAt) return arm();
-          this.#timers.delete(id);
-          fn();
-        }, wait),
-      );
+      const handle = setTimeout(() => {
+        if (this.now() < dueAt) return arm();
+        this.#timers.delete(id);
+        fn();
+      }, wait);
+      this.#timers.set(id, { handle, dueAt, arm });
     };
     arm();
     return id;
@@ -51,14 +50,25 @@ export class SystemClock implements Clock {
   clearTimeout(id: TimerId): void {
     const timer = this.#timers.get(id);
     if (timer === undefined) return;
-    clearTimeout(timer);
+    clearTimeout(timer.handle);
     this.#timers.delete(id);
   }
 
   /** Cancels every pending timer (the process is stopping). */
   clearAll(): void {
-    for (const timer of this.#timers.values()) clearTimeout(timer);
+    for (const timer of this.#timers.values()) clearTimeout(timer.handle);
     this.#timers.clear();
+  }
+
+  /**
+   * Arms every pending timer again for what is left of its wait: now() has jumped (ScaledClock.skip). In due order,
+   * so that those the jump made due fire in that order (Node runs equal waits in the order they were set).
+   */
+  protected rearmAll(): void {
+    for (const timer of [...this.#timers.values()].sort((a, b) => a.dueAt - b.dueAt)) {
+      clearTimeout(timer.handle);
+      timer.arm();
+    }
   }
 
   /** Timers set and not yet fired nor cleared. */

@@ -66,4 +66,29 @@ describe('ScaledClock', () => {
     expect(() => new ScaledClock(0)).toThrow('speed must be a number above 0, got 0');
     expect(() => new ScaledClock(Number.NaN)).toThrow(/got NaN/);
   });
+  it('skips ahead: timers due within the jump fire at once in due order, never early; later ones keep their time', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    try {
+      const clock = new ScaledClock(10, 0);
+      const fired: Array<{ name: string; at: number; due: number }> = [];
+      const at = (name: string, due: number) => clock.setTimeout(() => fired.push({ name, at: clock.now(), due }), due - clock.now());
+      at('ten-minutes', 600_000);
+      at('one-minute', 60_000);
+      at('an-hour', 3_600_000);
+      clock.skip(700_000);
+      expect(clock.now()).toBe(700_000);
+      vi.advanceTimersByTime(0);
+      expect(fired.map((f) => f.name)).toEqual(['one-minute', 'ten-minutes']);
+      expect(fired.every((f) => f.at >= f.due)).toBe(true);
+      expect(clock.pending).toBe(1);
+      // The hour's timer still waits for the rest: 2,900 virtual seconds, 290 wall seconds at 10x.
+      vi.advanceTimersByTime(289_000);
+      expect(fired).toHaveLength(2);
+      vi.advanceTimersByTime(1_000);
+      expect(fired.map((f) => f.name)).toEqual(['one-minute', 'ten-minutes', 'an-hour']);
+      expect(() => clock.skip(-1)).toThrow(RangeError);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
