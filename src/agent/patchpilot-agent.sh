@@ -14,8 +14,8 @@
 #   --hold "PKG ..."        packages never to upgrade (default: kubeadm kubectl kubelet kubernetes-cni cri-tools
 #                           containerd runc); only the installed ones are held (apt-mark hold, restored on exit) or
 #                           excluded (dnf --exclude). An entry may be a pattern (kernel*, kernel-[0-9]*): apt holds
-#                           each installed package dpkg-query matches; dnf gets --exclude=PATTERN when rpm finds an
-#                           installed match. Entries are never expanded by this shell (no file names)
+#                           each installed package dpkg-query matches; dnf gets --exclude=PATTERN when an installed
+#                           name matches it. Entries are never expanded by this shell against file names
 #   --min-free-mb MB        fail with DISK_FULL when / or the package cache has less free space (default 50); apt
 #                           also compares the download size with the free space in /var/cache/apt/archives
 #   --security-only         only updates from security sources (the default)
@@ -181,8 +181,8 @@ read -r -a HOLD_NAMES <<<"${HOLD_LIST//,/ }"
 # ---------------------------------------------------------------------------------------------------------------
 # Holds
 
-# The hold list against what is installed. An entry may be a pattern (kernel*): it reaches dpkg-query or rpm as one
-# argument, which match it against package names, never this shell against file names. HELD gets the installed names
+# The hold list against what is installed. An entry may be a pattern (kernel*): it reaches dpkg-query as one argument,
+# or is matched by [[ == ]] against rpm's installed names, never by this shell against file names. HELD gets the installed names
 # (WE_HELD those apt-mark is to hold); dnf's EXCLUDES gets --exclude=ENTRY per entry that matched, patterns as written.
 apt_resolve_holds() {
   local p name st
@@ -199,19 +199,24 @@ apt_resolve_holds() {
   done
 }
 
+# rpm is asked for every installed name and the entries are matched here: `rpm -qa PATTERN` reads its pattern as a
+# regex (kube?et is ^kube?et$, [!d] a class of "!" and "d"), not as the glob dnf's --exclude matches. [[ == ]] with
+# the entry unquoted is that glob, against the name only (never file names).
 dnf_resolve_holds() {
-  local p name
-  local -a matched=()
+  local p name matched
+  local -a installed=()
   local -A seen=()
+  mapfile -t installed < <(rpm -qa --qf '%{NAME}\n' 2>/dev/null)
   for p in "${HOLD_NAMES[@]}"; do
-    mapfile -t matched < <(rpm -qa --qf '%{NAME}\n' "$p" 2>/dev/null)
-    [[ ${#matched[@]} -eq 0 ]] && continue
-    EXCLUDES+=("--exclude=$p")
-    for name in "${matched[@]}"; do
-      [[ -z $name || -n ${seen[$name]:-} ]] && continue
+    matched=0
+    for name in "${installed[@]}"; do
+      [[ -n $name && $name == $p ]] || continue
+      matched=1
+      [[ -n ${seen[$name]:-} ]] && continue
       seen[$name]=1
       HELD+=("$name")
     done
+    [[ $matched -eq 1 ]] && EXCLUDES+=("--exclude=$p")
   done
 }
 

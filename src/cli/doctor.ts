@@ -146,15 +146,28 @@ export async function resetCommand(options: ResetCliOptions, io: OpsIo): Promise
     }
     const done: string[] = [];
     const clear: string[] = [];
+    let unaudited: string | null = null;
     let result;
     try {
-      result = await reset(target, plan, { by: options.by ?? whoAmI(), confirmed: true, onNode: (node, outcome) => (outcome === 'reset' ? done : clear).push(node) });
+      result = await reset(target, plan, {
+        by: options.by ?? whoAmI(),
+        confirmed: true,
+        onNode: (node, outcome) => {
+          if (outcome === 'already clear') clear.push(node);
+          else done.push(node);
+          if (outcome === 'reset, not audited') unaudited = node;
+        },
+      });
     } catch (err) {
       // Part-way (the API server failing at the third node): the nodes already reset stay reset, and audited; say
-      // which before the error, so that the user knows what a second reset will find.
+      // which before the error, so that the user knows what a second reset will find. A node whose patch went through
+      // before the database failed is reset, without its audit record.
       if (done.length > 0) {
         const rest = plan.nodes.map((n) => n.name).filter((n) => !done.includes(n) && !clear.includes(n));
-        write(`reset ${done.length} of ${plan.nodes.length} node(s) before the error: ${done.join(', ')}${clear.length > 0 ? `; already clear: ${clear.join(', ')}` : ''}; not reset: ${rest.join(', ')}`);
+        write(
+          `reset ${done.length} of ${plan.nodes.length} node(s) before the error: ${done.join(', ')}${unaudited !== null ? ` (${unaudited} without its audit record)` : ''}` +
+            `${clear.length > 0 ? `; already clear: ${clear.join(', ')}` : ''}${rest.length > 0 ? `; not reset: ${rest.join(', ')}` : ''}`,
+        );
       }
       throw err;
     }

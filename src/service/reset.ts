@@ -91,9 +91,10 @@ export interface ResetOptions {
   signal?: AbortSignal;
   /**
    * Told of each node as it is done (reset and audited, or found already clear), so that a caller can say which nodes
-   * were reset when a later one fails (the API server going away part-way).
+   * were reset when a later one fails (the API server going away part-way). 'reset, not audited': its patch went
+   * through and then its audit record could not be written (the error that follows says why).
    */
-  onNode?: (node: string, outcome: 'reset' | 'already clear') => void;
+  onNode?: (node: string, outcome: 'reset' | 'reset, not audited' | 'already clear') => void;
 }
 
 export interface ResetResult {
@@ -144,13 +145,18 @@ export async function reset(target: ClusterTarget, plan: ResetPlan, options: Res
       options.signal,
     );
     changed.push(node.name);
-    target.store?.appendAudit({
-      at: target.clock.now(),
-      actor: options.by,
-      action: 'node.reset',
-      node: node.name,
-      details: { cluster: target.name, label: node.label === null ? null : `${plan.labelKey}=${node.label}`, annotations: node.annotations },
-    });
+    try {
+      target.store?.appendAudit({
+        at: target.clock.now(),
+        actor: options.by,
+        action: 'node.reset',
+        node: node.name,
+        details: { cluster: target.name, label: node.label === null ? null : `${plan.labelKey}=${node.label}`, annotations: node.annotations },
+      });
+    } catch (err) {
+      options.onNode?.(node.name, 'reset, not audited');
+      throw err;
+    }
     options.onNode?.(node.name, 'reset');
   }
   return { cluster: target.name, changed, unchanged };

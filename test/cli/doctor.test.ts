@@ -6,10 +6,14 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { resetCommand, type OpsIo } from '../../src/cli/doctor.ts';
 import { kubeconfig } from '../../src/sim/kube-api/index.ts';
 import { internalError } from '../../src/sim/kube-api/status.ts';
+import { StoreError } from '../../src/store/errors.ts';
 import { openStore } from '../../src/store/index.ts';
+import { Store } from '../../src/store/store.ts';
 import { startFakePalette, type FakePalette } from '../helpers/fake-palette.ts';
 import { sandboxTarget, type SandboxTarget } from '../helpers/sandbox-target.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
@@ -174,5 +178,28 @@ describe('patchpilot reset', () => {
     } finally {
       store.close();
     }
+  });
+  it('--yes interrupted by the database after a node\'s patch: that node is listed as reset without its audit record, not as "not reset"', { timeout: 60_000 }, async () => {
+    const { b, config, dir } = await serve('apt-lock-timeout.yaml');
+    const db = join(dir, 'runs.db');
+    openStore(db).close();
+    // The disk fills between worker-3's patch (which went through) and its audit record. In this process, so that the
+    // store can fail as it does (a StoreError), not as a child's stub would.
+    const append = Store.prototype.appendAudit;
+    const spy = vi.spyOn(Store.prototype, 'appendAudit').mockImplementation(function (this: Store, entry) {
+      if (entry.node === 'worker-3') throw new StoreError('DB_FULL', `The disk holding ${db} is full`, 'Free disk space, then retry.');
+      return append.call(this, entry);
+    });
+    let out = '';
+    const io = { out: Object.assign(new PassThrough(), { write: (chunk: string) => ((out += chunk), true) }) } as unknown as OpsIo;
+    try {
+      await expect(resetCommand({ kubeconfig: config, cluster: 'apt-lock-timeout', nodes: 'worker-1,worker-3', yes: true, db, by: 'dave' }, io)).rejects.toThrow(/disk holding .* is full/);
+    } finally {
+      spy.mockRestore();
+    }
+    const worker3 = b.kube.list('nodes').items.find((n) => n.metadata.name === 'worker-3')!;
+    expect(worker3.metadata.labels?.['patchpilot.io/os-patch'], 'worker-3 was reset in the cluster').toBeUndefined();
+    expect(out).toMatch(/\nreset 2 of 2 node\(s\) before the error: worker-1, worker-3 \(worker-3 without its audit record\)\n$/);
+    expect(out).not.toMatch(/not reset/);
   });
 });
