@@ -155,8 +155,8 @@ const USER_YAML_OPTIONS = { schema: 'core', prettyErrors: true, uniqueKeys: fals
  */
 function nonDecimal(source: string, value: number, format: string | undefined): string | null {
   if (!Number.isFinite(value)) return `${source} is not a decimal number`;
-  if (format === 'HEX' || format === 'OCT' || (format === 'EXP' && Number.isInteger(value))) return `${source} is not a decimal number (write ${value})`;
-  if (/^[-+]?0[0-9]/.test(source)) return `${source} is not a decimal number: a leading 0 means octal to YAML 1.1 (write ${value})`;
+  if (format === 'HEX' || format === 'OCT' || (format === 'EXP' && Number.isInteger(value))) return `${source} is not a decimal number (write ${value}, or "${source}" in quotes if it is text)`;
+  if (/^[-+]?0[0-9]/.test(source)) return `${source} is not a decimal number: a leading 0 means octal to YAML 1.1 (write ${value}, or "${source}" in quotes if it is text)`;
   return null;
 }
 

@@ -159,21 +159,21 @@ describe('hand-picked bad values, each refused naming its field (found by the re
 
   // YAML 1.2 reads 0x10 as 16 and 0o17 as 15, and a YAML 1.1 reader takes 017 as 15: numbers are written in decimal.
   it.each([
-    ['concurrency: 0x10', 'concurrency: 0x10 is not a decimal number (write 16)'],
-    ['drainTimeoutSeconds: 0o17', 'drainTimeoutSeconds: 0o17 is not a decimal number (write 15)'],
-    ['retry: { attempts: 1e1 }', 'retry.attempts: 1e1 is not a decimal number (write 10)'],
-    ['canary: { nodes: 017 }', 'canary.nodes: 017 is not a decimal number: a leading 0 means octal to YAML 1.1 (write 17)'],
+    ['concurrency: 0x10', 'concurrency: 0x10 is not a decimal number (write 16, or "0x10" in quotes if it is text)'],
+    ['drainTimeoutSeconds: 0o17', 'drainTimeoutSeconds: 0o17 is not a decimal number (write 15, or "0o17" in quotes if it is text)'],
+    ['retry: { attempts: 1e1 }', 'retry.attempts: 1e1 is not a decimal number (write 10, or "1e1" in quotes if it is text)'],
+    ['canary: { nodes: 017 }', 'canary.nodes: 017 is not a decimal number: a leading 0 means octal to YAML 1.1 (write 17, or "017" in quotes if it is text)'],
     ['maxFailures: .inf', 'maxFailures: .inf is not a decimal number'],
-    ['healthGate: { maxNotReady: !!int 0x2 }', 'healthGate.maxNotReady: 0x2 is not a decimal number (write 2)'],
-    ['nodeSelector: { 0x10: a }', 'nodeSelector: key 0x10 is not a decimal number (write 16)'],
+    ['healthGate: { maxNotReady: !!int 0x2 }', 'healthGate.maxNotReady: 0x2 is not a decimal number (write 2, or "0x2" in quotes if it is text)'],
+    ['nodeSelector: { 0x10: a }', 'nodeSelector: key 0x10 is not a decimal number (write 16, or "0x10" in quotes if it is text)'],
   ])('a number not written in decimal: %s', (line, problem) => {
     expect(planMessage(line)).toContain(problem);
   });
 
   it('a number not written in decimal is named by its field in a scenario and in --set; quoted, it is text', () => {
-    expect(() => parseScenario(SCENARIO.replace('readyTimeoutSeconds: 600', 'readyTimeoutSeconds: 0x20'), 'x.yaml')).toThrow(/x\.yaml:\d+: plan\.readyTimeoutSeconds: 0x20 is not a decimal number \(write 32\)/);
+    expect(() => parseScenario(SCENARIO.replace('readyTimeoutSeconds: 600', 'readyTimeoutSeconds: 0x20'), 'x.yaml')).toThrow(/x\.yaml:\d+: plan\.readyTimeoutSeconds: 0x20 is not a decimal number \(write 32, or "0x20" in quotes if it is text\)/);
     const recording = { plan: { cluster: 'c' } };
-    expect(() => applySettings(recording.plan, ['concurrency=0x10'])).toThrow('--set concurrency=0x10: concurrency: 0x10 is not a decimal number (write 16)');
+    expect(() => applySettings(recording.plan, ['concurrency=0x10'])).toThrow('--set concurrency=0x10: concurrency: 0x10 is not a decimal number (write 16, or "0x10" in quotes if it is text)');
     expect(applySettings(recording.plan, ['concurrency=16', 'retry.backoffSeconds=1.5e-3', 'nodeSelector.rev="0x10"'])).toEqual({ cluster: 'c', concurrency: 16, retry: { backoffSeconds: 0.0015 }, nodeSelector: { rev: '0x10' } });
     expect(planMessage('nodeSelector: { rev: "0x10" }\nconcurrency: 10\nmaxFailures: 0')).toBeNull();
     // A %YAML 1.1 directive does not bring back YAML 1.1's numbers (0b11 is 3 there): it stays text, refused by type.
@@ -262,7 +262,7 @@ describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
     { name: 'a misspelt runs subcommand', file: 'x', text: '', args: ['runs', 'shw', 'x'], message: "error: unknown command 'shw'\n(Did you mean show?)" },
     { name: 'an empty file to a command that only reads the database', file: 'e.db', text: '', args: ['audit', 'verify', '--db', 'e.db'], message: 'error: Database e.db is an empty file, not a patchpilot database yet' },
     { name: 'a --db path through a file', file: 'afile', text: '', args: ['demo', '--db', 'afile/x.db'], message: 'error: Cannot open database afile/x.db: ' },
-    { name: 'a hexadecimal number in a plan', file: 'p.yaml', text: 'cluster: a\nconcurrency: 0x10\n', args: ['plan', 'check', 'p.yaml'], message: 'error: invalid p.yaml:\n  - line 2, column 14: concurrency: 0x10 is not a decimal number (write 16)\n' },
+    { name: 'a hexadecimal number in a plan', file: 'p.yaml', text: 'cluster: a\nconcurrency: 0x10\n', args: ['plan', 'check', 'p.yaml'], message: 'error: invalid p.yaml:\n  - line 2, column 14: concurrency: 0x10 is not a decimal number (write 16, or "0x10" in quotes if it is text)\n' },
     { name: 'a multi-document plan', file: 'p.yaml', text: 'cluster: a\n---\ncluster: b\n', args: ['plan', 'check', 'p.yaml'], message: 'error: invalid p.yaml:\n  - line 2, column 1: holds 2 YAML documents (separated by ---); it must be one' },
     // With "--", the options are scenario files too: none exists, and a batch with invalid files exits 2, not 1.
     { name: 'a batch naming files that do not exist', file: 'x', text: '', args: ['sim', '--', 'nope.yaml', '--record', '-'], message: '✗', stdout: true },
