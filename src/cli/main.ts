@@ -90,7 +90,8 @@ export function buildProgram(): Command {
   const collect = (value: string, previous: string[]) => [...previous, value];
   const seed = (value: string): number => {
     const n = decimal(value);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number, 0 or more');
+    // Safe integers only: 99999999999999999999 is read as 1e20, another seed than the one typed (and printed as such).
+    if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`expected a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`);
     return n;
   };
   program

@@ -263,6 +263,8 @@ describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
     { name: 'a hexadecimal --port', file: 'x', text: '', args: ['bot', '--sim', 'x', '--port', '0x50'], message: "error: option '--port <n>' argument '0x50' is invalid" },
     { name: 'a hexadecimal --limit', file: 'x', text: '', args: ['runs', '--limit', '0x5'], message: "error: option '--limit <n>' argument '0x5' is invalid" },
     { name: 'a hexadecimal --seed', file: 'x', text: '', args: ['sim', 'x', '--seed', '0x10'], message: "error: option '--seed <n>' argument '0x10' is invalid" },
+    // 99999999999999999999 is read as 1e20: a run of another seed than the one typed (the scenario file refused it already).
+    { name: 'a --seed beyond 2^53', file: 'x', text: '', args: ['sim', 'x', '--seed', '99999999999999999999'], message: "error: option '--seed <n>' argument '99999999999999999999' is invalid. expected a whole number from 0 to 9007199254740991" },
     { name: 'a misspelt runs subcommand', file: 'x', text: '', args: ['runs', 'shw', 'x'], message: "error: unknown command 'shw'\n(Did you mean show?)" },
     { name: 'an empty file to a command that only reads the database', file: 'e.db', text: '', args: ['audit', 'verify', '--db', 'e.db'], message: 'error: Database e.db is an empty file, not a patchpilot database yet' },
     { name: 'a --db path through a file', file: 'afile', text: '', args: ['demo', '--db', 'afile/x.db'], message: 'error: Cannot open database afile/x.db: ' },
