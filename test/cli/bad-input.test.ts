@@ -265,6 +265,14 @@ describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
     { name: 'a hexadecimal --seed', file: 'x', text: '', args: ['sim', 'x', '--seed', '0x10'], message: "error: option '--seed <n>' argument '0x10' is invalid" },
     // 99999999999999999999 is read as 1e20: a run of another seed than the one typed (the scenario file refused it already).
     { name: 'a --seed beyond 2^53', file: 'x', text: '', args: ['sim', 'x', '--seed', '99999999999999999999'], message: "error: option '--seed <n>' argument '99999999999999999999' is invalid. expected a whole number from 0 to 9007199254740991" },
+    // An unset shell variable: taken as "no such option" (every default instead of the plan, no report, exit 0), or
+    // for --db as SQLite's temporary database (a run whose audit log vanished with the process).
+    { name: 'an empty --plan to run', file: 'k', text: KUBECONFIG, args: ['run', '--kubeconfig', 'k', '--plan', '', '--dry-run'], message: "error: option '--plan <file>' argument '' is invalid. It is empty (is a shell variable unset?)" },
+    { name: 'an empty --db to demo', file: 'x', text: '', args: ['demo', '--db', '', '--json', '--speed', '0'], message: "error: option '--db <path>' argument '' is invalid. It is empty" },
+    { name: 'an empty --report to sim', file: 'demo.yaml', text: SCENARIO, args: ['sim', 'demo.yaml', '--report', '', '--record', '-'], message: "error: option '--report <file.html>' argument '' is invalid. It is empty" },
+    { name: 'a blank --record to sim', file: 'demo.yaml', text: SCENARIO, args: ['sim', 'demo.yaml', '--record', ' '], message: "error: option '--record <file.jsonl>' argument ' ' is invalid. It is empty" },
+    { name: 'an empty --junit to a batch', file: 'demo.yaml', text: SCENARIO, args: ['sim', 'demo.yaml', 'demo.yaml', '--junit', ''], message: "error: option '--junit <file.xml>' argument '' is invalid. It is empty" },
+    { name: 'an empty --context among others to scan', file: 'k', text: KUBECONFIG, args: ['scan', '--kubeconfig', 'k', '--context', 'x', '--context', ''], message: "error: option '--context <name>' argument '' is invalid. It is empty" },
     { name: 'a misspelt runs subcommand', file: 'x', text: '', args: ['runs', 'shw', 'x'], message: "error: unknown command 'shw'\n(Did you mean show?)" },
     { name: 'an empty file to a command that only reads the database', file: 'e.db', text: '', args: ['audit', 'verify', '--db', 'e.db'], message: 'error: Database e.db is an empty file, not a patchpilot database yet' },
     { name: 'a --db path through a file', file: 'afile', text: '', args: ['demo', '--db', 'afile/x.db'], message: 'error: Cannot open database afile/x.db: ' },
