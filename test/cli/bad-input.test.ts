@@ -295,6 +295,14 @@ describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
     expect(result.stdout).toBe('');
   });
 
+  it('run --dry-run refuses the notification settings the run itself refuses (it said "nothing was changed", exit 0)', () => {
+    const cwd = scratch();
+    writeFileSync(join(cwd, 'k'), KUBECONFIG);
+    const result = spawnSync(process.execPath, [BIN, 'run', '--kubeconfig', 'k', '--dry-run'], { cwd, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH, HOME: cwd, NO_COLOR: '1', PATCHPILOT_WEBHOOK_URL: 'ftp://hooks.example.test/x', PATCHPILOT_WEBHOOK_SECRET: 'a'.repeat(20) } });
+    expect(result.status, result.stderr).toBe(2);
+    expect(result.stderr).toBe('error: PATCHPILOT_WEBHOOK_URL must be an http(s) URL\nhint: see "Notifications" in the README\n');
+  });
+
   it('a loop of symbolic links as --db: one line, exit 2, for every command', () => {
     const cwd = scratch();
     symlinkSync('l1', join(cwd, 'l2'));
