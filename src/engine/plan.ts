@@ -217,7 +217,19 @@ export const planSchema = z
     /** Equality label selector a node must match to be considered. */
     nodeSelector: z.record(z.string(), z.string()).default({}),
     /** Restrict the run to these nodes (by name); every name must exist. */
-    nodes: z.array(nodeName).min(1, 'must name at least one node (leave it out to consider every node)').optional(),
+    nodes: z
+      .array(nodeName)
+      .min(1, 'must name at least one node (leave it out to consider every node)')
+      // A name twice is a typo for another node (worker-1, worker-1 for worker-1, worker-2), which the run would skip.
+      .superRefine((names, ctx) => {
+        const first = new Map<string, number>();
+        names.forEach((name, i) => {
+          const earlier = first.get(name);
+          if (earlier === undefined) first.set(name, i);
+          else ctx.addIssue({ code: 'custom', path: [i], message: `${name.length <= 63 ? JSON.stringify(name) : 'this node'} is listed twice (also nodes[${earlier}]): a typo for another node?` });
+        });
+      })
+      .optional(),
     approval: approvalSchema.prefault({}),
     /** Download packages on every selected node before the first cordon, so each node's maintenance is shorter. */
     prefetch: z.boolean().default(false),

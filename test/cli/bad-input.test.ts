@@ -149,6 +149,7 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     ['holdPackages: ["kernel[0-9"]', 'holdPackages[0]: not a package name or pattern'],
     ['holdPackages: ["kernel/*"]', 'holdPackages[0]: not a package name or pattern'],
     ['holdPackages: ["kernel\'*"]', 'holdPackages[0]: not a package name or pattern'],
+    ['nodes: [worker-1, worker-2, worker-1]', 'nodes[2]: "worker-1" is listed twice (also nodes[0]): a typo for another node?'],
     // The hash written over the node's own OS label: Linux workloads lose the node, and no later run selects it.
     ['labelKey: kubernetes.io/os', 'labelKey: kubernetes.io/ is a prefix Kubernetes reserves for its own labels'],
     ['labelKey: node-role.kubernetes.io/worker', 'labelKey: node-role.kubernetes.io/ is a prefix Kubernetes reserves'],
