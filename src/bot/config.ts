@@ -43,7 +43,8 @@ const schema = z.object({
   SLACK_SIGNING_SECRET: z.string().trim().min(8, 'is too short to be a signing secret').regex(SECRET_CHARS, SECRET_CHARS_MESSAGE).optional(),
   SLACK_BOT_TOKEN: z.string({ error: 'is not set' }).trim().regex(/^xoxb-/, 'must be a bot token (it starts with xoxb-)').regex(SECRET_CHARS, SECRET_CHARS_MESSAGE),
   SLACK_APP_TOKEN: z.string().trim().regex(/^xapp-/, 'must be an app-level token (it starts with xapp-)').regex(SECRET_CHARS, SECRET_CHARS_MESSAGE).optional(),
-  SLACK_API_URL: z.url({ error: 'must be a URL such as https://slack.com/api/' }).optional(),
+  // z.url() alone takes ftp:// or mailto:, which then fail at start-up as "cannot reach Slack": named here, with the rest.
+  SLACK_API_URL: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL such as https://slack.com/api/' }).optional(),
   PATCHPILOT_APPROVERS: z.string().optional(),
   PATCHPILOT_CHANNELS: z.string().optional(),
   PORT: z.string().regex(/^\d+$/, 'must be a port number').optional(),
@@ -63,6 +64,8 @@ export function loadBotConfig(env: NodeJS.ProcessEnv, options: { socket?: boolea
   const approvers = (values.PATCHPILOT_APPROVERS ?? '').split(',').map((a) => a.trim()).filter(Boolean);
   const badApprover = approvers.find((a) => !ID.test(a));
   if (badApprover !== undefined) problems.push(`PATCHPILOT_APPROVERS has "${badApprover}", which is not a Slack user id (U…, W…) or user group id (S…)`);
+  // Set to commas and spaces only, it would silently mean "anyone but the requester": a list that lost its ids.
+  if (values.PATCHPILOT_APPROVERS !== undefined && approvers.length === 0) problems.push('PATCHPILOT_APPROVERS names no one (only commas and spaces); unset it to let anyone but the requester approve');
   const channels = new Map<string, string>();
   for (const entry of (values.PATCHPILOT_CHANNELS ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
     const [channel, cluster, ...extra] = entry.split(':');
@@ -70,7 +73,13 @@ export function loadBotConfig(env: NodeJS.ProcessEnv, options: { socket?: boolea
       problems.push(`PATCHPILOT_CHANNELS has "${entry}": expected CHANNEL_ID:cluster, e.g. C0123ABCD:prod-east`);
       continue;
     }
+    const earlier = channels.get(channel);
+    // The later entry would silently win: a channel bound to one cluster is never also bound to another.
+    if (earlier !== undefined && earlier !== cluster) problems.push(`PATCHPILOT_CHANNELS binds ${channel} twice (to ${earlier} and to ${cluster}); a channel acts on one cluster`);
     channels.set(channel, cluster);
+  }
+  if (values.PATCHPILOT_CHANNELS !== undefined && channels.size === 0 && !problems.some((p) => p.startsWith('PATCHPILOT_CHANNELS'))) {
+    problems.push('PATCHPILOT_CHANNELS binds no channel (only commas and spaces); unset it to let every channel act on the one cluster');
   }
   const port = values.PORT === undefined ? 3000 : Number(values.PORT);
   if (parsed.success && (port < 1 || port > 65_535)) problems.push('PORT must be a port number (1 to 65535)');

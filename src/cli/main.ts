@@ -90,7 +90,8 @@ export function buildProgram(): Command {
   const collect = (value: string, previous: string[]) => [...previous, value];
   const seed = (value: string): number => {
     const n = decimal(value);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number, 0 or more');
+    // Safe integers only: 99999999999999999999 is read as 1e20, another seed than the one typed (and printed as such).
+    if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`expected a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`);
     return n;
   };
   program
@@ -346,7 +347,23 @@ export function buildProgram(): Command {
       print(planCheck(file, { ...(opts.trigger === undefined ? {} : { trigger: opts.trigger }), now: Date.now() }));
     });
 
+  program.hook('preAction', (_program, command) => refuseEmptyOptionValues(command));
   return program;
+}
+
+/**
+ * `--plan "$PLAN"` with PLAN unset: an empty value is never what was meant, and was taken as "no such option" (a run
+ * with every default instead of the plan; no report, recording or JUnit file, exit 0) or, for --db, as SQLite's
+ * temporary database (a run whose audit log vanished with the process). Every option that takes a value refuses it.
+ */
+function refuseEmptyOptionValues(command: Command): void {
+  const values = command.opts<Record<string, unknown>>();
+  for (const option of command.options) {
+    if (!option.required && !option.optional) continue;
+    const value = values[option.attributeName()];
+    const empty = (Array.isArray(value) ? value : [value]).find((v): v is string => typeof v === 'string' && v.trim() === '');
+    if (empty !== undefined) command.error(`error: option '${option.flags}' argument '${empty}' is invalid. It is empty (is a shell variable unset?)`, { code: 'commander.invalidArgument', exitCode: 2 });
+  }
 }
 
 /**

@@ -57,6 +57,10 @@ export interface RunIo {
 const RBAC_HINT = 'grant it in deploy/clusterrole.yaml (kubectl apply -k deploy/), or use credentials that have it';
 
 export async function runCommand(options: RunOptions, io: RunIo): Promise<number> {
+  // First, and for --dry-run too: a dry run that passes must not hide what refuses the run itself.
+  const env = io.env ?? process.env;
+  const configured = sinksFromEnv(env);
+  if (configured.problems.length > 0) throw new RunError(configured.problems.join('; '), 'see "Notifications" in the README');
   const { kubeConfig, source } = loadKubeConfig({ path: options.kubeconfig, context: options.context, ...(io.env ? { env: io.env } : {}) });
   const contextCluster = kubeConfig.getCurrentCluster()?.name ?? 'default';
   const plan = options.plan ? loadPlanFile(options.plan) : parsePlan({ cluster: contextCluster });
@@ -96,9 +100,6 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
     throw new RunError(`forbidden: the credentials from ${source} cannot ${describePermission(first)}${missing.length > 1 ? ` (missing: ${all})` : ''}`, RBAC_HINT);
   }
 
-  const env = io.env ?? process.env;
-  const configured = sinksFromEnv(env);
-  if (configured.problems.length > 0) throw new RunError(configured.problems.join('; '), 'see "Notifications" in the README');
   const store = openCliStore(options.db);
   try {
     // The run record is written after the Lease is taken: a database that cannot be written refuses the run first.

@@ -24,10 +24,18 @@ export const DEFAULT_HOLD_PACKAGES = [
 /** More nodes than any cluster has (Kubernetes supports 5,000; the simulator's benchmark runs 100,000). */
 export const MAX_CONCURRENCY = 100_000;
 
+/**
+ * The label patchpilot writes its hash to. Kubernetes reserves the kubernetes.io and k8s.io prefixes (and their
+ * subdomains) for its own labels: `kubernetes.io/os` there would overwrite the node's OS label with the hash (every
+ * Linux-only workload then loses the node, and the next run no longer sees a Linux node).
+ */
 const labelKey = z
   .string()
   .regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'not a valid Kubernetes label key')
-  .max(317);
+  .max(317)
+  .refine((key) => !/^([^/]*\.)?(kubernetes\.io|k8s\.io)\//.test(key), {
+    error: (issue) => `${String(issue.input).split('/')[0]}/ is a prefix Kubernetes reserves for its own labels (patchpilot would overwrite one); use a key of your own, e.g. example.com/os-patch`,
+  });
 
 const seconds = (fallback: number) => z.number().int('must be a whole number of seconds').positive('must be > 0').default(fallback);
 
@@ -209,7 +217,19 @@ export const planSchema = z
     /** Equality label selector a node must match to be considered. */
     nodeSelector: z.record(z.string(), z.string()).default({}),
     /** Restrict the run to these nodes (by name); every name must exist. */
-    nodes: z.array(nodeName).min(1, 'must name at least one node (leave it out to consider every node)').optional(),
+    nodes: z
+      .array(nodeName)
+      .min(1, 'must name at least one node (leave it out to consider every node)')
+      // A name twice is a typo for another node (worker-1, worker-1 for worker-1, worker-2), which the run would skip.
+      .superRefine((names, ctx) => {
+        const first = new Map<string, number>();
+        names.forEach((name, i) => {
+          const earlier = first.get(name);
+          if (earlier === undefined) first.set(name, i);
+          else ctx.addIssue({ code: 'custom', path: [i], message: `${name.length <= 63 ? JSON.stringify(name) : 'this node'} is listed twice (also nodes[${earlier}]): a typo for another node?` });
+        });
+      })
+      .optional(),
     approval: approvalSchema.prefault({}),
     /** Download packages on every selected node before the first cordon, so each node's maintenance is shorter. */
     prefetch: z.boolean().default(false),

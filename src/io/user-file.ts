@@ -131,6 +131,29 @@ export function readUserFile(path: string, what: string, maxBytes = MAX_DOCUMENT
   return decodeUserText(bytes, path, what);
 }
 
+/**
+ * Refuses what readUserFile refuses about the file itself (missing, a directory, a FIFO or a device, larger than
+ * `maxBytes`) without reading it: for files another library reads later with a plain readFileSync (a kubeconfig's
+ * certificates and token file), which would block on a FIFO and read /dev/zero without end.
+ */
+export function checkUserFile(path: string, what: string, maxBytes: number): void {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserFileError(path, describeErrno(code) ?? `cannot be read (${code ?? String(err)})`, `check the path of the ${what}`);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) throw new UserFileError(path, 'is a directory, not a file', `give the path of the ${what}`);
+    if (!stat.isFile()) throw new UserFileError(path, 'is not a regular file (a FIFO, a device or a socket)', `save the ${what} to a file and give its path`);
+    if (stat.size > maxBytes) throw tooLarge(path, what, maxBytes);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function tooLarge(path: string, what: string, maxBytes: number): UserFileError {
   return new UserFileError(path, `is larger than ${megabytes(maxBytes)}, far more than any ${what}`, `check that ${path} is the ${what} you meant`);
 }

@@ -66,6 +66,7 @@ export function parseRecording(text: string, source = 'recording'): Recording {
   let header: Header | null = null;
   const observations: Observation[] = [];
   let result: SimResult | null = null;
+  let resultLine = 0;
   const lines = text.split('\n');
   for (const [i, raw] of lines.entries()) {
     if (raw.trim() === '') continue;
@@ -88,12 +89,18 @@ export function parseRecording(text: string, source = 'recording'): Recording {
       observations.push(observation as unknown as Observation);
     } else if (line.line === 'result') {
       result = line.result as SimResult;
+      resultLine = i + 1;
     }
   }
   if (!header) throw new ScenarioError(source, [`${source}:1: no header line: this is not a patchpilot recording`]);
   // A recording is written as the run goes and ends with its result: without one it was cut short (a full disk, an
   // interrupted run, a partial copy), and a replay of part of a run would compare against nothing.
   if (!result) throw new ScenarioError(source, [`${source}:${lines.length}: no result line: the recording is incomplete (truncated, or its run was interrupted)`]);
+  // Lines of two recordings pasted together: the replay would compare one scenario's run against another's result.
+  const { scenario, seed } = (result ?? {}) as { scenario?: unknown; seed?: unknown };
+  if (scenario !== header.name || seed !== header.seed) {
+    throw new ScenarioError(source, [`${source}:${resultLine}: the result is of scenario ${JSON.stringify(scenario)} with seed ${JSON.stringify(seed)}, but the header of ${JSON.stringify(header.name)} with seed ${header.seed}: lines of two recordings were put together`]);
+  }
   return { header, observations, result };
 }
 

@@ -28,6 +28,24 @@ describe('patchpilot bot', () => {
     expect(result.stderr + result.stdout).not.toContain('xoxp-123456');
   });
 
+  it('names a Slack URL that is not http(s), a channel bound twice and lists of only commas, all at once (each was taken silently)', () => {
+    const env = {
+      PATH: process.env.PATH,
+      SLACK_BOT_TOKEN: 'xoxb-1-2-cli-test-token',
+      SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      SLACK_API_URL: 'ftp://slack.example.com/api/',
+      PATCHPILOT_CHANNELS: 'C0123ABCD:prod,C0456EFGH:staging,C0123ABCD:staging',
+      PATCHPILOT_APPROVERS: ' , ,',
+    };
+    const result = spawnSync(process.execPath, [BIN, 'bot', '--sim', 'fixtures/scenarios/demo.yaml'], { encoding: 'utf8', env, timeout: 30_000 });
+    expect(result.status, result.stderr).toBe(2);
+    expect(result.stderr).toContain('SLACK_API_URL must be an http:// or https:// URL');
+    expect(result.stderr).toContain('PATCHPILOT_CHANNELS binds C0123ABCD twice (to prod and to staging)');
+    expect(result.stderr).toContain('PATCHPILOT_APPROVERS names no one');
+    expect(result.stderr).not.toContain('cannot reach Slack');
+    expect(result.stdout).not.toContain('simulated cluster');
+  });
+
   it('refuses tokens and secrets holding a line break at start-up, exit 2, without printing them', () => {
     const env = {
       PATH: process.env.PATH,

@@ -149,6 +149,11 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     ['holdPackages: ["kernel[0-9"]', 'holdPackages[0]: not a package name or pattern'],
     ['holdPackages: ["kernel/*"]', 'holdPackages[0]: not a package name or pattern'],
     ['holdPackages: ["kernel\'*"]', 'holdPackages[0]: not a package name or pattern'],
+    ['nodes: [worker-1, worker-2, worker-1]', 'nodes[2]: "worker-1" is listed twice (also nodes[0]): a typo for another node?'],
+    // The hash written over the node's own OS label: Linux workloads lose the node, and no later run selects it.
+    ['labelKey: kubernetes.io/os', 'labelKey: kubernetes.io/ is a prefix Kubernetes reserves for its own labels'],
+    ['labelKey: node-role.kubernetes.io/worker', 'labelKey: node-role.kubernetes.io/ is a prefix Kubernetes reserves'],
+    ['labelKey: k8s.io/os-patch', 'labelKey: k8s.io/ is a prefix Kubernetes reserves'],
   ])('%s', (line, field) => {
     const message = planMessage(line);
     expect(message).toContain(field);
@@ -259,6 +264,16 @@ describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
     { name: 'a hexadecimal --port', file: 'x', text: '', args: ['bot', '--sim', 'x', '--port', '0x50'], message: "error: option '--port <n>' argument '0x50' is invalid" },
     { name: 'a hexadecimal --limit', file: 'x', text: '', args: ['runs', '--limit', '0x5'], message: "error: option '--limit <n>' argument '0x5' is invalid" },
     { name: 'a hexadecimal --seed', file: 'x', text: '', args: ['sim', 'x', '--seed', '0x10'], message: "error: option '--seed <n>' argument '0x10' is invalid" },
+    // 99999999999999999999 is read as 1e20: a run of another seed than the one typed (the scenario file refused it already).
+    { name: 'a --seed beyond 2^53', file: 'x', text: '', args: ['sim', 'x', '--seed', '99999999999999999999'], message: "error: option '--seed <n>' argument '99999999999999999999' is invalid. expected a whole number from 0 to 9007199254740991" },
+    // An unset shell variable: taken as "no such option" (every default instead of the plan, no report, exit 0), or
+    // for --db as SQLite's temporary database (a run whose audit log vanished with the process).
+    { name: 'an empty --plan to run', file: 'k', text: KUBECONFIG, args: ['run', '--kubeconfig', 'k', '--plan', '', '--dry-run'], message: "error: option '--plan <file>' argument '' is invalid. It is empty (is a shell variable unset?)" },
+    { name: 'an empty --db to demo', file: 'x', text: '', args: ['demo', '--db', '', '--json', '--speed', '0'], message: "error: option '--db <path>' argument '' is invalid. It is empty" },
+    { name: 'an empty --report to sim', file: 'demo.yaml', text: SCENARIO, args: ['sim', 'demo.yaml', '--report', '', '--record', '-'], message: "error: option '--report <file.html>' argument '' is invalid. It is empty" },
+    { name: 'a blank --record to sim', file: 'demo.yaml', text: SCENARIO, args: ['sim', 'demo.yaml', '--record', ' '], message: "error: option '--record <file.jsonl>' argument ' ' is invalid. It is empty" },
+    { name: 'an empty --junit to a batch', file: 'demo.yaml', text: SCENARIO, args: ['sim', 'demo.yaml', 'demo.yaml', '--junit', ''], message: "error: option '--junit <file.xml>' argument '' is invalid. It is empty" },
+    { name: 'an empty --context among others to scan', file: 'k', text: KUBECONFIG, args: ['scan', '--kubeconfig', 'k', '--context', 'x', '--context', ''], message: "error: option '--context <name>' argument '' is invalid. It is empty" },
     { name: 'a misspelt runs subcommand', file: 'x', text: '', args: ['runs', 'shw', 'x'], message: "error: unknown command 'shw'\n(Did you mean show?)" },
     { name: 'an empty file to a command that only reads the database', file: 'e.db', text: '', args: ['audit', 'verify', '--db', 'e.db'], message: 'error: Database e.db is an empty file, not a patchpilot database yet' },
     { name: 'a --db path through a file', file: 'afile', text: '', args: ['demo', '--db', 'afile/x.db'], message: 'error: Cannot open database afile/x.db: ' },
@@ -279,6 +294,14 @@ describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
     }
     expect(result.stderr.startsWith(message), result.stderr).toBe(true);
     expect(result.stdout).toBe('');
+  });
+
+  it('run --dry-run refuses the notification settings the run itself refuses (it said "nothing was changed", exit 0)', () => {
+    const cwd = scratch();
+    writeFileSync(join(cwd, 'k'), KUBECONFIG);
+    const result = spawnSync(process.execPath, [BIN, 'run', '--kubeconfig', 'k', '--dry-run'], { cwd, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH, HOME: cwd, NO_COLOR: '1', PATCHPILOT_WEBHOOK_URL: 'ftp://hooks.example.test/x', PATCHPILOT_WEBHOOK_SECRET: 'a'.repeat(20) } });
+    expect(result.status, result.stderr).toBe(2);
+    expect(result.stderr).toBe('error: PATCHPILOT_WEBHOOK_URL must be an http(s) URL\nhint: see "Notifications" in the README\n');
   });
 
   it('a loop of symbolic links as --db: one line, exit 2, for every command', () => {

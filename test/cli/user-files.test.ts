@@ -98,6 +98,38 @@ describe.skipIf(!hasMkfifo)('a FIFO or a device at every entry point that reads 
   });
 });
 
+/** A kubeconfig for a server nobody reaches: what it names fails before any request is sent. */
+function kubeconfigWith(user: string, cluster = ''): string {
+  return `apiVersion: v1\nkind: Config\nclusters: [{ name: c, cluster: { server: "https://127.0.0.1:9", insecure-skip-tls-verify: true${cluster} } }]\nusers: [{ name: u, user: ${user} }]\ncontexts: [{ name: x, context: { cluster: c, user: u } }]\ncurrent-context: x\n`;
+}
+
+describe.skipIf(!hasMkfifo)('files a kubeconfig names (client-node reads them with readFileSync): refused, never waited on', () => {
+  it.each([
+    { name: 'a FIFO as a user\'s token-file (read while the kubeconfig is parsed)', user: '{ token-file: f }', message: /^error: the token-file of user "u" in kubeconfig k: f is not a regular file/ },
+    { name: 'a FIFO as the certificate-authority', user: '{ token: t }', cluster: ', certificate-authority: f', message: /^error: the certificate-authority of cluster "c" in kubeconfig k: (.*\/)?f is not a regular file/ },
+    { name: '/dev/zero as the client-key', user: '{ client-certificate: k, client-key: /dev/zero }', message: /^error: the client-key of user "u" in kubeconfig k: \/dev\/zero is not a regular file/ },
+    { name: 'a client-certificate that does not exist', user: '{ client-certificate: nope.crt, client-key: k }', message: /^error: the client-certificate of user "u" in kubeconfig k: .*nope\.crt does not exist/ },
+  ])('$name', ({ user, cluster, message }: { user: string; cluster?: string; message: RegExp }) => {
+    const cwd = scratch();
+    execFileSync('mkfifo', [join(cwd, 'f')]);
+    writeFileSync(join(cwd, 'k'), kubeconfigWith(user, cluster));
+    for (const args of [['run', '--kubeconfig', 'k', '--dry-run'], ['doctor', '--kubeconfig', 'k']]) expectRefused(cli(cwd, args), message);
+  });
+});
+
+describe('an exec credential plugin that fails: one line naming the user and the plugin, not its stack trace', () => {
+  it.each([
+    { name: 'exits 1, saying why', exec: '{ command: /bin/sh, args: ["-c", "echo token expired, log in again >&2; exit 1"] }', message: /^error: the credentials of user "u" in kubeconfig k could not be obtained: its exec plugin \/bin\/sh failed: token expired, log in again\nhint: / },
+    { name: 'exits 1, saying nothing', exec: '{ command: /bin/sh, args: ["-c", "exit 1"] }', message: /its exec plugin \/bin\/sh failed: it exited with an error and printed nothing\n/ },
+    { name: 'prints something else than JSON', exec: '{ command: /bin/sh, args: ["-c", "echo hello"] }', message: /its exec plugin \/bin\/sh printed no ExecCredential JSON\n/ },
+    { name: 'is not installed', exec: '{ command: patchpilot-no-such-plugin }', message: /its exec plugin patchpilot-no-such-plugin does not exist/ },
+  ])('$name', ({ exec, message }) => {
+    const cwd = scratch();
+    writeFileSync(join(cwd, 'k'), kubeconfigWith(`{ exec: { apiVersion: client.authentication.k8s.io/v1, interactiveMode: Never, ${exec.slice(2)} }`));
+    for (const args of [['run', '--kubeconfig', 'k', '--dry-run'], ['unstick', '--kubeconfig', 'k']]) expectRefused(cli(cwd, args), message);
+  });
+});
+
 describe('files too large, or not UTF-8, through the CLI', () => {
   it('a plan over the cap is refused at once, naming the cap', () => {
     const cwd = scratch();

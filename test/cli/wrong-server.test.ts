@@ -24,6 +24,12 @@ const SERVERS: Record<string, Answer> = {
   notJson: (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('not json at all'),
   // Retry-After 0: the CLI's five attempts take no wall-clock time.
   failing: (_req, res) => void res.writeHead(500, { 'content-type': 'text/html', 'retry-after': '0' }).end('<html><head><title>500 Internal Server Error</title></head>\n<body>\n<p>oops</p>\n</body></html>'),
+  // What an API server answers for a path it does not serve: a server URL with a wrong path (a Rancher-style proxy
+  // https://host/k8s/clusters/WRONG), or another service that speaks Kubernetes' Status.
+  unserved: (_req, res) =>
+    void res
+      .writeHead(404, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'the server could not find the requested resource', reason: 'NotFound', details: {}, code: 404 })),
   badShape: (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'NodeList', apiVersion: 'v1', items: 'notalist' })),
 };
 
@@ -84,6 +90,15 @@ describe('a kubeconfig pointing at a plain web server', () => {
     const result = await runCli(['unstick', '--kubeconfig', kubeconfigs.web!]);
     refusedInOneLine(result, NOT_API);
     expect(result.stderr).toContain('HTTP 404 for /apis/coordination.k8s.io/v1/namespaces/os-patch/leases/');
+    expect(result.stdout).not.toContain('free');
+  });
+});
+
+describe("a server answering Kubernetes' 404 for a path it does not serve (not a missing object)", () => {
+  it.each(['run --dry-run', 'doctor', 'reset --yes', 'unstick'])('%s: one line naming the server and the path, exit 2', async (command) => {
+    const result = await runCli([...command.split(' '), '--kubeconfig', kubeconfigs.unserved!]);
+    refusedInOneLine(result, NOT_API);
+    expect(result.stderr).toMatch(/\(HTTP 404 for \/(api\/v1\/nodes|apis\/coordination\.k8s\.io\/v1\/namespaces\/os-patch\/leases\/patchpilot-c)\)/);
     expect(result.stdout).not.toContain('free');
   });
 });

@@ -77,10 +77,14 @@ describe('replay', () => {
     expect(() => parseRecording('not json\n', 'r.jsonl')).toThrow(/r\.jsonl:1: not a JSON line/);
     const scenario = { name: 's', seed: 1, startAt: '2026-01-01T00:00:00Z', clusterName: 'c', nodes: [], updates: { security: [], other: [] }, plan: { cluster: 'c' }, faults: [], triggers: [], events: [], expect: [] };
     const header = JSON.stringify({ line: 'header', format: 'patchpilot-recording/1', scenario });
-    const result = JSON.stringify({ line: 'result', result: { ok: true, runs: [] } });
+    const result = JSON.stringify({ line: 'result', result: { scenario: 's', seed: 1, ok: true, runs: [] } });
     // A damaged header, and a recording cut before its result line, are refused by name.
     expect(() => parseRecording(`${JSON.stringify({ line: 'header', format: 'patchpilot-recording/1', scenario: { ...scenario, nodes: 'x' } })}\n${result}\n`, 'r.jsonl')).toThrow(/r\.jsonl:1: header: scenario\.nodes: /);
     expect(() => parseRecording(`${header}\n`, 'r.jsonl')).toThrow(/r\.jsonl:2: no result line: the recording is incomplete/);
+    // Lines of two recordings put together (another scenario's, or another seed's, result): refused, not replayed.
+    for (const other of [{ scenario: 'keyserver-eof', seed: 1 }, { scenario: 's', seed: 42 }]) {
+      expect(() => parseRecording(`${header}\n${JSON.stringify({ line: 'result', result: { ...other, ok: true, runs: [] } })}\n`, 'r.jsonl')).toThrow(/r\.jsonl:2: the result is of scenario .* but the header of "s" with seed 1: lines of two recordings were put together/);
+    }
     const recording = parseRecording(`${header}\n${result}\n`);
     expect(() => scenarioFromRecording(recording, ['concurrency=0'])).toThrow(/concurrency: must be at least 1/);
     expect(() => scenarioFromRecording(recording, ['concurrency'])).toThrow(/expected key=value/);

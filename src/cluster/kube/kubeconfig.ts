@@ -7,7 +7,8 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { readUserFile, UserFileError } from '../../io/user-file.ts';
+import { parse as parseYaml } from 'yaml';
+import { checkUserFile, describeErrno, readUserFile, UserFileError } from '../../io/user-file.ts';
 import { KubeConfigError } from './config-error.ts';
 
 export { KubeConfigError };
@@ -63,7 +64,95 @@ export function loadKubeConfig(request: KubeConfigRequest = {}): LoadedKubeConfi
     }
   }
   selectContext(kc, request.context, source);
+  checkCredentialFiles(kc, source);
+  explainCredentialFailures(kc, source);
   return { kubeConfig: kc, source };
+}
+
+/** Certificates, keys and tokens are kilobytes; anything near this is the wrong file (or /dev/zero behind a link). */
+const MAX_CREDENTIAL_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The files the current context's cluster and user name: client-node reads them with readFileSync on every request,
+ * which blocks for ever on a FIFO, and says only "ENOENT" about a missing one, without naming the kubeconfig's entry.
+ */
+function checkCredentialFiles(kc: KubeConfig, source: string): void {
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  const files: Array<[string | undefined, string]> = [
+    [cluster?.caFile, `certificate-authority of cluster "${cluster?.name}"`],
+    [user?.certFile, `client-certificate of user "${user?.name}"`],
+    [user?.keyFile, `client-key of user "${user?.name}"`],
+  ];
+  for (const [file, field] of files) {
+    if (!file) continue;
+    try {
+      checkUserFile(file, `file the kubeconfig's ${field.split(' of ')[0]} names`, MAX_CREDENTIAL_FILE_BYTES);
+    } catch (err) {
+      if (err instanceof UserFileError) throw new KubeConfigError(`the ${field} in kubeconfig ${source}: ${err.message}`, 'fix that path in the kubeconfig (kubectl --kubeconfig PATH config view shows it)');
+      throw err;
+    }
+  }
+}
+
+/** The `token-file` of each user, which client-node reads (every user's, whatever the context) while it parses. */
+function checkTokenFiles(text: string, path: string): void {
+  let users: unknown;
+  try {
+    users = (parseYaml(text) as { users?: unknown } | null)?.users;
+  } catch {
+    return; // client-node's own parse names the problem
+  }
+  if (!Array.isArray(users)) return;
+  for (const entry of users) {
+    const file = (entry as { user?: Record<string, unknown> } | null)?.user?.['token-file'];
+    if (typeof file !== 'string' || file === '') continue;
+    try {
+      checkUserFile(file, "file the kubeconfig's token-file names", MAX_CREDENTIAL_FILE_BYTES);
+    } catch (err) {
+      if (err instanceof UserFileError) throw new KubeConfigError(`the token-file of user ${JSON.stringify(String((entry as { name?: unknown }).name))} in kubeconfig ${path}: ${err.message}`, 'fix that path in the kubeconfig (kubectl --kubeconfig PATH config view shows it)');
+      throw err;
+    }
+  }
+}
+
+/**
+ * Credentials are obtained on each request (an exec plugin such as aws or gke-gcloud-auth-plugin, a file read): a
+ * plugin that fails or prints something else than an ExecCredential surfaced as a bare Error with its stderr (or a
+ * SyntaxError taken for the API server's answer). Either is said as what it is: the kubeconfig user's credentials.
+ */
+function explainCredentialFailures(kc: KubeConfig, source: string): void {
+  const explain = (err: unknown): unknown => {
+    if (err instanceof KubeConfigError) return err;
+    const user = kc.getCurrentUser();
+    const who = `the credentials of user "${user?.name ?? '?'}" in kubeconfig ${source} could not be obtained`;
+    const code = (err as NodeJS.ErrnoException | null)?.code;
+    const text = (err instanceof Error ? err.message : String(err)).trim().split('\n')[0]!.slice(0, 200);
+    const command = user?.exec?.command;
+    if (command) {
+      const problem = err instanceof SyntaxError ? 'printed no ExecCredential JSON' : code === 'ENOENT' ? 'does not exist (is it installed and on PATH?)' : `failed: ${text || 'it exited with an error and printed nothing'}`;
+      return new KubeConfigError(`${who}: its exec plugin ${command} ${problem}`, `run the plugin by hand (kubectl --kubeconfig PATH get nodes runs it too) and fix what it says`);
+    }
+    const path = (err as NodeJS.ErrnoException | null)?.path;
+    const reason = typeof path === 'string' ? `${path} ${describeErrno(code) ?? text}` : text;
+    return new KubeConfigError(`${who}: ${reason}`, 'check the user entry of the kubeconfig (kubectl --kubeconfig PATH config view)');
+  };
+  const applySecurityAuthentication = kc.applySecurityAuthentication.bind(kc);
+  const applyToHTTPSOptions = kc.applyToHTTPSOptions.bind(kc);
+  kc.applySecurityAuthentication = async (context) => {
+    try {
+      await applySecurityAuthentication(context);
+    } catch (err) {
+      throw explain(err);
+    }
+  };
+  kc.applyToHTTPSOptions = async (options) => {
+    try {
+      await applyToHTTPSOptions(options);
+    } catch (err) {
+      throw explain(err);
+    }
+  };
 }
 
 function loadFile(kc: KubeConfig, path: string, from: string): void {
@@ -75,6 +164,7 @@ function loadFile(kc: KubeConfig, path: string, from: string): void {
     if (err instanceof UserFileError) throw new KubeConfigError(`kubeconfig ${path} (from ${from}) ${err.reason}`, err.hint);
     throw err;
   }
+  checkTokenFiles(text, path);
   try {
     // What kc.loadFromFile does, on text read safely: it would block on a FIFO and read /dev/zero without end.
     kc.loadFromString(text);

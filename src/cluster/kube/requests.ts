@@ -231,11 +231,21 @@ export function summarizeBody(body: string): string {
  * an API group it does not serve (Palette's CRDs on a plain cluster) with Go's plain "404 page not found". Anything
  * else (an HTML page, an empty body, other JSON) comes from something that is not a Kubernetes API server.
  */
+/** API groups every API server serves; a 404 for their paths is never "the CRD is not installed". */
+const BUILT_IN_GROUPS: ReadonlySet<string> = new Set(['', 'apps', 'batch', 'policy', 'coordination.k8s.io', 'authorization.k8s.io', 'events.k8s.io']);
+
 function kubernetesNotFound(request: ApiRequest, body: unknown): boolean {
   const text = typeof body === 'string' ? body : '';
   try {
     const parsed: unknown = body && typeof body === 'object' ? body : JSON.parse(text);
-    if (parsed && typeof parsed === 'object' && (parsed as { kind?: unknown }).kind === 'Status') return true;
+    if (parsed && typeof parsed === 'object' && (parsed as { kind?: unknown }).kind === 'Status') {
+      // An object that is not there is named in the Status's details; a path the server does not serve is answered
+      // with none, and the generic message. Built-in APIs are always served, so that 404 means the kubeconfig's server
+      // is something else, or the API server under a wrong path (https://host/k8s/clusters/WRONG).
+      const { details, message } = parsed as { details?: { name?: unknown; kind?: unknown }; message?: unknown };
+      const unserved = !details?.name && !details?.kind && typeof message === 'string' && message.startsWith('the server could not find the requested resource');
+      return !(unserved && BUILT_IN_GROUPS.has(request.group));
+    }
   } catch {
     // Not JSON: only Go's own 404, and only for an API group.
   }
