@@ -165,6 +165,20 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   write(`${tty ? '' : '# '}run ${handle.runId}: ${selection.selected.length} node(s) of cluster ${plan.cluster} to patch, ${plan.concurrency} at a time (Ctrl-C cancels)`);
   view.expect(selection.selected.map((t) => t.name));
 
+  /**
+   * What a second Ctrl-C and a SIGTERM do: the run is saved as it is, to be finished by the next run against this
+   * cluster. A SIGTERM is how a Deployment's pod or a service manager stops us (the orchestrator's own node is drained
+   * like the others), and a restart must resume the run, not find it cancelled.
+   */
+  const stopAtOnce = (how: string, code: number) => {
+    handle.detach();
+    store.close();
+    write(
+      `\n${how}: run ${handle.runId} is saved in ${options.db ?? DEFAULT_DB}; nodes it had cordoned carry patchpilot.io/cordoned-by=${handle.runId}; ` +
+        'the next `patchpilot run` against this cluster with this database finishes it first',
+    );
+    process.exit(code);
+  };
   let interrupts = 0;
   const interrupt = () => {
     interrupts += 1;
@@ -173,12 +187,11 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
       write(`\n${answer.message}: nodes in flight finish their step and get their cordon back; Ctrl-C again to stop at once`);
       return;
     }
-    handle.detach();
-    store.close();
-    write(`\nstopped: run ${handle.runId} is saved in ${options.db ?? DEFAULT_DB}; nodes it had cordoned carry patchpilot.io/cordoned-by=${handle.runId}`);
-    process.exit(130);
+    stopAtOnce('stopped', 130);
   };
+  const terminate = () => stopAtOnce('stopped by SIGTERM', 143);
   process.on('SIGINT', interrupt);
+  process.on('SIGTERM', terminate);
   const redraw = tty ? setInterval(() => view.draw(), 1000) : undefined;
   try {
     const output = await handle.result;
@@ -192,12 +205,14 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
     write(`history: npx patchpilot runs show ${output.runId}${db}   audit trail: npx patchpilot audit show --run ${output.runId}${db}`);
     if (plan.trigger.kind === 'on-boot' && !unfinished) {
       process.removeListener('SIGINT', interrupt);
+      process.removeListener('SIGTERM', terminate);
       return await watchJoins({ cluster, orchestrator, plan, triggerId, requestedBy, write });
     }
     return output.outcome === 'succeeded' ? 0 : 1;
   } finally {
     if (redraw) clearInterval(redraw);
     process.removeListener('SIGINT', interrupt);
+    process.removeListener('SIGTERM', terminate);
     await metricsServer?.close();
     store.close();
   }
@@ -242,6 +257,7 @@ async function watchJoins(context: {
   const stop = new AbortController();
   const onInterrupt = () => stop.abort();
   process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onInterrupt);
   write(`watching cluster ${plan.cluster} for nodes that join without hash ${versionHash(plan, triggerId)} (patch on join; Ctrl-C stops)`);
   let failures = 0;
   const joined = (node: ClusterNode) => {
@@ -273,6 +289,7 @@ async function watchJoins(context: {
     if (!stop.signal.aborted) throw err;
   } finally {
     process.removeListener('SIGINT', onInterrupt);
+    process.removeListener('SIGTERM', onInterrupt);
   }
   write('stopped watching for joining nodes');
   return failures === 0 ? 0 : 1;
