@@ -15,6 +15,7 @@ import { slackGroups } from './groups.ts';
 import { registerListeners } from './listeners/index.ts';
 import { boltLogger, createBotLogger, logParts, scrubber } from './logger.ts';
 import { replayGuard, RequestRefused } from './replay.ts';
+import { checkRequestShapes } from './requests.ts';
 import { FleetStatusCache } from './status.ts';
 
 export interface BotOptions {
@@ -106,6 +107,14 @@ export function createBot(options: BotOptions): Bot {
 
   const deps: BotDeps = { config, services, client: app.client, metrics, log, redact, fleet, cards };
   const registered = registerListeners(app, deps);
+  if (receiver) {
+    checkRequestShapes(receiver, {
+      signingSecret: config.signingSecret!,
+      path: '/slack/events',
+      shapes: { commands: () => registered.commands, actions: () => registered.actions },
+      warn: (message) => log('warn', message),
+    });
+  }
 
   // Socket Mode's start waits until Slack's WebSocket answers, retrying for ever: a stop may come first.
   let stopping = false;
