@@ -38,10 +38,19 @@ export function register(app: App, deps: BotDeps): string[] {
     await ack();
     const user = body.user.id;
     const channel = body.channel?.id ?? '';
-    let request: { cluster: string; nodes: string[] };
+    let request: { cluster: string; nodes: string[] } | null = null;
     try {
-      request = JSON.parse('value' in action && typeof action.value === 'string' ? action.value : '{}') as { cluster: string; nodes: string[] };
+      const value = JSON.parse('value' in action && typeof action.value === 'string' ? action.value : '{}') as unknown;
+      // The button's value as resetBlocks wrote it: { cluster, nodes: [names] }. Anything else is not ours.
+      if (typeof value === 'object' && value !== null) {
+        const { cluster, nodes } = value as Record<string, unknown>;
+        if (typeof cluster === 'string' && Array.isArray(nodes) && nodes.every((n) => typeof n === 'string')) request = { cluster, nodes };
+      }
     } catch {
+      // not JSON: refused below
+    }
+    if (request === null) {
+      metrics.refusal('usage');
       return void (await respond({ response_type: 'ephemeral', replace_original: false, text: 'Refused: the confirmation is not readable.' }));
     }
     const resolved = clusterFor(deps, channel, request.cluster);
