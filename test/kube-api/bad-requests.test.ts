@@ -34,3 +34,26 @@ describe('bad requests get a Status', () => {
     expect(JSON.parse(answer.body)).toEqual({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'BadRequest', code: 400 });
   });
 });
+
+describe('a body of another kind or version than the URL is refused, as the decoder refuses it', () => {
+  const status = (message: string) => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'BadRequest', code: 400 });
+
+  it('on create and on replace; nothing is stored', async () => {
+    server = await startKubeApiServer({ store: clusterStore(wallClock) });
+    const path = '/api/v1/namespaces/default/configmaps';
+    const secret = await send(server.url, 'POST', path, JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'as-secret' }, data: { k: 'dg==' } }));
+    expect(secret.status).toBe(400);
+    expect(JSON.parse(secret.body)).toEqual(status('Secret in version "v1" cannot be handled as a ConfigMap: the kind in the data (Secret) does not match the expected kind (ConfigMap)'));
+    const version = await send(server.url, 'POST', path, JSON.stringify({ apiVersion: 'apps/v1', kind: 'ConfigMap', metadata: { name: 'as-apps' } }));
+    expect(version.status).toBe(400);
+    expect(JSON.parse(version.body)).toEqual(status('the API version in the data (apps/v1) does not match the expected API version (v1)'));
+    expect((await send(server.url, 'GET', `${path}/as-secret`)).status).toBe(404);
+    expect((await send(server.url, 'GET', `${path}/as-apps`)).status).toBe(404);
+
+    // Left out, the URL's kind and version are taken.
+    expect((await send(server.url, 'POST', path, JSON.stringify({ metadata: { name: 'plain' }, data: { k: 'v' } }))).status).toBe(201);
+    const replaced = await send(server.url, 'PUT', `${path}/plain`, JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'plain' }, data: { k: 'w' } }));
+    expect(replaced.status).toBe(400);
+    expect(JSON.parse((await send(server.url, 'GET', `${path}/plain`)).body)).toMatchObject({ kind: 'ConfigMap', data: { k: 'v' } });
+  });
+});

@@ -509,6 +509,7 @@ export class KubeStore {
   }
 
   #create(type: ResourceType, input: KubeObject, options: WriteOptions): KubeObject {
+    if (options.internal !== true) checkTypeMeta(type, input);
     this.#decode(type, input, 'create');
     const draft = structuredClone(input);
     if (!isPlainObject(draft.metadata)) draft.metadata = {};
@@ -561,7 +562,10 @@ export class KubeStore {
   #update(type: ResourceType, old: KubeObject, input: KubeObject, options: WriteOptions, verb: 'update' | 'patch'): KubeObject {
     // The simulation's own updates (status renders, heartbeats: most writes) are trusted to keep the shape their
     // create was decoded with; every client write is decoded.
-    if (options.internal !== true) this.#decode(type, input, verb);
+    if (options.internal !== true) {
+      if (verb === 'update') checkTypeMeta(type, input);
+      this.#decode(type, input, verb);
+    }
     const name = old.metadata.name ?? '';
     if (!isPlainObject(input.metadata)) input.metadata = {};
     if (input.metadata.name !== undefined && input.metadata.name !== name) {
@@ -820,3 +824,23 @@ function specChanged(old: KubeObject, next: KubeObject): boolean {
   }
   return false;
 }
+
+/**
+ * The decoder's check of a created or replaced object's own apiVersion and kind: either may be left out (the URL's
+ * are taken), but a body of another kind or version is not stored as the URL's kind. Upstream answers 400 (a Secret
+ * posted to configmaps does not decode as a ConfigMap; a version the resource is not served in is "the API version in
+ * the data (…) does not match the expected API version (…)").
+ */
+function checkTypeMeta(type: ResourceType, input: KubeObject): void {
+  if (!isPlainObject(input)) return;
+  const expected = apiVersionOf(type);
+  const { apiVersion, kind } = input as { apiVersion?: unknown; kind?: unknown };
+  if (typeof kind === 'string' && kind !== '' && kind !== type.kind) {
+    const version = typeof apiVersion === 'string' && apiVersion !== '' ? (apiVersion.split('/').at(-1) ?? apiVersion) : type.version;
+    throw badRequest(`${kind} in version ${JSON.stringify(version)} cannot be handled as a ${type.kind}: the kind in the data (${kind}) does not match the expected kind (${type.kind})`);
+  }
+  if (typeof apiVersion === 'string' && apiVersion !== '' && apiVersion !== expected) {
+    throw badRequest(`the API version in the data (${apiVersion}) does not match the expected API version (${expected})`);
+  }
+}
+
