@@ -2,7 +2,7 @@
  * Upstream's semantic validation for what patchpilot and kubectl write, with upstream's messages (apimachinery's
  * pkg/util/validation and pkg/api/validation, kubernetes' pkg/apis/core/validation/events.go, pkg/apis/coordination
  * /validation, ValidateNode/ValidateNodeUpdate): label and annotation keys and values, the total annotation size,
- * the namespace an Event may live in, a Lease's numbers, a Node's taints and its write-once spec fields. Types are the
+ * the namespace an Event may live in, a Lease's numbers, a Node's taints and its write-once spec fields, a ConfigMap's keys. Types are the
  * decoder's business (schema.ts); this is what a well-typed object can still get wrong (422 Invalid).
  */
 import { dns1123SubdomainError, isPlainObject, type KubeObject } from './objects.ts';
@@ -165,6 +165,34 @@ export function nodeErrors(node: KubeObject, old: KubeObject | undefined): Field
   return errors;
 }
 
+const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
+
+/** validation.IsConfigMapKey: what a key of a ConfigMap's or a Secret's data may be (it becomes a file name). */
+export function configKeyErrors(key: string): string[] {
+  const errors: string[] = [];
+  if (key.length > 253) errors.push('must be no more than 253 characters');
+  if (!CONFIG_KEY.test(key)) errors.push("a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')");
+  if (key === '.') errors.push("must not be '.'");
+  else if (key === '..') errors.push("must not be '..'");
+  else if (key.startsWith('..')) errors.push("must not start with '..'");
+  return errors;
+}
+
+/** ValidateConfigMap's keys: each a config key, none in both data and binaryData. */
+export function dataKeyErrors(object: KubeObject, bags: readonly string[]): FieldError[] {
+  const errors: FieldError[] = [];
+  const [first, second] = bags.map((bag) => (isPlainObject(object[bag]) ? (object[bag] as Record<string, unknown>) : {}));
+  bags.forEach((bag, i) => {
+    const keys = Object.keys(i === 0 ? first! : (second ?? {}));
+    const other = i === 0 ? second : first;
+    for (const key of keys) {
+      for (const message of configKeyErrors(key)) errors.push(invalidField(`${bag}[${key}]`, key, message));
+      if (other !== undefined && bags[1 - i] !== undefined && key in other) errors.push(invalidField(`${bag}[${key}]`, key, `duplicate of key present in ${bags[1 - i]}`));
+    }
+  });
+  return errors;
+}
+
 /** The kind-specific rules above for a resource, beyond the metadata every object shares. */
 export function kindErrors(type: ResourceType, object: KubeObject, old: KubeObject | undefined): FieldError[] {
   const key = type.group === '' ? type.plural : `${type.plural}.${type.group}`;
@@ -175,6 +203,8 @@ export function kindErrors(type: ResourceType, object: KubeObject, old: KubeObje
       return leaseErrors(object);
     case 'nodes':
       return nodeErrors(object, old);
+    case 'configmaps':
+      return dataKeyErrors(object, ['data', 'binaryData']);
     default:
       return [];
   }
