@@ -64,3 +64,36 @@ describe('loadKubeConfig', () => {
     );
   });
 });
+
+describe('loadKubeConfig and the user entry', () => {
+  const withUser = (user: string, contextUser = 'u') =>
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      '- name: c1\n  cluster:\n    server: https://127.0.0.1:6443',
+      'users:',
+      `- name: u\n  user:\n${user}`,
+      'contexts:',
+      `- name: one\n  context:\n    cluster: c1\n    user: ${contextUser}`,
+      'current-context: one',
+    ].join('\n');
+
+  it('refuses a context whose user the kubeconfig does not define (client-node went on without credentials)', () => {
+    const path = file(withUser('    token: t', 'nobody'));
+    expect(() => loadKubeConfig({ path, env: {} })).toThrow(`context "one" in kubeconfig ${path} names user "nobody", which it does not define`);
+  });
+
+  it("reads kubectl's tokenFile, relative to the kubeconfig's directory (client-node reads only token-file)", () => {
+    const dir = scratch();
+    writeFileSync(join(dir, 'sa.token'), 'secret-from-file\n');
+    const path = join(dir, 'kubeconfig.yaml');
+    writeFileSync(path, withUser('    tokenFile: sa.token'));
+    expect(loadKubeConfig({ path, env: {} }).kubeConfig.getCurrentUser()?.token).toBe('secret-from-file');
+    writeFileSync(path, withUser('    tokenFile: missing.token'));
+    expect(() => loadKubeConfig({ path, env: {} })).toThrow(/the tokenFile of user "u" in kubeconfig .*: .*missing\.token/);
+    // An explicit token wins, as in kubectl.
+    writeFileSync(path, withUser('    token: inline\n    tokenFile: sa.token'));
+    expect(loadKubeConfig({ path, env: {} }).kubeConfig.getCurrentUser()?.token).toBe('inline');
+  });
+});

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { checkUserFile, describeErrno, readUserFile, UserFileError } from '../../io/user-file.ts';
@@ -95,25 +95,40 @@ function checkCredentialFiles(kc: KubeConfig, source: string): void {
   }
 }
 
-/** The `token-file` of each user, which client-node reads (every user's, whatever the context) while it parses. */
-function checkTokenFiles(text: string, path: string): void {
+/**
+ * The token file of each user: `token-file`, which client-node reads (every user's, whatever the context) while it
+ * parses, and `tokenFile`, kubectl's spelling (client-go's AuthInfo), which client-node ignores: that user would go
+ * without credentials. Returns the tokens read from `tokenFile` by user name, for `loadFile` to give client-node.
+ */
+function checkTokenFiles(text: string, path: string): Map<string, string> {
+  const tokens = new Map<string, string>();
   let users: unknown;
   try {
     users = (parseYaml(text) as { users?: unknown } | null)?.users;
   } catch {
-    return; // client-node's own parse names the problem
+    return tokens; // client-node's own parse names the problem
   }
-  if (!Array.isArray(users)) return;
+  if (!Array.isArray(users)) return tokens;
   for (const entry of users) {
-    const file = (entry as { user?: Record<string, unknown> } | null)?.user?.['token-file'];
-    if (typeof file !== 'string' || file === '') continue;
-    try {
-      checkUserFile(file, "file the kubeconfig's token-file names", MAX_CREDENTIAL_FILE_BYTES);
-    } catch (err) {
-      if (err instanceof UserFileError) throw new KubeConfigError(`the token-file of user ${JSON.stringify(String((entry as { name?: unknown }).name))} in kubeconfig ${path}: ${err.message}`, 'fix that path in the kubeconfig (kubectl --kubeconfig PATH config view shows it)');
-      throw err;
+    const user = (entry as { user?: Record<string, unknown> } | null)?.user;
+    const name = String((entry as { name?: unknown }).name);
+    for (const field of ['token-file', 'tokenFile'] as const) {
+      const file = user?.[field];
+      if (typeof file !== 'string' || file === '') continue;
+      // As each reader takes it: kubectl relative to the kubeconfig's directory, client-node to the working directory.
+      const where = field === 'tokenFile' ? resolve(dirname(path), file) : file;
+      try {
+        checkUserFile(where, `file the kubeconfig's ${field} names`, MAX_CREDENTIAL_FILE_BYTES);
+        if (field === 'tokenFile' && user?.token === undefined && user?.['token-file'] === undefined) {
+          tokens.set(name, readUserFile(where, `the kubeconfig's ${field}`).trim());
+        }
+      } catch (err) {
+        if (err instanceof UserFileError) throw new KubeConfigError(`the ${field} of user ${JSON.stringify(name)} in kubeconfig ${path}: ${err.message}`, 'fix that path in the kubeconfig (kubectl --kubeconfig PATH config view shows it)');
+        throw err;
+      }
     }
   }
+  return tokens;
 }
 
 /**
@@ -164,11 +179,15 @@ function loadFile(kc: KubeConfig, path: string, from: string): void {
     if (err instanceof UserFileError) throw new KubeConfigError(`kubeconfig ${path} (from ${from}) ${err.reason}`, err.hint);
     throw err;
   }
-  checkTokenFiles(text, path);
+  const tokens = checkTokenFiles(text, path);
   try {
     // What kc.loadFromFile does, on text read safely: it would block on a FIFO and read /dev/zero without end.
     kc.loadFromString(text);
     kc.makePathsAbsolute(dirname(path));
+    for (const user of kc.users) {
+      const token = tokens.get(user.name);
+      if (token !== undefined) (user as { token?: string }).token = token;
+    }
   } catch (err) {
     throw new KubeConfigError(`kubeconfig ${path} cannot be read: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`, 'check the file with: kubectl --kubeconfig PATH config view');
   }
@@ -187,6 +206,11 @@ function selectContext(kc: KubeConfig, context: string | undefined, source: stri
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new KubeConfigError(`context "${current}" in kubeconfig ${source} names no known cluster`, 'fix the context, or pass --context NAME');
+  // client-node would go on without credentials (kubectl refuses), and the API server then answers 401 or 403.
+  const userName = kc.getContextObject(current)?.user;
+  if (userName && !kc.getUser(userName)) {
+    throw new KubeConfigError(`context "${current}" in kubeconfig ${source} names user "${userName}", which it does not define`, 'fix the context\'s user, or pass --context NAME');
+  }
   if (!/^https?:$/.test(URL.parse(cluster.server)?.protocol ?? '')) {
     // client-node would throw "You need to define an absolute base url" from deep inside the first request.
     throw new KubeConfigError(`cluster "${cluster.name}" in kubeconfig ${source} has no https:// server URL (got ${JSON.stringify(cluster.server)})`, 'set its server to the API server\'s URL, e.g. https://10.0.0.1:6443');
