@@ -363,8 +363,15 @@ export class Orchestrator {
   /** Sends an operator's command to a run this orchestrator is driving, after checking it makes sense now. */
   command(runId: string, command: Command): CommandResult {
     const handle = this.#active.get(runId);
-    if (!handle) return { ok: false, message: `run ${runId} is not active here` };
+    if (!handle) return this.#notActive(runId);
     return handle.send(command);
+  }
+
+  /** Why a command cannot reach a run: it has ended (said with its outcome), or another process drives it. */
+  #notActive(runId: string): CommandResult {
+    const run = this.#store?.getRun(runId);
+    if (run?.status === 'done') return { ok: false, message: `run ${runId} has already ended (${run.outcome ?? 'done'}${run.reason ? `: ${run.reason}` : ''})` };
+    return { ok: false, message: `run ${runId} is not active here` };
   }
 
   /**
@@ -373,7 +380,7 @@ export class Orchestrator {
    */
   async decide(runId: string, command: Command): Promise<CommandResult> {
     const handle = this.#active.get(runId);
-    if (!handle) return { ok: false, message: `run ${runId} is not active here` };
+    if (!handle) return this.#notActive(runId);
     // Only a decision rule can let someone in through a group, and only while the run waits for its decision (a
     // running run anyone may stop): asking Slack otherwise would cost a call for nothing.
     const snapshot = handle.actor.getSnapshot();

@@ -874,7 +874,7 @@ export class Store {
 }
 
 function runNotFoundError(runId: string): StoreError {
-  return new StoreError('RUN_NOT_FOUND', `Run ${runId} not found`, 'List runs with `patchpilot runs`.');
+  return new StoreError('RUN_NOT_FOUND', runId.trim() === '' ? 'no run id given' : `Run ${runId} not found`, 'List runs with `patchpilot runs`.');
 }
 
 function snapshotJson(runId: string, actorId: string, snapshot: unknown): string {

@@ -114,6 +114,7 @@ describe('user mistakes get one clear message and exit 2', () => {
     // {dir} is the test's own scratch directory: a path outside it might exist on some machine.
     { name: 'a database in a missing directory', args: ['runs', '--db', '{dir}/missing/x.db'], message: 'directory {dir}/missing does not exist' },
     { name: 'an unknown run', args: ['runs', 'show', 'run-nope'], message: 'Run run-nope not found' },
+    { name: 'an empty run id (an unset shell variable)', args: ['runs', 'show', ''], message: 'error: no run id given' },
     { name: 'the audit trail of an unknown run (not "the audit log is empty")', args: ['audit', 'show', '--run', 'run-nope'], message: 'Run run-nope not found' },
     { name: 'resuming a demo that never ran', args: ['demo', '--resume', 'run-nope'], message: 'no demo cluster to resume' },
   ])('$name', ({ args, message }) => {

@@ -425,6 +425,12 @@ describe('approvals', () => {
     expect(await h.orchestrator.decide(handle.runId, { type: 'CANCEL', by: 'U_MALLORY' })).toMatchObject({ ok: true });
     expect(asked, 'no Slack call for a stop anyone may make').toEqual(['U_BOB']);
     expect(await driveInVirtualTime(handle, h.clock)).toMatchObject({ outcome: 'cancelled' });
+    // An approval clicked on the card after that says the run has ended, and how, not that it is "not active here".
+    expect(await h.orchestrator.decide(handle.runId, { type: 'APPROVE', by: 'S_OPS' })).toEqual({
+      ok: false,
+      message: `run ${handle.runId} has already ended (cancelled)`,
+    });
+    expect(h.orchestrator.command('run-nobody-knows', { type: 'PAUSE', by: 'S_OPS' })).toEqual({ ok: false, message: 'run run-nobody-knows is not active here' });
   });
 
   it('the requester may withdraw a run that waits for approval by cancelling it', async () => {
