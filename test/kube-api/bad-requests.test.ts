@@ -57,3 +57,26 @@ describe('a body of another kind or version than the URL is refused, as the deco
     expect(JSON.parse((await send(server.url, 'GET', `${path}/plain`)).body)).toMatchObject({ kind: 'ConfigMap', data: { k: 'v' } });
   });
 });
+
+describe('paging: the sandbox answers lists whole, but refuses what a real server refuses', () => {
+  const status = (message: string) => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'BadRequest', code: 400 });
+
+  it('takes limit=500 (kubectl, client-go pagers) and answers the whole list without a continue token', async () => {
+    server = await startKubeApiServer({ store: clusterStore(wallClock) });
+    const whole = await send(server.url, 'GET', '/api/v1/nodes');
+    const limited = await send(server.url, 'GET', '/api/v1/nodes?limit=500');
+    expect(limited.status).toBe(200);
+    expect(JSON.parse(limited.body).items).toEqual(JSON.parse(whole.body).items);
+    expect(JSON.parse(limited.body).metadata.continue).toBeUndefined();
+  });
+
+  it('refuses a limit that is not a whole number and any continue token (it issues none)', async () => {
+    server = await startKubeApiServer({ store: clusterStore(wallClock) });
+    const badLimit = await send(server.url, 'GET', '/api/v1/nodes?limit=abc');
+    expect(badLimit.status).toBe(400);
+    expect(JSON.parse(badLimit.body)).toEqual(status('strconv.ParseInt: parsing "abc": invalid syntax'));
+    const token = await send(server.url, 'GET', '/api/v1/nodes?limit=10&continue=garbage');
+    expect(token.status).toBe(400);
+    expect(JSON.parse(token.body).message).toMatch(/^invalid continue token: /);
+  });
+});

@@ -380,6 +380,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
         if (subresource === 'status' || subresource === undefined) return answerObject(200, store.get(resourceName(type), ref));
         break;
       case 'list': {
+        checkPaging(query);
         const listKey = representation.kind === 'json' ? `${resourceName(type)}|${namespace ?? ''}|${query.get('labelSelector') ?? ''}|${query.get('fieldSelector') ?? ''}` : undefined;
         const cached = listKey === undefined ? undefined : listCache.get(listKey);
         if (cached !== undefined && cached.resourceVersion === store.resourceVersion) return sendList(req, res, cached);
@@ -575,6 +576,18 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
 /** The name the store resolves: `nodes`, `jobs.batch`. */
 function resourceName(type: ResourceType): string {
   return type.group === '' ? type.plural : `${type.plural}.${type.group}`;
+}
+
+/**
+ * The sandbox answers every list whole, as a server may (the API lets it ignore `limit` and send no continue token),
+ * but it refuses what a real server refuses: a `limit` that is not a whole number (the parameter decoder's 400), and a
+ * `continue` token, since this server issues none, so no token can be one of its own (etcd3's "invalid continue token").
+ */
+function checkPaging(query: URLSearchParams): void {
+  const limit = query.get('limit');
+  if (limit !== null && limit !== '' && !/^[-+]?\d+$/.test(limit)) throw badRequest(`strconv.ParseInt: parsing ${JSON.stringify(limit)}: invalid syntax`);
+  const token = query.get('continue');
+  if (token !== null && token !== '') throw badRequest('invalid continue token: continue key is not valid: this server answers every list whole and issues no continue token');
 }
 
 function listOptions(query: URLSearchParams, namespace: string | undefined): { namespace?: string; labelSelector?: string; fieldSelector?: string } {
