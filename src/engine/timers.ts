@@ -1,7 +1,7 @@
 /**
  * Durable timers as actors. XState loses pending `after` timers when a snapshot is restored (statelyai/xstate#5331),
- * so every deadline the engine honours is an absolute time stored in context, and these invoked actors re-arm from it
- * whenever they are (re)started. Both only use the injected clock.
+ * so every deadline the engine honours is an absolute time stored in context or in an actor's own snapshot, and these
+ * actors arm themselves from it whenever they are (re)started. All of them only use the injected clock.
  */
 import { fromCallback, type ActorLogic, type AnyActorRef, type Snapshot } from 'xstate';
 import type { Clock, TimerId } from './clock.ts';
@@ -33,7 +33,7 @@ export type DeadlineLogic = ActorLogic<DeadlineSnapshot, ArmEvent, { event: Time
 /**
  * One re-armable timer for a machine's whole life: each ARM moves it to a new absolute time, and it sends `event` to
  * its parent when the clock gets there. A node machine moves through six or more steps, each with its own deadline;
- * a timer actor per step cost a spawn and a stop each (about a third of the engine's time for a large fleet), where
+ * a timer actor per step cost a spawn and a stop each (a fifth of the engine's time for a large fleet, measured), where
  * re-arming one costs an event. Unlike fromCallback, whose persisted state is only its input, this actor's armed time
  * is part of its snapshot, so it survives a restore.
  */

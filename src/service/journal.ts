@@ -23,7 +23,7 @@ import type { RunEvent, RunListener } from './progress.ts';
 export const FLEET_ACTOR_ID = 'fleet';
 /**
  * Bumped when the machines change shape incompatibly; a snapshot from another version is migrated when a migration
- * exists (MIGRATIONS), else refused, not misread.
+ * exists (NODE_MIGRATIONS), else refused, not misread.
  * 3: a node's step deadlines are one re-armed `deadline` actor, no longer a `timer` invoke per step.
  */
 export const SNAPSHOT_FORMAT = 3;
