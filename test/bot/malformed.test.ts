@@ -5,38 +5,25 @@
  * wrote is refused in a line. Against the fake Slack, on an in-memory cluster.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBot, type Bot } from '../../src/bot/app.ts';
-import type { BotConfig } from '../../src/bot/config.ts';
 import { ACTIONS } from '../../src/bot/views.ts';
-import type { DiagnosticsPort } from '../../src/cluster/port.ts';
-import { parsePlan } from '../../src/engine/plan.ts';
-import type { ClusterTarget } from '../../src/service/index.ts';
-import { openStore } from '../../src/store/index.ts';
 import type { Store } from '../../src/store/store.ts';
-import { buttonBody, buttonPayload, FakeSlack, send, signedHeaders, SIGNING_SECRET, slashPayload } from '../helpers/fake-slack.ts';
-import { buildCluster, workers } from '../helpers/fixtures.ts';
+import { buttonBody, buttonPayload, FakeSlack, send, signedHeaders, slashPayload } from '../helpers/fake-slack.ts';
+import { startMemoryBot, type MemoryBot } from '../helpers/memory-bot.ts';
 import { until } from '../helpers/until.ts';
 
 describe('signed but malformed requests to the bot', () => {
   const fake = new FakeSlack();
   let store: Store;
-  let bot: Bot;
   let url: string;
+  let running: MemoryBot | undefined;
 
   beforeAll(async () => {
-    await fake.start();
-    store = openStore(':memory:');
-    const { clock, cluster } = buildCluster(workers(2));
-    const target: ClusterTarget = { name: 'test', cluster: cluster as unknown as typeof cluster & DiagnosticsPort, store, plan: parsePlan({ cluster: 'test' }), clock, palette: null };
-    const config: BotConfig = { mode: 'http', signingSecret: SIGNING_SECRET, botToken: 'xoxb-1-2-malformed', appToken: null, apiUrl: fake.apiUrl, approvers: [], channels: new Map(), port: 0 };
-    bot = createBot({ config, clusters: [target], log: () => {}, botUserId: 'UBOT' });
-    url = (await bot.start(0)).url;
+    running = await startMemoryBot(fake, { botToken: 'xoxb-1-2-malformed' });
+    ({ store, url } = running);
   });
 
   afterAll(async () => {
-    await bot?.stop();
-    store?.close();
-    await fake.stop();
+    await running?.stop();
   });
 
   const signed = (body: string, contentType = 'application/x-www-form-urlencoded') => send(url, body, { ...signedHeaders(body), 'content-type': contentType });
