@@ -86,6 +86,15 @@ export async function botCommand(options: BotCliOptions, io: { out: Writable; en
       }
       for (const target of targets) write(`cluster ${target.name} at ${target.cluster.server} (${target.source})`);
     }
+    // A binding to a cluster the bot does not serve would only be found when someone in that channel types /patch.
+    const served = targets.map((target) => target.name);
+    const unserved = [...new Set(config.channels.values())].filter((cluster) => !served.includes(cluster));
+    if (unserved.length > 0) {
+      throw new UserError(
+        `PATCHPILOT_CHANNELS binds channels to ${unserved.length === 1 ? 'a cluster' : 'clusters'} this bot does not serve: ${unserved.join(', ')} (it serves ${served.join(', ')})`,
+        'bind each channel to a cluster the bot serves, or give the bot that cluster (--context NAME)',
+      );
+    }
     const paletteKey = env.PALETTE_API_KEY;
     const bot = createBot({ config, clusters: targets, ...(scanEveryMs !== undefined ? { scanEveryMs } : {}), ...(paletteKey ? { secrets: [paletteKey] } : {}) });
     const starting = bot.start(options.port ?? config.port);

@@ -46,6 +46,17 @@ describe('patchpilot bot', () => {
     expect(result.stdout).not.toContain('simulated cluster');
   });
 
+  it('refuses, at start-up, a channel bound to a cluster the bot does not serve (found only when someone typed /patch)', () => {
+    const env = { PATH: process.env.PATH, SLACK_BOT_TOKEN: 'xoxb-1-2-channels-test', SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_API_URL: fake.apiUrl, PATCHPILOT_CHANNELS: 'C0123ABCD:prod' };
+    // SIGKILL at the timeout: a bot that started anyway waits on the fake Slack, which cannot answer while spawnSync
+    // holds this process.
+    const result = spawnSync(process.execPath, [BIN, 'bot', '--sim', 'fixtures/scenarios/demo.yaml'], { encoding: 'utf8', env, timeout: 20_000, killSignal: 'SIGKILL' });
+    expect(result.status, result.stderr).toBe(2);
+    expect(result.stderr).toContain('PATCHPILOT_CHANNELS binds channels to a cluster this bot does not serve: prod (it serves demo)');
+    expect(result.stdout).not.toContain('listening');
+    expect(result.stderr).not.toMatch(/^\s+at /m);
+  });
+
   it('refuses tokens and secrets holding a line break at start-up, exit 2, without printing them', () => {
     const env = {
       PATH: process.env.PATH,
