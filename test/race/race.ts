@@ -14,7 +14,7 @@ import { randomInt, seededRandom } from '../helpers/random.ts';
 import { until } from '../helpers/until.ts';
 
 const BIN = resolve(import.meta.dirname, '../../bin/patchpilot.js');
-const LABEL_KEY = 'patchpilot.io/os-patch';
+export const LABEL_KEY = 'patchpilot.io/os-patch';
 const CORDONED_BY = 'patchpilot.io/cordoned-by';
 const CORDON_GENERATION = 'patchpilot.io/cordon-generation';
 
@@ -80,7 +80,7 @@ function scenario(options: RaceOptions): string {
 }
 
 /** Nodes, patch Jobs and the Lease, as a watch delivers them; every invariant is checked on every event. */
-class ClusterWatch {
+export class ClusterWatch {
   readonly nodes = new Map<string, V1Node>();
   readonly patchJobs = new Map<string, Set<string>>();
   maxInFlight = 0;
