@@ -174,9 +174,26 @@ const packageName = z
     'not a package name or pattern (letters, digits, "+ . _ - :" and the globs "* ? [...]", starting with a letter, digit or glob, naming at least one letter or digit; at most 255 characters)',
   );
 
+/** Whether a hold entry is a pattern (kernel*, kernel-[0-9]*) rather than one package's name. */
+export function isHoldPattern(entry: string): boolean {
+  return /[*?[]/.test(entry);
+}
+
+/** Each pattern's regex, built once: the simulator asks for every installed package of every node it patches. */
+const holdRegexes = new Map<string, RegExp>();
+
 /** Whether a hold entry (a name or a pattern) matches an installed package's name, as fnmatch does for dpkg and rpm. */
 export function holdMatches(pattern: string, name: string): boolean {
-  if (!/[*?[]/.test(pattern)) return pattern === name;
+  if (!isHoldPattern(pattern)) return pattern === name;
+  let regex = holdRegexes.get(pattern);
+  if (regex === undefined) {
+    regex = holdRegex(pattern);
+    holdRegexes.set(pattern, regex);
+  }
+  return regex.test(name);
+}
+
+function holdRegex(pattern: string): RegExp {
   let source = '';
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i]!;
@@ -189,7 +206,7 @@ export function holdMatches(pattern: string, name: string): boolean {
       i = end;
     } else source += c.replace(/[.+]/g, '\\$&');
   }
-  return new RegExp(`^${source}$`).test(name);
+  return new RegExp(`^${source}$`);
 }
 
 export const planSchema = z

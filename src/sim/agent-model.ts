@@ -16,7 +16,7 @@
  *   when `needs-restarting -r` would say so (kernel, glibc, systemd, ...).
  */
 import type { AgentReport, ErrorCode, PackageChange } from '../engine/report.ts';
-import { holdMatches } from '../engine/plan.ts';
+import { holdMatches, isHoldPattern } from '../engine/plan.ts';
 import type { OsProfile } from './os.ts';
 import { versionsOf } from './os.ts';
 import type { Random } from './random.ts';
@@ -107,7 +107,7 @@ export function runAgent(input: AgentRunInput): AgentRun {
   const installed = input.installed;
   const holdList = legacy ? LEGACY_HOLDS : input.holdPackages;
   // As the agent does: a name is held when installed, a pattern (kernel*) holds every installed package it matches.
-  const held = [...new Set(holdList.flatMap((p) => (installed.has(p) ? [p] : /[*?[]/.test(p) ? [...installed.keys()].filter((name) => holdMatches(p, name)) : [])))];
+  const held = [...new Set(holdList.flatMap((p) => (installed.has(p) ? [p] : isHoldPattern(p) ? [...installed.keys()].filter((name) => holdMatches(p, name)) : [])))];
   // The seed's script greps "security" out of /etc/apt/sources.list; deb822 systems have none there, so it falls
   // back to every source. The modern agent reads deb822 and classic sources alike.
   const allSources = !input.securityOnly || (legacy && apt && os.deb822Sources);
