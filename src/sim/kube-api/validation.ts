@@ -178,18 +178,22 @@ export function configKeyErrors(key: string): string[] {
   return errors;
 }
 
-/** ValidateConfigMap's keys: each a config key, none in both data and binaryData. */
-export function dataKeyErrors(object: KubeObject, bags: readonly string[]): FieldError[] {
+/**
+ * ValidateConfigMap's keys, as upstream walks them: each key of data and of binaryData is a config key, and a data key
+ * also in binaryData is reported once, on the data side ("duplicate of key present in binaryData").
+ */
+export function configMapKeyErrors(object: KubeObject): FieldError[] {
+  const bag = (name: string) => (isPlainObject(object[name]) ? (object[name] as Record<string, unknown>) : {});
+  const data = bag('data');
+  const binaryData = bag('binaryData');
   const errors: FieldError[] = [];
-  const [first, second] = bags.map((bag) => (isPlainObject(object[bag]) ? (object[bag] as Record<string, unknown>) : {}));
-  bags.forEach((bag, i) => {
-    const keys = Object.keys(i === 0 ? first! : (second ?? {}));
-    const other = i === 0 ? second : first;
-    for (const key of keys) {
-      for (const message of configKeyErrors(key)) errors.push(invalidField(`${bag}[${key}]`, key, message));
-      if (other !== undefined && bags[1 - i] !== undefined && key in other) errors.push(invalidField(`${bag}[${key}]`, key, `duplicate of key present in ${bags[1 - i]}`));
-    }
-  });
+  for (const key of Object.keys(data)) {
+    for (const message of configKeyErrors(key)) errors.push(invalidField(`data[${key}]`, key, message));
+    if (key in binaryData) errors.push(invalidField(`data[${key}]`, key, 'duplicate of key present in binaryData'));
+  }
+  for (const key of Object.keys(binaryData)) {
+    for (const message of configKeyErrors(key)) errors.push(invalidField(`binaryData[${key}]`, key, message));
+  }
   return errors;
 }
 
@@ -204,7 +208,7 @@ export function kindErrors(type: ResourceType, object: KubeObject, old: KubeObje
     case 'nodes':
       return nodeErrors(object, old);
     case 'configmaps':
-      return dataKeyErrors(object, ['data', 'binaryData']);
+      return configMapKeyErrors(object);
     default:
       return [];
   }
