@@ -43,7 +43,7 @@ describe('a body of another kind or version than the URL is refused, as the deco
     const path = '/api/v1/namespaces/default/configmaps';
     const secret = await send(server.url, 'POST', path, JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'as-secret' }, data: { k: 'dg==' } }));
     expect(secret.status).toBe(400);
-    expect(JSON.parse(secret.body)).toEqual(status('Secret in version "v1" cannot be handled as a ConfigMap: the kind in the data (Secret) does not match the expected kind (ConfigMap)'));
+    expect(JSON.parse(secret.body)).toEqual(status('Secret in version "v1" cannot be handled as a ConfigMap: converting (v1.Secret) to (core.ConfigMap): unknown conversion'));
     const version = await send(server.url, 'POST', path, JSON.stringify({ apiVersion: 'apps/v1', kind: 'ConfigMap', metadata: { name: 'as-apps' } }));
     expect(version.status).toBe(400);
     expect(JSON.parse(version.body)).toEqual(status('the API version in the data (apps/v1) does not match the expected API version (v1)'));

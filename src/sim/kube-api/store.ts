@@ -828,7 +828,8 @@ function specChanged(old: KubeObject, next: KubeObject): boolean {
 /**
  * The decoder's check of a created or replaced object's own apiVersion and kind: either may be left out (the URL's
  * are taken), but a body of another kind or version is not stored as the URL's kind. Upstream answers 400 (a Secret
- * posted to configmaps does not decode as a ConfigMap; a version the resource is not served in is "the API version in
+ * posted to configmaps fails its conversion to a ConfigMap: "converting (v1.Secret) to (core.ConfigMap): unknown
+ * conversion", as etcd list decoding says it for a foreign key; a version the resource is not served in is "the API version in
  * the data (…) does not match the expected API version (…)").
  */
 function checkTypeMeta(type: ResourceType, input: KubeObject): void {
@@ -837,7 +838,10 @@ function checkTypeMeta(type: ResourceType, input: KubeObject): void {
   const { apiVersion, kind } = input as { apiVersion?: unknown; kind?: unknown };
   if (typeof kind === 'string' && kind !== '' && kind !== type.kind) {
     const version = typeof apiVersion === 'string' && apiVersion !== '' ? (apiVersion.split('/').at(-1) ?? apiVersion) : type.version;
-    throw badRequest(`${kind} in version ${JSON.stringify(version)} cannot be handled as a ${type.kind}: the kind in the data (${kind}) does not match the expected kind (${type.kind})`);
+    // The decoder makes a `kind` object and fails to convert it into the URL's internal type (Go package names: the
+    // version's, and the group's first label, "core" for the core group).
+    const internal = `${type.group === '' ? 'core' : type.group.split('.')[0]}.${type.kind}`;
+    throw badRequest(`${kind} in version ${JSON.stringify(version)} cannot be handled as a ${type.kind}: converting (${version}.${kind}) to (${internal}): unknown conversion`);
   }
   if (typeof apiVersion === 'string' && apiVersion !== '' && apiVersion !== expected) {
     throw badRequest(`the API version in the data (${apiVersion}) does not match the expected API version (${expected})`);
