@@ -10,34 +10,30 @@
 import { assign, emit, fromCallback, sendTo, setup } from 'xstate';
 import {
   timeOf,
-  unprovidedEffect as effect,
-  type CordonOutput,
-  type DrainInput,
   type DrainOutput,
   type EffectKey,
   type MarkInput,
-  type MarkOutput,
   type NodeState,
-  type PatchJobInput,
   type PatchOutput,
   type PreflightOutput,
-  type RebootInput,
-  type RebootOutput,
-  type RejoinInput,
   type RejoinOutput,
-  type ScanInput,
   type ScanOutput,
-  type SoakInput,
-  type SoakOutput,
   type StepResult,
   type TimerInput,
-  type UncordonOutput,
 } from './effects.ts';
 import { markMetadata } from './metadata.ts';
 import type { Plan } from './plan.ts';
 import type { AgentReport, ErrorCode } from './report.ts';
 import { DISABLED } from './selection.ts';
 import { createDeadlineActor, type ArmEvent } from './timers.ts';
+import {
+  createEffectRunner,
+  EFFECTS_ACTOR_ID,
+  type AbortEffectEvent,
+  type EffectDoneEvent,
+  type NodeEffect,
+  type RunEffectEvent,
+} from './effect-runner.ts';
 
 export const NODE_STEPS = ['preflight', 'scan', 'cordon', 'drain', 'patch', 'reboot', 'rejoin', 'uncordon', 'soak', 'mark', 'recover'] as const;
 export type NodeStep = (typeof NODE_STEPS)[number];
@@ -208,6 +204,7 @@ export interface NodeContext {
 }
 
 export type NodeEvent =
+  | EffectDoneEvent
   | { type: 'STEP_TIMEOUT'; at: number }
   | { type: 'RETRY'; at: number }
   | { type: 'CANCEL'; at: number; by: string };
@@ -216,6 +213,11 @@ function outputOf(event: unknown): StepResult<unknown> | undefined {
   return (event as { output?: StepResult<unknown> }).output;
 }
 
+/** What an inspectNode (or awaitRejoin) result carries: the node as just read. */
+const readingOf = (event: EffectDoneEvent) => event.output as PreflightOutput;
+/** What a scanNode or runPatchJob result carries: the agent's report. */
+const reportOf = (event: EffectDoneEvent) => event.output as PatchOutput;
+
 function valueOf<T>(output: StepResult<T>): T {
   if (!output.ok) throw new Error(`engine bug: read the value of a failed step (${output.error.code})`);
   return output.value;
@@ -223,6 +225,11 @@ function valueOf<T>(output: StepResult<T>): T {
 
 /** Placeholder so the machine can be analysed alone (xstate/graph); the runner provides a clock-backed timer. */
 export const idleTimer = fromCallback<{ type: string }, TimerInput>(() => () => {});
+
+/** The node's effects, until the edge provides them (runtime.ts): each fails the node machine, naming itself. */
+const unprovidedEffects = createEffectRunner(async (name) => {
+  throw new Error(`effect "${name}" was not provided: use machine.provide({ actors: { effects } }) at the edge`);
+});
 
 /** The same for the node's deadline: a clock that never fires. */
 const idleDeadline = createDeadlineActor({ now: () => 0, setTimeout: () => 0, clearTimeout: () => {} });
@@ -264,16 +271,7 @@ const nodeSetup = setup({
     emitted: {} as NodeEmitted,
   },
   actors: {
-    inspectNode: effect<EffectKey, PreflightOutput>('inspectNode'),
-    cordonNode: effect<EffectKey, CordonOutput>('cordonNode'),
-    drainNode: effect<DrainInput, DrainOutput>('drainNode'),
-    runPatchJob: effect<PatchJobInput, PatchOutput>('runPatchJob'),
-    rebootNode: effect<RebootInput, RebootOutput>('rebootNode'),
-    awaitRejoin: effect<RejoinInput, RejoinOutput>('awaitRejoin'),
-    uncordonNode: effect<EffectKey, UncordonOutput>('uncordonNode'),
-    markNode: effect<MarkInput, MarkOutput>('markNode'),
-    scanNode: effect<ScanInput, ScanOutput>('scanNode'),
-    soakNodes: effect<SoakInput, SoakOutput>('soakNodes'),
+    effects: unprovidedEffects,
     timer: idleTimer,
     deadline: idleDeadline,
   },
@@ -456,10 +454,26 @@ const RETRY_OR_FAIL = [
   { target: '#node.recovering', actions: 'failFromOutput' },
 ] as const;
 
+type EffectBranches = NonNullable<NodeStateConfig['on']>['effect.done'];
+
+/**
+ * A state that runs one effect through the node's effect runner (effect-runner.ts): RUN on entry, ABORT on exit, so
+ * only the state that asked for a result hears it, as with an invoke. `onDone` says where each result takes the node.
+ * `meta.effect` names the effect for whoever inspects the definition (the model tests).
+ */
+function runs(effect: NodeEffect, input: (args: { context: NodeContext }) => unknown, onDone: EffectBranches): NodeStateConfig {
+  return nodeSetup.createStateConfig({
+    meta: { effect },
+    entry: sendTo(EFFECTS_ACTOR_ID, ({ context }): RunEffectEvent => ({ type: 'RUN', effect, input: input({ context }) })),
+    exit: sendTo(EFFECTS_ACTOR_ID, { type: 'ABORT' } satisfies AbortEffectEvent),
+    on: { 'effect.done': onDone },
+  });
+}
+
 /**
  * One step of a node: its bookkeeping (beginStep/endStep), its durable deadline (the node's deadline actor, re-armed
  * at context.deadline), and a `backoff` substate that waits for context.retryAt before `running` is tried again.
- * `running` invokes the step's effect; its onDone branches say where a result takes the node, and RETRY_OR_FAIL is
+ * `running` runs the step's effect; its `effect.done` branches say where a result takes the node, and RETRY_OR_FAIL is
  * appended for the results none of them takes.
  */
 /** A recovery substate's wait before `target` is tried again (the recovery deadline still applies). */
@@ -471,8 +485,8 @@ function retryLater(target: 'inspecting' | 'uncordoning' | 'reporting'): NodeSta
 }
 
 function step(name: Exclude<NodeStep, 'recover'>, cancel: CancelPolicy, running: NodeStateConfig, phase: NodePhase = name): NodeStateConfig {
-  const invoke = running.invoke as { onDone: readonly unknown[] };
-  const runningWithRetries = { ...running, invoke: { ...invoke, onDone: [...invoke.onDone, ...RETRY_OR_FAIL] } } as unknown as NodeStateConfig;
+  const on = running.on as Record<'effect.done', readonly unknown[]>;
+  const runningWithRetries = { ...running, on: { ...on, 'effect.done': [...on['effect.done'], ...RETRY_OR_FAIL] } } as unknown as NodeStateConfig;
   return nodeSetup.createStateConfig({
     tags: [phase],
     entry: [{ type: 'beginStep', params: { step: name } }, 'armDeadline', { type: 'reportPhase', params: { phase } }],
@@ -511,7 +525,11 @@ export const nodeMachine = nodeSetup.createMachine({
     finishedAt: input.startedAt,
   }),
   // One deadline for the node's whole life, moved by each step's entry (armDeadline) to that step's deadline.
-  invoke: { id: DEADLINE_ACTOR_ID, src: 'deadline', input: () => ({ event: 'STEP_TIMEOUT' as const }) },
+  // One effect runner for its whole life, told by each effect state what to run.
+  invoke: [
+    { id: DEADLINE_ACTOR_ID, src: 'deadline', input: () => ({ event: 'STEP_TIMEOUT' as const }) },
+    { id: EFFECTS_ACTOR_ID, src: 'effects' },
+  ],
   initial: 'preflight',
   output: ({ context }) => ({
     node: context.input.node,
@@ -527,174 +545,132 @@ export const nodeMachine = nodeSetup.createMachine({
     finishedAt: context.finishedAt,
   }),
   states: {
-    preflight: step('preflight', 'abort', {
-      invoke: {
-        src: 'inspectNode',
-        input: ({ context }) => key(context),
-        onDone: [
-          { guard: 'nodeGone', target: '#node.skipped', actions: assign({ note: 'the node no longer exists' }) },
-          { guard: 'optedOut', target: '#node.skipped', actions: assign({ note: 'its task label is "disabled": excluded by an operator' }) },
-          {
-            // Patched under this hash by a holder that lost the cluster before it could lift its cordon, which
-            // preflight has just adopted: the cordon is lifted, the node counted as skipped (its patch was not ours).
-            guard: 'patchedUnderOurCordon',
-            target: '#node.release',
-            actions: assign({
-              cordonedByUs: true,
-              note: 'already carried the current hash, still cordoned by a holder that lost the cluster: its cordon was lifted',
-            }),
-          },
-          {
-            guard: 'alreadyPatched',
-            target: '#node.skipped',
-            actions: assign({ note: 'already carries the current hash (patched by an earlier attempt)' }),
-          },
-          {
-            guard: 'notReady',
-            target: '#node.recovering',
-            actions: [
-              assign({
-                before: ({ event }) => bootOf(valueOf(event.output)),
-                cordonedByUs: ({ context, event }) => ownsCordon(context, event.output),
-              }),
-              { type: 'failWith', params: { code: 'NODE_NOT_READY', message: 'node is not Ready; patching it could make things worse' } },
-            ],
-          },
-          {
-            guard: 'cordonedByOthers',
-            target: '#node.afterPreflight',
-            actions: assign({
-              before: ({ event }) => bootOf(valueOf(event.output)),
-              cordonedByOthers: true,
-              note: 'was already cordoned by someone else: patched, and their cordon left in place',
-            }),
-          },
-          {
-            guard: 'stepOk',
-            target: '#node.afterPreflight',
-            actions: assign({
-              before: ({ event }) => bootOf(valueOf(event.output)),
-              // A cordon carrying our run id survives a crash between cordon and persist: it is still ours.
-              cordonedByUs: ({ context, event }) => {
-                const s = valueOf(event.output);
-                return s.unschedulable && s.cordonedBy === context.input.runId;
-              },
-            }),
-          },
+    preflight: step('preflight', 'abort', runs('inspectNode', ({ context }) => key(context), [
+      { guard: 'nodeGone', target: '#node.skipped', actions: assign({ note: 'the node no longer exists' }) },
+      { guard: 'optedOut', target: '#node.skipped', actions: assign({ note: 'its task label is "disabled": excluded by an operator' }) },
+      {
+        // Patched under this hash by a holder that lost the cluster before it could lift its cordon, which
+        // preflight has just adopted: the cordon is lifted, the node counted as skipped (its patch was not ours).
+        guard: 'patchedUnderOurCordon',
+        target: '#node.release',
+        actions: assign({
+          cordonedByUs: true,
+          note: 'already carried the current hash, still cordoned by a holder that lost the cluster: its cordon was lifted',
+        }),
+      },
+      {
+        guard: 'alreadyPatched',
+        target: '#node.skipped',
+        actions: assign({ note: 'already carries the current hash (patched by an earlier attempt)' }),
+      },
+      {
+        guard: 'notReady',
+        target: '#node.recovering',
+        actions: [
+          assign({
+            before: ({ event }) => bootOf(valueOf(readingOf(event))),
+            cordonedByUs: ({ context, event }) => ownsCordon(context, readingOf(event)),
+          }),
+          { type: 'failWith', params: { code: 'NODE_NOT_READY', message: 'node is not Ready; patching it could make things worse' } },
         ],
       },
-    }),
+      {
+        guard: 'cordonedByOthers',
+        target: '#node.afterPreflight',
+        actions: assign({
+          before: ({ event }) => bootOf(valueOf(readingOf(event))),
+          cordonedByOthers: true,
+          note: 'was already cordoned by someone else: patched, and their cordon left in place',
+        }),
+      },
+      {
+        guard: 'stepOk',
+        target: '#node.afterPreflight',
+        actions: assign({
+          before: ({ event }) => bootOf(valueOf(readingOf(event))),
+          // A cordon carrying our run id survives a crash between cordon and persist: it is still ours.
+          cordonedByUs: ({ context, event }) => {
+            const s = valueOf(readingOf(event));
+            return s.unschedulable && s.cordonedBy === context.input.runId;
+          },
+        }),
+      },
+    ])),
     /** Scan first (before anything is cordoned), unless the plan says not to. */
     afterPreflight: {
       always: [{ guard: 'scanFirst', target: 'scan' }, { target: 'maintenance' }],
     },
-    scan: step('scan', 'abort', {
-      invoke: {
-        src: 'scanNode',
-        input: ({ context }) => ({
-          ...key(context),
-          hash: context.input.hash,
-          mode: context.input.policy.mode,
-          securityOnly: context.input.policy.securityOnly,
-          holdPackages: context.input.policy.holdPackages,
-          lockTimeoutSeconds: context.input.policy.lockTimeoutSeconds,
-        }),
-        onDone: [
-          { guard: 'agentFailed', target: '#node.recovering', actions: 'failFromReport' },
-          // Nothing applies: marked no-updates, never cordoned nor drained. The scan's report is the node's report.
-          // (Through afterPatch: a run resumed after a crash may find its own cordon there, which it lifts.)
-          { guard: 'nothingToApply', target: '#node.afterPatch', actions: assign({ report: ({ event }) => valueOf(event.output) }) },
-          { guard: 'stepOk', target: '#node.maintenance' },
-        ],
-      },
-    }),
+    scan: step('scan', 'abort', runs('scanNode', ({ context }) => ({
+      ...key(context),
+      hash: context.input.hash,
+      mode: context.input.policy.mode,
+      securityOnly: context.input.policy.securityOnly,
+      holdPackages: context.input.policy.holdPackages,
+      lockTimeoutSeconds: context.input.policy.lockTimeoutSeconds,
+    }), [
+      { guard: 'agentFailed', target: '#node.recovering', actions: 'failFromReport' },
+      // Nothing applies: marked no-updates, never cordoned nor drained. The scan's report is the node's report.
+      // (Through afterPatch: a run resumed after a crash may find its own cordon there, which it lifts.)
+      { guard: 'nothingToApply', target: '#node.afterPatch', actions: assign({ report: ({ event }) => valueOf(reportOf(event)) }) },
+      { guard: 'stepOk', target: '#node.maintenance' },
+    ])),
     /** Into maintenance: our cordon, or someone else's left in place. */
     maintenance: {
       always: [{ guard: 'weDidNotCordon', target: 'cordon' }, { target: 'drain' }],
     },
-    cordon: step('cordon', 'abort', {
-      invoke: {
-        src: 'cordonNode',
-        input: ({ context }) => key(context),
-        onDone: [
-          { guard: 'stepOk', target: '#node.drain', actions: assign({ cordonedByUs: true }) },
-        ],
+    cordon: step('cordon', 'abort', runs('cordonNode', ({ context }) => key(context), [
+      { guard: 'stepOk', target: '#node.drain', actions: assign({ cordonedByUs: true }) },
+    ])),
+    drain: step('drain', 'abort', runs('drainNode', ({ context }) => ({
+      ...key(context),
+      gracePeriodSeconds: context.input.policy.gracePeriodSeconds,
+      podSelector: context.input.policy.podSelector,
+      force: context.input.policy.drainForce ?? false,
+      deleteEmptyDirData: context.input.policy.deleteEmptyDirData ?? false,
+      giveUpAt: Math.max(context.stepStartedAt, context.deadline - DRAIN_REPORT_MARGIN_MS),
+    }), [
+      { guard: 'drainBlocked', target: '#node.recovering', actions: 'failDrainBlocked' },
+      { guard: 'stepOk', target: '#node.patch' },
+    ])),
+    patch: step('patch', 'finish', runs('runPatchJob', ({ context }) => ({
+      ...key(context),
+      hash: context.input.hash,
+      mode: context.input.policy.mode,
+      agent: context.input.policy.agent,
+      securityOnly: context.input.policy.securityOnly,
+      holdPackages: context.input.policy.holdPackages,
+      lockTimeoutSeconds: context.input.policy.lockTimeoutSeconds,
+      rebootIfRequired: context.input.policy.rebootIfRequired,
+    }), [
+      { guard: 'agentFailed', target: '#node.recovering', actions: 'failFromReport' },
+      {
+        guard: 'mustReboot',
+        target: '#node.reboot',
+        actions: assign({ report: ({ event }) => valueOf(reportOf(event)) }),
       },
-    }),
-    drain: step('drain', 'abort', {
-      invoke: {
-        src: 'drainNode',
-        input: ({ context }) => ({
-          ...key(context),
-          gracePeriodSeconds: context.input.policy.gracePeriodSeconds,
-          podSelector: context.input.policy.podSelector,
-          force: context.input.policy.drainForce ?? false,
-          deleteEmptyDirData: context.input.policy.deleteEmptyDirData ?? false,
-          giveUpAt: Math.max(context.stepStartedAt, context.deadline - DRAIN_REPORT_MARGIN_MS),
-        }),
-        onDone: [
-          { guard: 'drainBlocked', target: '#node.recovering', actions: 'failDrainBlocked' },
-          { guard: 'stepOk', target: '#node.patch' },
-        ],
+      {
+        guard: 'stepOk',
+        target: '#node.afterPatch',
+        actions: assign({ report: ({ event }) => valueOf(reportOf(event)) }),
       },
-    }),
-    patch: step('patch', 'finish', {
-      invoke: {
-        src: 'runPatchJob',
-        input: ({ context }) => ({
-          ...key(context),
-          hash: context.input.hash,
-          mode: context.input.policy.mode,
-          agent: context.input.policy.agent,
-          securityOnly: context.input.policy.securityOnly,
-          holdPackages: context.input.policy.holdPackages,
-          lockTimeoutSeconds: context.input.policy.lockTimeoutSeconds,
-          rebootIfRequired: context.input.policy.rebootIfRequired,
-        }),
-        onDone: [
-          { guard: 'agentFailed', target: '#node.recovering', actions: 'failFromReport' },
-          {
-            guard: 'mustReboot',
-            target: '#node.reboot',
-            actions: assign({ report: ({ event }) => valueOf(event.output) }),
+    ])),
+    reboot: step('reboot', 'finish', runs('rebootNode', ({ context }) => ({ ...key(context), bootIdBefore: context.before?.bootId ?? '' }), [
+      { guard: 'stepOk', target: '#node.rejoin', actions: assign({ rebooted: true }) },
+    ])),
+    rejoin: step('rejoin', 'finish', runs('awaitRejoin', ({ context }) => ({ ...key(context), bootIdBefore: context.before?.bootId ?? '' }), [
+      {
+        guard: 'kubeletChanged',
+        target: '#node.recovering',
+        actions: {
+          type: 'failWith',
+          params: {
+            code: 'KUBELET_CHANGED',
+            message: 'the kubelet version changed across the reboot: Kubernetes was upgraded by the OS patch',
           },
-          {
-            guard: 'stepOk',
-            target: '#node.afterPatch',
-            actions: assign({ report: ({ event }) => valueOf(event.output) }),
-          },
-        ],
+        },
       },
-    }),
-    reboot: step('reboot', 'finish', {
-      invoke: {
-        src: 'rebootNode',
-        input: ({ context }) => ({ ...key(context), bootIdBefore: context.before?.bootId ?? '' }),
-        onDone: [
-          { guard: 'stepOk', target: '#node.rejoin', actions: assign({ rebooted: true }) },
-        ],
-      },
-    }),
-    rejoin: step('rejoin', 'finish', {
-      invoke: {
-        src: 'awaitRejoin',
-        input: ({ context }) => ({ ...key(context), bootIdBefore: context.before?.bootId ?? '' }),
-        onDone: [
-          {
-            guard: 'kubeletChanged',
-            target: '#node.recovering',
-            actions: {
-              type: 'failWith',
-              params: {
-                code: 'KUBELET_CHANGED',
-                message: 'the kubelet version changed across the reboot: Kubernetes was upgraded by the OS patch',
-              },
-            },
-          },
-          { guard: 'stepOk', target: '#node.afterPatch' },
-        ],
-      },
-    }),
+      { guard: 'stepOk', target: '#node.afterPatch' },
+    ])),
     /** Only a cordon we made is ours to lift. */
     afterPatch: {
       always: [{ guard: 'weCordoned', target: 'uncordon' }, { target: 'afterUncordon' }],
@@ -702,55 +678,31 @@ export const nodeMachine = nodeSetup.createMachine({
     afterUncordon: {
       always: [{ guard: 'wantsSoak', target: 'soak' }, { target: 'mark' }],
     },
-    uncordon: step('uncordon', 'ignore', {
-      invoke: {
-        src: 'uncordonNode',
-        input: ({ context }) => key(context),
-        onDone: [
-          { guard: 'stepOk', target: '#node.afterUncordon', actions: assign({ cordonedByUs: false }) },
-        ],
-      },
-    }),
+    uncordon: step('uncordon', 'ignore', runs('uncordonNode', ({ context }) => key(context), [
+      { guard: 'stepOk', target: '#node.afterUncordon', actions: assign({ cordonedByUs: false }) },
+    ])),
     /** A node someone else finished, whose leftover cordon preflight adopted: lifted, then the node is skipped. */
     release: step(
       'uncordon',
       'ignore',
-      {
-        invoke: {
-          src: 'uncordonNode',
-          input: ({ context }) => key(context),
-          onDone: [{ guard: 'stepOk', target: '#node.skipped', actions: assign({ cordonedByUs: false }) }],
-        },
-      },
+      runs('uncordonNode', ({ context }) => key(context), [{ guard: 'stepOk', target: '#node.skipped', actions: assign({ cordonedByUs: false }) }]),
       'release',
     ),
     /** The node must stay Ready, and its pods come back Ready, for soakSeconds after it is handed back. */
-    soak: step('soak', 'ignore', {
-      invoke: {
-        src: 'soakNodes',
-        input: ({ context }) => ({ runId: context.input.runId, nodes: [context.input.node], until: context.stepStartedAt + context.input.policy.soakMs }),
-        onDone: [
-          { guard: 'stepOk', target: '#node.mark' },
-          { guard: 'soakFailed', target: '#node.recovering', actions: 'failFromOutput' },
-        ],
+    soak: step('soak', 'ignore', runs('soakNodes', ({ context }) => ({ runId: context.input.runId, nodes: [context.input.node], until: context.stepStartedAt + context.input.policy.soakMs }), [
+      { guard: 'stepOk', target: '#node.mark' },
+      { guard: 'soakFailed', target: '#node.recovering', actions: 'failFromOutput' },
+    ])),
+    mark: step('mark', 'ignore', runs('markNode', ({ context }) => markInput(context, context.report?.result === 'no-updates' ? 'no-updates' : 'patched', null), [
+      {
+        guard: 'stepOk',
+        target: '#node.done',
+        actions: {
+          type: 'finish',
+          params: ({ context }) => ({ result: context.report?.result === 'no-updates' ? 'no-updates' : 'patched' }),
+        },
       },
-    }),
-    mark: step('mark', 'ignore', {
-      invoke: {
-        src: 'markNode',
-        input: ({ context }) => markInput(context, context.report?.result === 'no-updates' ? 'no-updates' : 'patched', null),
-        onDone: [
-          {
-            guard: 'stepOk',
-            target: '#node.done',
-            actions: {
-              type: 'finish',
-              params: ({ context }) => ({ result: context.report?.result === 'no-updates' ? 'no-updates' : 'patched' }),
-            },
-          },
-        ],
-      },
-    }),
+    ])),
     /**
      * The failure policy. Re-read the node (never trust what we saw before the failure), lift our own cordon only if
      * the node is healthy, then record the failure on the node so a human sees it with kubectl.
@@ -762,46 +714,31 @@ export const nodeMachine = nodeSetup.createMachine({
       on: { STEP_TIMEOUT: { target: 'failed', actions: { type: 'finish', params: { result: 'failed' } } } },
       initial: 'inspecting',
       states: {
-        inspecting: {
-          invoke: {
-            src: 'inspectNode',
-            input: ({ context }) => key(context),
-            onDone: [
-              // A transient API error must not decide the node's fate: look again until the recovery deadline.
-              { guard: 'transientFailure', target: 'inspectingLater', actions: 'scheduleRetry' },
-              {
-                guard: 'mayUncordon',
-                target: 'uncordoning',
-                actions: assign({ cordonedByUs: ({ context, event }) => ownsCordon(context, event.output) }),
-              },
-              { target: 'reporting', actions: assign({ cordonedByUs: ({ context, event }) => ownsCordon(context, event.output) }) },
-            ],
+        inspecting: runs('inspectNode', ({ context }) => key(context), [
+          // A transient API error must not decide the node's fate: look again until the recovery deadline.
+          { guard: 'transientFailure', target: 'inspectingLater', actions: 'scheduleRetry' },
+          {
+            guard: 'mayUncordon',
+            target: 'uncordoning',
+            actions: assign({ cordonedByUs: ({ context, event }) => ownsCordon(context, readingOf(event)) }),
           },
-        },
+          { target: 'reporting', actions: assign({ cordonedByUs: ({ context, event }) => ownsCordon(context, readingOf(event)) }) },
+        ]),
         inspectingLater: retryLater('inspecting'),
-        uncordoning: {
-          invoke: {
-            src: 'uncordonNode',
-            input: ({ context }) => key(context),
-            onDone: [
-              { guard: 'stepOk', target: 'reporting', actions: assign({ cordonedByUs: false }) },
-              { guard: 'transientFailure', target: 'uncordoningLater', actions: 'scheduleRetry' },
-              { target: 'reporting' },
-            ],
-          },
-        },
+        uncordoning: runs('uncordonNode', ({ context }) => key(context), [
+          { guard: 'stepOk', target: 'reporting', actions: assign({ cordonedByUs: false }) },
+          { guard: 'transientFailure', target: 'uncordoningLater', actions: 'scheduleRetry' },
+          { target: 'reporting' },
+        ]),
         uncordoningLater: retryLater('uncordoning'),
-        reporting: {
-          invoke: {
-            src: 'markNode',
-            input: ({ context }) =>
-              markInput(context, 'failed', context.failure ? `${context.failure.code}: ${context.failure.message}` : 'unknown failure'),
-            onDone: [
-              { guard: 'transientFailure', target: 'reportingLater', actions: 'scheduleRetry' },
-              { target: '#node.failed', actions: { type: 'finish', params: { result: 'failed' } } },
-            ],
-          },
-        },
+        reporting: runs(
+          'markNode',
+          ({ context }) => markInput(context, 'failed', context.failure ? `${context.failure.code}: ${context.failure.message}` : 'unknown failure'),
+          [
+            { guard: 'transientFailure', target: 'reportingLater', actions: 'scheduleRetry' },
+            { target: '#node.failed', actions: { type: 'finish', params: { result: 'failed' } } },
+          ],
+        ),
         reportingLater: retryLater('reporting'),
       },
     },

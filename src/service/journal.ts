@@ -15,6 +15,7 @@ import type { AnyActorRef } from 'xstate';
 import { childId, type FleetContext, type FleetOutput, type FleetTag } from '../engine/fleet.machine.ts';
 import { DEADLINE_ACTOR_ID, nodePolicy, type NodeContext, type NodeOutcome } from '../engine/node.machine.ts';
 import type { DeadlineSnapshot } from '../engine/timers.ts';
+import { EFFECTS_ACTOR_ID, NODE_EFFECTS, type EffectRequest, type EffectRunnerSnapshot } from '../engine/effect-runner.ts';
 import type { Plan } from '../engine/plan.ts';
 import type { AuditEntry, CommitBatch, NodeRunRecord, RunPatch, RunStatus } from '../store/types.ts';
 import type { Store } from '../store/store.ts';
@@ -25,8 +26,9 @@ export const FLEET_ACTOR_ID = 'fleet';
  * Bumped when the machines change shape incompatibly; a snapshot from another version is migrated when a migration
  * exists (NODE_MIGRATIONS), else refused, not misread.
  * 3: a node's step deadlines are one re-armed `deadline` actor, no longer a `timer` invoke per step.
+ * 4: a node's effects are run by one `effects` actor, no longer a promise actor invoked per step.
  */
-export const SNAPSHOT_FORMAT = 3;
+export const SNAPSHOT_FORMAT = 4;
 
 type StateValue = string | { [key: string]: StateValue };
 
@@ -316,8 +318,44 @@ function nodeFromFormat2(row: NodeSnapshotRow): NodeSnapshotRow {
   return { ...row, children };
 }
 
-/** How a node row saved under an older format becomes one of this format. */
-const NODE_MIGRATIONS: ReadonlyMap<number, (row: NodeSnapshotRow) => NodeSnapshotRow> = new Map([[2, nodeFromFormat2]]);
+/**
+ * Format 3 invoked each step's effect as a promise actor, whose persisted snapshot holds its input and, while it
+ * runs, status `active`. Format 4 has one `effects` child for the node's life: an effect in flight becomes that
+ * child's current request, which a restored runner runs again, as a restored promise actor did.
+ */
+function nodeFromFormat3(row: NodeSnapshotRow): NodeSnapshotRow {
+  const children: Record<string, PersistedChild> = {};
+  let current: EffectRequest | null = null;
+  for (const [id, child] of Object.entries(row.children ?? {})) {
+    const effect = NODE_EFFECTS.find((name) => name === child.src);
+    if (effect === undefined) {
+      children[id] = child;
+      continue;
+    }
+    const promise = child.snapshot as { status?: string; input?: unknown } | null;
+    if (promise?.status === 'active') current = { effect, input: promise.input };
+  }
+  const runner: EffectRunnerSnapshot = { status: 'active', output: undefined, error: undefined, current };
+  children[EFFECTS_ACTOR_ID] = { snapshot: runner, src: 'effects', syncSnapshot: false };
+  return { ...row, children };
+}
+
+/** How a node row saved under format N becomes one of format N + 1; applied in turn up to this format. */
+const NODE_MIGRATIONS: ReadonlyMap<number, (row: NodeSnapshotRow) => NodeSnapshotRow> = new Map([
+  [2, nodeFromFormat2],
+  [3, nodeFromFormat3],
+]);
+
+/** The migration from `format` to this format, or undefined when some step of it is missing. */
+function migrationFrom(format: number): ((row: NodeSnapshotRow) => NodeSnapshotRow) | undefined {
+  const steps: Array<(row: NodeSnapshotRow) => NodeSnapshotRow> = [];
+  for (let f = format; f < SNAPSHOT_FORMAT; f++) {
+    const step = NODE_MIGRATIONS.get(f);
+    if (step === undefined) return undefined;
+    steps.push(step);
+  }
+  return (row) => steps.reduce((migrated, step) => step(migrated), row);
+}
 
 export class SnapshotError extends Error {
   override readonly name = 'SnapshotError';
@@ -334,7 +372,7 @@ export function restoreRunSnapshot(input: {
   snapshots: Map<string, unknown>;
 }): PersistedFleet['snapshot'] {
   const { persisted, plan } = input;
-  const migrate = persisted.format === SNAPSHOT_FORMAT ? (node: NodeSnapshotRow) => node : NODE_MIGRATIONS.get(persisted.format);
+  const migrate = Number.isInteger(persisted.format) && persisted.format <= SNAPSHOT_FORMAT ? migrationFrom(persisted.format) : undefined;
   if (migrate === undefined || typeof persisted.snapshot !== 'object' || persisted.snapshot === null) {
     throw new SnapshotError(`snapshot format ${String(persisted.format)}, this version reads formats ${[...NODE_MIGRATIONS.keys(), SNAPSHOT_FORMAT].join(', ')}`);
   }

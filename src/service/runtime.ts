@@ -8,6 +8,7 @@ import { toStepError, type EngineEffects, type StepResult } from '../engine/effe
 import { fleetMachine } from '../engine/fleet.machine.ts';
 import { nodeMachine } from '../engine/node.machine.ts';
 import { createDeadlineActor, createTimerActor, createWindowWatcher } from '../engine/timers.ts';
+import { createEffectRunner, NODE_EFFECTS, type NodeEffect } from '../engine/effect-runner.ts';
 
 export interface RuntimeOptions {
   effects: EngineEffects;
@@ -27,13 +28,15 @@ type EffectName = keyof EngineEffects;
  */
 const READ_ONLY: ReadonlySet<EffectName> = new Set<EffectName>(['inspectNode', 'listNodes', 'awaitRejoin', 'soakNodes', 'observeCluster']);
 
-function effectActor<K extends EffectName>(name: K, options: RuntimeOptions) {
+/** One effect as the engine hears it: its result or its error, stamped with the clock, never a rejection. */
+function effectCall<K extends EffectName>(name: K, options: RuntimeOptions) {
   type Input = Parameters<EngineEffects[K]>[0];
   type Output = Awaited<ReturnType<EngineEffects[K]>>;
   const call = options.effects[name] as (input: Input, signal: AbortSignal) => Promise<Output>;
   const mutates = !READ_ONLY.has(name);
-  return fromPromise<StepResult<Output>, Input>(async ({ input, signal }) => {
-    // XState starts an invoked actor before observers see the transition; yielding once lets the journal see it.
+  return async (input: Input, signal: AbortSignal): Promise<StepResult<Output>> => {
+    // XState starts an actor (and delivers a RUN) before observers see the transition; yielding once lets the
+    // journal see it.
     await null;
     if (mutates) options.beforeEffect?.();
     try {
@@ -42,22 +45,23 @@ function effectActor<K extends EffectName>(name: K, options: RuntimeOptions) {
     } catch (err) {
       return { ok: false, error: toStepError(err), at: options.clock.now() };
     }
-  });
+  };
+}
+
+/** The fleet's effects, each an invoked promise actor. */
+function effectActor<K extends EffectName>(name: K, options: RuntimeOptions) {
+  const run = effectCall(name, options);
+  return fromPromise<StepResult<Awaited<ReturnType<EngineEffects[K]>>>, Parameters<EngineEffects[K]>[0]>(({ input, signal }) => run(input, signal));
 }
 
 export function provideNodeMachine(options: RuntimeOptions) {
+  const calls = Object.fromEntries(NODE_EFFECTS.map((name) => [name, effectCall(name, options)])) as Record<
+    NodeEffect,
+    (input: unknown, signal: AbortSignal) => Promise<StepResult<unknown>>
+  >;
   return nodeMachine.provide({
     actors: {
-      inspectNode: effectActor('inspectNode', options),
-      cordonNode: effectActor('cordonNode', options),
-      drainNode: effectActor('drainNode', options),
-      runPatchJob: effectActor('runPatchJob', options),
-      rebootNode: effectActor('rebootNode', options),
-      awaitRejoin: effectActor('awaitRejoin', options),
-      uncordonNode: effectActor('uncordonNode', options),
-      markNode: effectActor('markNode', options),
-      scanNode: effectActor('scanNode', options),
-      soakNodes: effectActor('soakNodes', options),
+      effects: createEffectRunner((effect, input, signal) => calls[effect](input, signal)),
       timer: createTimerActor(options.clock),
       deadline: createDeadlineActor(options.clock),
     },

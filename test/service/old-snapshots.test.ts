@@ -1,8 +1,8 @@
 /**
  * Runs saved by the code before the machines had state tags and emitted events (fixtures/snapshots/before-tags.json,
  * written by commit 3ddc9ed's orchestrator, detached mid-way) resume under this code: snapshot format 2, whose step
- * timers are migrated to format 3's one deadline per node, and what the machines now tell their observers works on a
- * restored run too.
+ * timers are migrated to format 3's one deadline per node and whose invoked effects to format 4's one effect runner,
+ * and what the machines now tell their observers works on a restored run too.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -59,6 +59,13 @@ describe('snapshots saved before state tags', () => {
     expect(deadlineOf('node-1')).toMatchObject({ status: 'active', event: 'STEP_TIMEOUT', at: 1795313530000 });
     expect(deadlineOf('node-2')).toMatchObject({ status: 'active', event: 'STEP_TIMEOUT', at: 1795314770000 });
     expect(clock.pending, 'the two restored deadlines are on the clock').toBeGreaterThanOrEqual(2);
+    // Format 3 invoked each step's effect; the effect in flight is now the request of the node's one effect runner.
+    const requestOf = (child: string) => {
+      const node = handle.actor.getSnapshot().children[child] as unknown as { getSnapshot(): { children: Record<string, { getSnapshot(): unknown }> } };
+      return (node.getSnapshot().children.effects?.getSnapshot() as { current?: { effect: string; input: { node: string } } } | undefined)?.current;
+    };
+    expect(requestOf('node-1')).toMatchObject({ effect: 'awaitRejoin', input: { node: 'kernel' } });
+    expect(requestOf('node-2')).toMatchObject({ effect: 'runPatchJob', input: { node: 'w-1' } });
     const output = await driveInVirtualTime(handle, clock);
 
     expect(output).toMatchObject({ outcome: 'succeeded', failedNodes: [], notStarted: [] });

@@ -12,28 +12,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { AnyMachineSnapshot } from 'xstate';
-import type {
-  CordonOutput,
-  DrainInput,
-  DrainOutput,
-  EffectKey,
-  MarkInput,
-  MarkOutput,
-  NodeState,
-  PatchJobInput,
-  PatchOutput,
-  PreflightOutput,
-  RebootInput,
-  RebootOutput,
-  RejoinInput,
-  RejoinOutput,
-  ScanInput,
-  ScanOutput,
-  SoakInput,
-  SoakOutput,
-  StepError,
-  UncordonOutput,
-} from '../../../src/engine/effects.ts';
+import type { MarkInput, NodeState, SoakInput, StepError } from '../../../src/engine/effects.ts';
 import { ANNOTATIONS } from '../../../src/engine/metadata.ts';
 import { nodeMachine, nodePolicy, type NodeContext, type NodeOutcome, type NodeRunInput, type NodeStep } from '../../../src/engine/node.machine.ts';
 import { parsePlan, type PlanInput } from '../../../src/engine/plan.ts';
@@ -48,7 +27,7 @@ import {
   ModelRun,
   type ModelSpec,
   settle,
-  TIMER_SOURCES,
+  effectOf,
   type World,
 } from './support.ts';
 
@@ -60,16 +39,7 @@ function buildNodeMachine(world: World) {
   const { effects, clock } = world;
   return nodeMachine.provide({
     actors: {
-      inspectNode: effects.actor<PreflightOutput, EffectKey>('inspectNode'),
-      cordonNode: effects.actor<CordonOutput, EffectKey>('cordonNode'),
-      drainNode: effects.actor<DrainOutput, DrainInput>('drainNode'),
-      runPatchJob: effects.actor<PatchOutput, PatchJobInput>('runPatchJob'),
-      rebootNode: effects.actor<RebootOutput, RebootInput>('rebootNode'),
-      awaitRejoin: effects.actor<RejoinOutput, RejoinInput>('awaitRejoin'),
-      uncordonNode: effects.actor<UncordonOutput, EffectKey>('uncordonNode'),
-      markNode: effects.actor<MarkOutput, MarkInput>('markNode'),
-      scanNode: effects.actor<ScanOutput, ScanInput>('scanNode'),
-      soakNodes: effects.actor<SoakOutput, SoakInput>('soakNodes'),
+      effects: effects.runner(),
       timer: createTimerActor(clock),
       deadline: createDeadlineActor(clock),
     },
@@ -219,7 +189,7 @@ function outputsFor(stateId: string, c: NodeContext): Choice[] {
 // The model: events, abstraction
 // ---------------------------------------------------------------------------------------------------------------------
 
-type NodeModelEvent = ModelEvent & { output?: Result & { at: number }; by?: string };
+type NodeModelEvent = ModelEvent & { output?: Result & { at: number }; by?: string; effect?: string };
 
 const ctxOf = (s: AnyMachineSnapshot) => s.context as NodeContext;
 const topState = (s: AnyMachineSnapshot) => (typeof s.value === 'string' ? s.value : Object.keys(s.value)[0]!);
@@ -232,11 +202,10 @@ function nodeEvents(s: AnyMachineSnapshot): NodeModelEvent[] {
   const now = inBackoff(s) ? c.stepStartedAt : c.retryAt;
   const events: NodeModelEvent[] = [];
   for (const node of s._nodes) {
-    for (const inv of node.invoke) {
-      if (TIMER_SOURCES.has(String(inv.src))) continue;
-      for (const [label, result] of outputsFor(node.id, c)) {
-        events.push({ type: `xstate.done.actor.${inv.id}`, output: { ...result, at: now }, label: `${String(inv.src)}: ${label}` });
-      }
+    const effect = effectOf(node);
+    if (effect === undefined) continue;
+    for (const [label, result] of outputsFor(node.id, c)) {
+      events.push({ type: 'effect.done', effect, output: { ...result, at: now }, label: `${effect}: ${label}` });
     }
   }
   // Only the earliest armed timer can fire next (ties: the one armed first, the outer state's).
@@ -483,10 +452,10 @@ describe('recovering decides cordon ownership from the node it re-reads', () => 
   }
   /** Completes the effect the active state invokes, with `over` applied to the node the effect observes. */
   async function observe(run: ModelRun<NodeModelEvent>, over: Partial<NodeState> | null) {
-    const [stateId] = run.world.effects.pendingIds();
-    expect(stateId, 'an effect is pending').toBeDefined();
+    const [id] = run.world.effects.pendingIds();
+    expect(id, 'an effect is pending').toBeDefined();
     const output = over === null ? ok(null) : ok(nodeState(ctxOf(run.snapshot), over));
-    await run.deliver({ type: `xstate.done.actor.${stateId!}`, output: { ...output, at: 0 } });
+    await run.deliver({ type: 'effect.done', effect: run.world.effects.pending(id!)!.src, output: { ...output, at: 0 } });
   }
   const ourCordon = { unschedulable: true, cordonedBy: RUN_ID };
 

@@ -47,6 +47,8 @@ import {
 import { getAdjacencyMap, getShortestPaths, type AdjacencyMap, type TraversalOptions } from 'xstate/graph';
 import { describe, expect, it } from 'vitest';
 import { VirtualClock, type TimerId } from '../../../src/engine/clock.ts';
+import { createEffectRunner, NODE_EFFECTS, type NodeEffect } from '../../../src/engine/effect-runner.ts';
+import type { StepResult } from '../../../src/engine/effects.ts';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // 1. Inventory
@@ -419,6 +421,23 @@ export class ScriptedEffects {
     );
   }
 
+  /**
+   * A node's effect runner (src/engine/effect-runner.ts) whose effects are pending promises like the others, keyed
+   * `effects:<effect>` (a node runs one effect at a time); the machine hears `effect.done` when the test resolves one.
+   */
+  runner() {
+    for (const name of NODE_EFFECTS) this.names.add(name);
+    return createEffectRunner(
+      (effect, input, signal) =>
+        new Promise<StepResult<unknown>>((resolve) => {
+          const id = runnerEffectId(effect);
+          this.calls.push({ src: effect, id, input });
+          this.#pending.set(id, { src: effect, input, resolve: resolve as (o: unknown) => void });
+          signal.addEventListener('abort', () => this.#pending.delete(id));
+        }),
+    );
+  }
+
   pending(id: string): PendingEffect | undefined {
     return this.#pending.get(id);
   }
@@ -449,6 +468,8 @@ export function newWorld(startAt: number): World {
 export const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const DONE_ACTOR = 'xstate.done.actor.';
+/** What a node's effect runner sends when an effect finishes (src/engine/effect-runner.ts). */
+const EFFECT_DONE = 'effect.done';
 
 /** Invokes of these sources are clock-backed timers (src/engine/timers.ts), not effects. */
 export const TIMER_SOURCES: ReadonlySet<string> = new Set(['timer', 'deadline']);
@@ -472,10 +493,22 @@ export function expectedTimers(snapshot: AnyMachineSnapshot): Array<{ at: number
   return out;
 }
 
-/** Ids of the scripted effects the active states invoke (each should be in flight while its state is active). */
+/** The pending id of an effect run by a node's effect runner. */
+export const runnerEffectId = (effect: string) => `effects:${effect}`;
+
+/** The effect a state runs through the effect runner, as its definition declares it (`meta.effect`). */
+export const effectOf = (node: AnyStateNode): NodeEffect | undefined => (node.meta as { effect?: NodeEffect } | undefined)?.effect;
+
+/**
+ * Ids of the scripted effects the active states invoke or run (each should be in flight while its state is active).
+ */
 export function expectedEffects(snapshot: AnyMachineSnapshot, effects: ScriptedEffects): string[] {
   if (snapshot.status !== 'active') return [];
-  return snapshot._nodes.flatMap((node) => node.invoke.filter((inv) => effects.names.has(String(inv.src))).map((inv) => inv.id));
+  return snapshot._nodes.flatMap((node) => {
+    const run = effectOf(node);
+    const invoked = node.invoke.filter((inv) => effects.names.has(String(inv.src))).map((inv) => inv.id);
+    return run === undefined ? invoked : [...invoked, runnerEffectId(run)];
+  });
 }
 
 /** One real actor executing one path. */
@@ -532,6 +565,9 @@ export class ModelRun<TEvent extends ModelEvent> {
       const id = event.type.slice(DONE_ACTOR.length);
       const output = (event as unknown as { output: Record<string, unknown> }).output;
       effects.resolve(id, { ...output, at: clock.now() });
+    } else if (event.type === EFFECT_DONE) {
+      const { effect, output } = event as unknown as { effect: string; output: Record<string, unknown> };
+      effects.resolve(runnerEffectId(effect), { ...output, at: clock.now() });
     } else if (this.spec.timerEvents.has(event.type)) {
       const due = clock.nextDueAt();
       expect(due, `no timer armed to produce ${event.type}`).toBeDefined();
