@@ -1,10 +1,10 @@
 /**
  * The node machine: one node, one run. preflight -> cordon -> drain -> patch -> [reboot -> rejoin] -> uncordon -> mark.
  *
- * Every step invokes a named effect and has a durable deadline: XState drops pending `after` timers when a snapshot
- * is restored, so deadlines live in context, and the node's one deadline actor (timers.ts) is re-armed from it by
- * each step and persists its armed time. Transient errors are retried
- * with exponential backoff inside the step's deadline. Any failure goes to `recovering`, which applies the failure
+ * Every step runs a named effect through the node's one effect runner (effect-runner.ts) and has a durable deadline:
+ * XState drops pending `after` timers when a snapshot is restored, so deadlines live in context, and the node's one
+ * deadline actor (timers.ts) is re-armed from it by each step and persists its armed time. Transient errors are
+ * retried with exponential backoff inside the step's deadline. Any failure goes to `recovering`, which applies the failure
  * policy: give the node back if it is healthy and we cordoned it, otherwise leave it cordoned and say so.
  */
 import { assign, emit, fromCallback, sendTo, setup } from 'xstate';

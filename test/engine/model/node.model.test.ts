@@ -2,7 +2,7 @@
  * Model-based tests of the node machine (see support.ts for how a path is planned and executed).
  *
  * The model: in every snapshot, the events that can happen are
- *   - the done event of the effect the active state invokes, once per output in `outputsFor` (one per guarded branch:
+ *   - the `effect.done` of the effect the active state runs, once per output in `outputsFor` (one per guarded branch:
  *     node gone, already patched, not ready, cordoned by someone else, agent failure, reboot required, kubelet changed,
  *     transient error while attempts remain, fatal error, ...);
  *   - the earliest armed timer (STEP_TIMEOUT at the step's deadline, RETRY at retryAt), read from the timer invokes;

@@ -3,7 +3,7 @@
  *
  * 1. INVENTORY. `inventory(machine)` walks the machine definition (`machine.root`) and lists every state node and every
  *    transition branch as a key `source --event#branch--> target`. Invoke `onDone` branches appear as transitions on
- *    `xstate.done.actor.<invoke id>`; eventless (`always`) branches use the event name `always`. Nothing is hand-written,
+ *    `xstate.done.actor.<invoke id>` (or `effect.done` for a node's effect runner); eventless (`always`) branches use the event name `always`. Nothing is hand-written,
  *    so a branch added to a machine shows up here, uncovered, until the model reaches it.
  *
  * 2. MODEL. A test file describes a machine with a `ModelSpec`: the inputs, an `events(snapshot)` generator returning the
@@ -19,13 +19,14 @@
  * 3. EXECUTION. `runPath` replays one path against a REAL running actor (`ModelRun`): the machine is provided with
  *    scripted effect actors (promises the test resolves with the output the path chose) and the real clock-backed
  *    `timer` actor from src/engine/timers.ts on a `VirtualClock`. For each step of the path:
- *      - an effect's done event  -> resolve that invoked effect's pending promise with the path's output;
+ *      - an effect's done event  -> resolve that effect's pending promise with the path's output (an invoked one, or
+ *                                   the one a node's effect runner started for the active state's `meta.effect`);
  *      - a timer event           -> advance the virtual clock to the next armed timer, and check that the event the
  *                                   actor received is the one the path expects, at the time the timer was armed for;
  *      - anything else (commands)-> `actor.send(event)`;
  *    then wait until promises settle, and assert: the actor's abstract state equals the path's expected state, the
  *    clock holds exactly the timers the active states' invokes ask for, the effects in flight are exactly those the
- *    active states invoke, no invariant was broken in any microstep, and whatever the machine's own `afterStep` checks.
+ *    active states invoke or run, no invariant was broken in any microstep, and whatever the machine's own `afterStep` checks.
  *
  * 4. COVERAGE. The actor is created with `inspect`; every `@xstate.microstep` reports the transition branches it took
  *    and the states it was in. That is what `Coverage` counts, so coverage means "taken by a running actor", not "planned".
