@@ -320,9 +320,13 @@ export function describeSchedule(schedule: Schedule): string {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** How far ahead an on-demand run may be requested: patches come monthly, and 9999-12-31 waits forever. */
+export const MAX_ON_DEMAND_AHEAD_MS = 366 * 24 * 3600 * 1000;
+
 /**
  * When an on-demand trigger may start, as Palette decides it: without a requested time, ten minutes from now. A
- * requested time in the past is refused, as Palette's API refuses it, rather than quietly run at once.
+ * requested time in the past is refused, as Palette's API refuses it, rather than quietly run at once; so is one more
+ * than a year away.
  */
 export function resolveOnDemandNotBefore(requested: string | undefined, now: number): number {
   if (requested === undefined) return now + ON_DEMAND_DELAY_MS;
@@ -331,6 +335,12 @@ export function resolveOnDemandNotBefore(requested: string | undefined, now: num
     throw new ScheduleError(
       `on-demand notBefore ${iso(at)} is in the past (now is ${iso(now)}); ` +
         'omit it, or pick a future time',
+    );
+  }
+  if (at - now > MAX_ON_DEMAND_AHEAD_MS) {
+    throw new ScheduleError(
+      `on-demand notBefore ${iso(at)} is more than a year away (now is ${iso(now)}); check the year: ` +
+        'a run that waits that long is a typo, not a plan',
     );
   }
   return at;

@@ -415,6 +415,15 @@ describe('resolveOnDemandNotBefore', () => {
     );
   });
 
+  it('refuses a time more than a year away (a typo in the year), and takes one just within it', () => {
+    expect(iso(resolveOnDemandNotBefore('2027-03-08T10:00:00Z', now))).toBe(instant('2027-03-08T10:00:00Z'));
+    for (const requested of ['2027-03-09T10:00:01Z', '9999-12-31T00:00:00Z']) {
+      const attempt = () => resolveOnDemandNotBefore(requested, now);
+      expect(attempt).toThrow(ScheduleError);
+      expect(attempt).toThrow(`on-demand notBefore ${new Date(requested).toISOString()} is more than a year away (now is 2026-03-08T10:00:00.000Z); check the year`);
+    }
+  });
+
   it.each([
     { name: 'words', requested: 'tomorrow' },
     { name: 'no offset', requested: '2026-03-08T12:00:00' },
