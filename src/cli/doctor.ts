@@ -10,7 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 import { parsePlan } from '../engine/plan.ts';
 import { PaletteError } from '../palette/index.ts';
 import { doctor, doctorHasProblems, formatDoctorReport } from '../service/doctor.ts';
-import { formatResetPlan, planReset, reset, ResetError } from '../service/reset.ts';
+import { formatResetPlan, planReset, reset, ResetError, ResetInterrupted } from '../service/reset.ts';
 import { unstick } from '../service/unstick.ts';
 import { loadPlanFile } from './plan-check.ts';
 import { explain } from './run.ts';
@@ -32,6 +32,8 @@ export interface OpsIo {
   out: Writable & { isTTY?: boolean };
   in?: Readable & { isTTY?: boolean };
   env?: NodeJS.ProcessEnv;
+  /** Where SIGINT and SIGTERM arrive (default: this process). */
+  signals?: NodeJS.EventEmitter;
 }
 
 class OpsError extends UserError {
@@ -147,11 +149,31 @@ export async function resetCommand(options: ResetCliOptions, io: OpsIo): Promise
     const done: string[] = [];
     const clear: string[] = [];
     let unaudited: string | null = null;
+    /** What a reset stopped part-way did, so that the user knows what a second reset will find. */
+    const sofar = (before: string) => {
+      const rest = plan.nodes.map((n) => n.name).filter((n) => !done.includes(n) && !clear.includes(n));
+      return (
+        `reset ${done.length} of ${plan.nodes.length} node(s) ${before}: ${done.join(', ') || '-'}${unaudited !== null ? ` (${unaudited} without its audit record)` : ''}` +
+        `${clear.length > 0 ? `; already clear: ${clear.join(', ')}` : ''}${rest.length > 0 ? `; not reset: ${rest.join(', ')}` : ''}`
+      );
+    };
+    // Ctrl-C (or SIGTERM) finishes the node in progress, its patch and its audit record, and stops before the next;
+    // a second one stops at once, as the user insists.
+    const interrupt = new AbortController();
+    const signals = io.signals ?? process;
+    const onSignal = () => {
+      if (interrupt.signal.aborted) process.exit(130);
+      interrupt.abort();
+      write('interrupted: finishing the node in progress (its audit record first); press Ctrl-C again to stop at once');
+    };
+    signals.on('SIGINT', onSignal);
+    signals.on('SIGTERM', onSignal);
     let result;
     try {
       result = await reset(target, plan, {
         by: options.by ?? whoAmI(),
         confirmed: true,
+        interrupt: interrupt.signal,
         onNode: (node, outcome) => {
           if (outcome === 'already clear') clear.push(node);
           else done.push(node);
@@ -159,17 +181,18 @@ export async function resetCommand(options: ResetCliOptions, io: OpsIo): Promise
         },
       });
     } catch (err) {
-      // Part-way (the API server failing at the third node): the nodes already reset stay reset, and audited; say
-      // which before the error, so that the user knows what a second reset will find. A node whose patch went through
-      // before the database failed is reset, without its audit record.
-      if (done.length > 0) {
-        const rest = plan.nodes.map((n) => n.name).filter((n) => !done.includes(n) && !clear.includes(n));
-        write(
-          `reset ${done.length} of ${plan.nodes.length} node(s) before the error: ${done.join(', ')}${unaudited !== null ? ` (${unaudited} without its audit record)` : ''}` +
-            `${clear.length > 0 ? `; already clear: ${clear.join(', ')}` : ''}${rest.length > 0 ? `; not reset: ${rest.join(', ')}` : ''}`,
-        );
+      if (err instanceof ResetInterrupted) {
+        write(sofar('before the interrupt'));
+        write('run the same reset again to finish it');
+        return 130;
       }
+      // Part-way (the API server failing at the third node): the nodes already reset stay reset, and audited. A
+      // node whose patch went through before the database failed is reset, without its audit record.
+      if (done.length > 0) write(sofar('before the error'));
       throw err;
+    } finally {
+      signals.removeListener('SIGINT', onSignal);
+      signals.removeListener('SIGTERM', onSignal);
     }
     write(`reset ${result.changed.length} node(s): ${result.changed.join(', ') || '-'}${result.unchanged.length > 0 ? `; already clear: ${result.unchanged.join(', ')}` : ''}`);
     write('they are selected again by the next run');

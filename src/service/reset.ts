@@ -14,6 +14,11 @@ import type { ClusterTarget } from './targets.ts';
 /** The annotations a reset removes: every patchpilot annotation but the cordon's proof of ownership. */
 export const RESET_ANNOTATIONS: readonly string[] = Object.values(ANNOTATIONS).filter((a) => a !== ANNOTATIONS.cordonedBy);
 
+/** A reset stopped by its operator between two nodes (ResetOptions.interrupt). */
+export class ResetInterrupted extends Error {
+  override readonly name = 'ResetInterrupted';
+}
+
 export class ResetError extends Error {
   override readonly name = 'ResetError';
   readonly hint: string;
@@ -90,6 +95,11 @@ export interface ResetOptions {
   confirmed: true;
   signal?: AbortSignal;
   /**
+   * An operator's stop (Ctrl-C), looked at before each node: the node in progress is finished first, its patch and
+   * its audit record, so that no node is reset without a record; then the reset ends with ResetInterrupted.
+   */
+  interrupt?: AbortSignal;
+  /**
    * Told of each node as it is done (reset and audited, or found already clear), so that a caller can say which nodes
    * were reset when a later one fails (the API server going away part-way). 'reset, not audited': its patch went
    * through and then its audit record could not be written (the error that follows says why).
@@ -129,6 +139,7 @@ export async function reset(target: ClusterTarget, plan: ResetPlan, options: Res
   const changed: string[] = [];
   const unchanged: string[] = [];
   for (const node of plan.nodes) {
+    if (options.interrupt?.aborted === true) throw new ResetInterrupted(`the reset was interrupted before ${node.name}`);
     const labels: Record<string, null> = node.label !== null ? { [plan.labelKey]: null } : {};
     const annotations = Object.fromEntries(node.annotations.map((a) => [a, null]));
     const before = current.get(node.name)!;

@@ -4,6 +4,7 @@
  * doctor 0 (nothing found) / 1 (problems) / 2 (bad input); reset without --yes prints and exits 1.
  */
 import { execFile } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -178,6 +179,32 @@ describe('patchpilot reset', () => {
     } finally {
       store.close();
     }
+  });
+  it('--yes interrupted by Ctrl-C: the node in progress is finished and audited, the rest left alone, and the partial line says which (exit 130)', { timeout: 60_000 }, async () => {
+    const { b, config, dir } = await serve('apt-lock-timeout.yaml');
+    const db = join(dir, 'runs.db');
+    openStore(db).close();
+    // Ctrl-C arrives while worker-1's patch is on its way to the API server.
+    const signals = new EventEmitter();
+    b.kube.hooks.onRequest((request) => {
+      if (request.resource === 'nodes' && request.name === 'worker-1' && request.verb === 'patch') signals.emit('SIGINT');
+    });
+    let out = '';
+    const io = { out: Object.assign(new PassThrough(), { write: (chunk: string) => ((out += chunk), true) }), signals } as unknown as OpsIo;
+    const code = await resetCommand({ kubeconfig: config, cluster: 'apt-lock-timeout', nodes: 'worker-1,worker-3', yes: true, db, by: 'dave' }, io);
+    expect(code).toBe(130);
+    expect(out).toContain('interrupted: finishing the node in progress (its audit record first)');
+    expect(out).toMatch(/\nreset 1 of 2 node\(s\) before the interrupt: worker-1; not reset: worker-3\nrun the same reset again to finish it\n$/);
+    const labels = (name: string) => b.kube.list('nodes').items.find((n) => n.metadata.name === name)!.metadata.labels ?? {};
+    expect(labels('worker-1')['patchpilot.io/os-patch'], 'worker-1, in progress at the interrupt, was reset').toBeUndefined();
+    expect(labels('worker-3')['patchpilot.io/os-patch'], 'worker-3 was left as it was').toBeDefined();
+    const store = openStore(db);
+    try {
+      expect(store.auditRows().filter((r) => r.action === 'node.reset').map((r) => r.node)).toEqual(['worker-1']);
+    } finally {
+      store.close();
+    }
+    expect(signals.listenerCount('SIGINT'), 'the handler is removed once the reset ends').toBe(0);
   });
   it('--yes interrupted by the database after a node\'s patch: that node is listed as reset without its audit record, not as "not reset"', { timeout: 60_000 }, async () => {
     const { b, config, dir } = await serve('apt-lock-timeout.yaml');
