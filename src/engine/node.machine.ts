@@ -470,12 +470,6 @@ function runs(effect: NodeEffect, input: (args: { context: NodeContext }) => unk
   });
 }
 
-/**
- * One step of a node: its bookkeeping (beginStep/endStep), its durable deadline (the node's deadline actor, re-armed
- * at context.deadline), and a `backoff` substate that waits for context.retryAt before `running` is tried again.
- * `running` runs the step's effect; its `effect.done` branches say where a result takes the node, and RETRY_OR_FAIL is
- * appended for the results none of them takes.
- */
 /** A recovery substate's wait before `target` is tried again (the recovery deadline still applies). */
 function retryLater(target: 'inspecting' | 'uncordoning' | 'reporting'): NodeStateConfig {
   return nodeSetup.createStateConfig({
@@ -484,6 +478,12 @@ function retryLater(target: 'inspecting' | 'uncordoning' | 'reporting'): NodeSta
   });
 }
 
+/**
+ * One step of a node: its bookkeeping (beginStep/endStep), its durable deadline (the node's deadline actor, re-armed
+ * at context.deadline), and a `backoff` substate that waits for context.retryAt before `running` is tried again.
+ * `running` runs the step's effect; its `effect.done` branches say where a result takes the node, and RETRY_OR_FAIL is
+ * appended for the results none of them takes.
+ */
 function step(name: Exclude<NodeStep, 'recover'>, cancel: CancelPolicy, running: NodeStateConfig, phase: NodePhase = name): NodeStateConfig {
   const on = running.on as Record<'effect.done', readonly unknown[]>;
   const runningWithRetries = { ...running, on: { ...on, 'effect.done': [...on['effect.done'], ...RETRY_OR_FAIL] } } as unknown as NodeStateConfig;
