@@ -13,7 +13,7 @@
  */
 import type { AnyActorRef } from 'xstate';
 import { childId, type FleetContext, type FleetOutput, type FleetTag } from '../engine/fleet.machine.ts';
-import { DEADLINE_ACTOR_ID, nodePolicy, type NodeContext, type NodeOutcome } from '../engine/node.machine.ts';
+import { DEADLINE_ACTOR_ID, nodeMachine, nodePolicy, type NodeContext, type NodeOutcome } from '../engine/node.machine.ts';
 import type { DeadlineSnapshot } from '../engine/timers.ts';
 import { EFFECTS_ACTOR_ID, NODE_EFFECTS, type EffectRequest, type EffectRunnerSnapshot } from '../engine/effect-runner.ts';
 import type { Plan } from '../engine/plan.ts';
@@ -80,6 +80,8 @@ export class Journal implements RunListener {
   readonly #persistedNodes = new Set<string>();
   #batch: PendingBatch = emptyBatch();
   #flushQueued = false;
+  /** A run whose restore was refused writes nothing more: its saved state stays as it was for a later attempt. */
+  #discarded = false;
   #lastAt: number;
   /** The run was blocked at its last reported state (its reason then says why). */
   #blocked = false;
@@ -225,9 +227,21 @@ export class Journal implements RunListener {
     });
   }
 
+  /**
+   * Drops what was observed and ignores what comes: for a run whose restore was refused, so that the refusal leaves
+   * its saved state (fleet and node rows) exactly as it was.
+   */
+  discard(): void {
+    this.#discarded = true;
+    this.#batch = emptyBatch();
+    this.#dirtyNodes.clear();
+    this.#fleetDirty = false;
+  }
+
   /** Writes everything observed since the last flush in one transaction. Cheap when nothing changed. */
   flush(): void {
     this.#flushQueued = false;
+    if (this.#discarded) return;
     const batch = this.#batch;
     const snapshots: { actorId: string; snapshot: unknown }[] = [];
     if (this.#fleetDirty && this.#root) {
@@ -340,6 +354,51 @@ function nodeFromFormat3(row: NodeSnapshotRow): NodeSnapshotRow {
   return { ...row, children };
 }
 
+/**
+ * A node row as this version restores it, or why not: XState restores whatever it is given, and a node without its
+ * effect runner or deadline, or whose runner runs another effect than its state asked for, would hang or take a
+ * result meant for another step (a database edited by hand, or written by a broken build).
+ */
+function checkNodeRow(id: string, row: NodeSnapshotRow & { value?: unknown; status?: unknown }): void {
+  const fail = (why: string): never => {
+    throw new SnapshotError(`the snapshot of ${id} ${why}`);
+  };
+  if (row.status !== 'active') fail(`has status ${JSON.stringify(row.status)}, not "active"`);
+  const children = row.children ?? {};
+  const deadline = children[DEADLINE_ACTOR_ID];
+  const timer = deadline?.snapshot as Partial<DeadlineSnapshot> | null | undefined;
+  if (deadline?.src !== 'deadline' || typeof timer !== 'object' || timer === null || timer.status !== 'active' || !(timer.at === null || Number.isFinite(timer.at))) {
+    fail('has no valid deadline');
+  }
+  const effects = children[EFFECTS_ACTOR_ID];
+  const runner = effects?.snapshot as Partial<EffectRunnerSnapshot> | null | undefined;
+  if (effects?.src !== 'effects' || typeof runner !== 'object' || runner === null || runner.status !== 'active' || runner.current === undefined) {
+    fail('has no valid effect runner');
+  }
+  const current = runner!.current;
+  if (current !== null && (typeof current !== 'object' || !NODE_EFFECTS.includes(current.effect) || !('input' in current))) {
+    fail(`runs an unknown effect (${JSON.stringify((current as { effect?: unknown } | null)?.effect)})`);
+  }
+  let asked: string | undefined;
+  try {
+    asked = stateNodesOf(row.value).map((node) => (node.meta as { effect?: string } | undefined)?.effect).find((effect) => effect !== undefined);
+  } catch {
+    fail(`is in a state this version does not have (${JSON.stringify(row.value)})`);
+  }
+  if ((current?.effect ?? undefined) !== asked) {
+    fail(`runs ${current?.effect ?? 'no effect'} where its state (${JSON.stringify(row.value)}) runs ${asked ?? 'none'}`);
+  }
+}
+
+/** The node machine's state nodes a state value names (throws for a state it does not have). */
+function stateNodesOf(value: unknown, path = nodeMachine.id): Array<{ meta?: unknown }> {
+  if (typeof value === 'string') return [nodeMachine.getStateNodeById(`${path}.${value}`)];
+  const entries = typeof value === 'object' && value !== null ? Object.entries(value) : [];
+  if (entries.length !== 1) throw new Error('not a state value');
+  const [key, child] = entries[0]!;
+  return [nodeMachine.getStateNodeById(`${path}.${key}`), ...stateNodesOf(child, `${path}.${key}`)];
+}
+
 /** How a node row saved under format N becomes one of format N + 1; applied in turn up to this format. */
 const NODE_MIGRATIONS: ReadonlyMap<number, (row: NodeSnapshotRow) => NodeSnapshotRow> = new Map([
   [2, nodeFromFormat2],
@@ -386,6 +445,7 @@ export function restoreRunSnapshot(input: {
     }
     const own = snapshots.get(id) as { context?: NodeContext } | undefined;
     if (own?.context === undefined) throw new SnapshotError(`the snapshot of ${id} is missing`);
+    checkNodeRow(id, own);
     children[id] = { ...child, snapshot: { ...own, context: { ...own.context, input: { ...own.context.input, policy } } } };
   }
   const context = { ...persisted.snapshot.context, queue: input.queue ?? [], plan };

@@ -419,7 +419,12 @@ export class Orchestrator {
     const listeners: RunListener[] = [...(journal ? [journal] : []), ...(this.#onEvent ? [{ event: this.#onEvent }] : [])];
     const observer = new RunObserver(runId, () => this.#clock.now(), listeners);
     const refuse = (err: unknown): never => {
+      // Nothing of a refused restore reaches the store: the effects it launched are stopped, and the journal, which
+      // would otherwise commit what it saw (the machines failing) over the saved run, writes nothing more.
+      journal?.discard();
       observer.stop();
+      // (Unassigned when createActor itself refused the snapshot.)
+      (actor as FleetActor | undefined)?.stop();
       this.#releaseLease(input.plan.cluster);
       throw incompatible(runId, err);
     };

@@ -28,7 +28,11 @@ type EffectName = keyof EngineEffects;
  */
 const READ_ONLY: ReadonlySet<EffectName> = new Set<EffectName>(['inspectNode', 'listNodes', 'awaitRejoin', 'soakNodes', 'observeCluster']);
 
-/** One effect as the engine hears it: its result or its error, stamped with the clock, never a rejection. */
+/**
+ * One effect as the engine hears it: its result or its error, stamped with the clock. It rejects only when the journal
+ * cannot record the transition before a cluster-changing effect: then the effect does not run, and the run stops (no
+ * change the store has not heard of).
+ */
 function effectCall<K extends EffectName>(name: K, options: RuntimeOptions) {
   type Input = Parameters<EngineEffects[K]>[0];
   type Output = Awaited<ReturnType<EngineEffects[K]>>;

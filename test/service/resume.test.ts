@@ -40,6 +40,16 @@ async function interruptedRun(minutes: number) {
   return { db, clock, cluster, store };
 }
 
+/** Every snapshot row as stored, to compare before and after a refused resume. */
+function snapshotRows(db: string) {
+  const raw = new Database(db);
+  try {
+    return raw.prepare('SELECT actor_id, snapshot_json FROM snapshots ORDER BY actor_id').all();
+  } finally {
+    raw.close();
+  }
+}
+
 function tamper(db: string, sql: string) {
   const raw = new Database(db);
   raw.prepare(sql).run();
@@ -138,6 +148,13 @@ describe('resume', () => {
       hint: /start a new run/,
     },
     {
+      name: 'a run whose fleet failed',
+      sql: "UPDATE snapshots SET snapshot_json = json_set(snapshot_json, '$.snapshot.status', 'error', '$.snapshot.error', 'boom') WHERE actor_id = 'fleet'",
+      error: OrchestratorError,
+      code: 'SNAPSHOT_INCOMPATIBLE',
+      hint: /start a new run/,
+    },
+    {
       name: 'a node machine whose row is missing',
       sql: "DELETE FROM snapshots WHERE actor_id LIKE 'node-%'",
       error: OrchestratorError,
@@ -147,6 +164,7 @@ describe('resume', () => {
   ])('refuses $name with a clear error and touches nothing', async ({ sql, error, code, hint }) => {
     const { db, clock, cluster, store } = await interruptedRun(3);
     tamper(db, sql);
+    const rows = JSON.stringify(snapshotRows(db));
     const before = JSON.stringify(cluster.state.nodes);
     const auditBefore = store.auditRows({ limit: 10_000 }).length;
     const second = new Orchestrator({ cluster, clock, store, holder: 'orchestrator-a' });
@@ -159,5 +177,38 @@ describe('resume', () => {
     expect(JSON.stringify(cluster.state.nodes)).toBe(before);
     expect(store.auditRows({ limit: 10_000 }).length, 'nothing written to the store').toBe(auditBefore);
     expect(store.requireRun('run-1').status).toBe('rolling');
+    expect(JSON.stringify(snapshotRows(db)), 'the saved rows are as they were').toBe(rows);
+  });
+  const set = (path: string, json: string) => `json_set(snapshot_json, '${path}', json('${json}'))`;
+  // At 3 minutes, node-1 (kernel) and node-2 (w-1) are in flight, each with its effect runner running its step's effect.
+  it.each([
+    { name: 'no effect runner', expr: "json_remove(snapshot_json, '$.children.effects')", why: 'has no valid effect runner' },
+    { name: 'an effect runner that is not an object', expr: "json_set(snapshot_json, '$.children.effects.snapshot', 'x')", why: 'has no valid effect runner' },
+    { name: 'a stopped effect runner', expr: "json_set(snapshot_json, '$.children.effects.snapshot.status', 'stopped')", why: 'has no valid effect runner' },
+    { name: 'an effect runner of another kind', expr: "json_set(snapshot_json, '$.children.effects.src', 'timer')", why: 'has no valid effect runner' },
+    { name: 'an unknown effect', expr: set('$.children.effects.snapshot.current', '{"effect":"frobnicate","input":{}}'), why: 'runs an unknown effect ("frobnicate")' },
+    { name: 'another effect than its state runs', expr: set('$.children.effects.snapshot.current', '{"effect":"uncordonNode","input":{"runId":"run-1","node":"w-1"}}'), why: 'runs uncordonNode where its state' },
+    { name: 'no effect where its state runs one', expr: set('$.children.effects.snapshot.current', 'null'), why: 'runs no effect where its state' },
+    { name: 'an effect where its state (a backoff) runs none', expr: set('$.value', '{"patch":"backoff"}'), why: 'where its state ({"patch":"backoff"}) runs none' },
+    { name: 'no deadline', expr: "json_remove(snapshot_json, '$.children.deadline')", why: 'has no valid deadline' },
+    { name: 'a node that is not active', expr: "json_set(snapshot_json, '$.status', 'done')", why: 'has status "done"' },
+    { name: 'a node state this version does not have', expr: set('$.value', '{"patch":"frobnicating"}'), why: 'is in a state this version does not have' },
+  ])('refuses a node row with $name, naming it, and leaves every saved row as it was', async ({ expr, why }) => {
+    const { db, clock, cluster, store } = await interruptedRun(3);
+    tamper(db, `UPDATE snapshots SET snapshot_json = ${expr} WHERE actor_id = 'node-2'`);
+    const rows = JSON.stringify(snapshotRows(db));
+    const nodes = JSON.stringify(cluster.state.nodes);
+    const auditBefore = store.auditRows({ limit: 10_000 }).length;
+    const second = new Orchestrator({ cluster, clock, store, holder: 'orchestrator-a' });
+    const thrown = await second.resume('run-1').catch((e: unknown) => e);
+    await settle();
+    expect(thrown).toBeInstanceOf(OrchestratorError);
+    expect(thrown).toMatchObject({ code: 'SNAPSHOT_INCOMPATIBLE' });
+    expect((thrown as Error).message).toContain('the snapshot of node-2 ');
+    expect((thrown as Error).message).toContain(why);
+    expect(JSON.stringify(snapshotRows(db)), 'the saved rows are as they were').toBe(rows);
+    expect(JSON.stringify(cluster.state.nodes)).toBe(nodes);
+    expect(store.auditRows({ limit: 10_000 }).length).toBe(auditBefore);
+    expect(clock.nextDueAt(), 'nothing was started').toBeUndefined();
   });
 });
