@@ -181,9 +181,12 @@ read -r -a HOLD_NAMES <<<"${HOLD_LIST//,/ }"
 # ---------------------------------------------------------------------------------------------------------------
 # Holds
 
-# The hold list against what is installed. An entry may be a pattern (kernel*): it reaches dpkg-query as one argument,
-# or is matched by [[ == ]] against rpm's installed names, never by this shell against file names. HELD gets the installed names
-# (WE_HELD those apt-mark is to hold); dnf's EXCLUDES gets --exclude=ENTRY per entry that matched, patterns as written.
+# The hold list against what is installed. An entry may be a pattern (kernel*) or carry an architecture (libfoo:i386).
+# apt: the entry reaches dpkg-query as one argument, and apt-mark gets the names dpkg-query gives with the architecture
+# wherever dpkg shows one (${binary:Package}, e.g. libc6:i386), so a foreign package is held, not the native one of the
+# same name. dnf: the entry is matched by [[ == ]] against rpm's installed names. Never by this shell against file
+# names. HELD gets the installed names (WE_HELD those apt-mark is to hold); dnf's EXCLUDES gets --exclude=ENTRY per
+# entry that matched, patterns as written.
 apt_resolve_holds() {
   local p name st
   local -A seen=()
@@ -195,7 +198,7 @@ apt_resolve_holds() {
         ii) HELD+=("$name"); [[ $DRY_RUN -eq 0 && $DOWNLOAD_ONLY -eq 0 ]] && WE_HELD+=("$name") ;;
         hi) HELD+=("$name") ;; # already held by someone else: left as it is
       esac
-    done < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$p" 2>/dev/null)
+    done < <(dpkg-query -W -f='${binary:Package} ${db:Status-Abbrev}\n' "$p" 2>/dev/null)
   done
 }
 
