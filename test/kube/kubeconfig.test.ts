@@ -96,4 +96,38 @@ describe('loadKubeConfig and the user entry', () => {
     writeFileSync(path, withUser('    token: inline\n    tokenFile: sa.token'));
     expect(loadKubeConfig({ path, env: {} }).kubeConfig.getCurrentUser()?.token).toBe('inline');
   });
+
+  it('refuses a token an HTTP header cannot carry, without showing it (fetch quoted it in its error)', () => {
+    const dir = scratch();
+    for (const user of ['    token: "abc\\nSECRET-1"', '    token: "SECRET-1\\u0000"', '    tokenFile: sa.token']) {
+      writeFileSync(join(dir, 'sa.token'), 'abc\nSECRET-1\n');
+      const path = join(dir, 'kubeconfig.yaml');
+      writeFileSync(path, withUser(user));
+      const error = (() => {
+        try {
+          loadKubeConfig({ path, env: {} });
+        } catch (err) {
+          return err as Error;
+        }
+        return null;
+      })();
+      expect(error, user).toBeInstanceOf(KubeConfigError);
+      expect(error!.message).toBe(`the token of user "u" in kubeconfig ${path} contains a line break or another character an HTTP header cannot carry`);
+      expect(`${error!.message} ${(error as KubeConfigError).hint}`).not.toContain('SECRET');
+    }
+  });
+
+  it('refuses a server URL carrying a user name or password, without showing it', () => {
+    const path = file(kubeconfig('https://admin:SECRET-2@127.0.0.1:6443'));
+    const error = (() => {
+      try {
+        loadKubeConfig({ path, env: {} });
+      } catch (err) {
+        return err as KubeConfigError;
+      }
+      return null;
+    })();
+    expect(error?.message).toBe(`cluster "c1" in kubeconfig ${path} has a user name or password in its server URL`);
+    expect(`${error?.message} ${error?.hint}`).not.toContain('SECRET');
+  });
 });

@@ -64,9 +64,24 @@ export function loadKubeConfig(request: KubeConfigRequest = {}): LoadedKubeConfi
     }
   }
   selectContext(kc, request.context, source);
+  checkToken(kc, source);
   checkCredentialFiles(kc, source);
   explainCredentialFailures(kc, source);
   return { kubeConfig: kc, source };
+}
+
+/**
+ * A bearer token goes into an Authorization header, which cannot carry a line break or a control character; fetch
+ * refuses such a header with a message quoting it, token and all. Refused here, without showing the token.
+ */
+function checkToken(kc: KubeConfig, source: string): void {
+  const user = kc.getCurrentUser();
+  const token = user?.token;
+  if (token === undefined || !/[^\t\x20-\x7e\x80-\xff]/.test(token)) return;
+  throw new KubeConfigError(
+    `the token of user "${user!.name}" in kubeconfig ${source} contains a line break or another character an HTTP header cannot carry`,
+    'copy the token again, on one line (kubectl --kubeconfig PATH config view --raw shows it)',
+  );
 }
 
 /** Certificates, keys and tokens are kilobytes; anything near this is the wrong file (or /dev/zero behind a link). */
@@ -211,7 +226,15 @@ function selectContext(kc: KubeConfig, context: string | undefined, source: stri
   if (userName && !kc.getUser(userName)) {
     throw new KubeConfigError(`context "${current}" in kubeconfig ${source} names user "${userName}", which it does not define`, 'fix the context\'s user, or pass --context NAME');
   }
-  if (!/^https?:$/.test(URL.parse(cluster.server)?.protocol ?? '')) {
+  const url = URL.parse(cluster.server);
+  if (url !== null && (url.username !== '' || url.password !== '')) {
+    // Said without the URL: its password would be in the message (and fetch refuses such a URL, naming it in full).
+    throw new KubeConfigError(
+      `cluster "${cluster.name}" in kubeconfig ${source} has a user name or password in its server URL`,
+      'remove them from the URL: credentials belong in the user entry (a token or a client certificate)',
+    );
+  }
+  if (!/^https?:$/.test(url?.protocol ?? '')) {
     // client-node would throw "You need to define an absolute base url" from deep inside the first request.
     throw new KubeConfigError(`cluster "${cluster.name}" in kubeconfig ${source} has no https:// server URL (got ${JSON.stringify(cluster.server)})`, 'set its server to the API server\'s URL, e.g. https://10.0.0.1:6443');
   }
