@@ -12,11 +12,33 @@ function errnoOf(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
 }
 
-/** Throws UserError unless `path` can be created or overwritten as a file (missing parent folders are created later). */
-export function checkOutputFile(path: string, option: string): void {
+/** A file the command reads (or writes under another option), which an output must not overwrite. */
+export interface TakenFile {
+  path: string;
+  /** What it is, for the message: "the scenario", "the --report file". */
+  what: string;
+}
+
+/** Whether two paths name one file: the same inode when both exist, else the same absolute path. */
+function sameFile(a: string, b: string): boolean {
+  try {
+    const [x, y] = [statSync(a), statSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return resolve(a) === resolve(b);
+  }
+}
+
+/**
+ * Throws UserError unless `path` can be created or overwritten as a file (missing parent folders are created later),
+ * and is none of the `taken` files: `sim s.yaml --report s.yaml` would replace the scenario with the report.
+ */
+export function checkOutputFile(path: string, option: string, taken: readonly TakenFile[] = []): void {
   const flag = option.split(' ')[0]!;
   const example = { '--report': 'out/report.html', '--junit': 'out/junit.xml', '--record': 'out/run.jsonl', '--kubeconfig': 'out/sandbox.kubeconfig' }[flag] ?? 'out/file';
   const hint = `give ${flag} a file path, for example ${flag} ${example}`;
+  const clash = taken.find((file) => sameFile(path, file.path));
+  if (clash) throw new UserError(`${option} ${path} is ${clash.what}: writing it there would destroy it; nothing was run`, hint);
   try {
     const stat = statSync(path);
     if (stat.isDirectory()) throw new UserError(`${option} ${path} is a directory, not a file`, hint);

@@ -24,7 +24,7 @@ export interface SimBatchOptions {
 export async function simBatchCommand(args: readonly string[], options: SimBatchOptions, io: { out: Writable & { isTTY?: boolean }; now?: () => Date }): Promise<number> {
   const { files, unmatched } = expandScenarioArgs(args);
   if (unmatched.length > 0) throw new UserError(`no scenario file matches ${unmatched.map((u) => `"${u}"`).join(', ')}`, 'give scenario files (*.yaml), directories holding them, or a quoted glob such as "fixtures/scenarios/*.yaml"');
-  if (options.junit) checkOutputFile(options.junit, '--junit');
+  if (options.junit) checkOutputFile(options.junit, '--junit', files.map((path) => ({ path, what: 'one of the scenarios' })));
   const p = paint(!options.json && io.out.isTTY === true);
   const outcomes = await runInWorkers(files, options, (o) => {
     if (options.json) return;

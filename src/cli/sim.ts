@@ -16,7 +16,7 @@ import { StalledRunError } from '../service/drive.ts';
 import { paint, table } from './format.ts';
 import { LiveView } from './live.ts';
 import { writeJson } from './json-stream.ts';
-import { checkOutputFile, openOutputStream, writeOutputFile } from './output-file.ts';
+import { checkOutputFile, openOutputStream, writeOutputFile, type TakenFile } from './output-file.ts';
 
 export interface SimOptions {
   json?: boolean;
@@ -36,13 +36,13 @@ export const RECORDINGS_DIR = join('.patchpilot', 'recordings');
 
 export async function simCommand(file: string, options: SimOptions, io: SimIo): Promise<number> {
   const scenario = loadScenario(file, options.seed === undefined ? {} : { seed: options.seed });
-  return execute(scenario, options, io, undefined, null);
+  return execute(scenario, options, io, undefined, null, { path: file, what: 'the scenario' });
 }
 
 export async function replayCommand(file: string, settings: readonly string[], options: SimOptions, io: SimIo): Promise<number> {
   const recording = readRecording(file);
   const scenario = scenarioFromRecording(recording, settings, file);
-  return execute(scenario, options, io, recordedBehaviours(recording.observations), recording.result);
+  return execute(scenario, options, io, recordedBehaviours(recording.observations), recording.result, { path: file, what: 'the recording replayed' });
 }
 
 async function execute(
@@ -51,6 +51,7 @@ async function execute(
   io: SimIo,
   recorded: Map<string, RecordedBehaviour> | undefined,
   before: SimResult | null,
+  input: TakenFile,
 ): Promise<number> {
   const tty = !options.json && io.out.isTTY === true;
   const p = paint(tty);
@@ -59,8 +60,8 @@ async function execute(
   };
   const recordPath = options.record === '-' ? null : (options.record ?? join(RECORDINGS_DIR, `${scenario.name}${recorded ? '.replay' : ''}.jsonl`));
   // Both outputs are checked before the run, so a mistake in either costs nothing.
-  if (options.report) checkOutputFile(options.report, '--report');
-  if (recordPath) checkOutputFile(recordPath, '--record');
+  if (options.report) checkOutputFile(options.report, '--report', [input]);
+  if (recordPath) checkOutputFile(recordPath, '--record', [input, ...(options.report ? [{ path: options.report, what: 'the --report file' }] : [])]);
   const recorder = recordPath ? openRecorder(recordPath) : null;
 
   say(`${p('bold', `${recorded ? 'replaying' : 'scenario'} ${scenario.name}`)} (seed ${scenario.seed}, ${scenario.nodes.length} nodes)${scenario.description ? `: ${oneLine(scenario.description)}` : ''}`);

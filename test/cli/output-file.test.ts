@@ -1,5 +1,5 @@
 /** Output paths are checked before any work starts (--report, --record, the sandbox's --kubeconfig). */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkOutputFile } from '../../src/cli/output-file.ts';
@@ -26,6 +26,23 @@ describe('checkOutputFile', () => {
     expect(() => checkOutputFile(join(dir, 'a/b/report.html'), '--report')).not.toThrow();
     writeFileSync(join(dir, 'old.html'), 'x');
     expect(() => checkOutputFile(join(dir, 'old.html'), '--report')).not.toThrow();
+  });
+
+  it.each([
+    { name: 'the scenario as --report', options: (f: string) => ({ report: f }), message: /^--report .*s\.yaml is the scenario: writing it there would destroy it; nothing was run$/ },
+    { name: 'the scenario as --record', options: (f: string) => ({ record: f }), message: /^--record .*s\.yaml is the scenario/ },
+    { name: 'the scenario by another path (a link)', options: (f: string) => ({ report: join(f, '..', 'link.yaml') }), message: /link\.yaml is the scenario/ },
+    { name: 'one file as both --report and --record', options: (f: string) => ({ report: join(f, '..', 'out'), record: join(f, '..', 'out') }), message: /^--record .*out is the --report file/ },
+  ])('sim refuses $name, and leaves the files as they were', async ({ options, message }) => {
+    const dir = scratch();
+    const scenario = join(dir, 's.yaml');
+    const text = readFileSync('fixtures/scenarios/demo.yaml', 'utf8');
+    writeFileSync(scenario, text);
+    symlinkSync(scenario, join(dir, 'link.yaml'));
+    const io = { out: { write: () => true } } as unknown as Parameters<typeof simCommand>[2];
+    await expect(simCommand(scenario, { json: true, ...options(scenario) }, io)).rejects.toThrow(message);
+    expect(readFileSync(scenario, 'utf8')).toBe(text);
+    expect(existsSync(join(dir, 'out'))).toBe(false);
   });
 
   it('sim refuses a directory as --record before running anything', async () => {
