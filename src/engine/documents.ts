@@ -114,11 +114,11 @@ export function valueDepthExceeds(value: unknown, limit = MAX_NESTING_DEPTH): bo
 }
 
 /**
- * The first key that repeats within one mapping, found in linear time. yaml's own check (`uniqueKeys: true`) compares
+ * The first key that repeats within one mapping (or a `__proto__` key, which no mapping may have), found in linear time. yaml's own check (`uniqueKeys: true`) compares
  * each new key with every earlier one of its map: a plan whose nodeSelector had 30,000 keys (350 KB) took 22 s.
  * Keys are equal as yaml's default says: the same scalar value (so `1` and `"1"` differ).
  */
-export function findDuplicateKey(doc: Document): { key: string; offset: number | undefined } | null {
+export function findDuplicateKey(doc: Document): { key: string; offset: number | undefined; problem: 'duplicate' | 'proto' } | null {
   const stack: unknown[] = [doc.contents];
   while (stack.length > 0) {
     const node = stack.pop();
@@ -128,7 +128,10 @@ export function findDuplicateKey(doc: Document): { key: string; offset: number |
         const key: unknown = pair.key;
         // A complex key (a map or a sequence as key) is never equal to another under yaml's rule but by identity.
         const value = key === null ? null : isScalar(key) ? key.value : key;
-        if (seen.has(value)) return { key: String(value), offset: isScalar(key) ? key.range?.[0] : undefined };
+        if (seen.has(value)) return { key: String(value), offset: isScalar(key) ? key.range?.[0] : undefined, problem: 'duplicate' };
+        // toJS assigns this key, which sets the object's prototype: the entry vanishes (a nodeSelector that
+        // selected every node) and the object inherits what the user wrote.
+        if (value === '__proto__') return { key: '__proto__', offset: isScalar(key) ? key.range?.[0] : undefined, problem: 'proto' };
         seen.add(value);
         stack.push(pair.key, pair.value);
       }
@@ -222,12 +225,11 @@ export function parseYamlText(text: string, options: { uniqueKeys?: boolean; pat
     }
     throw new DocumentError(first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''), pos?.line, pos?.col, true);
   }
-  if (options.uniqueKeys ?? true) {
-    const duplicate = findDuplicateKey(doc);
-    if (duplicate) {
-      const pos = duplicate.offset === undefined ? undefined : lineCounter.linePos(duplicate.offset);
-      throw new DocumentError(`Map keys must be unique ("${duplicate.key}" appears twice)`, pos?.line, pos?.col, true);
-    }
+  const duplicate = findDuplicateKey(doc);
+  if (duplicate && (duplicate.problem === 'proto' || (options.uniqueKeys ?? true))) {
+    const pos = duplicate.offset === undefined ? undefined : lineCounter.linePos(duplicate.offset);
+    const message = duplicate.problem === 'proto' ? 'the key "__proto__" is not allowed' : `Map keys must be unique ("${duplicate.key}" appears twice)`;
+    throw new DocumentError(message, pos?.line, pos?.col, true);
   }
   const nonDecimalNumber = findNonDecimalNumber(doc, options.path);
   if (nonDecimalNumber) {
@@ -238,7 +240,8 @@ export function parseYamlText(text: string, options: { uniqueKeys?: boolean; pat
   try {
     value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (err) {
-    if (err instanceof ReferenceError && /alias/i.test(err.message)) throw new DocumentError(tooManyAliases);
+    if (err instanceof ReferenceError && /excessive alias/i.test(err.message)) throw new DocumentError(tooManyAliases);
+    // An alias whose anchor is not defined before it (`concurrency: *a`): yaml says which.
     if (isStackOverflow(err)) throw new DocumentError(tooDeep);
     if (err instanceof ReferenceError) throw new DocumentError(`YAML: ${err.message}`);
     throw err;

@@ -25,14 +25,27 @@ export const DEFAULT_HOLD_PACKAGES = [
 export const MAX_CONCURRENCY = 100_000;
 
 /**
+ * A label key as the API server validates it (IsQualifiedName): an optional DNS-subdomain prefix of at most 253
+ * characters and a slash, then a name of at most 63 characters, alphanumeric at both ends.
+ */
+function kubernetesLabelKey() {
+  return z.string().refine((key) => {
+    const slash = key.lastIndexOf('/');
+    const [prefix, name] = slash < 0 ? [null, key] : [key.slice(0, slash), key.slice(slash + 1)];
+    if (prefix !== null && (prefix.length > 253 || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(prefix))) return false;
+    return name.length <= 63 && /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(name);
+  }, 'not a valid Kubernetes label key');
+}
+
+/** A label value as the API server validates it (IsValidLabelValue): empty, or at most 63 characters, alphanumeric at both ends. */
+const labelValue = z.string().regex(/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/, 'not a valid Kubernetes label value').max(63, 'not a valid Kubernetes label value (at most 63 characters)');
+
+/**
  * The label patchpilot writes its hash to. Kubernetes reserves the kubernetes.io and k8s.io prefixes (and their
  * subdomains) for its own labels: `kubernetes.io/os` there would overwrite the node's OS label with the hash (every
  * Linux-only workload then loses the node, and the next run no longer sees a Linux node).
  */
-const labelKey = z
-  .string()
-  .regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'not a valid Kubernetes label key')
-  .max(317)
+const labelKey = kubernetesLabelKey()
   .refine((key) => !/^([^/]*\.)?(kubernetes\.io|k8s\.io)\//.test(key), {
     error: (issue) => `${String(issue.input).split('/')[0]}/ is a prefix Kubernetes reserves for its own labels (patchpilot would overwrite one); use a key of your own, e.g. example.com/os-patch`,
   });
@@ -232,7 +245,8 @@ export const planSchema = z
     drain: drainSchema.prefault({}),
     retry: retrySchema.prefault({}),
     /** Equality label selector a node must match to be considered. */
-    nodeSelector: z.record(z.string(), z.string()).default({}),
+    // A key or value no node can carry would select nothing, silently: refused as the API server would refuse it.
+    nodeSelector: z.record(kubernetesLabelKey(), labelValue).default({}),
     /** Restrict the run to these nodes (by name); every name must exist. */
     nodes: z
       .array(nodeName)
@@ -306,6 +320,12 @@ export function describeZodIssues(error: z.ZodError, root = ''): string[] {
   return error.issues.map((issue) => {
     const path = formatPath([...(root ? [root] : []), ...issue.path]) || '(root)';
     if (issue.code === 'unrecognized_keys') return `${path}: unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    // A record's key that its key schema refused: zod says only "Invalid key in record"; the key's own issue says why.
+    if (issue.code === 'invalid_key') {
+      const key = issue.path.at(-1);
+      const parent = formatPath([...(root ? [root] : []), ...issue.path.slice(0, -1)]) || '(root)';
+      return `${parent}: key ${JSON.stringify(String(key))}: ${issue.issues[0]?.message ?? issue.message}`;
+    }
     return `${path}: ${issue.message}`;
   });
 }

@@ -255,6 +255,10 @@ describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
   it.each([
     { name: 'an alias bomb to sim', file: 'bomb.yaml', text: BOMB, args: ['sim', 'bomb.yaml'], message: 'error: invalid scenario bomb.yaml:' },
     { name: '100,000-deep YAML to plan check', file: 'deep.yaml', text: DEEP_FLOW, args: ['plan', 'check', 'deep.yaml'], message: 'error: invalid deep.yaml:' },
+    // toJS would set the selector's prototype, dropping the entry: a selector for every node.
+    { name: 'a __proto__ key to plan check', file: 'plan.yaml', text: 'nodeSelector: { __proto__: gpu }\n', args: ['plan', 'check', 'plan.yaml'], message: 'error: invalid plan.yaml:\n  - line 1, column 17: the key "__proto__" is not allowed' },
+    { name: 'a __proto__ key in JSON to plan check', file: 'plan.json', text: '{"nodeSelector": {"__proto__": "gpu"}}', args: ['plan', 'check', 'plan.json'], message: 'error: invalid plan.json:\n  - line 1, column 19: the key "__proto__" is not allowed' },
+    { name: 'an alias without its anchor to plan check', file: 'plan.yaml', text: 'concurrency: *a\n', args: ['plan', 'check', 'plan.yaml'], message: 'error: invalid plan.yaml:\n  - YAML: Unresolved alias (the anchor must be set before the alias): a' },
     { name: 'a recording cut short to replay', file: 'r.jsonl', text: `${JSON.stringify({ line: 'header', format: 'patchpilot-recording/1', scenario: {} })}\n{"line":"obs`, args: ['replay', 'r.jsonl'], message: 'error: invalid scenario r.jsonl:' },
     { name: 'a directory as --junit', file: 'demo.yaml', text: SCENARIO, dir: 'out.xml', args: ['sim', 'demo.yaml', '--junit', 'out.xml'], message: 'error: --junit out.xml is a directory' },
     { name: 'an empty --trigger to plan check', file: 'plan.yaml', text: PLAN, args: ['plan', 'check', 'plan.yaml', '--trigger', ''], message: "error: option '--trigger <id>' argument '' is invalid" },

@@ -109,6 +109,13 @@ describe('rollout safety keys', () => {
     { input: { concurrency: 'half' }, problem: 'concurrency: must be a whole number or a percentage' },
     { input: { maxFailures: '-5%' }, problem: 'maxFailures: must be a whole number or a percentage' },
     { input: { maxFailures: true }, problem: 'maxFailures: must be a whole number or a percentage' },
+    // A nodeSelector no node can match selected nothing, silently: refused as the API server refuses such labels.
+    { input: { nodeSelector: { 'bad key!': 'x' } }, problem: 'nodeSelector: key "bad key!": not a valid Kubernetes label key' },
+    { input: { nodeSelector: { '': '' } }, problem: 'nodeSelector: key "": not a valid Kubernetes label key' },
+    { input: { nodeSelector: { [`${'a'.repeat(64)}`]: 'x' } }, problem: 'nodeSelector: key "aaaa' },
+    { input: { nodeSelector: { 'Example.com/pool': 'x' } }, problem: 'nodeSelector: key "Example.com/pool"' },
+    { input: { nodeSelector: { pool: 'a b' } }, problem: 'nodeSelector.pool: not a valid Kubernetes label value' },
+    { input: { nodeSelector: { pool: 'x'.repeat(64) } }, problem: 'nodeSelector.pool: not a valid Kubernetes label value' },
   ])('refuses $input, naming the key', ({ input, problem }) => {
     let error: unknown;
     try {
@@ -119,6 +126,11 @@ describe('rollout safety keys', () => {
     expect(error).toBeInstanceOf(PlanError);
     const problems = (error as PlanError).problems;
     expect(problems.some((p) => p.startsWith(problem)), problems.join('\n')).toBe(true);
+  });
+
+  it('takes the label keys and values nodes can carry', () => {
+    const nodeSelector = { pool: 'gpu', 'example.com/zone': 'eu-1', 'node.kubernetes.io/instance-type': 'm5.large', empty: '' };
+    expect(parsePlan({ nodeSelector }).nodeSelector).toEqual(nodeSelector);
   });
 
   it.each([
