@@ -159,5 +159,7 @@ export function parseIsoInstant(text: string): number | null {
   if (!match) return null;
   const [year, month, day] = [match[1], match[2], match[3]].map(Number) as [number, number, number];
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;
-  return Date.parse(text);
+  // An offset beyond ±23:59 (+24:00) matches the pattern and Date.parse gives NaN: not a time.
+  const at = Date.parse(text);
+  return Number.isFinite(at) ? at : null;
 }

@@ -428,6 +428,7 @@ describe('resolveOnDemandNotBefore', () => {
     { name: 'words', requested: 'tomorrow' },
     { name: 'no offset', requested: '2026-03-08T12:00:00' },
     { name: 'February 30', requested: '2026-02-30T12:00:00Z' },
+    { name: 'an offset of 24 hours', requested: '2026-03-08T12:00:00+24:00' },
     { name: 'the empty string', requested: '' },
   ])('refuses $name, naming the value', ({ requested }) => {
     const attempt = () => resolveOnDemandNotBefore(requested, now);
