@@ -426,7 +426,15 @@ const PATH_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'ELOOP', 'EACCES', 'EPERM', 'ER
  */
 function describeSystemError(err: unknown): string | null {
   if (!(err instanceof Error)) return null;
-  const { code, path, dest } = err as NodeJS.ErrnoException & { dest?: string };
+  const { code, path, dest, syscall } = err as NodeJS.ErrnoException & { dest?: string };
+  // A server that cannot listen (bot, run --metrics-port, scan --metrics-port): the port, not a trace.
+  const { port, address } = err as { port?: unknown; address?: unknown };
+  if (syscall === 'listen' && typeof port === 'number') {
+    const where = `port ${port}${typeof address === 'string' ? ` on ${address}` : ''}`;
+    if (code === 'EADDRINUSE') return `error: ${where} is already in use\nhint: stop what listens there, or choose another port (--port, --metrics-port, PORT)`;
+    if (code === 'EACCES') return `error: not allowed to listen on ${where} (ports below 1024 need privileges)\nhint: choose a port above 1024`;
+    if (code === 'EADDRNOTAVAIL') return `error: cannot listen on ${where}: no such address on this machine`;
+  }
   if (typeof code !== 'string' || !PATH_ERRORS.has(code) || typeof path !== 'string') return null;
   const reason = describeErrno(code) ?? code;
   return `error: ${path}${dest ? ` (to ${dest})` : ''} ${reason}`;

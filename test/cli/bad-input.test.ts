@@ -5,6 +5,7 @@
  * trace or an exception it does not know. In-process for speed; a few real CLI processes check the exit codes.
  */
 import { spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -23,6 +24,7 @@ import { paletteTarget } from '../../src/cli/targets.ts';
 import { runScenario } from '../../src/sim/runner.ts';
 import { parseDuration } from '../../src/sim/duration.ts';
 import { parseScenario } from '../../src/sim/scenario.ts';
+import { PatchpilotMetrics, serveMetrics } from '../../src/service/metrics.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -114,6 +116,25 @@ describe('generated input at every loader of user files', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe('a port a server cannot listen on', () => {
+  it('is one line naming the port (bot, run --metrics-port and scan --metrics-port died with a trace)', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', () => resolve()));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const err = await serveMetrics(new PatchpilotMetrics(), port, '127.0.0.1').then(
+        (s) => s.close().then(() => null),
+        (e: unknown) => e,
+      );
+      expect(describeUserError(err)).toBe(
+        `error: port ${port} on 127.0.0.1 is already in use\nhint: stop what listens there, or choose another port (--port, --metrics-port, PORT)`,
+      );
+    } finally {
+      taken.close();
+    }
   });
 });
 
