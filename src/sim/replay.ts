@@ -9,6 +9,7 @@ import { MAX_RECORDING_BYTES, readUserFile, UserFileError } from '../io/user-fil
 import { z } from 'zod';
 import { DocumentError, parseJsonText, parseYamlScalar } from '../engine/documents.ts';
 import { describeZodIssues, parsePlan, PlanError } from '../engine/plan.ts';
+import { agentReportSchema } from '../engine/report.ts';
 import { OS_IDS } from './os.ts';
 import type { Observation, RecordedBehaviour } from './cluster-state.ts';
 import type { SimResult } from './runner.ts';
@@ -16,6 +17,40 @@ import { recordingHeader } from './runner.ts';
 import { FAULT_KINDS, ScenarioError, type Scenario } from './scenario.ts';
 
 type Header = ReturnType<typeof recordingHeader>;
+
+/** A duration or time in a recording: a whole number of milliseconds, at most a year (an edited 1e300 is no run). */
+const millis = z.number().int().min(0).max(366 * 86_400_000);
+
+/**
+ * The observations a replay imposes on its nodes, checked as the header is: an edited report ("result": "exploded")
+ * or duration ("ms": "abc") would otherwise make the replay fail inside the engine, or quietly run other durations.
+ * Lines of other types (node-state, fault) are read only for the timeline and pass as they are.
+ */
+const observationSchema = z.discriminatedUnion('type', [
+  z.looseObject({
+    type: z.literal('drain'),
+    at: millis,
+    node: z.string().min(1),
+    ms: millis,
+    blocked: z.array(z.looseObject({ pod: z.string(), namespace: z.string(), reason: z.string() })),
+    blockedForMs: millis.nullable(),
+  }),
+  z.looseObject({
+    type: z.literal('patch'),
+    at: millis,
+    node: z.string().min(1),
+    job: z.string(),
+    ms: millis,
+    report: agentReportSchema,
+    diesWithoutReport: z.boolean(),
+    downloadOnly: z.boolean(),
+    reportOnly: z.boolean().optional(),
+  }),
+  z.looseObject({ type: z.literal('reboot'), at: millis, node: z.string().min(1), shutdownMs: millis, bootMs: millis.nullable() }),
+  z.looseObject({ type: z.literal('api-error'), at: millis, node: z.string().min(1), call: z.string(), ordinal: z.number().int().min(0), status: z.number().int().min(100).max(599) }),
+  z.looseObject({ type: z.literal('node-state'), at: millis }),
+  z.looseObject({ type: z.literal('fault'), at: millis }),
+]);
 
 /** The shape a header must have before a replay trusts it (a hand-edited or damaged file is a user mistake). */
 const headerSchema = z.looseObject({
@@ -86,6 +121,8 @@ export function parseRecording(text: string, source = 'recording'): Recording {
       header = line.scenario as Header;
     } else if (line.line === 'observe') {
       const { line: _kind, ...observation } = line;
+      const checked = observationSchema.safeParse(observation);
+      if (!checked.success) throw new ScenarioError(source, [`${source}:${i + 1}: observation: ${describeZodIssues(checked.error)[0]}`]);
       observations.push(observation as unknown as Observation);
     } else if (line.line === 'result') {
       result = line.result as SimResult;

@@ -72,6 +72,28 @@ describe('replay', () => {
     expect(rocky.phases.rejoin).toBe(3600);
   });
 
+  it('refuses an edited observation, naming its line and field (it failed inside the engine, or replayed other durations)', async () => {
+    const { text } = await recorded(fixture('demo'));
+    const lines = text.split('\n');
+    const edit = (type: string, change: Record<string, unknown>) => {
+      const i = lines.findIndex((l) => l.includes('"line":"observe"') && l.includes(`"type":"${type}"`));
+      const edited = [...lines];
+      edited[i] = JSON.stringify({ ...JSON.parse(lines[i]!), ...change });
+      return { text: edited.join('\n'), line: i + 1 };
+    };
+    for (const [type, change, problem] of [
+      ['patch', { report: { result: 'exploded' } }, 'report.result'],
+      ['patch', { ms: -5000 }, 'ms'],
+      ['drain', { ms: 'abc' }, 'ms'],
+      ['drain', { ms: 1e300 }, 'ms'],
+      ['drain', { blocked: 'none' }, 'blocked'],
+    ] as const) {
+      const bad = edit(type, change);
+      expect(() => parseRecording(bad.text, 'r.jsonl'), `${type} ${JSON.stringify(change)}`).toThrow(new RegExp(`r\\.jsonl:${bad.line}: observation: ${problem.replace('.', '\\.')}: `));
+    }
+    expect(() => parseRecording(text, 'r.jsonl')).not.toThrow();
+  });
+
   it('refuses what is not a recording, and bad --set values, by name', () => {
     expect(() => parseRecording('{"line":"engine"}\n', 'r.jsonl')).toThrow(/r\.jsonl:1: no header line/);
     expect(() => parseRecording('not json\n', 'r.jsonl')).toThrow(/r\.jsonl:1: not a JSON line/);
