@@ -9,6 +9,7 @@ import { MemoryCluster, type MemoryClusterState, type MemoryNodeSpec } from '../
 import { VirtualClock } from '../engine/clock.ts';
 import type { NodeOutcome } from '../engine/node.machine.ts';
 import { describeZodIssues, parsePlan } from '../engine/plan.ts';
+import { agentReportSchema } from '../engine/report.ts';
 import { DocumentError, parseJsonText } from '../engine/documents.ts';
 import { MAX_STATE_BYTES, readUserFile, UserFileError } from '../io/user-file.ts';
 import { z } from 'zod';
@@ -61,8 +62,20 @@ interface ClusterFile {
 
 /** The saved cluster is checked before it is trusted: a truncated or hand-edited file is a user mistake, not a crash. */
 const stringRecord = z.record(z.string(), z.string());
+/** A time in the demo's virtual clock: years 2000 to 2200 (1e20 broke the date formatting; -1e20 never reached a timer). */
+const instant = z.number().min(Date.UTC(2000, 0, 1), 'must be a time after 2000').max(Date.UTC(2200, 0, 1), 'must be a time before 2200').int();
+const duration = z.number().int().min(0).max(7 * 86_400_000, 'must be at most a week');
+const partialReport = z.looseObject({
+  result: z.enum(['patched', 'no-updates', 'failed']).optional(),
+  upgraded: z.array(z.looseObject({ name: z.string(), from: z.string(), to: z.string() })).optional(),
+  held: z.array(z.string()).optional(),
+  rebootRequired: z.boolean().optional(),
+  rebootPackages: z.array(z.string()).optional(),
+  error: z.looseObject({ code: z.string(), message: z.string() }).nullable().optional(),
+  durationSeconds: z.number().min(0).optional(),
+});
 const clusterFileSchema = z.object({
-  now: z.number().finite(),
+  now: instant,
   state: z.looseObject({
     name: z.string(),
     nodes: z.array(
@@ -75,14 +88,27 @@ const clusterFileSchema = z.object({
         bootCount: z.number().int().nonnegative(),
         kubeletVersion: z.string(),
         osImage: z.string(),
-        timings: z.looseObject({ drainMs: z.number(), patchMs: z.number(), rebootMs: z.number(), prefetchMs: z.number() }),
-        behaviour: z.looseObject({}),
+        timings: z.looseObject({ drainMs: duration, patchMs: duration, rebootMs: duration, prefetchMs: duration }),
+        behaviour: z.looseObject({
+          report: partialReport.optional(),
+          scan: partialReport.optional(),
+          drainBlocked: z.boolean().optional(),
+          neverRejoins: z.boolean().optional(),
+          kubeletAfterReboot: z.string().optional(),
+          apiErrors: z.number().int().min(0).optional(),
+          jobDiesWithoutReport: z.boolean().optional(),
+        }),
+        rebootKeys: z.array(z.string()),
+        backAt: instant.nullable(),
       }),
     ),
-    jobs: z.record(z.string(), z.looseObject({})),
-    lease: z.looseObject({ holder: z.string(), expiresAt: z.number() }).nullable(),
-    patchJobsCreated: z.record(z.string(), z.number()),
-    maxCordonedByUs: z.number(),
+    jobs: z.record(
+      z.string(),
+      z.looseObject({ name: z.string(), node: z.string(), runId: z.string(), createdAt: instant, durationMs: duration, downloadOnly: z.boolean(), report: agentReportSchema, diesWithoutReport: z.boolean() }),
+    ),
+    lease: z.looseObject({ holder: z.string(), expiresAt: instant }).nullable(),
+    patchJobsCreated: z.record(z.string(), z.number().int().min(0)),
+    maxCordonedByUs: z.number().int().min(0),
   }),
 });
 

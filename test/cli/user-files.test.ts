@@ -88,6 +88,28 @@ describe.skipIf(!hasMkfifo)('a FIFO or a device at every entry point that reads 
     expectRefused(cli(cwd, args, env), message);
   });
 
+  it('a demo cluster file edited by hand: each damage is named, before anything runs', () => {
+    const cwd = scratch();
+    const first = cli(cwd, ['demo', '--db', 'x.db', '--speed', '0', '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    const file = readdirSync(cwd).find((name) => name.startsWith('x.db.demo-') && name.endsWith('.json'))!;
+    const runId = file.slice('x.db.demo-'.length, -'.json'.length);
+    const saved = JSON.parse(readFileSync(join(cwd, file), 'utf8')) as { now: number; state: { nodes: Array<Record<string, unknown>> } };
+    // Intact, it is read and the run is found finished: the checks below refuse what this one passes.
+    expectRefused(cli(cwd, ['demo', '--db', 'x.db', '--resume', runId]), /already finished/);
+    for (const [edit, message] of [
+      [(d: typeof saved) => (d.now = 1e20), /now: must be a time before 2200/],
+      [(d: typeof saved) => (d.now = -1e20), /now: must be a time after 2000/],
+      [(d: typeof saved) => (d.state.nodes[0]!.rebootKeys = 5), /state\.nodes\[0\]\.rebootKeys: /],
+      [(d: typeof saved) => (d.state.nodes[0]!.behaviour = { apiErrors: 'many' }), /state\.nodes\[0\]\.behaviour\.apiErrors: /],
+    ] as const) {
+      const copy = structuredClone(saved);
+      edit(copy);
+      writeFileSync(join(cwd, file), JSON.stringify(copy));
+      expectRefused(cli(cwd, ['demo', '--db', 'x.db', '--resume', runId]), new RegExp(`^error: cannot resume: ${file.replaceAll('.', '\\.')}: ${message.source}`));
+    }
+  });
+
   it('the demo cluster file of a run to resume', () => {
     const cwd = scratch();
     execFileSync('mkfifo', [join(cwd, 'x.db.demo-cluster.run-1.json')]);
