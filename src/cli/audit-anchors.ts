@@ -10,7 +10,7 @@ import { SystemClock } from '../service/system-clock.ts';
 
 export async function clusterAnchors(store: Store, options: { kubeconfig: string; context?: string; cluster?: string }): Promise<{ anchors: AuditAnchor[]; unreachable: string[] }> {
   const { kubeConfig } = loadKubeConfig({ path: options.kubeconfig, ...(options.context ? { context: options.context } : {}) });
-  const names = options.cluster ? [options.cluster] : [...new Set(store.listRuns().map((r) => r.cluster))];
+  const names = options.cluster ? [options.cluster] : store.runClusters();
   const storeId = store.storeId();
   const anchors: AuditAnchor[] = [];
   const unreachable: string[] = [];

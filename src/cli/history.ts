@@ -78,7 +78,7 @@ export function showAudit(store: Store, options: { runId?: string; limit: number
 export function verifyAudit(store: Store, anchors: AuditAnchor[] = [], unreachable: string[] = []): { ok: boolean; text: string } {
   const result = store.verifyAudit();
   const head = store.auditHead();
-  const tailAllowed = store.listRuns({ active: true, limit: 1 }).length > 0;
+  const tailAllowed = store.hasActiveRun();
   const newest = Math.max(-1, ...anchors.map((a) => a.seq));
   const checks = anchors.map((anchor) => checkAnchor(anchor, head, (seq) => store.auditHashAt(seq), { newest: anchor.seq === newest, tailAllowed }));
   const ok = result.ok && checks.every((c) => c.ok);

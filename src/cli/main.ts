@@ -284,7 +284,7 @@ export function buildProgram(): Command {
     .option('--db <path>', dbOption)
     .option('--json', 'print them as JSON')
     .action((opts: { db?: string; json?: boolean }) => {
-      const store = openCliStore(opts.db);
+      const store = openCliStore(opts.db, { readOnly: true });
       try {
         const letters = store.deadLetters();
         if (opts.json) print(JSON.stringify(letters.map((l) => ({ ...l, body: JSON.parse(l.body) as unknown })), null, 2));
