@@ -75,10 +75,10 @@ export function showAudit(store: Store, options: { runId?: string; limit: number
  * The chain's own check, then every anchor given (the cluster's ConfigMap, a head copied from the run's Slack thread).
  * Says which anchors it checked; without any, says what the chain alone cannot show.
  */
-export function verifyAudit(store: Store, anchors: AuditAnchor[] = [], unreachable: string[] = []): { ok: boolean; text: string } {
+export function verifyAudit(store: Store, anchors: AuditAnchor[] = [], notChecked: string[] = [], given: { kubeconfig?: boolean } = {}): { ok: boolean; text: string } {
   const result = store.verifyAudit();
   const head = store.auditHead();
-  const tailAllowed = store.listRuns({ active: true, limit: 1 }).length > 0;
+  const tailAllowed = store.hasActiveRun();
   const newest = Math.max(-1, ...anchors.map((a) => a.seq));
   const checks = anchors.map((anchor) => checkAnchor(anchor, head, (seq) => store.auditHashAt(seq), { newest: anchor.seq === newest, tailAllowed }));
   const ok = result.ok && checks.every((c) => c.ok);
@@ -93,9 +93,10 @@ export function verifyAudit(store: Store, anchors: AuditAnchor[] = [], unreachab
     lines.push(...checks.map((c) => `  ${c.ok ? 'ok' : 'MISMATCH'}  ${c.source}: ${c.detail}`));
   } else {
     lines.push('no anchor checked: a chain alone cannot show its newest records removed, records appended, or the whole chain recomputed');
-    lines.push('  (pass --kubeconfig to check the cluster\'s anchor, or --anchor SEQ:HASH from the run\'s Slack thread)');
+    // Only an option not given yet: "pass --kubeconfig" after --kubeconfig found no anchor would send the user in circles.
+    lines.push(given.kubeconfig ? '  (pass --anchor SEQ:HASH from the run\'s Slack thread to check the head it shows)' : '  (pass --kubeconfig to check the cluster\'s anchor, or --anchor SEQ:HASH from the run\'s Slack thread)');
   }
-  lines.push(...unreachable.map((u) => `  not checked: ${u}`));
+  lines.push(...notChecked.map((u) => `  not checked: ${u}`));
   const problems = result.problems.length + checks.filter((c) => !c.ok).length;
   const verdict = ok ? `audit log intact: ${result.checked} records, chain verified up to #${result.headSeq ?? 0}` : `audit log TAMPERED: ${problems} problem(s) in ${result.checked} records`;
   return { ok, text: [verdict, ...lines].join('\n') };

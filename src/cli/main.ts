@@ -284,7 +284,7 @@ export function buildProgram(): Command {
     .option('--db <path>', dbOption)
     .option('--json', 'print them as JSON')
     .action((opts: { db?: string; json?: boolean }) => {
-      const store = openCliStore(opts.db);
+      const store = openCliStore(opts.db, { readOnly: true });
       try {
         const letters = store.deadLetters();
         if (opts.json) print(JSON.stringify(letters.map((l) => ({ ...l, body: JSON.parse(l.body) as unknown })), null, 2));
@@ -308,14 +308,21 @@ export function buildProgram(): Command {
       const store = openCliStore(opts.db, { readOnly: true });
       try {
         const anchors = (opts.anchor ?? []).map(parseAnchorOption);
-        const unreachable: string[] = [];
+        const notChecked: string[] = [];
         if (opts.kubeconfig !== undefined) {
           const { clusterAnchors } = await import('./audit-anchors.ts');
           const found = await clusterAnchors(store, { kubeconfig: opts.kubeconfig, ...(opts.context ? { context: opts.context } : {}), ...(opts.cluster ? { cluster: opts.cluster } : {}) });
+          // The check asked for cannot be made: bad input (an API server that cannot be reached), never "intact".
+          if (found.failed.length > 0) {
+            throw new UserError(
+              `audit verify --kubeconfig ${opts.kubeconfig}: cannot read the audit anchor: ${found.failed.join('; ')}`,
+              'nothing was verified; check that the API server is running and that the kubeconfig (and --context) points at it, or leave --kubeconfig out to check the chain (and any --anchor) alone',
+            );
+          }
           anchors.push(...found.anchors);
-          unreachable.push(...found.unreachable);
+          notChecked.push(...found.notChecked);
         }
-        const result = verifyAudit(store, anchors, unreachable);
+        const result = verifyAudit(store, anchors, notChecked, { kubeconfig: opts.kubeconfig !== undefined });
         print(result.text);
         process.exitCode = result.ok ? 0 : 1;
       } finally {

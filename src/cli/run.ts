@@ -113,7 +113,7 @@ export async function runCommand(options: RunOptions, io: RunIo): Promise<number
   const outcomes: NodeOutcome[] = [];
   const metrics = options.metricsPort === undefined ? null : new PatchpilotMetrics();
   const notifier = configured.sinks.length === 0 ? null : new Notifier({ sinks: configured.sinks, clock, store, metrics, log: (line) => process.stderr.write(`notify: ${line}\n`) });
-  metrics?.watchFleet(async () => [await readClusterStatus(cluster, { labelKey: plan.labelKey, triggerOf: (id) => triggerOfRun(store, id) })]);
+  metrics?.watchFleet(async () => [await readClusterStatus(cluster, { labelKey: plan.labelKey, triggerOf: (id) => triggerOfRun(store, id), now: clock.now() })]);
   const metricsServer = metrics && options.metricsPort !== undefined ? await serveMetrics(metrics, options.metricsPort) : null;
   if (metricsServer) write(`${tty ? '' : '# '}metrics: http://0.0.0.0:${metricsServer.port}/metrics`);
   let lastWaitedFor = '';

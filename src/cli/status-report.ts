@@ -3,7 +3,7 @@
  * compliance table and an SVG chart of the security updates pending over time, from the store's scan history.
  */
 import type { ClusterStatus } from '../service/fleet-status.ts';
-import { age, pendingText } from '../service/fleet-status.ts';
+import { age, lastPatchText, pendingText } from '../service/fleet-status.ts';
 import type { ScanRecord } from '../store/index.ts';
 
 const esc = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -55,7 +55,7 @@ function clusterSection(status: ClusterStatus, history: readonly ScanRecord[], n
   if (status.error !== undefined) return `<section><h2>${esc(status.name)}</h2><p class="error">Status unknown: ${esc(status.error)}</p></section>`;
   const rows = status.nodes
     .map(
-      (n) => `<tr class="${n.compliant ? 'ok' : 'bad'}"><td>${esc(n.name)}</td><td>${esc(n.os)}</td><td>${esc(n.kernel ?? '-')}</td><td>${esc(n.linux ? pendingText(n, 10) : 'n/a')}</td><td>${n.rebootRequired === null ? '?' : n.rebootRequired ? 'yes' : 'no'}</td><td>${esc(n.lastPatch ? `${age(n.lastPatch.at, now)} (${n.lastPatch.status}${n.lastPatch.trigger ? `, trigger ${n.lastPatch.trigger}` : ''})` : 'never')}</td><td>${esc(n.cordoned ? `by ${n.cordonedBy}` : 'no')}</td><td>${n.disabled ? 'disabled' : n.linux ? '' : 'not Linux'}</td><td class="verdict">${n.compliant ? 'compliant' : esc(n.reason)}</td></tr>`,
+      (n) => `<tr class="${n.compliant ? 'ok' : 'bad'}"><td>${esc(n.name)}</td><td>${esc(n.os)}</td><td>${esc(n.kernel ?? '-')}</td><td>${esc(n.linux ? pendingText(n, 10) : 'n/a')}</td><td>${n.rebootRequired === null ? '?' : n.rebootRequired ? 'yes' : 'no'}</td><td>${esc(n.lastPatch ? `${age(n.lastPatch.at, now)} (${n.lastPatch.status}${n.lastPatch.trigger ? `, trigger ${n.lastPatch.trigger}` : ''})` : lastPatchText(n, now))}</td><td>${esc(n.cordoned ? `by ${n.cordonedBy}` : 'no')}</td><td>${n.disabled ? 'disabled' : n.linux ? '' : 'not Linux'}</td><td class="verdict">${n.compliant ? 'compliant' : esc(n.reason)}</td></tr>`,
     )
     .join('\n');
   const share = status.total === 0 ? 0 : Math.round((status.compliant / status.total) * 100);

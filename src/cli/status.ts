@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import { KubeConfigError } from '../cluster/kube/config-error.ts';
 import { loadKubeConfig } from '../cluster/kube/kubeconfig.ts';
 import { parsePlan, type Plan } from '../engine/plan.ts';
-import { age, clusterSummary, pendingText, readClusterStatus, statusJson, triggerOfRun, type ClusterStatus } from '../service/fleet-status.ts';
+import { clusterSummary, lastPatchText, pendingText, readClusterStatus, statusJson, triggerOfRun, type ClusterStatus } from '../service/fleet-status.ts';
 import { scanCluster, type NodeScanResult } from '../service/scan.ts';
 import { SystemClock } from '../service/system-clock.ts';
 import type { Store } from '../store/index.ts';
@@ -94,7 +94,7 @@ function exitCode(statuses: readonly ClusterStatus[]): number {
 }
 
 async function readAll(fleet: Fleet): Promise<ClusterStatus[]> {
-  const read = await Promise.all(fleet.targets.map((t) => readClusterStatus(t.cluster, { labelKey: t.plan.labelKey, triggerOf: (id) => triggerOfRun(fleet.store, id) })));
+  const read = await Promise.all(fleet.targets.map((t) => readClusterStatus(t.cluster, { labelKey: t.plan.labelKey, triggerOf: (id) => triggerOfRun(fleet.store, id), now: Date.now() })));
   return [...read, ...fleet.failed];
 }
 
@@ -214,7 +214,7 @@ export function statusText(status: ClusterStatus, now: number): string {
     n.kernel ?? '-',
     n.linux ? pendingText(n) : 'n/a',
     n.rebootRequired === null ? '?' : n.rebootRequired ? 'yes' : 'no',
-    n.lastPatch ? `${age(n.lastPatch.at, now)} ${n.lastPatch.status}${n.lastPatch.trigger ? ` (trigger ${n.lastPatch.trigger})` : ''}${n.lastPatch.hash ? ` ${n.lastPatch.hash}` : ''}` : 'never',
+    lastPatchText(n, now),
     n.cordoned ? `by ${n.cordonedBy}` : 'no',
     n.disabled ? 'disabled' : n.linux ? '' : 'not Linux',
     n.compliant ? 'yes' : `no: ${n.reason}`,

@@ -90,7 +90,7 @@ export class ClusterService {
   /** The cluster's status, read from its nodes (src/service/fleet-status.ts). */
   status(signal?: AbortSignal): Promise<ClusterStatus> {
     const store = this.target.store;
-    return readClusterStatus(this.target.cluster, { labelKey: this.target.plan.labelKey, ...(signal ? { signal } : {}), ...(store ? { triggerOf: (id: string) => triggerOfRun(store, id) } : {}) });
+    return readClusterStatus(this.target.cluster, { labelKey: this.target.plan.labelKey, now: this.now(), ...(signal ? { signal } : {}), ...(store ? { triggerOf: (id: string) => triggerOfRun(store, id) } : {}) });
   }
 
   /** Scans every Linux node (the agent report-only) and records the findings. */

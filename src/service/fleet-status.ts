@@ -5,7 +5,8 @@
  *
  * Compliant means: a Linux node whose newest evidence (a successful scan, or a successful patch after it) shows no
  * security update pending and no reboot pending. A node never scanned, or whose last scan failed, is not compliant:
- * nothing is taken for granted.
+ * nothing is taken for granted. Nor is a time that cannot be one: a scan or patch time later than now (beyond
+ * CLOCK_SKEW_MS) or unreadable is no evidence, and the node is not compliant, its reason naming the annotation.
  */
 import type { ClusterNode, ClusterPort } from '../cluster/port.ts';
 import { ANNOTATIONS, SCAN_ANNOTATIONS } from '../engine/metadata.ts';
@@ -42,6 +43,8 @@ export interface NodeStatus {
   compliant: boolean;
   /** Why the node is not compliant, in a few words ('' when it is). */
   reason: string;
+  /** Annotations whose time is no evidence (in the future, or not a time), with why: named in `reason`. */
+  untrusted: { annotation: string; problem: string }[];
 }
 
 export interface ClusterStatus {
@@ -60,23 +63,49 @@ export interface StatusOptions {
   labelKey: string;
   /** A run id's trigger, from the store; null when unknown. */
   triggerOf?: (runId: string) => string | null;
+  /** Now, on the clock of whoever asks (epoch ms): a scan or patch time after it (beyond CLOCK_SKEW_MS) is no evidence. */
+  now: number;
 }
 
-const iso = (value: string | undefined): string | null => {
+/**
+ * How far a scan or patch time may lie ahead of the reader's clock and still count: the time was written by the
+ * clock of the machine that scanned or patched, and is read on another. NTP keeps clocks within a second of each
+ * other, but a laptop or VM just resumed, or a host without NTP, can be a few minutes off; five minutes is the
+ * tolerance Kerberos (and Active Directory) allow for the same question. A time further ahead is a wrong clock or an
+ * edited annotation, never a patch that happened: taking it would hide the updates a scan says are pending (a patch
+ * "newer" than every scan, "patched 0s ago", for years).
+ */
+export const CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
+ * An annotation's time: null when absent; `untrusted` when it is not a time or lies in the future, so that it is
+ * named rather than taken (or silently ignored).
+ */
+function evidenceTime(annotations: Record<string, string>, annotation: string, of: string, now: number, untrusted: NodeStatus['untrusted']): string | null {
+  const value = annotations[annotation];
   if (value === undefined) return null;
   const ms = Date.parse(value);
-  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
-};
+  if (!Number.isFinite(ms)) {
+    untrusted.push({ annotation, problem: `is ${JSON.stringify(value.slice(0, 40))}, not a time: no evidence of ${of}` });
+    return null;
+  }
+  if (ms > now + CLOCK_SKEW_MS) {
+    untrusted.push({ annotation, problem: `is ${JSON.stringify(value.slice(0, 40))}, in the future: no evidence of ${of}` });
+    return null;
+  }
+  return new Date(ms).toISOString();
+}
 
 export function nodeStatus(node: ClusterNode, options: StatusOptions): NodeStatus {
   const a = node.annotations;
   const linux = node.labels[OS_LABEL] === 'linux';
-  const scannedAt = iso(a[SCAN_ANNOTATIONS.time]);
+  const untrusted: NodeStatus['untrusted'] = [];
+  const scannedAt = evidenceTime(a, SCAN_ANNOTATIONS.time, 'a scan', options.now, untrusted);
   const scanOk = scannedAt !== null && a[SCAN_ANNOTATIONS.result] === 'ok';
   const pendingText = a[SCAN_ANNOTATIONS.securityUpdatesPending];
   const scannedPending = scanOk && pendingText !== undefined && /^\d+$/.test(pendingText) ? Number(pendingText) : null;
   const patchStatus = a[ANNOTATIONS.status];
-  const patchedAt = iso(a[ANNOTATIONS.time]);
+  const patchedAt = evidenceTime(a, ANNOTATIONS.time, 'a patch', options.now, untrusted);
   const patchOk = patchStatus === 'patched' || patchStatus === 'no-updates';
   const runId = a[ANNOTATIONS.run] ?? null;
   // A successful patch newer than the scan applied every security update the scan saw (held packages aside).
@@ -87,18 +116,20 @@ export function nodeStatus(node: ClusterNode, options: StatusOptions): NodeStatu
   const markReboot = a[ANNOTATIONS.rebootPending] === 'true';
   const rebootRequired = patchIsNewer ? markReboot : scanOk && scanReboot !== undefined ? scanReboot === 'true' || markReboot : markReboot ? true : null;
   const known = securityUpdatesPending !== null && rebootRequired !== null;
-  const compliant = linux && known && securityUpdatesPending === 0 && rebootRequired === false;
-  const reason = compliant
+  const compliant = linux && known && securityUpdatesPending === 0 && rebootRequired === false && untrusted.length === 0;
+  const evidence = !linux || !known || securityUpdatesPending !== 0 || rebootRequired !== false;
+  const why = !evidence
     ? ''
     : !linux
       ? 'not Linux'
       : scannedAt !== null && !scanOk && !patchIsNewer
         ? 'last scan failed'
         : securityUpdatesPending === null
-          ? 'never scanned'
+          ? untrusted.some((u) => u.annotation === SCAN_ANNOTATIONS.time) ? '' : 'never scanned'
           : securityUpdatesPending > 0
             ? `${securityUpdatesPending} security update(s) pending`
             : 'reboot pending';
+  const reason = [...(linux ? untrusted.map((u) => `${u.annotation} ${u.problem}`) : []), ...(why ? [why] : [])].join('; ');
   return {
     name: node.name,
     os: node.osImage,
@@ -126,6 +157,7 @@ export function nodeStatus(node: ClusterNode, options: StatusOptions): NodeStatu
     disabled: node.labels[options.labelKey] === DISABLED,
     compliant,
     reason,
+    untrusted,
   };
 }
 
@@ -147,7 +179,7 @@ export function clusterStatus(name: string, nodes: readonly ClusterNode[], optio
   };
 }
 
-/** The stable `--json` shape (README, issue 15): exactly these fields, whatever else the status knows. */
+/** The stable `--json` shape (README, issue 15): exactly these fields, whatever else the status knows; `reason` is null when compliant. */
 export function statusJson(clusters: readonly ClusterStatus[]): unknown {
   return {
     clusters: clusters.map((c) => ({
@@ -164,6 +196,7 @@ export function statusJson(clusters: readonly ClusterStatus[]): unknown {
         lastPatchedAt: n.lastPatchedAt,
         cordoned: n.cordoned,
         compliant: n.compliant,
+        reason: n.compliant ? null : n.reason,
       })),
       ...(c.error !== undefined ? { error: c.error } : {}),
     })),
@@ -186,6 +219,13 @@ export async function readClusterStatus(
 export function triggerOfRun(store: Pick<Store, 'getRun'>, runId: string): string | null {
   const trigger = store.getRun(runId)?.trigger as { id?: unknown } | undefined;
   return typeof trigger?.id === 'string' ? trigger.id : null;
+}
+
+/** The "last patched" cell: how long ago and how, "unknown" when its time is no evidence, else "never". */
+export function lastPatchText(node: NodeStatus, now: number): string {
+  const p = node.lastPatch;
+  if (p) return `${age(p.at, now)} ${p.status}${p.trigger ? ` (trigger ${p.trigger})` : ''}${p.hash ? ` ${p.hash}` : ''}`;
+  return node.untrusted.some((u) => u.annotation === ANNOTATIONS.time) ? 'unknown' : 'never';
 }
 
 /** "3m", "5h", "2d": how long ago, for people. */

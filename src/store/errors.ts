@@ -14,7 +14,9 @@ export type StoreErrorCode =
   | 'RUN_EXISTS'
   | 'SNAPSHOT_CORRUPT'
   | 'RUN_OWNER_CORRUPT'
-  | 'SCHEDULE_CORRUPT';
+  | 'SCHEDULE_CORRUPT'
+  /** A value another program wrote that the store cannot read (see columns.ts). */
+  | 'ROW_CORRUPT';
 
 /** A failure the user can act on: `message` says what is wrong, `hint` what to do about it. */
 export class StoreError extends Error {

@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { auditHash, canonicalJson, verifyAuditChain } from './audit.ts';
 import type { AuditHead, StoredAuditRow } from './audit.ts';
+import { A_LIST_OF_NAMES, AN_OBJECT, readJson, readNullableJson, readNullableTime, readTime } from './columns.ts';
 import { corruptDatabaseError, shellQuote, StoreError, translateSqliteError } from './errors.ts';
 import { applyMigrations, LATEST_SCHEMA_VERSION } from './migrations.ts';
 import { describeErrno } from '../io/user-file.ts';
@@ -420,7 +421,7 @@ export class Store {
       (runId: string, approver: string, decision: Decision, at: number, comment: string | undefined) =>
         this.#decide(runId, approver, decision, at, comment),
     );
-    this.#appendAuditTx = db.transaction((entry: AuditEntry) => toAuditRow(this.#appendAuditEntry(entry)));
+    this.#appendAuditTx = db.transaction((entry: AuditEntry) => toAuditRow(this.#appendAuditEntry(entry), path));
     this.#claimRunTx = db.transaction((runId: string, owner: string, now: number, isGone: (current: RunOwner) => boolean) => {
       const current = this.#runOwner(runId);
       if (current && current.owner !== owner && !isGone(current)) return { ok: false, owner: current } as const;
@@ -459,7 +460,7 @@ export class Store {
 
   getRun(id: string): RunRecord | null {
     const row = this.#guard(() => this.#sql.selectRun.get(id));
-    return row === undefined ? null : toRunRecord(row);
+    return row === undefined ? null : toRunRecord(row, this.#path);
   }
 
   requireRun(id: string): RunRecord {
@@ -477,7 +478,20 @@ export class Store {
       }
       return (opts.active ? this.#sql.listActiveClusterRuns : this.#sql.listClusterRuns).all(opts.cluster, limit);
     });
-    return rows.map(toRunRecord);
+    return rows.map((row) => toRunRecord(row, this.#path));
+  }
+
+  /**
+   * Whether any run has not finished, and the clusters the runs name: what `audit verify` needs, read without the
+   * runs' JSON columns, so that a run row another program damaged does not stop the audit log being checked.
+   */
+  hasActiveRun(): boolean {
+    return this.#guard(() => this.#db.prepare<[], number>("SELECT 1 FROM runs WHERE status <> 'done' LIMIT 1").pluck().get() !== undefined);
+  }
+
+  /** Newest run's cluster first. */
+  runClusters(): string[] {
+    return this.#guard(() => this.#db.prepare<[], string>('SELECT cluster FROM runs GROUP BY cluster ORDER BY max(created_at) DESC, cluster').pluck().all());
   }
 
   /** Writes everything one engine transition produced, or nothing. RUN_NOT_FOUND if the run does not exist. */
@@ -540,7 +554,7 @@ export class Store {
 
   /** Ordered by position. */
   getNodeRuns(runId: string): NodeRunRecord[] {
-    return this.#guard(() => this.#sql.selectNodeRuns.all(runId)).map(toNodeRunRecord);
+    return this.#guard(() => this.#sql.selectNodeRuns.all(runId)).map((row) => toNodeRunRecord(row, this.#path));
   }
 
   /** The persisted snapshot of each actor of a run, by actor id. SNAPSHOT_CORRUPT if one cannot be parsed. */
@@ -567,7 +581,8 @@ export class Store {
 
   /** The decision that won for the run, if any. */
   getDecision(runId: string): ApprovalRecord | null {
-    return this.#guard(() => this.#sql.selectDecision.get(runId)) ?? null;
+    const row = this.#guard(() => this.#sql.selectDecision.get(runId));
+    return row === undefined ? null : toApproval(row, this.#path);
   }
 
   appendAudit(entry: AuditEntry): AuditRow {
@@ -583,7 +598,7 @@ export class Store {
         ? this.#sql.auditRows.all(afterSeq, limit)
         : this.#sql.runAuditRows.all(opts.runId, afterSeq, limit),
     );
-    return rows.map(toAuditRow);
+    return rows.map((row) => toAuditRow(row, this.#path));
   }
 
   /** Recomputes the whole hash chain, row by row, and compares its end with audit_head. */
@@ -626,7 +641,15 @@ export class Store {
         )
         .all(cluster, since),
     );
-    return rows.map(({ packagesJson, rebootRequired, ...rest }) => ({ ...rest, packages: JSON.parse(packagesJson) as string[], rebootRequired: rebootRequired === null ? null : rebootRequired === 1 }));
+    return rows.map(({ packagesJson, rebootRequired, ...rest }) => {
+      const row = { db: this.#path, table: 'scans', key: { scan_id: rest.scanId, cluster: rest.cluster, node: rest.node } };
+      return {
+        ...rest,
+        at: readTime(row, 'at', rest.at),
+        packages: readJson(row, 'packages_json', packagesJson, A_LIST_OF_NAMES) as string[],
+        rebootRequired: rebootRequired === null ? null : rebootRequired === 1,
+      };
+    });
   }
 
   /** A notification that could not be delivered after every retry. */
@@ -639,12 +662,18 @@ export class Store {
     return { id: Number(id), ...letter };
   }
 
+  /** Oldest first. ROW_CORRUPT when a row's body is not JSON or its time is not one. */
   deadLetters(): DeadLetter[] {
-    return this.#guard(() =>
+    const rows = this.#guard(() =>
       this.#db
         .prepare<[], DeadLetter>('SELECT id, sink, event, body_json AS body, attempts, last_error AS lastError, failed_at AS failedAt FROM dead_letters ORDER BY id')
         .all(),
     );
+    return rows.map((letter) => {
+      const row = { db: this.#path, table: 'dead_letters', key: { id: letter.id } };
+      readJson(row, 'body_json', letter.body);
+      return { ...letter, failedAt: readTime(row, 'failed_at', letter.failedAt) };
+    });
   }
 
   /** Sets a cluster's schedule, replacing the one it had. */
@@ -750,7 +779,7 @@ export class Store {
     });
     const created = this.#sql.selectRun.get(run.id);
     if (created === undefined) throw runNotFoundError(run.id);
-    return toRunRecord(created);
+    return toRunRecord(created, this.#path);
   }
 
   #commit(batch: CommitBatch): void {
@@ -818,8 +847,9 @@ export class Store {
     if (this.#sql.runExists.get(runId) === undefined) throw runNotFoundError(runId);
     const inserted = this.#sql.insertFirstDecision.run(runId, approver, decision, at, comment ?? null, runId);
     if (inserted.changes === 0) {
-      const winner = this.#sql.selectDecision.get(runId);
-      if (winner === undefined) throw new Error(`approvals of run ${runId} changed inside a write transaction`);
+      const row = this.#sql.selectDecision.get(runId);
+      if (row === undefined) throw new Error(`approvals of run ${runId} changed inside a write transaction`);
+      const winner = toApproval(row, this.#path);
       return {
         ok: false,
         reason: `already ${winner.decision} by ${winner.approver} at ${new Date(winner.at).toISOString()}`,
@@ -897,30 +927,44 @@ function parseSnapshot(runId: string, row: SnapshotRow): unknown {
   }
 }
 
-function toRunRecord(row: RunRow): RunRecord {
+/** The JSON and time columns are read by columns.ts, which names the row when another program broke one. */
+function toRunRecord(row: RunRow, db: string): RunRecord {
+  const ref = { db, table: 'runs', key: { id: row.id } };
   return {
     id: row.id,
     cluster: row.cluster,
     hash: row.hash,
-    plan: JSON.parse(row.planJson),
-    trigger: JSON.parse(row.triggerJson),
+    plan: readJson(ref, 'plan_json', row.planJson),
+    trigger: readJson(ref, 'trigger_json', row.triggerJson),
     requestedBy: row.requestedBy,
-    createdAt: row.createdAt,
+    createdAt: readTime(ref, 'created_at', row.createdAt),
     status: row.status,
     outcome: row.outcome,
     reason: row.reason,
-    queue: row.queueJson === null ? null : (JSON.parse(row.queueJson) as string[]),
-    updatedAt: row.updatedAt,
-    finishedAt: row.finishedAt,
+    queue: readNullableJson(ref, 'queue_json', row.queueJson, A_LIST_OF_NAMES) as string[] | null,
+    updatedAt: readTime(ref, 'updated_at', row.updatedAt),
+    finishedAt: readNullableTime(ref, 'finished_at', row.finishedAt),
   };
 }
 
-function toNodeRunRecord(row: NodeRunRow): NodeRunRecord {
+function toNodeRunRecord(row: NodeRunRow, db: string): NodeRunRecord {
   const { reportJson, ...rest } = row;
-  return { ...rest, report: reportJson === null ? null : JSON.parse(reportJson) };
+  const ref = { db, table: 'node_runs', key: { run_id: row.runId, node: row.node } };
+  return {
+    ...rest,
+    report: readNullableJson(ref, 'report_json', reportJson),
+    startedAt: readNullableTime(ref, 'started_at', row.startedAt),
+    finishedAt: readNullableTime(ref, 'finished_at', row.finishedAt),
+    updatedAt: readTime(ref, 'updated_at', row.updatedAt),
+  };
 }
 
-function toAuditRow(row: StoredAuditRow): AuditRow {
+function toAuditRow(row: StoredAuditRow, db: string): AuditRow {
   const { detailsJson, ...rest } = row;
-  return { ...rest, details: JSON.parse(detailsJson) as Record<string, unknown> };
+  const ref = { db, table: 'audit', key: { seq: row.seq } };
+  return { ...rest, at: readTime(ref, 'at', row.at), details: readJson(ref, 'details_json', detailsJson, AN_OBJECT) as Record<string, unknown> };
+}
+
+function toApproval(row: ApprovalRecord, db: string): ApprovalRecord {
+  return { ...row, at: readTime({ db, table: 'approvals', key: { run_id: row.runId, approver: row.approver } }, 'at', row.at) };
 }

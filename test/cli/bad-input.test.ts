@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
+import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -25,6 +26,7 @@ import { runScenario } from '../../src/sim/runner.ts';
 import { parseDuration } from '../../src/sim/duration.ts';
 import { parseScenario } from '../../src/sim/scenario.ts';
 import { PatchpilotMetrics, serveMetrics } from '../../src/service/metrics.ts';
+import { openStore } from '../../src/store/index.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -355,5 +357,82 @@ describe('repeated keys: refused as before, found in linear time', () => {
     const keys = Array.from({ length: 30_000 }, (_, i) => `  k${i}: v\n`).join('');
     expect(parsePlanText(`cluster: a\nnodeSelector:\n${keys}`, 'p.yaml').nodeSelector).toHaveProperty('k29999', 'v');
     expect(() => parsePlanText(`cluster: a\nnodeSelector:\n${keys}  k0: w\n`, 'p.yaml')).toThrow(/line 30003, column 3: Map keys must be unique \("k0" appears twice\)/);
+  });
+});
+
+/**
+ * A database another program edited (sqlite3, a script): a JSON column that is not JSON, a time that is not one. The
+ * read commands printed a SyntaxError or "RangeError: Invalid time value" with a stack trace, or "took NaNs" with exit
+ * 0. Each is refused by the store's one reader of such columns (src/store/columns.ts), naming the table, column and
+ * row, exit 2, and the file is left as it was.
+ */
+describe('a database another program edited: one error naming the row, exit 2, the file unchanged', () => {
+  const RUN = 'run-20261206-050000-abc123';
+  function database(): { cwd: string; db: string } {
+    const cwd = scratch();
+    const db = join(cwd, 'pp.db');
+    const store = openStore(db);
+    const at = Date.parse('2026-12-06T05:00:00Z');
+    store.createRun({ id: RUN, cluster: 'prod', hash: 'abc123', plan: { concurrency: 1 }, trigger: { kind: 'manual' }, requestedBy: 'alice', createdAt: at });
+    store.commit({
+      runId: RUN,
+      at: at + 60_000,
+      run: { status: 'done', outcome: 'succeeded', queue: ['w-1'], finishedAt: at + 60_000 },
+      nodeRuns: [{ node: 'w-1', position: 0, phase: 'done', result: 'patched', errorCode: null, errorMessage: null, report: { upgraded: ['openssl'] }, startedAt: at + 1_000, finishedAt: at + 50_000 }],
+      audit: [{ at: at + 60_000, actor: 'patchpilot', action: 'node.step', node: 'w-1', details: { step: 'done' } }],
+    });
+    store.addDeadLetter({ sink: 'webhook', event: 'run.finished', body: '{"run":"x"}', attempts: 6, lastError: 'HTTP 500', failedAt: at });
+    store.close();
+    return { cwd, db };
+  }
+  function tamper(db: string, sql: string): void {
+    const raw = new Database(db);
+    // The audit table refuses updates by trigger; another program can drop it.
+    raw.exec('DROP TRIGGER IF EXISTS audit_no_update');
+    raw.exec(sql);
+    raw.close();
+  }
+  const cli = (cwd: string, args: string[]) => spawnSync(process.execPath, [BIN, ...args, '--db', 'pp.db'], { cwd, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH, HOME: cwd, NO_COLOR: '1' } });
+
+  it.each([
+    { sql: "UPDATE runs SET plan_json = '{bad'", args: ['runs'], names: `runs.plan_json of the row where id = '${RUN}' holds "{bad", not valid JSON` },
+    { sql: "UPDATE runs SET plan_json = '{bad'", args: ['runs', 'show', RUN], names: `runs.plan_json of the row where id = '${RUN}' holds "{bad", not valid JSON` },
+    { sql: "UPDATE runs SET queue_json = '[1,2'", args: ['runs'], names: `runs.queue_json of the row where id = '${RUN}' holds "[1,2", not valid JSON` },
+    { sql: "UPDATE runs SET queue_json = '[1,2]'", args: ['runs'], names: `runs.queue_json of the row where id = '${RUN}' holds "[1,2]", not a JSON list of names` },
+    { sql: "UPDATE runs SET created_at = 'yesterday'", args: ['runs'], names: `runs.created_at of the row where id = '${RUN}' holds "yesterday", not a time` },
+    { sql: 'UPDATE runs SET created_at = 1e300', args: ['runs', 'show', RUN], names: `runs.created_at of the row where id = '${RUN}' holds 1e+300, not a time` },
+    { sql: "UPDATE node_runs SET report_json = '{'", args: ['runs', 'show', RUN], names: `node_runs.report_json of the row where run_id = '${RUN}' AND node = 'w-1' holds "{", not valid JSON` },
+    { sql: "UPDATE node_runs SET started_at = 'x'", args: ['runs', 'show', RUN], names: `node_runs.started_at of the row where run_id = '${RUN}' AND node = 'w-1' holds "x", not a time` },
+    { sql: "UPDATE audit SET details_json = '{' WHERE seq = 2", args: ['audit', 'show'], names: `audit.details_json of the row where seq = 2 holds "{", not valid JSON` },
+    { sql: "UPDATE audit SET at = 'abc' WHERE seq = 2", args: ['audit', 'show'], names: `audit.at of the row where seq = 2 holds "abc", not a time` },
+    { sql: "UPDATE dead_letters SET failed_at = 'zz'", args: ['dead-letters'], names: `dead_letters.failed_at of the row where id = 1 holds "zz", not a time` },
+    { sql: "UPDATE dead_letters SET failed_at = 'zz'", args: ['dead-letters', '--json'], names: `dead_letters.failed_at of the row where id = 1 holds "zz", not a time` },
+    { sql: "UPDATE dead_letters SET body_json = '{'", args: ['dead-letters', '--json'], names: `dead_letters.body_json of the row where id = 1 holds "{", not valid JSON` },
+  ])('$sql, then $args', ({ sql, args, names }) => {
+    const { cwd, db } = database();
+    tamper(db, sql);
+    const before = readFileSync(db);
+    const result = cli(cwd, args);
+    expect(result.status, result.stderr).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).not.toMatch(/\n\s+at .+:\d+/);
+    expect(result.stderr.startsWith(`error: Database pp.db: ${names}`), result.stderr).toBe(true);
+    const [message, hint, ...rest] = result.stderr.trimEnd().split('\n');
+    expect(message).toContain('another program changed it');
+    expect(hint).toMatch(/^hint: Restore the database from a backup, or correct that value; see it with: sqlite3 pp.db "SELECT /);
+    expect(rest).toEqual([]);
+    expect(readFileSync(db).equals(before), 'a command that only reads left the file as it was').toBe(true);
+  });
+
+  it('the untouched database reads as before, and audit verify still checks the chain past a damaged run row', () => {
+    const { cwd, db } = database();
+    const show = cli(cwd, ['runs', 'show', RUN]);
+    expect(show.status, show.stderr).toBe(0);
+    expect(show.stdout).toMatch(/w-1 +patched +done +49s/);
+    expect(cli(cwd, ['dead-letters']).stdout).toBe('2026-12-06T05:00:00.000Z  run.finished  to webhook: HTTP 500 after 6 attempt(s)\n');
+    tamper(db, "UPDATE runs SET plan_json = '{bad'");
+    const verify = cli(cwd, ['audit', 'verify']);
+    expect(verify.status, verify.stderr).toBe(0);
+    expect(verify.stdout).toMatch(/^audit log intact: 2 records/);
   });
 });

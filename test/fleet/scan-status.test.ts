@@ -5,8 +5,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ClusterPort } from '../../src/cluster/port.ts';
-import { SCAN_ANNOTATIONS } from '../../src/engine/metadata.ts';
-import { readClusterStatus, statusJson, triggerOfRun } from '../../src/service/fleet-status.ts';
+import { ANNOTATIONS, SCAN_ANNOTATIONS, scanMetadata } from '../../src/engine/metadata.ts';
+import { statusText } from '../../src/cli/status.ts';
+import { CLOCK_SKEW_MS, clusterStatus, readClusterStatus, statusJson, triggerOfRun } from '../../src/service/fleet-status.ts';
+import { node } from '../metrics/fleet-fixtures.ts';
 import { scanCluster, rebootPendingNow } from '../../src/service/scan.ts';
 import { sandboxTarget, type SandboxTarget } from '../helpers/sandbox-target.ts';
 
@@ -23,7 +25,7 @@ describe('scan and status on the sandbox', () => {
     bench = await sandboxTarget('demo.yaml');
     const b = bench;
     const { cluster, plan, store } = b.target;
-    const before = await b.time.run(readClusterStatus(cluster, { labelKey: plan.labelKey }));
+    const before = await b.time.run(readClusterStatus(cluster, { labelKey: plan.labelKey, now: b.time.clock.now() }));
     // Before any scan: nothing is known, nothing is compliant.
     expect(before).toMatchObject({ compliant: 0, total: 5, lastScanAt: null });
     expect(before.nodes.every((n) => n.securityUpdatesPending === null && !n.compliant)).toBe(true);
@@ -65,7 +67,7 @@ describe('scan and status on the sandbox', () => {
       expect(a[SCAN_ANNOTATIONS.securityUpdates]?.split(',').sort()).toEqual(packages);
       expect(Number(a[SCAN_ANNOTATIONS.securityUpdatesPending])).toBe(packages.length);
     }
-    const scanned = await b.time.run(readClusterStatus(cluster, { labelKey: plan.labelKey }));
+    const scanned = await b.time.run(readClusterStatus(cluster, { labelKey: plan.labelKey, now: b.time.clock.now() }));
     expect(scanned.compliant).toBe(0);
     expect(scanned.lastScanAt).toBe(new Date(Math.max(...summary.nodes.map((n) => n.findings.at))).toISOString());
     const ubuntu2 = scanned.nodes.find((n) => n.name === 'ubuntu-2')!;
@@ -76,7 +78,7 @@ describe('scan and status on the sandbox', () => {
 
     const output = await b.patch({ triggerId: 'patch-tuesday' });
     expect(output.outcome).toBe('partial');
-    const after = await b.time.run(readClusterStatus(cluster, { labelKey: plan.labelKey, triggerOf: (id) => triggerOfRun(store!, id) }));
+    const after = await b.time.run(readClusterStatus(cluster, { labelKey: plan.labelKey, triggerOf: (id) => triggerOfRun(store!, id), now: b.time.clock.now() }));
     expect(after.compliant).toBe(4);
     const cp = after.nodes.find((n) => n.name === 'cp-1')!;
     expect(cp).toMatchObject({ securityUpdatesPending: 0, compliant: true, lastPatch: { status: 'patched', trigger: 'patch-tuesday', runId: 'run-1' } });
@@ -89,11 +91,11 @@ describe('scan and status on the sandbox', () => {
     // The JSON contract: exactly these keys.
     const json = statusJson([after]) as { clusters: Record<string, unknown>[] };
     expect(Object.keys(json.clusters[0]!)).toEqual(['name', 'compliant', 'total', 'lastScanAt', 'nodes']);
-    expect(Object.keys((json.clusters[0]!.nodes as object[])[0]!)).toEqual(['name', 'os', 'kernel', 'securityUpdatesPending', 'rebootRequired', 'lastPatchedAt', 'cordoned', 'compliant']);
+    expect(Object.keys((json.clusters[0]!.nodes as object[])[0]!)).toEqual(['name', 'os', 'kernel', 'securityUpdatesPending', 'rebootRequired', 'lastPatchedAt', 'cordoned', 'compliant', 'reason']);
 
     // A second scan: the patched nodes have nothing left; history has both scans.
     await b.time.run(scanCluster({ cluster, plan, clock: b.time.clock, store }));
-    const rescanned = await b.time.run(readClusterStatus(cluster, { labelKey: plan.labelKey }));
+    const rescanned = await b.time.run(readClusterStatus(cluster, { labelKey: plan.labelKey, now: b.time.clock.now() }));
     expect(rescanned.nodes.find((n) => n.name === 'cp-1')).toMatchObject({ securityUpdatesPending: 0, compliant: true });
     expect(new Set(store!.scanHistory(plan.cluster).map((r) => r.scanId)).size).toBe(2);
   });
@@ -122,7 +124,7 @@ describe('scan and status on the sandbox', () => {
     expect(byNode.get('worker-3')).toMatchObject({ pending: null, error: 'the scan Job did not report within 300 s' });
     expect(byNode.get('worker-3')!.at - started).toBeGreaterThanOrEqual(300_000);
     expect(byNode.get('worker-1')?.pending?.sort()).toEqual(['curl', 'openssl']);
-    const status = await b.time.run(readClusterStatus(cluster, { labelKey: plan.labelKey }));
+    const status = await b.time.run(readClusterStatus(cluster, { labelKey: plan.labelKey, now: b.time.clock.now() }));
     expect(status.compliant).toBe(0);
     expect(status.nodes.find((n) => n.name === 'worker-3')).toMatchObject({ securityUpdatesPending: null, compliant: false, reason: 'last scan failed', scanError: 'the scan Job did not report within 300 s' });
     expect(status.nodes.find((n) => n.name === 'worker-2')).toMatchObject({ securityUpdatesPending: null, rebootRequired: null, compliant: false, reason: 'last scan failed' });
@@ -146,4 +148,61 @@ describe('rebootPendingNow', () => {
     ['a reboot pending already (no package named)', report(true, [], ['openssl']), true],
     ['a reboot pending for a package already installed', report(true, ['glibc'], ['openssl']), true],
   ])('%s', (_, r, expected) => expect(rebootPendingNow(r)).toBe(expected));
+});
+
+/**
+ * A scan or patch time later than now is no evidence: a node whose last-patch-time said 2099 was counted compliant,
+ * "patched 0s ago", although its scan said security updates were pending (and year 99999 showed as "+099999-..." in
+ * --json). Beyond CLOCK_SKEW_MS ahead, or not a time at all, the annotation is named and the node is not compliant.
+ */
+describe('scan and patch times in the future are no evidence', () => {
+  const NOW = Date.parse('2026-12-07T02:00:00Z');
+  const scanned = (pending: string[]) => scanMetadata({ at: NOW - 3_600_000, pending, rebootRequired: false, error: null });
+  const patched = (time: string) => ({ [ANNOTATIONS.status]: 'patched', [ANNOTATIONS.time]: time, [ANNOTATIONS.run]: 'run-1' });
+  const status = clusterStatus(
+    'prod',
+    [
+      node('future', { ...scanned(['openssl', 'curl']), ...patched('2099-01-01T00:00:00Z') }),
+      node('far-future', { ...scanned(['openssl']), ...patched('+099999-01-01T00:00:00Z') }),
+      node('future-clean', { ...scanned([]), ...patched('2099-01-01T00:00:00Z') }),
+      node('not-a-time', { ...scanned([]), ...patched('yesterday') }),
+      node('future-scan', { ...scanMetadata({ at: Date.parse('2099-01-01T00:00:00Z'), pending: [], rebootRequired: false, error: null }) }),
+      node('skewed', { ...scanned(['openssl']), ...patched(new Date(NOW + CLOCK_SKEW_MS - 1_000).toISOString()) }),
+      node('patched', { ...scanned(['openssl']), ...patched(new Date(NOW - 60_000).toISOString()) }),
+    ],
+    { labelKey: 'patchpilot.io/task', now: NOW },
+  );
+  const byName = (name: string) => status.nodes.find((n) => n.name === name)!;
+
+  it('a patch time in the future: not compliant, the annotation named, the scan\'s pending updates shown', () => {
+    expect(byName('future')).toMatchObject({
+      compliant: false,
+      securityUpdatesPending: 2,
+      lastPatchedAt: null,
+      lastPatch: null,
+      reason: 'patchpilot.io/last-patch-time is "2099-01-01T00:00:00Z", in the future: no evidence of a patch; 2 security update(s) pending',
+    });
+    expect(byName('far-future')).toMatchObject({ compliant: false, lastPatchedAt: null, reason: expect.stringMatching(/^patchpilot\.io\/last-patch-time is "\+099999-01-01T00:00:00Z", in the future/) });
+    // Even a clean scan does not make a node with an impossible annotation compliant.
+    expect(byName('future-clean')).toMatchObject({ compliant: false, securityUpdatesPending: 0, reason: 'patchpilot.io/last-patch-time is "2099-01-01T00:00:00Z", in the future: no evidence of a patch' });
+    expect(byName('not-a-time')).toMatchObject({ compliant: false, reason: 'patchpilot.io/last-patch-time is "yesterday", not a time: no evidence of a patch' });
+    expect(byName('future-scan')).toMatchObject({ compliant: false, securityUpdatesPending: null, scannedAt: null, reason: 'patchpilot.io/scan-time is "2099-01-01T00:00:00.000Z", in the future: no evidence of a scan' });
+  });
+
+  it('within the clock-skew allowance, or in the past, a patch still counts', () => {
+    expect(byName('skewed')).toMatchObject({ compliant: true, securityUpdatesPending: 0, reason: '' });
+    expect(byName('patched')).toMatchObject({ compliant: true, reason: '' });
+    expect(status.compliant).toBe(2);
+  });
+
+  it('the text and --json say so', () => {
+    const text = statusText(status, NOW);
+    expect(text).toMatch(/^future .* 2 \(openssl, curl\) +no +unknown +no +no: patchpilot\.io\/last-patch-time is "2099-01-01T00:00:00Z", in the future: no evidence of a patch; 2 security update\(s\) pending$/m);
+    expect(text).not.toMatch(/^future.*0s ago/m);
+    const json = statusJson([status]) as { clusters: { nodes: { name: string; compliant: boolean; lastPatchedAt: string | null; reason: string | null }[] }[] };
+    const nodes = json.clusters[0]!.nodes;
+    expect(nodes.find((n) => n.name === 'far-future')).toMatchObject({ compliant: false, lastPatchedAt: null, reason: expect.stringContaining('patchpilot.io/last-patch-time') });
+    expect(nodes.find((n) => n.name === 'patched')).toMatchObject({ compliant: true, reason: null });
+    expect(nodes.map((n) => n.lastPatchedAt).filter((t) => t !== null && !/^\d{4}-/.test(t)), 'no "+099999-..." time').toEqual([]);
+  });
 });

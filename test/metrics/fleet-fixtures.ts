@@ -19,7 +19,7 @@ export function sampleFleet(cluster: string) {
       node('n3', scanMetadata({ at: AT, pending: [], rebootRequired: false, error: null })),
       node('n4'),
     ],
-    { labelKey: 'patchpilot.io/task' },
+    { labelKey: 'patchpilot.io/task', now: AT },
   );
 }
 
