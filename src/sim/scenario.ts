@@ -11,7 +11,7 @@ import { isMap, isSeq, LineCounter, type Document, type Node as YamlNode } from 
 import { z } from 'zod';
 import { formatPath, planSchema, type Plan } from '../engine/plan.ts';
 import { durationMs, secondsParam } from './duration.ts';
-import { OS_IDS, type OsId } from './os.ts';
+import { KERNEL_ALIASES, OS_IDS, type OsId } from './os.ts';
 import { PALETTE_FAULT_KINDS, PALETTE_RUN_STOPPERS, paletteFaultSchemas, paletteScenarioSchema, type PaletteScenario } from './palette-faults.ts';
 
 export const FAULT_KINDS = [
@@ -397,6 +397,21 @@ export function parseScenario(text: string, source = 'scenario', overrides: { se
       problems.push(`${locate(['faults', i, 'kind'])}: a ${fault.kind} fault needs a Palette run, but palette.lastRun is "none": leave lastRun out (default "completed")`);
     }
     if (fault.node === undefined && !NODELESS.has(fault.kind)) problems.push(`${locate(['faults', i])}: a ${fault.kind} fault needs a "node"`);
+    // A fault that cannot strike in this scenario would let it pass while testing nothing.
+    if (fault.kind === 'reboot-required' && !KERNEL_ALIASES.has(fault.package)) {
+      problems.push(`${locate(['faults', i, 'package'])}: "${fault.package}": the simulated node needs a reboot for a kernel update only (${[...KERNEL_ALIASES].join(', ')}); leave package out`);
+    }
+    if (fault.kind === 'postinst-fails' && fault.package !== undefined) {
+      const spec = nodes.find((n) => n.name === fault.node);
+      const offered = spec?.updates ?? file.updates;
+      const names = [...offered.security, ...offered.other];
+      if (!names.includes(fault.package)) {
+        problems.push(`${locate(['faults', i, 'package'])}: "${fault.package}" is not an update ${fault.node ?? 'the node'} is offered (${names.join(', ') || 'none'}): its postinst would never run`);
+      }
+    }
+    if (fault.kind === 'palette-stale-timestamp' && plan !== null && plan.mode !== 'palette') {
+      problems.push(`${locate(['faults', i, 'kind'])}: a palette-stale-timestamp fault needs plan.mode: palette (only Palette's On-Demand timestamp can be stuck)`);
+    }
     if (fault.kind === 'orchestrator-crash' && fault.node === undefined && fault.at === undefined) {
       problems.push(`${locate(['faults', i])}: an orchestrator-crash needs a time ("at") or a node and step to crash at`);
     }

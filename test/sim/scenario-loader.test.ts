@@ -43,6 +43,19 @@ describe('scenario loader', () => {
     expect(p).toEqual(['x.yaml:7: faults[0].node: no node named "worker-9" (nodes: cp-1, worker-1, worker-2, worker-3)']);
   });
 
+  it('refuses a fault that could never strike in its scenario (the scenario passed, testing nothing)', () => {
+    const p = problems(
+      `${base}updates: { security: [openssl, curl] }\nfaults:\n  - { node: worker-1, kind: reboot-required, package: zzz }\n  - { node: worker-2, kind: postinst-fails, package: nonexistent }\n  - { kind: palette-stale-timestamp }\n`,
+    );
+    expect(p).toEqual([
+      'x.yaml:8: faults[0].package: "zzz": the simulated node needs a reboot for a kernel update only (kernel, linux-image, linux-image-generic, linux-image-amd64); leave package out',
+      'x.yaml:9: faults[1].package: "nonexistent" is not an update worker-2 is offered (openssl, curl): its postinst would never run',
+      'x.yaml:10: faults[2].kind: a palette-stale-timestamp fault needs plan.mode: palette (only Palette\'s On-Demand timestamp can be stuck)',
+    ]);
+    // The same faults where they can strike are taken.
+    expect(() => parseScenario(`${base}updates: { security: [openssl, curl] }\nplan: { mode: palette }\nfaults:\n  - { node: worker-1, kind: reboot-required, package: kernel }\n  - { node: worker-2, kind: postinst-fails, package: curl }\n  - { kind: palette-stale-timestamp }\n`)).not.toThrow();
+  });
+
   it('refuses duplicate node names, including ones made by count', () => {
     const p = problems(`name: t\ncluster:\n  nodes:\n    - { name: worker, os: rocky-9, count: 2 }\n    - { name: worker-2, os: debian-12 }\n`);
     expect(p).toEqual(['x.yaml:5: cluster.nodes[1].name: duplicate node name "worker-2" (also cluster.nodes[0].name)']);
