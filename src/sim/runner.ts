@@ -473,7 +473,8 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     }, fault.at);
   }
 
-  const horizon = epoch + (options.horizonMs ?? 60 * 86_400_000);
+  const horizonMs = options.horizonMs ?? 60 * 86_400_000;
+  const horizon = { at: epoch + horizonMs, days: Math.round(horizonMs / 86_400_000) };
   try {
     await drive(clock, horizon, options.onTick, attached?.idle, () => {
       for (const run of [...live.values()]) if (run.output) finish(run, run.output);
@@ -493,7 +494,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
 
 async function drive(
   clock: VirtualClock,
-  horizon: number,
+  horizon: { at: number; days: number },
   onTick: ((now: number) => void | Promise<void>) | undefined,
   idle: (() => Promise<void>) | undefined,
   finished: () => boolean,
@@ -508,7 +509,9 @@ async function drive(
     if (finished()) return;
     const next = clock.nextDueAt();
     if (next === undefined) throw new StalledRunError(`the scenario is stuck: ${describe()}, and nothing is scheduled`);
-    if (next > horizon) throw new StalledRunError(`the scenario has not finished after ${Math.round((horizon - clock.now()) / 86_400_000)} more virtual days: ${describe()}`);
+    if (next > horizon.at) {
+      throw new StalledRunError(`the scenario has not finished within the simulator's ${horizon.days} virtual days (a plan timeout longer than that?): ${describe()}`);
+    }
     clock.set(next);
     await onTick?.(next);
   }

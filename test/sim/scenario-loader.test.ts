@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../src/sim/duration.ts';
+import { runScenario } from '../../src/sim/runner.ts';
 import { loadScenario, parseScenario, ScenarioError } from '../../src/sim/scenario.ts';
 import { makeScratchDir } from '../helpers/scratch.ts';
 
@@ -54,6 +55,13 @@ describe('scenario loader', () => {
     ]);
     // The same faults where they can strike are taken.
     expect(() => parseScenario(`${base}updates: { security: [openssl, curl] }\nplan: { mode: palette }\nfaults:\n  - { node: worker-1, kind: reboot-required, package: kernel }\n  - { node: worker-2, kind: postinst-fails, package: curl }\n  - { kind: palette-stale-timestamp }\n`)).not.toThrow();
+  });
+
+  it('a run longer than the simulator looks ahead says how far it looked (it said "after 0 more virtual days")', async () => {
+    const scenario = parseScenario(
+      `${base}plan: { readyTimeoutSeconds: 8640000 }\nfaults:\n  - { node: worker-1, kind: reboot-required }\n  - { node: worker-1, kind: rejoin-slow, delaySeconds: 8000000 }\n`,
+    );
+    await expect(runScenario(scenario, { horizonMs: 2 * 86_400_000 })).rejects.toThrow(/^the scenario has not finished within the simulator's 2 virtual days \(a plan timeout longer than that\?\): /);
   });
 
   it('refuses duplicate node names, including ones made by count', () => {
