@@ -118,7 +118,7 @@ export function valueDepthExceeds(value: unknown, limit = MAX_NESTING_DEPTH): bo
  * each new key with every earlier one of its map: a plan whose nodeSelector had 30,000 keys (350 KB) took 22 s.
  * Keys are equal as yaml's default says: the same scalar value (so `1` and `"1"` differ).
  */
-export function findDuplicateKey(doc: Document): { key: string; offset: number | undefined; problem: 'duplicate' | 'proto' } | null {
+export function findDuplicateKey(doc: Document): { key: string; offset: number | undefined; problem: 'duplicate' | 'proto' | 'complex' } | null {
   const stack: unknown[] = [doc.contents];
   while (stack.length > 0) {
     const node = stack.pop();
@@ -126,7 +126,8 @@ export function findDuplicateKey(doc: Document): { key: string; offset: number |
       const seen = new Set<unknown>();
       for (const pair of node.items) {
         const key: unknown = pair.key;
-        // A complex key (a map or a sequence as key) is never equal to another under yaml's rule but by identity.
+        // A complex key (`? [a, b]`): no field of ours is one, and toJS would stringify it with a Node warning.
+        if (isMap(key) || isSeq(key)) return { key: '?', offset: key.range?.[0], problem: 'complex' };
         const value = key === null ? null : isScalar(key) ? key.value : key;
         if (seen.has(value)) return { key: String(value), offset: isScalar(key) ? key.range?.[0] : undefined, problem: 'duplicate' };
         // toJS assigns this key, which sets the object's prototype: the entry vanishes (a nodeSelector that
@@ -226,9 +227,13 @@ export function parseYamlText(text: string, options: { uniqueKeys?: boolean; pat
     throw new DocumentError(first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''), pos?.line, pos?.col, true);
   }
   const duplicate = findDuplicateKey(doc);
-  if (duplicate && (duplicate.problem === 'proto' || (options.uniqueKeys ?? true))) {
+  if (duplicate && (duplicate.problem !== 'duplicate' || (options.uniqueKeys ?? true))) {
     const pos = duplicate.offset === undefined ? undefined : lineCounter.linePos(duplicate.offset);
-    const message = duplicate.problem === 'proto' ? 'the key "__proto__" is not allowed' : `Map keys must be unique ("${duplicate.key}" appears twice)`;
+    const message = {
+      proto: 'the key "__proto__" is not allowed',
+      complex: 'a key that is a list or a map is not allowed',
+      duplicate: `Map keys must be unique ("${duplicate.key}" appears twice)`,
+    }[duplicate.problem];
     throw new DocumentError(message, pos?.line, pos?.col, true);
   }
   const nonDecimalNumber = findNonDecimalNumber(doc, options.path);
