@@ -904,7 +904,9 @@ export class Store {
 }
 
 function runNotFoundError(runId: string): StoreError {
-  return new StoreError('RUN_NOT_FOUND', runId.trim() === '' ? 'no run id given' : `Run ${runId} not found`, 'List runs with `patchpilot runs`.');
+  // Echoed in part only: a pasted page is not a run id, and not worth printing back.
+  const shown = runId.length > 80 ? `${runId.slice(0, 80)}… (${runId.length} characters)` : runId;
+  return new StoreError('RUN_NOT_FOUND', runId.trim() === '' ? 'no run id given' : `Run ${shown} not found`, 'List runs with `patchpilot runs`.');
 }
 
 function snapshotJson(runId: string, actorId: string, snapshot: unknown): string {

@@ -78,6 +78,21 @@ describe('signed but malformed requests to the bot', () => {
     expect(forged.status).toBe(401);
   });
 
+  it('refuses an approval click that carries no run id, or no channel, without echoing what it carries', async () => {
+    const answer = async (payload: Record<string, unknown>) => {
+      const before = fake.responses.length;
+      const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+      expect((await send(url, body, signedHeaders(body))).status).toBe(200);
+      return until('the refusal', () => fake.responses[before]?.body.text as string | undefined);
+    };
+    const click = buttonPayload(fake, ACTIONS.approve, 'x', 'UAPPROVE1');
+    const withValue = (value: unknown) => ({ ...click, actions: [{ ...(click.actions as object[])[0], value }] });
+    for (const value of [5, null, 'x'.repeat(100_000)]) expect(await answer(withValue(value))).toBe('Refused: the button carries no run id.');
+    const { channel: _channel, ...noChannel } = click;
+    expect(await answer({ ...noChannel, container: { type: 'message', message_ts: '1.0' } })).toBe('Refused: the click carries no channel.');
+    expect(store.listRuns({}), 'nothing was started or decided').toEqual([]);
+  });
+
   it('refuses a reset confirmation whose value is not the one it wrote, in a line', async () => {
     for (const value of ['null', '{bad', JSON.stringify({ cluster: 'test', nodes: 'worker-1' }), JSON.stringify({ nodes: ['worker-1'] })]) {
       const before = fake.responses.length;

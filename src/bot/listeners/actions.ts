@@ -14,15 +14,20 @@ export function register(app: App, deps: BotDeps): string[] {
     app.action(actionId, async ({ ack, body, action, respond }) => {
       await ack();
       const user = body.user.id;
-      const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
+      // Our cards carry the run id; anything else (a number, null, a page of text) is not one, and is not echoed.
+      const value = 'value' in action ? action.value : undefined;
+      const runId = typeof value === 'string' && /^[\w.-]{1,128}$/.test(value) ? value : '';
       const channel = body.channel?.id ?? '';
-      const service = clusterOfRun(deps, runId);
+      const service = runId === '' ? undefined : clusterOfRun(deps, runId);
       const approved = actionId === ACTIONS.approve;
       const refuse = async (why: string, reason: string) => {
         metrics.refusal(reason);
         audit(deps, service ?? auditedCluster(deps, channel), { actor: user, action: 'slack.decision.refused', runId, details: { channel, why } });
         await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${why}.` });
       };
+      if (runId === '') return refuse('the button carries no run id', 'usage');
+      // A decision is always made on a card in a channel, which the audit record names.
+      if (channel === '') return refuse('the click carries no channel', 'usage');
       if (!service) return refuse(`there is no run ${runId}`, 'unknown');
       if (config.channels.size > 0 && config.channels.get(channel) !== service.name) return refuse(`this channel is not bound to cluster ${service.name}`, 'channel');
       try {
