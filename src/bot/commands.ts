@@ -144,7 +144,10 @@ function nodeList(kind: PatchCommand['kind'], value: string | undefined): string
   if (names.length === 0) return fail(kind, '--nodes needs a comma-separated list of node names');
   const bad = names.find((n) => !DNS_SUBDOMAIN.test(n));
   if (bad !== undefined) return fail(kind, `"${short(bad)}" is not a node name`);
-  return [...new Set(names)];
+  // As a plan file says of its `nodes`: a name twice is a typo for another node, which the run would leave out.
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) return fail(kind, `"${short(twice)}" is listed twice: a typo for another node?`);
+  return names;
 }
 
 const short = (text: string) => (text.length > 40 ? `${text.slice(0, 37)}...` : text);

@@ -62,6 +62,8 @@ describe('parsePatchCommand', () => {
     ['schedule prod "0 3 * * 1', /a quote is not closed/, USAGE.schedule],
     ['schedule prod 0 0 L * *', /L, W, # or \+/, USAGE.schedule],
     ['run --nodes a_b', /"a_b" is not a node name/, USAGE.run],
+    ['run --nodes worker-1,Worker-1', /"worker-1" is listed twice: a typo for another node\?/, USAGE.run],
+    ['reset --nodes a, b, a', /"a" is listed twice/, USAGE.reset],
     ['approve <@U123>', /is not a run id/, USAGE.approve],
     ['run &lt;prod&gt;', /"<prod>" is not a cluster name/, USAGE.run],
     ['run prod staging', /unexpected "staging" \(the cluster is already "prod"\)/, USAGE.run],
