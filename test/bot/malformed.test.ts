@@ -94,7 +94,7 @@ describe('signed but malformed requests to the bot', () => {
   });
 
   it('refuses a reset confirmation whose value is not the one it wrote, in a line', async () => {
-    for (const value of ['null', '{bad', JSON.stringify({ cluster: 'test', nodes: 'worker-1' }), JSON.stringify({ nodes: ['worker-1'] })]) {
+    for (const value of ['null', '{bad', JSON.stringify({ cluster: 'test', nodes: 'worker-1' }), JSON.stringify({ nodes: ['worker-1'] }), JSON.stringify({ cluster: 'test', nodes: [] })]) {
       const before = fake.responses.length;
       const body = buttonBody(fake, ACTIONS.resetConfirm, value, 'UREQUEST1');
       expect((await send(url, body, signedHeaders(body))).status).toBe(200);

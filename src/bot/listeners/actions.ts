@@ -49,7 +49,8 @@ export function register(app: App, deps: BotDeps): string[] {
       // The button's value as resetBlocks wrote it: { cluster, nodes: [names] }. Anything else is not ours.
       if (typeof value === 'object' && value !== null) {
         const { cluster, nodes } = value as Record<string, unknown>;
-        if (typeof cluster === 'string' && Array.isArray(nodes) && nodes.every((n) => typeof n === 'string')) request = { cluster, nodes };
+        // resetBlocks never writes an empty list (a plan with nothing to reset has no button).
+        if (typeof cluster === 'string' && Array.isArray(nodes) && nodes.length > 0 && nodes.every((n) => typeof n === 'string')) request = { cluster, nodes };
       }
     } catch {
       // not JSON: refused below
