@@ -1,4 +1,7 @@
-/** Requests a client should never send still get a Status body: an unknown HTTP method, a 100,000-deep JSON body. */
+/**
+ * Requests a client should never send still get a Status body: an unknown HTTP method, a 100,000-deep JSON body, a
+ * body beyond the API server's --max-request-body-bytes.
+ */
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startKubeApiServer, type KubeApiServer } from '../../src/sim/kube-api/index.ts';
@@ -78,5 +81,63 @@ describe('paging: the sandbox answers lists whole, but refuses what a real serve
     const token = await send(server.url, 'GET', '/api/v1/nodes?limit=10&continue=garbage');
     expect(token.status).toBe(400);
     expect(JSON.parse(token.body).message).toMatch(/^invalid continue token: /);
+  });
+});
+
+describe('request bodies are limited as kube-apiserver limits them (--max-request-body-bytes, 3 MiB by default)', () => {
+  const path = '/api/v1/namespaces/default/configmaps';
+  const tooLarge = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Request entity too large: limit is 3145728', reason: 'RequestEntityTooLarge', code: 413 };
+
+  it('refuses a body one byte over the limit with 413, and stores nothing; a body at the limit is read', async () => {
+    server = await startKubeApiServer({ store: clusterStore(wallClock) });
+    const over = JSON.stringify({ metadata: { name: 'over' }, data: { k: '' } });
+    const overBody = over.replace('"k":""', `"k":"${'x'.repeat(3 * 1024 * 1024 + 1 - over.length)}"`);
+    expect(Buffer.byteLength(overBody)).toBe(3 * 1024 * 1024 + 1);
+    const answer = await send(server.url, 'POST', path, overBody);
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body)).toEqual(tooLarge);
+    expect((await send(server.url, 'GET', `${path}/over`)).status).toBe(404);
+    // At the limit exactly, the body is decoded: this one is then too large a ConfigMap (422), not too large a request.
+    const atLimit = await send(server.url, 'POST', path, overBody.replace('"k":"x', '"k":"'));
+    expect(atLimit.status).toBe(422);
+  });
+
+  it('answers a body without end (chunked, no Content-Length) with 413 once past the limit, without reading the rest', async () => {
+    server = await startKubeApiServer({ store: clusterStore(wallClock) });
+    const answer = await new Promise<{ status: number; body: string; sent: number }>((done, fail) => {
+      let sent = 0;
+      let answered = false;
+      const req = request(`${server!.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' } }, (res) => {
+        answered = true;
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => done({ status: res.statusCode ?? 0, body: text, sent }));
+      });
+      // The server closes the connection after its answer: the rest of the upload fails, as against kube-apiserver.
+      req.on('error', (error) => (answered ? undefined : fail(error)));
+      const chunk = Buffer.alloc(1024 * 1024, 'x');
+      const pump = () => {
+        // 560 MB if nobody stops it; the old server read it all into one string and answered 500.
+        while (!answered && sent < 560 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!req.write(sent === chunk.length ? Buffer.concat([Buffer.from('{"data":{"k":"'), chunk]) : chunk)) return req.once('drain', pump);
+        }
+        req.end();
+      };
+      pump();
+    });
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body)).toEqual(tooLarge);
+    expect(answer.sent).toBeLessThan(64 * 1024 * 1024);
+    // The server goes on answering.
+    expect((await send(server.url, 'GET', path)).status).toBe(200);
+  });
+
+  it('takes another limit, as --max-request-body-bytes does', async () => {
+    server = await startKubeApiServer({ store: clusterStore(wallClock), maxRequestBodyBytes: 100 });
+    const answer = await send(server.url, 'POST', path, JSON.stringify({ metadata: { name: 'c' }, data: { k: 'x'.repeat(100) } }));
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body).message).toBe('Request entity too large: limit is 100');
+    expect((await send(server.url, 'POST', path, JSON.stringify({ metadata: { name: 'c' } }))).status).toBe(201);
   });
 });

@@ -134,6 +134,24 @@ describe('the sandbox refuses what Kubernetes refuses', () => {
     expect((await call('POST', path, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c2' }, data: { 'agent.sh': 'v', KEY_NAME: 'v' } })).code).toBe(201);
   });
 
+  // ValidateConfigMap's size rule: data and binaryData (counted decoded) together at most core.MaxSecretSize, 1 MiB,
+  // reported on the field path "" (rendered "[]") with field.TooLong's wording of Kubernetes 1.33 and later.
+  it('refuses a ConfigMap holding more than 1 MiB in data and binaryData together, and takes one holding 1 MiB', async () => {
+    await serve();
+    const path = '/api/v1/namespaces/default/configmaps';
+    const MiB = 1024 * 1024;
+    const over = await call('POST', path, { metadata: { name: 'big' }, data: { a: 'x'.repeat(MiB - 2) }, binaryData: { b: Buffer.from('xyz').toString('base64') } });
+    expect(over.code).toBe(422);
+    expect(over.body.message).toBe('ConfigMap "big" is invalid: []: Too long: may not be more than 1048576 bytes');
+    expect(over.body.details?.causes).toEqual([{ reason: 'FieldValueTooLong', field: '[]', message: 'Too long: may not be more than 1048576 bytes' }]);
+    expect((await fetch(`${url}${path}/big`)).status).toBe(404);
+    // The same on replace.
+    expect((await call('POST', path, { metadata: { name: 'small' }, data: { a: 'x' } })).code).toBe(201);
+    expect((await call('PUT', `${path}/small`, { metadata: { name: 'small' }, data: { a: 'x'.repeat(MiB + 1) } })).code).toBe(422);
+    const exact = await call('POST', path, { metadata: { name: 'exact' }, data: { a: 'x'.repeat(MiB - 3) }, binaryData: { b: Buffer.from('xyz').toString('base64') } });
+    expect(exact.code).toBe(201);
+  });
+
   it('refuses a Node named with upper case (DNS-1123 subdomain)', async () => {
     await serve();
     const answer = await call('POST', '/api/v1/nodes', { metadata: { name: 'Node_1' } });

@@ -19,6 +19,7 @@ import {
   badRequest,
   methodNotAllowed,
   notAcceptable,
+  requestEntityTooLarge,
   StatusError,
   success,
   unsupportedMediaType,
@@ -38,6 +39,8 @@ export interface KubeApiServerOptions {
   gitVersion?: string;
   /** Transient failures on any resource endpoint and dropped watches (chaos.ts). */
   chaos?: ApiChaos;
+  /** The API server's --max-request-body-bytes: a longer body is refused with 413, unread. 3 MiB by default. */
+  maxRequestBodyBytes?: number;
 }
 
 export interface KubeApiServer {
@@ -49,6 +52,8 @@ export interface KubeApiServer {
 }
 
 const JSON_TYPE = 'application/json';
+/** kube-apiserver's default --max-request-body-bytes (MaxRequestBodyBytes in k8s.io/apiserver/pkg/server/config.go). */
+export const DEFAULT_MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024;
 const HEALTH_PATHS = new Set(['healthz', 'livez', 'readyz']);
 const NOT_FOUND_MESSAGE = 'the server could not find the requested resource';
 const ACCESS_REVIEW_PATH = 'apis/authorization.k8s.io/v1/selfsubjectaccessreviews';
@@ -131,34 +136,90 @@ function sendStatus(res: ServerResponse, error: StatusError): void {
   }
   const retryAfter = error.status.details?.retryAfterSeconds;
   if (retryAfter !== undefined && retryAfter > 0) res.setHeader('Retry-After', String(retryAfter));
+  if (error.code === 413) closeAfterAnswer(res);
   send(res, error.code, JSON.stringify(error.status));
+}
+
+/** Go's net/http rstAvoidanceDelay: how long a connection half-closed after its answer waits before it is closed. */
+const RST_AVOIDANCE_DELAY_MS = 500;
+
+/**
+ * The rest of a body refused as too large is left unread: the connection closes after the answer, as Go's server
+ * closes one whose handler left more than a little of its body unread, so nothing more of it is taken in. Closed as
+ * Go closes it: the answer and a FIN first, the socket half a second later; closing it at once, with the client's
+ * bytes still arriving, would reset the connection and could lose the answer before the client reads it.
+ */
+function closeAfterAnswer(res: ServerResponse): void {
+  res.setHeader('Connection', 'close');
+  const socket = res.socket;
+  if (!socket) return;
+  // Node's server calls destroySoon() once an answer with "Connection: close" is sent; this one lingers instead.
+  socket.destroySoon = function lingeringClose(this: typeof socket) {
+    this.end();
+    setTimeout(() => this.destroy(), RST_AVOIDANCE_DELAY_MS).unref();
+  };
 }
 
 /**
  * A create, update or eviction body: JSON, or protobuf for the few kinds kubectl will only send that way (see
  * protobuf.ts); any other protobuf or a YAML body is a 415.
  */
-async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
   const contentType = req.headers['content-type'] ?? JSON_TYPE;
   const media = contentType.split(';')[0]!.trim().toLowerCase();
-  if (media === PROTOBUF_TYPE) return decodeProtobufObject(await readBytes(req), () => unsupportedMediaType(contentType, [JSON_TYPE]));
+  if (media === PROTOBUF_TYPE) return decodeProtobufObject(await readBytes(req, limit), () => unsupportedMediaType(contentType, [JSON_TYPE]));
   if (media !== JSON_TYPE && media !== '*/*' && media !== '') {
     req.resume();
     throw unsupportedMediaType(contentType, [JSON_TYPE]);
   }
-  const body = parseJson(await readBody(req));
+  const body = parseJson(await readBody(req, limit));
   if (!isPlainObject(body)) throw badRequest('the request body must be a JSON object');
   return body;
 }
 
-async function readBytes(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+/**
+ * The body, at most `limit` bytes of it, as limitedReadBody (apiserver's endpoints/handlers/rest.go) reads it: one
+ * byte more is a 413 RequestEntityTooLarge, answered without reading the rest (a Content-Length above the limit is
+ * refused before anything is read). What was read of a refused body is dropped at once.
+ */
+function readBytes(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const refuse = () => {
+      stop();
+      req.pause();
+      chunks.length = 0;
+      reject(requestEntityTooLarge(limit));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) return refuse();
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      stop();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (error: Error) => {
+      stop();
+      reject(error);
+    };
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) return refuse();
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  return (await readBytes(req)).toString('utf8');
+async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return (await readBytes(req, limit)).toString('utf8');
 }
 
 /** A syntax error, or nesting deep enough to overflow what walks the object later, is the client's 400. */
@@ -216,6 +277,7 @@ function deleteOptionsFrom(query: URLSearchParams, body: unknown): DeleteOptions
 export async function startKubeApiServer(options: KubeApiServerOptions): Promise<KubeApiServer> {
   const { store } = options;
   const gitVersion = options.gitVersion ?? 'v1.32.4';
+  const bodyLimit = options.maxRequestBodyBytes ?? DEFAULT_MAX_REQUEST_BODY_BYTES;
   const openStreams = new Set<() => void>();
   const discoverable = new ResourceRegistry([...store.resources.all, SELF_SUBJECT_ACCESS_REVIEWS]);
   let address = '127.0.0.1:0';
@@ -289,7 +351,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     const injected = store.hooks.checkRequest(info);
     if (injected) return sendStatus(res, injected);
     if (!negotiate(req.headers.accept, false)) throw notAcceptable([JSON_TYPE]);
-    send(res, 201, JSON.stringify(reviewAccess(principal, await readJsonBody(req))));
+    send(res, 201, JSON.stringify(reviewAccess(principal, await readJsonBody(req, bodyLimit))));
   }
 
   /** A discovery document for the path; null for a discovery path with nothing there; undefined for other paths. */
@@ -397,7 +459,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
       case 'watch':
         return serveWatch(req, res, query, route, representation, includeObject);
       case 'create': {
-        const body = await readJsonBody(req);
+        const body = await readJsonBody(req, bodyLimit);
         if (subresource === 'eviction') {
           await store.evict({ namespace: namespace!, name: name! }, body as KubeObject, user, { dryRun });
           return send(res, 201, JSON.stringify(success(undefined, 201)));
@@ -406,7 +468,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
         return answerObject(201, created);
       }
       case 'update': {
-        const body = await readJsonBody(req);
+        const body = await readJsonBody(req, bodyLimit);
         const object = body as KubeObject;
         if (!isPlainObject(object.metadata)) object.metadata = {};
         if (object.metadata.name !== undefined && object.metadata.name !== name) {
@@ -420,12 +482,12 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
         const contentType = req.headers['content-type'] ?? '';
         const patchType = patchTypeOf(contentType);
         if (!patchType) throw unsupportedMediaType(contentType, [PATCH_TYPES.json, PATCH_TYPES.merge, PATCH_TYPES.strategic]);
-        const patch = parseJson(await readBody(req));
+        const patch = parseJson(await readBody(req, bodyLimit));
         const patched = store.patch(resourceName(type), ref, patchType, patch, { user, dryRun, ...(subresource === undefined ? {} : { subresource }) });
         return answerObject(200, patched);
       }
       case 'delete': {
-        const text = await readBody(req);
+        const text = await readBody(req, bodyLimit);
         const deleteOptions = deleteOptionsFrom(query, text.trim() === '' ? {} : parseJson(text));
         const result = store.delete(resourceName(type), ref, { ...deleteOptions, user });
         if (!result.removed || type.returnsDeletedObject) return send(res, 200, toJson(result.object));
@@ -433,7 +495,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
         return send(res, 200, JSON.stringify(success(details)));
       }
       case 'deletecollection': {
-        const text = await readBody(req);
+        const text = await readBody(req, bodyLimit);
         const deleteOptions = deleteOptionsFrom(query, text.trim() === '' ? {} : parseJson(text));
         const deleted = store.deleteCollection(resourceName(type), listOptions(query, namespace), { ...deleteOptions, user });
         const head = `{"kind":"${type.kind}List","apiVersion":"${apiVersionOf(type)}","metadata":{"resourceVersion":"${store.resourceVersion}"},"items":[`;

@@ -20,7 +20,8 @@ export type StatusReason =
   | 'Expired'
   | 'Gone'
   | 'ServiceUnavailable'
-  | 'Timeout';
+  | 'Timeout'
+  | 'RequestEntityTooLarge';
 
 export interface StatusCause {
   type?: string;
@@ -125,6 +126,11 @@ export function notSupportedField(field: string, value: unknown, supported: read
   return { type: 'FieldValueNotSupported', field, body: `Unsupported value: ${renderValue(value)}: supported values: ${supported.map((s) => JSON.stringify(s)).join(', ')}` };
 }
 
+/**
+ * field.TooLong. Its wording changed in Kubernetes 1.33 (kubernetes#128553 merged TooLong and TooLongMaxLength):
+ * "Too long: may not be more than N bytes"; 1.32 and older said "Too long: must have at most N bytes". The sandbox
+ * words every TooLong the current way, here only.
+ */
 export function tooLongField(field: string, limit: number): FieldError {
   return { type: 'FieldValueTooLong', field, body: `Too long: may not be more than ${limit} bytes` };
 }
@@ -166,6 +172,14 @@ export function undecodable(kind: string, version: string, why: string): StatusE
 /** 422 for a patch whose result cannot be decoded: upstream names no kind and puts the patched object in the field. */
 export function undecodablePatch(patched: unknown, why: string): StatusError {
   return invalid('', '', '', [invalidField('patch', JSON.stringify(patched), why)]);
+}
+
+/**
+ * 413 for a request body over the server's --max-request-body-bytes, as limitedReadBody (apiserver's
+ * endpoints/handlers/rest.go) answers it: errors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", limit)).
+ */
+export function requestEntityTooLarge(limit: number): StatusError {
+  return new StatusError(413, 'RequestEntityTooLarge', `Request entity too large: limit is ${limit}`);
 }
 
 export function badRequest(message: string): StatusError {
