@@ -9,11 +9,12 @@ import { gzipSync } from 'node:zlib';
 import { authenticate, authorize, reviewAccess, type Principal, type TokenGrant } from './auth.ts';
 import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, versionInfo } from './discovery.ts';
 import type { ApiChaos } from './chaos.ts';
-import type { DeleteOptions, RequestInfo } from './hooks.ts';
+import type { RequestInfo } from './hooks.ts';
 import { isPlainObject, type KubeObject } from './objects.ts';
 import { PATCH_TYPES, patchTypeOf } from './patch.ts';
+import { decodeDeleteOptions, queryInt } from './options.ts';
 import { decodeProtobufObject, PROTOBUF_TYPE } from './protobuf.ts';
-import { apiVersionOf, ResourceRegistry, SELF_SUBJECT_ACCESS_REVIEWS, type PropagationPolicy, type ResourceType, type Verb } from './resources.ts';
+import { apiVersionOf, ResourceRegistry, SELF_SUBJECT_ACCESS_REVIEWS, type ResourceType, type Verb } from './resources.ts';
 import {
   asStatusError,
   badRequest,
@@ -240,40 +241,6 @@ function queryBool(value: string | null): boolean {
   return value !== null && value !== '0' && value.toLowerCase() !== 'false';
 }
 
-function queryInt(query: URLSearchParams, key: string): number | undefined {
-  const value = query.get(key);
-  if (value === null || value === '') return undefined;
-  if (!/^-?\d+$/.test(value)) throw badRequest(`invalid value for ${key}: ${value}`);
-  return Number(value);
-}
-
-const PROPAGATION_POLICIES: readonly PropagationPolicy[] = ['Background', 'Foreground', 'Orphan'];
-
-function deleteOptionsFrom(query: URLSearchParams, body: unknown): DeleteOptions {
-  const options: DeleteOptions = {};
-  const fromBody = isPlainObject(body) ? body : {};
-  const policy = query.get('propagationPolicy') ?? fromBody.propagationPolicy;
-  const orphan = query.get('orphanDependents') ?? fromBody.orphanDependents;
-  if (policy !== undefined && policy !== null) {
-    if (!PROPAGATION_POLICIES.includes(policy as PropagationPolicy)) {
-      throw badRequest(`propagationPolicy: Unsupported value: ${JSON.stringify(policy)}: supported values: "Foreground", "Background", "Orphan"`);
-    }
-    options.propagationPolicy = policy as PropagationPolicy;
-  } else if (orphan === true || orphan === 'true') {
-    options.propagationPolicy = 'Orphan';
-  }
-  if (parseDryRun(query.getAll('dryRun')) || parseDryRun(fromBody.dryRun)) options.dryRun = true;
-  const grace = queryInt(query, 'gracePeriodSeconds') ?? fromBody.gracePeriodSeconds;
-  if (typeof grace === 'number') options.gracePeriodSeconds = grace;
-  if (isPlainObject(fromBody.preconditions)) {
-    const { uid, resourceVersion } = fromBody.preconditions;
-    options.preconditions = {};
-    if (typeof uid === 'string') options.preconditions.uid = uid;
-    if (typeof resourceVersion === 'string') options.preconditions.resourceVersion = resourceVersion;
-  }
-  return options;
-}
-
 export async function startKubeApiServer(options: KubeApiServerOptions): Promise<KubeApiServer> {
   const { store } = options;
   const gitVersion = options.gitVersion ?? 'v1.32.4';
@@ -488,7 +455,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
       }
       case 'delete': {
         const text = await readBody(req, bodyLimit);
-        const deleteOptions = deleteOptionsFrom(query, text.trim() === '' ? {} : parseJson(text));
+        const deleteOptions = decodeDeleteOptions(query, text.trim() === '' ? {} : parseJson(text));
         const result = store.delete(resourceName(type), ref, { ...deleteOptions, user });
         if (!result.removed || type.returnsDeletedObject) return send(res, 200, toJson(result.object));
         const details = { name: ref.name, ...(type.group === '' ? {} : { group: type.group }), kind: type.plural, uid: result.object.metadata.uid ?? '' };
@@ -496,7 +463,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
       }
       case 'deletecollection': {
         const text = await readBody(req, bodyLimit);
-        const deleteOptions = deleteOptionsFrom(query, text.trim() === '' ? {} : parseJson(text));
+        const deleteOptions = decodeDeleteOptions(query, text.trim() === '' ? {} : parseJson(text));
         const deleted = store.deleteCollection(resourceName(type), listOptions(query, namespace), { ...deleteOptions, user });
         const head = `{"kind":"${type.kind}List","apiVersion":"${apiVersionOf(type)}","metadata":{"resourceVersion":"${store.resourceVersion}"},"items":[`;
         return send(res, 200, `${head}${deleted.map(toJson).join(',')}]}`);

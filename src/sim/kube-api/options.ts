@@ -1,0 +1,171 @@
+/**
+ * The options a request carries besides its object, decoded and checked as kube-apiserver's handlers do before they
+ * touch storage: DeleteOptions from a DELETE's body or query (endpoints/handlers/delete.go, then
+ * metav1 validation.ValidateDeleteOptions), and whole-number query parameters (the parameter codec's strconv.ParseInt).
+ */
+import type { DeleteOptions } from './hooks.ts';
+import { isPlainObject } from './objects.ts';
+import type { PropagationPolicy } from './resources.ts';
+import { badRequest, invalid, invalidField, notSupportedField, type FieldError, type StatusError } from './status.ts';
+import { parseDryRun } from './store.ts';
+
+/** metav1.GroupName: the group the options kinds (DeleteOptions, CreateOptions, ListOptions) are reported in. */
+const META_GROUP = 'meta.k8s.io';
+
+/** 422 for options that decode but break a rule: `DeleteOptions.meta.k8s.io "" is invalid: ...` (errors.NewInvalid). */
+export function invalidOptions(kind: string, errors: FieldError[]): StatusError {
+  return invalid(META_GROUP, kind, '', errors);
+}
+
+/**
+ * A whole-number query parameter as the parameter codec converts it (Convert_Slice_string_To_int64, strconv.ParseInt
+ * base 10): anything else is its 400, "strconv.ParseInt: parsing "abc": invalid syntax". Absent or empty: undefined.
+ */
+export function queryInt(query: URLSearchParams, key: string): number | undefined {
+  const value = query.get(key);
+  if (value === null || value === '') return undefined;
+  return parseInt64(value);
+}
+
+/** strconv.ParseInt(value, 10, 64), with its error as the 400 the parameter codec's failure becomes. */
+export function parseInt64(value: string): number {
+  if (!/^[-+]?\d+$/.test(value)) throw badRequest(`strconv.ParseInt: parsing ${JSON.stringify(value)}: invalid syntax`);
+  const n = BigInt(value);
+  if (n > 2n ** 63n - 1n || n < -(2n ** 63n)) throw badRequest(`strconv.ParseInt: parsing ${JSON.stringify(value)}: value out of range`);
+  return Number(n);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// DeleteOptions
+
+/** A Go type as encoding/json decodes into it, named as its errors name it (reflect.Type.String()). */
+type GoType =
+  | { go: string; json: 'string' | 'bool' | 'int64' }
+  | { go: string; slice: GoType }
+  | { go: string; struct: string; fields: Record<string, GoType> };
+
+const STRING: GoType = { go: 'string', json: 'string' };
+const BOOL: GoType = { go: 'bool', json: 'bool' };
+
+/** metav1.DeleteOptions' JSON fields and Go types (k8s.io/apimachinery/pkg/apis/meta/v1/types.go). */
+const DELETE_OPTIONS: GoType = {
+  go: 'v1.DeleteOptions',
+  struct: 'DeleteOptions',
+  fields: {
+    kind: STRING,
+    apiVersion: STRING,
+    gracePeriodSeconds: { go: 'int64', json: 'int64' },
+    preconditions: { go: 'v1.Preconditions', struct: 'Preconditions', fields: { uid: { go: 'types.UID', json: 'string' }, resourceVersion: STRING } },
+    orphanDependents: BOOL,
+    propagationPolicy: { go: 'v1.DeletionPropagation', json: 'string' },
+    dryRun: { go: '[]string', slice: STRING },
+    ignoreStoreReadErrorWithClusterBreakingPotential: BOOL,
+  },
+};
+
+/** How encoding/json names a JSON value in an UnmarshalTypeError. */
+function jsonValueName(value: unknown): string {
+  if (Array.isArray(value)) return 'array';
+  if (isPlainObject(value)) return 'object';
+  if (typeof value === 'boolean') return 'bool';
+  if (typeof value === 'number') return 'number';
+  return 'string';
+}
+
+/**
+ * The first error encoding/json (sigs.k8s.io/json, case-sensitive) meets decoding `value` into `type`, worded as Go
+ * words an UnmarshalTypeError in a struct: "json: cannot unmarshal string into Go struct field
+ * DeleteOptions.gracePeriodSeconds of type int64" (the innermost struct's name, the field's path from the top). A
+ * null leaves any field unset; a field it does not know is skipped (the delete handler does not decode strictly).
+ */
+function goTypeError(value: unknown, type: GoType, struct: string, path: string[]): string | undefined {
+  if (value === null) return undefined;
+  const fail = (name: string) => `json: cannot unmarshal ${name} into Go struct field ${struct}.${path.join('.')} of type ${type.go}`;
+  if ('json' in type) {
+    if (type.json === 'string') return typeof value === 'string' ? undefined : fail(jsonValueName(value));
+    if (type.json === 'bool') return typeof value === 'boolean' ? undefined : fail(jsonValueName(value));
+    if (typeof value !== 'number') return fail(jsonValueName(value));
+    // A number that is no int64 is named with its text: "number 1.5".
+    return Number.isInteger(value) && Math.abs(value) <= 2 ** 63 ? undefined : fail(`number ${value}`);
+  }
+  if ('slice' in type) {
+    if (!Array.isArray(value)) return fail(jsonValueName(value));
+    for (const element of value) {
+      const problem = goTypeError(element, type.slice, struct, path);
+      if (problem !== undefined) return problem;
+    }
+    return undefined;
+  }
+  if (!isPlainObject(value)) return fail(jsonValueName(value));
+  for (const [key, field] of Object.entries(value)) {
+    const fieldType = type.fields[key];
+    if (fieldType === undefined) continue;
+    const problem = goTypeError(field, fieldType, type.struct, [...path, key]);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+const PROPAGATION_POLICIES: readonly PropagationPolicy[] = ['Foreground', 'Background', 'Orphan'];
+
+/**
+ * The body of a DELETE (or DELETE on a collection) decoded as DeleteOptions, as the delete handler decodes it, each
+ * refusal upstream's:
+ *
+ * - a body of another kind (`{"kind":"Pod"}`) is the codec's "no kind "Pod" is registered for version ..." (the
+ *   handler decodes into DeleteOptions; any other kind is not in the meta scheme). Upstream's message goes on with
+ *   ` in scheme "<a source file:line of the server's build>"`, which is left out here: it names a build, not a rule;
+ * - a field of the wrong JSON type is encoding/json's error ("json: cannot unmarshal string into Go struct field
+ *   DeleteOptions.gracePeriodSeconds of type int64", as kubernetes#139491 shows it);
+ * - a body that is not a JSON object fails the codec's first look at its apiVersion and kind ("couldn't get
+ *   version/kind; json parse error: ...", the rest of the text as encoding/json words it).
+ *
+ * All of these are 400 BadRequest since Kubernetes 1.35 (kubernetes#133358, backported to 1.33 and 1.34); older
+ * servers answered them 500. A body that decodes then meets ValidateDeleteOptions: propagationPolicy one of the three
+ * (or none), not both orphanDependents and propagationPolicy (422 Invalid on DeleteOptions.meta.k8s.io). The query's
+ * options are read too (kubectl and client-node send a body; others only a query).
+ */
+export function decodeDeleteOptions(query: URLSearchParams, body: unknown): DeleteOptions {
+  if (body !== null && body !== undefined && !isPlainObject(body)) {
+    throw badRequest(`couldn't get version/kind; json parse error: json: cannot unmarshal ${jsonValueName(body)} into Go value of type struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }`);
+  }
+  const fromBody: Record<string, unknown> = isPlainObject(body) ? body : {};
+  for (const key of ['apiVersion', 'kind'] as const) {
+    const value = fromBody[key];
+    if (value !== undefined && value !== null && typeof value !== 'string') {
+      throw badRequest(`couldn't get version/kind; json parse error: json: cannot unmarshal ${jsonValueName(value)} into Go struct field .${key} of type string`);
+    }
+  }
+  const kind = typeof fromBody.kind === 'string' ? fromBody.kind : '';
+  if (kind !== '' && kind !== 'DeleteOptions') {
+    const version = typeof fromBody.apiVersion === 'string' && fromBody.apiVersion !== '' ? fromBody.apiVersion : 'v1';
+    throw badRequest(`no kind ${JSON.stringify(kind)} is registered for version ${JSON.stringify(version)}`);
+  }
+  const typeError = goTypeError(fromBody, DELETE_OPTIONS, 'DeleteOptions', []);
+  if (typeError !== undefined) throw badRequest(typeError);
+
+  const options: DeleteOptions = {};
+  const policy = query.get('propagationPolicy') ?? (fromBody.propagationPolicy as string | null | undefined) ?? undefined;
+  const orphanText = query.get('orphanDependents');
+  const orphan = orphanText !== null ? orphanText.toLowerCase() !== 'false' && orphanText !== '0' : (fromBody.orphanDependents as boolean | null | undefined) ?? undefined;
+  const errors: FieldError[] = [];
+  if (orphan !== undefined && policy !== undefined) {
+    errors.push(invalidField('propagationPolicy', policy, 'orphanDependents and deletionPropagation cannot be both set'));
+  }
+  if (policy !== undefined && !PROPAGATION_POLICIES.includes(policy as PropagationPolicy)) {
+    errors.push(notSupportedField('propagationPolicy', policy, [...PROPAGATION_POLICIES, 'nil']));
+  }
+  if (errors.length > 0) throw invalidOptions('DeleteOptions', errors);
+  if (policy !== undefined) options.propagationPolicy = policy as PropagationPolicy;
+  else if (orphan === true) options.propagationPolicy = 'Orphan';
+  if (parseDryRun(query.getAll('dryRun')) || parseDryRun(fromBody.dryRun)) options.dryRun = true;
+  const grace = queryInt(query, 'gracePeriodSeconds') ?? fromBody.gracePeriodSeconds;
+  if (typeof grace === 'number') options.gracePeriodSeconds = grace;
+  if (isPlainObject(fromBody.preconditions)) {
+    const { uid, resourceVersion } = fromBody.preconditions;
+    options.preconditions = {};
+    if (typeof uid === 'string') options.preconditions.uid = uid;
+    if (typeof resourceVersion === 'string') options.preconditions.resourceVersion = resourceVersion;
+  }
+  return options;
+}
