@@ -1,13 +1,14 @@
 /**
  * The options a request carries besides its object, decoded and checked as kube-apiserver's handlers do before they
  * touch storage: DeleteOptions from a DELETE's body or query (endpoints/handlers/delete.go, then
- * metav1 validation.ValidateDeleteOptions), and whole-number query parameters (the parameter codec's strconv.ParseInt).
+ * metav1 validation.ValidateDeleteOptions), `?fieldValidation=` of writes (ValidateCreateOptions and its siblings),
+ * and whole-number query parameters (the parameter codec's strconv.ParseInt).
  */
 import type { DeleteOptions } from './hooks.ts';
 import { isPlainObject } from './objects.ts';
 import type { PropagationPolicy } from './resources.ts';
 import { badRequest, invalid, invalidField, notSupportedField, type FieldError, type StatusError } from './status.ts';
-import { parseDryRun } from './store.ts';
+import { parseDryRun, type FieldValidation } from './store.ts';
 
 /** metav1.GroupName: the group the options kinds (DeleteOptions, CreateOptions, ListOptions) are reported in. */
 const META_GROUP = 'meta.k8s.io';
@@ -168,4 +169,30 @@ export function decodeDeleteOptions(query: URLSearchParams, body: unknown): Dele
     if (typeof resourceVersion === 'string') options.preconditions.resourceVersion = resourceVersion;
   }
   return options;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// fieldValidation
+
+const FIELD_VALIDATIONS = ['', 'Ignore', 'Strict', 'Warn'];
+
+/**
+ * `?fieldValidation=` of a create, update or patch, as ValidateCreateOptions, ValidateUpdateOptions and
+ * ValidatePatchOptions check it (metav1 validation.ValidateFieldValidation): "", Ignore, Warn or Strict, anything else
+ * 422 Invalid on the request's options kind, "CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported
+ * value: "Bogus": supported values: "", "Ignore", "Strict", "Warn"" (a sorted set, "" first). Unset or empty is Warn,
+ * the handlers' default (fieldValidation() in endpoints/handlers/rest.go).
+ */
+export function fieldValidationOf(query: URLSearchParams, optionsKind: 'CreateOptions' | 'UpdateOptions' | 'PatchOptions'): FieldValidation {
+  const value = query.get('fieldValidation') ?? '';
+  if (!FIELD_VALIDATIONS.includes(value)) throw invalidOptions(optionsKind, [notSupportedField('fieldValidation', value, FIELD_VALIDATIONS)]);
+  return value === '' ? 'Warn' : (value as FieldValidation);
+}
+
+/**
+ * A Warning header's value as the API server writes it (k8s.io/apimachinery/pkg/util/net.NewWarningHeader): code 299,
+ * agent "-", the text quoted with `"` and `\` escaped. kubectl prints it as "Warning: <text>".
+ */
+export function warningHeader(text: string): string {
+  return `299 - "${text.replace(/["\\]/g, (c) => `\\${c}`)}"`;
 }

@@ -12,7 +12,7 @@ import type { ApiChaos } from './chaos.ts';
 import type { RequestInfo } from './hooks.ts';
 import { isPlainObject, type KubeObject } from './objects.ts';
 import { PATCH_TYPES, patchTypeOf } from './patch.ts';
-import { decodeDeleteOptions, queryInt } from './options.ts';
+import { decodeDeleteOptions, fieldValidationOf, queryInt, warningHeader } from './options.ts';
 import { decodeProtobufObject, PROTOBUF_TYPE } from './protobuf.ts';
 import { apiVersionOf, ResourceRegistry, SELF_SUBJECT_ACCESS_REVIEWS, type ResourceType, type Verb } from './resources.ts';
 import {
@@ -25,7 +25,7 @@ import {
   success,
   unsupportedMediaType,
 } from './status.ts';
-import { parseDryRun, type KubeStore } from './store.ts';
+import { parseDryRun, type FieldValidation, type KubeStore } from './store.ts';
 import { DocumentError, parseJsonText } from '../../engine/documents.ts';
 import { toTable, type IncludeObject } from './tables.ts';
 import type { WatchEvent, WatchHandle } from './watch.ts';
@@ -162,18 +162,25 @@ function closeAfterAnswer(res: ServerResponse): void {
 }
 
 /**
- * A create, update or eviction body: JSON, or protobuf for the few kinds kubectl will only send that way (see
+ * A create, update or eviction body (`beforeDecoding` runs once it is read, before it is parsed): JSON, or protobuf for the few kinds kubectl will only send that way (see
  * protobuf.ts); any other protobuf or a YAML body is a 415.
  */
-async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+async function readJsonBody(req: IncomingMessage, limit: number, beforeDecoding: () => void = () => {}): Promise<unknown> {
   const contentType = req.headers['content-type'] ?? JSON_TYPE;
   const media = contentType.split(';')[0]!.trim().toLowerCase();
-  if (media === PROTOBUF_TYPE) return decodeProtobufObject(await readBytes(req, limit), () => unsupportedMediaType(contentType, [JSON_TYPE]));
+  if (media === PROTOBUF_TYPE) {
+    const bytes = await readBytes(req, limit);
+    beforeDecoding();
+    return decodeProtobufObject(bytes, () => unsupportedMediaType(contentType, [JSON_TYPE]));
+  }
   if (media !== JSON_TYPE && media !== '*/*' && media !== '') {
     req.resume();
     throw unsupportedMediaType(contentType, [JSON_TYPE]);
   }
-  const body = parseJson(await readBody(req, limit));
+  const text = await readBody(req, limit);
+  // The handlers read the body, then check the request's options, then decode: a bad option is named first.
+  beforeDecoding();
+  const body = parseJson(text);
   if (!isPlainObject(body)) throw badRequest('the request body must be a JSON object');
   return body;
 }
@@ -397,7 +404,17 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     if (!representation) throw notAcceptable([JSON_TYPE, 'application/json;as=Table;v=v1;g=meta.k8s.io']);
     const now = () => store.clock.now();
     const includeObject = (query.get('includeObject') as IncludeObject | null) ?? 'Metadata';
+    // Warnings for the client (fieldValidation Warn), sent as Warning headers with the answer.
+    const warnings: string[] = [];
+    const sendWarnings = () => {
+      if (warnings.length > 0) res.setHeader('Warning', warnings.map(warningHeader));
+    };
+    let fieldValidation: FieldValidation = 'Warn';
+    const checkFieldValidation = (kind: 'CreateOptions' | 'UpdateOptions' | 'PatchOptions') => () => {
+      fieldValidation = fieldValidationOf(query, kind);
+    };
     const answerObject = (code: number, object: KubeObject) => {
+      sendWarnings();
       if (representation.kind === 'table') {
         send(res, code, JSON.stringify(toTable(type, [object], { now: now(), includeObject, withColumns: true, resourceVersion: object.metadata.resourceVersion ?? '' })));
       } else {
@@ -426,31 +443,34 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
       case 'watch':
         return serveWatch(req, res, query, route, representation, includeObject);
       case 'create': {
-        const body = await readJsonBody(req, bodyLimit);
+        const body = await readJsonBody(req, bodyLimit, checkFieldValidation('CreateOptions'));
         if (subresource === 'eviction') {
-          await store.evict({ namespace: namespace!, name: name! }, body as KubeObject, user, { dryRun });
+          await store.evict({ namespace: namespace!, name: name! }, body as KubeObject, user, { dryRun, fieldValidation, warnings });
+          sendWarnings();
           return send(res, 201, JSON.stringify(success(undefined, 201)));
         }
-        const created = store.create(resourceName(type), body as KubeObject, { user, dryRun, ...(namespace === undefined ? {} : { namespace }) });
+        const created = store.create(resourceName(type), body as KubeObject, { user, dryRun, fieldValidation, warnings, ...(namespace === undefined ? {} : { namespace }) });
         return answerObject(201, created);
       }
       case 'update': {
-        const body = await readJsonBody(req, bodyLimit);
+        const body = await readJsonBody(req, bodyLimit, checkFieldValidation('UpdateOptions'));
         const object = body as KubeObject;
         if (!isPlainObject(object.metadata)) object.metadata = {};
         if (object.metadata.name !== undefined && object.metadata.name !== name) {
           throw badRequest(`the name of the object (${object.metadata.name}) does not match the name on the URL (${name})`);
         }
         object.metadata.name = name;
-        const updated = store.update(resourceName(type), object, { user, dryRun, ...(namespace === undefined ? {} : { namespace }), ...(subresource === undefined ? {} : { subresource }) });
+        const updated = store.update(resourceName(type), object, { user, dryRun, fieldValidation, warnings, ...(namespace === undefined ? {} : { namespace }), ...(subresource === undefined ? {} : { subresource }) });
         return answerObject(200, updated);
       }
       case 'patch': {
         const contentType = req.headers['content-type'] ?? '';
         const patchType = patchTypeOf(contentType);
         if (!patchType) throw unsupportedMediaType(contentType, [PATCH_TYPES.json, PATCH_TYPES.merge, PATCH_TYPES.strategic]);
-        const patch = parseJson(await readBody(req, bodyLimit));
-        const patched = store.patch(resourceName(type), ref, patchType, patch, { user, dryRun, ...(subresource === undefined ? {} : { subresource }) });
+        const text = await readBody(req, bodyLimit);
+        checkFieldValidation('PatchOptions')();
+        const patch = parseJson(text);
+        const patched = store.patch(resourceName(type), ref, patchType, patch, { user, dryRun, fieldValidation, warnings, ...(subresource === undefined ? {} : { subresource }) });
         return answerObject(200, patched);
       }
       case 'delete': {
