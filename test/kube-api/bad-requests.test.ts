@@ -225,3 +225,94 @@ describe('a DELETE body is decoded as DeleteOptions, and nothing is deleted when
     expect((await send(url, 'GET', `${path}/c`)).status).toBe(200);
   });
 });
+
+// A list's parameters as kube-apiserver takes them: the parameter codec (400), ValidateListOptions (422 on
+// ListOptions.meta.k8s.io), then the watch cache or etcd, which answer a bad resourceVersion differently.
+describe('list, watch and get parameters are checked as upstream checks them', () => {
+  const body = (answer: { body: string }) => JSON.parse(answer.body) as { message?: string; reason?: string; code?: number; metadata?: { resourceVersion?: string }; items?: Array<{ metadata: { name: string } }>; details?: unknown };
+
+  it('refuses a resourceVersionMatch ValidateListOptions refuses, with 422', async () => {
+    server = await startKubeApiServer({ store: clusterStore(wallClock) });
+    const bogus = await send(server.url, 'GET', '/api/v1/nodes?resourceVersion=1&resourceVersionMatch=Bogus');
+    expect(bogus.status).toBe(422);
+    expect(body(bogus)).toMatchObject({
+      reason: 'Invalid',
+      message: 'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Unsupported value: "Bogus": supported values: "Exact", "NotOlderThan", ""',
+      details: { group: 'meta.k8s.io', kind: 'ListOptions', causes: [{ reason: 'FieldValueNotSupported', field: 'resourceVersionMatch' }] },
+    });
+    expect(body(await send(server.url, 'GET', '/api/v1/nodes?resourceVersionMatch=NotOlderThan')).message).toBe(
+      'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided',
+    );
+    expect(body(await send(server.url, 'GET', '/api/v1/nodes?resourceVersion=0&resourceVersionMatch=Exact')).message).toBe(
+      'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"',
+    );
+    expect(body(await send(server.url, 'GET', '/api/v1/nodes?watch=1&resourceVersion=1&resourceVersionMatch=NotOlderThan')).message).toBe(
+      'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch',
+    );
+  });
+
+  it('refuses a timeoutSeconds that is no whole number with the parameter codec\'s 400, on a list and a watch', async () => {
+    server = await startKubeApiServer({ store: clusterStore(wallClock) });
+    for (const path of ['/api/v1/nodes?timeoutSeconds=abc', '/api/v1/nodes?watch=1&timeoutSeconds=abc']) {
+      const answer = await send(server.url, 'GET', path);
+      expect(answer.status).toBe(400);
+      expect(body(answer)).toMatchObject({ reason: 'BadRequest', message: 'strconv.ParseInt: parsing "abc": invalid syntax' });
+    }
+  });
+
+  it('answers a resourceVersion that is no number as the watch cache does (500, no reason), and as etcd does when the list goes there (400)', async () => {
+    server = await startKubeApiServer({ store: clusterStore(wallClock) });
+    const message = 'resourceVersion: Invalid value: "abc": strconv.ParseUint: parsing "abc": invalid syntax';
+    for (const path of ['/api/v1/nodes?resourceVersion=abc', '/api/v1/nodes?watch=1&resourceVersion=abc', '/api/v1/namespaces/default?resourceVersion=abc']) {
+      const answer = await send(server.url, 'GET', path);
+      expect(answer.status, path).toBe(500);
+      expect(JSON.parse(answer.body)).toEqual({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, code: 500 });
+    }
+    for (const path of ['/api/v1/nodes?resourceVersion=abc&resourceVersionMatch=Exact', '/api/v1/nodes?resourceVersion=abc&limit=10']) {
+      const answer = await send(server.url, 'GET', path);
+      expect(answer.status, path).toBe(400);
+      expect(body(answer)).toMatchObject({ reason: 'BadRequest', message: `invalid resource version: ${message}` });
+    }
+  });
+
+  it('reads an Exact list at its resourceVersion, and answers one compacted away or not yet reached as upstream does', async () => {
+    const store = clusterStore(wallClock);
+    server = await startKubeApiServer({ store });
+    const path = '/api/v1/namespaces/default/configmaps';
+    await send(server.url, 'POST', path, JSON.stringify({ metadata: { name: 'a' }, data: { v: '1' } }));
+    const before = store.resourceVersion;
+    await send(server.url, 'POST', path, JSON.stringify({ metadata: { name: 'b' } }));
+    store.modify('configmaps', { namespace: 'default', name: 'a' }, (cm) => void (cm.data = { v: '2' }), { internal: true });
+    const current = store.resourceVersion;
+
+    const exact = body(await send(server.url, 'GET', `${path}?resourceVersion=${before}&resourceVersionMatch=Exact`));
+    expect(exact.metadata?.resourceVersion).toBe(before);
+    expect(exact.items?.map((i) => i.metadata.name)).toEqual(['a']);
+    expect(exact.items?.[0]).toMatchObject({ data: { v: '1' } });
+    // The legacy rule: a limit and a resourceVersion other than 0, without resourceVersionMatch, is exact too.
+    expect(body(await send(server.url, 'GET', `${path}?resourceVersion=${before}&limit=500`)).items?.map((i) => i.metadata.name)).toEqual(['a']);
+    // NotOlderThan (or no resourceVersionMatch, without a limit) reads the current state.
+    const notOlder = body(await send(server.url, 'GET', `${path}?resourceVersion=${before}&resourceVersionMatch=NotOlderThan`));
+    expect(notOlder.metadata?.resourceVersion).toBe(current);
+    expect(notOlder.items?.map((i) => i.metadata.name)).toEqual(['a', 'b']);
+
+    const future = Number(current) + 5;
+    const tooLarge = await send(server.url, 'GET', `${path}?resourceVersion=${future}`);
+    expect(tooLarge.status).toBe(504);
+    expect(body(tooLarge)).toMatchObject({ reason: 'Timeout', message: `Timeout: Too large resource version: ${future}, current: ${current}`, details: { causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }], retryAfterSeconds: 1 } });
+    const futureExact = await send(server.url, 'GET', `${path}?resourceVersion=${future}&resourceVersionMatch=Exact`);
+    expect(futureExact.status).toBe(500);
+    expect(body(futureExact).message).toBe('etcdserver: mvcc: required revision is a future revision');
+  });
+
+  it('answers 410 to an Exact list older than the history the server keeps', async () => {
+    const { KubeStore } = await import('../../src/sim/kube-api/index.ts');
+    const store = new KubeStore({ clock: wallClock, watchHistory: 1 });
+    for (const name of ['default', 'kube-system', 'os-patch']) store.create('namespaces', { metadata: { name } }, { internal: true });
+    server = await startKubeApiServer({ store });
+    const gone = await send(server.url, 'GET', '/api/v1/namespaces?resourceVersion=1&resourceVersionMatch=Exact');
+    expect(gone.status).toBe(410);
+    expect(JSON.parse(gone.body)).toEqual({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'The resourceVersion for the provided list is too old.', reason: 'Expired', code: 410 });
+    expect(body(await send(server.url, 'GET', '/api/v1/namespaces?resourceVersion=2&resourceVersionMatch=Exact')).items?.map((i) => i.metadata.name)).toEqual(['default', 'kube-system']);
+  });
+});

@@ -2,12 +2,24 @@
  * The options a request carries besides its object, decoded and checked as kube-apiserver's handlers do before they
  * touch storage: DeleteOptions from a DELETE's body or query (endpoints/handlers/delete.go, then
  * metav1 validation.ValidateDeleteOptions), `?fieldValidation=` of writes (ValidateCreateOptions and its siblings),
- * and whole-number query parameters (the parameter codec's strconv.ParseInt).
+ * a list's, watch's or get's resourceVersion and resourceVersionMatch (ValidateListOptions, then the watch cache or
+ * etcd), and whole-number query parameters (the parameter codec's strconv.ParseInt).
  */
 import type { DeleteOptions } from './hooks.ts';
 import { isPlainObject } from './objects.ts';
 import type { PropagationPolicy } from './resources.ts';
-import { badRequest, invalid, invalidField, notSupportedField, type FieldError, type StatusError } from './status.ts';
+import {
+  badRequest,
+  forbiddenField,
+  invalid,
+  invalidField,
+  notSupportedField,
+  resourceVersionTooLarge,
+  StatusError,
+  unexpectedError,
+  type FieldError,
+} from './status.ts';
+import { parseResourceVersion } from './watch.ts';
 import { parseDryRun, type FieldValidation } from './store.ts';
 
 /** metav1.GroupName: the group the options kinds (DeleteOptions, CreateOptions, ListOptions) are reported in. */
@@ -195,4 +207,98 @@ export function fieldValidationOf(query: URLSearchParams, optionsKind: 'CreateOp
  */
 export function warningHeader(text: string): string {
   return `299 - "${text.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// ListOptions
+
+/**
+ * ValidateListOptions (k8s.io/apimachinery/pkg/apis/meta/internalversion/validation), 422 Invalid on
+ * ListOptions.meta.k8s.io: for a list, resourceVersionMatch needs a resourceVersion and no continue, is Exact or
+ * NotOlderThan, and is not Exact for resourceVersion "0"; a watch takes no resourceVersionMatch at all.
+ */
+function validateListOptions(query: URLSearchParams, watch: boolean): void {
+  const match = query.get('resourceVersionMatch') ?? '';
+  if (match === '') return;
+  const errors: FieldError[] = [];
+  if (watch) {
+    errors.push(forbiddenField('resourceVersionMatch', 'resourceVersionMatch is forbidden for watch'));
+  } else {
+    const resourceVersion = query.get('resourceVersion') ?? '';
+    if (resourceVersion === '') errors.push(forbiddenField('resourceVersionMatch', 'resourceVersionMatch is forbidden unless resourceVersion is provided'));
+    if ((query.get('continue') ?? '') !== '') errors.push(forbiddenField('resourceVersionMatch', 'resourceVersionMatch is forbidden when continue is provided'));
+    if (match !== 'Exact' && match !== 'NotOlderThan') errors.push(notSupportedField('resourceVersionMatch', match, ['Exact', 'NotOlderThan', '']));
+    if (match === 'Exact' && resourceVersion === '0') errors.push(forbiddenField('resourceVersionMatch', 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'));
+  }
+  if (errors.length > 0) throw invalidOptions('ListOptions', errors);
+}
+
+/**
+ * What a list asks to read, checked as kube-apiserver checks it and in its order: the parameter codec (limit and
+ * timeoutSeconds are strconv.ParseInt's, 400), ValidateListOptions (422), then storage. The watch cache serves a list
+ * unless it pages (limit with a resourceVersion other than "0"), continues, or wants Exact (shouldDelegateList);
+ * those go to etcd. The two answer differently:
+ *
+ * - the watch cache: a resourceVersion that does not parse is its raw error, 500 (parseResourceVersion); one newer
+ *   than it has is 504 Too large resource version, retry after 1 s (it waits up to 3 s first; the sandbox answers at
+ *   once, since nothing it waits for could be behind); any other is the current state ("not older than");
+ * - etcd: a resourceVersion that does not parse is 400 "invalid resource version: ..."; with Exact (or, the legacy
+ *   rule, a limit and no resourceVersionMatch) the list is read at that revision: one newer than etcd's is etcd's own
+ *   error, 500 "etcdserver: mvcc: required revision is a future revision" (kubernetes#132358), one compacted away 410
+ *   "The resourceVersion for the provided list is too old."; NotOlderThan reads the current state, or is 504 for a
+ *   newer resourceVersion, with no retry.
+ *
+ * The sandbox issues no continue token, so every continue token is refused as etcd3 refuses one it cannot decode.
+ * Returns the resourceVersion to read at, or undefined for the current state.
+ */
+export function listReadOf(query: URLSearchParams, currentRv: number): number | undefined {
+  const limit = queryInt(query, 'limit') ?? 0;
+  queryInt(query, 'timeoutSeconds');
+  validateListOptions(query, false);
+  const resourceVersion = query.get('resourceVersion') ?? '';
+  const match = query.get('resourceVersionMatch') ?? '';
+  if ((query.get('continue') ?? '') !== '') throw badRequest('invalid continue token: continue key is not valid: this server answers every list whole and issues no continue token');
+  const fromEtcd = (limit > 0 && resourceVersion !== '0') || match === 'Exact';
+  if (!fromEtcd) {
+    const rv = parseResourceVersion(resourceVersion);
+    if (rv > currentRv) throw resourceVersionTooLarge(rv, currentRv, 1);
+    return undefined;
+  }
+  let rv: number;
+  try {
+    rv = parseResourceVersion(resourceVersion);
+  } catch (error) {
+    throw badRequest(`invalid resource version: ${(error as Error).message}`);
+  }
+  const exact = match === 'Exact' || (match === '' && rv > 0);
+  if (!exact) {
+    if (rv > currentRv) throw resourceVersionTooLarge(rv, currentRv, 0);
+    return undefined;
+  }
+  if (rv > currentRv) throw unexpectedError('etcdserver: mvcc: required revision is a future revision');
+  return rv === currentRv ? undefined : rv;
+}
+
+/** The 410 of a list at a resourceVersion compacted away (etcd3's interpretListError). */
+export function listTooOld(): StatusError {
+  return new StatusError(410, 'Expired', 'The resourceVersion for the provided list is too old.');
+}
+
+/**
+ * A watch's options, checked before it starts: timeoutSeconds is strconv.ParseInt's (400), resourceVersionMatch is
+ * forbidden (422), and a resourceVersion that does not parse is the watch cache's raw 500.
+ */
+export function checkWatchOptions(query: URLSearchParams): void {
+  queryInt(query, 'timeoutSeconds');
+  validateListOptions(query, true);
+  parseResourceVersion(query.get('resourceVersion') ?? '');
+}
+
+/**
+ * A get's resourceVersion: served by the watch cache when set, so one that does not parse is its raw 500, and one
+ * newer than the store's is 504 (after the cache has waited up to 3 s upstream).
+ */
+export function checkGetOptions(query: URLSearchParams, currentRv: number): void {
+  const rv = parseResourceVersion(query.get('resourceVersion') ?? '');
+  if (rv > currentRv) throw resourceVersionTooLarge(rv, currentRv, 1);
 }

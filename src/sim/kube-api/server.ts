@@ -12,7 +12,7 @@ import type { ApiChaos } from './chaos.ts';
 import type { RequestInfo } from './hooks.ts';
 import { isPlainObject, type KubeObject } from './objects.ts';
 import { PATCH_TYPES, patchTypeOf } from './patch.ts';
-import { decodeDeleteOptions, fieldValidationOf, queryInt, warningHeader } from './options.ts';
+import { checkGetOptions, checkWatchOptions, decodeDeleteOptions, fieldValidationOf, listReadOf, listTooOld, queryInt, warningHeader } from './options.ts';
 import { decodeProtobufObject, PROTOBUF_TYPE } from './protobuf.ts';
 import { apiVersionOf, ResourceRegistry, SELF_SUBJECT_ACCESS_REVIEWS, type ResourceType, type Verb } from './resources.ts';
 import {
@@ -423,10 +423,22 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     };
     switch (verb) {
       case 'get':
+        checkGetOptions(query, Number(store.resourceVersion));
         if (subresource === 'status' || subresource === undefined) return answerObject(200, store.get(resourceName(type), ref));
         break;
       case 'list': {
-        checkPaging(query);
+        // The sandbox answers every list whole, as a server may (the API lets it ignore `limit` and send no continue
+        // token), but it refuses what a real server refuses, and reads at the resourceVersion an exact list names.
+        const at = listReadOf(query, Number(store.resourceVersion));
+        if (at !== undefined) {
+          const past = store.listAt(resourceName(type), listOptions(query, namespace), at);
+          if (past === undefined) throw listTooOld();
+          if (representation.kind === 'table') {
+            return send(res, 200, JSON.stringify(toTable(type, past.items, { now: now(), includeObject, withColumns: true, resourceVersion: past.resourceVersion })));
+          }
+          const pastHead = `{"kind":"${type.kind}List","apiVersion":"${apiVersionOf(type)}","metadata":{"resourceVersion":"${past.resourceVersion}"},"items":[`;
+          return sendList(req, res, { resourceVersion: past.resourceVersion, body: Buffer.from(`${pastHead}${past.items.map(toJson).join(',')}]}`) });
+        }
         const listKey = representation.kind === 'json' ? `${resourceName(type)}|${namespace ?? ''}|${query.get('labelSelector') ?? ''}|${query.get('fieldSelector') ?? ''}` : undefined;
         const cached = listKey === undefined ? undefined : listCache.get(listKey);
         if (cached !== undefined && cached.resourceVersion === store.resourceVersion) return sendList(req, res, cached);
@@ -441,6 +453,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
         return sendList(req, res, entry);
       }
       case 'watch':
+        checkWatchOptions(query);
         return serveWatch(req, res, query, route, representation, includeObject);
       case 'create': {
         const body = await readJsonBody(req, bodyLimit, checkFieldValidation('CreateOptions'));
@@ -625,18 +638,6 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
 /** The name the store resolves: `nodes`, `jobs.batch`. */
 function resourceName(type: ResourceType): string {
   return type.group === '' ? type.plural : `${type.plural}.${type.group}`;
-}
-
-/**
- * The sandbox answers every list whole, as a server may (the API lets it ignore `limit` and send no continue token),
- * but it refuses what a real server refuses: a `limit` that is not a whole number (the parameter decoder's 400), and a
- * `continue` token, since this server issues none, so no token can be one of its own (etcd3's "invalid continue token").
- */
-function checkPaging(query: URLSearchParams): void {
-  const limit = query.get('limit');
-  if (limit !== null && limit !== '' && !/^[-+]?\d+$/.test(limit)) throw badRequest(`strconv.ParseInt: parsing ${JSON.stringify(limit)}: invalid syntax`);
-  const token = query.get('continue');
-  if (token !== null && token !== '') throw badRequest('invalid continue token: continue key is not valid: this server answers every list whole and issues no continue token');
 }
 
 function listOptions(query: URLSearchParams, namespace: string | undefined): { namespace?: string; labelSelector?: string; fieldSelector?: string } {

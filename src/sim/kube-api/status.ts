@@ -225,6 +225,27 @@ export function internalError(cause: string): StatusError {
   return new StatusError(500, 'InternalError', `Internal error occurred: ${cause}`, { causes: [{ message: cause }] });
 }
 
+/**
+ * What the API server answers for an error that is no Status of its own (ErrorToAPIStatus in
+ * endpoints/handlers/responsewriters): 500, the error's text, and no reason at all.
+ */
+export function unexpectedError(message: string): StatusError {
+  const error = new StatusError(500, 'InternalError', message);
+  delete (error.status as { reason?: StatusReason }).reason;
+  return error;
+}
+
+/**
+ * 504 for a resourceVersion newer than the server has (storage.NewTooLargeResourceVersionError): "Timeout: Too large
+ * resource version: 9, current: 5", the ResourceVersionTooLarge cause, and a retry after `retryAfterSeconds` when
+ * above 0 (the watch cache says 1 once it has waited; etcd's path says 0).
+ */
+export function resourceVersionTooLarge(requested: number, current: number, retryAfterSeconds: number): StatusError {
+  const details: StatusDetails = { causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }] };
+  if (retryAfterSeconds > 0) details.retryAfterSeconds = retryAfterSeconds;
+  return new StatusError(504, 'Timeout', `Timeout: Too large resource version: ${requested}, current: ${current}`, details);
+}
+
 /** The ERROR a watch delivers when it asks for history the server no longer keeps; clients then re-list. */
 export function resourceVersionTooOld(requested: number, oldest: number): StatusError {
   return new StatusError(410, 'Expired', `too old resource version: ${requested} (${oldest})`);

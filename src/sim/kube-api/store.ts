@@ -215,17 +215,42 @@ export class KubeStore {
 
   list(resource: string, options: ListOptions = {}): ListResult {
     const type = this.resources.resolve(resource);
+    return { items: this.#select(type, this.#sorted(type), options), resourceVersion: String(this.#rv) };
+  }
+
+  /**
+   * The list as it stood at resourceVersion `rv` (a list with resourceVersionMatch=Exact, read from etcd at that
+   * revision upstream): what is stored now with every later change undone, newest first. Undefined when some of those
+   * changes were compacted away, which upstream answers 410 ("The resourceVersion for the provided list is too old.").
+   */
+  listAt(resource: string, options: ListOptions, rv: number): ListResult | undefined {
+    const type = this.resources.resolve(resource);
+    const changes = this.#hub.changesAfter(rv);
+    if (changes === undefined) return undefined;
+    const objects = new Map(this.#table(type).objects);
+    for (let i = changes.length - 1; i >= 0; i--) {
+      const change = changes[i]!;
+      if (change.resource !== type) continue;
+      const key = keyOf(change.object.metadata.namespace, change.object.metadata.name ?? '');
+      if (change.type === 'ADDED') objects.delete(key);
+      else if (change.oldObject !== undefined) objects.set(key, change.oldObject);
+    }
+    const sorted = [...objects.keys()].sort().map((key) => objects.get(key)!);
+    return { items: this.#select(type, sorted, options), resourceVersion: String(rv) };
+  }
+
+  #select(type: ResourceType, objects: Iterable<KubeObject>, options: ListOptions): KubeObject[] {
     const labels = typeof options.labelSelector === 'object' ? options.labelSelector : parseLabelSelector(options.labelSelector);
     const fields = typeof options.fieldSelector === 'object' ? options.fieldSelector : parseFieldSelector(options.fieldSelector, type);
     const namespace = type.namespaced ? options.namespace : undefined;
     const items: KubeObject[] = [];
-    for (const object of this.#sorted(type)) {
+    for (const object of objects) {
       if (namespace !== undefined && object.metadata.namespace !== namespace) continue;
       if (!matchesLabels(labels, object.metadata.labels)) continue;
       if (!matchesFields(fields, type, object)) continue;
       items.push(object);
     }
-    return { items, resourceVersion: String(this.#rv) };
+    return items;
   }
 
   create(resource: string, object: KubeObject, options: WriteOptions = {}): KubeObject {
