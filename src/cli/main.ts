@@ -12,6 +12,7 @@ import { listRuns, parseAnchorOption, showAudit, showRun, verifyAudit } from './
 import { openCliStore, DEFAULT_DB } from './paths.ts';
 import { planCheck } from './plan-check.ts';
 import { ScenarioError } from '../sim/scenario.ts';
+import { MAX_SPEED, speedProblem } from '../sim/scaled-clock.ts';
 import type { SimOptions } from './sim.ts';
 import type { SandboxOptions } from './sandbox.ts';
 import type { BotCliOptions } from './bot.ts';
@@ -48,9 +49,11 @@ const portNumber = (value: string): number => {
   return n;
 };
 
-const positiveNumber = (value: string): number => {
+/** --speed of a ScaledClock (the sandbox, the bot's --sim): above 0 and at most MAX_SPEED, scaled-clock.ts's rule. */
+const clockSpeed = (value: string): number => {
   const n = decimal(value, true);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number above 0');
+  const problem = speedProblem(n);
+  if (problem !== undefined) throw new InvalidArgumentError(problem);
   return n;
 };
 
@@ -225,7 +228,7 @@ export function buildProgram(): Command {
     .option('--scan-every <duration>', 'scan every cluster this often (6h, 1d): the agent report-only on every Linux node')
     .option('--db <path>', dbOption)
     .option('--socket', 'Socket Mode (SLACK_APP_TOKEN) instead of an HTTP endpoint')
-    .option('--speed <n>', 'with --sim: virtual seconds per real second (default 60)', positiveNumber)
+    .option('--speed <n>', `with --sim: virtual seconds per real second (default 60, at most ${MAX_SPEED})`, clockSpeed)
     .option('--port <n>', 'HTTP port (default $PORT or 3000; 0: a free one)', portNumber)
     .action(async (opts: BotCliOptions) => {
       const { botCommand } = await import('./bot.ts');
@@ -238,7 +241,7 @@ export function buildProgram(): Command {
     .option('--scenario <file>', 'the cluster to simulate: nodes, faults, updates, plan (default: the demo scenario)')
     .option('--port <n>', 'port to listen on (default: a free one)', portNumber)
     .option('--kubeconfig <path>', `where to write its kubeconfig (default ${join('.patchpilot', 'sandbox.kubeconfig')})`)
-    .option('--speed <n>', 'virtual seconds per real second (default 10)', positiveNumber)
+    .option('--speed <n>', `virtual seconds per real second (default 10, at most ${MAX_SPEED})`, clockSpeed)
     .option('--quiet', 'do not narrate node and Job changes')
     .option('--chaos <rate>', 'fail this share of API requests transiently (429 with Retry-After, 500, 409 on Node writes) and drop watches (0 to below 1; default: the scenario\'s apiChaos, else 0)', chaosRate)
     .action(async (opts: SandboxOptions) => {

@@ -3,7 +3,7 @@
  * for kubectl and for `patchpilot run --kubeconfig`. It writes a kubeconfig once the server answers, prints what to do
  * with it, narrates what happens to the nodes and Jobs, and stops cleanly on SIGINT or SIGTERM.
  */
-import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Writable } from 'node:stream';
@@ -85,6 +85,23 @@ function checkSandboxFile(path: string, option: string): void {
   }
 }
 
+/**
+ * Removes the folders the sandbox created for its files (`created`, the first one mkdirSync made, and those below it
+ * down to `deepest`), deepest first and each only while empty: a folder something else was put into since stays, and
+ * with it the folders above it.
+ */
+function removeCreatedFolders(deepest: string, created: string | undefined): void {
+  if (created === undefined) return;
+  for (let dir = deepest; ; dir = dirname(dir)) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      return;
+    }
+    if (dir === created || dirname(dir) === dir) return;
+  }
+}
+
 export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Promise<number> {
   const file = options.scenario ?? DEFAULT_SANDBOX_SCENARIO;
   const scenario = loadScenario(file);
@@ -109,8 +126,15 @@ export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Pr
   }
   const planPath = planPathFor(path);
   const written: string[] = [];
+  // A --kubeconfig in folders that do not exist gets them, as every output file of patchpilot does (the default
+  // .patchpilot/ too), and they go with the files when the sandbox stops: it leaves nothing behind it made.
+  let createdFolder: string | undefined;
+  const removeOurFiles = () => {
+    for (const file of written) rmSync(file, { force: true });
+    removeCreatedFolders(dirname(path), createdFolder);
+  };
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    createdFolder = mkdirSync(dirname(path), { recursive: true });
     // Named before writing: a write that fails half-way (a full disk) leaves a partial file to remove too.
     written.push(path);
     writeFileSync(path, writtenBy(process.pid) + kubeconfig(server.url, undefined, `sandbox-${scenario.clusterName}`));
@@ -122,11 +146,14 @@ export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Pr
     binding.close();
     clock.clearAll();
     await server.close();
-    for (const file of written) rmSync(file, { force: true });
+    removeOurFiles();
     const code = (err as NodeJS.ErrnoException).code;
     if (code === undefined) throw err;
     throw new SandboxError(`--kubeconfig ${path}: cannot write it and its plan file (${code})`, 'give --kubeconfig a file path in a folder you may write into, for example --kubeconfig out/sandbox.kubeconfig');
   }
+  // A sandbox that dies of an error it did not expect (the process exits on an uncaught exception) still removes its
+  // files: they point at a server that is gone. Only SIGKILL leaves them, for the next sandbox to take over.
+  process.on('exit', removeOurFiles);
   const write = (text: string) => io.out.write(`${text}\n`);
   const shown = relative(process.cwd(), path) || path;
   const shownPlan = relative(process.cwd(), planPath) || planPath;
@@ -141,8 +168,8 @@ export async function sandboxCommand(options: SandboxOptions, io: SandboxIo): Pr
   binding.close();
   clock.clearAll();
   await server.close();
-  rmSync(path, { force: true });
-  rmSync(planPath, { force: true });
+  process.off('exit', removeOurFiles);
+  removeOurFiles();
   write(`sandbox stopped (${reason}); ${shown} and ${shownPlan} removed`);
   return 0;
 }

@@ -6,6 +6,20 @@
  */
 import { SystemClock } from '../service/system-clock.ts';
 
+/**
+ * The fastest a ScaledClock runs: a simulated hour in 3.6 wall seconds. Beyond it the simulation stops meaning
+ * anything: each node's 10 s Lease renewal comes more often than every 10 ms, a busy wall second (a GC pause, a loaded
+ * machine) is more than a quarter of an hour of missed heartbeats and deadlines, and at 10^11 the clock leaves the
+ * range of a Date within two minutes (the sandbox crashed serving a renewTime in the year 271857).
+ */
+export const MAX_SPEED = 1000;
+
+/** Why `speed` cannot be a ScaledClock's, or undefined when it can: the one rule for --speed of the sandbox and bot. */
+export function speedProblem(speed: number): string | undefined {
+  if (Number.isFinite(speed) && speed > 0 && speed <= MAX_SPEED) return undefined;
+  return `expected a number above 0 and at most ${MAX_SPEED} (virtual seconds per real second; ${MAX_SPEED} runs a simulated hour in 3.6 s)`;
+}
+
 export class ScaledClock extends SystemClock {
   readonly speed: number;
   readonly #startAt: number;
@@ -13,7 +27,7 @@ export class ScaledClock extends SystemClock {
   #skipped = 0;
 
   constructor(speed: number, startAt: number = Date.now()) {
-    if (!Number.isFinite(speed) || speed <= 0) throw new RangeError(`speed must be a number above 0, got ${speed}`);
+    if (speedProblem(speed) !== undefined) throw new RangeError(`speed must be a number above 0 and at most ${MAX_SPEED}, got ${speed}`);
     super(speed);
     this.speed = speed;
     this.#startAt = startAt;

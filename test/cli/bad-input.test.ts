@@ -287,6 +287,9 @@ describe('the real CLI on bad files: exit 2, one error line, no trace', () => {
     { name: 'a directory as --junit', file: 'demo.yaml', text: SCENARIO, dir: 'out.xml', args: ['sim', 'demo.yaml', '--junit', 'out.xml'], message: 'error: --junit out.xml is a directory' },
     { name: 'an empty --trigger to plan check', file: 'plan.yaml', text: PLAN, args: ['plan', 'check', 'plan.yaml', '--trigger', ''], message: "error: option '--trigger <id>' argument '' is invalid" },
     { name: '--lease-seconds beyond a day', file: 'k', text: KUBECONFIG, args: ['run', '--kubeconfig', 'k', '--lease-seconds', '99999999999'], message: "error: option '--lease-seconds <n>' argument '99999999999' is invalid. --lease-seconds must be at most 86400" },
+    // A ScaledClock at 1e11 left the range of a Date within two minutes: the sandbox crashed with a RangeError.
+    { name: 'a sandbox --speed beyond the fastest a simulated clock runs', file: 'x', text: '', args: ['sandbox', '--speed', '99999999999'], message: "error: option '--speed <n>' argument '99999999999' is invalid. expected a number above 0 and at most 1000" },
+    { name: 'a bot --speed beyond the fastest a simulated clock runs', file: 'x', text: '', args: ['bot', '--sim', 'x', '--speed', '1001'], message: "error: option '--speed <n>' argument '1001' is invalid. expected a number above 0 and at most 1000" },
     { name: 'binary garbage as a kubeconfig', file: 'k', text: '\u0000\u0001\u00ff{[', args: ['run', '--kubeconfig', 'k', '--dry-run'], message: 'error: kubeconfig k' },
     { name: 'an empty --resume', file: 'x', text: '', args: ['demo', '--resume', '', '--db', 'x.db'], message: `error: option '--resume <run>' argument '' is invalid. "" is not a run id` },
     { name: 'a hexadecimal --port', file: 'x', text: '', args: ['bot', '--sim', 'x', '--port', '0x50'], message: "error: option '--port <n>' argument '0x50' is invalid" },

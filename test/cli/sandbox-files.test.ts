@@ -1,10 +1,11 @@
 /**
  * The files `patchpilot sandbox` writes beside each other (a kubeconfig and its plan) are deleted when it stops, so it
  * writes only where nothing of anyone else's is: a user's own kubeconfig, or the files of a sandbox still running, are
- * refused and left as they are; files a killed sandbox left behind are taken over.
+ * refused and left as they are; files a killed sandbox left behind are taken over. Folders it creates for them go with
+ * them, and a sandbox that dies of an uncaught error removes them too.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -82,5 +83,56 @@ describe('patchpilot sandbox --kubeconfig', () => {
     expect(run.planText).toMatch(/^# written by patchpilot sandbox [^\n]*\n[^]*\ncluster: /);
     expect(existsSync(path)).toBe(false);
     expect(existsSync(path.replace('.kubeconfig', '.plan.yaml'))).toBe(false);
+  });
+
+  it('creates the missing folders of --kubeconfig and removes them when it stops', async () => {
+    const root = scratch();
+    const run = await sandboxAt(join(root, 'some/nonexistent/dir/kc'));
+    expect(run.code).toBe(0);
+    expect(run.kubeconfigText).toContain('(pid ');
+    expect(readdirSync(root)).toEqual([]);
+    // Only what it created: a folder that was there stays.
+    mkdirSync(join(root, 'mine'));
+    expect((await sandboxAt(join(root, 'mine/new/kc'))).code).toBe(0);
+    expect(readdirSync(root)).toEqual(['mine']);
+    expect(readdirSync(join(root, 'mine'))).toEqual([]);
+  });
+
+  it('keeps a folder it created once something else is in it, and the folders above it', async () => {
+    const root = scratch();
+    let stop!: (reason: string) => void;
+    const stopped = new Promise<string>((resolve) => (stop = resolve));
+    const code = await sandboxCommand(
+      { scenario: SCENARIO, port: 0, kubeconfig: join(root, 'a/b/kc'), quiet: true },
+      {
+        out: quiet(),
+        stopped,
+        onReady: () => {
+          writeFileSync(join(root, 'a/notes.txt'), 'mine\n');
+          stop('test');
+        },
+      },
+    );
+    expect(code).toBe(0);
+    expect(readdirSync(join(root, 'a'))).toEqual(['notes.txt']);
+  });
+
+  it('removes its files and folders when it dies of an uncaught error', () => {
+    const root = scratch();
+    const kubeconfig = join(root, 'made/kc');
+    const script = [
+      `import { Writable } from 'node:stream';`,
+      `import { sandboxCommand } from ${JSON.stringify(resolve(import.meta.dirname, '../../src/cli/sandbox.ts'))};`,
+      `const out = new Writable({ write: (_chunk, _encoding, done) => done() });`,
+      `await sandboxCommand({ scenario: ${JSON.stringify(SCENARIO)}, port: 0, kubeconfig: ${JSON.stringify(kubeconfig)}, quiet: true }, {`,
+      `  out, stopped: new Promise(() => {}),`,
+      `  onReady: (info) => setTimeout(() => { console.log(JSON.stringify(info)); throw new Error('boom'); }, 50),`,
+      `});`,
+    ].join('\n');
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(result.status, result.stderr).toBe(1);
+    expect(result.stderr).toContain('boom');
+    expect(JSON.parse(result.stdout).kubeconfig).toBe(kubeconfig);
+    expect(readdirSync(root)).toEqual([]);
   });
 });

@@ -134,6 +134,24 @@ describe('the sandbox refuses what Kubernetes refuses', () => {
     expect((await call('POST', path, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c2' }, data: { 'agent.sh': 'v', KEY_NAME: 'v' } })).code).toBe(201);
   });
 
+  // ValidateConfigMap's size rule: data and binaryData (counted decoded) together at most core.MaxSecretSize, 1 MiB,
+  // reported on the field path "" (rendered "[]") with field.TooLong's wording of Kubernetes 1.33 and later.
+  it('refuses a ConfigMap holding more than 1 MiB in data and binaryData together, and takes one holding 1 MiB', async () => {
+    await serve();
+    const path = '/api/v1/namespaces/default/configmaps';
+    const MiB = 1024 * 1024;
+    const over = await call('POST', path, { metadata: { name: 'big' }, data: { a: 'x'.repeat(MiB - 2) }, binaryData: { b: Buffer.from('xyz').toString('base64') } });
+    expect(over.code).toBe(422);
+    expect(over.body.message).toBe('ConfigMap "big" is invalid: []: Too long: may not be more than 1048576 bytes');
+    expect(over.body.details?.causes).toEqual([{ reason: 'FieldValueTooLong', field: '[]', message: 'Too long: may not be more than 1048576 bytes' }]);
+    expect((await fetch(`${url}${path}/big`)).status).toBe(404);
+    // The same on replace.
+    expect((await call('POST', path, { metadata: { name: 'small' }, data: { a: 'x' } })).code).toBe(201);
+    expect((await call('PUT', `${path}/small`, { metadata: { name: 'small' }, data: { a: 'x'.repeat(MiB + 1) } })).code).toBe(422);
+    const exact = await call('POST', path, { metadata: { name: 'exact' }, data: { a: 'x'.repeat(MiB - 3) }, binaryData: { b: Buffer.from('xyz').toString('base64') } });
+    expect(exact.code).toBe(201);
+  });
+
   it('refuses a Node named with upper case (DNS-1123 subdomain)', async () => {
     await serve();
     const answer = await call('POST', '/api/v1/nodes', { metadata: { name: 'Node_1' } });
@@ -141,3 +159,70 @@ describe('the sandbox refuses what Kubernetes refuses', () => {
     expect(answer.body.details?.causes?.[0]).toMatchObject({ field: 'metadata.name', reason: 'FieldValueInvalid' });
   });
 });
+
+// ?fieldValidation= as the create, update and patch handlers take it: the value is checked (ValidateCreateOptions and
+// its siblings: 422), and fields the kind does not have are dropped by the decoder: refused under Strict (kubectl's
+// default), named in a Warning header under Warn (the server's default), dropped silently under Ignore.
+describe('fieldValidation', () => {
+  const path = '/api/v1/namespaces/default/configmaps';
+  const labelz = { metadata: { name: 'c1', labelz: { a: 'b' } }, data: { k: 'v' } };
+
+  async function send(method: string, target: string, body: unknown, contentType = 'application/json') {
+    const response = await fetch(`${url}${target}`, { method, headers: { 'Content-Type': contentType }, body: JSON.stringify(body) });
+    return { code: response.status, warning: response.headers.get('warning'), body: (await response.json()) as { reason?: string; message?: string; metadata?: Record<string, unknown>; details?: unknown } };
+  }
+
+  it('refuses a value other than Ignore, Warn or Strict with 422, on create, update and patch', async () => {
+    await serve();
+    const supported = 'supported values: "", "Ignore", "Strict", "Warn"';
+    const create = await send('POST', `${path}?fieldValidation=Bogus`, { metadata: { name: 'c1' } });
+    expect(create.code).toBe(422);
+    expect(create.body.message).toBe(`CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Bogus": ${supported}`);
+    expect(create.body.details).toEqual({ group: 'meta.k8s.io', kind: 'CreateOptions', causes: [{ reason: 'FieldValueNotSupported', field: 'fieldValidation', message: `Unsupported value: "Bogus": ${supported}` }] });
+    expect((await fetch(`${url}${path}/c1`)).status).toBe(404);
+    expect((await send('POST', `${path}?fieldValidation=Strict`, { metadata: { name: 'c1' } })).code).toBe(201);
+    const update = await send('PUT', `${path}/c1?fieldValidation=strict`, { metadata: { name: 'c1' }, data: { k: 'w' } });
+    expect(update.body.message).toBe(`UpdateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "strict": ${supported}`);
+    const patch = await send('PATCH', `/api/v1/nodes/n1?fieldValidation=Bogus`, { metadata: { labels: { a: 'b' } } }, MERGE);
+    expect(patch.body.message).toBe(`PatchOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Bogus": ${supported}`);
+    expect(store.get('nodes', { name: 'n1' }).metadata.labels?.a).toBeUndefined();
+  });
+
+  it('Strict refuses an unknown field: 400 on create and update, as the decoder words it; 422 on patch', async () => {
+    await serve();
+    const create = await send('POST', `${path}?fieldValidation=Strict`, { ...labelz, datum: 1 });
+    expect(create.code).toBe(400);
+    expect(create.body).toMatchObject({ reason: 'BadRequest', message: 'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "metadata.labelz", unknown field "datum"' });
+    expect((await fetch(`${url}${path}/c1`)).status).toBe(404);
+    const pod = await send('POST', '/api/v1/namespaces/default/pods?fieldValidation=Strict', { metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'i', imagePullPolize: 'Always' }] } });
+    expect(pod.body.message).toBe('Pod in version "v1" cannot be handled as a Pod: strict decoding error: unknown field "spec.containers[0].imagePullPolize"');
+    expect((await send('POST', `${path}?fieldValidation=Strict`, { metadata: { name: 'c1' } })).code).toBe(201);
+    const update = await send('PUT', `${path}/c1?fieldValidation=Strict`, labelz);
+    expect(update.code).toBe(400);
+    expect(update.body.message).toBe('ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "metadata.labelz"');
+    const patch = await send('PATCH', '/api/v1/nodes/n1?fieldValidation=Strict', { metadata: { labelz: { a: 'b' } }, spec: { unschedulable: true } }, MERGE);
+    expect(patch.code).toBe(422);
+    expect(patch.body.message).toMatch(/^ "" is invalid: patch: Invalid value: ".*": strict decoding error: unknown field "metadata\.labelz"$/);
+    expect((store.get('nodes', { name: 'n1' }).spec as Record<string, unknown>).unschedulable).toBeUndefined();
+  });
+
+  it('Warn (the default) drops an unknown field and says so in a Warning header; Ignore drops it silently', async () => {
+    await serve();
+    const warned = await send('POST', path, labelz);
+    expect(warned.code).toBe(201);
+    expect(warned.warning).toBe('299 - "unknown field \\"metadata.labelz\\""');
+    expect(warned.body.metadata).not.toHaveProperty('labelz');
+    expect(store.get('configmaps', { namespace: 'default', name: 'c1' }).metadata).not.toHaveProperty('labelz');
+    const patched = await send('PATCH', `${path}/c1?fieldValidation=Warn`, { datum: 1 }, MERGE);
+    expect(patched.code).toBe(200);
+    expect(patched.warning).toBe('299 - "unknown field \\"datum\\""');
+    const ignored = await send('PUT', `${path}/c1?fieldValidation=Ignore`, { ...labelz, data: { k: 'w' } });
+    expect(ignored.code).toBe(200);
+    expect(ignored.warning).toBeNull();
+    expect(store.get('configmaps', { namespace: 'default', name: 'c1' })).toMatchObject({ data: { k: 'w' } });
+    expect(store.get('configmaps', { namespace: 'default', name: 'c1' }).metadata).not.toHaveProperty('labelz');
+    const clean = await send('POST', `${path}?fieldValidation=Warn`, { metadata: { name: 'c2' } });
+    expect(clean.warning).toBeNull();
+  });
+});
+

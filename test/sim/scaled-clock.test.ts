@@ -6,7 +6,7 @@
  * came back (REJOIN_TIMEOUT in the bot tests, more often on loaded machines).
  */
 import { describe, expect, it, vi } from 'vitest';
-import { ScaledClock } from '../../src/sim/scaled-clock.ts';
+import { MAX_SPEED, ScaledClock, speedProblem } from '../../src/sim/scaled-clock.ts';
 
 describe('ScaledClock', () => {
   it('never fires a timer before now() reaches its due time', async () => {
@@ -62,10 +62,16 @@ describe('ScaledClock', () => {
     }
   });
 
-  it('refuses a speed that is not a positive number', () => {
-    expect(() => new ScaledClock(0)).toThrow('speed must be a number above 0, got 0');
+  it('refuses a speed that is not a positive number, or beyond MAX_SPEED (at 1e11 the clock left the range of a Date)', () => {
+    expect(() => new ScaledClock(0)).toThrow('speed must be a number above 0 and at most 1000, got 0');
     expect(() => new ScaledClock(Number.NaN)).toThrow(/got NaN/);
+    expect(() => new ScaledClock(99999999999)).toThrow('speed must be a number above 0 and at most 1000, got 99999999999');
+    expect(() => new ScaledClock(MAX_SPEED + 0.5)).toThrow(RangeError);
+    expect(new ScaledClock(MAX_SPEED).speed).toBe(1000);
+    expect(speedProblem(MAX_SPEED)).toBeUndefined();
+    expect(speedProblem(Number.POSITIVE_INFINITY)).toMatch(/^expected a number above 0 and at most 1000 /);
   });
+
   it('skips ahead: timers due within the jump fire at once in due order, never early; later ones keep their time', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
     try {

@@ -101,3 +101,80 @@ export function decodeError(group: string, version: string, kind: string, object
   }
   return problems.length === 0 ? undefined : [...new Set(problems)].join(', ');
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Unknown fields
+
+/**
+ * The fields a Go type has, by JSON name, with their types as @kubernetes/client-node's models name them (generated
+ * from the same upstream OpenAPI document): `V1ObjectMeta`, `Array<V1Container>`, `{ [key: string]: string; }`,
+ * or a leaf (`string`, `number`, `boolean`, `Date`, `IntOrString`, `any`, `object`). The models are loaded one by one
+ * as they are met (each is a module of its own), like the kubernetes-models validators above.
+ */
+const LEAF_TYPES = new Set(['string', 'number', 'boolean', 'Date', 'IntOrString', 'any', 'object']);
+const modelFields = new Map<string, Map<string, string> | null>();
+
+function fieldsOfModel(name: string): Map<string, string> | null {
+  const known = modelFields.get(name);
+  if (known !== undefined) return known;
+  let fields: Map<string, string> | null = null;
+  if (/^[A-Za-z0-9]+$/.test(name) && !LEAF_TYPES.has(name)) {
+    try {
+      const module = require(fileURLToPath(import.meta.resolve(`@kubernetes/client-node/dist/gen/models/${name}.js`))) as Record<string, unknown>;
+      const Model = module[name] as { getAttributeTypeMap?: () => Array<{ baseName: string; type: string }> } | undefined;
+      if (typeof Model?.getAttributeTypeMap === 'function') fields = new Map(Model.getAttributeTypeMap().map((a) => [a.baseName, a.type]));
+    } catch {
+      fields = null;
+    }
+  }
+  modelFields.set(name, fields);
+  return fields;
+}
+
+/** The model of a served kind: `V1ConfigMap`, or with its group's prefix where names clash (`CoreV1Event`). */
+function modelOfKind(group: string, version: string, kind: string): string | undefined {
+  const capital = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+  const prefix = group === '' ? 'Core' : capital(group.split('.')[0]!);
+  return [`${capital(version)}${kind}`, `${prefix}${capital(version)}${kind}`].find((name) => fieldsOfModel(name) !== null);
+}
+
+function dropUnknown(value: unknown, type: string, path: string, found: string[]): void {
+  if (value === null || typeof value !== 'object') return;
+  const array = /^Array<(.+)>$/.exec(type);
+  if (array) {
+    if (Array.isArray(value)) value.forEach((item, i) => dropUnknown(item, array[1]!, `${path}[${i}]`, found));
+    return;
+  }
+  const map = /^\{ \[key: string\]: (.+); \}$/.exec(type);
+  const object = value as Record<string, unknown>;
+  if (map) {
+    if (!Array.isArray(value)) for (const key of Object.keys(object)) dropUnknown(object[key], map[1]!, `${path}.${key}`, found);
+    return;
+  }
+  const fields = fieldsOfModel(type);
+  if (fields === null || Array.isArray(value)) return;
+  for (const key of Object.keys(object)) {
+    const fieldPath = path === '' ? key : `${path}.${key}`;
+    const fieldType = fields.get(key);
+    if (fieldType === undefined) {
+      found.push(fieldPath);
+      delete object[key];
+    } else {
+      dropUnknown(object[key], fieldType, fieldPath, found);
+    }
+  }
+}
+
+/**
+ * What the decoder does with the fields of an object its Go type does not have: it drops them, and in strict mode
+ * (fieldValidation Strict or Warn) names them, as sigs.k8s.io/json's strict decoding names them: the path from the
+ * top, `metadata.labelz`, `spec.template.spec.containers[0].imagePullPolize`, in the order they appear. Removes them
+ * from `object` and returns their paths; a kind without a model (a custom resource) is decoded as unstructured, so
+ * nothing of it is unknown.
+ */
+export function dropUnknownFields(group: string, version: string, kind: string, object: KubeObject): string[] {
+  const model = modelOfKind(group, version, kind);
+  const found: string[] = [];
+  if (model !== undefined) dropUnknown(object, model, '', found);
+  return found;
+}

@@ -20,7 +20,8 @@ export type StatusReason =
   | 'Expired'
   | 'Gone'
   | 'ServiceUnavailable'
-  | 'Timeout';
+  | 'Timeout'
+  | 'RequestEntityTooLarge';
 
 export interface StatusCause {
   type?: string;
@@ -125,6 +126,11 @@ export function notSupportedField(field: string, value: unknown, supported: read
   return { type: 'FieldValueNotSupported', field, body: `Unsupported value: ${renderValue(value)}: supported values: ${supported.map((s) => JSON.stringify(s)).join(', ')}` };
 }
 
+/**
+ * field.TooLong. Its wording changed in Kubernetes 1.33 (kubernetes#128553 merged TooLong and TooLongMaxLength):
+ * "Too long: may not be more than N bytes"; 1.32 and older said "Too long: must have at most N bytes". The sandbox
+ * words every TooLong the current way, here only.
+ */
 export function tooLongField(field: string, limit: number): FieldError {
   return { type: 'FieldValueTooLong', field, body: `Too long: may not be more than ${limit} bytes` };
 }
@@ -168,6 +174,14 @@ export function undecodablePatch(patched: unknown, why: string): StatusError {
   return invalid('', '', '', [invalidField('patch', JSON.stringify(patched), why)]);
 }
 
+/**
+ * 413 for a request body over the server's --max-request-body-bytes, as limitedReadBody (apiserver's
+ * endpoints/handlers/rest.go) answers it: errors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", limit)).
+ */
+export function requestEntityTooLarge(limit: number): StatusError {
+  return new StatusError(413, 'RequestEntityTooLarge', `Request entity too large: limit is ${limit}`);
+}
+
 export function badRequest(message: string): StatusError {
   return new StatusError(400, 'BadRequest', message);
 }
@@ -209,6 +223,27 @@ export function unauthorized(): StatusError {
 
 export function internalError(cause: string): StatusError {
   return new StatusError(500, 'InternalError', `Internal error occurred: ${cause}`, { causes: [{ message: cause }] });
+}
+
+/**
+ * What the API server answers for an error that is no Status of its own (ErrorToAPIStatus in
+ * endpoints/handlers/responsewriters): 500, the error's text, and no reason at all.
+ */
+export function unexpectedError(message: string): StatusError {
+  const error = new StatusError(500, 'InternalError', message);
+  delete (error.status as { reason?: StatusReason }).reason;
+  return error;
+}
+
+/**
+ * 504 for a resourceVersion newer than the server has (storage.NewTooLargeResourceVersionError): "Timeout: Too large
+ * resource version: 9, current: 5", the ResourceVersionTooLarge cause, and a retry after `retryAfterSeconds` when
+ * above 0 (the watch cache says 1 once it has waited; etcd's path says 0).
+ */
+export function resourceVersionTooLarge(requested: number, current: number, retryAfterSeconds: number): StatusError {
+  const details: StatusDetails = { causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }] };
+  if (retryAfterSeconds > 0) details.retryAfterSeconds = retryAfterSeconds;
+  return new StatusError(504, 'Timeout', `Timeout: Too large resource version: ${requested}, current: ${current}`, details);
 }
 
 /** The ERROR a watch delivers when it asks for history the server no longer keeps; clients then re-list. */

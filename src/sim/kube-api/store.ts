@@ -47,7 +47,7 @@ import {
   undecodable,
   undecodablePatch,
 } from './status.ts';
-import { decodeError } from './schema.ts';
+import { decodeError, dropUnknownFields } from './schema.ts';
 import { evictionVerdict, syncBudgets } from './disruption.ts';
 import { applyCreateDefaults, validate } from './strategies.ts';
 import { WatchHub, type Change, type WatchEvent, type WatchHandle, type WatchOptions } from './watch.ts';
@@ -81,7 +81,17 @@ export interface WriteOptions {
   namespace?: string;
   /** Server-side dry run: decoded, admitted and validated as for real, answered, never stored. */
   dryRun?: boolean;
+  /**
+   * What the decoder does with fields the kind does not have (a client's `?fieldValidation=`): drops them (Ignore),
+   * drops them and warns (Warn, the API server's default), or refuses the write (Strict). Unset: not looked for, as
+   * for the simulation's own writes and in-process callers.
+   */
+  fieldValidation?: FieldValidation;
+  /** Where the warnings of a Warn go, one text each (the server sends them as Warning headers). */
+  warnings?: string[];
 }
+
+export type FieldValidation = 'Ignore' | 'Warn' | 'Strict';
 
 export interface StoreDeleteOptions extends DeleteOptions {
   internal?: boolean;
@@ -205,17 +215,42 @@ export class KubeStore {
 
   list(resource: string, options: ListOptions = {}): ListResult {
     const type = this.resources.resolve(resource);
+    return { items: this.#select(type, this.#sorted(type), options), resourceVersion: String(this.#rv) };
+  }
+
+  /**
+   * The list as it stood at resourceVersion `rv` (a list with resourceVersionMatch=Exact, read from etcd at that
+   * revision upstream): what is stored now with every later change undone, newest first. Undefined when some of those
+   * changes were compacted away, which upstream answers 410 ("The resourceVersion for the provided list is too old.").
+   */
+  listAt(resource: string, options: ListOptions, rv: number): ListResult | undefined {
+    const type = this.resources.resolve(resource);
+    const changes = this.#hub.changesAfter(rv);
+    if (changes === undefined) return undefined;
+    const objects = new Map(this.#table(type).objects);
+    for (let i = changes.length - 1; i >= 0; i--) {
+      const change = changes[i]!;
+      if (change.resource !== type) continue;
+      const key = keyOf(change.object.metadata.namespace, change.object.metadata.name ?? '');
+      if (change.type === 'ADDED') objects.delete(key);
+      else if (change.oldObject !== undefined) objects.set(key, change.oldObject);
+    }
+    const sorted = [...objects.keys()].sort().map((key) => objects.get(key)!);
+    return { items: this.#select(type, sorted, options), resourceVersion: String(rv) };
+  }
+
+  #select(type: ResourceType, objects: Iterable<KubeObject>, options: ListOptions): KubeObject[] {
     const labels = typeof options.labelSelector === 'object' ? options.labelSelector : parseLabelSelector(options.labelSelector);
     const fields = typeof options.fieldSelector === 'object' ? options.fieldSelector : parseFieldSelector(options.fieldSelector, type);
     const namespace = type.namespaced ? options.namespace : undefined;
     const items: KubeObject[] = [];
-    for (const object of this.#sorted(type)) {
+    for (const object of objects) {
       if (namespace !== undefined && object.metadata.namespace !== namespace) continue;
       if (!matchesLabels(labels, object.metadata.labels)) continue;
       if (!matchesFields(fields, type, object)) continue;
       items.push(object);
     }
-    return { items, resourceVersion: String(this.#rv) };
+    return items;
   }
 
   create(resource: string, object: KubeObject, options: WriteOptions = {}): KubeObject {
@@ -316,9 +351,19 @@ export class KubeStore {
   }
 
   /** POST pods/eviction: the eviction handler decides; without one the pod is deleted as a client delete would. */
-  async evict(ref: { namespace: string; name: string }, eviction: KubeObject, user: UserInfo = ADMIN_USER, options: { dryRun?: boolean } = {}): Promise<void> {
+  async evict(
+    ref: { namespace: string; name: string },
+    eviction: KubeObject,
+    user: UserInfo = ADMIN_USER,
+    options: Pick<WriteOptions, 'dryRun' | 'fieldValidation' | 'warnings'> = {},
+  ): Promise<void> {
     const undecodableBecause = decodeError('policy', 'v1', 'Eviction', { ...eviction, apiVersion: 'policy/v1', kind: 'Eviction' });
     if (undecodableBecause !== undefined) throw undecodable('Eviction', 'v1', undecodableBecause);
+    if (options.fieldValidation !== undefined && isPlainObject(eviction)) {
+      const unknown = dropUnknownFields('policy', 'v1', 'Eviction', structuredClone(eviction)).map((path) => `unknown field ${JSON.stringify(path)}`);
+      if (unknown.length > 0 && options.fieldValidation === 'Strict') throw undecodable('Eviction', 'v1', `strict decoding error: ${unknown.join(', ')}`);
+      if (options.fieldValidation === 'Warn') options.warnings?.push(...unknown);
+    }
     const pod = this.get('pods', ref);
     const evictionName = eviction.metadata?.name;
     if (evictionName !== undefined && evictionName !== ref.name) throw badRequest('name in URL does not match name in Eviction object');
@@ -512,6 +557,7 @@ export class KubeStore {
     if (options.internal !== true) checkTypeMeta(type, input);
     this.#decode(type, input, 'create');
     const draft = structuredClone(input);
+    this.#dropUnknownFields(type, draft, 'create', options);
     if (!isPlainObject(draft.metadata)) draft.metadata = {};
     const meta = draft.metadata;
     const namespace = this.#namespaceFor(type, options.namespace, meta.namespace);
@@ -551,6 +597,28 @@ export class KubeStore {
     throw undecodable(type.kind, type.version, why);
   }
 
+  /**
+   * The decoder's strict part (sigs.k8s.io/json, for fieldValidation Strict or Warn), after the types decoded: fields
+   * the kind does not have are dropped, as the typed decoder drops them; Strict refuses them, as a create or update
+   * is refused (400 "ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field
+   * "metadata.labelz"", transformDecodeError's words) and a patched object is (422 on `patch`, the patch handler's
+   * NewInvalid); Warn names each in a warning ("unknown field "metadata.labelz"", addStrictDecodingWarnings).
+   */
+  #dropUnknownFields(type: ResourceType, object: KubeObject, verb: 'create' | 'update' | 'patch', options: WriteOptions): void {
+    const mode = options.fieldValidation;
+    if (mode === undefined || options.internal === true || !isPlainObject(object)) return;
+    const before = mode === 'Strict' && verb === 'patch' ? structuredClone(object) : undefined;
+    const unknown = dropUnknownFields(type.group, type.version, type.kind, object);
+    if (unknown.length === 0) return;
+    const errors = unknown.map((path) => `unknown field ${JSON.stringify(path)}`);
+    if (mode === 'Strict') {
+      const why = `strict decoding error: ${errors.join(', ')}`;
+      if (verb === 'patch') throw undecodablePatch(before, why);
+      throw undecodable(type.kind, type.version, why);
+    }
+    if (mode === 'Warn') options.warnings?.push(...errors);
+  }
+
   #checkNamespaceAccepts(type: ResourceType, namespace: string, name: string): void {
     const ns = this.find('namespaces', { name: namespace });
     if (!ns) throw notFound({ group: '', resource: 'namespaces' }, namespace);
@@ -565,6 +633,7 @@ export class KubeStore {
     if (options.internal !== true) {
       if (verb === 'update') checkTypeMeta(type, input);
       this.#decode(type, input, verb);
+      this.#dropUnknownFields(type, input, verb, options);
     }
     const name = old.metadata.name ?? '';
     if (!isPlainObject(input.metadata)) input.metadata = {};

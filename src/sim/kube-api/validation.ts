@@ -2,7 +2,7 @@
  * Upstream's semantic validation for what patchpilot and kubectl write, with upstream's messages (apimachinery's
  * pkg/util/validation and pkg/api/validation, kubernetes' pkg/apis/core/validation/events.go, pkg/apis/coordination
  * /validation, ValidateNode/ValidateNodeUpdate): label and annotation keys and values, the total annotation size,
- * the namespace an Event may live in, a Lease's numbers, a Node's taints and its write-once spec fields, a ConfigMap's keys. Types are the
+ * the namespace an Event may live in, a Lease's numbers, a Node's taints and its write-once spec fields, a ConfigMap's keys and size. Types are the
  * decoder's business (schema.ts); this is what a well-typed object can still get wrong (422 Invalid).
  */
 import { dns1123SubdomainError, isPlainObject, type KubeObject } from './objects.ts';
@@ -178,11 +178,16 @@ export function configKeyErrors(key: string): string[] {
   return errors;
 }
 
+/** core.MaxSecretSize: what a ConfigMap's data and binaryData may hold together, 1 MiB. */
+export const MAX_CONFIG_MAP_BYTES = 1024 * 1024;
+
 /**
- * ValidateConfigMap's keys, as upstream walks them: each key of data and of binaryData is a config key, and a data key
- * also in binaryData is reported once, on the data side ("duplicate of key present in binaryData").
+ * ValidateConfigMap, as upstream walks it: each key of data and of binaryData is a config key, a data key also in
+ * binaryData is reported once, on the data side ("duplicate of key present in binaryData"), and the values of both
+ * together (binaryData counted decoded, as the []byte it is) may hold at most core.MaxSecretSize bytes: beyond it,
+ * field.TooLong(field.NewPath(""), ...), a path that renders as "[]".
  */
-export function configMapKeyErrors(object: KubeObject): FieldError[] {
+export function configMapErrors(object: KubeObject): FieldError[] {
   const bag = (name: string) => (isPlainObject(object[name]) ? (object[name] as Record<string, unknown>) : {});
   const data = bag('data');
   const binaryData = bag('binaryData');
@@ -194,6 +199,10 @@ export function configMapKeyErrors(object: KubeObject): FieldError[] {
   for (const key of Object.keys(binaryData)) {
     for (const message of configKeyErrors(key)) errors.push(invalidField(`binaryData[${key}]`, key, message));
   }
+  let size = 0;
+  for (const value of Object.values(data)) if (typeof value === 'string') size += Buffer.byteLength(value);
+  for (const value of Object.values(binaryData)) if (typeof value === 'string') size += Buffer.byteLength(value, 'base64');
+  if (size > MAX_CONFIG_MAP_BYTES) errors.push(tooLongField('[]', MAX_CONFIG_MAP_BYTES));
   return errors;
 }
 
@@ -208,7 +217,7 @@ export function kindErrors(type: ResourceType, object: KubeObject, old: KubeObje
     case 'nodes':
       return nodeErrors(object, old);
     case 'configmaps':
-      return configMapKeyErrors(object);
+      return configMapErrors(object);
     default:
       return [];
   }
