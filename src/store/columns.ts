@@ -39,9 +39,12 @@ export function readNullableJson(row: RowRef, column: string, value: unknown, sh
   return value === null ? null : readJson(row, column, value, shape);
 }
 
-/** An epoch-millisecond timestamp: a whole number from 0 (1970) to {@link MAX_TIME_MS} (the end of year 9999). */
+/**
+ * An epoch-millisecond timestamp from 0 (1970) to {@link MAX_TIME_MS} (the end of year 9999). Not necessarily whole: a
+ * scaled clock (the sandbox's --speed) stamps fractions of a millisecond, and the store keeps what it was given.
+ */
 export function readTime(row: RowRef, column: string, value: unknown): number {
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= MAX_TIME_MS) return value;
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_TIME_MS) return value;
   throw rowCorrupt(row, column, value, 'not a time (milliseconds since 1970, up to the year 9999)');
 }
 

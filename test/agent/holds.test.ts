@@ -32,7 +32,11 @@ function resolveHolds(family: 'apt' | 'dnf', holdList: string): { args: string[]
     'declare -a HELD=() WE_HELD=() EXCLUDES=()',
     'record() { printf "%s\\x1f" "$@" >>args.log; printf "\\n" >>args.log; }',
     // dpkg knows kernel-image (installed), kernel-tools (held by the admin) and kernel-doc (removed); rpm, kernel-core twice.
-    `dpkg-query() { record "$@"; [[ \${@: -1} == kernel* ]] && printf 'kernel-image ii \\nkernel-tools hi \\nkernel-doc rc \\n'; return 0; }`,
+    `dpkg-query() { record "$@"; [[ \${@: -1} == kernel* ]] && printf 'kernel-image ii \\nkernel-tools hi \\nkernel-doc rc \\n'; ` +
+      // libc6 is installed for two architectures (Multi-Arch: same): dpkg names each with its architecture.
+      // As dpkg-query does, the architecture is printed only when the format asks for ${binary:Package}.
+      'local a=; [[ $2 == *binary:Package* ]] && a=:; ' +
+      '[[ ${@: -1} == libc6 ]] && printf "libc6${a:+${a}amd64} ii \\nlibc6${a:+${a}i386} ii \\n"; [[ ${@: -1} == libc6:i386 ]] && printf "libc6${a:+${a}i386} ii \\n"; return 0; }',
     // rpm -qa lists every installed name (kernel-core twice: two versions installed); the agent matches the entries.
     `rpm() { record "$@"; printf 'kernel-core\\nkernel-core\\nkernel-modules\\nkubeadm\\n'; return 0; }`,
     part(/^read -r -a HOLD_NAMES .*$/m),
@@ -52,9 +56,14 @@ describe('agent holds with patterns', () => {
   it('apt: dpkg-query gets each pattern as one argument; the installed matches are held, the admin-held one left as it is', () => {
     const r = resolveHolds('apt', 'kernel* kernel-[0-9]* kubelet');
     expect(r.args.map((a) => a.at(-1))).toEqual(['kernel*', 'kernel-[0-9]*', 'kubelet']);
-    expect(r.args[0]).toEqual(['-W', '-f=${Package} ${db:Status-Abbrev}\\n', 'kernel*']);
+    expect(r.args[0]).toEqual(['-W', '-f=${binary:Package} ${db:Status-Abbrev}\\n', 'kernel*']);
     expect(r.held).toEqual(['kernel-image', 'kernel-tools']);
     expect(r.weHeld).toEqual(['kernel-image']);
+  });
+
+  it('apt: an entry naming an architecture holds that package, not the native one; a bare name holds every architecture', () => {
+    expect(resolveHolds('apt', 'libc6:i386').weHeld).toEqual(['libc6:i386']);
+    expect(resolveHolds('apt', 'libc6').weHeld).toEqual(['libc6:amd64', 'libc6:i386']);
   });
 
   it('dnf: rpm -qa lists the installed names once, dnf gets --exclude=kernel* as written, HELD the installed names once each', () => {
