@@ -239,6 +239,16 @@ export const DEADLINE_ACTOR_ID = 'deadline';
 
 const key = (c: NodeContext): EffectKey => ({ runId: c.input.runId, node: c.input.node });
 
+/** What the agent is told of the packages, for its dry run (the scan) and for the patch alike. */
+const packagesInput = (c: NodeContext) => ({
+  ...key(c),
+  hash: c.input.hash,
+  mode: c.input.policy.mode,
+  securityOnly: c.input.policy.securityOnly,
+  holdPackages: c.input.policy.holdPackages,
+  lockTimeoutSeconds: c.input.policy.lockTimeoutSeconds,
+});
+
 /** An update needs a reboot that did not happen (the plan forbade it, or the node has not got there). */
 const rebootPending = (c: NodeContext): boolean => c.report?.rebootRequired === true && !c.rebooted;
 
@@ -600,14 +610,7 @@ export const nodeMachine = nodeSetup.createMachine({
     afterPreflight: {
       always: [{ guard: 'scanFirst', target: 'scan' }, { target: 'maintenance' }],
     },
-    scan: step('scan', 'abort', runs('scanNode', ({ context }) => ({
-      ...key(context),
-      hash: context.input.hash,
-      mode: context.input.policy.mode,
-      securityOnly: context.input.policy.securityOnly,
-      holdPackages: context.input.policy.holdPackages,
-      lockTimeoutSeconds: context.input.policy.lockTimeoutSeconds,
-    }), [
+    scan: step('scan', 'abort', runs('scanNode', ({ context }) => packagesInput(context), [
       { guard: 'agentFailed', target: '#node.recovering', actions: 'failFromReport' },
       // Nothing applies: marked no-updates, never cordoned nor drained. The scan's report is the node's report.
       // (Through afterPatch: a run resumed after a crash may find its own cordon there, which it lifts.)
@@ -633,13 +636,8 @@ export const nodeMachine = nodeSetup.createMachine({
       { guard: 'stepOk', target: '#node.patch' },
     ])),
     patch: step('patch', 'finish', runs('runPatchJob', ({ context }) => ({
-      ...key(context),
-      hash: context.input.hash,
-      mode: context.input.policy.mode,
+      ...packagesInput(context),
       agent: context.input.policy.agent,
-      securityOnly: context.input.policy.securityOnly,
-      holdPackages: context.input.policy.holdPackages,
-      lockTimeoutSeconds: context.input.policy.lockTimeoutSeconds,
       rebootIfRequired: context.input.policy.rebootIfRequired,
     }), [
       { guard: 'agentFailed', target: '#node.recovering', actions: 'failFromReport' },
