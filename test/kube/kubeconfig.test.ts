@@ -24,6 +24,17 @@ function kubeconfig(server: string, extra = ''): string {
   ].join('\n');
 }
 
+/** The KubeConfigError `load` throws, or null when it loads. */
+function refusalOf(load: () => unknown): KubeConfigError | null {
+  try {
+    load();
+  } catch (err) {
+    if (err instanceof KubeConfigError) return err;
+    throw err;
+  }
+  return null;
+}
+
 function file(text: string): string {
   const path = join(scratch(), 'kubeconfig.yaml');
   writeFileSync(path, text);
@@ -103,14 +114,7 @@ describe('loadKubeConfig and the user entry', () => {
       writeFileSync(join(dir, 'sa.token'), 'abc\nSECRET-1\n');
       const path = join(dir, 'kubeconfig.yaml');
       writeFileSync(path, withUser(user));
-      const error = (() => {
-        try {
-          loadKubeConfig({ path, env: {} });
-        } catch (err) {
-          return err as Error;
-        }
-        return null;
-      })();
+      const error = refusalOf(() => loadKubeConfig({ path, env: {} }));
       expect(error, user).toBeInstanceOf(KubeConfigError);
       expect(error!.message).toBe(`the token of user "u" in kubeconfig ${path} contains a line break or another character an HTTP header cannot carry`);
       expect(`${error!.message} ${(error as KubeConfigError).hint}`).not.toContain('SECRET');
@@ -119,14 +123,7 @@ describe('loadKubeConfig and the user entry', () => {
 
   it('refuses a server URL carrying a user name or password, without showing it', () => {
     const path = file(kubeconfig('https://admin:SECRET-2@127.0.0.1:6443'));
-    const error = (() => {
-      try {
-        loadKubeConfig({ path, env: {} });
-      } catch (err) {
-        return err as KubeConfigError;
-      }
-      return null;
-    })();
+    const error = refusalOf(() => loadKubeConfig({ path, env: {} }));
     expect(error?.message).toBe(`cluster "c1" in kubeconfig ${path} has a user name or password in its server URL`);
     expect(`${error?.message} ${error?.hint}`).not.toContain('SECRET');
   });
