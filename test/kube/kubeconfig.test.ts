@@ -121,6 +121,22 @@ describe('loadKubeConfig and the user entry', () => {
     }
   });
 
+  it('refuses a token an exec plugin prints that an HTTP header cannot carry, without showing it', async () => {
+    const dir = scratch();
+    const plugin = join(dir, 'plugin.sh');
+    const credential = { apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'SECRET-3\nX' } };
+    writeFileSync(plugin, `#!/bin/sh\nprintf '%s\\n' '${JSON.stringify(credential)}'\n`, { mode: 0o755 });
+    const path = join(dir, 'kubeconfig.yaml');
+    writeFileSync(path, withUser(`    exec:\n      command: ${plugin}\n      apiVersion: client.authentication.k8s.io/v1`));
+    const { kubeConfig } = loadKubeConfig({ path, env: {} });
+    const error = await kubeConfig.applyToHTTPSOptions({}).then(() => null, (err: unknown) => err as KubeConfigError);
+    expect(error).toBeInstanceOf(KubeConfigError);
+    expect(error?.message).toBe(
+      `the Authorization credential of user "u" in kubeconfig ${path} (from its exec plugin ${plugin}) contains a line break or another character an HTTP header cannot carry`,
+    );
+    expect(`${error?.message} ${error?.hint}`).not.toContain('SECRET');
+  });
+
   it('refuses a server URL carrying a user name or password, without showing it', () => {
     const path = file(kubeconfig('https://admin:SECRET-2@127.0.0.1:6443'));
     const error = refusalOf(() => loadKubeConfig({ path, env: {} }));

@@ -70,6 +70,9 @@ export function loadKubeConfig(request: KubeConfigRequest = {}): LoadedKubeConfi
   return { kubeConfig: kc, source };
 }
 
+/** A character an HTTP header value cannot carry (RFC 9110 field-value: visible ASCII, space, tab, obs-text). */
+const HEADER_UNSAFE = /[^\t\x20-\x7e\x80-\xff]/;
+
 /**
  * A bearer token goes into an Authorization header, which cannot carry a line break or a control character; fetch
  * refuses such a header with a message quoting it, token and all. Refused here, without showing the token.
@@ -77,7 +80,7 @@ export function loadKubeConfig(request: KubeConfigRequest = {}): LoadedKubeConfi
 function checkToken(kc: KubeConfig, source: string): void {
   const user = kc.getCurrentUser();
   const token = user?.token;
-  if (token === undefined || !/[^\t\x20-\x7e\x80-\xff]/.test(token)) return;
+  if (token === undefined || !HEADER_UNSAFE.test(token)) return;
   throw new KubeConfigError(
     `the token of user "${user!.name}" in kubeconfig ${source} contains a line break or another character an HTTP header cannot carry`,
     'copy the token again, on one line (kubectl --kubeconfig PATH config view --raw shows it)',
@@ -167,6 +170,18 @@ function explainCredentialFailures(kc: KubeConfig, source: string): void {
     const reason = typeof path === 'string' ? `${path} ${describeErrno(code) ?? text}` : text;
     return new KubeConfigError(`${who}: ${reason}`, 'check the user entry of the kubeconfig (kubectl --kubeconfig PATH config view)');
   };
+  // The credentials as they reach the request, whatever gave them (a token, a file, an exec plugin's output): fetch
+  // refuses a header value with a line break, quoting it, token and all. Refused here, without it.
+  const checkHeaders = (headers: Record<string, unknown> | undefined) => {
+    for (const [name, value] of Object.entries(headers ?? {})) {
+      if (typeof value !== 'string' || !HEADER_UNSAFE.test(value)) continue;
+      const user = kc.getCurrentUser();
+      throw new KubeConfigError(
+        `the ${name} credential of user "${user?.name ?? '?'}" in kubeconfig ${source}${user?.exec?.command ? ` (from its exec plugin ${user.exec.command})` : ''} contains a line break or another character an HTTP header cannot carry`,
+        'fix the token where it comes from (kubectl --kubeconfig PATH config view --raw shows the kubeconfig)',
+      );
+    }
+  };
   const applySecurityAuthentication = kc.applySecurityAuthentication.bind(kc);
   const applyToHTTPSOptions = kc.applyToHTTPSOptions.bind(kc);
   kc.applySecurityAuthentication = async (context) => {
@@ -175,6 +190,7 @@ function explainCredentialFailures(kc: KubeConfig, source: string): void {
     } catch (err) {
       throw explain(err);
     }
+    checkHeaders(context.getHeaders());
   };
   kc.applyToHTTPSOptions = async (options) => {
     try {
@@ -182,6 +198,7 @@ function explainCredentialFailures(kc: KubeConfig, source: string): void {
     } catch (err) {
       throw explain(err);
     }
+    checkHeaders(options.headers as Record<string, unknown> | undefined);
   };
 }
 
