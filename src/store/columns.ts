@@ -54,6 +54,15 @@ export function readNullableTime(row: RowRef, column: string, value: unknown): n
 }
 
 export const AN_OBJECT = { is: (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v), expected: 'a JSON object' };
+/** A run's trigger: an object whose `notBefore`, when set, is a time (1e400 reads as Infinity, which no date prints). */
+export const A_TRIGGER = {
+  is: (v: unknown) => {
+    if (!AN_OBJECT.is(v)) return false;
+    const notBefore = (v as { notBefore?: unknown }).notBefore;
+    return notBefore === undefined || notBefore === null || (typeof notBefore === 'number' && Number.isFinite(notBefore) && notBefore >= 0 && notBefore <= MAX_TIME_MS);
+  },
+  expected: 'a trigger (an object whose notBefore is a time or null)',
+};
 export const A_LIST_OF_NAMES = { is: (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string'), expected: 'a JSON list of names' };
 
 function rowCorrupt(row: RowRef, column: string, value: unknown, problem: string, cause?: unknown): StoreError {

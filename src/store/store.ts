@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { auditHash, canonicalJson, verifyAuditChain } from './audit.ts';
 import type { AuditHead, StoredAuditRow } from './audit.ts';
-import { A_LIST_OF_NAMES, AN_OBJECT, readJson, readNullableJson, readNullableTime, readTime } from './columns.ts';
+import { A_LIST_OF_NAMES, A_TRIGGER, AN_OBJECT, readJson, readNullableJson, readNullableTime, readTime } from './columns.ts';
 import { corruptDatabaseError, shellQuote, StoreError, translateSqliteError } from './errors.ts';
 import { applyMigrations, LATEST_SCHEMA_VERSION } from './migrations.ts';
 import { describeErrno } from '../io/user-file.ts';
@@ -937,7 +937,7 @@ function toRunRecord(row: RunRow, db: string): RunRecord {
     cluster: row.cluster,
     hash: row.hash,
     plan: readJson(ref, 'plan_json', row.planJson),
-    trigger: readJson(ref, 'trigger_json', row.triggerJson),
+    trigger: readJson(ref, 'trigger_json', row.triggerJson, A_TRIGGER),
     requestedBy: row.requestedBy,
     createdAt: readTime(ref, 'created_at', row.createdAt),
     status: row.status,

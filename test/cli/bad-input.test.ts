@@ -401,6 +401,9 @@ describe('a database another program edited: one error naming the row, exit 2, t
   it.each([
     { sql: "UPDATE runs SET plan_json = '{bad'", args: ['runs'], names: `runs.plan_json of the row where id = '${RUN}' holds "{bad", not valid JSON` },
     { sql: "UPDATE runs SET plan_json = '{bad'", args: ['runs', 'show', RUN], names: `runs.plan_json of the row where id = '${RUN}' holds "{bad", not valid JSON` },
+    // 1e400 is Infinity to JSON.parse: unstick died printing it as a date.
+    { sql: `UPDATE runs SET trigger_json = '{"id":"on-demand","notBefore":1e400}'`, args: ['runs', 'show', RUN], names: `runs.trigger_json of the row where id = '${RUN}' holds "{\\"id\\":\\"on-demand\\",\\"notBefore\\":1e400}", not a trigger` },
+    { sql: `UPDATE runs SET trigger_json = '{"notBefore":"garbage"}'`, args: ['runs'], names: `runs.trigger_json of the row where id = '${RUN}' holds "{\\"notBefore\\":\\"garbage\\"}", not a trigger` },
     { sql: "UPDATE runs SET queue_json = '[1,2'", args: ['runs'], names: `runs.queue_json of the row where id = '${RUN}' holds "[1,2", not valid JSON` },
     { sql: "UPDATE runs SET queue_json = '[1,2]'", args: ['runs'], names: `runs.queue_json of the row where id = '${RUN}' holds "[1,2]", not a JSON list of names` },
     { sql: "UPDATE runs SET created_at = 'yesterday'", args: ['runs'], names: `runs.created_at of the row where id = '${RUN}' holds "yesterday", not a time` },
