@@ -210,7 +210,7 @@ export function buildProgram(): Command {
     });
   targetOptions(program.command('reset'))
     .description('remove the task label and patchpilot\'s annotations so nodes are patched again; prints the plan, changes only with --yes')
-    .option('--nodes <a,b>', 'only these nodes (every name must exist)')
+    .option('--nodes <a,b>', 'only these nodes (every name must exist)', nodeListOption)
     .option('--include-disabled', 'also remove a "disabled" opt-out')
     .option('--yes', 'do it (without: print what would be removed, exit 1)')
     .action(async (opts: ResetCliOptions) => {
@@ -413,6 +413,18 @@ function refuseUnknownSubcommand(command: Command): void {
   const names = command.commands.map((c) => c.name());
   const near = names.filter((name) => editDistance(word, name) <= Math.max(1, Math.floor(name.length / 3)));
   command.error(`error: unknown command '${word}'${near.length > 0 ? `\n(Did you mean ${near.join(' or ')}?)` : ` (${command.name()} takes: ${names.join(', ')})`}`, { code: 'commander.unknownCommand', exitCode: 2 });
+}
+
+/**
+ * A list of node names, given once: a second --nodes would silently replace the first (commander keeps the last), and
+ * a name twice is a typo for another node, as a plan file's `nodes` says.
+ */
+function nodeListOption(value: string, previous: string | undefined): string {
+  if (previous !== undefined) throw new InvalidArgumentError('--nodes is given twice: name every node in one --nodes a,b');
+  const names = value.split(',').map((name) => name.trim()).filter(Boolean);
+  const twice = names.find((name, i) => names.indexOf(name) !== i);
+  if (twice !== undefined) throw new InvalidArgumentError(`${JSON.stringify(twice.slice(0, 63))} is listed twice: a typo for another node?`);
+  return value;
 }
 
 /** `--resume ''` (an unset shell variable) must not silently start a new demo instead. */
