@@ -3,7 +3,7 @@
  * with the real engine, show it live, check the expectations, write the recording and, on request, the HTML report.
  * Exit codes (DESIGN.md): 0 expectations hold, 1 they do not, 2 invalid input.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleepReal } from 'node:timers/promises';
 import type { Writable } from 'node:stream';
 import { formatSeconds } from '../sim/duration.ts';
@@ -58,7 +58,11 @@ async function execute(
   const say = (text: string) => {
     if (!options.json) io.out.write(`${text}\n`);
   };
-  const recordPath = options.record === '-' ? null : (options.record ?? join(RECORDINGS_DIR, `${scenario.name}${recorded ? '.replay' : ''}.jsonl`));
+  // By default a replay records beside its recording; replaying that replay's own recording (as the hint after a
+  // replay suggests) must not overwrite it, so its default moves aside.
+  const defaultRecord = join(RECORDINGS_DIR, `${scenario.name}${recorded ? '.replay' : ''}.jsonl`);
+  const recordDefault = recorded && resolve(defaultRecord) === resolve(input.path) ? join(RECORDINGS_DIR, `${scenario.name}.replay2.jsonl`) : defaultRecord;
+  const recordPath = options.record === '-' ? null : (options.record ?? recordDefault);
   // Both outputs are checked before the run, so a mistake in either costs nothing.
   if (options.report) checkOutputFile(options.report, '--report', [input]);
   if (recordPath) checkOutputFile(recordPath, '--record', [input, ...(options.report ? [{ path: options.report, what: 'the --report file' }] : [])]);

@@ -51,6 +51,20 @@ describe('patchpilot sim', () => {
     expect(lines.filter((l) => l.line === 'observe').length).toBeGreaterThan(5);
   });
 
+  it('the replay the hint after a replay suggests runs, recording beside it instead of over it', () => {
+    const cwd = scratch();
+    expect(cli(cwd, 'sim', DEMO, '--json').code).toBe(0);
+    const first = cli(cwd, 'replay', '.patchpilot/recordings/demo.jsonl');
+    expect(first.code, first.stderr).toBe(0);
+    const suggested = first.stdout.match(/replay it with another policy: npx patchpilot replay (\S+)/)?.[1];
+    expect(suggested).toBe('.patchpilot/recordings/demo.replay.jsonl');
+    const replayed = readFileSync(join(cwd, suggested!), 'utf8');
+    const second = cli(cwd, 'replay', suggested!);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toContain('recording: .patchpilot/recordings/demo.replay2.jsonl');
+    expect(readFileSync(join(cwd, suggested!), 'utf8'), 'the replayed recording is left as it was').toBe(replayed);
+  });
+
   it('prints the JSON document of DESIGN.md with --json, and --seed overrides the seed', () => {
     const run = cli(scratch(), 'sim', DEMO, '--json', '--seed', '99', '--record', '-');
     expect(run.code, run.stderr).toBe(0);
