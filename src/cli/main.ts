@@ -5,6 +5,7 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { PlanError } from '../engine/plan.ts';
 import { ScheduleError } from '../engine/schedule.ts';
+import { StalledRunError } from '../service/drive.ts';
 import { OrchestratorError } from '../service/orchestrator.ts';
 import { StoreError } from '../store/errors.ts';
 import { demo } from './demo.ts';
@@ -464,7 +465,8 @@ function describeSystemError(err: unknown): string | null {
 
 /** Every error a user can cause, as the text to show. Anything else is a bug and keeps its stack trace. */
 export function describeUserError(err: unknown): string | null {
-  if (err instanceof PlanError || err instanceof ScheduleError || err instanceof ScenarioError) return `error: ${err.message}`;
+  // A run that cannot finish in the virtual time allowed (demo, a restored run gone wrong): what it was doing, in a line.
+  if (err instanceof PlanError || err instanceof ScheduleError || err instanceof ScenarioError || err instanceof StalledRunError) return `error: ${err.message}`;
   if (err instanceof StoreError || err instanceof OrchestratorError || err instanceof UserError || err instanceof KubeConfigError || err instanceof BotConfigError || err instanceof UserFileError) {
     return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`;
   }

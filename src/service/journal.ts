@@ -446,6 +446,11 @@ export function restoreRunSnapshot(input: {
     const own = snapshots.get(id) as { context?: NodeContext } | undefined;
     if (own?.context === undefined) throw new SnapshotError(`the snapshot of ${id} is missing`);
     checkNodeRow(id, own);
+    // Each node machine is the one its position in the queue names: another node's would patch what was not selected.
+    const queued = input.queue?.[Number(id.slice('node-'.length))];
+    if (input.queue !== null && own.context.input?.node !== queued) {
+      throw new SnapshotError(`the snapshot of ${id} is of node ${JSON.stringify(own.context.input?.node)}, but the run's queue has ${JSON.stringify(queued)} there`);
+    }
     children[id] = { ...child, snapshot: { ...own, context: { ...own.context, input: { ...own.context.input, policy } } } };
   }
   const context = { ...persisted.snapshot.context, queue: input.queue ?? [], plan };

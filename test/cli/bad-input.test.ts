@@ -25,6 +25,7 @@ import { paletteTarget } from '../../src/cli/targets.ts';
 import { runScenario } from '../../src/sim/runner.ts';
 import { parseDuration } from '../../src/sim/duration.ts';
 import { parseScenario } from '../../src/sim/scenario.ts';
+import { StalledRunError } from '../../src/service/drive.ts';
 import { PatchpilotMetrics, serveMetrics } from '../../src/service/metrics.ts';
 import { openStore } from '../../src/store/index.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
@@ -118,6 +119,12 @@ describe('generated input at every loader of user files', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe('a run that cannot finish in the virtual time allowed', () => {
+  it('is one line saying what it was doing (demo --resume of an edited run died with a trace)', () => {
+    expect(describeUserError(new StalledRunError('run run-1 is still rolling.active after 30 virtual days'))).toBe('error: run run-1 is still rolling.active after 30 virtual days');
   });
 });
 

@@ -193,6 +193,7 @@ describe('resume', () => {
     { name: 'no deadline', expr: "json_remove(snapshot_json, '$.children.deadline')", why: 'has no valid deadline' },
     { name: 'a node that is not active', expr: "json_set(snapshot_json, '$.status', 'done')", why: 'has status "done"' },
     { name: 'a node state this version does not have', expr: set('$.value', '{"patch":"frobnicating"}'), why: 'is in a state this version does not have' },
+    { name: 'another node than its queue position', expr: set('$.context.input.node', '"ghost"'), why: 'is of node "ghost", but the run\'s queue has "w-1" there' },
   ])('refuses a node row with $name, naming it, and leaves every saved row as it was', async ({ expr, why }) => {
     const { db, clock, cluster, store } = await interruptedRun(3);
     tamper(db, `UPDATE snapshots SET snapshot_json = ${expr} WHERE actor_id = 'node-2'`);
