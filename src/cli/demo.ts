@@ -101,7 +101,7 @@ const clusterFileSchema = z.object({
         rebootKeys: z.array(z.string()),
         backAt: instant.nullable(),
       }),
-    ),
+    ).refine((nodes) => new Set(nodes.map((n) => n.name)).size === nodes.length, 'names a node twice'),
     jobs: z.record(
       z.string(),
       z.looseObject({ name: z.string(), node: z.string(), runId: z.string(), createdAt: instant, durationMs: duration, downloadOnly: z.boolean(), report: agentReportSchema, diesWithoutReport: z.boolean() }),

@@ -102,6 +102,7 @@ describe.skipIf(!hasMkfifo)('a FIFO or a device at every entry point that reads 
       [(d: typeof saved) => (d.now = -1e20), /now: must be a time after 2000/],
       [(d: typeof saved) => (d.state.nodes[0]!.rebootKeys = 5), /state\.nodes\[0\]\.rebootKeys: /],
       [(d: typeof saved) => (d.state.nodes[0]!.behaviour = { apiErrors: 'many' }), /state\.nodes\[0\]\.behaviour\.apiErrors: /],
+      [(d: typeof saved) => (d.state.nodes[1] = { ...d.state.nodes[1], name: d.state.nodes[0]!.name }), /state\.nodes: names a node twice/],
     ] as const) {
       const copy = structuredClone(saved);
       edit(copy);

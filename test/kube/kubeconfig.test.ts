@@ -142,5 +142,8 @@ describe('loadKubeConfig and the user entry', () => {
     const error = refusalOf(() => loadKubeConfig({ path, env: {} }));
     expect(error?.message).toBe(`cluster "c1" in kubeconfig ${path} has a user name or password in its server URL`);
     expect(`${error?.message} ${error?.hint}`).not.toContain('SECRET');
+    const query = file(kubeconfig('https://127.0.0.1:6443/?token=SECRET-4'));
+    const refused = refusalOf(() => loadKubeConfig({ path: query, env: {} }));
+    expect(refused?.message).toBe(`cluster "c1" in kubeconfig ${query} has a query or fragment in its server URL`);
   });
 });

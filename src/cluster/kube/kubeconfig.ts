@@ -251,6 +251,10 @@ function selectContext(kc: KubeConfig, context: string | undefined, source: stri
       'remove them from the URL: credentials belong in the user entry (a token or a client certificate)',
     );
   }
+  if (url !== null && (url.search !== '' || url.hash !== '')) {
+    // An API server URL has none; a token put there would be in every message that names the server.
+    throw new KubeConfigError(`cluster "${cluster.name}" in kubeconfig ${source} has a query or fragment in its server URL`, 'give the API server\'s URL alone, e.g. https://10.0.0.1:6443');
+  }
   if (!/^https?:$/.test(url?.protocol ?? '')) {
     // client-node would throw "You need to define an absolute base url" from deep inside the first request.
     throw new KubeConfigError(`cluster "${cluster.name}" in kubeconfig ${source} has no https:// server URL (got ${JSON.stringify(cluster.server)})`, 'set its server to the API server\'s URL, e.g. https://10.0.0.1:6443');
