@@ -43,6 +43,9 @@ export const JOIN_SCHEDULE_DELAY_MS = 20_000;
 export const evicts = (pod: SimPod) => pod.owner === 'Deployment' || pod.owner === 'none';
 
 /** What a node did, as observed from outside: the material of recordings and replays. */
+/** The node an observation names when it concerns no node (an API call on the cluster as a whole). */
+export const CLUSTER_WIDE = '(cluster)';
+
 export type Observation =
   | { type: 'drain'; at: number; node: string; ms: number; blocked: BlockedEviction[]; blockedForMs: number | null }
   | { type: 'patch'; at: number; node: string; job: string; ms: number; report: AgentReport; diesWithoutReport: boolean; downloadOnly: boolean; reportOnly?: boolean }
@@ -405,7 +408,7 @@ export class SimClusterState {
     if (!this.#apiErrorsAtPort) return;
     const status = this.#apiStatus(node, call);
     if (status === undefined) return;
-    const name = node?.spec.name ?? '(cluster)';
+    const name = node?.spec.name ?? CLUSTER_WIDE;
     const text = status === 429 ? 'Too Many Requests' : status === 409 ? 'Conflict: the object has been modified' : 'Internal Server Error';
     throw new EffectError('API_ERROR', `HTTP ${status} ${text} from the API server (${call} ${name})`, true);
   }
@@ -420,7 +423,7 @@ export class SimClusterState {
   }
 
   #apiStatus(node: SimNode | null, call: string): number | undefined {
-    const name = node?.spec.name ?? '(cluster)';
+    const name = node?.spec.name ?? CLUSTER_WIDE;
     const calls = node?.calls ?? this.#clusterCalls;
     const ordinal = (calls[call] ?? 0) + 1;
     calls[call] = ordinal;

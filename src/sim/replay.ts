@@ -11,7 +11,7 @@ import { DocumentError, parseJsonText, parseYamlScalar } from '../engine/documen
 import { describeZodIssues, parsePlan, PlanError } from '../engine/plan.ts';
 import { agentReportSchema } from '../engine/report.ts';
 import { OS_IDS } from './os.ts';
-import type { Observation, RecordedBehaviour } from './cluster-state.ts';
+import { CLUSTER_WIDE, type Observation, type RecordedBehaviour } from './cluster-state.ts';
 import type { SimResult } from './runner.ts';
 import { recordingHeader } from './runner.ts';
 import { FAULT_KINDS, ScenarioError, type Scenario } from './scenario.ts';
@@ -100,6 +100,8 @@ export function readRecording(file: string): Recording {
 export function parseRecording(text: string, source = 'recording'): Recording {
   let header: Header | null = null;
   const observations: Observation[] = [];
+  /** The line of each observation naming a node, to check the name once the header is known. */
+  const namedAt: Array<{ node: string; line: number }> = [];
   let result: SimResult | null = null;
   let resultLine = 0;
   const lines = text.split('\n');
@@ -123,6 +125,8 @@ export function parseRecording(text: string, source = 'recording'): Recording {
       const { line: _kind, ...observation } = line;
       const checked = observationSchema.safeParse(observation);
       if (!checked.success) throw new ScenarioError(source, [`${source}:${i + 1}: observation: ${describeZodIssues(checked.error)[0]}`]);
+      const node = (observation as { node?: unknown }).node;
+      if (typeof node === 'string') namedAt.push({ node, line: i + 1 });
       observations.push(observation as unknown as Observation);
     } else if (line.line === 'result') {
       result = line.result as SimResult;
@@ -130,6 +134,14 @@ export function parseRecording(text: string, source = 'recording'): Recording {
     }
   }
   if (!header) throw new ScenarioError(source, [`${source}:1: no header line: this is not a patchpilot recording`]);
+  // An observation of a node the cluster never had (an edited name) would be ignored, and the replay differ silently.
+  const nodes = new Set([
+    CLUSTER_WIDE,
+    ...header.nodes.map((n) => n.name),
+    ...header.events.flatMap((e) => (e.kind === 'node-added' ? [String((e as { node?: { name?: unknown } }).node?.name)] : [])),
+  ]);
+  const stranger = namedAt.find((o) => !nodes.has(o.node));
+  if (stranger) throw new ScenarioError(source, [`${source}:${stranger.line}: observation: node ${JSON.stringify(stranger.node)} is not in the recorded cluster`]);
   // A recording is written as the run goes and ends with its result: without one it was cut short (a full disk, an
   // interrupted run, a partial copy), and a replay of part of a run would compare against nothing.
   if (!result) throw new ScenarioError(source, [`${source}:${lines.length}: no result line: the recording is incomplete (truncated, or its run was interrupted)`]);

@@ -92,6 +92,11 @@ describe('replay', () => {
       expect(() => parseRecording(bad.text, 'r.jsonl'), `${type} ${JSON.stringify(change)}`).toThrow(new RegExp(`r\\.jsonl:${bad.line}: observation: ${problem.replace('.', '\\.')}: `));
     }
     expect(() => parseRecording(text, 'r.jsonl')).not.toThrow();
+    // A node the recorded cluster never had: its observation would be ignored and the replay differ in silence.
+    for (const type of ['reboot', 'fault']) {
+      const ghost = edit(type, { node: 'ghost' });
+      expect(() => parseRecording(ghost.text, 'r.jsonl'), type).toThrow(`r.jsonl:${ghost.line}: observation: node "ghost" is not in the recorded cluster`);
+    }
   });
 
   it('refuses what is not a recording, and bad --set values, by name', () => {
