@@ -14,7 +14,7 @@ import { DocumentError, parseJsonText } from '../engine/documents.ts';
 import { MAX_STATE_BYTES, readUserFile, UserFileError } from '../io/user-file.ts';
 import { z } from 'zod';
 import { driveInVirtualTime } from '../service/drive.ts';
-import { Orchestrator, type RunEvent, type RunHandle } from '../service/orchestrator.ts';
+import { isRunId, Orchestrator, type RunEvent, type RunHandle } from '../service/orchestrator.ts';
 import { showRun } from './history.ts';
 import { LiveView, outcomeLine, summaryTable } from './live.ts';
 import { DEFAULT_DB, openCliStore } from './paths.ts';
@@ -141,7 +141,7 @@ export interface DemoIo {
 
 export async function demo(options: DemoOptions, io: DemoIo): Promise<number> {
   // Checked before the database is opened (or created), and an empty id too: '' used to start a new demo silently.
-  if (options.resume !== undefined && !/^[\w.-]+$/.test(options.resume)) throw new DemoError(`${JSON.stringify(options.resume)} is not a run id`, 'pass the id `demo` printed when it was interrupted (npx patchpilot runs lists them)');
+  if (options.resume !== undefined && !isRunId(options.resume)) throw new DemoError(`${JSON.stringify(options.resume)} is not a run id`, 'pass the id `demo` printed when it was interrupted (npx patchpilot runs lists them)');
   const store = openCliStore(options.db);
   const tty = !options.json && io.out.isTTY === true;
   const speed = options.speed ?? (tty ? 120 : 0);

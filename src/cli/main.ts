@@ -6,7 +6,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { PlanError } from '../engine/plan.ts';
 import { ScheduleError } from '../engine/schedule.ts';
 import { StalledRunError } from '../service/drive.ts';
-import { OrchestratorError } from '../service/orchestrator.ts';
+import { isRunId, OrchestratorError } from '../service/orchestrator.ts';
 import { StoreError } from '../store/errors.ts';
 import { demo } from './demo.ts';
 import { listRuns, parseAnchorOption, showAudit, showRun, verifyAudit } from './history.ts';
@@ -430,7 +430,7 @@ function nodeListOption(value: string, previous: string | undefined): string {
 
 /** `--resume ''` (an unset shell variable) must not silently start a new demo instead. */
 function runIdOption(value: string): string {
-  if (!/^[\w.-]+$/.test(value)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a run id (npx patchpilot runs lists them)`);
+  if (!isRunId(value)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a run id (npx patchpilot runs lists them)`);
   return value;
 }
 

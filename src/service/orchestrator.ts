@@ -740,6 +740,11 @@ function decidesByMembership(type: CommandType): boolean {
   return DECISION_RULES[type] !== undefined;
 }
 
+/** What may be a run id (ours are run-YYYYMMDD-HHMMSS-xxxxxx; the simulator's <scenario>-N): one rule for every front end. */
+export function isRunId(text: string): boolean {
+  return /^[\w.-]{1,128}$/.test(text);
+}
+
 export function leaseName(cluster: string): string {
   return `patchpilot-${cluster}`;
 }

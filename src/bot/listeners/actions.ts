@@ -3,7 +3,7 @@
  * a reset. Each is acknowledged at once; refusals go to the person who clicked, ephemerally, and are audited.
  */
 import type { App } from '@slack/bolt';
-import { planReset, reset } from '../../service/index.ts';
+import { isRunId, planReset, reset } from '../../service/index.ts';
 import { audit, auditedCluster, clusterFor, clusterOfRun, type BotDeps } from '../deps.ts';
 import { ACTIONS } from '../views.ts';
 
@@ -16,7 +16,7 @@ export function register(app: App, deps: BotDeps): string[] {
       const user = body.user.id;
       // Our cards carry the run id; anything else (a number, null, a page of text) is not one, and is not echoed.
       const value = 'value' in action ? action.value : undefined;
-      const runId = typeof value === 'string' && /^[\w.-]{1,128}$/.test(value) ? value : '';
+      const runId = typeof value === 'string' && isRunId(value) ? value : '';
       const channel = body.channel?.id ?? '';
       const service = runId === '' ? undefined : clusterOfRun(deps, runId);
       const approved = actionId === ACTIONS.approve;
