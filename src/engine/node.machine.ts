@@ -7,7 +7,7 @@
  * retried with exponential backoff inside the step's deadline. Any failure goes to `recovering`, which applies the failure
  * policy: give the node back if it is healthy and we cordoned it, otherwise leave it cordoned and say so.
  */
-import { assign, emit, fromCallback, sendTo, setup } from 'xstate';
+import { and, assign, emit, fromCallback, sendTo, setup } from 'xstate';
 import {
   timeOf,
   type DrainOutput,
@@ -265,6 +265,10 @@ function markInput(c: NodeContext, status: 'patched' | 'no-updates' | 'failed', 
  * belief can be wrong both ways: a cordon request may have reached the API server just as its step timed out or was
  * cancelled, and a node may be gone. The cordoned-by annotation is the truth; the belief is only a fallback.
  */
+function soaks(context: NodeContext, report: AgentReport | null): boolean {
+  return context.input.policy.soakMs > 0 && report?.result === 'patched';
+}
+
 function ownsCordon(context: NodeContext, reading: PreflightOutput): boolean {
   if (!reading.ok) return context.cordonedByUs;
   const node = reading.value;
@@ -341,7 +345,12 @@ const nodeSetup = setup({
     weDidNotCordon: ({ context }) => !context.cordonedByOthers,
     scanFirst: ({ context }) => context.input.policy.scanFirst,
     /** Only a node that was patched soaks: nothing changed on one without updates. */
-    wantsSoak: ({ context }) => context.input.policy.soakMs > 0 && context.report?.result === 'patched',
+    wantsSoak: ({ context }) => soaks(context, context.report),
+    /** The same, for a result that brings the report the transition is about to keep. */
+    reportWantsSoak: ({ context, event }) => {
+      const out = outputOf(event) as PatchOutput;
+      return out.ok && soaks(context, out.value);
+    },
     /** The scan found nothing to apply. */
     /** A soak that saw the node fail is not retried: it is the answer. */
     soakFailed: ({ event }) => {
@@ -465,6 +474,42 @@ const RETRY_OR_FAIL = [
 ] as const;
 
 type EffectBranches = NonNullable<NodeStateConfig['on']>['effect.done'];
+type EffectBranch = Extract<EffectBranches, readonly unknown[]>[number];
+type BranchActions = Exclude<EffectBranch, string | undefined>['actions'];
+
+/*
+ * Where a result takes a node between steps. These were eventless states (afterPreflight, maintenance, afterPatch,
+ * afterUncordon) until each proved a microstep too many for a large fleet (issue 13): now the branch that led there
+ * is split by the same guards. A guard is read before the branch's own actions run, so where a branch changes what a
+ * guard reads, its path is written out: preflight knows whose cordon it saw, and a branch that keeps a new report
+ * decides the soak from the report it brings (`reportWantsSoak`); a node without updates never soaks.
+ */
+
+/** After preflight: scan first (before anything is cordoned), unless the plan says not to; then our cordon, or
+ * someone else's left in place and straight to the drain. */
+function afterPreflight(guard: 'stepOk' | 'cordonedByOthers', actions: BranchActions): EffectBranch[] {
+  return [
+    { guard: and([guard, 'scanFirst']), target: '#node.scan', actions },
+    { guard, target: guard === 'cordonedByOthers' ? '#node.drain' : '#node.cordon', actions },
+  ];
+}
+
+/** After the scan, into maintenance: our cordon, or someone else's left in place. */
+function afterScan(guard: 'stepOk'): EffectBranch[] {
+  return [
+    { guard: and([guard, 'weDidNotCordon']), target: '#node.cordon' },
+    { guard, target: '#node.drain' },
+  ];
+}
+
+/** Once the node is patched (or needs nothing): only a cordon we made is ours to lift; then the soak, then the mark. */
+function afterPatch(guard: 'stepOk' | 'nothingToApply', soak: 'wantsSoak' | 'reportWantsSoak' | null, actions?: BranchActions): EffectBranch[] {
+  return [{ guard: and([guard, 'weCordoned']), target: '#node.uncordon', actions }, ...afterUncordon(guard, soak, actions)];
+}
+
+function afterUncordon(guard: 'stepOk' | 'nothingToApply', soak: 'wantsSoak' | 'reportWantsSoak' | null, actions?: BranchActions): EffectBranch[] {
+  return [...(soak ? [{ guard: and([guard, soak]), target: '#node.soak', actions }] : []), { guard, target: '#node.mark', actions }];
+}
 
 /**
  * A state that runs one effect through the node's effect runner (effect-runner.ts): RUN on entry, ABORT on exit, so
@@ -584,19 +629,17 @@ export const nodeMachine = nodeSetup.createMachine({
           { type: 'failWith', params: { code: 'NODE_NOT_READY', message: 'node is not Ready; patching it could make things worse' } },
         ],
       },
-      {
-        guard: 'cordonedByOthers',
-        target: '#node.afterPreflight',
-        actions: assign({
+      ...afterPreflight(
+        'cordonedByOthers',
+        assign({
           before: ({ event }) => bootOf(valueOf(readingOf(event))),
           cordonedByOthers: true,
           note: 'was already cordoned by someone else: patched, and their cordon left in place',
         }),
-      },
-      {
-        guard: 'stepOk',
-        target: '#node.afterPreflight',
-        actions: assign({
+      ),
+      ...afterPreflight(
+        'stepOk',
+        assign({
           before: ({ event }) => bootOf(valueOf(readingOf(event))),
           // A cordon carrying our run id survives a crash between cordon and persist: it is still ours.
           cordonedByUs: ({ context, event }) => {
@@ -604,23 +647,15 @@ export const nodeMachine = nodeSetup.createMachine({
             return s.unschedulable && s.cordonedBy === context.input.runId;
           },
         }),
-      },
+      ),
     ])),
-    /** Scan first (before anything is cordoned), unless the plan says not to. */
-    afterPreflight: {
-      always: [{ guard: 'scanFirst', target: 'scan' }, { target: 'maintenance' }],
-    },
     scan: step('scan', 'abort', runs('scanNode', ({ context }) => packagesInput(context), [
       { guard: 'agentFailed', target: '#node.recovering', actions: 'failFromReport' },
       // Nothing applies: marked no-updates, never cordoned nor drained. The scan's report is the node's report.
       // (Through afterPatch: a run resumed after a crash may find its own cordon there, which it lifts.)
-      { guard: 'nothingToApply', target: '#node.afterPatch', actions: assign({ report: ({ event }) => valueOf(reportOf(event)) }) },
-      { guard: 'stepOk', target: '#node.maintenance' },
+      ...afterPatch('nothingToApply', null, assign({ report: ({ event }) => valueOf(reportOf(event)) })),
+      ...afterScan('stepOk'),
     ])),
-    /** Into maintenance: our cordon, or someone else's left in place. */
-    maintenance: {
-      always: [{ guard: 'weDidNotCordon', target: 'cordon' }, { target: 'drain' }],
-    },
     cordon: step('cordon', 'abort', runs('cordonNode', ({ context }) => key(context), [
       { guard: 'stepOk', target: '#node.drain', actions: assign({ cordonedByUs: true }) },
     ])),
@@ -646,11 +681,7 @@ export const nodeMachine = nodeSetup.createMachine({
         target: '#node.reboot',
         actions: assign({ report: ({ event }) => valueOf(reportOf(event)) }),
       },
-      {
-        guard: 'stepOk',
-        target: '#node.afterPatch',
-        actions: assign({ report: ({ event }) => valueOf(reportOf(event)) }),
-      },
+      ...afterPatch('stepOk', 'reportWantsSoak', assign({ report: ({ event }) => valueOf(reportOf(event)) })),
     ])),
     reboot: step('reboot', 'finish', runs('rebootNode', ({ context }) => ({ ...key(context), bootIdBefore: context.before?.bootId ?? '' }), [
       { guard: 'stepOk', target: '#node.rejoin', actions: assign({ rebooted: true }) },
@@ -667,17 +698,10 @@ export const nodeMachine = nodeSetup.createMachine({
           },
         },
       },
-      { guard: 'stepOk', target: '#node.afterPatch' },
+      ...afterPatch('stepOk', 'wantsSoak'),
     ])),
-    /** Only a cordon we made is ours to lift. */
-    afterPatch: {
-      always: [{ guard: 'weCordoned', target: 'uncordon' }, { target: 'afterUncordon' }],
-    },
-    afterUncordon: {
-      always: [{ guard: 'wantsSoak', target: 'soak' }, { target: 'mark' }],
-    },
     uncordon: step('uncordon', 'ignore', runs('uncordonNode', ({ context }) => key(context), [
-      { guard: 'stepOk', target: '#node.afterUncordon', actions: assign({ cordonedByUs: false }) },
+      ...afterUncordon('stepOk', 'wantsSoak', assign({ cordonedByUs: false })),
     ])),
     /** A node someone else finished, whose leftover cordon preflight adopted: lifted, then the node is skipped. */
     release: step(
