@@ -374,7 +374,7 @@ export class SimClusterState {
    */
   evictionPlan(name: string): { terminationMs: Map<string, number>; protectedPods: Map<string, { kind: 'pdb' | 'finalizer'; forMs: number | null; reason: string }> } {
     const node = this.require(name);
-    const random = this.#random.of(`${name}/drain`);
+    const random = this.#random.of(name, 'drain');
     const terminationMs = new Map<string, number>();
     for (const pod of podsNow(node)) if (evicts(pod)) terminationMs.set(pod.name, random.int(3_000, 25_000));
     const protectedPods = new Map<string, { kind: 'pdb' | 'finalizer'; forMs: number | null; reason: string }>();
@@ -433,7 +433,7 @@ export class SimClusterState {
       // Every API call passes here: look through the two lists without building a third.
       const isActive = (f: Fault): f is Extract<Fault, { kind: 'api-errors' }> => f.kind === 'api-errors' && this.activeFor(f);
       const fault = node?.faults.find(isActive) ?? this.#clusterFaults.find(isActive);
-      if (fault && this.#random.of(`${name}/api`).chance(fault.rate)) status = fault.status;
+      if (fault && this.#random.of(name, 'api').chance(fault.rate)) status = fault.status;
     }
     if (status === undefined) return undefined;
     if (!this.#apiErrorsMarked.has(name)) {
@@ -499,7 +499,7 @@ export class SimClusterState {
   }
 
   drainPlan(node: SimNode, evictable: number): DrainPlan {
-    const random = this.#random.of(`${node.spec.name}/drain`);
+    const random = this.#random.of(node.spec.name, 'drain');
     let ms = 1_000;
     for (let i = 0; i < evictable; i++) ms = Math.max(ms, random.int(3_000, 25_000));
     ms += 1_000;
@@ -566,7 +566,7 @@ export class SimClusterState {
       reportOnly: spec.reportOnly === true,
       prefetched: patching && node.prefetched,
       faults,
-      random: this.#random.of(`${node.spec.name}/${spec.reportOnly ? 'scan' : spec.downloadOnly ? 'prefetch' : 'patch'}`),
+      random: this.#random.of(node.spec.name, spec.reportOnly ? 'scan' : spec.downloadOnly ? 'prefetch' : 'patch'),
     });
   }
 
@@ -585,7 +585,7 @@ export class SimClusterState {
   }
 
   rebootPlan(node: SimNode, now: number): RebootPlan {
-    const random = this.#random.of(`${node.spec.name}/reboot`);
+    const random = this.#random.of(node.spec.name, 'reboot');
     const shutdownMs = random.int(8_000, 20_000);
     let bootMs: number | null = random.int(45_000, 90_000);
     const fails = node.faults.find((f) => f.kind === 'rejoin-fails' && node.spent?.has(f) !== true && this.#active(f, now));

@@ -125,8 +125,9 @@ export class SimCluster implements ClusterPort {
     if (!node.unschedulable) return 'not-cordoned';
     if (node.annotations[ANNOTATIONS.cordonedBy] !== owner) return 'not-ours';
     node.unschedulable = false;
-    delete node.annotations[ANNOTATIONS.cordonedBy];
-    delete node.annotations[ANNOTATIONS.cordonGeneration];
+    // A new object rather than `delete`, which turns the node's annotations into a hash table for the rest of the run.
+    const { [ANNOTATIONS.cordonedBy]: _owner, [ANNOTATIONS.cordonGeneration]: _generation, ...annotations } = node.annotations;
+    node.annotations = annotations;
     this.invariants.released(name);
     // The scheduler puts workloads back on a schedulable node.
     this.state.podsBack(node);

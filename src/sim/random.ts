@@ -6,6 +6,8 @@
 
 /** sfc32: small, fast, good statistical quality, and fully determined by its 128-bit state. */
 export class Random {
+  // The state is kept as int32, which V8 stores in the object itself; uint32 words above 2^31 were boxed numbers, four
+  // per stream, and a 100,000-node simulation keeps a few hundred thousand streams (issue 13).
   #a: number;
   #b: number;
   #c: number;
@@ -13,26 +15,25 @@ export class Random {
 
   constructor(seed: number | string) {
     const [a, b, c, d] = seedWords(String(seed));
-    this.#a = a;
-    this.#b = b;
-    this.#c = c;
-    this.#d = d;
+    this.#a = a | 0;
+    this.#b = b | 0;
+    this.#c = c | 0;
+    this.#d = d | 0;
     for (let i = 0; i < 12; i++) this.next();
   }
 
   /** Uniform in [0, 1). */
   next(): number {
-    this.#a >>>= 0;
-    this.#b >>>= 0;
-    this.#c >>>= 0;
-    this.#d >>>= 0;
-    let t = (this.#a + this.#b) | 0;
-    this.#a = this.#b ^ (this.#b >>> 9);
-    this.#b = (this.#c + (this.#c << 3)) | 0;
-    this.#c = (this.#c << 21) | (this.#c >>> 11);
+    const a = this.#a >>> 0;
+    const b = this.#b >>> 0;
+    const c = this.#c >>> 0;
+    let t = (a + b) | 0;
+    this.#a = b ^ (b >>> 9);
+    this.#b = (c + (c << 3)) | 0;
+    const rotated = (c << 21) | (c >>> 11);
     this.#d = (this.#d + 1) | 0;
     t = (t + this.#d) | 0;
-    this.#c = (this.#c + t) | 0;
+    this.#c = (rotated + t) | 0;
     return (t >>> 0) / 4294967296;
   }
 
@@ -50,22 +51,23 @@ export class Random {
   }
 }
 
-/** The stream for one purpose: `streams.of('worker-2/drain')`. Created on first use, then continued. */
+/** A stream's purpose: what a node draws for. */
+export type StreamPurpose = 'drain' | 'api' | 'scan' | 'prefetch' | 'patch' | 'reboot';
+
+/** The stream for one node and purpose: `streams.of('worker-2', 'drain')`. Created on first use, then continued. */
 export class RandomStreams {
   readonly #seed: number;
-  readonly #streams = new Map<string, Random>();
+  // By node, then purpose: a key string per stream cost more than the stream.
+  readonly #streams = new Map<string, Partial<Record<StreamPurpose, Random>>>();
 
   constructor(seed: number) {
     this.#seed = seed;
   }
 
-  of(name: string): Random {
-    let stream = this.#streams.get(name);
-    if (!stream) {
-      stream = new Random(`${this.#seed}/${name}`);
-      this.#streams.set(name, stream);
-    }
-    return stream;
+  of(node: string, purpose: StreamPurpose): Random {
+    let streams = this.#streams.get(node);
+    if (!streams) this.#streams.set(node, (streams = {}));
+    return (streams[purpose] ??= new Random(`${this.#seed}/${node}/${purpose}`));
   }
 }
 
