@@ -27,6 +27,8 @@ import type {
   ScanSpec,
   UncordonResult,
 } from './port.ts';
+import { nodeHealth } from './port.ts';
+import type { NodeHealth } from '../engine/effects.ts';
 import { scanJobSpec } from './jobs.ts';
 
 export interface NodeTimings {
@@ -292,8 +294,8 @@ export class MemoryCluster implements ClusterPort {
   }
 
   /** MemoryCluster models no pods: nothing blocks, and a soak only watches the nodes' Ready condition. */
-  async unhealthyNodes(): Promise<ClusterNode[]> {
-    return (await this.listNodes()).filter((n) => !n.ready || n.unschedulable);
+  async unhealthyNodes(): Promise<NodeHealth[]> {
+    return (await this.listNodes()).filter((n) => !n.ready || n.unschedulable).map(nodeHealth);
   }
 
   async listPods(): Promise<PodInfo[]> {

@@ -3,7 +3,8 @@
  * the simulator (src/sim) and the Kubernetes adapter. Every method is idempotent, because after a crash the engine
  * repeats the step it was in: a second cordon, drain, job start or reboot with the same key must change nothing.
  */
-import type { DrainOutcome, PatchJobInput } from '../engine/effects.ts';
+import type { DrainOutcome, NodeHealth, PatchJobInput } from '../engine/effects.ts';
+import { ANNOTATIONS } from '../engine/metadata.ts';
 import type { DrainFlags } from './drain-rules.ts';
 import type { AgentReport } from '../engine/report.ts';
 import type { PaletteArtifacts } from './palette.ts';
@@ -128,7 +129,7 @@ export interface ClusterPort {
   readonly name: string;
   listNodes(signal?: AbortSignal): Promise<ClusterNode[]>;
   /** The nodes that are NotReady or unschedulable (the health gate's question), from one list of the nodes. */
-  unhealthyNodes(signal?: AbortSignal): Promise<ClusterNode[]>;
+  unhealthyNodes(signal?: AbortSignal): Promise<NodeHealth[]>;
   /** null when the node does not exist. */
   getNode(name: string, signal?: AbortSignal): Promise<ClusterNode | null>;
   /** Marks the node unschedulable and records `owner` in the cordoned-by annotation, in one patch. */
@@ -256,4 +257,9 @@ export interface DiagnosticsPort {
   deployment(signal?: AbortSignal): Promise<DeploymentInfo | null>;
   /** Palette's own patching objects (its SpectroSystemTasks, crony Jobs and logs, agent pods), or why there are none. */
   paletteArtifacts(signal?: AbortSignal): Promise<PaletteArtifacts>;
+}
+
+/** A node as the health gate sees it (what `unhealthyNodes` answers). */
+export function nodeHealth(node: ClusterNode): NodeHealth {
+  return { name: node.name, ready: node.ready, unschedulable: node.unschedulable, cordonedBy: node.annotations[ANNOTATIONS.cordonedBy] ?? null };
 }

@@ -178,7 +178,7 @@ export function clusterEffects(cluster: ClusterPort, options: ClusterEffectsOpti
             ),
       ]);
       return {
-        nodes: nodes.map((n) => ({ name: n.name, ready: n.ready, unschedulable: n.unschedulable, cordonedBy: n.annotations[ANNOTATIONS.cordonedBy] ?? null })),
+        nodes,
         controlPlane,
         blockingPods: pods.filter((p) => !finished(p)).map((p) => `${p.namespace}/${p.name}`),
         alerts: firing,

@@ -24,7 +24,7 @@ import type {
   ScanSpec,
   UncordonResult,
 } from '../cluster/port.ts';
-import { EffectError } from '../engine/effects.ts';
+import { EffectError, type NodeHealth } from '../engine/effects.ts';
 import { ANNOTATIONS } from '../engine/metadata.ts';
 import type { AgentReport } from '../engine/report.ts';
 import type { AlertSource } from '../service/prometheus.ts';
@@ -89,9 +89,9 @@ export class SimCluster implements ClusterPort {
   }
 
   /** Nodes NotReady or unschedulable (what the health gate looks at), as one list call. */
-  async unhealthyNodes(): Promise<ClusterNode[]> {
+  async unhealthyNodes(): Promise<NodeHealth[]> {
     this.state.apiCall(null, 'list');
-    return this.state.unhealthyNodeViews();
+    return this.state.unhealthyNodes();
   }
 
   async listNodes(): Promise<ClusterNode[]> {

@@ -135,9 +135,14 @@ interface ActiveRun {
   trigger: { id?: string | undefined; by: string };
   triggeredAt: number;
   handle: RunHandle;
-  outcomes: Map<string, NodeOutcome>;
-  positions: Map<string, number>;
-  timelines: Map<string, TimelineEntry[]>;
+  /** Each node that started: its queue position and the bars of its timeline. */
+  started: Map<string, { position: number; timeline: TimelineEntry[] }>;
+  /**
+   * Each node that finished, as its result will read, built when it finishes: a NodeOutcome (its report, its package
+   * versions) kept to the end was most of what a finished node held in a 100,000-node run (issue 13). What depends on
+   * the cluster at the end (os, role, zone, excluded, cordonedAtEnd, cordonedSeconds) is filled in then.
+   */
+  finished: Map<string, { result: SimNodeResult; startedAt: number; finishedAt: number }>;
   output: FleetOutput | null;
   /** Time the run spent waiting by rule (a closed window, an operator's pause), and since when it waits now. */
   waitedMs: number;
@@ -199,26 +204,26 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       run.waiting = event.tags.includes('waiting');
     } else if (event.type === 'node.step') {
       run.inFlight.add(event.node);
-      run.positions.set(event.node, event.position);
-      const timeline = run.timelines.get(event.node) ?? [];
-      const last = timeline.at(-1);
+      let node = run.started.get(event.node);
+      if (node) node.position = event.position;
+      else run.started.set(event.node, (node = { position: event.position, timeline: [] }));
+      const last = node.timeline.at(-1);
       // A resumed run reports the step it was saved in again: the bar already there goes on.
       if (event.restored && last?.step === event.step) return;
       if (last && last.end < 0) last.end = seconds(event.at);
-      timeline.push({ step: event.step, start: seconds(event.at), end: -1 });
-      run.timelines.set(event.node, timeline);
+      node.timeline.push({ step: event.step, start: seconds(event.at), end: -1 });
       maybeCrash(event);
     } else if (event.type === 'node.finished') {
-      run.outcomes.set(event.outcome.node, event.outcome);
-      const timeline = run.timelines.get(event.outcome.node);
-      const last = timeline?.at(-1);
+      const { outcome } = event;
+      run.finished.set(outcome.node, { result: finishedNodeResult(outcome), startedAt: outcome.startedAt, finishedAt: outcome.finishedAt });
+      const last = run.started.get(outcome.node)?.timeline.at(-1);
       if (last && last.end < 0) last.end = seconds(event.at);
       cluster.nodeRunFinished(event.outcome.node);
       run.inFlight.delete(event.outcome.node);
     }
     // Only a wait with nothing in flight lengthens the run beyond what its nodes need.
     // Waiting before the first node started is not inside the makespan (which runs from the first node's start).
-    const idleByRule = run.waiting && run.inFlight.size === 0 && run.timelines.size > 0;
+    const idleByRule = run.waiting && run.inFlight.size === 0 && run.started.size > 0;
     if (idleByRule && run.waitingSince === null) run.waitingSince = event.at;
     if (!idleByRule && run.waitingSince !== null) {
       run.pendingWaitMs += event.at - run.waitingSince;
@@ -339,9 +344,8 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       trigger,
       triggeredAt,
       handle,
-      outcomes: new Map(),
-      positions: new Map(),
-      timelines: new Map(),
+      started: new Map(),
+      finished: new Map(),
       output: null,
       waitedMs: 0,
       pendingWaitMs: 0,
@@ -393,43 +397,29 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     const nodes: SimNodeResult[] = [];
     for (const name of cluster.state.nodeNames()) {
       const facts = cluster.state.nodeFacts(name)!;
-      const outcome = run.outcomes.get(name);
-      const timeline = run.timelines.get(name) ?? [];
-      let result: SimNodeResultKind;
-      if (outcome) result = outcome.result === 'skipped' && facts.labels[scenario.plan.labelKey] === DISABLED ? 'excluded' : outcome.result;
-      else if (selected.has(name) || notStarted.has(name)) result = 'not-started';
-      else result = facts.labels[scenario.plan.labelKey] === DISABLED ? 'excluded' : 'not-selected';
-      const phase = (step: string) => Math.round((outcome?.phases[step as keyof NodeOutcome['phases']] ?? 0) / 1000);
-      nodes.push({
-        name,
-        os: facts.os,
-        role: facts.role,
-        zone: facts.zone,
-        result,
-        error: outcome?.error?.code ?? null,
-        errorMessage: outcome?.error?.message ?? null,
-        failedStep: outcome?.error?.step ?? null,
-        upgraded: outcome?.report?.upgraded.map((u) => u.name) ?? [],
-        held: outcome?.report?.held ?? [],
-        rebooted: outcome?.rebooted ?? false,
-        rebootPending: outcome?.rebootPending ?? false,
-        cordonedAtEnd: facts.unschedulable && facts.cordonedBy === run.handle.runId,
-        phases: { scan: phase('scan'), drain: phase('drain'), patch: phase('patch'), reboot: phase('reboot'), rejoin: phase('rejoin'), soak: phase('soak') },
-        cordonedSeconds: cordonedSeconds(timeline),
-        timeline,
-      });
+      const timeline = run.started.get(name)?.timeline ?? [];
+      const node = run.finished.get(name)?.result ?? unfinishedNodeResult(name, selected.has(name) || notStarted.has(name) ? 'not-started' : 'not-selected');
+      const disabled = facts.labels[scenario.plan.labelKey] === DISABLED;
+      if (disabled && (node.result === 'skipped' || node.result === 'not-selected')) node.result = 'excluded';
+      node.os = facts.os;
+      node.role = facts.role;
+      node.zone = facts.zone;
+      node.cordonedAtEnd = facts.unschedulable && facts.cordonedBy === run.handle.runId;
+      node.cordonedSeconds = cordonedSeconds(timeline);
+      node.timeline = timeline;
+      nodes.push(node);
     }
     const roles = new Map(nodes.map((n) => [n.name, n.role]));
-    const started = [...run.outcomes.values()].map((o) => ({
-      position: run.positions.get(o.node) ?? 0,
-      durationMs: o.finishedAt - o.startedAt,
-      controlPlane: roles.get(o.node) === 'control-plane',
+    const started = [...run.finished].map(([name, f]) => ({
+      position: run.started.get(name)?.position ?? 0,
+      durationMs: f.finishedAt - f.startedAt,
+      controlPlane: roles.get(name) === 'control-plane',
     }));
     let firstStart = Infinity;
     let lastEnd = -Infinity;
-    for (const o of run.outcomes.values()) {
-      firstStart = Math.min(firstStart, o.startedAt);
-      lastEnd = Math.max(lastEnd, o.finishedAt);
+    for (const f of run.finished.values()) {
+      firstStart = Math.min(firstStart, f.startedAt);
+      lastEnd = Math.max(lastEnd, f.finishedAt);
     }
     const makespanMs = started.length > 0 ? lastEnd - firstStart : 0;
     const { concurrency } = resolveLimits(scenario.plan, output.selected.length);
@@ -515,6 +505,54 @@ async function drive(
     clock.set(next);
     await onTick?.(next);
   }
+}
+
+/**
+ * A finished node's result, from its outcome, in the order the result's fields are written. What the cluster says at
+ * the end of the run (os, role, zone, cordonedAtEnd, cordonedSeconds, the timeline) runResult fills in.
+ */
+function finishedNodeResult(outcome: NodeOutcome): SimNodeResult {
+  const phase = (step: keyof NodeOutcome['phases']) => Math.round((outcome.phases[step] ?? 0) / 1000);
+  return {
+    name: outcome.node,
+    os: '',
+    role: 'worker',
+    zone: '',
+    result: outcome.result,
+    error: outcome.error?.code ?? null,
+    errorMessage: outcome.error?.message ?? null,
+    failedStep: outcome.error?.step ?? null,
+    upgraded: outcome.report?.upgraded.map((u) => u.name) ?? [],
+    held: outcome.report?.held ?? [],
+    rebooted: outcome.rebooted,
+    rebootPending: outcome.rebootPending,
+    cordonedAtEnd: false,
+    phases: { scan: phase('scan'), drain: phase('drain'), patch: phase('patch'), reboot: phase('reboot'), rejoin: phase('rejoin'), soak: phase('soak') },
+    cordonedSeconds: 0,
+    timeline: [],
+  };
+}
+
+/** A node the run did not finish: not started, or never selected. */
+function unfinishedNodeResult(name: string, result: SimNodeResultKind): SimNodeResult {
+  return {
+    name,
+    os: '',
+    role: 'worker',
+    zone: '',
+    result,
+    error: null,
+    errorMessage: null,
+    failedStep: null,
+    upgraded: [],
+    held: [],
+    rebooted: false,
+    rebootPending: false,
+    cordonedAtEnd: false,
+    phases: { scan: 0, drain: 0, patch: 0, reboot: 0, rejoin: 0, soak: 0 },
+    cordonedSeconds: 0,
+    timeline: [],
+  };
 }
 
 /** From the start of the cordon step to the end of the uncordon step (or of the last step), in seconds. */

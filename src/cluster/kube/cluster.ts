@@ -47,6 +47,8 @@ import type {
   PatchJobSpec,
   UncordonResult,
 } from '../port.ts';
+import { nodeHealth } from '../port.ts';
+import type { NodeHealth } from '../../engine/effects.ts';
 import { AgentJobFailedError, AgentJobs } from './agent-jobs.ts';
 import { agentConfigMap, deployment, recentJobs, type DiagnosticsContext } from './diagnostics.ts';
 import { paletteArtifacts, type PaletteDiagnosticsContext } from './palette-diagnostics.ts';
@@ -151,8 +153,8 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
   }
 
   /** Kubernetes cannot select nodes by condition: one list, filtered here. */
-  async unhealthyNodes(signal?: AbortSignal): Promise<ClusterNode[]> {
-    return (await this.listNodes(signal)).filter((n) => !n.ready || n.unschedulable);
+  async unhealthyNodes(signal?: AbortSignal): Promise<NodeHealth[]> {
+    return (await this.listNodes(signal)).filter((n) => !n.ready || n.unschedulable).map(nodeHealth);
   }
 
   async listPods(query: PodQuery, signal?: AbortSignal): Promise<PodInfo[]> {
