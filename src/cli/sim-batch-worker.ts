@@ -8,6 +8,7 @@ import { scenarioCases, type ScenarioOutcome } from '../sim/batch.ts';
 import { runScenario } from '../sim/runner.ts';
 import { loadScenario, ScenarioError } from '../sim/scenario.ts';
 import { StalledRunError } from '../service/drive.ts';
+import { capHeapGrowthFor } from './heap.ts';
 
 export interface BatchJob {
   file: string;
@@ -21,6 +22,7 @@ async function runOne(job: BatchJob): Promise<ScenarioOutcome> {
   try {
     const scenario = loadScenario(job.file, job.seed === undefined ? {} : { seed: job.seed });
     name = scenario.name;
+    capHeapGrowthFor(scenario.nodes.length);
     const result = await runScenario(scenario);
     return { file: job.file, scenario: name, cases: scenarioCases(scenario, result), seconds: seconds() };
   } catch (err) {

@@ -15,6 +15,7 @@ import type { RecordedBehaviour } from '../sim/cluster-state.ts';
 import { StalledRunError } from '../service/drive.ts';
 import { paint, table } from './format.ts';
 import { LiveView } from './live.ts';
+import { capHeapGrowthFor } from './heap.ts';
 import { writeJson } from './json-stream.ts';
 import { checkOutputFile, openOutputStream, writeOutputFile, type TakenFile } from './output-file.ts';
 
@@ -76,6 +77,7 @@ async function execute(
   let clockNow = scenario.startAt;
   let last = scenario.startAt;
   let result: SimResult;
+  capHeapGrowthFor(scenario.nodes.length);
   try {
     result = await runScenario(scenario, {
       ...(recorder ? { record: recorder.write } : {}),

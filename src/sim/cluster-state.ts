@@ -67,6 +67,23 @@ export interface RecordedBehaviour {
 export type DrainPlan = NonNullable<RecordedBehaviour['drain']>;
 export type RebootPlan = NonNullable<RecordedBehaviour['reboot']>;
 
+/** The updates offered to a node, by source. */
+export interface Offer {
+  readonly security: readonly string[];
+  readonly other: readonly string[];
+}
+
+const NO_FAULTS: readonly Fault[] = Object.freeze([]);
+const offers = new Map<string, Offer>();
+
+/** One frozen offer per content: 100,000 nodes offered the same updates share one (and, once patched, one empty). */
+function sharedOffer(security: string[], other: string[]): Offer {
+  const key = `${security.join(' ')}|${other.join(' ')}`;
+  let offer = offers.get(key);
+  if (!offer) offers.set(key, (offer = Object.freeze({ security: Object.freeze(security), other: Object.freeze(other) })));
+  return offer;
+}
+
 export interface SimNode {
   spec: SimNodeSpec;
   os: OsProfile;
@@ -77,20 +94,25 @@ export interface SimNode {
   bootCount: number;
   kubeletVersion: string;
   installed: InstalledPackages;
-  offered: { security: string[]; other: string[] };
+  /** Shared between nodes offered the same (never changed in place: a patch replaces it). */
+  offered: Offer;
   /**
    * The node's pods; null while they are the ones its spec schedules (podsNow makes them when asked), so that the
    * nodes of a 100,000-node simulation that are not being drained hold no pod list.
    */
   pods: SimPod[] | null;
-  /** Created on first use, as are `spent` and `gone`: most nodes never need them, and 100,000 empty sets add up. */
-  rebootKeys: Set<string> | null;
+  /**
+   * The idempotency keys of the reboots asked for: the one key most nodes ever see, a set from the second on (a set
+   * per rebooted node was a large part of a 100,000-node run's memory). `spent` and `gone` are created on first use.
+   */
+  rebootKeys: string | Set<string> | null;
   /** When the boot in progress completes; null: it never will. Undefined: not rebooting. */
   backAt: number | null | undefined;
   rebootRequired: boolean;
   /** API calls so far, by call (an object: a Map per node cost four times the memory). */
   calls: Record<string, number>;
-  faults: Fault[];
+  /** Never changed in place (a node without faults shares one empty list): a new fault replaces the list. */
+  faults: readonly Fault[];
   /** Faults used up (an apt lock released, an agent crash that happened). */
   spent: Set<Fault> | null;
   /** Fault-protected pods (sandbox) that have terminated; the scheduler brings them back with the others. */
@@ -190,7 +212,7 @@ export class SimClusterState {
       'node.kubernetes.io/os-image': spec.os,
     };
     if (spec.role === 'control-plane') labels[CONTROL_PLANE_LABELS[0]] = '';
-    const faults = this.#faultsByNode.get(spec.name) ?? [];
+    const faults = this.#faultsByNode.get(spec.name) ?? NO_FAULTS;
     const installed = new InstalledPackages(os, spec.packages);
     const updates = spec.updates ?? this.#updates;
     const security = updates.security.map((p) => packageNameOn(os, p));
@@ -205,7 +227,7 @@ export class SimClusterState {
       bootCount: 1,
       kubeletVersion: spec.kubeletVersion,
       installed,
-      offered: { security: [...new Set(security)], other: updates.other.map((p) => packageNameOn(os, p)) },
+      offered: sharedOffer([...new Set(security)], updates.other.map((p) => packageNameOn(os, p))),
       pods: null,
       rebootKeys: null,
       backAt: undefined,
@@ -620,7 +642,7 @@ export class SimClusterState {
     node.prefetched = false;
     if (run.diesWithoutReport && node.os.family === 'apt' && !node.faults.some((f) => f.kind === 'dpkg-interrupted' && node.spent?.has(f) !== true)) {
       // The killed agent's dpkg run never finished: the next agent on this node finds it interrupted and repairs it.
-      node.faults.push({ kind: 'dpkg-interrupted', recoverable: true });
+      node.faults = [...node.faults, { kind: 'dpkg-interrupted', recoverable: true }];
     }
     for (const change of run.report.upgraded) {
       node.installed.set(change.name, change.to);
@@ -628,8 +650,10 @@ export class SimClusterState {
         held: holds.some((hold) => holdMatches(hold, change.name)),
         kubernetes: (KUBERNETES_PACKAGES as readonly string[]).includes(change.name),
       });
-      node.offered.security = node.offered.security.filter((p) => p !== change.name);
-      node.offered.other = node.offered.other.filter((p) => p !== change.name);
+      node.offered = sharedOffer(
+        node.offered.security.filter((p) => p !== change.name),
+        node.offered.other.filter((p) => p !== change.name),
+      );
     }
     if (run.report.rebootRequired) node.rebootRequired = true;
   }

@@ -234,8 +234,9 @@ export class SimCluster implements ClusterPort {
   async reboot(name: string, key: string, signal?: AbortSignal): Promise<void> {
     const state = this.state;
     const node = state.require(name);
-    if (node.rebootKeys?.has(key)) return;
-    (node.rebootKeys ??= new Set()).add(key);
+    const keys = node.rebootKeys;
+    if (keys === key || (keys instanceof Set && keys.has(key))) return;
+    node.rebootKeys = keys === null ? key : new Set([...(typeof keys === 'string' ? [keys] : keys), key]);
     const now = this.#clock.now();
     const plan = state.recorded(name)?.reboot ?? state.rebootPlan(node, now);
     state.observe({ type: 'reboot', at: state.virtual(now), node: name, ...plan });

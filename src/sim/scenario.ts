@@ -496,8 +496,13 @@ function duplicateNamesInRaw(raw: unknown, locate: (path: readonly PropertyKey[]
 
 const ZONES = ['zone-a', 'zone-b', 'zone-c'];
 
+// Shared by every node that states no pods of its own (frozen: a node's spec is never changed).
+const DEFAULT_PODS = {
+  'control-plane': Object.freeze({ deployment: 1, daemonset: 2, static: 4, bare: 0, emptyDir: 0 }),
+  worker: Object.freeze({ deployment: 2, daemonset: 1, static: 0, bare: 0, emptyDir: 0 }),
+};
+
 function toSimNode(spec: Omit<NodeSpecOutput, 'count'>, name: string, index: number): SimNodeSpec {
-  const defaultPods = spec.role === 'control-plane' ? { deployment: 1, daemonset: 2, static: 4, bare: 0, emptyDir: 0 } : { deployment: 2, daemonset: 1, static: 0, bare: 0, emptyDir: 0 };
   return {
     name,
     os: spec.os,
@@ -505,7 +510,7 @@ function toSimNode(spec: Omit<NodeSpecOutput, 'count'>, name: string, index: num
     zone: spec.zone ?? ZONES[index % ZONES.length]!,
     labels: spec.labels,
     kubeletVersion: spec.kubeletVersion,
-    pods: spec.pods ?? defaultPods,
+    pods: spec.pods ?? DEFAULT_PODS[spec.role],
     packages: spec.packages,
     updates: spec.updates ?? null,
     unschedulable: spec.unschedulable,

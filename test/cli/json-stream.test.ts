@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { jsonPieces, writeJson } from '../../src/cli/json-stream.ts';
@@ -41,5 +45,27 @@ describe('the streamed JSON', () => {
     await new Promise((resolve) => out.on('end', resolve));
     expect(chunks.join('')).toBe(`${JSON.stringify(value, null, 2)}\n`);
     expect(buffered).toBeLessThan(2 * 4096);
+  });
+
+  it('goes straight to a file standard output was redirected to, byte for byte, after what was written before', () => {
+    // The direct path (no Buffer per chunk) is taken only for a file or /dev/null behind process.stdout.
+    const dir = mkdtempSync(join(tmpdir(), 'patchpilot-json-'));
+    try {
+      const file = join(dir, 'out.json');
+      const fd = openSync(file, 'w');
+      const code = `
+        const { writeJson } = await import('./src/cli/json-stream.ts');
+        process.stdout.write('before\\n');
+        const value = { nodes: Array.from({ length: 3000 }, (_, i) => ({ name: 'node-' + i, note: i % 7 ? null : 'ünïcödé ✓' })) };
+        await writeJson(process.stdout, value, 4096);
+        process.stdout.write('after\\n');`;
+      const child = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: join(import.meta.dirname, '..', '..'), stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
+      closeSync(fd);
+      expect(child.stderr).toBe('');
+      const value = { nodes: Array.from({ length: 3000 }, (_, i) => ({ name: `node-${i}`, note: i % 7 ? null : 'ünïcödé ✓' })) };
+      expect(readFileSync(file, 'utf8')).toBe(`before\n${JSON.stringify(value, null, 2)}\nafter\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
