@@ -157,6 +157,22 @@ for (const nodes of [1000, 10000]) {
   line(`  makespan / lower bound (target <= 1.02)`, `${r.makespanSeconds} s / ${r.lowerBoundSeconds} s = ${ratio.toFixed(4)} ${ratio <= 1.02 ? 'ok' : 'ABOVE TARGET'}`);
 }
 
+// The sim command on 100,000 nodes, JSON streamed to a file (about a minute: only with BENCH_LARGE=1).
+if (process.env.BENCH_LARGE === '1') {
+  const { openSync, closeSync, statSync } = await import('node:fs');
+  const { spawnSync } = await import('node:child_process');
+  const output = join(scratch, 'sim-100k.json');
+  const fd = openSync(output, 'w');
+  const child = spawnSync(process.execPath, [join(import.meta.dirname, 'sim-cli.ts'), '100000'], { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
+  closeSync(fd);
+  const r = JSON.parse(child.stderr.trim().split('\n').at(-1)!) as { nodes: number; exitCode: number; wallMs: number; peakRssMb: number };
+  line(`sim command: 100,000 nodes, --json to a file`, `exit ${r.exitCode}, ${(statSync(output).size / 1e6).toFixed(0)} MB of JSON`);
+  line(`  wall time (target <= 60000 ms)`, `${r.wallMs} ms ${r.wallMs <= 60_000 ? 'ok' : `ABOVE TARGET (${(r.wallMs / 60_000).toFixed(2)}x)`}`);
+  line(`  peak RSS (target <= 1536 MB)`, `${r.peakRssMb} MB ${r.peakRssMb <= 1536 ? 'ok' : 'ABOVE TARGET'}`);
+} else {
+  line('sim command: 100,000 nodes', 'skipped (about a minute): BENCH_LARGE=1 npm run bench');
+}
+
 // The sandbox's Kubernetes API with 1,000 simulated nodes, in a fresh process.
 console.log('');
 {
