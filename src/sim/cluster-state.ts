@@ -78,7 +78,8 @@ const offers = new Map<string, Offer>();
 
 /** One frozen offer per content: 100,000 nodes offered the same updates share one (and, once patched, one empty). */
 function sharedOffer(security: string[], other: string[]): Offer {
-  const key = `${security.join(' ')}|${other.join(' ')}`;
+  // A package name may hold any character but cannot make two lists one JSON text.
+  const key = JSON.stringify([security, other]);
   let offer = offers.get(key);
   if (!offer) offers.set(key, (offer = Object.freeze({ security: Object.freeze(security), other: Object.freeze(other) })));
   return offer;
