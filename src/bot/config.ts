@@ -82,7 +82,8 @@ export function loadBotConfig(env: NodeJS.ProcessEnv, options: { socket?: boolea
     problems.push('PATCHPILOT_CHANNELS binds no channel (only commas and spaces); unset it to let every channel act on the one cluster');
   }
   const port = values.PORT === undefined ? 3000 : Number(values.PORT);
-  if (parsed.success && (port < 1 || port > 65_535)) problems.push('PORT must be a port number (1 to 65535)');
+  // 0 asks for a free port, as `--port 0` does; the start-up line names the one taken.
+  if (parsed.success && port > 65_535) problems.push('PORT must be a port number (0 to 65535; 0: a free one)');
   if (problems.length > 0) throw new BotConfigError(`the bot's configuration is not valid:\n  - ${problems.join('\n  - ')}`);
   return {
     mode,
