@@ -186,13 +186,25 @@ export function recordedBehaviours(observations: readonly Observation[]): Map<st
   return byNode;
 }
 
+/**
+ * The plan settings whose keys are the user's own (label keys, which hold dots): after one of them, the rest of the
+ * path is one key, so `nodeSelector.kubernetes.io/os=linux` selects on the label `kubernetes.io/os`.
+ */
+const KEYED_BY_LABEL = new Set(['nodeSelector']);
+
+function settingPath(key: string): string[] {
+  const parts = key.split('.');
+  const keyed = parts.findIndex((part) => KEYED_BY_LABEL.has(part));
+  return keyed < 0 || keyed === parts.length - 1 ? parts : [...parts.slice(0, keyed + 1), parts.slice(keyed + 1).join('.')];
+}
+
 /** `concurrency=2`, `drain.onTimeout=keep-cordoned`: values are YAML scalars (numbers, booleans, strings), read as plan files are. */
 export function applySettings(plan: Record<string, unknown>, settings: readonly string[]): Record<string, unknown> {
   const next = structuredClone(plan);
   for (const setting of settings) {
     const eq = setting.indexOf('=');
     if (eq <= 0) throw new PlanError([`--set ${setting}: expected key=value (for example concurrency=2)`], '--set');
-    const path = setting.slice(0, eq).split('.');
+    const path = settingPath(setting.slice(0, eq));
     // A key like __proto__ would reach Object.prototype (and change every object in the process), not the plan.
     const unsafe = path.find((key) => key === '__proto__' || key === 'constructor' || key === 'prototype' || key === '');
     if (unsafe !== undefined) throw new PlanError([`--set ${setting}: "${unsafe}" is not a plan setting`], '--set');

@@ -211,6 +211,11 @@ describe('hand-picked bad values, each refused naming its field (found by the re
     expect(() => applySettings(recording.plan, ['concurrency=0x10'])).toThrow('--set concurrency=0x10: concurrency: 0x10 is not a decimal number (write 16, or "0x10" in quotes if it is text)');
     expect(applySettings(recording.plan, ['concurrency=16', 'retry.backoffSeconds=1.5e-3', 'nodeSelector.rev="0x10"'])).toEqual({ cluster: 'c', concurrency: 16, retry: { backoffSeconds: 0.0015 }, nodeSelector: { rev: '0x10' } });
     expect(planMessage('nodeSelector: { rev: "0x10" }\nconcurrency: 10\nmaxFailures: 0')).toBeNull();
+    // A label key holds dots: after nodeSelector the rest of the path is one key.
+    expect(applySettings({ nodeSelector: { 'kubernetes.io/os': 'windows' } }, ['nodeSelector.kubernetes.io/os=linux', 'nodeSelector.topology.kubernetes.io/zone=zone-a'])).toEqual({
+      nodeSelector: { 'kubernetes.io/os': 'linux', 'topology.kubernetes.io/zone': 'zone-a' },
+    });
+    expect(() => applySettings({}, ['nodeSelector.__proto__=x'])).toThrow('--set nodeSelector.__proto__=x: "__proto__" is not a plan setting');
     // A %YAML 1.1 directive does not bring back YAML 1.1's numbers (0b11 is 3 there): it stays text, refused by type.
     expect(() => parsePlanText('%YAML 1.1\n---\ncluster: prod\nconcurrency: 0b11\n', 'p.yaml')).toThrow(/concurrency: must be a whole number or a percentage .*got "0b11"/);
   });
