@@ -107,6 +107,8 @@ const clusterFileSchema = z.object({
       z.looseObject({ name: z.string(), node: z.string(), runId: z.string(), createdAt: instant, durationMs: duration, downloadOnly: z.boolean(), report: agentReportSchema, diesWithoutReport: z.boolean() }),
     ),
     lease: z.looseObject({ holder: z.string(), expiresAt: instant }).nullable(),
+    // The audit anchor `audit verify` compares the database with: a hand-edited one must not pass for the truth.
+    auditAnchors: z.record(z.string(), z.looseObject({ seq: z.number().int().min(0), hash: z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 hash in hex'), at: instant })).optional(),
     patchJobsCreated: z.record(z.string(), z.number().int().min(0)),
     maxCordonedByUs: z.number().int().min(0),
   }),

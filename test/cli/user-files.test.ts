@@ -103,6 +103,8 @@ describe.skipIf(!hasMkfifo)('a FIFO or a device at every entry point that reads 
       [(d: typeof saved) => (d.state.nodes[0]!.rebootKeys = 5), /state\.nodes\[0\]\.rebootKeys: /],
       [(d: typeof saved) => (d.state.nodes[0]!.behaviour = { apiErrors: 'many' }), /state\.nodes\[0\]\.behaviour\.apiErrors: /],
       [(d: typeof saved) => (d.state.nodes[1] = { ...d.state.nodes[1], name: d.state.nodes[0]!.name }), /state\.nodes: names a node twice/],
+      [(d: typeof saved) => ((d.state as Record<string, unknown>).auditAnchors = { db: { seq: 'x', hash: 'a'.repeat(64), at: d.now } }), /state\.auditAnchors\.db\.seq: /],
+      [(d: typeof saved) => ((d.state as Record<string, unknown>).auditAnchors = { db: { seq: 3, hash: 'not-a-hash', at: d.now } }), /state\.auditAnchors\.db\.hash: must be a SHA-256 hash in hex/],
     ] as const) {
       const copy = structuredClone(saved);
       edit(copy);
