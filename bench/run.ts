@@ -7,7 +7,8 @@
  *     one instant share a commit. An in-memory node takes ~0.3 ms of engine time, so this ratio is the worst case:
  *     against a real cluster, where each step takes seconds, the store's share is negligible.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryCluster, type MemoryNodeSpec } from '../src/cluster/memory.ts';
@@ -136,7 +137,6 @@ for (const concurrency of [1, 10, 50]) {
 
 // The simulator at scale, each size in a fresh process (its peak RSS is its own).
 console.log('');
-const { execFileSync } = await import('node:child_process');
 const SIM_TARGETS: Record<number, { ms: number; mb: number }> = { 1000: { ms: 1000, mb: 512 }, 10000: { ms: 5000, mb: 512 } };
 for (const nodes of [1000, 10000]) {
   const out = execFileSync(process.execPath, [join(import.meta.dirname, 'sim.ts'), String(nodes), '50', '0.02'], { encoding: 'utf8' });
@@ -159,8 +159,6 @@ for (const nodes of [1000, 10000]) {
 
 // The sim command on 100,000 nodes, JSON streamed to a file (about a minute: only with BENCH_LARGE=1).
 if (process.env.BENCH_LARGE === '1') {
-  const { openSync, closeSync, statSync } = await import('node:fs');
-  const { spawnSync } = await import('node:child_process');
   const output = join(scratch, 'sim-100k.json');
   const fd = openSync(output, 'w');
   const child = spawnSync(process.execPath, [join(import.meta.dirname, 'sim-cli.ts'), '100000'], { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });

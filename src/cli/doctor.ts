@@ -112,7 +112,8 @@ export async function unstickCommand(options: TargetOptions & { by?: string }, i
 }
 
 export interface ResetCliOptions extends TargetOptions {
-  nodes?: string;
+  /** Parsed by the command line (main.ts nodeListOption): names, at least one, none twice. */
+  nodes?: string[];
   includeDisabled?: boolean;
   yes?: boolean;
   by?: string;
@@ -120,14 +121,11 @@ export interface ResetCliOptions extends TargetOptions {
 
 /** Without --yes: prints what it would remove and exits 1 (asking first only on a terminal). */
 export async function resetCommand(options: ResetCliOptions, io: OpsIo): Promise<number> {
-  if (options.nodes !== undefined && options.nodes.split(',').every((n) => n.trim() === '')) {
-    throw new OpsError('--nodes names no node', 'name nodes as --nodes worker-1,worker-2, or leave --nodes out for every node');
-  }
   return withTarget(options, io, async (target) => {
     // Said before the plan is shown and confirmed, not after (reset itself checks again before changing anything).
     if (options.yes === true) target.store?.assertWritable();
     const plan = await planReset(target, {
-      ...(options.nodes !== undefined ? { nodes: options.nodes.split(',') } : {}),
+      ...(options.nodes !== undefined ? { nodes: options.nodes } : {}),
       includeDisabled: options.includeDisabled === true,
     });
     const write = (text: string) => io.out.write(`${text}\n`);

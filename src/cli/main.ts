@@ -417,15 +417,17 @@ function refuseUnknownSubcommand(command: Command): void {
 }
 
 /**
- * A list of node names, given once: a second --nodes would silently replace the first (commander keeps the last), and
- * a name twice is a typo for another node, as a plan file's `nodes` says.
+ * A list of node names, read here once for the command: given once (a second --nodes would silently replace the
+ * first, commander keeping the last), naming a node, and no name twice (a typo for another node, as a plan file's
+ * `nodes` says).
  */
-function nodeListOption(value: string, previous: string | undefined): string {
+function nodeListOption(value: string, previous: string[] | undefined): string[] {
   if (previous !== undefined) throw new InvalidArgumentError('--nodes is given twice: name every node in one --nodes a,b');
   const names = value.split(',').map((name) => name.trim()).filter(Boolean);
+  if (names.length === 0) throw new InvalidArgumentError('--nodes names no node: name nodes as --nodes worker-1,worker-2, or leave --nodes out for every node');
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new InvalidArgumentError(`${JSON.stringify(twice.slice(0, 63))} is listed twice: a typo for another node?`);
-  return value;
+  return names;
 }
 
 /** `--resume ''` (an unset shell variable) must not silently start a new demo instead. */

@@ -27,7 +27,7 @@ import type {
   ScanSpec,
   UncordonResult,
 } from './port.ts';
-import { nodeHealth } from './port.ts';
+import { unhealthyOf } from './port.ts';
 import type { NodeHealth } from '../engine/effects.ts';
 import { scanJobSpec } from './jobs.ts';
 
@@ -295,7 +295,7 @@ export class MemoryCluster implements ClusterPort {
 
   /** MemoryCluster models no pods: nothing blocks, and a soak only watches the nodes' Ready condition. */
   async unhealthyNodes(): Promise<NodeHealth[]> {
-    return (await this.listNodes()).filter((n) => !n.ready || n.unschedulable).map(nodeHealth);
+    return unhealthyOf(await this.listNodes());
   }
 
   async listPods(): Promise<PodInfo[]> {

@@ -259,7 +259,9 @@ export interface DiagnosticsPort {
   paletteArtifacts(signal?: AbortSignal): Promise<PaletteArtifacts>;
 }
 
-/** A node as the health gate sees it (what `unhealthyNodes` answers). */
-export function nodeHealth(node: ClusterNode): NodeHealth {
-  return { name: node.name, ready: node.ready, unschedulable: node.unschedulable, cordonedBy: node.annotations[ANNOTATIONS.cordonedBy] ?? null };
+/** What `unhealthyNodes` answers from a list of the nodes: those NotReady or unschedulable, as the health gate sees them. */
+export function unhealthyOf(nodes: readonly ClusterNode[]): NodeHealth[] {
+  return nodes
+    .filter((n) => !n.ready || n.unschedulable)
+    .map((n) => ({ name: n.name, ready: n.ready, unschedulable: n.unschedulable, cordonedBy: n.annotations[ANNOTATIONS.cordonedBy] ?? null }));
 }

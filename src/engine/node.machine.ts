@@ -495,10 +495,10 @@ function afterPreflight(guard: 'stepOk' | 'cordonedByOthers', actions: BranchAct
 }
 
 /** After the scan, into maintenance: our cordon, or someone else's left in place. */
-function afterScan(guard: 'stepOk'): EffectBranch[] {
+function afterScan(): EffectBranch[] {
   return [
-    { guard: and([guard, 'weDidNotCordon']), target: '#node.cordon' },
-    { guard, target: '#node.drain' },
+    { guard: and(['stepOk', 'weDidNotCordon']), target: '#node.cordon' },
+    { guard: 'stepOk', target: '#node.drain' },
   ];
 }
 
@@ -654,7 +654,7 @@ export const nodeMachine = nodeSetup.createMachine({
       // Nothing applies: marked no-updates, never cordoned nor drained. The scan's report is the node's report.
       // (Through afterPatch: a run resumed after a crash may find its own cordon there, which it lifts.)
       ...afterPatch('nothingToApply', null, assign({ report: ({ event }) => valueOf(reportOf(event)) })),
-      ...afterScan('stepOk'),
+      ...afterScan(),
     ])),
     cordon: step('cordon', 'abort', runs('cordonNode', ({ context }) => key(context), [
       { guard: 'stepOk', target: '#node.drain', actions: assign({ cordonedByUs: true }) },

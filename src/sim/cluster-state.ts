@@ -42,10 +42,10 @@ export const JOIN_SCHEDULE_DELAY_MS = 20_000;
 /** Pods a drain evicts (DaemonSet and static pods stay). */
 export const evicts = (pod: SimPod) => pod.owner === 'Deployment' || pod.owner === 'none';
 
-/** What a node did, as observed from outside: the material of recordings and replays. */
 /** The node an observation names when it concerns no node (an API call on the cluster as a whole). */
 export const CLUSTER_WIDE = '(cluster)';
 
+/** What a node did, as observed from outside: the material of recordings and replays. */
 export type Observation =
   | { type: 'drain'; at: number; node: string; ms: number; blocked: BlockedEviction[]; blockedForMs: number | null }
   | { type: 'patch'; at: number; node: string; job: string; ms: number; report: AgentReport; diesWithoutReport: boolean; downloadOnly: boolean; reportOnly?: boolean }

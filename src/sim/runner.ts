@@ -137,12 +137,8 @@ interface ActiveRun {
   handle: RunHandle;
   /** Each node that started: its queue position and the bars of its timeline. */
   started: Map<string, { position: number; timeline: TimelineEntry[] }>;
-  /**
-   * Each node that finished, as its result will read, built when it finishes: a NodeOutcome (its report, its package
-   * versions) kept to the end was most of what a finished node held in a 100,000-node run (issue 13). What depends on
-   * the cluster at the end (os, role, zone, excluded, cordonedAtEnd, cordonedSeconds) is filled in then.
-   */
-  finished: Map<string, { result: SimNodeResult; startedAt: number; finishedAt: number }>;
+  /** Each node that finished: what its result takes from its outcome (finishedNode). */
+  finished: Map<string, FinishedNode>;
   output: FleetOutput | null;
   /** Time the run spent waiting by rule (a closed window, an operator's pause), and since when it waits now. */
   waitedMs: number;
@@ -215,7 +211,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       maybeCrash(event);
     } else if (event.type === 'node.finished') {
       const { outcome } = event;
-      run.finished.set(outcome.node, { result: finishedNodeResult(outcome), startedAt: outcome.startedAt, finishedAt: outcome.finishedAt });
+      run.finished.set(outcome.node, finishedNode(outcome));
       const last = run.started.get(outcome.node)?.timeline.at(-1);
       if (last && last.end < 0) last.end = seconds(event.at);
       cluster.nodeRunFinished(event.outcome.node);
@@ -398,16 +394,31 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     for (const name of cluster.state.nodeNames()) {
       const facts = cluster.state.nodeFacts(name)!;
       const timeline = run.started.get(name)?.timeline ?? [];
-      const node = run.finished.get(name)?.result ?? unfinishedNodeResult(name, selected.has(name) || notStarted.has(name) ? 'not-started' : 'not-selected');
+      const finished = run.finished.get(name);
       const disabled = facts.labels[scenario.plan.labelKey] === DISABLED;
-      if (disabled && (node.result === 'skipped' || node.result === 'not-selected')) node.result = 'excluded';
-      node.os = facts.os;
-      node.role = facts.role;
-      node.zone = facts.zone;
-      node.cordonedAtEnd = facts.unschedulable && facts.cordonedBy === run.handle.runId;
-      node.cordonedSeconds = cordonedSeconds(timeline);
-      node.timeline = timeline;
-      nodes.push(node);
+      let result: SimNodeResultKind;
+      if (finished) result = finished.result === 'skipped' && disabled ? 'excluded' : finished.result;
+      else if (selected.has(name) || notStarted.has(name)) result = 'not-started';
+      else result = disabled ? 'excluded' : 'not-selected';
+      const f = finished ?? notFinished();
+      nodes.push({
+        name,
+        os: facts.os,
+        role: facts.role,
+        zone: facts.zone,
+        result,
+        error: f.error,
+        errorMessage: f.errorMessage,
+        failedStep: f.failedStep,
+        upgraded: f.upgraded,
+        held: f.held,
+        rebooted: f.rebooted,
+        rebootPending: f.rebootPending,
+        cordonedAtEnd: facts.unschedulable && facts.cordonedBy === run.handle.runId,
+        phases: f.phases,
+        cordonedSeconds: cordonedSeconds(timeline),
+        timeline,
+      });
     }
     const roles = new Map(nodes.map((n) => [n.name, n.role]));
     const started = [...run.finished].map(([name, f]) => ({
@@ -508,16 +519,19 @@ async function drive(
 }
 
 /**
- * A finished node's result, from its outcome, in the order the result's fields are written. What the cluster says at
- * the end of the run (os, role, zone, cordonedAtEnd, cordonedSeconds, the timeline) runResult fills in.
+ * What a finished node's result takes from its outcome, kept from when it finishes: the NodeOutcome itself (its
+ * report, its package versions) kept to the end was most of what a finished node held in a 100,000-node run
+ * (issue 13). The rest of the result is what the cluster says at the end of the run.
  */
-function finishedNodeResult(outcome: NodeOutcome): SimNodeResult {
+type FinishedNode = Pick<SimNodeResult, 'error' | 'errorMessage' | 'failedStep' | 'upgraded' | 'held' | 'rebooted' | 'rebootPending' | 'phases'> & {
+  result: NodeOutcome['result'];
+  startedAt: number;
+  finishedAt: number;
+};
+
+function finishedNode(outcome: NodeOutcome): FinishedNode {
   const phase = (step: keyof NodeOutcome['phases']) => Math.round((outcome.phases[step] ?? 0) / 1000);
   return {
-    name: outcome.node,
-    os: '',
-    role: 'worker',
-    zone: '',
     result: outcome.result,
     error: outcome.error?.code ?? null,
     errorMessage: outcome.error?.message ?? null,
@@ -526,21 +540,15 @@ function finishedNodeResult(outcome: NodeOutcome): SimNodeResult {
     held: outcome.report?.held ?? [],
     rebooted: outcome.rebooted,
     rebootPending: outcome.rebootPending,
-    cordonedAtEnd: false,
     phases: { scan: phase('scan'), drain: phase('drain'), patch: phase('patch'), reboot: phase('reboot'), rejoin: phase('rejoin'), soak: phase('soak') },
-    cordonedSeconds: 0,
-    timeline: [],
+    startedAt: outcome.startedAt,
+    finishedAt: outcome.finishedAt,
   };
 }
 
-/** A node the run did not finish: not started, or never selected. */
-function unfinishedNodeResult(name: string, result: SimNodeResultKind): SimNodeResult {
+/** The same for a node the run did not finish (not started, or never selected): nothing happened to it. */
+function notFinished(): Omit<FinishedNode, 'result' | 'startedAt' | 'finishedAt'> {
   return {
-    name,
-    os: '',
-    role: 'worker',
-    zone: '',
-    result,
     error: null,
     errorMessage: null,
     failedStep: null,
@@ -548,10 +556,7 @@ function unfinishedNodeResult(name: string, result: SimNodeResultKind): SimNodeR
     held: [],
     rebooted: false,
     rebootPending: false,
-    cordonedAtEnd: false,
     phases: { scan: 0, drain: 0, patch: 0, reboot: 0, rejoin: 0, soak: 0 },
-    cordonedSeconds: 0,
-    timeline: [],
   };
 }
 

@@ -191,7 +191,7 @@ describe('patchpilot reset', () => {
     });
     let out = '';
     const io = { out: Object.assign(new PassThrough(), { write: (chunk: string) => ((out += chunk), true) }), signals } as unknown as OpsIo;
-    const code = await resetCommand({ kubeconfig: config, cluster: 'apt-lock-timeout', nodes: 'worker-1,worker-3', yes: true, db, by: 'dave' }, io);
+    const code = await resetCommand({ kubeconfig: config, cluster: 'apt-lock-timeout', nodes: ['worker-1', 'worker-3'], yes: true, db, by: 'dave' }, io);
     expect(code).toBe(130);
     expect(out).toContain('interrupted: finishing the node in progress (its audit record first)');
     expect(out).toMatch(/\nreset 1 of 2 node\(s\) before the interrupt: worker-1; not reset: worker-3\nrun the same reset again to finish it\n$/);
@@ -220,7 +220,7 @@ describe('patchpilot reset', () => {
     let out = '';
     const io = { out: Object.assign(new PassThrough(), { write: (chunk: string) => ((out += chunk), true) }) } as unknown as OpsIo;
     try {
-      await expect(resetCommand({ kubeconfig: config, cluster: 'apt-lock-timeout', nodes: 'worker-1,worker-3', yes: true, db, by: 'dave' }, io)).rejects.toThrow(/disk holding .* is full/);
+      await expect(resetCommand({ kubeconfig: config, cluster: 'apt-lock-timeout', nodes: ['worker-1', 'worker-3'], yes: true, db, by: 'dave' }, io)).rejects.toThrow(/disk holding .* is full/);
     } finally {
       spy.mockRestore();
     }

@@ -47,7 +47,7 @@ import type {
   PatchJobSpec,
   UncordonResult,
 } from '../port.ts';
-import { nodeHealth } from '../port.ts';
+import { unhealthyOf } from '../port.ts';
 import type { NodeHealth } from '../../engine/effects.ts';
 import { AgentJobFailedError, AgentJobs } from './agent-jobs.ts';
 import { agentConfigMap, deployment, recentJobs, type DiagnosticsContext } from './diagnostics.ts';
@@ -154,7 +154,7 @@ export class KubeCluster implements ClusterPort, DiagnosticsPort {
 
   /** Kubernetes cannot select nodes by condition: one list, filtered here. */
   async unhealthyNodes(signal?: AbortSignal): Promise<NodeHealth[]> {
-    return (await this.listNodes(signal)).filter((n) => !n.ready || n.unschedulable).map(nodeHealth);
+    return unhealthyOf(await this.listNodes(signal));
   }
 
   async listPods(query: PodQuery, signal?: AbortSignal): Promise<PodInfo[]> {

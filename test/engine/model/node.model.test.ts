@@ -427,7 +427,7 @@ const SPECS = [
   nodeSpec('no scan first, reboot if required, a 300 s soak, 1 attempt', { scanFirst: false, soakSeconds: 300, retry: { attempts: 1, backoffSeconds: 10 } }),
 ];
 
-// Every path of the four policies (about 3,500, a minute or more) runs in the heavy suite only:
+// Every path of the four policies (about 5,600, some 15 s) runs in the heavy suite only:
 // node.model.full.test.ts loads this file with PATCHPILOT_FULL_SUITE=1. `npm test` keeps the regression below; the
 // fleet machine's model (fleet.model.test.ts) stays in it as the representative model test.
 if (process.env.PATCHPILOT_FULL_SUITE === '1') describeModel('node', nodeMachine, SPECS);
